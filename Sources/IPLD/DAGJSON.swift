@@ -298,6 +298,7 @@ struct JSONReader {
         let text = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: buf[start..<pos]), as: UTF8.self))
         if isFloat {
             guard let d = Double(text), d.isFinite else { throw fail("number out of range", at: start) }
+            if strict && DAGJSON.formatFloat(d) != text { throw fail("float not in canonical form (\(DAGJSON.formatFloat(d)))", at: start) }
             return .float(d)
         }
         guard let i = IPLDInteger(decimal: text) else { throw fail("integer outside -2^64 … 2^64-1", at: start) }
@@ -323,6 +324,25 @@ struct JSONReader {
         return v
     }
 
+    /// Whether the escape starting at `pos` (after the backslash, escape letter `e`) is one
+    /// the encoder writes: the short forms for quote, backslash, \\b \\f \\n \\r \\t, and
+    /// lowercase `\\u00XX` only for the other control characters.
+    private func canonicalEscape(_ e: UInt8) -> Bool {
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+             UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return true
+        case UInt8(ascii: "u"):
+            guard buf.count - pos >= 4, buf[pos] == 0x30, buf[pos + 1] == 0x30, buf[pos + 2] <= 0x31 else { return false }
+            let lowHex = Array("0123456789abcdef".utf8)
+            guard buf[pos + 2] == 0x30 || buf[pos + 2] == 0x31, lowHex.contains(buf[pos + 3]) else { return false }
+            let v = (buf[pos + 2] - 0x30) << 4 | UInt8(lowHex.firstIndex(of: buf[pos + 3])!)
+            return ![0x08, 0x09, 0x0a, 0x0c, 0x0d].contains(v)
+        default:
+            return false
+        }
+    }
+
     mutating func readString() throws -> String {
         let start = pos
         pos += 1
@@ -339,6 +359,7 @@ struct JSONReader {
                 guard pos < buf.count else { throw end }
                 let e = buf[pos]
                 pos += 1
+                if strict && !canonicalEscape(e) { throw fail("escape not in canonical form", at: pos - 2) }
                 switch e {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
                 case UInt8(ascii: "b"): out.append(0x08)

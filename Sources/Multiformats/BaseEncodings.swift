@@ -84,6 +84,8 @@ struct BitPackedAlphabet: Sendable {
                 acc &= (1 << UInt32(bits)) - 1
             }
         }
+        // The unused low bits of the last character must be zero, so each byte string has one text form.
+        guard acc == 0 else { throw .nonZeroPaddingBits }
         return out
     }
 }

@@ -136,6 +136,8 @@ public enum MultibaseError: Error, Equatable, Sendable, CustomStringConvertible 
     case invalidCharacter(Character)
     /// A length no encoding in this base can have.
     case invalidLength(Int)
+    /// The last character carries bits beyond the data that are not zero (a non-canonical form).
+    case nonZeroPaddingBits
 
     public var description: String {
         switch self {
@@ -143,6 +145,7 @@ public enum MultibaseError: Error, Equatable, Sendable, CustomStringConvertible 
         case .unknownPrefix(let c): "unknown multibase prefix '\(c)'"
         case .invalidCharacter(let c): "invalid character '\(c)' for the base"
         case .invalidLength(let n): "invalid length \(n) for the base"
+        case .nonZeroPaddingBits: "non-zero bits after the data in the last character"
         }
     }
 }
