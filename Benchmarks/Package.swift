@@ -1,0 +1,30 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Qstore's benchmarks: a package of their own (ordo-one/benchmark), depending on
+// the main package by path, so the main build and CI stay lean.
+// Run: cd Benchmarks && swift package benchmark   (see Docs/benchmarks.md)
+let package = Package(
+    name: "QstoreBenchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(name: "Qstore", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // Only to compare its SHA-256 with OpenSSL's; the main package does not depend on it.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "FormatBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Multiformats", package: "Qstore"),
+                .product(name: "IPLD", package: "Qstore"),
+                .product(name: "CAR", package: "Qstore"),
+            ],
+            path: "Benchmarks/FormatBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

@@ -1,0 +1,39 @@
+# Qstore — the two commands of the README, and a few helpers.
+#   make run    build qstore (release) and run it on the default repository ($QSTORE_PATH or ~/.qstore)
+#   make test   run the whole test suite
+# Both install the Debian packages the build needs when they are missing.
+
+DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev pkg-config
+ARGS ?= info
+SWIFT ?= swift
+
+.PHONY: deps build run test bench multicodec-table clean
+
+deps:
+	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "error: the Swift 6 toolchain (swift) is not on PATH; install it from swift.org first" >&2; exit 1; }
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+run: deps
+	$(SWIFT) build -c release --product qstore
+	./.build/release/qstore $(ARGS)
+
+test: deps
+	$(SWIFT) test
+
+bench: deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+multicodec-table:
+	python3 Scripts/generate-multicodec-table.py
+
+clean:
+	rm -rf .build Benchmarks/.build

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure reported to the user: the message goes to standard error and the exit status is 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Printing helpers shared by the commands.
+enum Output {
+    /// Prints `value` as one line of JSON (keys sorted, so output is stable).
+    static func json(_ value: Any) throws {
+        let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
+
+    /// Writes raw bytes to standard output.
+    static func bytes(_ b: [UInt8]) { FileHandle.standardOutput.write(Data(b)) }
+
+    /// All of standard input, or of the file at `path` ("-" is standard input).
+    static func readInput(_ path: String?) throws -> [UInt8] {
+        if let path, path != "-" {
+            guard let d = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
+            return [UInt8](d)
+        }
+        return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+    }
+
+    /// Whether standard error is a terminal (progress is drawn only there).
+    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+}
+
+/// A one-line progress display on standard error, redrawn at most ten times a second; silent when not a terminal.
+struct Progress {
+    let label: String
+    let total: UInt64?
+    let enabled: Bool
+    private var last = Date.distantPast
+
+    init(_ label: String, total: UInt64?, enabled: Bool) {
+        self.label = label
+        self.total = total
+        self.enabled = enabled && Output.stderrIsTerminal
+    }
+
+    mutating func update(bytes: UInt64, items: Int, force: Bool = false) {
+        guard enabled, force || Date().timeIntervalSince(last) > 0.1 else { return }
+        last = Date()
+        var line = "\r\(label): \(items) blocks, \(ByteCount.format(bytes))"
+        if let total, total > 0 { line += " of \(ByteCount.format(total)) (\(bytes * 100 / total)%)" }
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() { if enabled { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+/// Human-readable byte counts.
+enum ByteCount {
+    static func format(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n), i = 0
+        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
+    }
+}
