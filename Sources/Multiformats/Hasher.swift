@@ -1,5 +1,7 @@
 /// A hash function being fed incrementally: the streaming half of a multihash
-/// function. One value hashes one input; `finalize` ends it.
+/// function. One value hashes one input; `finalize` ends it. Hashers keep their
+/// state in a reference (an OpenSSL context, a reusable block buffer), so a copy
+/// shares it: give each input its own hasher from `HashFunction.makeHasher`.
 public protocol StreamingHasher {
     /// Feeds more input.
     mutating func update(_ bytes: UnsafeRawBufferPointer)

@@ -126,6 +126,17 @@ struct OpenSSLDigest: StreamingHasher {
             h.update(bytes)
             return h.finalize()
         }
+        // The block hash: OpenSSL's SHA-256 block functions on a stack context skip EVP's
+        // per-call context allocation, which costs ~25% on 1 KiB blocks (Docs/benchmarks.md).
+        if algorithm == .sha2_256 {
+            return [UInt8](unsafeUninitializedCapacity: 32) { buf, count in
+                var ctx = SHA256_CTX()
+                SHA256_Init(&ctx)
+                if let p = bytes.baseAddress { SHA256_Update(&ctx, p, bytes.count) }
+                SHA256_Final(buf.baseAddress, &ctx)
+                count = 32
+            }
+        }
         return [UInt8](unsafeUninitializedCapacity: 64) { buf, count in
             var len: UInt32 = 0
             // EVP_Digest accepts a null pointer only with length 0; give it a valid one.
