@@ -6,7 +6,7 @@ import PackageDescription
 // Run: cd Benchmarks && swift package benchmark   (see Docs/benchmarks.md)
 let package = Package(
     name: "QstoreBenchmarks",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "Qstore", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),

@@ -1,13 +1,117 @@
 import ArgumentParser
+import CAR
 import Foundation
 import IPLD
 import Multiformats
+import Storage
 
 /// `qstore dag`: IPLD codec work that needs no repository.
 struct DagCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dag", abstract: "Convert and check IPLD blocks (raw, dag-pb, dag-cbor, dag-json).",
-        subcommands: [Convert.self, Validate.self, Links.self])
+        commandName: "dag", abstract: "Store, read, export and import IPLD DAGs; convert and check blocks.",
+        subcommands: [Put.self, Get.self, Export.self, Import.self, Convert.self, Validate.self, Links.self])
+
+    struct Put: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Parse a value from standard input (or files) and store it as a block; print its CID.",
+            discussion: "dag-json input is read leniently (whitespace, any key order); it is stored canonically in the store codec.")
+        @Option(help: "Codec of the input.") var inputCodec = "dag-json"
+        @Option(help: "Codec to store the block in.") var storeCodec = "dag-cbor"
+        @Option(help: "Multihash function.") var hash = "sha2-256"
+        @Flag(help: "Print JSON ({\"Cid\": {\"/\": …}}).") var json = false
+        @Argument(help: "Files (default: standard input).") var files: [String] = []
+
+        func run() throws {
+            let input = try codec(inputCodec, lenient: true)
+            let output = try codec(storeCodec, lenient: false)
+            let hashFunction = try multicodec(hash, what: "hash function")
+            let repo = try openRepository(purpose: "dag put")
+            for file in files.isEmpty ? ["-"] : files {
+                let node: IPLDNode
+                do { node = try input.decode(try Output.readInput(file)) } catch { throw CLIError("cannot decode \(inputCodec): \(error)") }
+                let bytes: [UInt8]
+                do { bytes = try output.encode(node) } catch { throw CLIError("cannot encode \(storeCodec): \(error)") }
+                let block = try reporting("dag put") { try Block(data: bytes, codec: output.code, hash: hashFunction) }
+                try reporting("dag put") { try repo.blocks.put(block) }
+                if json { try Output.json(["Cid": ["/": block.cid.string]]) } else { print(block.cid.string) }
+            }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the value at <cid>[/path], following links across blocks.")
+        @Option(help: "Codec to print in.") var outputCodec = "dag-json"
+        @Argument(help: "<cid>[/path/to/value]") var ref: String
+
+        func run() throws {
+            var parts = ref.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            if parts.first == "ipfs" { parts.removeFirst() }
+            guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
+            let root = try parseCID(first)
+            let out = try codec(outputCodec, lenient: false)
+            let repo = try openRepository(purpose: "dag get")
+            let node = try reporting("dag get") { try DAGPath.resolve(root, Array(parts.dropFirst()), in: repo.blocks) }
+            let bytes: [UInt8]
+            do { bytes = try out.encode(node) } catch { throw CLIError("cannot encode as \(outputCodec): \(error)") }
+            Output.bytes(bytes)
+            if out.code == .dagJSON && Output.stdoutIsTerminal { print() }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the whole DAG under a CID as a CARv1 to standard output.",
+            discussion: "Depth first, each block once, as `ipfs dag export`. Fails if any block is missing. Progress on a terminal.")
+        @Flag(help: "Do not show progress.") var noProgress = false
+        @Argument(help: "The root CID.") var cid: String
+
+        func run() throws {
+            let root = try parseCID(cid)
+            let repo = try openRepository(purpose: "dag export")
+            var progress = Progress("exporting", total: nil, enabled: !noProgress)
+            try reporting("dag export") {
+                var w = try CARWriter(roots: [root], sink: FileSink(descriptor: 1))
+                try DAGTransfer.export(root: root, from: repo.blocks, to: &w) { n, bytes in progress.update(bytes: bytes, items: n) }
+                try w.finish().flush()
+            }
+            progress.finish()
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Store every block of CAR files (v1 or v2), verifying each; print their roots.",
+            discussion: "Streams each file in atomic batches of about 8 MiB, so memory stays flat. \"-\" reads standard input.")
+        @Flag(help: "Print JSON lines as Kubo does ({\"Root\": …} and, with --stats, {\"Stats\": …}).") var json = false
+        @Flag(help: "Print block count and bytes.") var stats = false
+        @Argument(help: "CAR files.") var files: [String]
+
+        func run() throws {
+            let repo = try openRepository(purpose: "dag import")
+            var blocks = 0
+            var bytes: UInt64 = 0
+            for file in files {
+                var progress = Progress("importing \(file)", total: nil, enabled: !json)
+                let summary = try reporting(file) { () throws -> ImportSummary in
+                    let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
+                    var reader = try CARReader(source, fileSize: source.size)
+                    return try DAGTransfer.import(from: &reader, into: repo.blocks) { n, b in progress.update(bytes: b, items: n) }
+                }
+                progress.finish()
+                blocks += summary.blocks
+                bytes += summary.bytes
+                for r in summary.roots {
+                    if json { try Output.json(["Root": ["Cid": ["/": r.string], "PinErrorMsg": ""]]) } else { print("root \(r.string)") }
+                }
+            }
+            if stats {
+                if json { try Output.json(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes]]) } else {
+                    print("imported \(blocks) blocks, \(ByteCount.format(bytes))")
+                }
+            }
+        }
+    }
 
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(

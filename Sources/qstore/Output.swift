@@ -32,6 +32,9 @@ enum Output {
 
     /// Whether standard error is a terminal (progress is drawn only there).
     static var stderrIsTerminal: Bool { isatty(2) == 1 }
+
+    /// Whether standard output is a terminal.
+    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
 }
 
 /// A one-line progress display on standard error, redrawn at most ten times a second; silent when not a terminal.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Storage
 
 /// The `qstore` command line.
 @main
@@ -9,36 +10,34 @@ struct Qstore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qstore",
         abstract: "Qstore: a content-addressed storage node for the Q ecosystem (IPFS/IPLD formats, byte for byte).",
-        discussion: "The repository lives at $QSTORE_PATH (default ~/.qstore). This build has the format tools (CIDs, multihashes, multibase, IPLD codecs, CAR files); the block store, daemon and pinning arrive with the next issues.",
+        discussion: "The repository lives at $QSTORE_PATH (default ~/.qstore). Commands open the repository directly (the daemon, when it exists, will serve them instead). Format tools (cid, hash, multibase, car, dag convert) need no repository.",
         version: version,
-        subcommands: [Info.self, CIDCommand.self, HashCommand.self, MultibaseCommand.self, DagCommand.self, CARCommand.self]
+        subcommands: [
+            Info.self, InitCommand.self, BlockCommand.self, DagCommand.self, RepoCommand.self,
+            CIDCommand.self, HashCommand.self, MultibaseCommand.self, CARCommand.self, DebugCommand.self,
+        ]
     )
 }
 
-/// `qstore info`: what this build is and where its repository would be.
+/// `qstore info`: what this build is and where its repository is.
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the version, the repository path and its state.")
 
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let path = RepositoryPath.resolve()
-        let exists = FileManager.default.fileExists(atPath: path)
-        let state = exists ? "present (this build does not open repositories yet)" : "not created yet"
-        if json {
-            try Output.json(["version": Qstore.version, "repository": path, "repositoryExists": exists] as [String: Any])
-        } else {
-            print("qstore \(Qstore.version)")
-            print("repository: \(path) (\(state))")
-            print("codecs: raw, dag-pb, dag-cbor, dag-json; CAR v1 and v2")
+        let path = Repository.defaultPath()
+        let exists = Repository.exists(at: path)
+        var info: [String: Any] = ["version": Qstore.version, "repository": path, "repositoryExists": exists]
+        if exists, let data = FileManager.default.contents(atPath: path + "/config.json"),
+           let config = try? JSONDecoder().decode(Configuration.self, from: data) {
+            info["peerID"] = config.identity.peerID
+            info["repositoryVersion"] = config.version
         }
-    }
-}
-
-/// Where the repository is: `$QSTORE_PATH`, else `~/.qstore`.
-enum RepositoryPath {
-    static func resolve() -> String {
-        if let p = ProcessInfo.processInfo.environment["QSTORE_PATH"], !p.isEmpty { return p }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".qstore").path
+        if json { try Output.json(info); return }
+        print("qstore \(Qstore.version)")
+        print("repository: \(path) (\(exists ? "initialized" : "not initialized: run `qstore init`"))")
+        if let peer = info["peerID"] { print("peer identity: \(peer)") }
+        print("codecs: raw, dag-pb, dag-cbor, dag-json; CAR v1 and v2")
     }
 }

@@ -1,0 +1,145 @@
+import IPLD
+import Multiformats
+
+/// A block: bytes and the CID they hash to. A `Block` is verified when made,
+/// so stores can take it without hashing again.
+public struct Block: Sendable, Hashable {
+    /// The block's CID.
+    public let cid: CID
+    /// The block's bytes.
+    public let data: [UInt8]
+
+    /// A block whose bytes must hash to `cid`; throws `BlockStoreError.hashMismatch` otherwise.
+    public init(cid: CID, data: [UInt8]) throws {
+        let ok: Bool
+        do { ok = try cid.multihash.verify(data) } catch { throw BlockStoreError.unsupportedHash(cid) }
+        guard ok else { throw BlockStoreError.hashMismatch(cid) }
+        self.cid = cid
+        self.data = data
+    }
+
+    /// The block of `data` with `codec`, hashed with `hash` (truncated to `hashLength` bytes when given).
+    public init(data: [UInt8], codec: Multicodec = .raw, hash: Multicodec = .sha2_256, hashLength: Int? = nil) throws {
+        let mh: Multihash
+        do { mh = try Multihash.compute(data, function: hash, length: hashLength) } catch {
+            throw BlockStoreError.invalidBlock(reason: "\(error)")
+        }
+        self.cid = CID(codec: codec, multihash: mh)
+        self.data = data
+    }
+
+    /// A block read back from a store that already checked it (or was told not to).
+    init(trusted cid: CID, data: [UInt8]) {
+        self.cid = cid
+        self.data = data
+    }
+}
+
+/// What went wrong in a block store.
+public enum BlockStoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A block above the store's maximum block size.
+    case blockTooLarge(size: Int, limit: Int)
+    /// The bytes do not hash to the CID.
+    case hashMismatch(CID)
+    /// The CID's hash function is not one Qstore computes, so the block cannot be verified.
+    case unsupportedHash(CID)
+    /// The block cannot be stored as its codec says (its links cannot be read).
+    case invalidBlock(reason: String)
+    /// Stored data failed verification or could not be read back.
+    case corrupted(CID, reason: String)
+    /// The store is closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .blockTooLarge(let s, let l): "block of \(s) bytes exceeds the maximum block size of \(l) bytes"
+        case .hashMismatch(let c): "data does not match the hash of \(c)"
+        case .unsupportedHash(let c): "cannot verify \(c): unsupported hash function \(c.multihash.code.name)"
+        case .invalidBlock(let r): "invalid block: \(r)"
+        case .corrupted(let c, let r): "stored block \(c) is corrupt: \(r)"
+        case .closed: "the block store is closed"
+        }
+    }
+}
+
+/// Where blocks are kept. Every implementation is safe to call from many
+/// threads and tasks at once, and every mutating call is atomic: it happens
+/// whole or not at all.
+///
+/// Blocks are keyed by multihash: the same bytes are stored once whatever the
+/// codec of the CID they were put under. Each (multihash, codec) pair a block
+/// was put under is remembered with the links extracted from the bytes for
+/// that codec, once, at put (garbage collection and pinning walk those).
+/// Identity CIDs carry their data and are never stored.
+public protocol BlockStore: Sendable {
+    /// Whether the block is present.
+    func has(_ cid: CID) throws -> Bool
+    /// The block's bytes, or nil when absent.
+    func get(_ cid: CID) throws -> [UInt8]?
+    /// The block's size, or nil when absent (no data read).
+    func size(_ cid: CID) throws -> Int?
+    /// Stores a block.
+    func put(_ block: Block) throws
+    /// Stores blocks in one atomic write.
+    func putMany(_ blocks: [Block]) throws
+    /// Removes the block (by multihash: under every codec); returns whether it was there.
+    @discardableResult func delete(_ cid: CID) throws -> Bool
+    /// The links recorded for the block under its CID's codec, or nil when the block was never put under that codec.
+    func links(of cid: CID) throws -> [CID]?
+    /// Visits every stored (multihash, codec) as a CIDv1, in key order, until `body` returns false.
+    func forEach(_ body: (CID) throws -> Bool) throws
+}
+
+/// Settings every block store honours.
+public struct BlockStoreOptions: Sendable, Codable, Equatable {
+    /// Largest block accepted (Kubo and the IPFS network use 2 MiB, or less, as the limit).
+    public var maximumBlockSize = 2 << 20
+    /// Re-hash every block read and fail on a mismatch.
+    public var verifyOnRead = false
+    /// Defaults.
+    public init() {}
+}
+
+extension BlockStore {
+    /// Puts the block of `data` and returns its CID.
+    @discardableResult
+    public func put(data: [UInt8], codec: Multicodec = .raw, hash: Multicodec = .sha2_256) throws -> CID {
+        let b = try Block(data: data, codec: codec, hash: hash)
+        try put(b)
+        return b.cid
+    }
+}
+
+/// The links of `block` for its codec; a block a known codec cannot parse is refused.
+func extractLinks(_ block: Block) throws -> [CID] {
+    do {
+        return try Codecs.links(in: block.data, codec: block.cid.codec)
+    } catch {
+        throw BlockStoreError.invalidBlock(reason: "not valid \(block.cid.codec.name): \(error)")
+    }
+}
+
+/// Links as stored: each CID's bytes behind a varint length.
+enum LinkList {
+    static func encode(_ links: [CID]) -> [UInt8] {
+        var out: [UInt8] = []
+        for l in links {
+            Varint.append(UInt64(l.bytes.count), to: &out)
+            out.append(contentsOf: l.bytes)
+        }
+        return out
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> [CID] {
+        var out: [CID] = []
+        var pos = 0
+        while pos < bytes.count {
+            let (n, len) = try Varint.decode(bytes, at: pos)
+            pos += len
+            guard n <= UInt64(bytes.count - pos) else { throw BlockStoreError.invalidBlock(reason: "truncated link list") }
+            out.append(try CID(bytes: Array(bytes[pos..<pos + Int(n)])))
+            pos += Int(n)
+        }
+        return out
+    }
+}

@@ -1,0 +1,219 @@
+import IPLD
+import Multiformats
+
+/// The repository's block store: LevelDB for records and small blocks, pack
+/// files for large ones.
+///
+/// Invariants (checked by `verify()` and the crash test):
+/// 1. Every put, put-many and delete is one LevelDB write batch: it is applied
+///    whole or not at all, whatever instant the process dies at.
+/// 2. A block is present iff it has a `D` record; every `L` record has a `D`
+///    record for its multihash, and `D` has at least one `L` record.
+/// 3. A `D` record's bytes (inline, or in a pack) hash to its multihash.
+/// 4. With `durability = .sync`, a put returns only after its pack bytes were
+///    fdatasync'ed and its batch was written with LevelDB's sync option: an
+///    acknowledged put survives `kill -9` and power loss.
+public final class LevelDBBlockStore: BlockStore {
+    /// How the store trades durability for speed.
+    public enum Durability: String, Sendable, Codable {
+        /// Each acknowledged write is on disk before it is acknowledged (the default).
+        case sync
+        /// Writes reach the OS, not the disk: a process crash loses nothing, a power loss may lose the last writes.
+        case buffered
+    }
+
+    /// The block store's own settings.
+    public struct Options: Sendable, Codable, Equatable {
+        /// Settings common to block stores.
+        public var blocks = BlockStoreOptions()
+        /// Blocks larger than this go to pack files; smaller ones stay in LevelDB.
+        public var inlineLimit = 16 << 10
+        /// When a pack file is sealed and the next begun.
+        public var maximumPackSize: UInt64 = 1 << 30
+        /// When writes are acknowledged.
+        public var durability = Durability.sync
+        /// Defaults.
+        public init() {}
+    }
+
+    /// The database (shared with the layers above, which own other key spaces).
+    public let db: LevelDB
+    let packs: PackStore
+    /// The options in force.
+    public let options: Options
+
+    /// Opens the store over an open database and a pack directory.
+    public init(db: LevelDB, packDirectory: String, options: Options = Options()) throws {
+        self.db = db
+        self.options = options
+        self.packs = try PackStore(directory: packDirectory, maximumPackSize: options.maximumPackSize)
+    }
+
+    enum Record {
+        case inline([UInt8])
+        case packed(PackLocation)
+
+        var size: Int {
+            switch self {
+            case .inline(let d): d.count
+            case .packed(let l): Int(l.length)
+            }
+        }
+
+        func encode() -> [UInt8] {
+            switch self {
+            case .inline(let d): return [0] + d
+            case .packed(let l):
+                var out: [UInt8] = [1]
+                Varint.append(UInt64(l.pack), to: &out)
+                Varint.append(l.offset, to: &out)
+                Varint.append(UInt64(l.length), to: &out)
+                return out
+            }
+        }
+
+        init(_ bytes: [UInt8]) throws {
+            guard let kind = bytes.first else { throw BlockStoreError.invalidBlock(reason: "empty block record") }
+            switch kind {
+            case 0: self = .inline(Array(bytes.dropFirst()))
+            case 1:
+                let (p, a) = try Varint.decode(bytes, at: 1)
+                let (o, b) = try Varint.decode(bytes, at: 1 + a)
+                let (l, _) = try Varint.decode(bytes, at: 1 + a + b)
+                self = .packed(PackLocation(pack: UInt32(p), offset: o, length: UInt32(l)))
+            default: throw BlockStoreError.invalidBlock(reason: "unknown block record kind \(kind)")
+            }
+        }
+    }
+
+    static func dataKey(_ mh: Multihash) -> [UInt8] { KeySpace.blockData.key(mh.bytes) }
+
+    static func linksKey(_ mh: Multihash, _ codec: Multicodec) -> [UInt8] {
+        var k = KeySpace.blockLinks.key(mh.bytes)
+        Varint.append(codec.code, to: &k)
+        return k
+    }
+
+    func record(_ mh: Multihash) throws -> Record? {
+        guard let bytes = try db.get(Self.dataKey(mh)) else { return nil }
+        return try Record(bytes)
+    }
+
+    func read(_ record: Record) throws -> [UInt8] {
+        switch record {
+        case .inline(let d): return d
+        case .packed(let l): return try packs.read(l)
+        }
+    }
+
+    public func has(_ cid: CID) throws -> Bool {
+        if cid.multihash.code == .identity { return true }
+        return try db.get(Self.dataKey(cid.multihash)) != nil
+    }
+
+    public func get(_ cid: CID) throws -> [UInt8]? {
+        if cid.multihash.code == .identity { return Array(cid.multihash.digest) }
+        guard let r = try record(cid.multihash) else { return nil }
+        let data: [UInt8]
+        do { data = try read(r) } catch { throw BlockStoreError.corrupted(cid, reason: "\(error)") }
+        if options.blocks.verifyOnRead {
+            guard (try? cid.multihash.verify(data)) == true else { throw BlockStoreError.corrupted(cid, reason: "hash mismatch on read") }
+        }
+        return data
+    }
+
+    public func size(_ cid: CID) throws -> Int? {
+        if cid.multihash.code == .identity { return cid.multihash.digestLength }
+        return try record(cid.multihash)?.size
+    }
+
+    public func put(_ block: Block) throws { try putMany([block]) }
+
+    public func putMany(_ blocks: [Block]) throws {
+        let batch = WriteBatch()
+        try stage(blocks, into: batch)
+        if batch.count > 0 { try db.write(batch, sync: options.durability == .sync) }
+    }
+
+    /// Adds the records for `blocks` to `batch` (large blocks are appended to a pack
+    /// and, under `.sync`, synced first). Layers above use this to put blocks in the
+    /// same batch as their own changes.
+    public func stage(_ blocks: [Block], into batch: WriteBatch) throws {
+        var large: [(Multihash, [UInt8])] = []
+        var staged: [(Block, [CID])] = []
+        // Everything is checked before anything is written.
+        for b in blocks {
+            guard b.data.count <= options.blocks.maximumBlockSize else {
+                throw BlockStoreError.blockTooLarge(size: b.data.count, limit: options.blocks.maximumBlockSize)
+            }
+            if b.cid.multihash.code == .identity { continue }
+            staged.append((b, try extractLinks(b)))
+        }
+        var seenLarge = Set<Multihash>()
+        for (b, _) in staged where b.data.count > options.inlineLimit && !seenLarge.contains(b.cid.multihash) {
+            seenLarge.insert(b.cid.multihash)
+            // Same bytes already packed: do not append them again.
+            if try db.get(Self.dataKey(b.cid.multihash)) == nil { large.append((b.cid.multihash, b.data)) }
+        }
+        var locations: [Multihash: PackLocation] = [:]
+        if !large.isEmpty {
+            for (entry, location) in zip(large, try packs.append(large)) { locations[entry.0] = location }
+            if options.durability == .sync { try packs.sync() }
+        }
+        for (b, links) in staged {
+            let key = Self.dataKey(b.cid.multihash)
+            if b.data.count <= options.inlineLimit {
+                batch.put(key, Record.inline(b.data).encode())
+            } else if let l = locations[b.cid.multihash] {
+                batch.put(key, Record.packed(l).encode())
+            }
+            batch.put(Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(links))
+        }
+    }
+
+    @discardableResult
+    public func delete(_ cid: CID) throws -> Bool {
+        if cid.multihash.code == .identity { return false }
+        let batch = WriteBatch()
+        guard try stageDelete(cid.multihash, into: batch) else { return false }
+        try db.write(batch, sync: options.durability == .sync)
+        return true
+    }
+
+    /// Adds the deletion of a block (data and every links record) to `batch`; false when absent.
+    public func stageDelete(_ mh: Multihash, into batch: WriteBatch) throws -> Bool {
+        guard try db.get(Self.dataKey(mh)) != nil else { return false }
+        batch.delete(Self.dataKey(mh))
+        let it = db.makeIterator()
+        try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, _ in
+            batch.delete(k)
+            return true
+        }
+        return true
+    }
+
+    public func links(of cid: CID) throws -> [CID]? {
+        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: Array(cid.multihash.digest))) }
+        guard let bytes = try db.get(Self.linksKey(cid.multihash, cid.codec)) else { return nil }
+        return try LinkList.decode(bytes)
+    }
+
+    public func forEach(_ body: (CID) throws -> Bool) throws {
+        let it = db.makeIterator(snapshot: db.snapshot(), fillCache: false)
+        try it.forEach(prefix: KeySpace.blockLinks.prefix) { k, _ in
+            let (mh, codec) = try Self.parseLinksKey(k)
+            return try body(CID(codec: codec, multihash: mh))
+        }
+    }
+
+    static func parseLinksKey(_ key: [UInt8]) throws -> (Multihash, Multicodec) {
+        let rest = Array(key.dropFirst())
+        let (mh, n) = try rest.withUnsafeBytesTyped { (raw) throws(MultihashError) in try Multihash.decodePrefix(raw) }
+        let (codec, m) = try Varint.decode(rest, at: n)
+        guard n + m == rest.count else { throw BlockStoreError.invalidBlock(reason: "malformed links key") }
+        return (mh, Multicodec(codec))
+    }
+
+    /// Bytes held in pack files (live and dead).
+    public func packBytes() throws -> UInt64 { try packs.totalSize() }
+}

@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Multiformats
+import Synchronization
+
+/// Where a packed block's bytes are.
+struct PackLocation: Sendable, Equatable {
+    var pack: UInt32
+    var offset: UInt64
+    var length: UInt32
+}
+
+/// Large blocks, appended to pack files (value separation, as WiscKey, BlobDB and
+/// Badger do): LevelDB keeps only a small record pointing here, so its compactions
+/// rewrite records, not block data (Docs/storage.md has the measurements).
+///
+/// Invariants:
+/// - Packs are append-only. An entry is `varint(len(mh)) ‖ mh ‖ varint(len(data)) ‖ data`,
+///   so a pack can be rescanned without LevelDB.
+/// - A location is handed out only after its bytes are written; `sync()` makes every
+///   handed-out location durable. The block store writes the LevelDB record that
+///   references a location only after `sync()` when durability is on, so after a crash
+///   every record points at durable bytes. Bytes written but never referenced (a crash
+///   between the two steps) are dead space, never wrong data.
+/// - A pack is closed for appends (and synced) when it reaches `maximumPackSize`.
+final class PackStore: Sendable {
+    let directory: String
+    let maximumPackSize: UInt64
+
+    private struct Writer {
+        var pack: UInt32
+        var descriptor: Int32
+        var end: UInt64
+        var synced: UInt64
+    }
+
+    /// The pack being appended to. Held while appending, so appends are sequential writes.
+    private let writer: Mutex<Writer>
+    /// Serialises fdatasync calls; whoever syncs covers every append before it.
+    private let syncing = Mutex(())
+    /// Read descriptors by pack number.
+    private let readers = Mutex([UInt32: Int32]())
+
+    init(directory: String, maximumPackSize: UInt64) throws {
+        self.directory = directory
+        self.maximumPackSize = maximumPackSize
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw PackStore.error("mkdir \(directory)") }
+        let existing = try PackStore.packNumbers(in: directory)
+        let number = existing.last ?? 1
+        let path = PackStore.path(directory, number)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw PackStore.error("open \(path)") }
+        let end = UInt64(lseek(fd, 0, SEEK_END))
+        writer = Mutex(Writer(pack: number, descriptor: fd, end: end, synced: end))
+    }
+
+    deinit {
+        writer.withLock { w in _ = close(w.descriptor) }
+        readers.withLock { r in for fd in r.values { _ = close(fd) } }
+    }
+
+    static func path(_ directory: String, _ number: UInt32) -> String {
+        var digits = String(number)
+        while digits.count < 8 { digits = "0" + digits }
+        return "\(directory)/pack-\(digits).pack"
+    }
+
+    static func packNumbers(in directory: String) throws -> [UInt32] {
+        guard let dir = opendir(directory) else { throw error("opendir \(directory)") }
+        defer { closedir(dir) }
+        var out: [UInt32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            if name.hasPrefix("pack-"), name.hasSuffix(".pack"), let n = UInt32(name.dropFirst(5).dropLast(5)) { out.append(n) }
+        }
+        return out.sorted()
+    }
+
+    static func error(_ what: String) -> BlockStoreError { .invalidBlock(reason: "\(what): \(String(cString: strerror(errno)))") }
+
+    /// Appends blocks; returns where each one's data is. Not durable until `sync()`.
+    func append(_ entries: [(Multihash, [UInt8])]) throws -> [PackLocation] {
+        try writer.withLock { w in
+            var locations: [PackLocation] = []
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(entries.reduce(0) { $0 + $1.1.count + 48 })
+            var start = w.end
+            func flush() throws {
+                try PackStore.writeAll(w.descriptor, buffer, at: start)
+                w.end = start + UInt64(buffer.count)
+                buffer.removeAll(keepingCapacity: true)
+                start = w.end
+            }
+            for (mh, data) in entries {
+                if start + UInt64(buffer.count) > 0, start + UInt64(buffer.count) + UInt64(data.count) > maximumPackSize {
+                    try flush()
+                    try roll(&w)
+                    start = w.end
+                }
+                Varint.append(UInt64(mh.bytes.count), to: &buffer)
+                buffer.append(contentsOf: mh.bytes)
+                Varint.append(UInt64(data.count), to: &buffer)
+                locations.append(PackLocation(pack: w.pack, offset: start + UInt64(buffer.count), length: UInt32(data.count)))
+                buffer.append(contentsOf: data)
+            }
+            try flush()
+            return locations
+        }
+    }
+
+    /// Seals the current pack (synced) and starts the next.
+    private func roll(_ w: inout Writer) throws {
+        guard fdatasync(w.descriptor) == 0 else { throw PackStore.error("fdatasync") }
+        let old = w.descriptor
+        let number = w.pack + 1
+        let path = PackStore.path(directory, number)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw PackStore.error("open \(path)") }
+        w = Writer(pack: number, descriptor: fd, end: 0, synced: 0)
+        close(old)
+    }
+
+    /// Makes every append so far durable. Concurrent callers share one fdatasync.
+    func sync() throws {
+        let (fd, target) = writer.withLock { ($0.descriptor, $0.end) }
+        try syncing.withLock { _ in
+            let already = writer.withLock { $0.descriptor == fd && $0.synced >= target }
+            if already { return }
+            // A roll since we looked synced the old pack already.
+            let current = writer.withLock { ($0.descriptor, $0.end) }
+            guard current.0 == fd else { return }
+            guard fdatasync(fd) == 0 else { throw PackStore.error("fdatasync") }
+            writer.withLock { w in if w.descriptor == fd { w.synced = max(w.synced, current.1) } }
+        }
+    }
+
+    /// Reads a block's bytes.
+    func read(_ location: PackLocation) throws -> [UInt8] {
+        let fd = try readDescriptor(location.pack)
+        var out = [UInt8](repeating: 0, count: Int(location.length))
+        var done = 0
+        while done < out.count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(location.offset) + off_t(done)) }
+            if n < 0 { if errno == EINTR { continue }; throw PackStore.error("pread") }
+            if n == 0 { throw BlockStoreError.invalidBlock(reason: "pack \(location.pack) ends before offset \(location.offset + UInt64(location.length))") }
+            done += n
+        }
+        return out
+    }
+
+    private func readDescriptor(_ pack: UInt32) throws -> Int32 {
+        try readers.withLock { r in
+            if let fd = r[pack] { return fd }
+            let path = PackStore.path(directory, pack)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw PackStore.error("open \(path)") }
+            r[pack] = fd
+            return fd
+        }
+    }
+
+    /// Total bytes in all packs.
+    func totalSize() throws -> UInt64 {
+        var total: UInt64 = 0
+        for n in try PackStore.packNumbers(in: directory) {
+            var st = stat()
+            if stat(PackStore.path(directory, n), &st) == 0 { total += UInt64(st.st_size) }
+        }
+        return total
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
+            if n < 0 { if errno == EINTR { continue }; throw error("pwrite") }
+            done += n
+        }
+    }
+}

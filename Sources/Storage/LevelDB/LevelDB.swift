@@ -1,0 +1,306 @@
+import CLevelDB
+
+/// A LevelDB database: the embedded key-value store under every repository.
+///
+/// Thread safety: LevelDB's `DB` is safe for concurrent reads and writes from
+/// many threads without external locking (its documentation, "Concurrency"), and
+/// so are the read/write option objects this class creates once and never
+/// mutates. That is the proof behind `@unchecked Sendable`. `close()` must not
+/// race with other calls; the owner (the repository) calls it last.
+public final class LevelDB: @unchecked Sendable {
+    /// Tuning knobs; the defaults are what Qstore measured best (Docs/storage.md).
+    public struct Options: Sendable {
+        /// Memtable size before a flush to a level-0 table.
+        public var writeBufferSize = 64 << 20
+        /// LRU cache of uncompressed table blocks.
+        public var blockCacheSize = 64 << 20
+        /// Table block size.
+        public var blockSize = 16 << 10
+        /// Target table file size.
+        public var maxFileSize = 32 << 20
+        /// Bloom filter bits per key (0: no filter).
+        public var bloomBitsPerKey = 10
+        /// File descriptors LevelDB may keep open.
+        public var maxOpenFiles = 1000
+        /// Snappy compression of table blocks.
+        public var compression = true
+        /// Check everything LevelDB reads (slower; used by repository verification).
+        public var paranoidChecks = false
+        /// Create the database when missing.
+        public var createIfMissing = true
+        /// Defaults.
+        public init() {}
+    }
+
+    private var db: OpaquePointer?
+    private let options: OpaquePointer
+    private let cache: OpaquePointer
+    private let filter: OpaquePointer?
+    private let readOptions: OpaquePointer
+    private let syncWrite: OpaquePointer
+    private let bufferedWrite: OpaquePointer
+    /// Where the database lives.
+    public let path: String
+
+    /// Opens (or creates) the database at `path`.
+    public init(path: String, options o: Options = Options()) throws {
+        self.path = path
+        options = leveldb_options_create()
+        leveldb_options_set_create_if_missing(options, o.createIfMissing ? 1 : 0)
+        leveldb_options_set_paranoid_checks(options, o.paranoidChecks ? 1 : 0)
+        leveldb_options_set_write_buffer_size(options, o.writeBufferSize)
+        leveldb_options_set_block_size(options, o.blockSize)
+        leveldb_options_set_max_file_size(options, o.maxFileSize)
+        leveldb_options_set_max_open_files(options, Int32(o.maxOpenFiles))
+        leveldb_options_set_compression(options, o.compression ? Int32(leveldb_snappy_compression) : Int32(leveldb_no_compression))
+        cache = leveldb_cache_create_lru(o.blockCacheSize)
+        leveldb_options_set_cache(options, cache)
+        if o.bloomBitsPerKey > 0 {
+            filter = leveldb_filterpolicy_create_bloom(Int32(o.bloomBitsPerKey))
+            leveldb_options_set_filter_policy(options, filter)
+        } else {
+            filter = nil
+        }
+        readOptions = leveldb_readoptions_create()
+        syncWrite = leveldb_writeoptions_create()
+        leveldb_writeoptions_set_sync(syncWrite, 1)
+        bufferedWrite = leveldb_writeoptions_create()
+        var err: UnsafeMutablePointer<CChar>?
+        db = leveldb_open(options, path, &err)
+        if let e = LevelDBError.take(err, "open \(path)") {
+            releaseOptions()
+            throw e
+        }
+    }
+
+    deinit {
+        close()
+        releaseOptions()
+    }
+
+    private func releaseOptions() {
+        leveldb_options_destroy(options)
+        leveldb_cache_destroy(cache)
+        if let filter { leveldb_filterpolicy_destroy(filter) }
+        leveldb_readoptions_destroy(readOptions)
+        leveldb_writeoptions_destroy(syncWrite)
+        leveldb_writeoptions_destroy(bufferedWrite)
+    }
+
+    /// Closes the database (flushing nothing that is not already durable: LevelDB's log is its durability).
+    public func close() {
+        if let db { leveldb_close(db) }
+        db = nil
+    }
+
+    private var handle: OpaquePointer {
+        guard let db else { preconditionFailure("LevelDB used after close") }
+        return db
+    }
+
+    /// The value at `key`, or nil.
+    public func get(_ key: [UInt8], snapshot: Snapshot? = nil) throws -> [UInt8]? {
+        var length = 0
+        var err: UnsafeMutablePointer<CChar>?
+        let value: UnsafeMutablePointer<CChar>?
+        if let snapshot {
+            let ro = leveldb_readoptions_create()
+            defer { leveldb_readoptions_destroy(ro) }
+            leveldb_readoptions_set_snapshot(ro, snapshot.pointer)
+            value = key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_get(handle, ro, $0.baseAddress, k.count, &length, &err) } }
+        } else {
+            value = key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_get(handle, readOptions, $0.baseAddress, k.count, &length, &err) } }
+        }
+        if let e = LevelDBError.take(err, "get") { throw e }
+        guard let value else { return nil }
+        defer { leveldb_free(value) }
+        return [UInt8](UnsafeRawBufferPointer(start: value, count: length))
+    }
+
+    /// Applies `batch` atomically; with `sync` the write is on disk (the log fsynced) before this returns.
+    public func write(_ batch: WriteBatch, sync: Bool) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        leveldb_write(handle, sync ? syncWrite : bufferedWrite, batch.pointer, &err)
+        if let e = LevelDBError.take(err, "write") { throw e }
+    }
+
+    /// An iterator, optionally over a snapshot; position it with `seek`.
+    public func makeIterator(snapshot: Snapshot? = nil, fillCache: Bool = true) -> Iterator {
+        Iterator(db: self, snapshot: snapshot, fillCache: fillCache)
+    }
+
+    /// A consistent read view as of now.
+    public func snapshot() -> Snapshot { Snapshot(db: self) }
+
+    /// A LevelDB property, e.g. `leveldb.stats`, `leveldb.approximate-memory-usage`.
+    public func property(_ name: String) -> String? {
+        guard let p = leveldb_property_value(handle, name) else { return nil }
+        defer { leveldb_free(p) }
+        return String(cString: p)
+    }
+
+    /// Approximate bytes on disk used by keys in [start, end).
+    public func approximateSize(start: [UInt8], end: [UInt8]) -> UInt64 {
+        var size: UInt64 = 0
+        start.withUnsafeBufferPointer { s in
+            end.withUnsafeBufferPointer { e in
+                s.withMemoryRebound(to: CChar.self) { sp in
+                    e.withMemoryRebound(to: CChar.self) { ep in
+                        var starts: [UnsafePointer<CChar>?] = [sp.baseAddress]
+                        var ends: [UnsafePointer<CChar>?] = [ep.baseAddress]
+                        var startLengths = [s.count], endLengths = [e.count]
+                        leveldb_approximate_sizes(handle, 1, &starts, &startLengths, &ends, &endLengths, &size)
+                    }
+                }
+            }
+        }
+        return size
+    }
+
+    /// Compacts the whole key range (reclaims space after large deletions).
+    public func compact() { leveldb_compact_range(handle, nil, 0, nil, 0) }
+
+    /// A consistent view of the database; released with the last reference.
+    public final class Snapshot: @unchecked Sendable {
+        // A LevelDB snapshot is an immutable sequence number; sharing it between threads is safe.
+        let pointer: OpaquePointer
+        let db: LevelDB
+        init(db: LevelDB) {
+            self.db = db
+            pointer = leveldb_create_snapshot(db.handle)
+        }
+        deinit { leveldb_release_snapshot(db.handle, pointer) }
+    }
+
+    /// A cursor over keys in order. Not thread-safe: one iterator, one user.
+    public final class Iterator {
+        let pointer: OpaquePointer
+        let readOptions: OpaquePointer
+        // Keep what the C iterator reads from alive.
+        let db: LevelDB
+        let snapshot: Snapshot?
+
+        init(db: LevelDB, snapshot: Snapshot?, fillCache: Bool) {
+            self.db = db
+            self.snapshot = snapshot
+            readOptions = leveldb_readoptions_create()
+            leveldb_readoptions_set_fill_cache(readOptions, fillCache ? 1 : 0)
+            if let snapshot { leveldb_readoptions_set_snapshot(readOptions, snapshot.pointer) }
+            pointer = leveldb_create_iterator(db.handle, readOptions)
+        }
+
+        deinit {
+            leveldb_iter_destroy(pointer)
+            leveldb_readoptions_destroy(readOptions)
+        }
+
+        /// Moves to the first key ≥ `key`.
+        public func seek(_ key: [UInt8]) {
+            key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_iter_seek(pointer, $0.baseAddress, k.count) } }
+        }
+
+        /// Moves to the first key.
+        public func seekToFirst() { leveldb_iter_seek_to_first(pointer) }
+
+        /// Whether the cursor is on an entry.
+        public var isValid: Bool { leveldb_iter_valid(pointer) != 0 }
+
+        /// Moves to the next entry.
+        public func next() { leveldb_iter_next(pointer) }
+
+        /// The current key.
+        public var key: [UInt8] {
+            var n = 0
+            let p = leveldb_iter_key(pointer, &n)!
+            return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+        }
+
+        /// The current value.
+        public var value: [UInt8] {
+            var n = 0
+            guard let p = leveldb_iter_value(pointer, &n) else { return [] }
+            return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+        }
+
+        /// Calls `body` with the current key without copying it.
+        public func withKey<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            var n = 0
+            let p = leveldb_iter_key(pointer, &n)!
+            return try body(UnsafeRawBufferPointer(start: p, count: n))
+        }
+
+        /// The error that stopped the iteration, if any.
+        public func checkError() throws {
+            var err: UnsafeMutablePointer<CChar>?
+            leveldb_iter_get_error(pointer, &err)
+            if let e = LevelDBError.take(err, "iterate") { throw e }
+        }
+
+        /// Visits every entry whose key starts with `prefix`, in order, until `body` returns false.
+        public func forEach(prefix: [UInt8], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool) throws {
+            seek(prefix)
+            while isValid {
+                let k = key
+                guard k.starts(with: prefix) else { break }
+                guard try body(k, value) else { return }
+                next()
+            }
+            try checkError()
+        }
+    }
+}
+
+/// A set of puts and deletes applied atomically by `LevelDB.write`.
+public final class WriteBatch {
+    let pointer: OpaquePointer
+    /// Bytes of keys and values added (for deciding when to flush big batches).
+    public private(set) var byteCount = 0
+    /// Operations added.
+    public private(set) var count = 0
+
+    /// An empty batch.
+    public init() { pointer = leveldb_writebatch_create() }
+    deinit { leveldb_writebatch_destroy(pointer) }
+
+    /// Sets `key` to `value`.
+    public func put(_ key: [UInt8], _ value: [UInt8]) {
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: CChar.self) { kp in
+                    v.withMemoryRebound(to: CChar.self) { vp in leveldb_writebatch_put(pointer, kp.baseAddress, k.count, vp.baseAddress, v.count) }
+                }
+            }
+        }
+        byteCount += key.count + value.count
+        count += 1
+    }
+
+    /// Removes `key`.
+    public func delete(_ key: [UInt8]) {
+        key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_writebatch_delete(pointer, $0.baseAddress, k.count) } }
+        byteCount += key.count
+        count += 1
+    }
+
+    /// Empties the batch.
+    public func clear() {
+        leveldb_writebatch_clear(pointer)
+        byteCount = 0
+        count = 0
+    }
+}
+
+/// A failure reported by LevelDB (corruption, I/O error, lock held, …).
+public struct LevelDBError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What was being done.
+    public let operation: String
+    /// LevelDB's message.
+    public let message: String
+    public var description: String { "LevelDB \(operation): \(message)" }
+
+    static func take(_ err: UnsafeMutablePointer<CChar>?, _ operation: String) -> LevelDBError? {
+        guard let err else { return nil }
+        defer { leveldb_free(err) }
+        return LevelDBError(operation: operation, message: String(cString: err))
+    }
+}
