@@ -48,7 +48,8 @@ let package = Package(
         .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats", "TestSupport"]),
         .testTarget(name: "IPLDTests", dependencies: ["IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
+        // "qstore" is a dependency so the crash test has the binary to run as a child process.
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
     ],
     swiftLanguageModes: [.v6]
 )

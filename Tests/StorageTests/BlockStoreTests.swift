@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+import TestSupport
+import IPLD
+import Multiformats
+@testable import Storage
+
+/// The block stores under test; every test of the shared suite runs against each.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory, leveldb
+    var testDescription: String { rawValue }
+
+    /// A fresh store; the directory (for LevelDB) lives as long as the returned holder.
+    func make(inlineLimit: Int = 16 << 10, maximumBlockSize: Int = 2 << 20, verifyOnRead: Bool = false) throws -> (any BlockStore, Any) {
+        switch self {
+        case .memory:
+            var o = BlockStoreOptions()
+            o.maximumBlockSize = maximumBlockSize
+            o.verifyOnRead = verifyOnRead
+            return (MemoryBlockStore(options: o), ())
+        case .leveldb:
+            let dir = TemporaryDirectory()
+            var o = LevelDBBlockStore.Options()
+            o.inlineLimit = inlineLimit
+            o.blocks.maximumBlockSize = maximumBlockSize
+            o.blocks.verifyOnRead = verifyOnRead
+            o.maximumPackSize = 1 << 20  // small packs, so tests cross pack boundaries
+            let db = try LevelDB(path: dir.path + "/db")
+            return (try LevelDBBlockStore(db: db, packDirectory: dir.path + "/packs", options: o), dir)
+        }
+    }
+}
+
+struct BlockStoreTests {
+    func randomData(_ n: Int, seed: UInt64) -> [UInt8] {
+        var rng = SeededGenerator(seed: seed)
+        return rng.bytes(n)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func putGetHasSizeDeleteAcrossTheInlineLimit(_ kind: StoreKind) throws {
+        let (store, holder) = try kind.make()
+        for (i, size) in [0, 1, 100, 16 << 10, (16 << 10) + 1, 300_000, 2 << 20].enumerated() {
+            let data = randomData(size, seed: UInt64(i))
+            let cid = try store.put(data: data)
+            #expect(try store.has(cid))
+            #expect(try store.get(cid) == data)
+            #expect(try store.size(cid) == size)
+            #expect(try store.links(of: cid) == [])
+            #expect(try store.delete(cid))
+            #expect(try !store.has(cid))
+            #expect(try store.get(cid) == nil)
+            #expect(try store.size(cid) == nil)
+            #expect(try !store.delete(cid))
+        }
+        _ = holder
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func refusesOversizedAndMismatchedBlocksAndChangesNothing(_ kind: StoreKind) throws {
+        let (store, holder) = try kind.make(maximumBlockSize: 1000)
+        let ok = try Block(data: [1, 2, 3])
+        #expect(throws: BlockStoreError.blockTooLarge(size: 1001, limit: 1000)) {
+            try store.putMany([ok, try Block(data: [UInt8](repeating: 7, count: 1001))])
+        }
+        #expect(try !store.has(ok.cid), "a refused batch stores nothing")
+        let cid = CID(codec: .raw, multihash: try Multihash.compute([1]))
+        #expect(throws: BlockStoreError.hashMismatch(cid)) { try Block(cid: cid, data: [2]) }
+        // A block whose codec has links must parse.
+        #expect(throws: BlockStoreError.self) { try store.put(Block(data: [0xff, 0x00], codec: .dagCBOR)) }
+        var count = 0
+        try store.forEach { _ in count += 1; return true }
+        #expect(count == 0)
+        _ = holder
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func recordsLinksPerCodecAndStoresBytesOnce(_ kind: StoreKind) throws {
+        let (store, holder) = try kind.make()
+        let leaf = try store.put(data: Array("leaf".utf8))
+        let nodeBytes = try DAGCBOR().encode(["child": .link(leaf), "n": 1])
+        let node = try store.put(data: nodeBytes, codec: .dagCBOR)
+        #expect(try store.links(of: node) == [leaf])
+        // The same bytes under the raw codec: one copy, no links under raw.
+        let rawAlias = CID(codec: .raw, multihash: node.multihash)
+        try store.put(Block(cid: rawAlias, data: nodeBytes))
+        #expect(try store.links(of: rawAlias) == [])
+        #expect(try store.links(of: node) == [leaf])
+        var seen: [CID] = []
+        try store.forEach { seen.append($0); return true }
+        #expect(Set(seen) == Set([leaf, node, rawAlias]))
+        // Delete is by multihash: both codecs go.
+        #expect(try store.delete(node))
+        #expect(try !store.has(rawAlias))
+        #expect(try store.links(of: rawAlias) == nil)
+        _ = holder
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func identityCIDsAreNeverStored(_ kind: StoreKind) throws {
+        let (store, holder) = try kind.make()
+        let b = try Block(data: [1, 2, 3], hash: .identity)
+        try store.put(b)
+        #expect(try store.has(b.cid))
+        #expect(try store.get(b.cid) == [1, 2, 3])
+        var n = 0
+        try store.forEach { _ in n += 1; return true }
+        #expect(n == 0)
+        _ = holder
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func putManyIsAtomicAndConcurrentUseIsSafe(_ kind: StoreKind) async throws {
+        let (store, holder) = try kind.make(inlineLimit: 1000)
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    for i in 0..<25 {
+                        let blocks = (0..<4).map { j in try! Block(data: self.randomData(500 + 300 * j, seed: UInt64(t * 1000 + i * 10 + j))) }
+                        try! store.putMany(blocks)
+                        for b in blocks { #expect(try! store.get(b.cid) == b.data) }
+                    }
+                }
+            }
+        }
+        var n = 0
+        try store.forEach { _ in n += 1; return true }
+        #expect(n == 8 * 25 * 4)
+        _ = holder
+    }
+}
+
+struct LevelDBBlockStoreTests {
+    @Test func verifyOnReadCatchesCorruptPackData() throws {
+        let dir = TemporaryDirectory()
+        var o = LevelDBBlockStore.Options()
+        o.inlineLimit = 10
+        o.blocks.verifyOnRead = true
+        let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+        let data = [UInt8](repeating: 42, count: 100)
+        let cid = try store.put(data: data)
+        // Flip the last byte of the pack, which is the block's last byte.
+        let pack = PackStore.path(dir.path + "/packs", 1)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: pack)))
+        bytes[bytes.count - 1] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: pack))
+        #expect(throws: BlockStoreError.self) { try store.get(cid) }
+    }
+
+    @Test func packsRollAndStayReadable() throws {
+        let dir = TemporaryDirectory()
+        var o = LevelDBBlockStore.Options()
+        o.inlineLimit = 1000
+        o.maximumPackSize = 100_000
+        let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+        var rng = SeededGenerator(seed: 3)
+        let blocks = try (0..<40).map { _ in try Block(data: rng.bytes(30_000)) }
+        try store.putMany(Array(blocks[0..<20]))
+        for b in blocks[20...] { try store.put(b) }
+        #expect(try PackStore.packNumbers(in: dir.path + "/packs").count > 5)
+        for b in blocks { #expect(try store.get(b.cid) == b.data) }
+    }
+}

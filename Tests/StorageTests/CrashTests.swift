@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TestSupport
+import Multiformats
+@testable import Storage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Kills a writing `qstore` process at random moments, many times, and checks after
+/// each kill that the repository opens, verifies clean, and holds every block whose
+/// put was acknowledged (printed by the child after the put returned).
+struct CrashTests {
+    /// The `qstore` binary built beside this test bundle.
+    static var qstoreBinary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore")
+    }
+
+    @Test func killedWritersLeaveACleanRepositoryWithEveryAcknowledgedBlock() throws {
+        let binary = Self.qstoreBinary
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "qstore binary not found at \(binary.path)")
+        let dir = TemporaryDirectory()
+        try Repository.initialize(at: dir.path)
+        var rng = SeededGenerator(seed: 2026)
+        var acknowledged: [CID] = []
+        let rounds = 16
+        for round in 0..<rounds {
+            let child = Process()
+            child.executableURL = binary
+            let batch = [1, 1, 4, 16].randomElement(using: &rng)!
+            child.arguments = ["debug", "write-load", "--count", "1000000", "--seed", String(round + 1), "--max-size", "200000", "--batch", String(batch)]
+            child.environment = ["QSTORE_PATH": dir.path]
+            let out = Pipe()
+            child.standardOutput = out
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            // Let it acknowledge a random number of puts, then kill it at a random instant.
+            let target = Int.random(in: 1...120, using: &rng)
+            var text = ""
+            while text.filter({ $0 == "\n" }).count < target {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            usleep(UInt32.random(in: 0...3000, using: &rng))
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            // Only whole lines were acknowledged.
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            acknowledged += try lines.map { try CID(String($0)) }
+
+            let repo = try Repository(path: dir.path, purpose: "crash test round \(round)")
+            let report = try repo.verify()
+            #expect(report.isClean, "round \(round): \(report.problems.prefix(3))")
+            for cid in acknowledged {
+                let data = try #require(try repo.blocks.get(cid), "round \(round): acknowledged \(cid) is missing")
+                #expect(try cid.multihash.verify(data))
+            }
+            repo.close()
+        }
+        #expect(acknowledged.count >= rounds)
+    }
+}
