@@ -1,5 +1,6 @@
 # Qstore — the two commands of the README, and a few helpers.
-#   make run    build qstore (release) and run it on the default repository ($QSTORE_PATH or ~/.qstore)
+#   make run    build qstore (release), create the default repository ($QSTORE_PATH or ~/.qstore)
+#               when absent, and run `qstore $(ARGS)` on it (default: info)
 #   make test   run the whole test suite
 # Both install the Debian packages the build needs when they are missing.
 
@@ -24,9 +25,11 @@ build: deps
 
 run: deps
 	$(SWIFT) build -c release --product qstore
+	@repo="$${QSTORE_PATH:-$$HOME/.qstore}"; [ -f "$$repo/version" ] || ./.build/release/qstore init
 	./.build/release/qstore $(ARGS)
 
 test: deps
+	$(SWIFT) build
 	$(SWIFT) test
 
 bench: deps

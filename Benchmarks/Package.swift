@@ -26,5 +26,24 @@ let package = Package(
             path: "Benchmarks/FormatBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "StorageBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Storage", package: "Qstore"),
+                .product(name: "Multiformats", package: "Qstore"),
+            ],
+            path: "Benchmarks/StorageBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Large sustained stores (1 GiB, 10 GiB): a plain executable, one run per size.
+        .executableTarget(
+            name: "StoreThroughput",
+            dependencies: [
+                .product(name: "Storage", package: "Qstore"),
+                .product(name: "Multiformats", package: "Qstore"),
+            ],
+            path: "Tools/StoreThroughput"
+        ),
     ]
 )
