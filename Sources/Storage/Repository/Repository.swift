@@ -38,7 +38,8 @@ public final class Repository: Sendable {
     /// `$QSTORE_PATH`, else `~/.qstore`.
     public static func defaultPath(_ env: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let p = env["QSTORE_PATH"], !p.isEmpty { return p }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".qstore").path
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.homeDirectoryForCurrentUser.path
+        return home + "/.qstore"
     }
 
     /// Whether `path` holds a repository (its version file exists).
