@@ -12,10 +12,19 @@ let package = Package(
         .library(name: "IPLD", targets: ["IPLD"]),
         .library(name: "CAR", targets: ["CAR"]),
         .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "Node", targets: ["Node"]),
+        .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Default traits off: no swift-configuration integration is needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // OpenSSL's libcrypto (Debian: libssl-dev) for the SHA family on the CPU's SHA extensions.
@@ -36,10 +45,32 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Wires one repository's services together; the only room that knows all of them.
+        .target(
+            name: "Node",
+            dependencies: [
+                "Storage", "CAR", "IPLD", "Multiformats",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
+        .target(
+            name: "HTTPServer",
+            dependencies: [
+                "Node", "Storage", "CAR", "IPLD", "Multiformats",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage",
+                "Multiformats", "IPLD", "CAR", "Storage", "Node", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,6 +81,7 @@ let package = Package(
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Node", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
     ],
     swiftLanguageModes: [.v6]
 )

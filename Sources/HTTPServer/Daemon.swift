@@ -1,0 +1,141 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Metrics
+import Logging
+import NIOCore
+import Node
+import ServiceLifecycle
+import Storage
+
+/// Limits on what clients may send.
+public struct ServerLimits: Sendable {
+    /// Largest body of a block/put or dag/put request (the block plus multipart framing).
+    public var maximumBlockRequest = 2 << 20
+    /// Largest dag/import upload.
+    public var maximumImportRequest = 64 << 30
+    /// Longest gateway path.
+    public var maximumPathLength = 4096
+    /// Defaults.
+    public init() {}
+}
+
+/// Where the daemon listens, and its limits.
+public struct DaemonConfiguration: Sendable {
+    /// API listener host and port (admin; loopback by default). Port 0 picks a free port.
+    public var api: (host: String, port: Int)
+    /// Gateway listener host and port.
+    public var gateway: (host: String, port: Int)
+    /// Request limits.
+    public var limits = ServerLimits()
+
+    /// Parses `host:port` addresses (IPv6 as `[::1]:5001`).
+    public init(api: String, gateway: String) throws {
+        self.api = try Self.parse(api)
+        self.gateway = try Self.parse(gateway)
+    }
+
+    static func parse(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+            throw RequestError(.badRequest, "invalid listen address \"\(address)\" (expected host:port)")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+/// `qstore daemon`: the API and gateway listeners over one node, run until SIGINT or
+/// SIGTERM; then in-flight requests finish and the repository closes.
+public final class Daemon: Sendable {
+    public let node: Node
+    let configuration: DaemonConfiguration
+    let io = StorageThreads()
+    let logger: Logger
+
+    /// A daemon over `node`.
+    public init(node: Node, configuration: DaemonConfiguration, logger: Logger = Logger(label: "qstore.http")) {
+        self.node = node
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The admin API application.
+    public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        let metrics = MetricsRegistry.shared
+        router.add(middleware: BearerTokenMiddleware(token: try node.repository.apiToken()))
+        router.add(middleware: PostOnlyMiddleware())
+        router.add(middleware: MetricsMiddleware<BasicRequestContext>())
+        router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
+        Health(node: node, listener: "api").register(on: router)
+        metrics.register(on: router, node: node, io: io)
+        KuboRPC(node: node, io: io, limits: configuration.limits, temporaryDirectory: node.repository.path + "/tmp").register(on: router)
+        VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    /// The read-only gateway application.
+    public func gatewayApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        let metrics = MetricsRegistry.shared
+        router.add(middleware: MetricsMiddleware<BasicRequestContext>())
+        router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
+        Health(node: node, listener: "gateway").register(on: router)
+        Gateway(node: node, io: io, limits: configuration.limits).register(on: router)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.gateway.host, port: configuration.gateway.port), serverName: "qstore/\(Node.version)"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    /// Runs both listeners until a shutdown signal; writes `<repo>/api` (the API address,
+    /// for the CLI) once it listens and removes it on the way out.
+    public func run(announce: @escaping @Sendable (String, Int) async -> Void = { _, _ in }) async throws {
+        let apiFile = node.repository.path + "/api"
+        let host = configuration.api.host
+        let api = try apiApplication { port in
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            try? Data((address + "\n").utf8).write(to: URL(fileURLWithPath: apiFile), options: .atomic)
+            await announce("api", port)
+        }
+        let gateway = gatewayApplication { port in await announce("gateway", port) }
+        let group = ServiceGroup(configuration: .init(services: [api, gateway], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        defer { try? FileManager.default.removeItem(atPath: apiFile) }
+        try await group.run()
+        try await io.shutdown()
+    }
+}
+
+/// `PUT /ipfs/{cid}` on the API listener: stores the body only if it hashes to the CID.
+struct VerifiedPut: Sendable {
+    let node: Node
+    let io: StorageThreads
+    let limits: ServerLimits
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.put("/ipfs/:cid") { request, context in
+            do {
+                let cid = try CID(context.parameters.get("cid") ?? "")
+                var req = request
+                let body: ByteBuffer
+                do { body = try await req.collectBody(upTo: limits.maximumBlockRequest) } catch { throw BodyTooLarge(limit: limits.maximumBlockRequest) }
+                let data = Array(buffer: body)
+                let block = try await io.run { try self.node.putBlock(data, expecting: cid) }
+                var headers = HTTPFields()
+                headers[.location] = "/ipfs/\(block.cid.string)"
+                headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(block.cid.string)"
+                return Response(status: .created, headers: headers)
+            } catch {
+                return ErrorMapping.gatewayResponse(error)
+            }
+        }
+    }
+}
+
+import Multiformats

@@ -1,0 +1,267 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import IPLD
+import Multiformats
+import Node
+import Storage
+
+/// The read-only gateway: `GET`/`HEAD /ipfs/{cid}[/path]` per the trustless gateway
+/// spec (raw blocks and CARs, IPIP-402 `dag-scope`, IPIP-412 order/dups, IPIP-523
+/// `format` precedence, IPIP-524 no codec conversion). Deserialised UnixFS
+/// responses (files, directory listings, ranges) come with the UnixFS layer.
+struct Gateway: Sendable {
+    let node: Node
+    let io: StorageThreads
+    let limits: ServerLimits
+
+    static let immutableCache = "public, max-age=29030400, immutable"
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/ipfs/**") { request, _ in await self.handle(request, head: false) }
+        router.head("/ipfs/**") { request, _ in await self.handle(request, head: true) }
+        for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
+            router.on("/ipfs/**", method: method) { _, _ in
+                var r = ErrorMapping.gatewayResponse(RequestError(.methodNotAllowed, "the gateway is read-only"))
+                r.headers[.allow] = "GET, HEAD"
+                return r
+            }
+        }
+    }
+
+    /// What the client asked for.
+    enum Representation: Equatable {
+        case raw
+        case car(scope: DAGScope, duplicates: Bool)
+        /// The block's own bytes under its codec's media type (dag-json, dag-cbor, json, cbor).
+        case codec(Multicodec)
+        /// No explicit format: the deserialised response.
+        case deserialized
+    }
+
+    func handle(_ request: Request, head: Bool) async -> Response {
+        do {
+            return try await respond(request, head: head)
+        } catch {
+            return ErrorMapping.gatewayResponse(error)
+        }
+    }
+
+    func respond(_ request: Request, head: Bool) async throws -> Response {
+        guard request.uri.path.utf8.count <= limits.maximumPathLength else {
+            throw RequestError(.uriTooLong, "request path longer than \(limits.maximumPathLength) bytes")
+        }
+        let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map {
+            String($0).removingPercentEncoding ?? String($0)
+        }
+        guard let first = segments.first else { throw RequestError(.badRequest, "expected /ipfs/{cid}") }
+        let root: CID
+        do { root = try CID(first) } catch { throw RequestError(.badRequest, "invalid CID \"\(first)\": \(error)") }
+        let path = Array(segments.dropFirst())
+        let representation = try Self.negotiate(request)
+        let resolved = try await io.run { try self.node.resolve(root, path: path) }
+        let terminal = resolved.terminal
+        var headers = HTTPFields()
+        headers[.cacheControl] = Self.immutableCache
+        headers[HTTPField.Name("X-Ipfs-Path")!] = request.uri.path
+        headers[HTTPField.Name("X-Ipfs-Roots")!] = (resolved.crossed + [terminal]).map(\.string).joined(separator: ",")
+        headers[.vary] = "Accept"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+
+        switch representation {
+        case .raw, .codec:
+            let mediaType: String
+            if case .codec(let c) = representation {
+                guard c == terminal.codec else {
+                    throw RequestError(.notAcceptable, "\(terminal) is \(terminal.codec.name); the gateway does not convert it to \(c.name)")
+                }
+                mediaType = Self.mediaType(of: c)
+                headers[.eTag] = "\"\(terminal.string).\(c.name)\""
+            } else {
+                mediaType = "application/vnd.ipld.raw"
+                headers[.eTag] = "\"\(terminal.string).raw\""
+                headers[.contentDisposition] = "attachment; filename=\"\(Self.filename(request, default: terminal.string + ".bin"))\""
+            }
+            headers[.contentType] = mediaType
+            if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
+            let data = try await io.run { try self.node.block(terminal) }
+            headers[.acceptRanges] = "bytes"
+            switch Self.byteRange(request, count: data.count) {
+            case .some(.some(let range)):
+                headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(data.count)"
+                headers[.contentLength] = String(range.count)
+                return Response(status: .partialContent, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data[range])))
+            case .some(.none):
+                headers[.contentRange] = "bytes */\(data.count)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            case .none:
+                headers[.contentLength] = String(data.count)
+                return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
+            }
+
+        case .car(let scope, let duplicates):
+            headers[.contentType] = "application/vnd.ipld.car; version=1; order=dfs; dups=\(duplicates ? "y" : "n")"
+            headers[.eTag] = Self.carETag(root: root, path: path, scope: scope, duplicates: duplicates)
+            headers[.contentDisposition] = "attachment; filename=\"\(Self.filename(request, default: terminal.string + ".car"))\""
+            headers[.acceptRanges] = "none"
+            if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
+            // The terminal block must exist before a 200 is promised.
+            _ = try await io.run { try self.node.blockSize(terminal) }
+            if head { return Response(status: .ok, headers: headers) }
+            let node = self.node
+            return Response(status: .ok, headers: headers, body: KuboRPC.stream(io) { channel in
+                var w = try CARWriter(roots: [root], sink: ChannelSink(channel))
+                try node.carBlocks(root: root, path: path, scope: scope, duplicates: duplicates) { c, d in try w.write(cid: c, data: d) }
+                var sink = try w.finish()
+                try sink.flush()
+            })
+
+        case .deserialized:
+            switch terminal.codec {
+            case .raw, .dagJSON, .dagCBOR, .json, .cbor:
+                headers[.contentType] = terminal.codec == .raw ? "application/octet-stream" : Self.mediaType(of: terminal.codec)
+                headers[.eTag] = "\"\(terminal.string)\""
+                if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
+                let data = try await io.run { try self.node.block(terminal) }
+                headers[.contentLength] = String(data.count)
+                return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
+            default:
+                throw NodeError.unsupported("deserialised \(terminal.codec.name) responses (UnixFS files and directories); ask for application/vnd.ipld.raw or application/vnd.ipld.car")
+            }
+        }
+    }
+
+    /// Picks the representation: `?format=` wins over `Accept` (IPIP-523).
+    static func negotiate(_ request: Request) throws -> Representation {
+        let q = request.uri.queryParameters
+        let scope: DAGScope
+        if let s = q.get("dag-scope") {
+            guard let v = DAGScope(rawValue: s) else { throw RequestError(.badRequest, "dag-scope must be all, entity or block") }
+            scope = v
+        } else {
+            scope = .all
+        }
+        if q.get("entity-bytes") != nil {
+            throw NodeError.unsupported("entity-bytes (byte ranges of UnixFS files)")
+        }
+        // URL parameters win over the Accept header's CAR parameters (IPIP-412).
+        var queryDuplicates: Bool?
+        if let d = q.get("car-dups") {
+            guard d == "y" || d == "n" else { throw RequestError(.badRequest, "car-dups must be y or n") }
+            queryDuplicates = d == "y"
+        }
+        let duplicates = queryDuplicates ?? Self.acceptedDuplicates(request) ?? false
+        if let o = q.get("car-order"), o != "dfs" && o != "unk" { throw RequestError(.badRequest, "car-order must be dfs or unk") }
+        if let v = q.get("car-version"), v != "1" { throw RequestError(.badRequest, "car-version must be 1 (CARv1 is served)") }
+
+        if let format = q.get("format") {
+            switch format {
+            case "raw": return .raw
+            case "car": return .car(scope: scope, duplicates: duplicates)
+            case "dag-json": return .codec(.dagJSON)
+            case "dag-cbor": return .codec(.dagCBOR)
+            case "json": return .codec(.json)
+            case "cbor": return .codec(.cbor)
+            default: throw RequestError(.badRequest, "unsupported format \"\(format)\" (raw, car, dag-json, dag-cbor, json, cbor)")
+            }
+        }
+        guard let accept = request.headers[.accept], !accept.isEmpty else { return .deserialized }
+        var best: (q: Double, representation: Representation)?
+        var sawUnsupported = false
+        for item in accept.split(separator: ",") {
+            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let type = parts.first?.lowercased() else { continue }
+            var params: [String: String] = [:]
+            for p in parts.dropFirst() {
+                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if kv.count == 2 { params[kv[0].lowercased()] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            }
+            let weight = params["q"].flatMap(Double.init) ?? 1
+            guard weight > 0 else { continue }
+            let r: Representation?
+            switch type {
+            case "application/vnd.ipld.raw": r = .raw
+            case "application/vnd.ipld.car":
+                if let v = params["version"], v != "1" { r = nil }
+                else if let o = params["order"], o != "dfs" && o != "unk" { r = nil }
+                else if let d = params["dups"], d != "y" && d != "n" { r = nil }
+                else { r = .car(scope: scope, duplicates: duplicates) }
+            case "application/vnd.ipld.dag-json": r = .codec(.dagJSON)
+            case "application/vnd.ipld.dag-cbor": r = .codec(.dagCBOR)
+            case "application/json": r = .codec(.json)
+            case "application/cbor": r = .codec(.cbor)
+            case "*/*", "application/*", "text/html", "text/*": r = .deserialized
+            default: r = nil
+            }
+            guard let r else { sawUnsupported = true; continue }
+            if best == nil || weight > best!.q { best = (weight, r) }
+        }
+        if let best { return best.representation }
+        if sawUnsupported { throw RequestError(.notAcceptable, "none of the accepted media types can be served: \(accept)") }
+        return .deserialized
+    }
+
+    /// The `dups` parameter of an `application/vnd.ipld.car` Accept entry, if any.
+    static func acceptedDuplicates(_ request: Request) -> Bool? {
+        guard let accept = request.headers[.accept] else { return nil }
+        for item in accept.split(separator: ",") where item.lowercased().contains("application/vnd.ipld.car") {
+            for p in item.split(separator: ";").dropFirst() {
+                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                if kv.count == 2, kv[0] == "dups" { return kv[1] == "y" }
+            }
+        }
+        return nil
+    }
+
+    /// The single byte range of a `Range: bytes=a-b[,…]` header over `count` bytes (the first range
+    /// when several are asked, which the spec allows); nil when absent or unsatisfiable as written.
+    static func byteRange(_ request: Request, count: Int) -> ClosedRange<Int>?? {
+        guard let header = request.headers[.range], header.hasPrefix("bytes=") else { return nil }
+        guard let first = header.dropFirst(6).split(separator: ",").first?.trimmingCharacters(in: .whitespaces) else { return nil }
+        let bounds = first.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard bounds.count == 2 else { return nil }
+        if bounds[0].isEmpty {
+            guard let suffix = Int(bounds[1]), suffix > 0, count > 0 else { return .some(nil) }
+            return .some(max(0, count - suffix)...(count - 1))
+        }
+        guard let start = Int(bounds[0]), start < count else { return .some(nil) }
+        let end = bounds[1].isEmpty ? count - 1 : min(Int(bounds[1]) ?? (count - 1), count - 1)
+        guard end >= start else { return .some(nil) }
+        return .some(start...end)
+    }
+
+    static func mediaType(of codec: Multicodec) -> String {
+        switch codec {
+        case .dagJSON: "application/vnd.ipld.dag-json"
+        case .dagCBOR: "application/vnd.ipld.dag-cbor"
+        case .json: "application/json"
+        case .cbor: "application/cbor"
+        default: "application/octet-stream"
+        }
+    }
+
+    /// A CAR's entity tag: the request's root, path and CAR parameters, hashed.
+    static func carETag(root: CID, path: [String], scope: DAGScope, duplicates: Bool) -> String {
+        let identity = "\(root.string)/\(path.joined(separator: "/"))|\(scope.rawValue)|dfs|\(duplicates ? "y" : "n")"
+        let digest = (try! Multihash.compute(Array(identity.utf8))).digest.prefix(8)
+        return "W/\"\(root.string).car.\(Base16.encode(Array(digest)))\""
+    }
+
+    /// The `filename` query parameter (quotes and path separators removed), else `default`.
+    static func filename(_ request: Request, default name: String) -> String {
+        guard let f = request.uri.queryParameters.get("filename"), !f.isEmpty else { return name }
+        return String(f.filter { $0 != "\"" && $0 != "/" && $0 != "\\" && !$0.isNewline })
+    }
+
+    /// `If-None-Match` names this entity (or `*`).
+    static func matches(_ request: Request, etag: String) -> Bool {
+        guard let header = request.headers[.ifNoneMatch] else { return false }
+        let strip = { (t: String) in t.hasPrefix("W/") ? String(t.dropFirst(2)) : t }
+        return header.split(separator: ",").contains { item in
+            let t = item.trimmingCharacters(in: .whitespaces)
+            return t == "*" || strip(t) == strip(etag)
+        }
+    }
+}
+
+import CAR

@@ -1,0 +1,296 @@
+import CAR
+import Foundation
+import HTTPTypes
+import Hummingbird
+import IPLD
+import Multiformats
+import Node
+import Storage
+
+/// Kubo's RPC API under `/api/v0` (the subset Qstore serves): same paths, query
+/// parameters, multipart bodies, response JSON and error shape as Kubo, so
+/// existing IPFS RPC clients work unchanged. Every command is POST, as in Kubo.
+struct KuboRPC: Sendable {
+    let node: Node
+    let io: StorageThreads
+    let limits: ServerLimits
+    let temporaryDirectory: String
+
+    func register(on router: Router<BasicRequestContext>) {
+        let api = router.group("/api/v0")
+        api.post("version") { request, _ in rpc { try self.version(request) } }
+        api.post("id") { _, _ in rpc { self.id() } }
+        api.post("block/put") { request, _ in await rpcAsync { try await self.blockPut(request) } }
+        api.post("block/get") { request, _ in await rpcAsync { try await self.blockGet(request) } }
+        api.post("block/stat") { request, _ in await rpcAsync { try await self.blockStat(request) } }
+        api.post("block/rm") { request, _ in await rpcAsync { try await self.blockRemove(request) } }
+        api.post("dag/put") { request, _ in await rpcAsync { try await self.dagPut(request) } }
+        api.post("dag/get") { request, _ in await rpcAsync { try await self.dagGet(request) } }
+        api.post("dag/export") { request, _ in await rpcAsync { try await self.dagExport(request) } }
+        api.post("dag/import") { request, _ in await rpcAsync { try await self.dagImport(request) } }
+        api.post("repo/stat") { request, _ in await rpcAsync { try await self.repoStat(request) } }
+        api.post("repo/verify") { _, _ in await rpcAsync { try await self.repoVerify() } }
+    }
+
+    // MARK: commands
+
+    func version(_ request: Request) throws -> Response {
+        JSONOutput.response([
+            "Version": Node.version, "Commit": "", "Repo": String(Repository.currentVersion),
+            "System": "\(Self.architecture)/linux", "Golang": "swift6", "Program": "qstore",
+        ])
+    }
+
+    func id() -> Response {
+        JSONOutput.response([
+            "ID": node.repository.identity.peerID,
+            "PublicKey": Data(node.repository.identity.publicKeyProtobuf).base64EncodedString(),
+            "Addresses": [String](), "AgentVersion": "qstore/\(Node.version)", "Protocols": [String](),
+        ])
+    }
+
+    func blockPut(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        var codec = try q.get("cid-codec").map { try Self.multicodec($0) } ?? .raw
+        var cidVersion = 1
+        if q.get("cid-codec") == nil, let format = q.get("format") {
+            // Kubo's deprecated `format`: v0 means a dag-pb CIDv0; other values name a codec.
+            if format == "v0" || format == "protobuf" { codec = .dagPB; cidVersion = 0 } else { codec = try Self.multicodec(format == "cbor" ? "dag-cbor" : format) }
+        }
+        let hash = try Self.multicodec(q.get("mhtype") ?? "sha2-256")
+        let mhlen = Int(q.get("mhlen") ?? "-1") ?? -1
+        let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
+        let chosenCodec = codec
+        var out = ByteBuffer()
+        for data in files {
+            let codec = chosenCodec
+            let block = try await io.run { try self.node.putBlock(data, codec: codec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen) }
+            var cid = block.cid
+            if cidVersion == 0 { cid = try block.cid.toV0() }
+            var line = JSONOutput.bytes(["Key": cid.string, "Size": data.count])
+            out.writeBuffer(&line)
+        }
+        return Self.jsonStream(out)
+    }
+
+    func blockGet(_ request: Request) async throws -> Response {
+        let cid = try Self.argument(request).cid
+        let data = try await io.run { try self.node.block(cid) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func blockStat(_ request: Request) async throws -> Response {
+        let cid = try Self.argument(request).cid
+        let size = try await io.run { try self.node.blockSize(cid) }
+        return JSONOutput.response(["Key": cid.string, "Size": size])
+    }
+
+    func blockRemove(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let force = Self.flag(q.get("force")), quiet = Self.flag(q.get("quiet"))
+        let cids = try q.getAll("arg").map { try CID($0) }
+        guard !cids.isEmpty else { throw RequestError(.badRequest, "argument \"cid\" is required") }
+        var out = ByteBuffer()
+        for cid in cids {
+            var error = ""
+            do { try await io.run { try self.node.removeBlock(cid) } } catch let e as NodeError {
+                if !force { error = "\(e)" }
+            }
+            if quiet && error.isEmpty { continue }
+            var line = JSONOutput.bytes(["Hash": cid.string, "Error": error])
+            out.writeBuffer(&line)
+        }
+        return Self.jsonStream(out)
+    }
+
+    func dagPut(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let store = try Self.multicodec(q.get("store-codec") ?? "dag-cbor")
+        let input = try Self.multicodec(q.get("input-codec") ?? "dag-json")
+        let hash = try Self.multicodec(q.get("hash") ?? "sha2-256")
+        let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
+        var out = ByteBuffer()
+        for data in files {
+            let cid = try await io.run { try self.node.putDAG(data, input: input, store: store, hash: hash) }
+            var line = JSONOutput.bytes(["Cid": ["/": cid.string]])
+            out.writeBuffer(&line)
+        }
+        return Self.jsonStream(out)
+    }
+
+    func dagGet(_ request: Request) async throws -> Response {
+        let (cid, path) = try Self.argument(request)
+        let output = try Self.multicodec(request.uri.queryParameters.get("output-codec") ?? "dag-json")
+        let bytes = try await io.run { try self.node.getDAG(cid, path: path, output: output) }
+        var headers = HTTPFields()
+        headers[.contentType] = output == .dagJSON ? "application/json" : "application/octet-stream"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    func dagExport(_ request: Request) async throws -> Response {
+        let cid = try Self.argument(request).cid
+        // Fail before the 200 when the root is missing; a block missing deeper ends the stream early.
+        _ = try await io.run { try self.node.blockSize(cid) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/vnd.ipld.car"
+        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
+            var sink = try self.node.exportDAG(cid, to: ChannelSink(channel))
+            try sink.flush()
+        })
+    }
+
+    func dagImport(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let stats = Self.flag(q.get("stats"))
+        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
+            throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
+        }
+        // Spool the upload to disk (memory stays flat whatever its size), then read it part by part.
+        let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
+        defer { spool.remove() }
+        let summaries = try await io.run { () throws -> [ImportSummary] in
+            let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
+            var all: [ImportSummary] = []
+            while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader)) }
+            return all
+        }
+        var out = ByteBuffer()
+        for s in summaries {
+            for r in s.roots {
+                var line = JSONOutput.bytes(["Root": ["Cid": ["/": r.string], "PinErrorMsg": ""]])
+                out.writeBuffer(&line)
+            }
+        }
+        if stats {
+            var line = JSONOutput.bytes(["Stats": ["BlockCount": summaries.reduce(0) { $0 + $1.blocks }, "BlockBytesCount": summaries.reduce(0) { $0 + $1.bytes }]])
+            out.writeBuffer(&line)
+        }
+        return Self.jsonStream(out)
+    }
+
+    func repoStat(_ request: Request) async throws -> Response {
+        let s = try await io.run { try self.node.repository.stat() }
+        return JSONOutput.response([
+            "RepoSize": s.repositoryBytes, "StorageMax": 0, "NumObjects": s.blocks, "RepoPath": node.repository.path,
+            "Version": "qstore-repo@\(Repository.currentVersion)",
+        ])
+    }
+
+    func repoVerify() async throws -> Response {
+        let report = try await io.run { try self.node.repository.verify() }
+        var out = ByteBuffer()
+        for p in report.problems {
+            var line = JSONOutput.bytes(["Msg": p, "Progress": 0])
+            out.writeBuffer(&line)
+        }
+        var last = JSONOutput.bytes(["Msg": report.isClean ? "verified repo integrity" : "repo verification failed: \(report.problems.count) problems", "Progress": report.blocks])
+        out.writeBuffer(&last)
+        return Self.jsonStream(out, status: report.isClean ? .ok : .internalServerError)
+    }
+
+    // MARK: helpers
+
+    /// The file parts of a multipart body, each at most `limit` bytes.
+    func multipartFiles(_ request: Request, limit: Int) async throws -> [[UInt8]] {
+        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BytesSource>.boundary(of: contentType) else {
+            throw RequestError(.badRequest, "expected a multipart/form-data body")
+        }
+        var req = request
+        let body: ByteBuffer
+        do { body = try await req.collectBody(upTo: limit + 64 << 10) } catch {
+            throw BodyTooLarge(limit: limit)
+        }
+        let reader = MultipartReader(BytesSource(Array(buffer: body)), boundary: boundary)
+        var files: [[UInt8]] = []
+        while try reader.nextPart() != nil { files.append(try reader.readBody(limit: limit)) }
+        guard !files.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
+        return files
+    }
+
+    /// The `arg` parameter as a CID and a path (`/ipfs/` prefix allowed).
+    static func argument(_ request: Request) throws -> (cid: CID, path: [String]) {
+        guard let arg = request.uri.queryParameters.get("arg") else { throw RequestError(.badRequest, "argument \"arg\" is required") }
+        var parts = arg.split(separator: "/").map(String.init)
+        if parts.first == "ipfs" { parts.removeFirst() }
+        guard let first = parts.first else { throw RequestError(.badRequest, "argument \"arg\" is empty") }
+        return (try CID(first), Array(parts.dropFirst()))
+    }
+
+    static func multicodec(_ name: String) throws -> Multicodec {
+        if name.hasPrefix("0x"), let v = UInt64(name.dropFirst(2), radix: 16) { return Multicodec(v) }
+        guard let m = Multicodec(name: name) else { throw RequestError(.badRequest, "unknown codec or hash function \"\(name)\"") }
+        return m
+    }
+
+    static func flag(_ value: Substring?) -> Bool { value.map { $0 == "true" || $0 == "1" || $0.isEmpty } ?? false }
+    static func flag(_ value: String?) -> Bool { flag(value.map { Substring($0) }) }
+
+    static func jsonStream(_ body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[HTTPField.Name("X-Chunked-Output")!] = "1"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// A response body produced by `produce` on a storage thread through a bounded channel.
+    static func stream(_ io: StorageThreads, _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> ResponseBody {
+        ResponseBody { writer in
+            let channel = ChunkChannel()
+            let producer = Task {
+                do {
+                    try await io.run {
+                        try produce(channel)
+                    }
+                    channel.finish()
+                } catch {
+                    channel.finish(error)
+                }
+            }
+            do {
+                while let chunk = try await channel.next() { try await writer.write(chunk) }
+                try await writer.finish(nil)
+            } catch {
+                channel.cancel()
+                _ = await producer.result
+                throw error
+            }
+            _ = await producer.result
+        }
+    }
+
+    static var architecture: String {
+        #if arch(x86_64)
+        "amd64"
+        #elseif arch(arm64)
+        "arm64"
+        #else
+        "unknown"
+        #endif
+    }
+}
+
+/// Kubo answers RPC paths with 405 for any method but POST.
+struct PostOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path.hasPrefix("/api/v0/") && request.method != .post {
+            var r = ErrorMapping.rpcResponse(RequestError(.methodNotAllowed, "RPC commands take POST, not \(request.method)"))
+            r.headers[.allow] = "POST"
+            return r
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Runs a synchronous handler, turning errors into Kubo's error response.
+func rpc(_ body: () throws -> Response) -> Response {
+    do { return try body() } catch { return ErrorMapping.rpcResponse(error) }
+}
+
+/// Runs an async handler, turning errors into Kubo's error response.
+func rpcAsync(_ body: () async throws -> Response) async -> Response {
+    do { return try await body() } catch { return ErrorMapping.rpcResponse(error) }
+}

@@ -1,0 +1,174 @@
+import CAR
+
+/// Reads a `multipart/form-data` body part by part from any `ByteSource`,
+/// without holding a whole part in memory: after `nextPart()` returns a part's
+/// headers, the reader itself is a `ByteSource` of that part's body, ending at
+/// the next boundary. Kubo's RPC clients send files this way.
+final class MultipartReader<Source: ByteSource>: ByteSource {
+    /// Why a body is not valid multipart.
+    struct Malformed: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private var source: Source
+    private let delimiter: [UInt8]  // "\r\n--boundary"
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var eof = false
+    private var inBody = false
+    private var finished = false
+    private var started = false
+    /// Header bytes allowed per part.
+    private let maximumHeaderBytes = 16 << 10
+
+    init(_ source: Source, boundary: String) {
+        self.source = source
+        delimiter = Array("\r\n--\(boundary)".utf8)
+    }
+
+    /// The boundary parameter of a `multipart/…` content type.
+    static func boundary(of contentType: String) -> String? {
+        guard contentType.lowercased().hasPrefix("multipart/") else { return nil }
+        for param in contentType.split(separator: ";").dropFirst() {
+            let kv = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2, kv[0].lowercased() == "boundary" {
+                var v = kv[1]
+                if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 { v = String(v.dropFirst().dropLast()) }
+                return v.isEmpty ? nil : v
+            }
+        }
+        return nil
+    }
+
+    private var available: Int { buffer.count - start }
+
+    /// Ensures `n` bytes are buffered unless the source ends; returns how many are.
+    private func fill(_ n: Int) throws -> Int {
+        if available >= n || eof { return available }
+        if start > 0 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        var chunk = [UInt8](repeating: 0, count: max(64 << 10, n))
+        while available < n && !eof {
+            let got = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
+            if got == 0 { eof = true } else { buffer.append(contentsOf: chunk[0..<got]) }
+        }
+        return available
+    }
+
+    /// Index of `needle` in the buffered bytes at or after `from`, if present.
+    private func find(_ needle: [UInt8], from: Int) -> Int? {
+        guard available >= needle.count else { return nil }
+        var i = start + from
+        let last = buffer.count - needle.count
+        while i <= last {
+            if buffer[i] == needle[0] && buffer[i..<i + needle.count].elementsEqual(needle) { return i - start }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Moves to the next part and returns its headers (names lowercased), or nil after the last part.
+    func nextPart() throws -> [String: String]? {
+        if finished { return nil }
+        if inBody {
+            // Skip what is left of the current body.
+            var sink = [UInt8](repeating: 0, count: 64 << 10)
+            while try sink.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
+        }
+        if !started {
+            // The first boundary has no leading CRLF; match it with one prepended.
+            started = true
+            buffer = [13, 10] + buffer
+            _ = try fill(delimiter.count)
+            var searched = 0
+            while true {
+                if let i = find(delimiter, from: searched) { start += i + delimiter.count; break }
+                guard !eof else { throw Malformed(description: "no multipart boundary in the body") }
+                searched = max(0, available - delimiter.count)
+                _ = try fill(available + (64 << 10))
+            }
+        }
+        // After a boundary: "--" ends the body; otherwise CRLF and headers.
+        guard try fill(2) >= 2 else { throw Malformed(description: "multipart body ends after a boundary") }
+        if buffer[start] == 45 && buffer[start + 1] == 45 {
+            finished = true
+            return nil
+        }
+        // Tolerate transport padding (spaces/tabs) before the CRLF.
+        while try fill(1) >= 1, buffer[start] == 32 || buffer[start] == 9 { start += 1 }
+        guard try fill(2) >= 2, buffer[start] == 13, buffer[start + 1] == 10 else {
+            throw Malformed(description: "malformed multipart boundary line")
+        }
+        start += 2
+        var headerEnd: Int?
+        while headerEnd == nil {
+            if available >= 2 && buffer[start] == 13 && buffer[start + 1] == 10 { headerEnd = 0; break }
+            headerEnd = find([13, 10, 13, 10], from: 0)
+            if headerEnd != nil { break }
+            guard available < maximumHeaderBytes else { throw Malformed(description: "multipart part headers too long") }
+            guard !eof else { throw Malformed(description: "multipart body ends inside part headers") }
+            _ = try fill(available + 4096)
+        }
+        let end = headerEnd!
+        let text = String(decoding: buffer[start..<start + end], as: UTF8.self)
+        start += end + (end == 0 ? 2 : 4)
+        var headers: [String: String] = [:]
+        for line in text.split(separator: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        inBody = true
+        return headers
+    }
+
+    /// Reads the current part's body; 0 at its end.
+    func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard inBody else { return 0 }
+        _ = try fill(delimiter.count + 1)
+        if let i = find(delimiter, from: 0) {
+            if i == 0 {
+                start += delimiter.count
+                inBody = false
+                return 0
+            }
+            let n = min(i, out.count)
+            copy(n, into: out)
+            return n
+        }
+        guard !eof else { throw Malformed(description: "multipart body ends inside a part (truncated upload)") }
+        // Everything but a possible partial delimiter at the end is body.
+        let safe = available - (delimiter.count - 1)
+        if safe <= 0 {
+            _ = try fill(available + (64 << 10))
+            return try read(into: out)
+        }
+        let n = min(safe, out.count)
+        copy(n, into: out)
+        return n
+    }
+
+    private func copy(_ n: Int, into out: UnsafeMutableRawBufferPointer) {
+        buffer.withUnsafeBytes { b in out.baseAddress!.copyMemory(from: b.baseAddress! + start, byteCount: n) }
+        start += n
+    }
+
+    /// The rest of the current part's body, refusing more than `limit` bytes.
+    func readBody(limit: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
+            if n == 0 { return out }
+            guard out.count + n <= limit else { throw BodyTooLarge(limit: limit) }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+}
+
+/// A request body (or part) above the configured limit.
+struct BodyTooLarge: Error, CustomStringConvertible {
+    let limit: Int
+    var description: String { "request body exceeds the \(limit)-byte limit" }
+}

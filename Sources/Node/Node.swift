@@ -1,0 +1,137 @@
+import CAR
+import Foundation
+import IPLD
+import Logging
+import Multiformats
+import Storage
+
+/// One node: a repository and the services over it. The HTTP layer and the
+/// daemon call this; it owns no transport.
+///
+/// Every method is synchronous and may block on disk (LevelDB, pack files,
+/// fsync): callers in async code run them off the cooperative pool.
+public final class Node: Sendable {
+    /// The build's version, as `version` reports it.
+    public static let version = "0.1.0"
+
+    /// The repository.
+    public let repository: Repository
+    /// When the node started.
+    public let startedAt: Date
+    /// The node's log.
+    public let logger: Logger
+
+    /// A node over an open repository.
+    public init(repository: Repository, logger: Logger = Logger(label: "qstore.node")) {
+        self.repository = repository
+        self.startedAt = Date()
+        self.logger = logger
+    }
+
+    /// The block store.
+    public var blocks: LevelDBBlockStore { repository.blocks }
+
+    // MARK: blocks
+
+    /// Stores `data` as a block of `codec` hashed with `hash` (truncated to `hashLength`); returns it.
+    public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) throws -> Block {
+        let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
+        try blocks.put(block)
+        return block
+    }
+
+    /// Stores `data` only if it hashes to `cid` (a verified put).
+    public func putBlock(_ data: [UInt8], expecting cid: CID) throws -> Block {
+        let block = try Block(cid: cid, data: data)
+        try blocks.put(block)
+        return block
+    }
+
+    /// A block's bytes; `NodeError.notFound` when absent.
+    public func block(_ cid: CID) throws -> [UInt8] {
+        guard let data = try blocks.get(cid) else { throw NodeError.notFound(cid) }
+        return data
+    }
+
+    /// A block's size; `NodeError.notFound` when absent.
+    public func blockSize(_ cid: CID) throws -> Int {
+        guard let n = try blocks.size(cid) else { throw NodeError.notFound(cid) }
+        return n
+    }
+
+    /// Removes a block; `NodeError.notFound` when absent.
+    public func removeBlock(_ cid: CID) throws {
+        guard try blocks.delete(cid) else { throw NodeError.notFound(cid) }
+    }
+
+    // MARK: DAGs
+
+    /// Decodes `data` with `input` (dag-json leniently), encodes it canonically with `store`, stores it.
+    public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) throws -> CID {
+        let decoder: any IPLDCodec = input == .dagJSON ? DAGJSON(strict: false) : try Codecs.codec(for: input)
+        let node: IPLDNode
+        do { node = try decoder.decode(data) } catch { throw NodeError.badInput("cannot decode \(input.name): \(error)") }
+        let bytes: [UInt8]
+        do { bytes = try Codecs.codec(for: store).encode(node) } catch { throw NodeError.badInput("cannot encode \(store.name): \(error)") }
+        let block = try Block(data: bytes, codec: store, hash: hash)
+        try blocks.put(block)
+        return block.cid
+    }
+
+    /// The value at `root`/`path`, encoded with `output`.
+    public func getDAG(_ root: CID, path: [String], output: Multicodec) throws -> [UInt8] {
+        let node: IPLDNode
+        do { node = try DAGPath.resolve(root, path, in: blocks) } catch DAGTransferError.missingBlock(let c) { throw NodeError.notFound(c) }
+        do { return try Codecs.codec(for: output).encode(node) } catch { throw NodeError.badInput("cannot encode as \(output.name): \(error)") }
+    }
+
+    /// Writes the DAG under `root` as a CARv1 to `sink`.
+    public func exportDAG<S: ByteSink>(_ root: CID, to sink: S) throws -> S {
+        var w = try CARWriter(roots: [root], sink: sink)
+        do { try DAGTransfer.export(root: root, from: blocks, to: &w) } catch DAGTransferError.missingBlock(let c) { throw NodeError.notFound(c) }
+        return try w.finish()
+    }
+
+    /// Imports a CAR from `source`.
+    public func importCAR<Source: ByteSource>(_ source: Source, fileSize: UInt64? = nil) throws -> ImportSummary {
+        var reader: CARReader<Source>
+        do { reader = try CARReader(source, fileSize: fileSize) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        do { return try DAGTransfer.import(from: &reader, into: blocks) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+    }
+
+    // MARK: node
+
+    /// Seconds since start.
+    public var uptime: TimeInterval { Date().timeIntervalSince(startedAt) }
+
+    /// Whether the store answers (a read of a key that need not exist).
+    public var storeIsHealthy: Bool {
+        do {
+            _ = try repository.db.get(KeySpace.meta.key([0]))
+            return true
+        } catch {
+            return false
+        }
+    }
+}
+
+/// Failures of node operations, in terms the transports map to statuses.
+public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A block that is not in the repository.
+    case notFound(CID)
+    /// The request's data is unusable (undecodable, wrong shape).
+    case badInput(String)
+    /// A path segment that does not exist below a block.
+    case noSuchPath(String, in: CID)
+    /// Something this build does not do yet, named.
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let c): "block \(c) not found"
+        case .badInput(let m): m
+        case .noSuchPath(let s, let c): "no link named \"\(s)\" under \(c)"
+        case .unsupported(let what): "not supported yet: \(what)"
+        }
+    }
+}

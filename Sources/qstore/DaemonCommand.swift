@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import HTTPServer
+import Logging
+import Node
+import Storage
+
+/// `qstore daemon`: serve the repository over HTTP.
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run the node: the admin API (Kubo RPC /api/v0, /metrics) and the read-only gateway (/ipfs).",
+        discussion: """
+            Opens the repository at $QSTORE_PATH (default ~/.qstore), creating it first when absent, \
+            and serves until SIGINT or SIGTERM: in-flight requests finish, then the repository closes. \
+            The API needs `Authorization: Bearer <token>` (the repository's api-token file); the CLI \
+            sends it. The API address is written to <repo>/api while the daemon runs.
+            """
+    )
+
+    @Option(help: "API listen address (host:port; default from config, 127.0.0.1:5001).") var api: String?
+    @Option(help: "Gateway listen address (host:port; default from config, 127.0.0.1:8080).") var gateway: String?
+    @Flag(help: "Do not create the repository when it is absent.") var noInit = false
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "qstore")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let path = Repository.defaultPath()
+        if !Repository.exists(at: path) {
+            guard !noInit else { throw CLIError("no repository at \(path) (and --no-init given)") }
+            var c = Configuration()
+            try c.applyEnvironment()
+            let config = try reporting("init") { try Repository.initialize(at: path, configuration: c) }
+            logger.info("initialized repository", metadata: ["path": "\(path)", "peerID": "\(config.identity.peerID)"])
+        }
+        let repo = try openRepository(purpose: "qstore daemon")
+        let config = try reporting("daemon") {
+            try DaemonConfiguration(api: api ?? repo.configuration.addresses.api, gateway: gateway ?? repo.configuration.addresses.gateway)
+        }
+        let node = Node(repository: repo, logger: logger)
+        let daemon = Daemon(node: node, configuration: config, logger: logger)
+        let log = logger
+        try await daemon.run { listener, port in
+            log.notice("\(listener) listening", metadata: ["port": "\(port)"])
+            print("\(listener) listening on port \(port)")
+        }
+        repo.close()
+        logger.notice("stopped")
+    }
+}

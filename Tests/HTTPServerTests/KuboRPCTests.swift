@@ -1,0 +1,124 @@
+import CAR
+import HTTPServer
+import Foundation
+import IPLD
+import Multiformats
+import Storage
+import Testing
+import TestSupport
+
+@Suite(.serialized) struct KuboRPCTests {
+    @Test func authIsRequiredExceptForHealth() async throws {
+        let d = try await DaemonHarness()
+        let missing = try await d.rpc("version", authorized: false)
+        #expect(missing.status == 401)
+        #expect(try missing.json()["Type"] as? String == "error")
+        let wrong = try await d.rpc("version", headers: ["Authorization": "Bearer nope"], authorized: false)
+        #expect(wrong.status == 401)
+        #expect(try await d.request("/health", api: true, authorized: false).status == 200)
+        let health = try await d.request("/health").json()
+        #expect(health["status"] as? String == "ok")
+        #expect((health["repository"] as? [String: Any])?["store"] as? String == "ok")
+        await d.stop()
+    }
+
+    @Test func versionAndIdHaveKuboShapes() async throws {
+        let d = try await DaemonHarness()
+        let v = try await d.rpc("version").json()
+        #expect(v["Version"] as? String != nil && v["Repo"] as? String == "1")
+        let id = try await d.rpc("id").json()
+        #expect(id["ID"] as? String == d.repository.identity.peerID)
+        #expect(try await d.request("/api/v0/version", api: true).status == 405)
+        await d.stop()
+    }
+
+    @Test func blockPutGetStatRemove() async throws {
+        let d = try await DaemonHarness()
+        let data = Array("hello block".utf8)
+        let (body, type) = DaemonHarness.multipart([data, Array("second".utf8)])
+        let put = try await d.rpc("block/put?cid-codec=raw&mhtype=sha2-256", body: body, headers: ["Content-Type": type])
+        #expect(put.status == 200)
+        let lines = try put.jsonLines()
+        #expect(lines.count == 2)
+        let cid = try #require(lines[0]["Key"] as? String)
+        #expect(lines[0]["Size"] as? Int == data.count)
+        let expected = try Block(data: data).cid.string
+        #expect(cid == expected)
+        #expect(try await d.rpc("block/get?arg=\(cid)").body == data)
+        #expect(try await d.rpc("block/stat?arg=\(cid)").json()["Size"] as? Int == data.count)
+        let rm = try await d.rpc("block/rm?arg=\(cid)").json()
+        #expect(rm["Hash"] as? String == cid && rm["Error"] as? String == "")
+        let gone = try await d.rpc("block/stat?arg=\(cid)")
+        #expect(gone.status == 404)
+        #expect(try gone.json()["Type"] as? String == "error")
+        // Kubo's deprecated format=v0: a dag-pb CIDv0.
+        let pb = try DAGPB.encodeNode(PBNode(data: [8, 1]))
+        let (b2, t2) = DaemonHarness.multipart([pb])
+        let v0 = try Block(data: pb, codec: .dagPB).cid.toV0().string
+        #expect(try await d.rpc("block/put?format=v0", body: b2, headers: ["Content-Type": t2]).jsonLines().first?["Key"] as? String == v0)
+        await d.stop()
+    }
+
+    @Test func badInputGetsAClearErrorAndChangesNothing() async throws {
+        var limits = ServerLimits()
+        limits.maximumBlockRequest = 1000
+        let d = try await DaemonHarness(limits: limits)
+        let bad = try await d.rpc("block/stat?arg=notacid")
+        #expect(bad.status == 400)
+        #expect(try bad.json()["Message"] as? String != nil)
+        let (big, type) = DaemonHarness.multipart([[UInt8](repeating: 1, count: 200_000)])
+        #expect(try await d.rpc("block/put", body: big, headers: ["Content-Type": type]).status == 413)
+        let (ok, t) = DaemonHarness.multipart([[1, 2, 3]])
+        #expect(try await d.rpc("block/put", body: Array(ok.prefix(ok.count - 30)), headers: ["Content-Type": t]).status == 400, "truncated multipart")
+        #expect(try await d.rpc("block/put", body: [1, 2, 3], headers: ["Content-Type": "application/octet-stream"]).status == 400)
+        #expect(try await d.rpc("dag/put", body: DaemonHarness.multipart([Array("{not json".utf8)]).body, headers: ["Content-Type": t]).status == 400)
+        #expect(try await d.rpc("nonexistent").status == 404)
+        var count = 0
+        try d.repository.blocks.forEach { _ in count += 1; return true }
+        #expect(count == 0, "refused requests stored nothing")
+        // Still serving.
+        #expect(try await d.rpc("version").status == 200)
+        await d.stop()
+    }
+
+    @Test func dagPutGetExportImport() async throws {
+        let d = try await DaemonHarness()
+        let (leafBody, type) = DaemonHarness.multipart([Array(#"{"leaf": true}"#.utf8)])
+        let leaf = try #require(try await d.rpc("dag/put", body: leafBody, headers: ["Content-Type": type]).json()["Cid"] as? [String: Any])["/"] as! String
+        let doc = #"{"name": "q-docs", "child": {"/": "\#(leaf)"}, "n": [1, 2]}"#
+        let (docBody, _) = DaemonHarness.multipart([Array(doc.utf8)])
+        let root = try #require(try await d.rpc("dag/put?store-codec=dag-cbor&input-codec=dag-json", body: docBody, headers: ["Content-Type": type]).json()["Cid"] as? [String: Any])["/"] as! String
+        #expect(try await d.rpc("dag/get?arg=\(root)/n/1").text == "2")
+        #expect(try await d.rpc("dag/get?arg=\(root)/child/leaf").text == "true")
+        let car = try await d.rpc("dag/export?arg=\(root)")
+        #expect(car.status == 200)
+        var reader = try CARReader(BytesSource(car.body))
+        var cids: [String] = []
+        while let b = try reader.next() { cids.append(b.cid.string) }
+        #expect(cids == [root, leaf])
+        // Import a fixture CAR through the API.
+        let fixture = Fixtures.url("car/carv1-basic.car")
+        let (importBody, importType) = DaemonHarness.multipart([try Fixtures.bytes(fixture)])
+        let imported = try await d.rpc("dag/import?stats=true", body: importBody, headers: ["Content-Type": importType]).jsonLines()
+        #expect(imported.compactMap { (($0["Root"] as? [String: Any])?["Cid"] as? [String: Any])?["/"] as? String }.count == 2)
+        #expect((imported.last?["Stats"] as? [String: Any])?["BlockCount"] as? Int == 8)
+        let stat = try await d.rpc("repo/stat").json()
+        #expect(stat["NumObjects"] as? Int == 10)
+        #expect(try await d.rpc("repo/verify").status == 200)
+        // A truncated CAR is refused.
+        let (truncated, tt) = DaemonHarness.multipart([Array(try Fixtures.bytes(fixture).prefix(300))])
+        #expect(try await d.rpc("dag/import", body: truncated, headers: ["Content-Type": tt]).status == 400)
+        await d.stop()
+    }
+
+    @Test func metricsArePrometheusText() async throws {
+        let d = try await DaemonHarness()
+        _ = try await d.rpc("version")
+        let m = try await d.request("/metrics", api: true)
+        #expect(m.status == 200)
+        #expect(m.text.contains("hb_requests"))
+        #expect(m.text.contains("qstore_blocks_stored"))
+        #expect(try await d.request("/metrics", api: true, authorized: false).status == 401)
+        await d.stop()
+    }
+}
