@@ -45,9 +45,13 @@ enum ErrorMapping {
         }
     }
 
-    /// Kubo's RPC error response.
+    /// Kubo's RPC error response. Kubo answers a missing block with 500 and code 0
+    /// ("block was not found locally"); its clients read 404 as "no such endpoint".
     static func rpcResponse(_ error: any Error) -> Response {
-        let m = map(error)
+        var m = map(error)
+        if case NodeError.notFound(let cid) = error {
+            m = Mapped(status: .internalServerError, code: 0, message: "block was not found locally (offline): ipld: could not find \(cid)")
+        }
         let body: [String: Any] = ["Message": m.message, "Code": m.code, "Type": "error"]
         return JSONOutput.response(body, status: m.status)
     }

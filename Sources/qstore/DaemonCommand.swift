@@ -43,7 +43,8 @@ struct DaemonCommand: AsyncParsableCommand {
         let log = logger
         try await daemon.run { listener, port in
             log.notice("\(listener) listening", metadata: ["port": "\(port)"])
-            print("\(listener) listening on port \(port)")
+            // Unbuffered: supervisors and tests read this line from a pipe.
+            FileHandle.standardOutput.write(Data("\(listener) listening on port \(port)\n".utf8))
         }
         repo.close()
         logger.notice("stopped")

@@ -1,0 +1,92 @@
+import Foundation
+import Storage
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An existing IPFS RPC client from PyPI (aioipfs) drives a real `qstore daemon`
+/// process over loopback: block and dag calls, CAR export and import, errors.
+/// The client is installed into a virtualenv under `.build/` on first use.
+@Suite(.serialized) struct ThirdPartyClientTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func run(_ executable: String, _ args: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        if let environment { p.environment = environment }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A virtualenv with aioipfs, made once per build directory.
+    static func python() throws -> String {
+        let venv = repositoryRoot.appendingPathComponent(".build/e2e-venv").path
+        let python = venv + "/bin/python"
+        if !FileManager.default.fileExists(atPath: python) {
+            let (rc, out) = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
+            try #require(rc == 0, "python3 -m venv failed: \(out)")
+        }
+        let (check, _) = try run(python, ["-c", "import aioipfs, aiohttp; assert aiohttp.__version__ == \"3.9.5\""])
+        if check != 0 {
+            let (rc, out) = try run(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "aioipfs==0.7.1", "aiohttp==3.9.5"])
+            try #require(rc == 0, "pip install aioipfs failed: \(out)")
+        }
+        return python
+    }
+
+    @Test func aioipfsDrivesTheDaemon() throws {
+        let python = try Self.python()
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "qstore binary not found at \(binary)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-e2e-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let repo = dir + "/repo"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+
+        // The daemon creates the repository itself (as `make run` does) and prints its ports.
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: binary)
+        daemon.arguments = ["daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "warning"]
+        daemon.environment = ["QSTORE_PATH": repo, "HOME": dir]
+        let out = Pipe()
+        daemon.standardOutput = out
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        var text = ""
+        while !text.contains("api listening") || !text.contains("gateway listening") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let apiPort = try #require(text.split(separator: "\n").first { $0.hasPrefix("api listening") }.flatMap { Int($0.split(separator: " ").last!) })
+        #expect(FileManager.default.fileExists(atPath: repo + "/api"), "the daemon announces its API address")
+
+        let token = try String(contentsOfFile: repo + "/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let config = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: URL(fileURLWithPath: repo + "/config.json")))
+        let script = Self.repositoryRoot.appendingPathComponent("Tests/E2E/kubo_rpc_client.py").path
+        var env = ProcessInfo.processInfo.environment
+        env["QSTORE_API_PORT"] = String(apiPort)
+        env["QSTORE_API_TOKEN"] = token
+        env["QSTORE_PEER_ID"] = config.identity.peerID
+        env["QSTORE_WORKDIR"] = dir
+        let (rc, output) = try Self.run(python, [script], environment: env)
+        #expect(rc == 0, "aioipfs e2e failed:\n\(output)")
+
+        // SIGTERM: graceful shutdown, exit 0, the api file removed, the repository clean.
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        #expect(daemon.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: repo + "/api"))
+        let reopened = try Repository(path: repo)
+        #expect(try reopened.verify().isClean)
+        #expect(try reopened.stat().blocks >= 2)
+    }
+}
