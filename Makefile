@@ -1,11 +1,11 @@
 # Qstore — the two commands of the README, and a few helpers.
 #   make run    build qstore (release), create the default repository ($QSTORE_PATH or ~/.qstore)
-#               when absent, and run `qstore $(ARGS)` on it (default: info)
+#               when absent, and run `qstore $(ARGS)` on it (default: the daemon)
 #   make test   run the whole test suite
 # Both install the Debian packages the build needs when they are missing.
 
 DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev pkg-config
-ARGS ?= info
+ARGS ?= daemon
 SWIFT ?= swift
 
 .PHONY: deps build run test bench multicodec-table clean

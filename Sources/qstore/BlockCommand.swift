@@ -21,16 +21,13 @@ struct BlockCommand: ParsableCommand {
         @Argument(help: "Files to store (default: standard input).") var files: [String] = []
 
         func run() throws {
-            let repo = try openRepository(purpose: "block put")
-            let codec = try multicodec(cidCodec, what: "codec")
-            let hash = try multicodec(mhtype, what: "hash function")
+            _ = try multicodec(cidCodec, what: "codec")
+            _ = try multicodec(mhtype, what: "hash function")
+            let store = try backend(purpose: "block put")
             for file in files.isEmpty ? ["-"] : files {
                 let data = try Output.readInput(file)
-                let block = try reporting("block put") {
-                    try Block(data: data, codec: codec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
-                }
-                try reporting("block put") { try repo.blocks.put(block) }
-                if json { try Output.json(["Key": block.cid.string, "Size": data.count] as [String: Any]) } else { print(block.cid.string) }
+                let (cid, size) = try store.putBlock(data, codec: cidCodec, mhtype: mhtype, mhlen: mhlen)
+                if json { try Output.json(["Key": cid, "Size": size] as [String: Any]) } else { print(cid) }
             }
         }
     }
@@ -40,9 +37,7 @@ struct BlockCommand: ParsableCommand {
         @Argument(help: "The block's CID.") var cid: String
         func run() throws {
             let c = try parseCID(cid)
-            let repo = try openRepository(purpose: "block get")
-            guard let data = try reporting("block get", { try repo.blocks.get(c) }) else { throw CLIError("block \(c) not found") }
-            Output.bytes(data)
+            Output.bytes(try backend(purpose: "block get").getBlock(c))
         }
     }
 
@@ -52,8 +47,7 @@ struct BlockCommand: ParsableCommand {
         @Argument(help: "The block's CID.") var cid: String
         func run() throws {
             let c = try parseCID(cid)
-            let repo = try openRepository(purpose: "block stat")
-            guard let size = try reporting("block stat", { try repo.blocks.size(c) }) else { throw CLIError("block \(c) not found") }
+            let size = try backend(purpose: "block stat").statBlock(c)
             if json { try Output.json(["Key": c.string, "Size": size] as [String: Any]) } else { print("Key: \(c.string)\nSize: \(size)") }
         }
     }
@@ -66,10 +60,10 @@ struct BlockCommand: ParsableCommand {
         @Argument(help: "CIDs of the blocks.") var cids: [String]
         func run() throws {
             let parsed = try cids.map(parseCID)
-            let repo = try openRepository(purpose: "block rm")
+            let store = try backend(purpose: "block rm")
             var failed = false
             for c in parsed {
-                let removed = try reporting("block rm") { try repo.blocks.delete(c) }
+                let removed = try store.removeBlock(c)
                 if removed {
                     if !quiet { print("removed \(c.string)") }
                 } else if !force {

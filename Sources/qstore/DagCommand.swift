@@ -22,18 +22,13 @@ struct DagCommand: ParsableCommand {
         @Argument(help: "Files (default: standard input).") var files: [String] = []
 
         func run() throws {
-            let input = try codec(inputCodec, lenient: true)
-            let output = try codec(storeCodec, lenient: false)
-            let hashFunction = try multicodec(hash, what: "hash function")
-            let repo = try openRepository(purpose: "dag put")
+            _ = try codec(inputCodec, lenient: true)
+            _ = try codec(storeCodec, lenient: false)
+            _ = try multicodec(hash, what: "hash function")
+            let store = try backend(purpose: "dag put")
             for file in files.isEmpty ? ["-"] : files {
-                let node: IPLDNode
-                do { node = try input.decode(try Output.readInput(file)) } catch { throw CLIError("cannot decode \(inputCodec): \(error)") }
-                let bytes: [UInt8]
-                do { bytes = try output.encode(node) } catch { throw CLIError("cannot encode \(storeCodec): \(error)") }
-                let block = try reporting("dag put") { try Block(data: bytes, codec: output.code, hash: hashFunction) }
-                try reporting("dag put") { try repo.blocks.put(block) }
-                if json { try Output.json(["Cid": ["/": block.cid.string]]) } else { print(block.cid.string) }
+                let cid = try store.putDAG(try Output.readInput(file), input: inputCodec, store: storeCodec, hash: hash)
+                if json { try Output.json(["Cid": ["/": cid]]) } else { print(cid) }
             }
         }
     }
@@ -50,11 +45,7 @@ struct DagCommand: ParsableCommand {
             guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
             let root = try parseCID(first)
             let out = try codec(outputCodec, lenient: false)
-            let repo = try openRepository(purpose: "dag get")
-            let node = try reporting("dag get") { try DAGPath.resolve(root, Array(parts.dropFirst()), in: repo.blocks) }
-            let bytes: [UInt8]
-            do { bytes = try out.encode(node) } catch { throw CLIError("cannot encode as \(outputCodec): \(error)") }
-            Output.bytes(bytes)
+            Output.bytes(try backend(purpose: "dag get").getDAG(root, path: Array(parts.dropFirst()), output: outputCodec))
             if out.code == .dagJSON && Output.stdoutIsTerminal { print() }
         }
     }
@@ -68,14 +59,7 @@ struct DagCommand: ParsableCommand {
 
         func run() throws {
             let root = try parseCID(cid)
-            let repo = try openRepository(purpose: "dag export")
-            var progress = Progress("exporting", total: nil, enabled: !noProgress)
-            try reporting("dag export") {
-                var w = try CARWriter(roots: [root], sink: FileSink(descriptor: 1))
-                try DAGTransfer.export(root: root, from: repo.blocks, to: &w) { n, bytes in progress.update(bytes: bytes, items: n) }
-                try w.finish().flush()
-            }
-            progress.finish()
+            try backend(purpose: "dag export").exportDAG(root, progress: !noProgress)
         }
     }
 
@@ -88,21 +72,15 @@ struct DagCommand: ParsableCommand {
         @Argument(help: "CAR files.") var files: [String]
 
         func run() throws {
-            let repo = try openRepository(purpose: "dag import")
+            let store = try backend(purpose: "dag import")
             var blocks = 0
             var bytes: UInt64 = 0
             for file in files {
-                var progress = Progress("importing \(file)", total: nil, enabled: !json)
-                let summary = try reporting(file) { () throws -> ImportSummary in
-                    let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-                    var reader = try CARReader(source, fileSize: source.size)
-                    return try DAGTransfer.import(from: &reader, into: repo.blocks) { n, b in progress.update(bytes: b, items: n) }
-                }
-                progress.finish()
+                let summary = try store.importCAR(file, progress: !json)
                 blocks += summary.blocks
                 bytes += summary.bytes
                 for r in summary.roots {
-                    if json { try Output.json(["Root": ["Cid": ["/": r.string], "PinErrorMsg": ""]]) } else { print("root \(r.string)") }
+                    if json { try Output.json(["Root": ["Cid": ["/": r], "PinErrorMsg": ""]]) } else { print("root \(r)") }
                 }
             }
             if stats {

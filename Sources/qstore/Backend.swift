@@ -1,0 +1,268 @@
+import CAR
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import IPLD
+import Multiformats
+import Node
+import Storage
+
+/// What the repository commands need, served either by a running daemon (over its
+/// RPC API, with the repository's token) or, when no daemon is running, by opening
+/// the repository directly — as `ipfs` does with `$IPFS_PATH/api`.
+protocol Backend {
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int) throws -> (cid: String, size: Int)
+    func getBlock(_ cid: CID) throws -> [UInt8]
+    func statBlock(_ cid: CID) throws -> Int
+    /// False when the block was not there.
+    func removeBlock(_ cid: CID) throws -> Bool
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String) throws -> String
+    func getDAG(_ root: CID, path: [String], output: String) throws -> [UInt8]
+    /// Writes the CAR to standard output.
+    func exportDAG(_ root: CID, progress: Bool) throws
+    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64)
+    func repoStat() throws -> [(String, Any)]
+    func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String])
+}
+
+/// The daemon when one answers at `<repo>/api`, else the repository itself.
+func backend(purpose: String) throws -> any Backend {
+    let path = Repository.defaultPath()
+    if let remote = RemoteBackend(repository: path), remote.isAlive() { return remote }
+    return LocalBackend(node: Node(repository: try openRepository(purpose: purpose)))
+}
+
+/// The repository opened in this process.
+struct LocalBackend: Backend {
+    let node: Node
+
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int) throws -> (cid: String, size: Int) {
+        let b = try reporting("block put") {
+            try node.putBlock(data, codec: try multicodec(codec, what: "codec"), hash: try multicodec(mhtype, what: "hash function"), hashLength: mhlen < 0 ? nil : mhlen)
+        }
+        return (b.cid.string, data.count)
+    }
+
+    func getBlock(_ cid: CID) throws -> [UInt8] { try reporting("block get") { try node.block(cid) } }
+    func statBlock(_ cid: CID) throws -> Int { try reporting("block stat") { try node.blockSize(cid) } }
+    func removeBlock(_ cid: CID) throws -> Bool { try reporting("block rm") { try node.blocks.delete(cid) } }
+
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String) throws -> String {
+        try reporting("dag put") {
+            try node.putDAG(data, input: try multicodec(input, what: "codec"), store: try multicodec(store, what: "codec"), hash: try multicodec(hash, what: "hash function")).string
+        }
+    }
+
+    func getDAG(_ root: CID, path: [String], output: String) throws -> [UInt8] {
+        try reporting("dag get") { try node.getDAG(root, path: path, output: try multicodec(output, what: "codec")) }
+    }
+
+    func exportDAG(_ root: CID, progress: Bool) throws {
+        var p = Progress("exporting", total: nil, enabled: progress)
+        try reporting("dag export") {
+            var w = try CARWriter(roots: [root], sink: FileSink(descriptor: 1))
+            do {
+                try DAGTransfer.export(root: root, from: node.blocks, to: &w) { n, bytes in p.update(bytes: bytes, items: n) }
+            } catch DAGTransferError.missingBlock(let c) { throw NodeError.notFound(c) }
+            try w.finish().flush()
+        }
+        p.finish()
+    }
+
+    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64) {
+        var p = Progress("importing \(file)", total: nil, enabled: progress)
+        let s = try reporting(file) { () throws -> ImportSummary in
+            let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
+            var reader = try CARReader(source, fileSize: source.size)
+            return try DAGTransfer.import(from: &reader, into: node.blocks) { n, b in p.update(bytes: b, items: n) }
+        }
+        p.finish()
+        return (s.roots.map(\.string), s.blocks, s.bytes)
+    }
+
+    func repoStat() throws -> [(String, Any)] {
+        let s = try reporting("repo stat") { try node.repository.stat() }
+        return [
+            ("NumObjects", s.blocks), ("RepoSize", s.repositoryBytes), ("BlockBytes", s.blockBytes),
+            ("InlineBlocks", s.inlineBlocks), ("PackedBlocks", s.packedBlocks), ("PackBytes", s.packBytes),
+            ("RepoPath", node.repository.path), ("Version", "qstore-repo@\(Repository.currentVersion)"),
+        ]
+    }
+
+    func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
+        var p = Progress("verifying", total: nil, enabled: progress)
+        let r = try reporting("repo verify") { try node.repository.verify { n, bytes in p.update(bytes: bytes, items: n) } }
+        p.finish()
+        return (r.blocks, r.bytes, r.problems)
+    }
+}
+
+/// A running daemon's RPC API.
+struct RemoteBackend: Backend {
+    let base: String
+    let token: String
+
+    /// The daemon named by `<repo>/api`, with the repository's token; nil when none is announced.
+    init?(repository path: String) {
+        guard let address = try? String(contentsOfFile: path + "/api", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              !address.isEmpty,
+              let token = try? String(contentsOfFile: path + "/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        else { return nil }
+        base = "http://\(address)/api/v0/"
+        self.token = token
+    }
+
+    /// Whether the daemon answers (a stale `api` file after a crash does not).
+    func isAlive() -> Bool { (try? call("version", timeout: 2)) != nil }
+
+    /// One RPC call: POST with query items and an optional body; returns the body, or throws the daemon's message.
+    func call(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> Data {
+        var components = URLComponents(string: base + command)!
+        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        var request = URLRequest(url: components.url!, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        let box = ResultBox()
+        let task: URLSessionTask
+        if let bodyFile {
+            task = URLSession.shared.uploadTask(with: request, fromFile: bodyFile) { d, r, e in box.set(d, r, e) }
+        } else {
+            request.httpBody = body
+            task = URLSession.shared.dataTask(with: request) { d, r, e in box.set(d, r, e) }
+        }
+        task.resume()
+        return try box.wait()
+    }
+
+    /// A multipart/form-data body with one file part.
+    static func multipart(_ data: [UInt8]) -> (Data, String) {
+        let boundary = "qstore-\(UUID().uuidString)"
+        var body = Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        body.append(contentsOf: data)
+        body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+        return (body, "multipart/form-data; boundary=\(boundary)")
+    }
+
+    static func json(_ data: Data) throws -> [String: Any] {
+        guard let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first,
+              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw CLIError("unexpected reply from the daemon") }
+        return o
+    }
+
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int) throws -> (cid: String, size: Int) {
+        let (body, type) = Self.multipart(data)
+        let o = try Self.json(call("block/put", [("cid-codec", codec), ("mhtype", mhtype), ("mhlen", String(mhlen))], body: body, contentType: type))
+        return (o["Key"] as? String ?? "", o["Size"] as? Int ?? data.count)
+    }
+
+    func getBlock(_ cid: CID) throws -> [UInt8] { [UInt8](try call("block/get", [("arg", cid.string)])) }
+
+    func statBlock(_ cid: CID) throws -> Int { try Self.json(call("block/stat", [("arg", cid.string)]))["Size"] as? Int ?? 0 }
+
+    func removeBlock(_ cid: CID) throws -> Bool {
+        let o = try Self.json(call("block/rm", [("arg", cid.string)]))
+        return (o["Error"] as? String ?? "").isEmpty
+    }
+
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String) throws -> String {
+        let (body, type) = Self.multipart(data)
+        let o = try Self.json(call("dag/put", [("input-codec", input), ("store-codec", store), ("hash", hash)], body: body, contentType: type))
+        return (o["Cid"] as? [String: Any])?["/"] as? String ?? ""
+    }
+
+    func getDAG(_ root: CID, path: [String], output: String) throws -> [UInt8] {
+        [UInt8](try call("dag/get", [("arg", ([root.string] + path).joined(separator: "/")), ("output-codec", output)]))
+    }
+
+    func exportDAG(_ root: CID, progress: Bool) throws {
+        let data = try call("dag/export", [("arg", root.string)])
+        FileHandle.standardOutput.write(data)
+    }
+
+    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64) {
+        // Frame the CAR as one multipart part in a temporary file, uploaded from disk.
+        let boundary = "qstore-\(UUID().uuidString)"
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-import-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        FileManager.default.createFile(atPath: tmp.path, contents: nil)
+        let out = try FileHandle(forWritingTo: tmp)
+        out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"car\"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n".utf8))
+        let input = file == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        while true {
+            let chunk = input.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            out.write(chunk)
+        }
+        out.write(Data("\r\n--\(boundary)--\r\n".utf8))
+        try out.close()
+        let reply = try call("dag/import", [("stats", "true")], contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+        var roots: [String] = []
+        var blocks = 0
+        var bytes: UInt64 = 0
+        for line in String(decoding: reply, as: UTF8.self).split(separator: "\n") {
+            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            if let r = ((o["Root"] as? [String: Any])?["Cid"] as? [String: Any])?["/"] as? String { roots.append(r) }
+            if let s = o["Stats"] as? [String: Any] {
+                blocks = s["BlockCount"] as? Int ?? 0
+                bytes = (s["BlockBytesCount"] as? NSNumber)?.uint64Value ?? 0
+            }
+        }
+        return (roots, blocks, bytes)
+    }
+
+    func repoStat() throws -> [(String, Any)] {
+        let o = try Self.json(call("repo/stat"))
+        return ["NumObjects", "RepoSize", "StorageMax", "RepoPath", "Version"].compactMap { k in o[k].map { (k, $0) } }
+    }
+
+    func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
+        do {
+            let data = try call("repo/verify")
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+            let last = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return (last?["Progress"] as? Int ?? 0, 0, [])
+        } catch let e as RemoteError {
+            return (0, 0, e.messages)
+        }
+    }
+}
+
+/// The daemon answered with an error (Kubo's `{"Message", "Code", "Type"}`).
+struct RemoteError: Error, CustomStringConvertible {
+    let messages: [String]
+    var description: String { messages.joined(separator: "\n") }
+}
+
+/// Carries a URLSession completion to the waiting thread.
+final class ResultBox: @unchecked Sendable {
+    // Written once by URLSession's callback before `done` is signalled, read after the wait.
+    private var data: Data?
+    private var response: URLResponse?
+    private var error: (any Error)?
+    private let done = DispatchSemaphore(value: 0)
+
+    func set(_ d: Data?, _ r: URLResponse?, _ e: (any Error)?) {
+        data = d
+        response = r
+        error = e
+        done.signal()
+    }
+
+    func wait() throws -> Data {
+        done.wait()
+        if let error { throw CLIError("cannot reach the daemon: \(error.localizedDescription)") }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let body = data ?? Data()
+        guard (200..<300).contains(status) else {
+            let messages = String(decoding: body, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+                let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                return (o?["Message"] ?? o?["Msg"]) as? String
+            }
+            if messages.isEmpty { throw CLIError("daemon answered \(status)") }
+            throw RemoteError(messages: messages)
+        }
+        return body
+    }
+}
