@@ -126,7 +126,8 @@ struct VerifiedPut: Sendable {
                 let body: ByteBuffer
                 do { body = try await req.collectBody(upTo: limits.maximumBlockRequest) } catch { throw BodyTooLarge(limit: limits.maximumBlockRequest) }
                 let data = Array(buffer: body)
-                let block = try await io.run { try self.node.putBlock(data, expecting: cid) }
+                let block = try Block(cid: cid, data: data)
+                try await node.store(block)
                 var headers = HTTPFields()
                 headers[.location] = "/ipfs/\(block.cid.string)"
                 headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(block.cid.string)"

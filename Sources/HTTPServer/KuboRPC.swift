@@ -63,8 +63,8 @@ struct KuboRPC: Sendable {
         let chosenCodec = codec
         var out = ByteBuffer()
         for data in files {
-            let codec = chosenCodec
-            let block = try await io.run { try self.node.putBlock(data, codec: codec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen) }
+            let block = try Block(data: data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
+            try await node.store(block)
             var cid = block.cid
             if cidVersion == 0 { cid = try block.cid.toV0() }
             var line = JSONOutput.bytes(["Key": cid.string, "Size": data.count])
@@ -114,7 +114,9 @@ struct KuboRPC: Sendable {
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         var out = ByteBuffer()
         for data in files {
-            let cid = try await io.run { try self.node.putDAG(data, input: input, store: store, hash: hash) }
+            let block = try node.encodeDAG(data, input: input, store: store, hash: hash)
+            try await node.store(block)
+            let cid = block.cid
             var line = JSONOutput.bytes(["Cid": ["/": cid.string]])
             out.writeBuffer(&line)
         }

@@ -20,6 +20,8 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     private var started = false
     /// Header bytes allowed per part.
     private let maximumHeaderBytes = 16 << 10
+    /// Reused for every read from the source.
+    private var scratch = [UInt8](repeating: 0, count: 64 << 10)
 
     init(_ source: Source, boundary: String) {
         self.source = source
@@ -49,10 +51,9 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
             buffer.removeFirst(start)
             start = 0
         }
-        var chunk = [UInt8](repeating: 0, count: max(64 << 10, n))
         while available < n && !eof {
-            let got = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
-            if got == 0 { eof = true } else { buffer.append(contentsOf: chunk[0..<got]) }
+            let got = try scratch.withUnsafeMutableBytes { try source.read(into: $0) }
+            if got == 0 { eof = true } else { buffer.append(contentsOf: scratch[0..<got]) }
         }
         return available
     }
@@ -74,7 +75,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
         if finished { return nil }
         if inBody {
             // Skip what is left of the current body.
-            var sink = [UInt8](repeating: 0, count: 64 << 10)
+            var sink = [UInt8](repeating: 0, count: 16 << 10)
             while try sink.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
         }
         if !started {
@@ -157,7 +158,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     /// The rest of the current part's body, refusing more than `limit` bytes.
     func readBody(limit: Int) throws -> [UInt8] {
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        var chunk = [UInt8](repeating: 0, count: min(limit + 1, 64 << 10))
         while true {
             let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
             if n == 0 { return out }

@@ -20,12 +20,22 @@ public final class Node: Sendable {
     public let startedAt: Date
     /// The node's log.
     public let logger: Logger
+    /// Group commit for concurrent puts.
+    private let writes: WriteCoalescer
 
     /// A node over an open repository.
     public init(repository: Repository, logger: Logger = Logger(label: "qstore.node")) {
         self.repository = repository
         self.startedAt = Date()
         self.logger = logger
+        self.writes = WriteCoalescer(store: repository.blocks)
+    }
+
+    /// Stores a verified block together with whatever other puts are waiting (group
+    /// commit); returns when it is durable. Callers in async code use this rather than
+    /// a blocking put on their own thread.
+    public func store(_ block: Block) async throws {
+        try await writes.put(block)
     }
 
     /// The block store.
@@ -36,13 +46,6 @@ public final class Node: Sendable {
     /// Stores `data` as a block of `codec` hashed with `hash` (truncated to `hashLength`); returns it.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
-        try blocks.put(block)
-        return block
-    }
-
-    /// Stores `data` only if it hashes to `cid` (a verified put).
-    public func putBlock(_ data: [UInt8], expecting cid: CID) throws -> Block {
-        let block = try Block(cid: cid, data: data)
         try blocks.put(block)
         return block
     }
@@ -68,14 +71,19 @@ public final class Node: Sendable {
 
     /// Decodes `data` with `input` (dag-json leniently), encodes it canonically with `store`, stores it.
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) throws -> CID {
+        let block = try encodeDAG(data, input: input, store: store, hash: hash)
+        try blocks.put(block)
+        return block.cid
+    }
+
+    /// The block `putDAG` would store: `data` decoded with `input`, encoded canonically with `store`.
+    public func encodeDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) throws -> Block {
         let decoder: any IPLDCodec = input == .dagJSON ? DAGJSON(strict: false) : try Codecs.codec(for: input)
         let node: IPLDNode
         do { node = try decoder.decode(data) } catch { throw NodeError.badInput("cannot decode \(input.name): \(error)") }
         let bytes: [UInt8]
         do { bytes = try Codecs.codec(for: store).encode(node) } catch { throw NodeError.badInput("cannot encode \(store.name): \(error)") }
-        let block = try Block(data: bytes, codec: store, hash: hash)
-        try blocks.put(block)
-        return block.cid
+        return try Block(data: bytes, codec: store, hash: hash)
     }
 
     /// The value at `root`/`path`, encoded with `output`.

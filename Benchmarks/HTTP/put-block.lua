@@ -1,0 +1,28 @@
+-- wrk script: POST /api/v0/block/put with a distinct 1 KiB block per request.
+-- The token comes from the environment (QSTORE_TOKEN).
+local counter = 0
+local boundary = "qstorebench"
+local token = os.getenv("QSTORE_TOKEN")
+local filler = string.rep("x", 1000)
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+
+local n = 0
+request = function()
+  n = n + 1
+  local payload = string.format("%08d-%08d-", id, n) .. filler
+  payload = string.sub(payload, 1, 1024)
+  local body = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    .. payload .. "\r\n--" .. boundary .. "--\r\n"
+  local headers = {}
+  headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+  headers["Authorization"] = "Bearer " .. token
+  return wrk.format("POST", "/api/v0/block/put?cid-codec=raw", headers, body)
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("non-2xx: %d\n", summary.errors.status))
+end
