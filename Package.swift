@@ -45,6 +45,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // UnixFS v1 files: chunkers, the balanced layout, reading byte ranges.
+        .target(name: "UnixFS", dependencies: ["Storage", "CAR", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
@@ -70,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Node", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "UnixFS", "Node", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,6 +83,7 @@ let package = Package(
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
+        .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Node", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -18,13 +18,19 @@ public struct Block: Sendable, Hashable {
         self.data = data
     }
 
-    /// The block of `data` with `codec`, hashed with `hash` (truncated to `hashLength` bytes when given).
-    public init(data: [UInt8], codec: Multicodec = .raw, hash: Multicodec = .sha2_256, hashLength: Int? = nil) throws {
+    /// The block of `data` with `codec`, hashed with `hash` (truncated to `hashLength` bytes when
+    /// given), under a CIDv1 or, when `cidVersion` is 0, a CIDv0 (dag-pb and 32-byte sha2-256 only).
+    public init(data: [UInt8], codec: Multicodec = .raw, hash: Multicodec = .sha2_256, hashLength: Int? = nil, cidVersion: Int = 1) throws {
         let mh: Multihash
         do { mh = try Multihash.compute(data, function: hash, length: hashLength) } catch {
             throw BlockStoreError.invalidBlock(reason: "\(error)")
         }
-        self.cid = CID(codec: codec, multihash: mh)
+        if cidVersion == 0 {
+            guard codec == .dagPB else { throw BlockStoreError.invalidBlock(reason: "a CIDv0 is always dag-pb, not \(codec.name)") }
+            do { self.cid = try CID(v0: mh) } catch { throw BlockStoreError.invalidBlock(reason: "\(error)") }
+        } else {
+            self.cid = CID(codec: codec, multihash: mh)
+        }
         self.data = data
     }
 
@@ -32,6 +38,12 @@ public struct Block: Sendable, Hashable {
     init(trusted cid: CID, data: [UInt8]) {
         self.cid = cid
         self.data = data
+    }
+
+    /// A block whose CID the caller computed from these very bytes a moment ago (an
+    /// importer hashing as it builds): no second hash. Anything else uses `init(cid:data:)`.
+    public init(hashedCID cid: CID, data: [UInt8]) {
+        self.init(trusted: cid, data: data)
     }
 }
 

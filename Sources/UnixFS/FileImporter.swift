@@ -1,0 +1,213 @@
+import CAR
+import IPLD
+import Multiformats
+import Storage
+
+/// How a file is cut and laid out, with `ipfs add`'s defaults.
+public struct ImportOptions: Sendable {
+    /// Chunk size of the fixed-size chunker (`size-262144`).
+    public var chunkSize = 262_144
+    /// CID version: 0 (Kubo's default) or 1.
+    public var cidVersion = 0
+    /// Leaves as raw blocks; nil means "raw when CIDv1", as Kubo decides.
+    public var rawLeaves: Bool? = nil
+    /// Hash function of every block.
+    public var hash = Multicodec.sha2_256
+    /// Children per node of the balanced layout.
+    public var maximumLinks = 174
+    /// Compute CIDs only: no block is built or handed out (`--only-hash`).
+    public var onlyHash = false
+
+    /// Kubo's defaults.
+    public init() {}
+
+    /// Options from a chunker spec: `size-N` (N bytes; `default` or nil is 262144).
+    public mutating func chunker(_ spec: String?) throws {
+        guard let spec, spec != "default" else { return }
+        guard spec.hasPrefix("size-"), let n = Int(spec.dropFirst(5)), n > 0, n <= 1 << 20 else { throw UnixFSError.badChunker(spec) }
+        chunkSize = n
+    }
+
+    var usesRawLeaves: Bool { rawLeaves ?? (cidVersion == 1) }
+}
+
+/// A file imported as a UnixFS DAG.
+public struct ImportedFile: Sendable, Equatable {
+    /// The root CID.
+    public let cid: CID
+    /// The file's size in bytes.
+    public let size: UInt64
+    /// The cumulative size of the DAG (what Kubo's `ipfs add` reports as its size).
+    public let dagSize: UInt64
+}
+
+/// Imports a byte stream as a UnixFS file with the balanced layout and a fixed-size
+/// chunker, exactly as Kubo's importer (boxo `balanced.Layout`), so CIDs match
+/// `ipfs add` for the same settings. Blocks go to `emit` as they are finished; memory
+/// holds one chunk and the links of the nodes on the current path, whatever the size.
+public struct FileImporter {
+    public let options: ImportOptions
+    private let emit: (Block) throws -> Void
+    private let leafBuffer = LeafBuffer()
+
+    /// An importer that hands every finished block to `emit` (e.g. a batching store writer, or nothing for --only-hash).
+    public init(options: ImportOptions = ImportOptions(), emit: @escaping (Block) throws -> Void) {
+        self.options = options
+        self.emit = emit
+    }
+
+    /// A finished node: its CID, the file bytes under it and its cumulative DAG size.
+    struct Built {
+        var cid: CID
+        var fileSize: UInt64
+        var dagSize: UInt64
+    }
+
+    /// Reads `source` to its end and returns the file's root.
+    public func importFile<S: ByteSource>(_ source: S) throws -> ImportedFile {
+        var chunks = Chunker(source: source, size: options.chunkSize)
+        guard try !chunks.atEnd() else {
+            let empty = try leaf(UnsafeRawBufferPointer(start: nil, count: 0))
+            return ImportedFile(cid: empty.cid, size: 0, dagSize: empty.dagSize)
+        }
+        var root = try chunks.withNext { try leaf($0) }
+        var depth = 1
+        while !(try chunks.atEnd()) {
+            var node = InternalNode()
+            node.add(root)
+            root = try fill(&node, depth: depth, chunks: &chunks)
+            depth += 1
+        }
+        return ImportedFile(cid: root.cid, size: root.fileSize, dagSize: root.dagSize)
+    }
+
+    private struct InternalNode {
+        var links: [PBLink] = []
+        var blockSizes: [UInt64] = []
+        var dagSize: UInt64 = 0
+        mutating func add(_ child: Built) {
+            links.append(PBLink(hash: child.cid, name: "", tsize: child.dagSize))
+            blockSizes.append(child.fileSize)
+            dagSize += child.dagSize
+        }
+    }
+
+    /// boxo's `fillNodeRec`: add children while there is room and data; at depth 1 the
+    /// children are leaves, above it each child is a new internal node filled one level down.
+    private func fill<S: ByteSource>(_ node: inout InternalNode, depth: Int, chunks: inout Chunker<S>) throws -> Built {
+        while node.links.count < options.maximumLinks, !(try chunks.atEnd()) {
+            if depth == 1 {
+                node.add(try chunks.withNext { try leaf($0) })
+            } else {
+                var child = InternalNode()
+                node.add(try fill(&child, depth: depth - 1, chunks: &chunks))
+            }
+        }
+        return try commit(node)
+    }
+
+    private func commit(_ node: InternalNode) throws -> Built {
+        let fileSize = node.blockSizes.reduce(0, +)
+        let data = UnixFSData(kind: .file, fileSize: fileSize, blockSizes: node.blockSizes).encode()
+        let bytes = try DAGPB.encodeNode(PBNode(links: node.links, data: data))
+        let block = try makeBlock(bytes, codec: .dagPB)
+        if !options.onlyHash { try emit(block) }
+        return Built(cid: block.cid, fileSize: fileSize, dagSize: UInt64(bytes.count) + node.dagSize)
+    }
+
+    private func leaf(_ chunk: UnsafeRawBufferPointer) throws -> Built {
+        if options.usesRawLeaves {
+            let cid = try cidOf(chunk, codec: .raw)
+            if !options.onlyHash { try emit(Block(hashedCID: cid, data: Array(chunk))) }
+            return Built(cid: cid, fileSize: UInt64(chunk.count), dagSize: UInt64(chunk.count))
+        }
+        // The dag-pb leaf `{Data: UnixFS{Type: File, Data: chunk, filesize: n}}`, written straight
+        // into one reused buffer and hashed there: no per-chunk allocation unless a block is emitted.
+        let n = UInt64(chunk.count)
+        var unixfs: [UInt8] = [0x08, 0x02]
+        if !chunk.isEmpty { unixfs.append(0x12); Varint.append(n, to: &unixfs) }
+        var tail: [UInt8] = [0x18]
+        Varint.append(n, to: &tail)
+        var head: [UInt8] = [0x0a]
+        Varint.append(UInt64(unixfs.count + chunk.count + tail.count), to: &head)
+        let total = head.count + unixfs.count + chunk.count + tail.count
+        let scratch = leafBuffer.reserve(total)
+        var at = 0
+        for part in [head, unixfs] { for b in part { scratch[at] = b; at += 1 } }
+        if let base = chunk.baseAddress { (scratch.baseAddress! + at).initialize(from: base.assumingMemoryBound(to: UInt8.self), count: chunk.count) }
+        at += chunk.count
+        for b in tail { scratch[at] = b; at += 1 }
+        let bytes = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: scratch[0..<total]))
+        let cid = try cidOf(bytes, codec: .dagPB)
+        if !options.onlyHash { try emit(Block(hashedCID: cid, data: Array(bytes))) }
+        return Built(cid: cid, fileSize: n, dagSize: UInt64(total))
+    }
+
+    private func cidOf(_ bytes: UnsafeRawBufferPointer, codec: Multicodec) throws -> CID {
+        let mh: Multihash
+        do { mh = try Multihash.compute(bytes, function: options.hash) } catch { throw BlockStoreError.invalidBlock(reason: "\(error)") }
+        // CIDv0 exists only for dag-pb with sha2-256; raw leaves are always CIDv1.
+        if options.cidVersion == 0 && codec == .dagPB && options.hash == .sha2_256 { return try CID(v0: mh) }
+        return CID(codec: codec, multihash: mh)
+    }
+
+    private func makeBlock(_ bytes: [UInt8], codec: Multicodec) throws -> Block {
+        Block(hashedCID: try bytes.withUnsafeBytes { try cidOf($0, codec: codec) }, data: bytes)
+    }
+}
+
+/// A growable scratch buffer for encoding leaves (owned by one importer, used by one thread).
+final class LeafBuffer {
+    private var storage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 0)
+    func reserve(_ n: Int) -> UnsafeMutableBufferPointer<UInt8> {
+        if storage.count < n {
+            storage.deallocate()
+            storage = .allocate(capacity: n)
+        }
+        return storage
+    }
+    deinit { storage.deallocate() }
+}
+
+/// Fixed-size chunks of a byte stream, read into one reused buffer: every chunk
+/// full but the last, no allocation per chunk.
+struct Chunker<S: ByteSource> {
+    var source: S
+    let size: Int
+    private var buffer: [UInt8]
+    private var count = 0
+    private var ready = false
+    private var finished = false
+
+    init(source: S, size: Int) {
+        self.source = source
+        self.size = size
+        buffer = [UInt8](repeating: 0, count: size)
+    }
+
+    /// Fills the buffer with the next chunk unless one is waiting; false at the end.
+    private mutating func load() throws -> Bool {
+        if ready { return true }
+        if finished { return false }
+        var filled = 0
+        while filled < size {
+            let n = try buffer.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+            if n == 0 { finished = true; break }
+            filled += n
+        }
+        count = filled
+        ready = filled > 0
+        return ready
+    }
+
+    /// Whether no chunk is left.
+    mutating func atEnd() throws -> Bool { try !load() }
+
+    /// Calls `body` with the next chunk (the caller checked `atEnd()`).
+    mutating func withNext<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard try load() else { throw UnixFSError.invalid("chunker read past the end") }
+        ready = false
+        let n = count
+        return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+}

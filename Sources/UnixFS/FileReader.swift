@@ -1,0 +1,71 @@
+import IPLD
+import Multiformats
+import Storage
+
+/// Reads UnixFS files from a block store, any byte range, without loading the
+/// file: only the blocks that hold the range are read, one at a time.
+public struct FileReader {
+    let store: any BlockStore
+
+    /// A reader over `store`.
+    public init(store: any BlockStore) { self.store = store }
+
+    private func load(_ cid: CID) throws -> [UInt8] {
+        guard let d = try store.get(cid) else { throw UnixFSError.missingBlock(cid) }
+        return d
+    }
+
+    /// The file's size (from its root block).
+    public func size(of cid: CID) throws -> UInt64 {
+        if cid.codec == .raw { return UInt64(try store.size(cid) ?? { throw UnixFSError.missingBlock(cid) }()) }
+        let (node, fs) = try decode(cid)
+        return fs.fileSize ?? UInt64(fs.data?.count ?? 0) + (node.links.isEmpty ? 0 : fs.blockSizes.reduce(0, +))
+    }
+
+    private func decode(_ cid: CID) throws -> (PBNode, UnixFSData) {
+        guard cid.codec == .dagPB else { throw UnixFSError.notAFile(cid) }
+        let node = try DAGPB.decodeNode(try load(cid))
+        guard let d = node.data else { throw UnixFSError.notAFile(cid) }
+        let fs = try UnixFSData(bytes: d)
+        guard fs.kind == .file || fs.kind == .raw else { throw UnixFSError.notAFile(cid) }
+        return (node, fs)
+    }
+
+    /// Calls `body` with the bytes of `[offset, offset + length)` in order (length nil: to the end).
+    public func read(_ cid: CID, offset: UInt64 = 0, length: UInt64? = nil, _ body: ([UInt8]) throws -> Void) throws {
+        let end = length.map { offset &+ $0 } ?? UInt64.max
+        guard end > offset else { return }
+        try read(cid, from: offset, to: end, base: 0, body)
+    }
+
+    /// Reads the part of `cid` (whose first byte is at file position `base`) that falls in [from, to).
+    private func read(_ cid: CID, from: UInt64, to: UInt64, base: UInt64, _ body: ([UInt8]) throws -> Void) throws {
+        if cid.codec == .raw || cid.multihash.code == .identity && cid.codec == .raw {
+            let data = try load(cid)
+            try emitSlice(data, base: base, from: from, to: to, body)
+            return
+        }
+        let (node, fs) = try decode(cid)
+        var position = base
+        if let data = fs.data, !data.isEmpty {
+            try emitSlice(data, base: position, from: from, to: to, body)
+            position += UInt64(data.count)
+        }
+        guard node.links.count == fs.blockSizes.count else {
+            if node.links.isEmpty { return }
+            throw UnixFSError.invalid("\(cid): \(node.links.count) links but \(fs.blockSizes.count) block sizes")
+        }
+        for (link, size) in zip(node.links, fs.blockSizes) {
+            let childEnd = position + size
+            if childEnd > from && position < to { try read(link.hash, from: from, to: to, base: position, body) }
+            position = childEnd
+            if position >= to { break }
+        }
+    }
+
+    private func emitSlice(_ data: [UInt8], base: UInt64, from: UInt64, to: UInt64, _ body: ([UInt8]) throws -> Void) throws {
+        let start = max(from, base), stop = min(to, base + UInt64(data.count))
+        guard stop > start else { return }
+        if start == base && stop == base + UInt64(data.count) { try body(data) } else { try body(Array(data[Int(start - base)..<Int(stop - base)])) }
+    }
+}
