@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Storage", "CAR", "IPLD", "Multiformats",
+                "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -6,6 +6,7 @@ import IPLD
 import Multiformats
 import Node
 import Storage
+import UnixFS
 
 /// Kubo's RPC API under `/api/v0` (the subset Qstore serves): same paths, query
 /// parameters, multipart bodies, response JSON and error shape as Kubo, so
@@ -28,6 +29,8 @@ struct KuboRPC: Sendable {
         api.post("dag/get") { request, _ in await rpcAsync { try await self.dagGet(request) } }
         api.post("dag/export") { request, _ in await rpcAsync { try await self.dagExport(request) } }
         api.post("dag/import") { request, _ in await rpcAsync { try await self.dagImport(request) } }
+        api.post("add") { request, _ in await rpcAsync { try await self.add(request) } }
+        api.post("cat") { request, _ in await rpcAsync { try await self.cat(request) } }
         api.post("repo/stat") { request, _ in await rpcAsync { try await self.repoStat(request) } }
         api.post("repo/verify") { _, _ in await rpcAsync { try await self.repoVerify() } }
     }
@@ -172,6 +175,72 @@ struct KuboRPC: Sendable {
             out.writeBuffer(&line)
         }
         return Self.jsonStream(out)
+    }
+
+    /// Kubo's `add` for files: each file part becomes a UnixFS file; one `{"Name","Hash","Size"}` line per file.
+    func add(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        var options = ImportOptions()
+        if let v = q.get("cid-version") {
+            guard let n = Int(v), n == 0 || n == 1 else { throw RequestError(.badRequest, "cid-version must be 0 or 1") }
+            options.cidVersion = n
+        }
+        if let r = q.get("raw-leaves") { options.rawLeaves = Self.flag(r) }
+        if let h = q.get("hash") {
+            options.hash = try Self.multicodec(h)
+            if options.hash != .sha2_256 { options.cidVersion = 1 }
+        }
+        do { try options.chunker(q.get("chunker").map { String($0) }) } catch { throw RequestError(.badRequest, "\(error)") }
+        options.onlyHash = Self.flag(q.get("only-hash"))
+        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
+            throw RequestError(.badRequest, "expected a multipart/form-data body with files")
+        }
+        let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
+        defer { spool.remove() }
+        let opts = options
+        let added = try await io.run { () throws -> [(String, ImportedFile)] in
+            let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
+            var out: [(String, ImportedFile)] = []
+            while let headers = try reader.nextPart() {
+                if headers["content-type"]?.hasPrefix("application/x-directory") == true {
+                    throw NodeError.unsupported("adding directories")
+                }
+                let name = Self.filename(headers["content-disposition"]) ?? "file"
+                out.append((name, try self.node.addFile(reader, options: opts)))
+            }
+            return out
+        }
+        guard !added.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
+        var out = ByteBuffer()
+        for (name, f) in added {
+            var line = JSONOutput.bytes(["Name": name, "Hash": f.cid.string, "Size": String(f.dagSize)])
+            out.writeBuffer(&line)
+        }
+        return Self.jsonStream(out)
+    }
+
+    /// Kubo's `cat`: the bytes of a UnixFS file, optionally a range (`offset`, `length`), streamed.
+    func cat(_ request: Request) async throws -> Response {
+        let (cid, path) = try Self.argument(request)
+        let q = request.uri.queryParameters
+        let offset = UInt64(q.get("offset") ?? "0") ?? 0
+        let length = q.get("length").flatMap { UInt64($0) }
+        // Check the file is readable before the 200.
+        _ = try await io.run { try self.node.fileSize(path.isEmpty ? cid : try self.node.resolve(cid, path: path).terminal) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
+            try self.node.cat(cid, path: path, offset: offset, length: length) { try channel.send($0) }
+        })
+    }
+
+    /// The `filename` of a multipart part's Content-Disposition (percent-decoded, as Kubo's clients encode it).
+    static func filename(_ disposition: String?) -> String? {
+        guard let d = disposition, let r = d.range(of: "filename=") else { return nil }
+        var v = String(d[r.upperBound...])
+        if v.hasPrefix("\"") { v = String(v.dropFirst().prefix { $0 != "\"" }) } else { v = String(v.prefix { $0 != ";" }) }
+        return v.removingPercentEncoding ?? v
     }
 
     func repoStat(_ request: Request) async throws -> Response {

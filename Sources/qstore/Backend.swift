@@ -7,6 +7,7 @@ import IPLD
 import Multiformats
 import Node
 import Storage
+import UnixFS
 
 /// What the repository commands need, served either by a running daemon (over its
 /// RPC API, with the repository's token) or, when no daemon is running, by opening
@@ -24,6 +25,10 @@ protocol Backend {
     func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64)
     func repoStat() throws -> [(String, Any)]
     func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String])
+    /// Imports a file ("-": standard input) as UnixFS; returns its CID and DAG size.
+    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64)
+    /// Writes a UnixFS file's bytes (a range of them) to standard output.
+    func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws
 }
 
 /// The daemon when one answers at `<repo>/api`, else the repository itself.
@@ -88,6 +93,19 @@ struct LocalBackend: Backend {
             ("InlineBlocks", s.inlineBlocks), ("PackedBlocks", s.packedBlocks), ("PackBytes", s.packBytes),
             ("RepoPath", node.repository.path), ("Version", "qstore-repo@\(Repository.currentVersion)"),
         ]
+    }
+
+    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
+        let f = try reporting(file) { () throws -> ImportedFile in
+            let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
+            return try node.addFile(source, options: options)
+        }
+        return (f.cid.string, f.dagSize)
+    }
+
+    func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
+        let out = FileHandle.standardOutput
+        try reporting("cat") { try node.cat(root, path: path, offset: offset, length: length) { out.write(Data($0)) } }
     }
 
     func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
@@ -181,14 +199,17 @@ struct RemoteBackend: Backend {
         FileHandle.standardOutput.write(data)
     }
 
-    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64) {
-        // Frame the CAR as one multipart part in a temporary file, uploaded from disk.
+    /// Uploads a file ("-": standard input) as the one part of a multipart body, framed in a
+    /// temporary file so any size streams from disk.
+    func upload(_ command: String, _ query: [(String, String)], file: String, partType: String) throws -> Data {
         let boundary = "qstore-\(UUID().uuidString)"
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-import-\(UUID().uuidString)")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: tmp) }
         FileManager.default.createFile(atPath: tmp.path, contents: nil)
         let out = try FileHandle(forWritingTo: tmp)
-        out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"car\"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n".utf8))
+        let name = file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent
+        let encoded = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name
+        out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(encoded)\"\r\nContent-Type: \(partType)\r\n\r\n".utf8))
         let input = file == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
         while true {
             let chunk = input.readData(ofLength: 1 << 20)
@@ -197,7 +218,11 @@ struct RemoteBackend: Backend {
         }
         out.write(Data("\r\n--\(boundary)--\r\n".utf8))
         try out.close()
-        let reply = try call("dag/import", [("stats", "true")], contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+        return try call(command, query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+    }
+
+    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64) {
+        let reply = try upload("dag/import", [("stats", "true")], file: file, partType: "application/vnd.ipld.car")
         var roots: [String] = []
         var blocks = 0
         var bytes: UInt64 = 0
@@ -210,6 +235,20 @@ struct RemoteBackend: Backend {
             }
         }
         return (roots, blocks, bytes)
+    }
+
+    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
+        var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
+                                         ("hash", options.hash.name), ("only-hash", String(options.onlyHash))]
+        if let r = options.rawLeaves { query.append(("raw-leaves", String(r))) }
+        let o = try Self.json(upload("add", query, file: file, partType: "application/octet-stream"))
+        return (o["Hash"] as? String ?? "", UInt64(o["Size"] as? String ?? "") ?? 0)
+    }
+
+    func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
+        var query = [("arg", ([root.string] + path).joined(separator: "/")), ("offset", String(offset))]
+        if let length { query.append(("length", String(length))) }
+        FileHandle.standardOutput.write(try call("cat", query))
     }
 
     func repoStat() throws -> [(String, Any)] {

@@ -1,0 +1,45 @@
+import CAR
+import Multiformats
+import Storage
+import UnixFS
+
+extension Node {
+    /// Imports a byte stream as a UnixFS file and stores its blocks in atomic batches of
+    /// about 8 MiB (nothing is stored with `options.onlyHash`).
+    public func addFile<S: ByteSource>(_ source: S, options: ImportOptions) throws -> ImportedFile {
+        var pending: [Block] = []
+        var pendingBytes = 0
+        let store = blocks
+        let importer = FileImporter(options: options) { block in
+            pending.append(block)
+            pendingBytes += block.data.count
+            if pendingBytes >= 8 << 20 {
+                try store.putMany(pending)
+                pending.removeAll(keepingCapacity: true)
+                pendingBytes = 0
+            }
+        }
+        let file = try importer.importFile(source)
+        if !pending.isEmpty { try store.putMany(pending) }
+        return file
+    }
+
+    /// Streams the bytes of a UnixFS file (or raw block) at `root`/`path`, `[offset, offset+length)`.
+    public func cat(_ root: CID, path: [String] = [], offset: UInt64 = 0, length: UInt64? = nil, _ body: ([UInt8]) throws -> Void) throws {
+        let target = path.isEmpty ? root : try resolve(root, path: path).terminal
+        do {
+            try FileReader(store: blocks).read(target, offset: offset, length: length, body)
+        } catch UnixFSError.missingBlock(let c) {
+            throw NodeError.notFound(c)
+        } catch let e as UnixFSError {
+            throw NodeError.badInput("\(e)")
+        }
+    }
+
+    /// The size of the UnixFS file at `cid`.
+    public func fileSize(_ cid: CID) throws -> UInt64 {
+        do { return try FileReader(store: blocks).size(of: cid) } catch UnixFSError.missingBlock(let c) { throw NodeError.notFound(c) } catch let e as UnixFSError {
+            throw NodeError.badInput("\(e)")
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import CAR
+import Foundation
+import IPLD
+import Multiformats
+import Storage
+import Testing
+import TestSupport
+@testable import UnixFS
+
+struct ImportReadTests {
+    func importBytes(_ data: [UInt8], options: ImportOptions, into store: MemoryBlockStore) throws -> ImportedFile {
+        var pending: [Block] = []
+        let result = try FileImporter(options: options) { pending.append($0) }.importFile(BytesSource(data))
+        try store.putMany(pending)
+        return result
+    }
+
+    @Test(arguments: [(0, 0), (1, 1), (2, 0), (2, 1), (3, 1)])
+    func rangesReadBackExactly(depthHint: Int, cidVersion: Int) throws {
+        // Small chunks and few links per node give deep trees from little data.
+        var o = ImportOptions()
+        o.chunkSize = 7
+        o.maximumLinks = 3
+        o.cidVersion = cidVersion
+        var rng = SeededGenerator(seed: UInt64(depthHint * 10 + cidVersion))
+        let data = rng.bytes([0, 5, 100, 1000][depthHint])
+        let store = MemoryBlockStore()
+        let file = try importBytes(data, options: o, into: store)
+        #expect(file.size == UInt64(data.count))
+        let reader = FileReader(store: store)
+        #expect(try reader.size(of: file.cid) == UInt64(data.count))
+        var all: [UInt8] = []
+        try reader.read(file.cid) { all += $0 }
+        #expect(all == data)
+        for _ in 0..<50 where !data.isEmpty {
+            let offset = Int.random(in: 0..<data.count, using: &rng)
+            let length = Int.random(in: 0...(data.count - offset + 3), using: &rng)
+            var part: [UInt8] = []
+            try reader.read(file.cid, offset: UInt64(offset), length: UInt64(length)) { part += $0 }
+            #expect(part == Array(data[offset..<min(data.count, offset + length)]))
+        }
+    }
+
+    @Test func everyBlockOfTheDAGIsEmittedAndLinksAreRecorded() throws {
+        var o = ImportOptions()
+        o.chunkSize = 1000
+        let store = MemoryBlockStore()
+        var rng = SeededGenerator(seed: 4)
+        let data = rng.bytes(50_000)
+        let file = try importBytes(data, options: o, into: store)
+        // The exported DAG holds the root and 50 leaves.
+        var w = try CARWriter(roots: [file.cid], sink: ArraySink())
+        try DAGTransfer.export(root: file.cid, from: store, to: &w)
+        var r = try CARReader(BytesSource(try w.finish().bytes))
+        var count = 0
+        while try r.next() != nil { count += 1 }
+        #expect(count == 51)
+        #expect(try store.links(of: file.cid)?.count == 50)
+        let root = try DAGPB.decodeNode(try #require(try store.get(file.cid)))
+        let fs = try UnixFSData(bytes: try #require(root.data))
+        #expect(fs.kind == .file && fs.fileSize == 50_000 && fs.blockSizes.count == 50)
+        #expect(root.links.allSatisfy { $0.name == "" })
+    }
+
+    @Test func chunkerSpecsAndErrors() throws {
+        var o = ImportOptions()
+        try o.chunker("size-1024")
+        #expect(o.chunkSize == 1024)
+        try o.chunker(nil)
+        #expect(throws: UnixFSError.self) { try o.chunker("rabin") }
+        #expect(throws: UnixFSError.self) { try o.chunker("size-0") }
+        let store = MemoryBlockStore()
+        let raw = try store.put(data: [1, 2, 3])
+        let cbor = try store.put(data: DAGCBOR().encode(["a": 1]), codec: .dagCBOR)
+        #expect(throws: UnixFSError.self) { try FileReader(store: store).read(cbor) { _ in } }
+        var got: [UInt8] = []
+        try FileReader(store: store).read(raw) { got += $0 }
+        #expect(got == [1, 2, 3])
+    }
+
+    @Test func unixFSDataRoundTrips() throws {
+        var d = UnixFSData(kind: .file, data: [1, 2], fileSize: 10, blockSizes: [4, 4])
+        d.mode = 0o644
+        d.mtime = (1_700_000_000, 5)
+        #expect(try UnixFSData(bytes: d.encode()) == d)
+        #expect(throws: UnixFSError.self) { try UnixFSData(bytes: [0x12, 0x05, 0x01]) }
+    }
+}
