@@ -85,6 +85,7 @@ public final class Daemon: Sendable {
         let metrics = MetricsRegistry.shared
         router.add(middleware: MetricsMiddleware<BasicRequestContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
+        router.add(middleware: GatewayCORSMiddleware())
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, limits: configuration.limits).register(on: router)
         return Application(
@@ -109,6 +110,18 @@ public final class Daemon: Sendable {
         defer { try? FileManager.default.removeItem(atPath: apiFile) }
         try await group.run()
         try await io.shutdown()
+    }
+}
+
+/// The gateway's CORS headers: any origin may read (the gateway is public, read-only content).
+struct GatewayCORSMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.accessControlAllowOrigin] = "*"
+        response.headers[.accessControlAllowMethods] = "GET, HEAD, OPTIONS"
+        response.headers[.accessControlAllowHeaders] = "Content-Type, Range, User-Agent, X-Requested-With"
+        response.headers[.accessControlExposeHeaders] = "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, X-Chunked-Output, X-Stream-Output"
+        return response
     }
 }
 

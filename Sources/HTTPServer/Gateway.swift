@@ -20,6 +20,7 @@ struct Gateway: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/ipfs/**") { request, _ in await self.handle(request, head: false) }
         router.head("/ipfs/**") { request, _ in await self.handle(request, head: true) }
+        router.on("/ipfs/**", method: .options) { _, _ in Response(status: .ok) }
         for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
             router.on("/ipfs/**", method: method) { _, _ in
                 var r = ErrorMapping.gatewayResponse(RequestError(.methodNotAllowed, "the gateway is read-only"))
@@ -42,6 +43,9 @@ struct Gateway: Sendable {
     func handle(_ request: Request, head: Bool) async -> Response {
         do {
             return try await respond(request, head: head)
+        } catch NodeError.notFound(let c) where (request.headers[.cacheControl] ?? "").contains("only-if-cached") {
+            // The client asked for local data only: 412, not 404 (path gateway spec).
+            return ErrorMapping.gatewayResponse(RequestError(.preconditionFailed, "\(c) is not in this node (only-if-cached)"))
         } catch {
             return ErrorMapping.gatewayResponse(error)
         }
@@ -77,6 +81,7 @@ struct Gateway: Sendable {
                 }
                 mediaType = Self.mediaType(of: c)
                 headers[.eTag] = "\"\(terminal.string).\(c.name)\""
+                headers[.contentDisposition] = Self.codecDisposition(request, terminal: terminal, codec: c)
             } else {
                 mediaType = "application/vnd.ipld.raw"
                 headers[.eTag] = "\"\(terminal.string).raw\""
@@ -118,17 +123,49 @@ struct Gateway: Sendable {
 
         case .deserialized:
             switch terminal.codec {
-            case .raw, .dagJSON, .dagCBOR, .json, .cbor:
-                headers[.contentType] = terminal.codec == .raw ? "application/octet-stream" : Self.mediaType(of: terminal.codec)
-                headers[.eTag] = "\"\(terminal.string)\""
+            case .dagPB, .raw:
+                return try await deserializedUnixFS(request, terminal: terminal, head: head, headers: headers)
+            case .dagJSON, .dagCBOR, .json, .cbor:
+                if (request.headers[.accept] ?? "").contains("text/html") {
+                    let data = try await io.run { try self.node.block(terminal) }
+                    let html = Self.dagPreview(terminal, data)
+                    headers[.contentType] = "text/html; charset=utf-8"
+                    headers[.eTag] = "\"DagIndex-qstore1_CID-\(terminal.string)\""
+                    headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400"
+                    return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(string: html)))
+                }
+                headers[.contentType] = Self.mediaType(of: terminal.codec)
+                headers[.eTag] = "\"\(terminal.string).\(terminal.codec.name)\""
+                headers[.contentDisposition] = Self.codecDisposition(request, terminal: terminal, codec: terminal.codec)
                 if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
                 let data = try await io.run { try self.node.block(terminal) }
-                headers[.contentLength] = String(data.count)
-                return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
+                headers[.acceptRanges] = "bytes"
+                switch Self.byteRange(request, count: data.count) {
+                case .some(.some(let range)):
+                    headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(data.count)"
+                    headers[.contentLength] = String(range.count)
+                    return Response(status: .partialContent, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data[range])))
+                default:
+                    headers[.contentLength] = String(data.count)
+                    return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
+                }
             default:
-                throw NodeError.unsupported("deserialised \(terminal.codec.name) responses (UnixFS files and directories); ask for application/vnd.ipld.raw or application/vnd.ipld.car")
+                throw RequestError(.notAcceptable, "\(terminal.codec.name) blocks are served as application/vnd.ipld.raw or in a CAR")
             }
         }
+    }
+
+    /// JSON is shown inline, CBOR downloaded (`?download=true` forces attachment); `?filename=` names it.
+    static func codecDisposition(_ request: Request, terminal: CID, codec: Multicodec) -> String {
+        let json = codec == .dagJSON || codec == .json
+        let download = (request.uri.queryParameters.get("download").map { $0 == "true" } ?? false) || !json
+        return "\(download ? "attachment" : "inline"); filename=\"\(filename(request, default: terminal.string + (json ? ".json" : ".cbor")))\""
+    }
+
+    /// An HTML preview of a DAG-JSON/DAG-CBOR block: its DAG-JSON form.
+    static func dagPreview(_ cid: CID, _ data: [UInt8]) -> String {
+        let json = (try? Codecs.codec(for: cid.codec).decode(data)).flatMap { try? DAGJSON().encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? "(not decodable)"
+        return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(cid.string)</title></head><body><h1>\(cid.string)</h1><p>\(cid.codec.name)</p><pre>\(DirectoryListing.escape(json))</pre></body></html>\n"
     }
 
     /// Picks the representation: `?format=` wins over `Accept` (IPIP-523).

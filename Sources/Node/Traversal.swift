@@ -1,4 +1,5 @@
 import IPLD
+import UnixFS
 import Multiformats
 import Storage
 
@@ -36,7 +37,14 @@ extension Node {
                 let pb: PBNode
                 do { pb = try DAGPB.decodeNode(data) } catch { throw NodeError.badInput("\(current) is not valid dag-pb: \(error)") }
                 if UnixFSKind(pb) == .hamtShard {
-                    throw NodeError.unsupported("path resolution through HAMT-sharded directories (\(current))")
+                    let found: (walked: [CID], entry: CID?)
+                    do { found = try HAMT.lookup(segment, in: current, store: blocks) } catch UnixFSError.missingBlock(let c) { throw NodeError.notFound(c) }
+                    guard let entry = found.entry else { throw NodeError.noSuchPath(segment, in: current) }
+                    // The root shard is already counted; the sub-shards walked are crossed too.
+                    crossed.append(contentsOf: found.walked.dropFirst())
+                    current = entry
+                    segments = segments.dropFirst()
+                    continue
                 }
                 guard let link = pb.links.first(where: { $0.name == segment }) else { throw NodeError.noSuchPath(segment, in: current) }
                 current = link.hash

@@ -76,11 +76,22 @@ final class DaemonHarness: @unchecked Sendable {
         if api && authorized { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
         if let body { req.httpBody = Data(body) }
-        let (data, response) = try await URLSession.shared.data(for: req)
+        let (data, response) = try await Self.session.data(for: req)
         let http = try #require(response as? HTTPURLResponse)
         var h: [String: String] = [:]
         for (k, v) in http.allHeaderFields { h["\(k)"] = "\(v)" }
         return Reply(status: http.statusCode, headers: h, body: [UInt8](data))
+    }
+
+    /// A session that reports redirects instead of following them.
+    static let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+        // Stateless.
+        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+            completionHandler(nil)
+        }
     }
 
     /// An RPC call (POST on the API listener).

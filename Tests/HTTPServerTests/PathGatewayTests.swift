@@ -1,0 +1,131 @@
+import CAR
+import Foundation
+import HTTPServer
+import IPLD
+import Multiformats
+import Storage
+import Testing
+import TestSupport
+
+/// The path gateway's UnixFS and DAG cases of the conformance summary, over the fixture CARs.
+@Suite(.serialized) struct PathGatewayTests {
+    @Test func unixFSFilesRangesAndDirectories() async throws {
+        let d = try await GatewayTests.daemon()
+        let files = try GatewayFixture.named("fixtures/path_gateway_unixfs/dir-with-files.car")
+        let root = try files.cid("/")
+        let ascii = try await d.request("/ipfs/\(root)/ascii.txt")
+        #expect(ascii.status == 200 && ascii.header("Accept-Ranges") == "bytes")
+        #expect(ascii.header("Content-Type")?.hasPrefix("text/plain") == true)
+        #expect(ascii.text.hasPrefix("hello application/vnd.ipld.") && ascii.body.count == 31)
+        #expect(ascii.header("ETag") == "\"\(try files.cid("/ascii.txt"))\"")
+        let single = try await d.request("/ipfs/\(root)/ascii.txt", headers: ["Range": "bytes=6-16"])
+        #expect(single.status == 206 && single.header("Content-Range") == "bytes 6-16/31" && single.text == "application")
+        let suffix = try await d.request("/ipfs/\(root)/ascii.txt", headers: ["Range": "bytes=-3"])
+        #expect(suffix.status == 206 && suffix.header("Content-Range") == "bytes 28-30/31")
+        let multi = try await d.request("/ipfs/\(root)/ascii.txt", headers: ["Range": "bytes=6-16,0-4"])
+        #expect(multi.status == 206 && multi.header("Content-Type")?.hasPrefix("multipart/byteranges") == true)
+        #expect(multi.text.contains("Content-Range: bytes 6-16/31") && multi.text.contains("Content-Range: bytes 0-4/31"))
+        let multiblock = try await d.request("/ipfs/\(root)/multiblock.txt")
+        #expect(multiblock.body.count == 1026)
+        #expect(try await d.request("/ipfs/\(root)/i-do-not-exist").status == 404)
+        #expect(try await d.request("/ipfs/\(root)/ascii.txt", headers: ["If-None-Match": "\"x\", W/\"\(try files.cid("/ascii.txt"))\""]).status == 304)
+        let head = try await d.request("/ipfs/\(root)/multiblock.txt", method: "HEAD")
+        #expect(head.status == 200 && head.header("Content-Length") == "1026" && head.body.isEmpty)
+        await d.stop()
+    }
+
+    @Test func rangesSurviveMissingBlocksOutsideThem() async throws {
+        let d = try await GatewayTests.daemon()
+        let f = try GatewayFixture.named("fixtures/trustless_gateway_car/file-3k-and-3-blocks-missing-block.car")
+        let root = try #require(f.roots.first)
+        let before = try await d.request("/ipfs/\(root)", headers: ["Range": "bytes=997-1000"])
+        #expect(before.status == 206 && before.header("Content-Range") == "bytes 997-1000/3072")
+        let after = try await d.request("/ipfs/\(root)", headers: ["Range": "bytes=2200-2201"])
+        #expect(after.status == 206 && after.header("Content-Range") == "bytes 2200-2201/3072")
+        await d.stop()
+    }
+
+    @Test func directoryRedirectListingAndIndex() async throws {
+        let d = try await GatewayTests.daemon()
+        let listing = try GatewayFixture.named("fixtures/dir_listing/fixtures.car")
+        let root = try listing.cid("/")
+        let redirect = try await d.request("/ipfs/\(root)/%C4%85/%C4%99")
+        #expect(redirect.status == 301)
+        #expect(redirect.header("Location") == "/ipfs/\(root)/%C4%85/%C4%99/")
+        let page = try await d.request("/ipfs/\(root)/%C4%85/%C4%99/")
+        #expect(page.status == 200 && page.header("Content-Type")?.hasPrefix("text/html") == true)
+        #expect(page.header("ETag")?.contains("\"DirIndex-") == true)
+        #expect(page.text.contains("file-źł.txt") && page.text.contains(">..<") && page.text.contains("?filename="))
+        #expect(page.text.contains("/ipfs/\(root)/%C4%85/%C4%99/file-%C5%BA%C5%82.txt"))
+        let top = try await d.request("/ipfs/\(root)/")
+        #expect(top.text.contains("Index of") && !top.text.contains(">..<"))
+        #expect(try await d.request("/ipfs/\(root)/%C4%85/%C4%99/", headers: ["If-None-Match": try #require(page.header("ETag"))]).status == 304)
+
+        let cache = try GatewayFixture.named("fixtures/gateway-cache/fixtures.car")
+        let croot = try cache.cid("/")
+        let dirPage = try await d.request("/ipfs/\(croot)/root2/root3/")
+        #expect(dirPage.header("X-Ipfs-Roots") == [croot, try cache.cid("/root2"), try cache.cid("/root2/root3")].joined(separator: ","))
+        #expect(dirPage.header("ETag")?.contains("_CID-\(try cache.cid("/root2/root3"))") == true)
+        let index = try await d.request("/ipfs/\(croot)/root2/root3/root4/")
+        #expect(index.status == 200 && index.text == "hello\n")
+        #expect(index.header("ETag") == "\"\(try cache.cid("/root2/root3/root4"))\"")
+        #expect(index.header("Cache-Control")?.contains("immutable") == true)
+        #expect(try await d.request("/ipfs/\(croot)/root2/root3/root4/", headers: ["If-None-Match": "\"\(try cache.cid("/root2/root3/root4"))\""]).status == 304)
+        // only-if-cached: present → 200, absent → 412.
+        #expect(try await d.request("/ipfs/\(croot)/root2/root3/root4/?format=raw", method: "HEAD", headers: ["Cache-Control": "only-if-cached"]).status == 200)
+        #expect(try await d.request("/ipfs/QmYzfKSE55XCjD1MW128RfciAf2DViABhEiXfgVFMabSjN", method: "HEAD", headers: ["Cache-Control": "only-if-cached"]).status == 412)
+        await d.stop()
+    }
+
+    @Test func percentEncodedNamesCORSAndJSON() async throws {
+        let d = try await GatewayTests.daemon()
+        let pct = try GatewayFixture.named("fixtures/path_gateway_unixfs/dir-with-percent-encoded-filename.car")
+        let r = try await d.request("/ipfs/\(try pct.cid("/"))/Portugal%252C+Espa%C3%B1a=Peninsula%20Ib%C3%A9rica.txt")
+        #expect(r.status == 200)
+        let cors = try await d.request("/ipfs/bafkqabtimvwgy3yk")
+        #expect(cors.header("Access-Control-Allow-Origin") == "*")
+        #expect(cors.header("Access-Control-Expose-Headers")?.contains("X-Ipfs-Roots") == true)
+        #expect(try await d.request("/ipfs/bafkqabtimvwgy3yk", method: "OPTIONS").status == 200)
+        let json = try GatewayFixture.named("fixtures/path_gateway_dag/gateway-json-cbor.car")
+        let t = try await d.request("/ipfs/\(try json.cid("/"))/%C4%85/%C4%99/t.json")
+        #expect(t.header("Content-Type") == "application/json")
+        await d.stop()
+    }
+
+    @Test func dagJSONPathing() async throws {
+        let d = try await GatewayTests.daemon()
+        let f = try GatewayFixture.named("fixtures/path_gateway_dag/dag-json-traversal.car")
+        let root = try #require(f.roots.first)
+        #expect(try await d.request("/ipfs/\(root)/foo?format=dag-json").status == 501)
+        let leaf = try await d.request("/ipfs/\(root)/foo/link/bar?format=dag-json")
+        #expect(leaf.status == 200 && leaf.text == #"{"hello":"this is not a link"}"#)
+        #expect(try await d.request("/ipfs/\(root)/foo/i-do-not-exist").status == 404)
+        let plain = try await d.request("/ipfs/\(root)")
+        #expect(plain.header("Content-Type") == "application/vnd.ipld.dag-json")
+        #expect(plain.header("Content-Disposition")?.hasPrefix("inline; filename=\"\(root).json") == true)
+        #expect(plain.header("ETag")?.contains("\(root).dag-json") == true)
+        let html = try await d.request("/ipfs/\(root)/", headers: ["Accept": "text/html"])
+        #expect(html.status == 200 && html.text.contains("</html>") && html.header("ETag")?.contains("DagIndex-") == true)
+        await d.stop()
+    }
+
+    @Test func hamtShardedDirectories() async throws {
+        let d = try await GatewayTests.daemon()
+        let f = try GatewayFixture.named("fixtures/trustless_gateway_car/single-layer-hamt-with-multi-block-files.car")
+        let root = try #require(f.roots.first)
+        let file = try await d.request("/ipfs/\(root)/685.txt")
+        #expect(file.status == 200 && file.body.count == 1026)
+        let car = try carBlockCIDs(try await d.request("/ipfs/\(root)/685.txt?format=car").body)
+        #expect(car.first == root)
+        #expect(car.contains("bafybeifajm5xyg46n4hjxg7clq2f7vcn7eg7bn3yevylcemr6vd7mp6gta"), "the sub-shard holding 685.txt")
+        #expect(car.count == 2 + 6, "root, one sub-shard, the file root and its five leaves")
+        let block = try carBlockCIDs(try await d.request("/ipfs/\(root)/1.txt?format=car&dag-scope=block").body)
+        #expect(block.count == 3 && block[1] == "bafybeiawjmzmi5c6v5h75nepfpx7jj5ns5t54girned3kilvakmhctxlxy")
+        let entity = try carBlockCIDs(try await d.request("/ipfs/\(root)?format=car&dag-scope=entity").body)
+        let shardCount = try f.blocks().filter { $0.cid.codec == .dagPB && $0.data.count > 1000 }.count
+        #expect(entity.count >= 2 && entity.count >= shardCount / 2)
+        let listing = try await d.request("/ipfs/\(root)/")
+        #expect(listing.status == 200 && listing.text.contains(">1000.txt<") && listing.text.contains(">1.txt<"))
+        await d.stop()
+    }
+}
