@@ -71,6 +71,15 @@ async def main() -> None:
         imported = await client.dag.car_import(car_path)
         assert imported["Root"]["Cid"]["/"] == root, imported
 
+        # add (Kubo's default settings give Kubo's CID) and cat, whole and ranged
+        added = await client.core.add_bytes(b"hello world\n")
+        assert added["Hash"] == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o", added
+        big = bytes(range(256)) * 4096  # 1 MiB: four chunks under one root
+        added_v1 = await client.core.add_bytes(big, cid_version=1)
+        assert added_v1["Hash"].startswith("bafybei"), added_v1
+        assert await client.cat(added_v1["Hash"]) == big
+        assert await client.cat(added_v1["Hash"], offset=262140, length=10) == big[262140:262150]
+
         # errors come back in Kubo's shape and are raised by the client
         removed = await client.block.rm(cid)
         assert removed["Hash"] == cid and removed["Error"] == "", removed
