@@ -31,9 +31,15 @@ struct Gateway: Sendable {
     }
 
     /// What the client asked for.
+    /// `entity-bytes=from:to` (IPIP-402).
+    struct EntityBytes: Equatable {
+        var from: Int64
+        var to: Int64?
+    }
+
     enum Representation: Equatable {
         case raw
-        case car(scope: DAGScope, duplicates: Bool)
+        case car(scope: DAGScope, duplicates: Bool, entityBytes: EntityBytes?)
         /// The block's own bytes under its codec's media type (dag-json, dag-cbor, json, cbor).
         case codec(Multicodec)
         /// No explicit format: the deserialised response.
@@ -104,9 +110,9 @@ struct Gateway: Sendable {
                 return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
             }
 
-        case .car(let scope, let duplicates):
+        case .car(let scope, let duplicates, let entityBytes):
             headers[.contentType] = "application/vnd.ipld.car; version=1; order=dfs; dups=\(duplicates ? "y" : "n")"
-            headers[.eTag] = Self.carETag(root: root, path: path, scope: scope, duplicates: duplicates)
+            headers[.eTag] = Self.carETag(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: entityBytes)
             headers[.contentDisposition] = "attachment; filename=\"\(Self.filename(request, default: terminal.string + ".car"))\""
             headers[.acceptRanges] = "none"
             if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
@@ -116,7 +122,8 @@ struct Gateway: Sendable {
             let node = self.node
             return Response(status: .ok, headers: headers, body: KuboRPC.stream(io) { channel in
                 var w = try CARWriter(roots: [root], sink: ChannelSink(channel))
-                try node.carBlocks(root: root, path: path, scope: scope, duplicates: duplicates) { c, d in try w.write(cid: c, data: d) }
+                let range = entityBytes.map { (from: $0.from, to: $0.to) }
+                try node.carBlocks(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: range) { c, d in try w.write(cid: c, data: d) }
                 var sink = try w.finish()
                 try sink.flush()
             })
@@ -178,8 +185,15 @@ struct Gateway: Sendable {
         } else {
             scope = .all
         }
-        if q.get("entity-bytes") != nil {
-            throw NodeError.unsupported("entity-bytes (byte ranges of UnixFS files)")
+        var entityBytes: EntityBytes?
+        if let e = q.get("entity-bytes") {
+            let parts = e.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let from = Int64(parts[0]), parts[1] == "*" || Int64(parts[1]) != nil else {
+                throw RequestError(.badRequest, "entity-bytes must be from:to (integers, to may be *)")
+            }
+            let to = parts[1] == "*" ? nil : Int64(parts[1])
+            if let to, to >= 0, from >= 0, to < from { throw RequestError(.badRequest, "entity-bytes: to is before from") }
+            entityBytes = EntityBytes(from: from, to: to)
         }
         // URL parameters win over the Accept header's CAR parameters (IPIP-412).
         var queryDuplicates: Bool?
@@ -194,7 +208,7 @@ struct Gateway: Sendable {
         if let format = q.get("format") {
             switch format {
             case "raw": return .raw
-            case "car": return .car(scope: scope, duplicates: duplicates)
+            case "car": return .car(scope: scope, duplicates: duplicates, entityBytes: entityBytes)
             case "dag-json": return .codec(.dagJSON)
             case "dag-cbor": return .codec(.dagCBOR)
             case "json": return .codec(.json)
@@ -222,7 +236,7 @@ struct Gateway: Sendable {
                 if let v = params["version"], v != "1" { r = nil }
                 else if let o = params["order"], o != "dfs" && o != "unk" { r = nil }
                 else if let d = params["dups"], d != "y" && d != "n" { r = nil }
-                else { r = .car(scope: scope, duplicates: duplicates) }
+                else { r = .car(scope: scope, duplicates: duplicates, entityBytes: entityBytes) }
             case "application/vnd.ipld.dag-json": r = .codec(.dagJSON)
             case "application/vnd.ipld.dag-cbor": r = .codec(.dagCBOR)
             case "application/json": r = .codec(.json)
@@ -278,8 +292,9 @@ struct Gateway: Sendable {
     }
 
     /// A CAR's entity tag: the request's root, path and CAR parameters, hashed.
-    static func carETag(root: CID, path: [String], scope: DAGScope, duplicates: Bool) -> String {
-        let identity = "\(root.string)/\(path.joined(separator: "/"))|\(scope.rawValue)|dfs|\(duplicates ? "y" : "n")"
+    static func carETag(root: CID, path: [String], scope: DAGScope, duplicates: Bool, entityBytes: EntityBytes?) -> String {
+        let range = entityBytes.map { "\($0.from):\($0.to.map(String.init) ?? "*")" } ?? ""
+        let identity = "\(root.string)/\(path.joined(separator: "/"))|\(scope.rawValue)|dfs|\(duplicates ? "y" : "n")|\(range)"
         let digest = (try! Multihash.compute(Array(identity.utf8))).digest.prefix(8)
         return "W/\"\(root.string).car.\(Base16.encode(Array(digest)))\""
     }

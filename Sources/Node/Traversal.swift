@@ -83,19 +83,21 @@ extension Node {
     /// crossed by the path, then the terminal's `scope`, depth first; with `duplicates`
     /// a block is emitted each time the walk meets it, otherwise once. A missing block
     /// stops the walk with `NodeError.notFound`.
+    /// With `entityBytes` (`from:to` of IPIP-402; negative counts from the end, nil `to` is the end)
+    /// and `dag-scope=entity`, a UnixFS file contributes only the blocks holding that range.
     public func carBlocks(
-        root: CID, path: [String], scope: DAGScope, duplicates: Bool,
+        root: CID, path: [String], scope: DAGScope, duplicates: Bool, entityBytes: (from: Int64, to: Int64?)? = nil,
         emit: (CID, [UInt8]) throws -> Void
     ) throws {
         let resolved = try resolve(root, path: path)
         try withoutActuallyEscaping(emit) { emitAny in
             // Identity CIDs carry their data: they are never written to a CAR.
             let emit: (CID, [UInt8]) throws -> Void = { c, d in if c.multihash.code != .identity { try emitAny(c, d) } }
-            try carBlocks(resolved, scope: scope, duplicates: duplicates, emit: emit)
+            try carBlocks(resolved, scope: scope, duplicates: duplicates, entityBytes: entityBytes, emit: emit)
         }
     }
 
-    private func carBlocks(_ resolved: ResolvedPath, scope: DAGScope, duplicates: Bool, emit: (CID, [UInt8]) throws -> Void) throws {
+    private func carBlocks(_ resolved: ResolvedPath, scope: DAGScope, duplicates: Bool, entityBytes: (from: Int64, to: Int64?)?, emit: (CID, [UInt8]) throws -> Void) throws {
         var seen = Set<CID>()
         func send(_ cid: CID, _ data: [UInt8]) throws {
             if duplicates || seen.insert(cid).inserted { try emit(cid, data) }
@@ -115,7 +117,15 @@ extension Node {
             }
             switch UnixFSKind(pb) {
             case .file, .raw:
-                try walk(terminal, data, seen: &seen, duplicates: duplicates, follow: { _, _ in true }, emit: emit)
+                if let range = entityBytes, let fs = try? UnixFSData(bytes: pb.data ?? []) {
+                    let size = Int64(fs.fileSize ?? 0)
+                    let from = range.from < 0 ? max(0, size + range.from) : range.from
+                    let to = range.to.map { $0 < 0 ? size + $0 : $0 } ?? (size - 1)
+                    try send(terminal, data)
+                    if from <= to && from < size { try walkRange(pb, fs, from: UInt64(from), to: UInt64(min(to, size - 1)), base: 0, send: send) }
+                } else {
+                    try walk(terminal, data, seen: &seen, duplicates: duplicates, follow: { _, _ in true }, emit: emit)
+                }
             case .hamtShard:
                 // The shard nodes, not the entries: sub-shard links are named by their 2-hex-digit prefix alone.
                 try walk(terminal, data, seen: &seen, duplicates: duplicates,
@@ -123,6 +133,27 @@ extension Node {
             default:
                 try send(terminal, data)
             }
+        }
+    }
+
+    /// The children of a file node overlapping the inclusive byte range [from, to], depth first;
+    /// blocks outside the range are never read (they may be missing).
+    private func walkRange(_ node: PBNode, _ fs: UnixFSData, from: UInt64, to: UInt64, base: UInt64, send: (CID, [UInt8]) throws -> Void) throws {
+        var position = base + UInt64(fs.data?.count ?? 0)
+        for (link, size) in zip(node.links, fs.blockSizes) {
+            let end = position + size
+            if size > 0 && end > from && position <= to {
+                let bytes = try block(link.hash)
+                try send(link.hash, bytes)
+                if link.hash.codec == .dagPB {
+                    let child = try DAGPB.decodeNode(bytes)
+                    if let d = child.data, let cfs = try? UnixFSData(bytes: d), !child.links.isEmpty {
+                        try walkRange(child, cfs, from: from, to: to, base: position, send: send)
+                    }
+                }
+            }
+            position = end
+            if position > to { break }
         }
     }
 

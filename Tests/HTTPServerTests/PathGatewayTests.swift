@@ -129,3 +129,32 @@ import TestSupport
         await d.stop()
     }
 }
+
+@Suite(.serialized) struct EntityBytesTests {
+    @Test func entityBytesSelectTheBlocksOfARange() async throws {
+        let d = try await GatewayTests.daemon()
+        let f = try GatewayFixture.named("fixtures/trustless_gateway_car/subdir-with-mixed-block-files.car")
+        let multiblock = try f.cid("/subdir/multiblock.txt")
+        let leaves = Array(try f.blocks().map(\.cid.string).drop { $0 != multiblock }.dropFirst())
+        try #require(leaves.count == 5)
+        func car(_ range: String) async throws -> [String] {
+            try carBlockCIDs(try await d.request("/ipfs/\(multiblock)?format=car&dag-scope=entity&entity-bytes=\(range)").body)
+        }
+        #expect(try await car("512:*") == [multiblock] + leaves[2...4])
+        #expect(try await car("512:1023") == [multiblock] + leaves[2...3])
+        #expect(try await car("512:-256") == [multiblock] + leaves[2...3])
+        #expect(try await car("-5:*") == [multiblock] + leaves[3...4])
+        #expect(try await car("-9999:*") == [multiblock] + leaves)
+        #expect(try await car("-9999:-3") == [multiblock] + leaves[0...3])
+        #expect(try await car("0:0") == [multiblock, leaves[0]])
+        #expect(try await d.request("/ipfs/\(multiblock)?format=car&entity-bytes=nonsense").status == 400)
+        // Missing blocks outside the range do not matter.
+        let missing = try GatewayFixture.named("fixtures/trustless_gateway_car/file-3k-and-3-blocks-missing-block.car")
+        let root = try #require(missing.roots.first)
+        let first = try carBlockCIDs(try await d.request("/ipfs/\(root)?format=car&dag-scope=entity&entity-bytes=0:1000").body)
+        #expect(Set(first) == [root, "QmPKt7ptM2ZYSGPUc8PmPT2VBkLDK3iqpG9TBJY7PCE9rF"])
+        let last = try carBlockCIDs(try await d.request("/ipfs/\(root)?format=car&dag-scope=entity&entity-bytes=2200:*").body)
+        #expect(Set(last) == [root, "QmWXY482zQdwecnfBsj78poUUuPXvyw2JAFAEMw4tzTavV"])
+        await d.stop()
+    }
+}
