@@ -18,6 +18,9 @@ struct AddCommand: ParsableCommand {
     @Option(help: "Multihash function.") var hash = "sha2-256"
     @Flag(name: .shortAndLong, help: "Print only the hash of each file.") var quiet = false
     @Flag(name: [.customShort("n"), .long], help: "Compute CIDs without storing anything.") var onlyHash = false
+    @Flag(name: .shortAndLong, help: "Add directories recursively.") var recursive = false
+    @Flag(name: [.customShort("w"), .long], help: "Wrap the files in a directory.") var wrapWithDirectory = false
+    @Flag(name: [.customShort("H"), .long], help: "Include files whose names start with \".\".") var hidden = false
     @Argument(help: "Files (\"-\": standard input).") var files: [String]
 
     func run() throws {
@@ -29,6 +32,13 @@ struct AddCommand: ParsableCommand {
         if options.hash != .sha2_256 && cidVersion == 0 { options.cidVersion = 1 }  // as Kubo: another hash implies CIDv1
         do { try options.chunker(chunker) } catch { throw CLIError("\(error)") }
         options.onlyHash = onlyHash
+        let isDirectory = files.contains { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }
+        if isDirectory && !recursive { throw CLIError("\(files.first { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }!) is a directory: use -r") }
+        if recursive || wrapWithDirectory {
+            // Trees are imported in this process (the daemon's /api/v0/add takes files).
+            try addTrees(options)
+            return
+        }
         if onlyHash {
             for file in files {
                 let f = try reporting(file) { () throws -> ImportedFile in
@@ -41,6 +51,38 @@ struct AddCommand: ParsableCommand {
         }
         let store = try backend(purpose: "add")
         for file in files { report(try store.addFile(file, options: options).cid, file) }
+    }
+
+    /// `-r` and `-w`: directories from disk, printing every file and directory as Kubo does.
+    private func addTrees(_ options: ImportOptions) throws {
+        let repo = options.onlyHash ? nil : try openRepository(purpose: "add")
+        var pending: [Block] = []
+        var pendingBytes = 0
+        let sink: (Block) throws -> Void = { block in
+            guard let repo else { return }
+            pending.append(block)
+            pendingBytes += block.data.count
+            if pendingBytes >= 8 << 20 {
+                try repo.blocks.putMany(pending)
+                pending.removeAll(keepingCapacity: true)
+                pendingBytes = 0
+            }
+        }
+        var importer = DirectoryImporter(options: options, emit: sink)
+        importer.includeHidden = hidden
+        importer.onAdded = { path, cid, _ in if !quiet { print("added \(cid.string) \(path)") } }
+        var roots: [(name: String, cid: CID, dagSize: UInt64)] = []
+        for file in files {
+            let name = URL(fileURLWithPath: file).lastPathComponent
+            let r = try reporting(file) { try importer.importTree(at: file) }
+            roots.append((name, r.cid, r.dagSize))
+            if quiet && !wrapWithDirectory { print(r.cid.string) }
+        }
+        if wrapWithDirectory {
+            let w = try reporting("wrap") { try importer.wrap(roots) }
+            print(quiet ? w.cid.string : "added \(w.cid.string) ")
+        }
+        if let repo, !pending.isEmpty { try repo.blocks.putMany(pending) }
     }
 
     private func report(_ cid: String, _ file: String) {
