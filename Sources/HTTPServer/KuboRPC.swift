@@ -31,6 +31,7 @@ struct KuboRPC: Sendable {
         api.post("dag/import") { request, _ in await rpcAsync { try await self.dagImport(request) } }
         api.post("add") { request, _ in await rpcAsync { try await self.add(request) } }
         api.post("cat") { request, _ in await rpcAsync { try await self.cat(request) } }
+        api.post("ls") { request, _ in await rpcAsync { try await self.ls(request) } }
         api.post("repo/stat") { request, _ in await rpcAsync { try await self.repoStat(request) } }
         api.post("repo/verify") { _, _ in await rpcAsync { try await self.repoVerify() } }
     }
@@ -233,6 +234,25 @@ struct KuboRPC: Sendable {
         return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
             try self.node.cat(cid, path: path, offset: offset, length: length) { try channel.send($0) }
         })
+    }
+
+    /// Kubo's `ls`: `{"Objects": [{"Hash", "Links": [{"Name","Hash","Size","Type","Target"}]}]}` per argument.
+    func ls(_ request: Request) async throws -> Response {
+        let args = request.uri.queryParameters.getAll("arg")
+        guard !args.isEmpty else { throw RequestError(.badRequest, "argument \"ipfs-path\" is required") }
+        var objects: [[String: Any]] = []
+        for arg in args {
+            var parts = arg.split(separator: "/").map(String.init)
+            if parts.first == "ipfs" { parts.removeFirst() }
+            guard let first = parts.first else { throw RequestError(.badRequest, "empty path") }
+            let cid = try CID(first)
+            let path = Array(parts.dropFirst())
+            let entries = try await io.run { try self.node.list(cid, path: path) }
+            objects.append(["Hash": arg, "Links": entries.map {
+                ["Name": $0.name, "Hash": $0.cid.string, "Size": $0.size, "Type": $0.type, "Target": $0.target] as [String: Any]
+            }])
+        }
+        return JSONOutput.response(["Objects": objects])
     }
 
     /// The `filename` of a multipart part's Content-Disposition (percent-decoded, as Kubo's clients encode it).

@@ -104,3 +104,22 @@ struct CatCommand: ParsableCommand {
         try backend(purpose: "cat").cat(try parseCID(first), path: Array(parts.dropFirst()), offset: offset, length: length)
     }
 }
+
+/// `qstore ls`: a directory's entries, as `ipfs ls` prints them.
+struct LsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a UnixFS directory: CID, size and name per entry (directories end with /).")
+    @Flag(help: "Print JSON (Kubo's Objects/Links shape).") var json = false
+    @Argument(help: "<cid>[/path] of the directory.") var ref: String
+
+    func run() throws {
+        var parts = ref.split(separator: "/").map(String.init)
+        if parts.first == "ipfs" { parts.removeFirst() }
+        guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
+        let entries = try backend(purpose: "ls").list(try parseCID(first), path: Array(parts.dropFirst()))
+        if json {
+            try Output.json(["Objects": [["Hash": ref, "Links": entries.map { ["Name": $0.name, "Hash": $0.cid, "Size": $0.size, "Type": $0.type] as [String: Any] }]]])
+            return
+        }
+        for e in entries { print("\(e.cid) \(e.type == 1 ? "-" : String(e.size)) \(e.name)\(e.type == 1 ? "/" : "")") }
+    }
+}

@@ -29,6 +29,8 @@ protocol Backend {
     func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64)
     /// Writes a UnixFS file's bytes (a range of them) to standard output.
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws
+    /// A directory's entries: name, CID, size, Kubo type (1 dir, 2 file, 4 symlink).
+    func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)]
 }
 
 /// The daemon when one answers at `<repo>/api`, else the repository itself.
@@ -106,6 +108,10 @@ struct LocalBackend: Backend {
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
         let out = FileHandle.standardOutput
         try reporting("cat") { try node.cat(root, path: path, offset: offset, length: length) { out.write(Data($0)) } }
+    }
+
+    func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {
+        try reporting("ls") { try node.list(root, path: path).map { ($0.name, $0.cid.string, $0.size, $0.type) } }
     }
 
     func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
@@ -249,6 +255,14 @@ struct RemoteBackend: Backend {
         var query = [("arg", ([root.string] + path).joined(separator: "/")), ("offset", String(offset))]
         if let length { query.append(("length", String(length))) }
         FileHandle.standardOutput.write(try call("cat", query))
+    }
+
+    func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {
+        let o = try Self.json(call("ls", [("arg", ([root.string] + path).joined(separator: "/"))]))
+        let links = ((o["Objects"] as? [[String: Any]])?.first?["Links"] as? [[String: Any]]) ?? []
+        return links.map { l in
+            (l["Name"] as? String ?? "", l["Hash"] as? String ?? "", (l["Size"] as? NSNumber)?.uint64Value ?? 0, l["Type"] as? Int ?? 0)
+        }
     }
 
     func repoStat() throws -> [(String, Any)] {
