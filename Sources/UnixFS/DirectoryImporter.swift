@@ -10,15 +10,14 @@ import Storage
 /// through `FileImporter`; symbolic links become UnixFS symlinks (never followed);
 /// hidden entries (names starting with ".") are skipped unless asked for.
 ///
-/// Directories whose links would pass Kubo's 256 KiB sharding threshold would be
-/// HAMT-sharded by Kubo; building HAMTs is not implemented yet, so such a directory
-/// is refused with an error rather than given a CID Kubo would not give.
+/// A directory whose links reach Kubo's sharding threshold (256 KiB of names and CIDs,
+/// `>=` as Kubo v0.22 compares) becomes a HAMT-sharded directory (`HAMT.build`), as Kubo does.
 public struct DirectoryImporter {
     public let options: ImportOptions
     /// Include entries whose names start with ".".
     public var includeHidden = false
     private let emit: (Block) throws -> Void
-    /// Kubo's `Import.UnixFSHAMTDirectorySizeThreshold`: the sum of link name and CID lengths.
+    /// Kubo's `Import.UnixFSHAMTDirectorySizeThreshold`: the sum of link name and CID byte lengths.
     public static let shardingThreshold = 262_144
 
     /// Called for every file and directory added, with its path relative to the import root.
@@ -57,8 +56,12 @@ public struct DirectoryImporter {
                 linkBytes += name.utf8.count + child.cid.bytes.count
                 total += child.dagSize
             }
-            guard linkBytes <= Self.shardingThreshold else {
-                throw UnixFSError.invalid("\(relative) is too large for a plain directory (\(linkBytes) bytes of links); HAMT sharding is not implemented yet")
+            if linkBytes >= Self.shardingThreshold {
+                let sharded = try HAMT.build(links.map { ($0.name ?? "", $0.hash, $0.tsize ?? 0) }, cidVersion: options.cidVersion, hash: options.hash) {
+                    try emitUnlessHashing($0)
+                }
+                onAdded(relative, sharded.cid, sharded.dagSize)
+                return sharded
             }
             let block = try node(PBNode(links: links, data: UnixFSData(kind: .directory).encode()))
             try emitUnlessHashing(block)

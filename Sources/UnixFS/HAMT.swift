@@ -60,6 +60,76 @@ public enum HAMT {
         return (node, Int(fanout))
     }
 
+    /// Builds a HAMT-sharded directory of `entries` (fanout 256, murmur3-x64-64), as
+    /// go-unixfs does: each bucket holds one entry or a sub-shard; an entry landing on an
+    /// occupied bucket pushes both one level down. Shards are emitted bottom-up; each
+    /// node's Data is `UnixFS{Type: HAMTShard, Data: bitfield, hashType: 0x22, fanout}` with
+    /// the bitfield as a big-endian integer without leading zero bytes, links in bucket order.
+    public static func build(
+        _ entries: [(name: String, cid: CID, dagSize: UInt64)], fanout: Int = 256, cidVersion: Int, hash: Multicodec,
+        emit: (Block) throws -> Void
+    ) throws -> (cid: CID, dagSize: UInt64) {
+        let bits = fanout.trailingZeroBitCount
+        final class Shard {
+            var buckets: [Int: Slot] = [:]
+        }
+        enum Slot {
+            case entry(name: String, hash: UInt64, cid: CID, dagSize: UInt64)
+            case shard(Shard)
+        }
+        func index(_ h: UInt64, level: Int) -> Int { Int((h << UInt64(level * bits)) >> UInt64(64 - bits)) }
+        func insert(_ shard: Shard, _ e: (name: String, hash: UInt64, cid: CID, dagSize: UInt64), level: Int) throws {
+            guard (level + 1) * bits <= 64 else { throw UnixFSError.invalid("HAMT: more than \(64 / bits) levels of collisions for \(e.name)") }
+            let i = index(e.hash, level: level)
+            switch shard.buckets[i] {
+            case nil:
+                shard.buckets[i] = .entry(name: e.name, hash: e.hash, cid: e.cid, dagSize: e.dagSize)
+            case .entry(let name, let h, let cid, let size)?:
+                guard name != e.name else { throw UnixFSError.invalid("duplicate directory entry \(name)") }
+                let child = Shard()
+                try insert(child, (name, h, cid, size), level: level + 1)
+                try insert(child, e, level: level + 1)
+                shard.buckets[i] = .shard(child)
+            case .shard(let child)?:
+                try insert(child, e, level: level + 1)
+            }
+        }
+        let root = Shard()
+        for e in entries { try insert(root, (e.name, murmur3x64_64(Array(e.name.utf8)), e.cid, e.dagSize), level: 0) }
+        let digits = String(fanout - 1, radix: 16).count
+        func prefix(_ i: Int) -> String {
+            var p = String(i, radix: 16, uppercase: true)
+            while p.count < digits { p = "0" + p }
+            return p
+        }
+        func serialize(_ shard: Shard) throws -> (cid: CID, dagSize: UInt64) {
+            var links: [PBLink] = []
+            var bitfield = [UInt8](repeating: 0, count: fanout / 8)
+            var total: UInt64 = 0
+            for i in shard.buckets.keys.sorted() {
+                bitfield[fanout / 8 - 1 - i / 8] |= UInt8(1) << UInt8(i % 8)
+                switch shard.buckets[i]! {
+                case .entry(let name, _, let cid, let size):
+                    links.append(PBLink(hash: cid, name: prefix(i) + name, tsize: size))
+                    total += size
+                case .shard(let child):
+                    let c = try serialize(child)
+                    links.append(PBLink(hash: c.cid, name: prefix(i), tsize: c.dagSize))
+                    total += c.dagSize
+                }
+            }
+            // go-unixfs writes the bitfield as a big integer's minimal big-endian bytes.
+            var data = UnixFSData(kind: .hamtShard, data: Array(bitfield.drop { $0 == 0 }))
+            data.hashType = 0x22
+            data.fanout = UInt64(fanout)
+            let bytes = try DAGPB.encodeNode(PBNode(links: links, data: data.encode()))
+            let block = try Block(data: bytes, codec: .dagPB, hash: hash, cidVersion: cidVersion == 0 && hash == .sha2_256 ? 0 : 1)
+            try emit(block)
+            return (block.cid, UInt64(bytes.count) + total)
+        }
+        return try serialize(root)
+    }
+
     /// The first 64 bits of MurmurHash3 x64 128 (seed 0), as go-unixfs hashes entry names.
     public static func murmur3x64_64(_ data: [UInt8]) -> UInt64 {
         let c1: UInt64 = 0x87c3_7b91_1142_53d5, c2: UInt64 = 0x4cf5_ad43_2745_937f

@@ -1,4 +1,5 @@
 import CAR
+import IPLD
 import Foundation
 import Multiformats
 import Storage
@@ -73,5 +74,50 @@ struct DirectoryImportTests {
         added = []
         _ = try importer.importTree(at: dir + "/t")
         #expect(added.contains("t/.hidden"))
+    }
+}
+
+struct HAMTBuildTests {
+    /// The fixture's 1000-entry HAMT, rebuilt from its own entries, gives the same root CID.
+    @Test func rebuildingTheFixtureHAMTGivesItsRoot() throws {
+        let url = Fixtures.url("gateway-conformance/fixtures/trustless_gateway_car/single-layer-hamt-with-multi-block-files.car")
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        let store = MemoryBlockStore()
+        var reader = try CARReader(path: url.path)
+        let summary = try DAGTransfer.import(from: &reader, into: store)
+        let root = try #require(summary.roots.first)
+        let entries = try HAMT.entries(root, store: store)
+        #expect(entries.count >= 2)
+        let rebuilt = try HAMT.build(entries.map { ($0.name, $0.cid, $0.size ?? 0) }, cidVersion: root.version, hash: .sha2_256) { _ in }
+        #expect(rebuilt.cid == root)
+        // Every entry is found again by lookup.
+        for e in entries.prefix(50) { #expect(try HAMT.lookup(e.name, in: root, store: store).entry == e.cid) }
+    }
+}
+
+struct ShardingThresholdTests {
+    @Test func largeDirectoriesBecomeHAMTsAndSmallOnesDoNot() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-big-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/big", withIntermediateDirectories: true)
+        // CIDv0 links: 34 CID bytes + a 16-byte name = 50 bytes each; 5243 entries reach 262144.
+        let count = (DirectoryImporter.shardingThreshold + 49) / 50
+        for i in 0..<count { try Data("f\(i)".utf8).write(to: URL(fileURLWithPath: dir + "/big/" + String(format: "entry-%010d", i))) }
+        let store = MemoryBlockStore()
+        var pending: [Block] = []
+        let big = try DirectoryImporter { pending.append($0) }.importTree(at: dir + "/big")
+        try store.putMany(pending)
+        guard case .shardedDirectory = try UnixFSNode.load(big.cid, from: store) else { Issue.record("not sharded"); return }
+        let entries = try HAMT.entries(big.cid, store: store)
+        #expect(entries.count == count)
+        #expect(try HAMT.lookup("entry-0000000007", in: big.cid, store: store).entry != nil)
+        // One entry fewer stays a plain directory.
+        try FileManager.default.removeItem(atPath: dir + "/big/" + String(format: "entry-%010d", count - 1))
+        let small = try DirectoryImporter { _ in }.importTree(at: dir + "/big")
+        var pending2: [Block] = []
+        _ = try DirectoryImporter { pending2.append($0) }.importTree(at: dir + "/big")
+        try store.putMany(pending2)
+        guard case .directory(let plain) = try UnixFSNode.load(small.cid, from: store) else { Issue.record("sharded too early"); return }
+        #expect(plain.count == count - 1)
     }
 }
