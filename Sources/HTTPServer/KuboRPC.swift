@@ -32,6 +32,7 @@ struct KuboRPC: Sendable {
         api.post("add") { request, _ in await rpcAsync { try await self.add(request) } }
         api.post("cat") { request, _ in await rpcAsync { try await self.cat(request) } }
         api.post("ls") { request, _ in await rpcAsync { try await self.ls(request) } }
+        api.post("get") { request, _ in await rpcAsync { try await self.get(request) } }
         api.post("repo/stat") { request, _ in await rpcAsync { try await self.repoStat(request) } }
         api.post("repo/verify") { _, _ in await rpcAsync { try await self.repoVerify() } }
     }
@@ -233,6 +234,19 @@ struct KuboRPC: Sendable {
         headers[HTTPField.Name("X-Stream-Output")!] = "1"
         return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
             try self.node.cat(cid, path: path, offset: offset, length: length) { try channel.send($0) }
+        })
+    }
+
+    /// Kubo's `get`: the tree at `arg` as a tar stream (the top entry named after the last path segment or the CID).
+    func get(_ request: Request) async throws -> Response {
+        let (cid, path) = try Self.argument(request)
+        let name = path.last ?? cid.string
+        _ = try await io.run { try self.node.resolve(cid, path: path) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/x-tar"
+        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
+            try self.node.tar(cid, path: path, name: name) { try channel.send($0) }
         })
     }
 

@@ -123,3 +123,112 @@ struct LsCommand: ParsableCommand {
         for e in entries { print("\(e.cid) \(e.type == 1 ? "-" : String(e.size)) \(e.name)\(e.type == 1 ? "/" : "")") }
     }
 }
+
+/// `qstore get`: a file or directory tree out of the repository, onto disk (or as tar).
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get", abstract: "Write a UnixFS file or directory to disk (default: ./<name>), or as a tar stream with --archive.",
+        discussion: "Entry names that would escape the output directory (.., /) are refused.")
+    @Option(name: [.customShort("o"), .long], help: "Output path (\"-\" with --archive: standard output).") var output: String?
+    @Flag(name: [.customShort("a"), .long], help: "Write a tar archive instead of files.") var archive = false
+    @Argument(help: "<cid>[/path] to get.") var ref: String
+
+    func run() throws {
+        var parts = ref.split(separator: "/").map(String.init)
+        if parts.first == "ipfs" { parts.removeFirst() }
+        guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
+        let cid = try parseCID(first)
+        let path = Array(parts.dropFirst())
+        let name = path.last ?? cid.string
+        let store = try backend(purpose: "get")
+        if archive {
+            let sink: FileHandle
+            if output == nil || output == "-" { sink = .standardOutput } else {
+                FileManager.default.createFile(atPath: output!, contents: nil)
+                sink = try FileHandle(forWritingTo: URL(fileURLWithPath: output!))
+            }
+            try store.tar(cid, path: path, name: name) { sink.write(Data($0)) }
+            return
+        }
+        // Unpack the tar stream (the one mechanism both backends share) onto disk.
+        let target = output ?? name
+        var unpacker = TarUnpacker(destination: target)
+        try store.tar(cid, path: path, name: name) { try unpacker.feed($0) }
+        print("Saving file(s) to \(target)")
+    }
+}
+
+/// Unpacks the ustar stream `tar` writes into a destination path (files, directories, symlinks).
+struct TarUnpacker {
+    let destination: String
+    private var buffer: [UInt8] = []
+    private var remaining: UInt64 = 0
+    private var padding = 0
+    private var file: FileHandle?
+    private var longName: String?
+    private var topName: String?
+
+    init(destination: String) { self.destination = destination }
+
+    mutating func feed(_ bytes: [UInt8]) throws {
+        buffer += bytes
+        while true {
+            if remaining > 0 {
+                let n = Int(min(UInt64(buffer.count), remaining))
+                if n == 0 { return }
+                file?.write(Data(buffer[0..<n]))
+                buffer.removeFirst(n)
+                remaining -= UInt64(n)
+                if remaining == 0 { try file?.close(); file = nil }
+                continue
+            }
+            if padding > 0 {
+                let n = min(buffer.count, padding)
+                if n == 0 { return }
+                buffer.removeFirst(n)
+                padding -= n
+                continue
+            }
+            guard buffer.count >= 512 else { return }
+            let h = Array(buffer[0..<512])
+            buffer.removeFirst(512)
+            if h.allSatisfy({ $0 == 0 }) { continue }
+            func field(_ at: Int, _ len: Int) -> String { String(decoding: h[at..<at + len].prefix { $0 != 0 }, as: UTF8.self) }
+            let size = UInt64(field(124, 12).trimmingCharacters(in: .whitespaces), radix: 8) ?? 0
+            let type = h[156]
+            var name = longName ?? field(0, 100)
+            longName = nil
+            if type == UInt8(ascii: "L") {
+                // The next `size` bytes are the real name of the following entry.
+                while buffer.count < Int(size) + Int((512 - size % 512) % 512) { return try pushBack(h) }
+                longName = String(decoding: buffer[0..<Int(size)].prefix { $0 != 0 }, as: UTF8.self)
+                buffer.removeFirst(Int(size) + Int((512 - size % 512) % 512))
+                continue
+            }
+            if name.hasSuffix("/") { name.removeLast() }
+            let components = name.split(separator: "/").map(String.init)
+            guard let top = components.first, !components.contains(".."), !name.hasPrefix("/") else { throw CLIError("refusing unsafe path \(name) in the archive") }
+            if topName == nil { topName = top }
+            let local = destination + "/" + components.dropFirst().joined(separator: "/")
+            let path = components.count == 1 ? destination : local
+            switch type {
+            case UInt8(ascii: "5"):
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            case UInt8(ascii: "2"):
+                try? FileManager.default.removeItem(atPath: path)
+                try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: field(157, 100))
+            default:
+                FileManager.default.createFile(atPath: path, contents: nil)
+                file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+                remaining = size
+                padding = Int((512 - size % 512) % 512)
+                if size == 0 { try file?.close(); file = nil }
+            }
+        }
+    }
+
+    /// Puts a header back when the long-name body has not fully arrived yet.
+    private mutating func pushBack(_ header: [UInt8]) throws {
+        buffer = header + buffer
+    }
+}

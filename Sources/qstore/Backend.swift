@@ -31,6 +31,8 @@ protocol Backend {
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws
     /// A directory's entries: name, CID, size, Kubo type (1 dir, 2 file, 4 symlink).
     func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)]
+    /// The tree at root/path as a tar stream.
+    func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws
 }
 
 /// The daemon when one answers at `<repo>/api`, else the repository itself.
@@ -108,6 +110,10 @@ struct LocalBackend: Backend {
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
         let out = FileHandle.standardOutput
         try reporting("cat") { try node.cat(root, path: path, offset: offset, length: length) { out.write(Data($0)) } }
+    }
+
+    func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws {
+        try reporting("get") { try node.tar(root, path: path, name: name, write: write) }
     }
 
     func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {
@@ -255,6 +261,10 @@ struct RemoteBackend: Backend {
         var query = [("arg", ([root.string] + path).joined(separator: "/")), ("offset", String(offset))]
         if let length { query.append(("length", String(length))) }
         FileHandle.standardOutput.write(try call("cat", query))
+    }
+
+    func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws {
+        try write([UInt8](try call("get", [("arg", ([root.string] + path).joined(separator: "/"))])))
     }
 
     func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {

@@ -13,7 +13,7 @@ struct Qstore: AsyncParsableCommand {
         discussion: "The repository lives at $QSTORE_PATH (default ~/.qstore). Commands open the repository directly (the daemon, when it exists, will serve them instead). Format tools (cid, hash, multibase, car, dag convert) need no repository.",
         version: version,
         subcommands: [
-            Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, BlockCommand.self, DagCommand.self, RepoCommand.self,
+            Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, GetCommand.self, BlockCommand.self, DagCommand.self, RepoCommand.self,
             CIDCommand.self, HashCommand.self, MultibaseCommand.self, CARCommand.self, DebugCommand.self,
         ]
     )

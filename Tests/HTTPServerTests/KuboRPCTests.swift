@@ -122,3 +122,34 @@ import TestSupport
         await d.stop()
     }
 }
+
+@Suite(.serialized) struct FileRPCTests {
+    @Test func addCatLsGet() async throws {
+        let d = try await DaemonHarness()
+        let (body, type) = DaemonHarness.multipart([Array("hello world\n".utf8)])
+        let added = try await d.rpc("add", body: body, headers: ["Content-Type": type]).jsonLines()
+        #expect(added.first?["Hash"] as? String == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o", "Kubo's CID for hello world")
+        #expect(added.first?["Name"] as? String == "f0")
+        let big = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let (b2, t2) = DaemonHarness.multipart([big])
+        let v1 = try #require(try await d.rpc("add?cid-version=1", body: b2, headers: ["Content-Type": t2]).jsonLines().first?["Hash"] as? String)
+        #expect(v1.hasPrefix("bafybei"))
+        #expect(try await d.rpc("cat?arg=\(v1)").body == big)
+        #expect(try await d.rpc("cat?arg=\(v1)&offset=262140&length=10").body == Array(big[262140..<262150]))
+        #expect(try await d.rpc("cat?arg=bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku").status == 500, "missing block")
+        let onlyHash = try await d.rpc("add?only-hash=true&cid-version=1", body: DaemonHarness.multipart([[9, 9, 9]]).body, headers: ["Content-Type": t2]).jsonLines()
+        let hashed = try CID(try #require(onlyHash.first?["Hash"] as? String))
+        #expect(try !d.repository.blocks.has(hashed), "--only-hash stores nothing")
+        // A directory from a fixture CAR: ls and get.
+        let (car, ct) = DaemonHarness.multipart([try Fixtures.bytes(Fixtures.url("gateway-conformance/fixtures/path_gateway_unixfs/dir-with-files.car"))])
+        let root = try #require((try await d.rpc("dag/import", body: car, headers: ["Content-Type": ct]).jsonLines().first?["Root"] as? [String: Any]).flatMap { ($0["Cid"] as? [String: Any])?["/"] as? String })
+        let ls = try await d.rpc("ls?arg=\(root)").json()
+        let links = try #require((ls["Objects"] as? [[String: Any]])?.first?["Links"] as? [[String: Any]])
+        #expect(links.compactMap { $0["Name"] as? String }.sorted() == ["ascii-copy.txt", "ascii.txt", "hello.txt", "multiblock.txt"])
+        #expect(links.allSatisfy { $0["Type"] as? Int == 2 })
+        let tar = try await d.rpc("get?arg=\(root)")
+        #expect(tar.status == 200 && tar.body.count % 512 == 0)
+        #expect(String(decoding: tar.body, as: UTF8.self).contains("\(root)/multiblock.txt"))
+        await d.stop()
+    }
+}
