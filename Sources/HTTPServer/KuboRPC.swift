@@ -194,6 +194,8 @@ struct KuboRPC: Sendable {
         }
         do { try options.chunker(q.get("chunker").map { String($0) }) } catch { throw RequestError(.badRequest, "\(error)") }
         options.onlyHash = Self.flag(q.get("only-hash"))
+        options.trickle = Self.flag(q.get("trickle"))
+        if Self.flag(q.get("inline")) { options.inlineLimit = Int(q.get("inline-limit") ?? "32") ?? 32 }
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with files")
         }

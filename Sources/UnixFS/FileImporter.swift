@@ -17,6 +17,10 @@ public struct ImportOptions: Sendable {
     public var maximumLinks = 174
     /// Compute CIDs only: no block is built or handed out (`--only-hash`).
     public var onlyHash = false
+    /// The trickle layout instead of the balanced one (`--trickle`).
+    public var trickle = false
+    /// Nodes whose encoded size is at most this many bytes get an identity CID (`--inline`; Kubo's default limit is 32).
+    public var inlineLimit: Int? = nil
 
     /// Kubo's defaults.
     public init() {}
@@ -66,6 +70,11 @@ public struct FileImporter {
     /// Reads `source` to its end and returns the file's root.
     public func importFile<S: ByteSource>(_ source: S) throws -> ImportedFile {
         var chunks = Chunker(source: source, size: options.chunkSize)
+        if options.trickle {
+            var root = InternalNode()
+            let built = try fillTrickle(&root, maxDepth: -1, chunks: &chunks)
+            return ImportedFile(cid: built.cid, size: built.fileSize, dagSize: built.dagSize)
+        }
         guard try !chunks.atEnd() else {
             let empty = try leaf(UnsafeRawBufferPointer(start: nil, count: 0))
             return ImportedFile(cid: empty.cid, size: 0, dagSize: empty.dagSize)
@@ -106,6 +115,27 @@ public struct FileImporter {
         return try commit(node)
     }
 
+    /// boxo's trickle layout: a node takes up to `maximumLinks` leaves, then, for each depth
+    /// 1, 2, … (below `maxDepth`), up to four subtrees of that depth; leaves are UnixFS `Raw`
+    /// nodes (or raw blocks with raw leaves).
+    private func fillTrickle<S: ByteSource>(_ node: inout InternalNode, maxDepth: Int, chunks: inout Chunker<S>) throws -> Built {
+        while node.links.count < options.maximumLinks, !(try chunks.atEnd()) {
+            node.add(try chunks.withNext { try leaf($0, kind: .raw) })
+        }
+        var depth = 1
+        while maxDepth == -1 || depth < maxDepth {
+            if try chunks.atEnd() { break }
+            var repeatIndex = 0
+            while repeatIndex < 4, !(try chunks.atEnd()) {
+                var child = InternalNode()
+                node.add(try fillTrickle(&child, maxDepth: depth, chunks: &chunks))
+                repeatIndex += 1
+            }
+            depth += 1
+        }
+        return try commit(node)
+    }
+
     private func commit(_ node: InternalNode) throws -> Built {
         let fileSize = node.blockSizes.reduce(0, +)
         let data = UnixFSData(kind: .file, fileSize: fileSize, blockSizes: node.blockSizes).encode()
@@ -115,7 +145,7 @@ public struct FileImporter {
         return Built(cid: block.cid, fileSize: fileSize, dagSize: UInt64(bytes.count) + node.dagSize)
     }
 
-    private func leaf(_ chunk: UnsafeRawBufferPointer) throws -> Built {
+    private func leaf(_ chunk: UnsafeRawBufferPointer, kind: UnixFSData.Kind = .file) throws -> Built {
         if options.usesRawLeaves {
             let cid = try cidOf(chunk, codec: .raw)
             if !options.onlyHash { try emit(Block(hashedCID: cid, data: Array(chunk))) }
@@ -124,7 +154,7 @@ public struct FileImporter {
         // The dag-pb leaf `{Data: UnixFS{Type: File, Data: chunk, filesize: n}}`, written straight
         // into one reused buffer and hashed there: no per-chunk allocation unless a block is emitted.
         let n = UInt64(chunk.count)
-        var unixfs: [UInt8] = [0x08, 0x02]
+        var unixfs: [UInt8] = [0x08, UInt8(kind.rawValue)]
         if !chunk.isEmpty { unixfs.append(0x12); Varint.append(n, to: &unixfs) }
         var tail: [UInt8] = [0x18]
         Varint.append(n, to: &tail)
@@ -144,6 +174,9 @@ public struct FileImporter {
     }
 
     private func cidOf(_ bytes: UnsafeRawBufferPointer, codec: Multicodec) throws -> CID {
+        if let limit = options.inlineLimit, bytes.count <= limit {
+            return CID(codec: codec, multihash: Multihash(code: .identity, digest: Array(bytes)))
+        }
         let mh: Multihash
         do { mh = try Multihash.compute(bytes, function: options.hash) } catch { throw BlockStoreError.invalidBlock(reason: "\(error)") }
         // CIDv0 exists only for dag-pb with sha2-256; raw leaves are always CIDv1.

@@ -19,6 +19,10 @@ struct AddCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only the hash of each file.") var quiet = false
     @Flag(name: [.customShort("n"), .long], help: "Compute CIDs without storing anything.") var onlyHash = false
     @Flag(name: .shortAndLong, help: "Add directories recursively.") var recursive = false
+    @Flag(name: [.customShort("t"), .long], help: "Use the trickle layout instead of the balanced one.") var trickle = false
+    @Flag(help: "Give blocks of at most --inline-limit bytes identity CIDs (data inside the CID).") var inline = false
+    @Option(help: "Largest block to inline with --inline.") var inlineLimit = 32
+    @Flag(help: "Do not show progress on a terminal.") var noProgress = false
     @Flag(name: [.customShort("w"), .long], help: "Wrap the files in a directory.") var wrapWithDirectory = false
     @Flag(name: [.customShort("H"), .long], help: "Include files whose names start with \".\".") var hidden = false
     @Argument(help: "Files (\"-\": standard input).") var files: [String]
@@ -32,6 +36,8 @@ struct AddCommand: ParsableCommand {
         if options.hash != .sha2_256 && cidVersion == 0 { options.cidVersion = 1 }  // as Kubo: another hash implies CIDv1
         do { try options.chunker(chunker) } catch { throw CLIError("\(error)") }
         options.onlyHash = onlyHash
+        options.trickle = trickle
+        if inline { options.inlineLimit = inlineLimit }
         let isDirectory = files.contains { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }
         if isDirectory && !recursive { throw CLIError("\(files.first { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }!) is a directory: use -r") }
         if recursive || wrapWithDirectory {
@@ -43,7 +49,8 @@ struct AddCommand: ParsableCommand {
             for file in files {
                 let f = try reporting(file) { () throws -> ImportedFile in
                     let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-                    return try FileImporter(options: options) { _ in }.importFile(source)
+                    let size = file == "-" ? nil : source.size
+                    return try FileImporter(options: options) { _ in }.importFile(ProgressSource(source, label: "hashing", total: size, enabled: !noProgress))
                 }
                 report(f.cid.string, file)
             }
@@ -230,5 +237,25 @@ struct TarUnpacker {
     /// Puts a header back when the long-name body has not fully arrived yet.
     private mutating func pushBack(_ header: [UInt8]) throws {
         buffer = header + buffer
+    }
+}
+
+/// Reports bytes read through it on a terminal (a progress bar for large adds).
+final class ProgressSource<Inner: ByteSource>: ByteSource {
+    private var inner: Inner
+    private var progress: Progress
+    private var bytes: UInt64 = 0
+
+    init(_ inner: Inner, label: String, total: UInt64?, enabled: Bool) {
+        self.inner = inner
+        progress = Progress(label, total: total, enabled: enabled && (total ?? 0) > 8 << 20)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        bytes += UInt64(n)
+        progress.update(bytes: bytes, items: 0)
+        if n == 0 { progress.finish() }
+        return n
     }
 }

@@ -102,7 +102,7 @@ struct LocalBackend: Backend {
     func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
         let f = try reporting(file) { () throws -> ImportedFile in
             let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-            return try node.addFile(source, options: options)
+            return try node.addFile(ProgressSource(source, label: "adding", total: file == "-" ? nil : source.size, enabled: true), options: options)
         }
         return (f.cid.string, f.dagSize)
     }
@@ -253,6 +253,8 @@ struct RemoteBackend: Backend {
         var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
                                          ("hash", options.hash.name), ("only-hash", String(options.onlyHash))]
         if let r = options.rawLeaves { query.append(("raw-leaves", String(r))) }
+        if options.trickle { query.append(("trickle", "true")) }
+        if let limit = options.inlineLimit { query += [("inline", "true"), ("inline-limit", String(limit))] }
         let o = try Self.json(upload("add", query, file: file, partType: "application/octet-stream"))
         return (o["Hash"] as? String ?? "", UInt64(o["Size"] as? String ?? "") ?? 0)
     }

@@ -41,6 +41,30 @@ struct ImportReadTests {
         }
     }
 
+    @Test(arguments: [false, true])
+    func trickleAndInlinedDAGsReadBack(rawLeaves: Bool) throws {
+        var o = ImportOptions()
+        o.chunkSize = 5
+        o.maximumLinks = 3
+        o.trickle = true
+        o.rawLeaves = rawLeaves
+        o.inlineLimit = 16
+        var rng = SeededGenerator(seed: rawLeaves ? 1 : 2)
+        let data = rng.bytes(2000)
+        let store = MemoryBlockStore()
+        let file = try importBytes(data, options: o, into: store)
+        var all: [UInt8] = []
+        try FileReader(store: store).read(file.cid) { all += $0 }
+        #expect(all == data)
+        var part: [UInt8] = []
+        try FileReader(store: store).read(file.cid, offset: 777, length: 333) { part += $0 }
+        #expect(part == Array(data[777..<1110]))
+        // Leaves of 5 bytes fit the inline limit: none of them is stored as a block.
+        var stored = 0
+        try store.forEach { _ in stored += 1; return true }
+        #expect(stored > 0 && stored < 400)
+    }
+
     @Test func everyBlockOfTheDAGIsEmittedAndLinksAreRecorded() throws {
         var o = ImportOptions()
         o.chunkSize = 1000
