@@ -202,22 +202,40 @@ struct KuboRPC: Sendable {
         let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
         defer { spool.remove() }
         let opts = options
-        let added = try await io.run { () throws -> [(String, ImportedFile)] in
+        let wrap = Self.flag(q.get("wrap-with-directory"))
+        let lines = try await io.run { () throws -> [(String, CID, UInt64)] in
             let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
-            var out: [(String, ImportedFile)] = []
+            var files: [(path: String, cid: CID, dagSize: UInt64)] = []
+            var directories: [String] = []
             while let headers = try reader.nextPart() {
-                if headers["content-type"]?.hasPrefix("application/x-directory") == true {
-                    throw NodeError.unsupported("adding directories")
-                }
                 let name = Self.filename(headers["content-disposition"]) ?? "file"
-                out.append((name, try self.node.addFile(reader, options: opts)))
+                if headers["content-type"]?.hasPrefix("application/x-directory") == true {
+                    directories.append(name)
+                    continue
+                }
+                let f = try self.node.addFile(reader, options: opts)
+                files.append((name, f.cid, f.dagSize))
+            }
+            guard !files.isEmpty || !directories.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
+            // Directory structure comes from the part names (Kubo's clients send "dir/sub/file").
+            let builder = DirectoryImporter(options: opts) { block in try self.node.blocks.put(block) }
+            var out: [(String, CID, UInt64)] = files.map { ($0.path, $0.cid, $0.dagSize) }
+            let nested = !directories.isEmpty || files.contains { $0.path.contains("/") }
+            if nested {
+                do { out += try builder.makeTree(files: files, directories: directories).map { ($0.path, $0.cid, $0.dagSize) } } catch let e as UnixFSError {
+                    throw RequestError(.badRequest, "\(e)")
+                }
+            }
+            if wrap {
+                let top = out.filter { !$0.0.contains("/") }
+                let w = try builder.makeDirectory(top.map { (name: $0.0, cid: $0.1, dagSize: $0.2) })
+                out.append(("", w.cid, w.dagSize))
             }
             return out
         }
-        guard !added.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
         var out = ByteBuffer()
-        for (name, f) in added {
-            var line = JSONOutput.bytes(["Name": name, "Hash": f.cid.string, "Size": String(f.dagSize)])
+        for (name, cid, size) in lines {
+            var line = JSONOutput.bytes(["Name": name, "Hash": cid.string, "Size": String(size)])
             out.writeBuffer(&line)
         }
         return Self.jsonStream(out)

@@ -47,27 +47,14 @@ public struct DirectoryImporter {
             let names = try FileManager.default.contentsOfDirectory(atPath: path)
                 .filter { includeHidden || !$0.hasPrefix(".") }
                 .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-            var links: [PBLink] = []
-            var linkBytes = 0
-            var total: UInt64 = 0
+            var children: [(name: String, cid: CID, dagSize: UInt64)] = []
             for name in names {
                 let child = try importEntry(path + "/" + name, relative: relative + "/" + name)
-                links.append(PBLink(hash: child.cid, name: name, tsize: child.dagSize))
-                linkBytes += name.utf8.count + child.cid.bytes.count
-                total += child.dagSize
+                children.append((name, child.cid, child.dagSize))
             }
-            if linkBytes >= Self.shardingThreshold {
-                let sharded = try HAMT.build(links.map { ($0.name ?? "", $0.hash, $0.tsize ?? 0) }, cidVersion: options.cidVersion, hash: options.hash) {
-                    try emitUnlessHashing($0)
-                }
-                onAdded(relative, sharded.cid, sharded.dagSize)
-                return sharded
-            }
-            let block = try node(PBNode(links: links, data: UnixFSData(kind: .directory).encode()))
-            try emitUnlessHashing(block)
-            let size = UInt64(block.data.count) + total
-            onAdded(relative, block.cid, size)
-            return (block.cid, size)
+            let dir = try makeDirectory(children)
+            onAdded(relative, dir.cid, dir.dagSize)
+            return dir
         default:
             let file = try FileImporter(options: options, emit: emit).importFile(try FileSource(path: path))
             onAdded(relative, file.cid, file.dagSize)
@@ -75,13 +62,59 @@ public struct DirectoryImporter {
         }
     }
 
-    /// Wraps already-imported entries in one directory (`--wrap-with-directory`).
-    public func wrap(_ entries: [(name: String, cid: CID, dagSize: UInt64)]) throws -> (cid: CID, dagSize: UInt64) {
+    /// A directory of already-imported entries (sorted by name bytes here): a plain dag-pb
+    /// directory, or a HAMT once the links reach the sharding threshold. Also `--wrap-with-directory`.
+    public func makeDirectory(_ entries: [(name: String, cid: CID, dagSize: UInt64)]) throws -> (cid: CID, dagSize: UInt64) {
         let sorted = entries.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.name == b.name {
+            throw UnixFSError.invalid("duplicate directory entry \(a.name)")
+        }
+        let linkBytes = sorted.reduce(0) { $0 + $1.name.utf8.count + $1.cid.bytes.count }
+        if linkBytes >= Self.shardingThreshold {
+            return try HAMT.build(sorted, cidVersion: options.cidVersion, hash: options.hash) { try emitUnlessHashing($0) }
+        }
         let links = sorted.map { PBLink(hash: $0.cid, name: $0.name, tsize: $0.dagSize) }
         let block = try node(PBNode(links: links, data: UnixFSData(kind: .directory).encode()))
         try emitUnlessHashing(block)
         return (block.cid, UInt64(block.data.count) + sorted.reduce(0) { $0 + $1.dagSize })
+    }
+
+    /// Directories for entries given by relative paths (files already imported, plus empty
+    /// directories), as `ipfs add -r` over the RPC builds them from multipart parts. Returns
+    /// every directory made, children before parents, with its path.
+    public func makeTree(files: [(path: String, cid: CID, dagSize: UInt64)], directories: [String]) throws -> [(path: String, cid: CID, dagSize: UInt64)] {
+        final class Dir { var files: [String: (CID, UInt64)] = [:]; var dirs: [String: Dir] = [:] }
+        let top = Dir()
+        func components(_ path: String) throws -> [String] {
+            let c = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            guard !c.isEmpty, !c.contains(".."), !c.contains("."), !path.hasPrefix("/") else { throw UnixFSError.invalid("unsafe path \"\(path)\"") }
+            return c
+        }
+        func dir(_ c: ArraySlice<String>) -> Dir {
+            var d = top
+            for name in c {
+                if let next = d.dirs[name] { d = next } else { let n = Dir(); d.dirs[name] = n; d = n }
+            }
+            return d
+        }
+        for p in directories { _ = dir(try components(p)[...]) }
+        for f in files {
+            let c = try components(f.path)
+            dir(c.dropLast()).files[c.last!] = (f.cid, f.dagSize)
+        }
+        var made: [(path: String, cid: CID, dagSize: UInt64)] = []
+        func build(_ d: Dir, _ path: String) throws -> (cid: CID, dagSize: UInt64) {
+            var entries = d.files.map { (name: $0.key, cid: $0.value.0, dagSize: $0.value.1) }
+            for (name, sub) in d.dirs {
+                let built = try build(sub, path.isEmpty ? name : path + "/" + name)
+                entries.append((name, built.cid, built.dagSize))
+            }
+            let result = try makeDirectory(entries)
+            made.append((path, result.cid, result.dagSize))
+            return result
+        }
+        for (name, sub) in top.dirs.sorted(by: { $0.key < $1.key }) { _ = try build(sub, name) }
+        return made
     }
 
     private func node(_ pb: PBNode) throws -> Block {

@@ -86,7 +86,7 @@ struct AddCommand: ParsableCommand {
             if quiet && !wrapWithDirectory { print(r.cid.string) }
         }
         if wrapWithDirectory {
-            let w = try reporting("wrap") { try importer.wrap(roots) }
+            let w = try reporting("wrap") { try importer.makeDirectory(roots) }
             print(quiet ? w.cid.string : "added \(w.cid.string) ")
         }
         if let repo, !pending.isEmpty { try repo.blocks.putMany(pending) }

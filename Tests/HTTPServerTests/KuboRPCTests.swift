@@ -153,3 +153,38 @@ import TestSupport
         await d.stop()
     }
 }
+
+@Suite(.serialized) struct DirectoryAddRPCTests {
+    /// Kubo's clients send `ipfs add -r` as parts named by path, directories as application/x-directory.
+    @Test func addingATreeOverTheRPCGivesKubosRoot() async throws {
+        let d = try await DaemonHarness()
+        let source = Fixtures.url("gateway-conformance/tooling-extra/dag-source")
+        let expected = try #require((try Fixtures.json(Fixtures.url("gateway-conformance/tooling-extra/dag.car.manifest.json")) as? [String: Any])?["roots"] as? [String]).first
+        let boundary = "tree-boundary"
+        var body: [UInt8] = []
+        func part(_ name: String, _ type: String, _ data: [UInt8]) {
+            let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(encoded)\"\r\nContent-Type: \(type)\r\n\r\n".utf8)
+            body += data + Array("\r\n".utf8)
+        }
+        part("dag-source", "application/x-directory", [])
+        part("dag-source/a-file.txt", "application/octet-stream", try Fixtures.bytes(source.appendingPathComponent("a-file.txt")))
+        part("dag-source/b-file.txt", "application/octet-stream", try Fixtures.bytes(source.appendingPathComponent("b-file.txt")))
+        part("dag-source/subdir", "application/x-directory", [])
+        part("dag-source/subdir/leaf.txt", "application/octet-stream", try Fixtures.bytes(source.appendingPathComponent("subdir/leaf.txt")))
+        body += Array("--\(boundary)--\r\n".utf8)
+        let reply = try await d.rpc("add?cid-version=1", body: body, headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"])
+        let lines = try reply.jsonLines()
+        #expect(lines.last?["Name"] as? String == "dag-source")
+        #expect(lines.last?["Hash"] as? String == expected)
+        #expect(lines.contains { $0["Name"] as? String == "dag-source/subdir" })
+        // Wrapped, and a path escaping the root refused.
+        let wrapped = try await d.rpc("add?cid-version=1&wrap-with-directory=true", body: body, headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"]).jsonLines()
+        #expect(wrapped.last?["Name"] as? String == "")
+        let (evil, _) = DaemonHarness.multipart([[1]])
+        let evilBody = String(decoding: evil, as: UTF8.self).replacingOccurrences(of: "filename=\"f0\"", with: "filename=\"..%2Fescape\"")
+        let refused = try await d.rpc("add", body: Array(evilBody.utf8) , headers: ["Content-Type": "multipart/form-data; boundary=qstore-test-boundary"])
+        #expect(refused.status == 400)
+        await d.stop()
+    }
+}
