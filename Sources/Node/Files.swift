@@ -5,7 +5,7 @@ import UnixFS
 
 extension Node {
     /// Imports a byte stream as a UnixFS file and stores its blocks in atomic batches of
-    /// about 8 MiB (nothing is stored with `options.onlyHash`).
+    /// about 4 MiB (the measured balance of throughput and peak memory, Docs/benchmarks.md) (nothing is stored with `options.onlyHash`).
     public func addFile<S: ByteSource>(_ source: S, options: ImportOptions) throws -> ImportedFile {
         var pending: [Block] = []
         var pendingBytes = 0
@@ -13,7 +13,7 @@ extension Node {
         let importer = FileImporter(options: options) { block in
             pending.append(block)
             pendingBytes += block.data.count
-            if pendingBytes >= 8 << 20 {
+            if pendingBytes >= 4 << 20 {
                 try store.putMany(pending)
                 pending.removeAll(keepingCapacity: true)
                 pendingBytes = 0

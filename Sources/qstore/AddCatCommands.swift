@@ -69,7 +69,7 @@ struct AddCommand: ParsableCommand {
             guard let repo else { return }
             pending.append(block)
             pendingBytes += block.data.count
-            if pendingBytes >= 8 << 20 {
+            if pendingBytes >= 4 << 20 {
                 try repo.blocks.putMany(pending)
                 pending.removeAll(keepingCapacity: true)
                 pendingBytes = 0
