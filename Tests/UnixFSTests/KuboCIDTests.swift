@@ -69,3 +69,36 @@ struct KuboCIDTests {
         }
     }
 }
+
+/// Debian's `ipfs-cid` (`ipfs_cid FILE`) computes the default CIDv0 of a file: a second
+/// oracle for the default settings, on sizes the fixture does not cover (including a
+/// file deep enough for a second level of the balanced tree).
+struct IPFSCidOracleTests {
+    static let tool = "/usr/bin/ipfs_cid"
+
+    @Test(arguments: [0, 1, 262_143, 262_145, 174 * 262_144, 174 * 262_144 + 1, 50_000_000])
+    func defaultCIDsMatchIpfsCid(size: Int) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.tool), "Debian's ipfs-cid is not installed (make test installs it)")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-oracle-\(size)-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var rng = SeededGenerator(seed: UInt64(size))
+        var data = [UInt8](repeating: 0, count: size)
+        for i in stride(from: 0, to: size, by: 8) {
+            let v = rng.next()
+            for j in 0..<min(8, size - i) { data[i + j] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(j))) }
+        }
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.tool)
+        p.arguments = [path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let oracle = try #require(try JSONSerialization.jsonObject(with: Data(text.split(separator: "\n").first.map { Array($0.utf8) } ?? [])) as? [String: Any])["CIDv0"] as? String
+        var o = ImportOptions()
+        o.onlyHash = true
+        #expect(try FileImporter(options: o) { _ in }.importFile(try FileSource(path: path)).cid.string == oracle)
+    }
+}
