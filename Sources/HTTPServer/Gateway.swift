@@ -94,21 +94,7 @@ struct Gateway: Sendable {
                 headers[.contentDisposition] = "attachment; filename=\"\(Self.filename(request, default: terminal.string + ".bin"))\""
             }
             headers[.contentType] = mediaType
-            if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
-            let data = try await io.run { try self.node.block(terminal) }
-            headers[.acceptRanges] = "bytes"
-            switch Self.byteRange(request, count: data.count) {
-            case .some(.some(let range)):
-                headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(data.count)"
-                headers[.contentLength] = String(range.count)
-                return Response(status: .partialContent, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data[range])))
-            case .some(.none):
-                headers[.contentRange] = "bytes */\(data.count)"
-                return Response(status: .rangeNotSatisfiable, headers: headers)
-            case .none:
-                headers[.contentLength] = String(data.count)
-                return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
-            }
+            return try await blockBody(request, terminal: terminal, head: head, headers: headers)
 
         case .car(let scope, let duplicates, let entityBytes):
             headers[.contentType] = "application/vnd.ipld.car; version=1; order=dfs; dups=\(duplicates ? "y" : "n")"
@@ -144,22 +130,28 @@ struct Gateway: Sendable {
                 headers[.contentType] = Self.mediaType(of: terminal.codec)
                 headers[.eTag] = "\"\(terminal.string).\(terminal.codec.name)\""
                 headers[.contentDisposition] = Self.codecDisposition(request, terminal: terminal, codec: terminal.codec)
-                if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
-                let data = try await io.run { try self.node.block(terminal) }
-                headers[.acceptRanges] = "bytes"
-                switch Self.byteRange(request, count: data.count) {
-                case .some(.some(let range)):
-                    headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(data.count)"
-                    headers[.contentLength] = String(range.count)
-                    return Response(status: .partialContent, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data[range])))
-                default:
-                    headers[.contentLength] = String(data.count)
-                    return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
-                }
+                return try await blockBody(request, terminal: terminal, head: head, headers: headers)
             default:
                 throw RequestError(.notAcceptable, "\(terminal.codec.name) blocks are served as application/vnd.ipld.raw or in a CAR")
             }
         }
+    }
+
+    /// One block's bytes as the whole body (or, with `Range`, the first range asked: `206`), after
+    /// the `If-None-Match` check against the ETag already in `headers`.
+    func blockBody(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
+        var headers = baseHeaders
+        if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
+        let data = try await io.run { try self.node.block(terminal) }
+        headers[.acceptRanges] = "bytes"
+        if let range = try Self.byteRanges(request, size: UInt64(data.count))?.first {
+            let r = Int(range.lowerBound)...Int(range.upperBound)
+            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(data.count)"
+            headers[.contentLength] = String(r.count)
+            return Response(status: .partialContent, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data[r])))
+        }
+        headers[.contentLength] = String(data.count)
+        return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// JSON is shown inline, CBOR downloaded (`?download=true` forces attachment); `?filename=` names it.
@@ -262,23 +254,6 @@ struct Gateway: Sendable {
             }
         }
         return nil
-    }
-
-    /// The single byte range of a `Range: bytes=a-b[,…]` header over `count` bytes (the first range
-    /// when several are asked, which the spec allows); nil when absent or unsatisfiable as written.
-    static func byteRange(_ request: Request, count: Int) -> ClosedRange<Int>?? {
-        guard let header = request.headers[.range], header.hasPrefix("bytes=") else { return nil }
-        guard let first = header.dropFirst(6).split(separator: ",").first?.trimmingCharacters(in: .whitespaces) else { return nil }
-        let bounds = first.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard bounds.count == 2 else { return nil }
-        if bounds[0].isEmpty {
-            guard let suffix = Int(bounds[1]), suffix > 0, count > 0 else { return .some(nil) }
-            return .some(max(0, count - suffix)...(count - 1))
-        }
-        guard let start = Int(bounds[0]), start < count else { return .some(nil) }
-        let end = bounds[1].isEmpty ? count - 1 : min(Int(bounds[1]) ?? (count - 1), count - 1)
-        guard end >= start else { return .some(nil) }
-        return .some(start...end)
     }
 
     static func mediaType(of codec: Multicodec) -> String {
