@@ -69,7 +69,7 @@ extension Node {
             case .shardedDirectory: entries = try HAMT.entries(cid, store: blocks)
             default: throw NodeError.badInput("\(cid) is not a directory")
             }
-            return try entries.map { e in
+            return entries.map { e in
                 var type = 0, target = ""
                 switch try? UnixFSNode.load(e.cid, from: blocks) {
                 case .file?: type = 2

@@ -151,7 +151,7 @@ struct GetCommand: ParsableCommand {
         if archive {
             let sink: FileHandle
             if output == nil || output == "-" { sink = .standardOutput } else {
-                FileManager.default.createFile(atPath: output!, contents: nil)
+                _ = FileManager.default.createFile(atPath: output!, contents: nil)
                 sink = try FileHandle(forWritingTo: URL(fileURLWithPath: output!))
             }
             try store.tar(cid, path: path, name: name) { sink.write(Data($0)) }
@@ -225,7 +225,7 @@ struct TarUnpacker {
                 try? FileManager.default.removeItem(atPath: path)
                 try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: field(157, 100))
             default:
-                FileManager.default.createFile(atPath: path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
                 file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
                 remaining = size
                 padding = Int((512 - size % 512) % 512)

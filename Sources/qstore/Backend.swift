@@ -217,7 +217,7 @@ struct RemoteBackend: Backend {
         let boundary = "qstore-\(UUID().uuidString)"
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: tmp) }
-        FileManager.default.createFile(atPath: tmp.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: tmp.path, contents: nil)
         let out = try FileHandle(forWritingTo: tmp)
         let name = file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent
         let encoded = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name
