@@ -329,7 +329,7 @@ struct KuboRPC: Sendable {
         do { body = try await req.collectBody(upTo: limit + 64 << 10) } catch {
             throw BodyTooLarge(limit: limit)
         }
-        let reader = MultipartReader(BytesSource(Array(buffer: body)), boundary: boundary)
+        let reader = MultipartReader(BytesSource(Array(buffer: body)), boundary: boundary, readSize: body.readableBytes + 1)
         var files: [[UInt8]] = []
         while try reader.nextPart() != nil { files.append(try reader.readBody(limit: limit)) }
         guard !files.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }

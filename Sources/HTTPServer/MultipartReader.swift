@@ -21,11 +21,14 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     /// Header bytes allowed per part.
     private let maximumHeaderBytes = 16 << 10
     /// Reused for every read from the source.
-    private var scratch = [UInt8](repeating: 0, count: 64 << 10)
+    private var scratch: [UInt8]
 
-    init(_ source: Source, boundary: String) {
+    /// A reader of `source`; `readSize` is how much it asks the source for at a time
+    /// (small for a body already in memory, 64 KiB for a spooled upload).
+    init(_ source: Source, boundary: String, readSize: Int = 64 << 10) {
         self.source = source
         delimiter = Array("\r\n--\(boundary)".utf8)
+        scratch = [UInt8](repeating: 0, count: max(readSize, 4096))
     }
 
     /// The boundary parameter of a `multipart/…` content type.
