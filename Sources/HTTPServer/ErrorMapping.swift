@@ -77,8 +77,8 @@ struct RequestError: Error {
 
 /// JSON bodies as Kubo writes them (one object, newline-terminated).
 enum JSONOutput {
-    /// One JSON value and a newline. Keys sorted; strings escaped as JSON requires. Written by
-    /// hand: Foundation's JSONSerialization costs more than the rest of a small RPC reply.
+    /// One JSON value and a newline. Keys sorted; strings escaped by the DAG-JSON string writer.
+    /// Not JSONSerialization: it cost more than the rest of a small RPC reply (Docs/benchmarks.md).
     static func bytes(_ object: Any) -> ByteBuffer {
         var out: [UInt8] = []
         out.reserveCapacity(128)
@@ -89,7 +89,7 @@ enum JSONOutput {
 
     private static func write(_ value: Any, to out: inout [UInt8]) {
         switch value {
-        case let s as String: writeString(s, to: &out)
+        case let s as String: DAGJSON.writeString(s, to: &out)
         case let b as Bool: out.append(contentsOf: (b ? "true" : "false").utf8)
         case let i as Int: out.append(contentsOf: String(i).utf8)
         case let u as UInt64: out.append(contentsOf: String(u).utf8)
@@ -105,29 +105,13 @@ enum JSONOutput {
             out.append(UInt8(ascii: "{"))
             for (i, k) in d.keys.sorted().enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(k, to: &out)
+                DAGJSON.writeString(k, to: &out)
                 out.append(UInt8(ascii: ":"))
                 write(d[k]!, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         default: out.append(contentsOf: "null".utf8)
         }
-    }
-
-    private static func writeString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        let hex = Array("0123456789abcdef".utf8)
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
-            case 0x0a: out.append(contentsOf: [0x5c, UInt8(ascii: "n")])
-            case 0x0d: out.append(contentsOf: [0x5c, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5c, UInt8(ascii: "t")])
-            case 0..<0x20: out.append(contentsOf: [0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 
     static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {

@@ -98,8 +98,9 @@ public struct DAGJSON: IPLDCodec {
         }
     }
 
-    /// JSON.stringify's escaping: quote, backslash and control characters only.
-    static func writeString(_ s: String, to out: inout [UInt8]) {
+    /// A JSON string literal with JSON.stringify's escaping (quote, backslash and control
+    /// characters only): DAG-JSON's canonical form, and plain JSON anywhere else.
+    public static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         let hex = Array("0123456789abcdef".utf8)
         for b in s.utf8 {
