@@ -9,8 +9,8 @@ import UnixFS
 struct AddCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
-        abstract: "Import files as UnixFS (fixed-size chunks, balanced layout), printing `added <cid> <name>`.",
-        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves. Streams: memory stays flat whatever the file size. Goes through the daemon when one runs. Directories (-r), content-defined chunkers (rabin, buzhash) and the trickle layout are not in this build yet.")
+        abstract: "Import files and directories as UnixFS, printing `added <cid> <name>`.",
+        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Files go through the daemon when one runs; trees (-r, -w) are imported in this process, which opens the repository. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. Not yet: content-defined chunkers (rabin, buzhash) and --pin.")
 
     @Option(help: "CID version: 0 or 1 (1 implies --raw-leaves).") var cidVersion = 0
     @Option(help: "Leaves as raw blocks (default: true with CIDv1).") var rawLeaves: Bool?
