@@ -213,6 +213,12 @@ struct KuboRPC: Sendable {
                     directories.append(name)
                     continue
                 }
+                if headers["content-type"]?.hasPrefix("application/symlink") == true {
+                    let target = String(decoding: try reader.readBody(limit: 4096), as: UTF8.self)
+                    let link = try DirectoryImporter(options: opts) { try self.node.blocks.put($0) }.makeSymlink(target)
+                    files.append((name, link.cid, link.dagSize))
+                    continue
+                }
                 let f = try self.node.addFile(reader, options: opts)
                 files.append((name, f.cid, f.dagSize))
             }

@@ -37,12 +37,9 @@ public struct DirectoryImporter {
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         switch attributes[.type] as? FileAttributeType {
         case .typeSymbolicLink?:
-            let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
-            let data = UnixFSData(kind: .symlink, data: Array(target.utf8)).encode()
-            let block = try node(PBNode(data: data))
-            try emitUnlessHashing(block)
-            onAdded(relative, block.cid, UInt64(block.data.count))
-            return (block.cid, UInt64(block.data.count))
+            let link = try makeSymlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))
+            onAdded(relative, link.cid, link.dagSize)
+            return link
         case .typeDirectory?:
             let names = try FileManager.default.contentsOfDirectory(atPath: path)
                 .filter { includeHidden || !$0.hasPrefix(".") }
@@ -60,6 +57,13 @@ public struct DirectoryImporter {
             onAdded(relative, file.cid, file.dagSize)
             return (file.cid, file.dagSize)
         }
+    }
+
+    /// A UnixFS symlink node pointing at `target` (never followed).
+    public func makeSymlink(_ target: String) throws -> (cid: CID, dagSize: UInt64) {
+        let block = try node(PBNode(data: UnixFSData(kind: .symlink, data: Array(target.utf8)).encode()))
+        try emitUnlessHashing(block)
+        return (block.cid, UInt64(block.data.count))
     }
 
     /// A directory of already-imported entries (sorted by name bytes here): a plain dag-pb

@@ -10,7 +10,7 @@ struct AddCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Import files and directories as UnixFS, printing `added <cid> <name>`.",
-        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Files go through the daemon when one runs; trees (-r, -w) are imported in this process, which opens the repository. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. Not yet: content-defined chunkers (rabin, buzhash) and --pin.")
+        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Goes through the daemon when one runs. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. Not yet: content-defined chunkers (rabin, buzhash) and --pin.")
 
     @Option(help: "CID version: 0 or 1 (1 implies --raw-leaves).") var cidVersion = 0
     @Option(help: "Leaves as raw blocks (default: true with CIDv1).") var rawLeaves: Bool?
@@ -62,6 +62,13 @@ struct AddCommand: ParsableCommand {
 
     /// `-r` and `-w`: directories from disk, printing every file and directory as Kubo does.
     private func addTrees(_ options: ImportOptions) throws {
+        // With a daemon running, the trees go to its /api/v0/add.
+        if !options.onlyHash, let remote = RemoteBackend(repository: Repository.defaultPath()), remote.isAlive() {
+            for (name, cid) in try reporting("add") { try remote.addTrees(files, options: options, wrap: wrapWithDirectory, hidden: hidden) } {
+                print(quiet ? cid : "added \(cid) \(name)")
+            }
+            return
+        }
         let repo = options.onlyHash ? nil : try openRepository(purpose: "add")
         var pending: [Block] = []
         var pendingBytes = 0

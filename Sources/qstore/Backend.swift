@@ -249,6 +249,59 @@ struct RemoteBackend: Backend {
         return (roots, blocks, bytes)
     }
 
+    /// `add -r`/`-w` through the daemon: the trees as one multipart body (parts named by relative
+    /// path; directories as application/x-directory, symlinks as application/symlink), framed in a
+    /// temporary file; returns Kubo's `(name, cid)` lines.
+    func addTrees(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool) throws -> [(name: String, cid: String)] {
+        let boundary = "qstore-\(UUID().uuidString)"
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        _ = FileManager.default.createFile(atPath: tmp.path, contents: nil)
+        let out = try FileHandle(forWritingTo: tmp)
+        func part(_ name: String, _ type: String, _ body: (FileHandle) throws -> Void) rethrows {
+            let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? name
+            out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(encoded)\"\r\nContent-Type: \(type)\r\n\r\n".utf8))
+            try body(out)
+            out.write(Data("\r\n".utf8))
+        }
+        func walk(_ path: String, _ name: String) throws {
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            switch attributes[.type] as? FileAttributeType {
+            case .typeSymbolicLink?:
+                let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
+                part(name, "application/symlink") { $0.write(Data(target.utf8)) }
+            case .typeDirectory?:
+                part(name, "application/x-directory") { _ in }
+                for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() where hidden || !child.hasPrefix(".") {
+                    try walk(path + "/" + child, name + "/" + child)
+                }
+            default:
+                try part(name, "application/octet-stream") { h in
+                    let input = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+                    defer { try? input.close() }
+                    while true {
+                        let chunk = input.readData(ofLength: 1 << 20)
+                        if chunk.isEmpty { break }
+                        h.write(chunk)
+                    }
+                }
+            }
+        }
+        for p in paths { try walk(p, URL(fileURLWithPath: p).lastPathComponent) }
+        out.write(Data("--\(boundary)--\r\n".utf8))
+        try out.close()
+        var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
+                                         ("hash", options.hash.name), ("wrap-with-directory", String(wrap))]
+        if let r = options.rawLeaves { query.append(("raw-leaves", String(r))) }
+        if options.trickle { query.append(("trickle", "true")) }
+        if let limit = options.inlineLimit { query += [("inline", "true"), ("inline-limit", String(limit))] }
+        let reply = try call("add", query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+        return String(decoding: reply, as: UTF8.self).split(separator: "\n").compactMap { line in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            return (o["Name"] as? String ?? "", o["Hash"] as? String ?? "")
+        }
+    }
+
     func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
         var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
                                          ("hash", options.hash.name), ("only-hash", String(options.onlyHash))]
