@@ -1,36 +1,22 @@
 import CAR
-import Dispatch
-import Foundation
 import Multiformats
 import Storage
 import UnixFS
 
 extension Node {
-    /// Imports a byte stream as a UnixFS file and stores its blocks in atomic batches of
-    /// about 3 MiB, written by a second thread while the next is hashed (the measured balance of
-    /// throughput and peak memory, Docs/benchmarks.md) (nothing is stored with `options.onlyHash`).
+    /// Imports a byte stream as a UnixFS file, storing its blocks through a `BlockBatcher`
+    /// (3 MiB batches written while the next is hashed: the measured balance of throughput
+    /// and peak memory, Docs/benchmarks.md). Nothing is stored with `options.onlyHash`.
     public func addFile<S: ByteSource>(_ source: S, options: ImportOptions) throws -> ImportedFile {
-        let writer = BatchWriter(store: blocks)
-        var pending: [Block] = []
-        var pendingBytes = 0
-        let importer = FileImporter(options: options) { block in
-            pending.append(block)
-            pendingBytes += block.data.count
-            if pendingBytes >= 3 << 20 {
-                try writer.submit(pending)
-                pending.removeAll(keepingCapacity: true)
-                pendingBytes = 0
-            }
-        }
+        let batcher = BlockBatcher(store: blocks)
         let file: ImportedFile
         do {
-            file = try importer.importFile(source)
-            if !pending.isEmpty { try writer.submit(pending) }
+            file = try FileImporter(options: options) { try batcher.add($0) }.importFile(source)
         } catch {
-            _ = try? writer.finish()
+            _ = try? batcher.finish()
             throw error
         }
-        try writer.finish()
+        try batcher.finish()
         return file
     }
 
@@ -51,37 +37,6 @@ extension Node {
         do { return try FileReader(store: blocks).size(of: cid) } catch UnixFSError.missingBlock(let c) { throw NodeError.notFound(c) } catch let e as UnixFSError {
             throw NodeError.badInput("\(e)")
         }
-    }
-}
-
-/// Writes put-many batches on a second thread while the importer hashes the next one, so
-/// hashing and disk overlap. One batch is written while the next is built, so memory stays bounded; `finish`
-/// returns once every batch is durable (or throws the first failure).
-final class BatchWriter: @unchecked Sendable {
-    // `failure` is guarded by `lock`; the rest is immutable after init.
-    private let store: any BlockStore
-    private let queue = DispatchQueue(label: "qstore.import-writer")
-    private let slots = DispatchSemaphore(value: 1)
-    private let group = DispatchGroup()
-    private let lock = NSLock()
-    private var failure: (any Error)?
-
-    init(store: any BlockStore) { self.store = store }
-
-    func submit(_ batch: [Block]) throws {
-        if let f = lock.withLock({ failure }) { throw f }
-        slots.wait()
-        group.enter()
-        queue.async {
-            defer { self.slots.signal(); self.group.leave() }
-            if self.lock.withLock({ self.failure }) != nil { return }
-            do { try self.store.putMany(batch) } catch { self.lock.withLock { if self.failure == nil { self.failure = error } } }
-        }
-    }
-
-    func finish() throws {
-        group.wait()
-        if let f = lock.withLock({ failure }) { throw f }
     }
 }
 

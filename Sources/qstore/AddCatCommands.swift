@@ -70,18 +70,8 @@ struct AddCommand: ParsableCommand {
             return
         }
         let repo = options.onlyHash ? nil : try openRepository(purpose: "add")
-        var pending: [Block] = []
-        var pendingBytes = 0
-        let sink: (Block) throws -> Void = { block in
-            guard let repo else { return }
-            pending.append(block)
-            pendingBytes += block.data.count
-            if pendingBytes >= 4 << 20 {
-                try repo.blocks.putMany(pending)
-                pending.removeAll(keepingCapacity: true)
-                pendingBytes = 0
-            }
-        }
+        let batcher = repo.map { BlockBatcher(store: $0.blocks) }
+        let sink: (Block) throws -> Void = { block in try batcher?.add(block) }
         var importer = DirectoryImporter(options: options, emit: sink)
         importer.includeHidden = hidden
         importer.onAdded = { path, cid, _ in if !quiet { print("added \(cid.string) \(path)") } }
@@ -96,7 +86,7 @@ struct AddCommand: ParsableCommand {
             let w = try reporting("wrap") { try importer.makeDirectory(roots) }
             print(quiet ? w.cid.string : "added \(w.cid.string) ")
         }
-        if let repo, !pending.isEmpty { try repo.blocks.putMany(pending) }
+        try batcher?.finish()
     }
 
     private func report(_ cid: String, _ file: String) {

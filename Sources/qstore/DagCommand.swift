@@ -66,7 +66,7 @@ struct DagCommand: ParsableCommand {
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Store every block of CAR files (v1 or v2), verifying each; print their roots.",
-            discussion: "Streams each file in atomic batches of about 8 MiB, so memory stays flat. \"-\" reads standard input.")
+            discussion: "Streams each file in atomic batches of about 3 MiB, written while the next is read, so memory stays flat. \"-\" reads standard input.")
         @Flag(help: "Print JSON lines as Kubo does ({\"Root\": …} and, with --stats, {\"Stats\": …}).") var json = false
         @Flag(help: "Print block count and bytes.") var stats = false
         @Argument(help: "CAR files.") var files: [String]

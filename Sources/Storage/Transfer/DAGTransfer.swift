@@ -49,30 +49,28 @@ public enum DAGTransfer {
         }
     }
 
-    /// Stores every block of a CAR (the reader verifies each against its CID),
-    /// in atomic batches of about `batchBytes`; returns the roots and counts.
+    /// Stores every block of a CAR (the reader verifies each against its CID) through a
+    /// `BlockBatcher` (atomic batches of about `batchBytes`); returns the roots and counts.
     public static func `import`<Source: ByteSource>(
-        from reader: inout CARReader<Source>, into store: some BlockStore, batchBytes: Int = 8 << 20,
+        from reader: inout CARReader<Source>, into store: some BlockStore, batchBytes: Int = 3 << 20,
         progress: (_ blocks: Int, _ bytes: UInt64) -> Void = { _, _ in }
     ) throws -> ImportSummary {
         var summary = ImportSummary(roots: reader.roots, blocks: 0, bytes: 0)
-        var pending: [Block] = []
-        var pendingBytes = 0
-        // A CAR from elsewhere must be verified; one read without verification is trusted only if the caller said so.
+        let batcher = BlockBatcher(store: store, batchBytes: batchBytes)
+        // A CAR from elsewhere must be verified; one read without verification is hashed here.
         let verified = reader.options.verifyBlocks
-        while let b = try reader.next() {
-            pending.append(verified ? Block(trusted: b.cid, data: b.data) : try Block(cid: b.cid, data: b.data))
-            pendingBytes += b.data.count
-            summary.blocks += 1
-            summary.bytes += UInt64(b.data.count)
-            if pendingBytes >= batchBytes {
-                try store.putMany(pending)
-                pending.removeAll(keepingCapacity: true)
-                pendingBytes = 0
-                progress(summary.blocks, summary.bytes)
+        do {
+            while let b = try reader.next() {
+                try batcher.add(verified ? Block(trusted: b.cid, data: b.data) : try Block(cid: b.cid, data: b.data))
+                summary.blocks += 1
+                summary.bytes += UInt64(b.data.count)
+                if summary.blocks % 256 == 0 { progress(summary.blocks, summary.bytes) }
             }
+        } catch {
+            _ = try? batcher.finish()
+            throw error
         }
-        if !pending.isEmpty { try store.putMany(pending) }
+        try batcher.finish()
         progress(summary.blocks, summary.bytes)
         return summary
     }
