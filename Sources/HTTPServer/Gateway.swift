@@ -157,7 +157,7 @@ struct Gateway: Sendable {
     /// JSON is shown inline, CBOR downloaded (`?download=true` forces attachment); `?filename=` names it.
     static func codecDisposition(_ request: Request, terminal: CID, codec: Multicodec) -> String {
         let json = codec == .dagJSON || codec == .json
-        let download = (request.uri.queryParameters.get("download").map { $0 == "true" } ?? false) || !json
+        let download = KuboRPC.flag(request.uri.queryParameters.get("download")) || !json
         return "\(download ? "attachment" : "inline"); filename=\"\(filename(request, default: terminal.string + (json ? ".json" : ".cbor")))\""
     }
 

@@ -282,11 +282,7 @@ struct KuboRPC: Sendable {
         guard !args.isEmpty else { throw RequestError(.badRequest, "argument \"ipfs-path\" is required") }
         var objects: [[String: Any]] = []
         for arg in args {
-            var parts = arg.split(separator: "/").map(String.init)
-            if parts.first == "ipfs" { parts.removeFirst() }
-            guard let first = parts.first else { throw RequestError(.badRequest, "empty path") }
-            let cid = try CID(first)
-            let path = Array(parts.dropFirst())
+            let (cid, path) = try Self.path(arg)
             let entries = try await io.run { try self.node.list(cid, path: path) }
             objects.append(["Hash": arg, "Links": entries.map {
                 ["Name": $0.name, "Hash": $0.cid.string, "Size": $0.size, "Type": $0.type, "Target": $0.target] as [String: Any]
@@ -345,6 +341,11 @@ struct KuboRPC: Sendable {
     /// The `arg` parameter as a CID and a path (`/ipfs/` prefix allowed).
     static func argument(_ request: Request) throws -> (cid: CID, path: [String]) {
         guard let arg = request.uri.queryParameters.get("arg") else { throw RequestError(.badRequest, "argument \"arg\" is required") }
+        return try path(arg)
+    }
+
+    /// `<cid>[/path]` (an `/ipfs/` prefix allowed) as a CID and path segments.
+    static func path(_ arg: String) throws -> (cid: CID, path: [String]) {
         var parts = arg.split(separator: "/").map(String.init)
         if parts.first == "ipfs" { parts.removeFirst() }
         guard let first = parts.first else { throw RequestError(.badRequest, "argument \"arg\" is empty") }
@@ -357,6 +358,7 @@ struct KuboRPC: Sendable {
         return m
     }
 
+    /// A boolean query parameter as Kubo reads it: present without a value, `true` or `1`.
     static func flag(_ value: Substring?) -> Bool { value.map { $0 == "true" || $0 == "1" || $0.isEmpty } ?? false }
     static func flag(_ value: String?) -> Bool { flag(value.map { Substring($0) }) }
 

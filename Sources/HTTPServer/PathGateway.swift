@@ -30,7 +30,7 @@ extension Gateway {
             headers[.contentType] = ContentType.of(name: name, sample: sample)
             headers[.acceptRanges] = "bytes"
             if let filename = request.uri.queryParameters.get("filename") {
-                let disposition = Self.flag(request.uri.queryParameters.get("download")) ? "attachment" : "inline"
+                let disposition = KuboRPC.flag(request.uri.queryParameters.get("download")) ? "attachment" : "inline"
                 headers[.contentDisposition] = "\(disposition); filename=\"\(Self.filename(request, default: String(filename)))\""
             }
             return try await fileBody(request, cid: terminal, size: size, head: head, headers: headers)
@@ -123,8 +123,6 @@ extension Gateway {
         guard !out.isEmpty else { throw RequestError(.rangeNotSatisfiable, "no satisfiable range in \(header) for \(size) bytes") }
         return out
     }
-
-    static func flag(_ v: String?) -> Bool { v.map { $0 == "true" || $0 == "1" } ?? false }
 
     /// A path with each segment percent-encoded (as a Location header needs).
     static func percentEncodedPath(_ path: String) -> String {

@@ -47,9 +47,6 @@ public struct HashFunction: Sendable {
     /// Every function Qstore computes, by code.
     public static var all: [HashFunction] { registry.values.sorted { $0.code < $1.code } }
 
-    /// sha2-256, the default for blocks and UnixFS.
-    public static let sha2_256 = registry[0x12]!
-
     static let registry: [UInt64: HashFunction] = {
         var r: [UInt64: HashFunction] = [:]
         func add(_ code: UInt64, _ length: Int, _ make: @escaping @Sendable () -> any StreamingHasher) {

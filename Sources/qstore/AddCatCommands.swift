@@ -102,10 +102,8 @@ struct CatCommand: ParsableCommand {
     @Argument(help: "<cid>[/path] of the file.") var cid: String
 
     func run() throws {
-        var parts = cid.split(separator: "/").map(String.init)
-        if parts.first == "ipfs" { parts.removeFirst() }
-        guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
-        try backend(purpose: "cat").cat(try parseCID(first), path: Array(parts.dropFirst()), offset: offset, length: length)
+        let (root, path) = try parseRef(cid)
+        try backend(purpose: "cat").cat(root, path: path, offset: offset, length: length)
     }
 }
 
@@ -116,10 +114,8 @@ struct LsCommand: ParsableCommand {
     @Argument(help: "<cid>[/path] of the directory.") var ref: String
 
     func run() throws {
-        var parts = ref.split(separator: "/").map(String.init)
-        if parts.first == "ipfs" { parts.removeFirst() }
-        guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
-        let entries = try backend(purpose: "ls").list(try parseCID(first), path: Array(parts.dropFirst()))
+        let (root, path) = try parseRef(ref)
+        let entries = try backend(purpose: "ls").list(root, path: path)
         if json {
             try Output.json(["Objects": [["Hash": ref, "Links": entries.map { ["Name": $0.name, "Hash": $0.cid, "Size": $0.size, "Type": $0.type] as [String: Any] }]]])
             return
@@ -138,11 +134,7 @@ struct GetCommand: ParsableCommand {
     @Argument(help: "<cid>[/path] to get.") var ref: String
 
     func run() throws {
-        var parts = ref.split(separator: "/").map(String.init)
-        if parts.first == "ipfs" { parts.removeFirst() }
-        guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
-        let cid = try parseCID(first)
-        let path = Array(parts.dropFirst())
+        let (cid, path) = try parseRef(ref)
         let name = path.last ?? cid.string
         let store = try backend(purpose: "get")
         if archive {

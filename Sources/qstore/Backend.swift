@@ -290,25 +290,25 @@ struct RemoteBackend: Backend {
         for p in paths { try walk(p, URL(fileURLWithPath: p).lastPathComponent) }
         out.write(Data("--\(boundary)--\r\n".utf8))
         try out.close()
-        var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
-                                         ("hash", options.hash.name), ("wrap-with-directory", String(wrap))]
-        if let r = options.rawLeaves { query.append(("raw-leaves", String(r))) }
-        if options.trickle { query.append(("trickle", "true")) }
-        if let limit = options.inlineLimit { query += [("inline", "true"), ("inline-limit", String(limit))] }
-        let reply = try call("add", query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+        let reply = try call("add", Self.addQuery(options) + [("wrap-with-directory", String(wrap))], contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
         return String(decoding: reply, as: UTF8.self).split(separator: "\n").compactMap { line in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             return (o["Name"] as? String ?? "", o["Hash"] as? String ?? "")
         }
     }
 
-    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
+    /// The `/api/v0/add` parameters for import options.
+    static func addQuery(_ options: ImportOptions) -> [(String, String)] {
         var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
                                          ("hash", options.hash.name), ("only-hash", String(options.onlyHash))]
         if let r = options.rawLeaves { query.append(("raw-leaves", String(r))) }
         if options.trickle { query.append(("trickle", "true")) }
         if let limit = options.inlineLimit { query += [("inline", "true"), ("inline-limit", String(limit))] }
-        let o = try Self.json(upload("add", query, file: file, partType: "application/octet-stream"))
+        return query
+    }
+
+    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
+        let o = try Self.json(upload("add", Self.addQuery(options), file: file, partType: "application/octet-stream"))
         return (o["Hash"] as? String ?? "", UInt64(o["Size"] as? String ?? "") ?? 0)
     }
 

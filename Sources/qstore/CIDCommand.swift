@@ -82,6 +82,14 @@ func parseCID(_ text: String) throws -> CID {
     do { return try CID(text) } catch { throw CLIError("invalid CID \"\(text)\": \(error)") }
 }
 
+/// `<cid>[/path]` (an `/ipfs/` prefix allowed) as a CID and path segments.
+func parseRef(_ text: String) throws -> (cid: CID, path: [String]) {
+    var parts = text.split(separator: "/").map(String.init)
+    if parts.first == "ipfs" { parts.removeFirst() }
+    guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
+    return (try parseCID(first), Array(parts.dropFirst()))
+}
+
 /// The multicodec for a name from the command line (a table name or a 0x code).
 func multicodec(_ name: String, what: String) throws -> Multicodec {
     if name.hasPrefix("0x"), let v = UInt64(name.dropFirst(2), radix: 16) { return Multicodec(v) }

@@ -40,12 +40,9 @@ struct DagCommand: ParsableCommand {
         @Argument(help: "<cid>[/path/to/value]") var ref: String
 
         func run() throws {
-            var parts = ref.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-            if parts.first == "ipfs" { parts.removeFirst() }
-            guard let first = parts.first else { throw CLIError("expected <cid>[/path]") }
-            let root = try parseCID(first)
+            let (root, path) = try parseRef(ref)
             let out = try codec(outputCodec, lenient: false)
-            Output.bytes(try backend(purpose: "dag get").getDAG(root, path: Array(parts.dropFirst()), output: outputCodec))
+            Output.bytes(try backend(purpose: "dag get").getDAG(root, path: path, output: outputCodec))
             if out.code == .dagJSON && Output.stdoutIsTerminal { print() }
         }
     }
