@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "IPLD", targets: ["IPLD"]),
         .library(name: "CAR", targets: ["CAR"]),
         .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "Pinning", targets: ["Pinning"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],
@@ -45,13 +46,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Pins, pinning policies, reference counts, garbage collection.
+        .target(name: "Pinning", dependencies: ["Storage", "IPLD", "Multiformats"]),
         // UnixFS v1 files: chunkers, the balanced layout, reading byte ranges.
         .target(name: "UnixFS", dependencies: ["Storage", "CAR", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
             dependencies: [
-                "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -60,7 +63,7 @@ let package = Package(
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -72,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "UnixFS", "Node", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Node", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -106,10 +106,34 @@ public final class Daemon: Sendable {
             await announce("api", port)
         }
         let gateway = gatewayApplication { port in await announce("gateway", port) }
-        let group = ServiceGroup(configuration: .init(services: [api, gateway], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [any Service] = [api, gateway]
+        if node.gcInterval > 0 { services.append(BackgroundCollector(node: node, io: io, logger: logger)) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { try? FileManager.default.removeItem(atPath: apiFile) }
         try await group.run()
         try await io.shutdown()
+    }
+}
+
+/// Every `gc.interval`: ends expired pins, completes or fails queued ones, and collects
+/// garbage, on a storage thread. Stops with the daemon (graceful shutdown cancels the wait).
+struct BackgroundCollector: Service {
+    let node: Node
+    let io: StorageThreads
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let interval = node.gcInterval
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(interval)) } } catch { return }
+            if Task.isShuttingDownGracefully { return }
+            do {
+                let result = try await io.run { try self.node.collectGarbage() }
+                if result.blocks > 0 { logger.info("garbage collected", metadata: ["blocks": "\(result.blocks)", "bytes": "\(result.bytes)"]) }
+            } catch {
+                logger.error("background garbage collection failed", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@ import Hummingbird
 import IPLD
 import Multiformats
 import Node
+import Pinning
 import Storage
 import UnixFS
 
@@ -34,7 +35,8 @@ struct KuboRPC: Sendable {
         api.post("ls") { request, _ in await rpcAsync { try await self.ls(request) } }
         api.post("get") { request, _ in await rpcAsync { try await self.get(request) } }
         api.post("repo/stat") { request, _ in await rpcAsync { try await self.repoStat(request) } }
-        api.post("repo/verify") { _, _ in await rpcAsync { try await self.repoVerify() } }
+        api.post("repo/verify") { request, _ in await rpcAsync { try await self.repoVerify(request) } }
+        registerPins(on: api)
     }
 
     // MARK: commands
@@ -64,12 +66,14 @@ struct KuboRPC: Sendable {
         }
         let hash = try Self.multicodec(q.get("mhtype") ?? "sha2-256")
         let mhlen = Int(q.get("mhlen") ?? "-1") ?? -1
+        let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         let chosenCodec = codec
         var out = ByteBuffer()
         for data in files {
             let block = try Block(data: data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
             try await node.store(block)
+            if pin { try await io.run { _ = try self.node.pins.pin(Pinner.Request(cid: block.cid)) } }
             var cid = block.cid
             if cidVersion == 0 { cid = try block.cid.toV0() }
             var line = JSONOutput.bytes(["Key": cid.string, "Size": data.count])
@@ -103,6 +107,8 @@ struct KuboRPC: Sendable {
             var error = ""
             do { try await io.run { try self.node.removeBlock(cid) } } catch let e as NodeError {
                 if !force { error = "\(e)" }
+            } catch PinningError.pinned(_, let how) {
+                error = "pinned: \(how)"
             }
             if quiet && error.isEmpty { continue }
             var line = JSONOutput.bytes(["Hash": cid.string, "Error": error])
@@ -116,11 +122,14 @@ struct KuboRPC: Sendable {
         let store = try Self.multicodec(q.get("store-codec") ?? "dag-cbor")
         let input = try Self.multicodec(q.get("input-codec") ?? "dag-json")
         let hash = try Self.multicodec(q.get("hash") ?? "sha2-256")
+        // Pinned unless `pin=false` (Qstore's default; Kubo's is false).
+        let pin = q.get("pin").map { Self.flag($0) } ?? true
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         var out = ByteBuffer()
         for data in files {
             let block = try node.encodeDAG(data, input: input, store: store, hash: hash)
             try await node.store(block)
+            if pin { try await io.run { _ = try self.node.pins.pin(Pinner.Request(cid: block.cid)) } }
             let cid = block.cid
             var line = JSONOutput.bytes(["Cid": ["/": cid.string]])
             out.writeBuffer(&line)
@@ -153,27 +162,37 @@ struct KuboRPC: Sendable {
     func dagImport(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
         let stats = Self.flag(q.get("stats"))
+        let pinRoots = q.get("pin-roots").map { Self.flag($0) } ?? true
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
         }
         // Spool the upload to disk (memory stays flat whatever its size), then read it part by part.
         let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
         defer { spool.remove() }
-        let summaries = try await io.run { () throws -> [ImportSummary] in
+        let (imports, pinErrors) = try await io.run { () throws -> ([ImportSummary], [CID: String]) in
             let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
             var all: [ImportSummary] = []
-            while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader)) }
-            return all
+            var errors: [CID: String] = [:]
+            // One lease over every part and the pins: a root's blocks may come in a later part.
+            try self.node.withLease {
+                while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader, pinRoots: false).summary) }
+                for r in all.flatMap(\.roots) where pinRoots {
+                    do { try self.node.pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
+                }
+            }
+            return (all, errors)
         }
         var out = ByteBuffer()
-        for s in summaries {
-            for r in s.roots {
-                var line = JSONOutput.bytes(["Root": ["Cid": ["/": r.string], "PinErrorMsg": ""]])
-                out.writeBuffer(&line)
-            }
+        // Kubo reports each root once, after every CAR is read, only when pinning roots.
+        var reported = Set<CID>()
+        for r in imports.flatMap(\.roots) where pinRoots && reported.insert(r).inserted {
+            var line = JSONOutput.bytes(["Root": ["Cid": ["/": r.string], "PinErrorMsg": pinErrors[r] ?? ""]])
+            out.writeBuffer(&line)
         }
         if stats {
-            var line = JSONOutput.bytes(["Stats": ["BlockCount": summaries.reduce(0) { $0 + $1.blocks }, "BlockBytesCount": summaries.reduce(0) { $0 + $1.bytes }]])
+            let blocks: Int = imports.reduce(0) { $0 + $1.blocks }
+            let bytes: UInt64 = imports.reduce(0) { $0 + $1.bytes }
+            var line = JSONOutput.bytes(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes] as [String: Any]])
             out.writeBuffer(&line)
         }
         return Self.jsonStream(out)
@@ -203,7 +222,9 @@ struct KuboRPC: Sendable {
         defer { spool.remove() }
         let opts = options
         let wrap = Self.flag(q.get("wrap-with-directory"))
-        let lines = try await io.run { () throws -> [(String, CID, UInt64)] in
+        let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
+        let pinName = q.get("pin-name").map { String($0) }
+        let lines = try await io.run { () throws -> [(String, CID, UInt64)] in try self.node.withLease {
             let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
             var files: [(path: String, cid: CID, dagSize: UInt64)] = []
             var directories: [String] = []
@@ -237,8 +258,14 @@ struct KuboRPC: Sendable {
                 let w = try builder.makeDirectory(top.map { (name: $0.0, cid: $0.1, dagSize: $0.2) })
                 out.append(("", w.cid, w.dagSize))
             }
+            // Kubo pins what the add made at the top: the wrapping directory, else each top-level entry.
+            if pin {
+                for (name, cid, _) in out where wrap ? name.isEmpty : !name.contains("/") {
+                    try self.node.pins.pin(Pinner.Request(cid: cid, name: pinName))
+                }
+            }
             return out
-        }
+        } }
         var out = ByteBuffer()
         for (name, cid, size) in lines {
             var line = JSONOutput.bytes(["Name": name, "Hash": cid.string, "Size": String(size)])
@@ -307,14 +334,22 @@ struct KuboRPC: Sendable {
         ])
     }
 
-    func repoVerify() async throws -> Response {
-        let report = try await io.run { try self.node.repository.verify() }
+    /// Kubo's `repo verify`, plus the reference counts and pin indexes; `repair=true` (Qstore)
+    /// rewrites counts and indexes that differ.
+    func repoVerify(_ request: Request) async throws -> Response {
+        let repair = Self.flag(request.uri.queryParameters.get("repair"))
+        let report = try await io.run { try self.node.verifyRepository(repair: repair) }
         var out = ByteBuffer()
         for p in report.problems {
             var line = JSONOutput.bytes(["Msg": p, "Progress": 0])
             out.writeBuffer(&line)
         }
-        var last = JSONOutput.bytes(["Msg": report.isClean ? "verified repo integrity" : "repo verification failed: \(report.problems.count) problems", "Progress": report.blocks])
+        if report.counts.repaired > 0 {
+            var line = JSONOutput.bytes(["Msg": "repaired \(report.counts.repaired) count and index entries", "Progress": 0])
+            out.writeBuffer(&line)
+        }
+        let verdict = report.isClean ? "verified repo integrity" : "repo verification failed: \(report.problems.count) problems"
+        var last = JSONOutput.bytes(["Msg": verdict, "Progress": report.blocks.blocks])
         out.writeBuffer(&last)
         return Self.jsonStream(out, status: report.isClean ? .ok : .internalServerError)
     }

@@ -3,6 +3,7 @@ import Foundation
 import IPLD
 import Logging
 import Multiformats
+import Pinning
 import Storage
 
 /// One node: a repository and the services over it. The HTTP layer and the
@@ -22,13 +23,35 @@ public final class Node: Sendable {
     public let logger: Logger
     /// Group commit for concurrent puts.
     private let writes: WriteCoalescer
+    /// The block store, counting references (every write of the node goes through it).
+    public let blocks: CountedBlockStore
+    /// Pins and the policies in force.
+    public let pins: Pinner
+    /// The garbage collector.
+    public let collector: GarbageCollector
+    /// How often the daemon collects garbage in the background (ms; 0: never).
+    public let gcInterval: UInt64
 
-    /// A node over an open repository.
-    public init(repository: Repository, logger: Logger = Logger(label: "qstore.node")) {
+    /// A node over an open repository: loads the pinning policies (refusing invalid ones, named
+    /// by file and field) and, on a repository made before reference counting, computes the counts.
+    public init(repository: Repository, logger: Logger = Logger(label: "qstore.node")) throws {
         self.repository = repository
         self.startedAt = Date()
         self.logger = logger
-        self.writes = WriteCoalescer(store: repository.blocks)
+        let config = repository.configuration
+        let policies = try config.pinning.policies.map { try PolicySet.load(directory: $0) } ?? PolicySet.builtIn()
+        guard let queuedTimeout = parseDuration(config.pinning.queuedTimeout) else {
+            throw RepositoryError.invalidConfiguration("pinning.queuedTimeout \"\(config.pinning.queuedTimeout)\" is not a duration (e.g. 90s, 1h30m, 7d)")
+        }
+        guard let interval = parseDuration(config.gc.interval) else {
+            throw RepositoryError.invalidConfiguration("gc.interval \"\(config.gc.interval)\" is not a duration (e.g. 90s, 1h30m, 7d)")
+        }
+        blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod)
+        pins = Pinner(store: blocks, policies: policies, queuedTimeout: queuedTimeout)
+        collector = GarbageCollector(store: blocks, batchSize: config.gc.batchSize)
+        gcInterval = interval
+        writes = WriteCoalescer(store: blocks)
+        try initializeCounts()
     }
 
     /// Stores a verified block together with whatever other puts are waiting (group
@@ -38,15 +61,16 @@ public final class Node: Sendable {
         try await writes.put(block)
     }
 
-    /// The block store.
-    public var blocks: LevelDBBlockStore { repository.blocks }
-
     // MARK: blocks
 
-    /// Stores `data` as a block of `codec` hashed with `hash` (truncated to `hashLength`); returns it.
-    public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) throws -> Block {
+    /// Stores `data` as a block of `codec` hashed with `hash` (truncated to `hashLength`), pinned
+    /// recursively with `pin`; returns it.
+    public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?, pin: Bool = false) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
+        let lease = blocks.lease()
         try blocks.put(block)
+        if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
+        withExtendedLifetime(lease) {}
         return block
     }
 
@@ -62,17 +86,27 @@ public final class Node: Sendable {
         return n
     }
 
-    /// Removes a block; `NodeError.notFound` when absent.
+    /// Removes a block; `NodeError.notFound` when absent, `PinningError.pinned` when a pin protects
+    /// it (directly, or as part of a recursive pin's DAG, as Kubo refuses).
     public func removeBlock(_ cid: CID) throws {
+        let on = try pins.pins(of: cid.multihash).filter { $0.status == .pinned }
+        if let p = on.first { throw PinningError.pinned(cid, how: p.type.rawValue) }
+        if let count = try blocks.countRecord(cid.multihash)?.count, count > UInt64(on.count), let root = try pins.recursiveRoot(containing: cid) {
+            throw PinningError.pinned(cid, how: "indirect through \(root)")
+        }
         guard try blocks.delete(cid) else { throw NodeError.notFound(cid) }
     }
 
     // MARK: DAGs
 
-    /// Decodes `data` with `input` (dag-json leniently), encodes it canonically with `store`, stores it.
-    public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) throws -> CID {
+    /// Decodes `data` with `input` (dag-json leniently), encodes it canonically with `store`, stores
+    /// it, and pins it recursively with `pin` (its DAG must then be complete).
+    public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = true) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
+        let lease = blocks.lease()
         try blocks.put(block)
+        if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
+        withExtendedLifetime(lease) {}
         return block.cid
     }
 
@@ -100,11 +134,22 @@ public final class Node: Sendable {
         return try w.finish()
     }
 
-    /// Imports a CAR from `source`.
-    public func importCAR<Source: ByteSource>(_ source: Source, fileSize: UInt64? = nil) throws -> ImportSummary {
+    /// Imports a CAR from `source` under a lease; with `pinRoots`, pins each root recursively
+    /// (Kubo's `dag import --pin-roots`): `pinErrors` says, per root, why it could not be pinned.
+    public func importCAR<Source: ByteSource>(_ source: Source, fileSize: UInt64? = nil, pinRoots: Bool = true) throws -> (summary: ImportSummary, pinErrors: [CID: String]) {
+        let lease = blocks.lease()
+        defer { withExtendedLifetime(lease) {} }
         var reader: CARReader<Source>
         do { reader = try CARReader(source, fileSize: fileSize) } catch let e as CARError { throw NodeError.badInput("\(e)") }
-        do { return try DAGTransfer.import(from: &reader, into: blocks) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        let summary: ImportSummary
+        do { summary = try DAGTransfer.import(from: &reader, into: blocks) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        var errors: [CID: String] = [:]
+        if pinRoots {
+            for r in summary.roots {
+                do { try pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
+            }
+        }
+        return (summary, errors)
     }
 
     // MARK: node

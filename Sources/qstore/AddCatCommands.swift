@@ -10,7 +10,7 @@ struct AddCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Import files and directories as UnixFS, printing `added <cid> <name>`.",
-        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Goes through the daemon when one runs. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. Not yet: content-defined chunkers (rabin, buzhash) and --pin.")
+        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Goes through the daemon when one runs. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. What is added is pinned recursively (the wrapping directory, else each top-level entry) unless --pin=false. Not yet: content-defined chunkers (rabin, buzhash).")
 
     @Option(help: "CID version: 0 or 1 (1 implies --raw-leaves).") var cidVersion = 0
     @Option(help: "Leaves as raw blocks (default: true with CIDv1).") var rawLeaves: Bool?
@@ -25,6 +25,8 @@ struct AddCommand: ParsableCommand {
     @Flag(help: "Do not show progress on a terminal.") var noProgress = false
     @Flag(name: [.customShort("w"), .long], help: "Wrap the files in a directory.") var wrapWithDirectory = false
     @Flag(name: [.customShort("H"), .long], help: "Include files whose names start with \".\".") var hidden = false
+    @Option(help: "Pin what is added (recursively).") var pin = true
+    @Option(help: "Name the pins.") var pinName: String?
     @Argument(help: "Files (\"-\": standard input).") var files: [String]
 
     func run() throws {
@@ -57,20 +59,25 @@ struct AddCommand: ParsableCommand {
             return
         }
         let store = try backend(purpose: "add")
-        for file in files { report(try store.addFile(file, options: options).cid, file) }
+        for file in files { report(try store.addFile(file, options: options, pin: pinOption).cid, file) }
     }
+
+    private var pinOption: PinOption? { pin ? PinOption(name: pinName) : nil }
 
     /// `-r` and `-w`: directories from disk, printing every file and directory as Kubo does.
     private func addTrees(_ options: ImportOptions) throws {
         // With a daemon running, the trees go to its /api/v0/add.
         if !options.onlyHash, let remote = RemoteBackend(repository: Repository.defaultPath()), remote.isAlive() {
-            for (name, cid) in try reporting("add") { try remote.addTrees(files, options: options, wrap: wrapWithDirectory, hidden: hidden) } {
+            let added = try reporting("add") { try remote.addTrees(files, options: options, wrap: wrapWithDirectory, hidden: hidden, pin: pinOption) }
+            for (name, cid) in added {
                 print(quiet ? cid : "added \(cid) \(name)")
             }
             return
         }
-        let repo = options.onlyHash ? nil : try openRepository(purpose: "add")
-        let batcher = repo.map { BlockBatcher(store: $0.blocks) }
+        let node = options.onlyHash ? nil : try localNode(purpose: "add")
+        let lease = node?.blocks.lease()
+        defer { withExtendedLifetime(lease) {} }
+        let batcher = node.map { BlockBatcher(store: $0.blocks) }
         let sink: (Block) throws -> Void = { block in try batcher?.add(block) }
         var importer = DirectoryImporter(options: options, emit: sink)
         importer.includeHidden = hidden
@@ -82,11 +89,16 @@ struct AddCommand: ParsableCommand {
             roots.append((name, r.cid, r.dagSize))
             if quiet && !wrapWithDirectory { print(r.cid.string) }
         }
+        var pinned = roots.map(\.cid)
         if wrapWithDirectory {
             let w = try reporting("wrap") { try importer.makeDirectory(roots) }
             print(quiet ? w.cid.string : "added \(w.cid.string) ")
+            pinned = [w.cid]
         }
         try batcher?.finish()
+        if let node, let pinOption {
+            for c in pinned { try reporting("pin") { try node.pins.pin(try pinOption.request(c)) } }
+        }
     }
 
     private func report(_ cid: String, _ file: String) {

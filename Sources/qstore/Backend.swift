@@ -6,6 +6,7 @@ import FoundationNetworking
 import IPLD
 import Multiformats
 import Node
+import Pinning
 import Storage
 import UnixFS
 
@@ -13,53 +14,107 @@ import UnixFS
 /// RPC API, with the repository's token) or, when no daemon is running, by opening
 /// the repository directly — as `ipfs` does with `$IPFS_PATH/api`.
 protocol Backend {
-    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int) throws -> (cid: String, size: Int)
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> (cid: String, size: Int)
     func getBlock(_ cid: CID) throws -> [UInt8]
     func statBlock(_ cid: CID) throws -> Int
     /// False when the block was not there.
     func removeBlock(_ cid: CID) throws -> Bool
-    func putDAG(_ data: [UInt8], input: String, store: String, hash: String) throws -> String
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> String
     func getDAG(_ root: CID, path: [String], output: String) throws -> [UInt8]
     /// Writes the CAR to standard output.
     func exportDAG(_ root: CID, progress: Bool) throws
-    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64)
+    /// Imports a CAR; with `pinRoots`, pins each root (the error per root that could not be).
+    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> (roots: [(cid: String, pinError: String)], blocks: Int, bytes: UInt64)
     func repoStat() throws -> [(String, Any)]
-    func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String])
-    /// Imports a file ("-": standard input) as UnixFS; returns its CID and DAG size.
-    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64)
+    func repoVerify(progress: Bool, repair: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String])
+    /// Imports a file ("-": standard input) as UnixFS, pinned unless `pin` is nil; returns its CID and DAG size.
+    func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64)
     /// Writes a UnixFS file's bytes (a range of them) to standard output.
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws
     /// A directory's entries: name, CID, size, Kubo type (1 dir, 2 file, 4 symlink).
     func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)]
     /// The tree at root/path as a tar stream.
     func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws
+    /// Kubo's `pin add`: returns the CIDs pinned.
+    func pinAdd(_ refs: [String], options: PinOption) throws -> [String]
+    /// Kubo's `pin rm`.
+    func pinRemove(_ refs: [String], recursive: Bool) throws -> [String]
+    /// Kubo's `pin ls`: (cid, type, name) per line.
+    func pinList(_ refs: [String], type: String, name: String?) throws -> [(cid: String, type: String, name: String)]
+    /// Kubo's `pin verify`: (cid, ok, bad nodes) per pin checked (failing ones only unless `verbose`).
+    func pinVerify(verbose: Bool) throws -> [(cid: String, ok: Bool, bad: [(cid: String, error: String)])]
+    /// Kubo's `pin update`.
+    func pinUpdate(from: String, to: String, unpin: Bool) throws
+    /// The policies in force: {"Source", "Policies": [...]}.
+    func pinPolicies() throws -> [String: Any]
+    /// Kubo's `repo gc`: tells `removed` each block deleted; returns how many.
+    func repoGC(_ removed: (String) -> Void) throws -> Int
+}
+
+/// How to pin: Kubo's flags plus Qstore's resource type, expiry and replication.
+struct PinOption {
+    var recursive = true
+    var name: String?
+    var resourceType: String?
+    var expiresIn: String?
+    var replication: Int?
+
+    var query: [(String, String)] {
+        var q = [("recursive", String(recursive))]
+        if let name { q.append(("name", name)) }
+        if let resourceType { q.append(("resource-type", resourceType)) }
+        if let expiresIn { q.append(("expires-in", expiresIn)) }
+        if let replication { q.append(("replication", String(replication))) }
+        return q
+    }
+
+    func request(_ cid: CID) throws -> Pinner.Request {
+        var r = Pinner.Request(cid: cid, type: recursive ? .recursive : .direct, name: name, resourceType: resourceType)
+        if let e = expiresIn {
+            guard let ms = parseDuration(e) else { throw CLIError("--expires-in \(e) is not a duration (e.g. 90s, 1h30m, 7d)") }
+            r.expires = millisecondsNow() + ms
+        }
+        r.replicationFactor = replication
+        return r
+    }
 }
 
 /// The daemon when one answers at `<repo>/api`, else the repository itself.
 func backend(purpose: String) throws -> any Backend {
     let path = Repository.defaultPath()
     if let remote = RemoteBackend(repository: path), remote.isAlive() { return remote }
-    return LocalBackend(node: Node(repository: try openRepository(purpose: purpose)))
+    return LocalBackend(node: try localNode(purpose: purpose))
+}
+
+/// A node over the repository opened in this process.
+func localNode(purpose: String) throws -> Node {
+    let repo = try openRepository(purpose: purpose)
+    return try reporting("open") { try Node(repository: repo) }
 }
 
 /// The repository opened in this process.
 struct LocalBackend: Backend {
     let node: Node
 
-    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int) throws -> (cid: String, size: Int) {
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> (cid: String, size: Int) {
         let b = try reporting("block put") {
-            try node.putBlock(data, codec: try multicodec(codec, what: "codec"), hash: try multicodec(mhtype, what: "hash function"), hashLength: mhlen < 0 ? nil : mhlen)
+            try node.putBlock(data, codec: try multicodec(codec, what: "codec"), hash: try multicodec(mhtype, what: "hash function"), hashLength: mhlen < 0 ? nil : mhlen, pin: pin)
         }
         return (b.cid.string, data.count)
     }
 
     func getBlock(_ cid: CID) throws -> [UInt8] { try reporting("block get") { try node.block(cid) } }
     func statBlock(_ cid: CID) throws -> Int { try reporting("block stat") { try node.blockSize(cid) } }
-    func removeBlock(_ cid: CID) throws -> Bool { try reporting("block rm") { try node.blocks.delete(cid) } }
+    func removeBlock(_ cid: CID) throws -> Bool {
+        try reporting("block rm") {
+            do { try node.removeBlock(cid) } catch NodeError.notFound { return false }
+            return true
+        }
+    }
 
-    func putDAG(_ data: [UInt8], input: String, store: String, hash: String) throws -> String {
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> String {
         try reporting("dag put") {
-            try node.putDAG(data, input: try multicodec(input, what: "codec"), store: try multicodec(store, what: "codec"), hash: try multicodec(hash, what: "hash function")).string
+            try node.putDAG(data, input: try multicodec(input, what: "codec"), store: try multicodec(store, what: "codec"), hash: try multicodec(hash, what: "hash function"), pin: pin).string
         }
     }
 
@@ -79,15 +134,22 @@ struct LocalBackend: Backend {
         p.finish()
     }
 
-    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64) {
+    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> (roots: [(cid: String, pinError: String)], blocks: Int, bytes: UInt64) {
         var p = Progress("importing \(file)", total: nil, enabled: progress)
-        let s = try reporting(file) { () throws -> ImportSummary in
-            let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-            var reader = try CARReader(source, fileSize: source.size)
-            return try DAGTransfer.import(from: &reader, into: node.blocks) { n, b in p.update(bytes: b, items: n) }
+        let (s, errors) = try reporting(file) { () throws -> (ImportSummary, [CID: String]) in
+            try node.withLease {
+                let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
+                var reader = try CARReader(source, fileSize: source.size)
+                let s = try DAGTransfer.import(from: &reader, into: node.blocks) { n, b in p.update(bytes: b, items: n) }
+                var errors: [CID: String] = [:]
+                for r in s.roots where pinRoots {
+                    do { try node.pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
+                }
+                return (s, errors)
+            }
         }
         p.finish()
-        return (s.roots.map(\.string), s.blocks, s.bytes)
+        return (s.roots.map { ($0.string, errors[$0] ?? "") }, s.blocks, s.bytes)
     }
 
     func repoStat() throws -> [(String, Any)] {
@@ -99,10 +161,14 @@ struct LocalBackend: Backend {
         ]
     }
 
-    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
+    func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64) {
         let f = try reporting(file) { () throws -> ImportedFile in
-            let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-            return try node.addFile(ProgressSource(source, label: "adding", total: file == "-" ? nil : source.size, enabled: true), options: options)
+            try node.withLease {
+                let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
+                let f = try node.addFile(ProgressSource(source, label: "adding", total: file == "-" ? nil : source.size, enabled: true), options: options)
+                if let pin { try node.pins.pin(try pin.request(f.cid)) }
+                return f
+            }
         }
         return (f.cid.string, f.dagSize)
     }
@@ -120,11 +186,62 @@ struct LocalBackend: Backend {
         try reporting("ls") { try node.list(root, path: path).map { ($0.name, $0.cid.string, $0.size, $0.type) } }
     }
 
-    func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
+    func repoVerify(progress: Bool, repair: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
         var p = Progress("verifying", total: nil, enabled: progress)
-        let r = try reporting("repo verify") { try node.repository.verify { n, bytes in p.update(bytes: bytes, items: n) } }
+        let r = try reporting("repo verify") { try node.verifyRepository(repair: repair) { n, bytes in p.update(bytes: bytes, items: n) } }
         p.finish()
-        return (r.blocks, r.bytes, r.problems)
+        var problems = r.problems
+        if r.counts.repaired > 0 { problems.append("repaired \(r.counts.repaired) count and index entries") }
+        return (r.blocks.blocks, r.blocks.bytes, r.isClean ? [] : problems)
+    }
+
+    private func resolved(_ ref: String) throws -> CID {
+        let (root, path) = try parseRef(ref)
+        return path.isEmpty ? root : try node.resolve(root, path: path).terminal
+    }
+
+    func pinAdd(_ refs: [String], options: PinOption) throws -> [String] {
+        try reporting("pin add") { try refs.map { r in let c = try resolved(r); try node.pins.pin(try options.request(c)); return c.string } }
+    }
+
+    func pinRemove(_ refs: [String], recursive: Bool) throws -> [String] {
+        try reporting("pin rm") { try refs.map { r in let c = try resolved(r); try node.pins.unpin(c, recursive: recursive); return c.string } }
+    }
+
+    func pinList(_ refs: [String], type: String, name: String?) throws -> [(cid: String, type: String, name: String)] {
+        try reporting("pin ls") {
+            var out: [(cid: String, type: String, name: String)] = []
+            if refs.isEmpty {
+                try node.listPins(type: type, nameContains: name) { out.append(($0.cid.string, $0.type, $0.name)) }
+            }
+            for r in refs {
+                let c = try resolved(r)
+                guard let l = try node.pinListing(of: c, type: type) else { throw CLIError("path '\(r)' is not pinned") }
+                out.append((l.cid.string, l.type, l.name))
+            }
+            return out
+        }
+    }
+
+    func pinVerify(verbose: Bool) throws -> [(cid: String, ok: Bool, bad: [(cid: String, error: String)])] {
+        try reporting("pin verify") {
+            var out: [(cid: String, ok: Bool, bad: [(cid: String, error: String)])] = []
+            try node.pins.verify { v in if !v.ok || verbose { out.append((v.cid.string, v.ok, v.badNodes.map { ($0.cid.string, $0.error) })) } }
+            return out
+        }
+    }
+
+    func pinUpdate(from: String, to: String, unpin: Bool) throws {
+        try reporting("pin update") { _ = try node.pins.update(from: try resolved(from), to: try resolved(to), unpin: unpin) }
+    }
+
+    func pinPolicies() throws -> [String: Any] {
+        let set = node.pins.policies
+        return ["Source": set.source, "Policies": set.policies.keys.sorted().map { set.policies[$0]!.jsonObject }]
+    }
+
+    func repoGC(_ removed: (String) -> Void) throws -> Int {
+        try reporting("repo gc") { try node.collectGarbage { cid, _ in removed(cid.string); return true }.blocks }
     }
 }
 
@@ -181,9 +298,10 @@ struct RemoteBackend: Backend {
         return o
     }
 
-    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int) throws -> (cid: String, size: Int) {
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> (cid: String, size: Int) {
         let (body, type) = Self.multipart(data)
-        let o = try Self.json(call("block/put", [("cid-codec", codec), ("mhtype", mhtype), ("mhlen", String(mhlen))], body: body, contentType: type))
+        let query = [("cid-codec", codec), ("mhtype", mhtype), ("mhlen", String(mhlen)), ("pin", String(pin))]
+        let o = try Self.json(call("block/put", query, body: body, contentType: type))
         return (o["Key"] as? String ?? "", o["Size"] as? Int ?? data.count)
     }
 
@@ -193,12 +311,14 @@ struct RemoteBackend: Backend {
 
     func removeBlock(_ cid: CID) throws -> Bool {
         let o = try Self.json(call("block/rm", [("arg", cid.string)]))
-        return (o["Error"] as? String ?? "").isEmpty
+        let error = o["Error"] as? String ?? ""
+        if error.hasPrefix("pinned") { throw CLIError("block rm: \(cid): \(error)") }
+        return error.isEmpty
     }
 
-    func putDAG(_ data: [UInt8], input: String, store: String, hash: String) throws -> String {
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> String {
         let (body, type) = Self.multipart(data)
-        let o = try Self.json(call("dag/put", [("input-codec", input), ("store-codec", store), ("hash", hash)], body: body, contentType: type))
+        let o = try Self.json(call("dag/put", [("input-codec", input), ("store-codec", store), ("hash", hash), ("pin", String(pin))], body: body, contentType: type))
         return (o["Cid"] as? [String: Any])?["/"] as? String ?? ""
     }
 
@@ -233,14 +353,16 @@ struct RemoteBackend: Backend {
         return try call(command, query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
     }
 
-    func importCAR(_ file: String, progress: Bool) throws -> (roots: [String], blocks: Int, bytes: UInt64) {
-        let reply = try upload("dag/import", [("stats", "true")], file: file, partType: "application/vnd.ipld.car")
-        var roots: [String] = []
+    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> (roots: [(cid: String, pinError: String)], blocks: Int, bytes: UInt64) {
+        let reply = try upload("dag/import", [("stats", "true"), ("pin-roots", String(pinRoots))], file: file, partType: "application/vnd.ipld.car")
+        var roots: [(cid: String, pinError: String)] = []
         var blocks = 0
         var bytes: UInt64 = 0
         for line in String(decoding: reply, as: UTF8.self).split(separator: "\n") {
             guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if let r = ((o["Root"] as? [String: Any])?["Cid"] as? [String: Any])?["/"] as? String { roots.append(r) }
+            if let root = o["Root"] as? [String: Any], let r = (root["Cid"] as? [String: Any])?["/"] as? String {
+                roots.append((r, root["PinErrorMsg"] as? String ?? ""))
+            }
             if let s = o["Stats"] as? [String: Any] {
                 blocks = s["BlockCount"] as? Int ?? 0
                 bytes = (s["BlockBytesCount"] as? NSNumber)?.uint64Value ?? 0
@@ -252,7 +374,7 @@ struct RemoteBackend: Backend {
     /// `add -r`/`-w` through the daemon: the trees as one multipart body (parts named by relative
     /// path; directories as application/x-directory, symlinks as application/symlink), framed in a
     /// temporary file; returns Kubo's `(name, cid)` lines.
-    func addTrees(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool) throws -> [(name: String, cid: String)] {
+    func addTrees(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool, pin: PinOption?) throws -> [(name: String, cid: String)] {
         let boundary = "qstore-\(UUID().uuidString)"
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -290,7 +412,9 @@ struct RemoteBackend: Backend {
         for p in paths { try walk(p, URL(fileURLWithPath: p).lastPathComponent) }
         out.write(Data("--\(boundary)--\r\n".utf8))
         try out.close()
-        let reply = try call("add", Self.addQuery(options) + [("wrap-with-directory", String(wrap))], contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+        var query = Self.addQuery(options) + [("wrap-with-directory", String(wrap)), ("pin", String(pin != nil))]
+        if let name = pin?.name { query.append(("pin-name", name)) }
+        let reply = try call("add", query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
         return String(decoding: reply, as: UTF8.self).split(separator: "\n").compactMap { line in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             return (o["Name"] as? String ?? "", o["Hash"] as? String ?? "")
@@ -307,8 +431,10 @@ struct RemoteBackend: Backend {
         return query
     }
 
-    func addFile(_ file: String, options: ImportOptions) throws -> (cid: String, dagSize: UInt64) {
-        let o = try Self.json(upload("add", Self.addQuery(options), file: file, partType: "application/octet-stream"))
+    func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64) {
+        var query = Self.addQuery(options) + [("pin", String(pin != nil))]
+        if let name = pin?.name { query.append(("pin-name", name)) }
+        let o = try Self.json(upload("add", query, file: file, partType: "application/octet-stream"))
         return (o["Hash"] as? String ?? "", UInt64(o["Size"] as? String ?? "") ?? 0)
     }
 
@@ -335,15 +461,54 @@ struct RemoteBackend: Backend {
         return ["NumObjects", "RepoSize", "StorageMax", "RepoPath", "Version"].compactMap { k in o[k].map { (k, $0) } }
     }
 
-    func repoVerify(progress: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
+    func repoVerify(progress: Bool, repair: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
         do {
-            let data = try call("repo/verify")
+            let data = try call("repo/verify", [("repair", String(repair))])
             let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
             let last = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             return (last?["Progress"] as? Int ?? 0, 0, [])
         } catch let e as RemoteError {
             return (0, 0, e.messages)
         }
+    }
+}
+
+extension RemoteBackend {
+    static func lines(_ data: Data) -> [[String: Any]] {
+        String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func pinAdd(_ refs: [String], options: PinOption) throws -> [String] {
+        try Self.json(call("pin/add", refs.map { ("arg", $0) } + options.query))["Pins"] as? [String] ?? []
+    }
+
+    func pinRemove(_ refs: [String], recursive: Bool) throws -> [String] {
+        try Self.json(call("pin/rm", refs.map { ("arg", $0) } + [("recursive", String(recursive))]))["Pins"] as? [String] ?? []
+    }
+
+    func pinList(_ refs: [String], type: String, name: String?) throws -> [(cid: String, type: String, name: String)] {
+        var query = refs.map { ("arg", $0) } + [("type", type), ("stream", "true"), ("names", "true")]
+        if let name { query.append(("name", name)) }
+        return Self.lines(try call("pin/ls", query)).map { ($0["Cid"] as? String ?? "", $0["Type"] as? String ?? "", $0["Name"] as? String ?? "") }
+    }
+
+    func pinVerify(verbose: Bool) throws -> [(cid: String, ok: Bool, bad: [(cid: String, error: String)])] {
+        Self.lines(try call("pin/verify", [("verbose", String(verbose))])).map { o in
+            let bad = (o["BadNodes"] as? [[String: Any]] ?? []).map { ($0["Cid"] as? String ?? "", $0["Err"] as? String ?? "") }
+            return (o["Cid"] as? String ?? "", o["Ok"] as? Bool ?? false, bad)
+        }
+    }
+
+    func pinUpdate(from: String, to: String, unpin: Bool) throws {
+        _ = try call("pin/update", [("arg", from), ("arg", to), ("unpin", String(unpin))])
+    }
+
+    func pinPolicies() throws -> [String: Any] { try Self.json(call("pin/policies")) }
+
+    func repoGC(_ removed: (String) -> Void) throws -> Int {
+        let keys = Self.lines(try call("repo/gc")).compactMap { ($0["Key"] as? [String: Any])?["/"] as? String }
+        keys.forEach(removed)
+        return keys.count
     }
 }
 

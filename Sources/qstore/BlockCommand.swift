@@ -18,6 +18,7 @@ struct BlockCommand: ParsableCommand {
         @Option(help: "Multihash function.") var mhtype = "sha2-256"
         @Option(help: "Multihash length in bytes (-1: the function's full length).") var mhlen = -1
         @Flag(help: "Print JSON ({\"Key\", \"Size\"}) per block.") var json = false
+        @Option(help: "Pin each block recursively (Kubo's default: false).") var pin = false
         @Argument(help: "Files to store (default: standard input).") var files: [String] = []
 
         func run() throws {
@@ -26,7 +27,7 @@ struct BlockCommand: ParsableCommand {
             let store = try backend(purpose: "block put")
             for file in files.isEmpty ? ["-"] : files {
                 let data = try Output.readInput(file)
-                let (cid, size) = try store.putBlock(data, codec: cidCodec, mhtype: mhtype, mhlen: mhlen)
+                let (cid, size) = try store.putBlock(data, codec: cidCodec, mhtype: mhtype, mhlen: mhlen, pin: pin)
                 if json { try Output.json(["Key": cid, "Size": size] as [String: Any]) } else { print(cid) }
             }
         }

@@ -38,7 +38,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let config = try reporting("daemon") {
             try DaemonConfiguration(api: api ?? repo.configuration.addresses.api, gateway: gateway ?? repo.configuration.addresses.gateway)
         }
-        let node = Node(repository: repo, logger: logger)
+        let node = try reporting("daemon") { try Node(repository: repo, logger: logger) }
         let daemon = Daemon(node: node, configuration: config, logger: logger)
         let log = logger
         try await daemon.run { listener, port in

@@ -19,6 +19,7 @@ struct DagCommand: ParsableCommand {
         @Option(help: "Codec to store the block in.") var storeCodec = "dag-cbor"
         @Option(help: "Multihash function.") var hash = "sha2-256"
         @Flag(help: "Print JSON ({\"Cid\": {\"/\": …}}).") var json = false
+        @Option(help: "Pin each value recursively (its DAG must be complete); --pin=false to leave it unpinned.") var pin = true
         @Argument(help: "Files (default: standard input).") var files: [String] = []
 
         func run() throws {
@@ -27,7 +28,7 @@ struct DagCommand: ParsableCommand {
             _ = try multicodec(hash, what: "hash function")
             let store = try backend(purpose: "dag put")
             for file in files.isEmpty ? ["-"] : files {
-                let cid = try store.putDAG(try Output.readInput(file), input: inputCodec, store: storeCodec, hash: hash)
+                let cid = try store.putDAG(try Output.readInput(file), input: inputCodec, store: storeCodec, hash: hash, pin: pin)
                 if json { try Output.json(["Cid": ["/": cid]]) } else { print(cid) }
             }
         }
@@ -66,6 +67,7 @@ struct DagCommand: ParsableCommand {
             discussion: "Streams each file in atomic batches of about 3 MiB, written while the next is read, so memory stays flat. \"-\" reads standard input.")
         @Flag(help: "Print JSON lines as Kubo does ({\"Root\": …} and, with --stats, {\"Stats\": …}).") var json = false
         @Flag(help: "Print block count and bytes.") var stats = false
+        @Option(help: "Pin each root recursively (Kubo's --pin-roots).") var pinRoots = true
         @Argument(help: "CAR files.") var files: [String]
 
         func run() throws {
@@ -73,11 +75,13 @@ struct DagCommand: ParsableCommand {
             var blocks = 0
             var bytes: UInt64 = 0
             for file in files {
-                let summary = try store.importCAR(file, progress: !json)
+                let summary = try store.importCAR(file, progress: !json, pinRoots: pinRoots)
                 blocks += summary.blocks
                 bytes += summary.bytes
                 for r in summary.roots {
-                    if json { try Output.json(["Root": ["Cid": ["/": r], "PinErrorMsg": ""]]) } else { print("root \(r)") }
+                    if json { try Output.json(["Root": ["Cid": ["/": r.cid], "PinErrorMsg": r.pinError]]) } else {
+                        print(r.pinError.isEmpty ? "root \(r.cid)\(pinRoots ? " pinned" : "")" : "root \(r.cid) not pinned: \(r.pinError)")
+                    }
                 }
             }
             if stats {

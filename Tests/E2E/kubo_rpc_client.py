@@ -80,6 +80,25 @@ async def main() -> None:
         assert await client.cat(added_v1["Hash"]) == big
         assert await client.cat(added_v1["Hash"], offset=262140, length=10) == big[262140:262150]
 
+        # pins: the client pins block puts by default; a pinned block cannot be removed
+        listed = await client.pin.ls(path=cid)
+        assert listed["Keys"][cid]["Type"] == "recursive", listed
+        refused = await client.block.rm(cid)
+        assert refused["Error"].startswith("pinned"), refused
+        listed = await client.pin.ls(pintype="recursive")
+        assert root in listed["Keys"] and added["Hash"] in listed["Keys"], listed
+        indirect = await client.pin.ls(path=leaf)
+        assert indirect["Keys"][leaf]["Type"] in ("recursive", "indirect through " + root), indirect
+        unpinned = await client.pin.rm(cid)
+        assert unpinned["Pins"] == [cid], unpinned
+        pinned = [p async for p in client.pin.add(cid, recursive=False)]
+        assert any(cid in p.get("Pins", []) for p in pinned), pinned
+        listed = await client.pin.ls(path=cid, pintype="direct")
+        assert listed["Keys"][cid]["Type"] == "direct", listed
+        await client.pin.rm(cid)
+        gc = [k async for k in client.repo.gc()]
+        assert isinstance(gc, list)
+
         # errors come back in Kubo's shape and are raised by the client
         removed = await client.block.rm(cid)
         assert removed["Hash"] == cid and removed["Error"] == "", removed

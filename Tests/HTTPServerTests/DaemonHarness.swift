@@ -31,7 +31,7 @@ final class DaemonHarness: @unchecked Sendable {
         config.limits = limits
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let daemon = Daemon(node: Node(repository: repository), configuration: config, logger: logger)
+        let daemon = Daemon(node: try Node(repository: repository), configuration: config, logger: logger)
         let (ports, continuation) = AsyncStream<(String, Int)>.makeStream()
         let api = try daemon.apiApplication { port in continuation.yield(("api", port)) }
         let gateway = daemon.gatewayApplication { port in continuation.yield(("gateway", port)) }

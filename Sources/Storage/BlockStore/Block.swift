@@ -132,8 +132,9 @@ func extractLinks(_ block: Block) throws -> [CID] {
 }
 
 /// Links as stored: each CID's bytes behind a varint length.
-enum LinkList {
-    static func encode(_ links: [CID]) -> [UInt8] {
+public enum LinkList {
+    /// The stored form of `links`.
+    public static func encode(_ links: [CID]) -> [UInt8] {
         var out: [UInt8] = []
         for l in links {
             Varint.append(UInt64(l.bytes.count), to: &out)
@@ -142,7 +143,8 @@ enum LinkList {
         return out
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> [CID] {
+    /// The links of a stored links record.
+    public static func decode(_ bytes: [UInt8]) throws -> [CID] {
         var out: [CID] = []
         var pos = 0
         while pos < bytes.count {

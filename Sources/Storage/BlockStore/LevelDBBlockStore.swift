@@ -135,22 +135,40 @@ public final class LevelDBBlockStore: BlockStore {
         if batch.count > 0 { try db.write(batch, sync: options.durability == .sync) }
     }
 
+    /// A block `stage` handled: its links, and whether this put adds its links record
+    /// (false: the block was already stored under this codec, nothing was written for it).
+    public struct Staged: Sendable {
+        /// The block's CID.
+        public let cid: CID
+        /// The links extracted from it for its codec.
+        public let links: [CID]
+        /// Whether the (multihash, codec) links record is new.
+        public let isNew: Bool
+    }
+
     /// Adds the records for `blocks` to `batch` (large blocks are appended to a pack
-    /// and, under `.sync`, synced first). Layers above use this to put blocks in the
-    /// same batch as their own changes.
-    public func stage(_ blocks: [Block], into batch: WriteBatch) throws {
+    /// and, under `.sync`, synced first); returns what was staged for each non-identity
+    /// block, first occurrence only. Blocks already stored under the same codec are not
+    /// written again. Layers above use this to put blocks in the same batch as their own changes.
+    @discardableResult
+    public func stage(_ blocks: [Block], into batch: WriteBatch) throws -> [Staged] {
         var large: [(Multihash, [UInt8])] = []
-        var staged: [(Block, [CID])] = []
+        var staged: [(Block, Staged)] = []
+        var seen = Set<CID>()
         // Everything is checked before anything is written.
         for b in blocks {
             guard b.data.count <= options.blocks.maximumBlockSize else {
                 throw BlockStoreError.blockTooLarge(size: b.data.count, limit: options.blocks.maximumBlockSize)
             }
             if b.cid.multihash.code == .identity { continue }
-            staged.append((b, try extractLinks(b)))
+            let key = CID(codec: b.cid.codec, multihash: b.cid.multihash)
+            guard seen.insert(key).inserted else { continue }
+            let links = try extractLinks(b)
+            let isNew = try db.get(Self.linksKey(b.cid.multihash, b.cid.codec)) == nil
+            staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew)))
         }
         var seenLarge = Set<Multihash>()
-        for (b, _) in staged where b.data.count > options.inlineLimit && !seenLarge.contains(b.cid.multihash) {
+        for (b, s) in staged where s.isNew && b.data.count > options.inlineLimit && !seenLarge.contains(b.cid.multihash) {
             seenLarge.insert(b.cid.multihash)
             // Same bytes already packed: do not append them again.
             if try db.get(Self.dataKey(b.cid.multihash)) == nil { large.append((b.cid.multihash, b.data)) }
@@ -160,36 +178,42 @@ public final class LevelDBBlockStore: BlockStore {
             for (entry, location) in zip(large, try packs.append(large)) { locations[entry.0] = location }
             if options.durability == .sync { try packs.sync() }
         }
-        for (b, links) in staged {
+        for (b, s) in staged where s.isNew {
             let key = Self.dataKey(b.cid.multihash)
             if b.data.count <= options.inlineLimit {
                 batch.put(key, Record.inline(b.data).encode())
             } else if let l = locations[b.cid.multihash] {
                 batch.put(key, Record.packed(l).encode())
             }
-            batch.put(Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(links))
+            batch.put(Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(s.links))
         }
+        return staged.map(\.1)
     }
 
     @discardableResult
     public func delete(_ cid: CID) throws -> Bool {
         if cid.multihash.code == .identity { return false }
         let batch = WriteBatch()
-        guard try stageDelete(cid.multihash, into: batch) else { return false }
+        guard try stageDelete(cid.multihash, into: batch) != nil else { return false }
         try db.write(batch, sync: options.durability == .sync)
         return true
     }
 
-    /// Adds the deletion of a block (data and every links record) to `batch`; false when absent.
-    public func stageDelete(_ mh: Multihash, into batch: WriteBatch) throws -> Bool {
-        guard try db.get(Self.dataKey(mh)) != nil else { return false }
+    /// Adds the deletion of a block (data and every links record) to `batch`. Returns, for
+    /// each links record removed, its distinct links (concatenated), with the block's size;
+    /// nil when the block is absent.
+    public func stageDelete(_ mh: Multihash, into batch: WriteBatch) throws -> (links: [CID], size: Int)? {
+        guard let record = try record(mh) else { return nil }
         batch.delete(Self.dataKey(mh))
+        var links: [CID] = []
         let it = db.makeIterator()
-        try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, _ in
+        try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, v in
             batch.delete(k)
+            var seen = Set<Multihash>()
+            for l in try LinkList.decode(v) where seen.insert(l.multihash).inserted { links.append(l) }
             return true
         }
-        return true
+        return (links, record.size)
     }
 
     public func links(of cid: CID) throws -> [CID]? {

@@ -202,6 +202,12 @@ public final class LevelDB: @unchecked Sendable {
         /// Moves to the first key.
         public func seekToFirst() { leveldb_iter_seek_to_first(pointer) }
 
+        /// Moves to the last key.
+        public func seekToLast() { leveldb_iter_seek_to_last(pointer) }
+
+        /// Moves to the previous entry.
+        public func previous() { leveldb_iter_prev(pointer) }
+
         /// Whether the cursor is on an entry.
         public var isValid: Bool { leveldb_iter_valid(pointer) != 0 }
 

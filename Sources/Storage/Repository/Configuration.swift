@@ -14,9 +14,46 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var blockstore = LevelDBBlockStore.Options()
     /// Listener addresses for the daemon.
     public var addresses = Addresses()
+    /// Pins and pinning policies.
+    public var pinning = Pinning()
+    /// Garbage collection.
+    public var gc = GC()
 
     /// Defaults.
     public init() {}
+
+    /// Reads a configuration file; sections and fields it lacks keep their defaults, so files
+    /// written by earlier releases still open.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decodeIfPresent(Int.self, forKey: .version) ?? version
+        identity = try c.decodeIfPresent(Identity.self, forKey: .identity) ?? identity
+        datastore = try c.decodeIfPresent(Datastore.self, forKey: .datastore) ?? datastore
+        blockstore = try c.decodeIfPresent(LevelDBBlockStore.Options.self, forKey: .blockstore) ?? blockstore
+        addresses = try c.decodeIfPresent(Addresses.self, forKey: .addresses) ?? addresses
+        pinning = try c.decodeIfPresent(Pinning.self, forKey: .pinning) ?? pinning
+        gc = try c.decodeIfPresent(GC.self, forKey: .gc) ?? gc
+    }
+
+    /// Pinning settings.
+    public struct Pinning: Codable, Sendable, Equatable {
+        /// A folder of policy files to use instead of the built-in ones (the project's `Pinning/`).
+        public var policies: String?
+        /// How long a queued pin (Pinning Service API) waits for its blocks before it fails.
+        public var queuedTimeout = "24h"
+        /// Defaults.
+        public init() {}
+    }
+
+    /// Garbage-collection settings.
+    public struct GC: Codable, Sendable, Equatable {
+        /// How often the background collector runs (`0s`: never; `qstore repo gc` still works).
+        public var interval = "1h"
+        /// Blocks deleted per transaction.
+        public var batchSize = 256
+        /// Defaults.
+        public init() {}
+    }
 
     /// The node's public identity.
     public struct Identity: Codable, Sendable, Equatable {
@@ -75,6 +112,8 @@ public struct Configuration: Codable, Sendable, Equatable {
             }
             blockstore.durability = d
         }
+        if let v = env["QSTORE_POLICIES"] { pinning.policies = v.isEmpty ? nil : v }
+        if let v = env["QSTORE_GC_INTERVAL"] { gc.interval = v }
         if let v = env["QSTORE_API_ADDRESS"] { addresses.api = v }
         if let v = env["QSTORE_GATEWAY_ADDRESS"] { addresses.gateway = v }
     }

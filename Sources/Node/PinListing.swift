@@ -1,0 +1,50 @@
+import Multiformats
+import Pinning
+
+/// One line of `pin ls`: a CID, Kubo's pin type (`recursive`, `direct`, `indirect`, or
+/// `indirect through <root>` for a CID asked about), and the pin's name.
+public struct PinListing: Sendable, Equatable {
+    /// The CID.
+    public var cid: CID
+    /// Kubo's type string.
+    public var type: String
+    /// The pin's name ("" when none).
+    public var name: String
+}
+
+extension Node {
+    /// Kubo's `pin ls` without arguments: pins of `type` (all, recursive, direct, indirect),
+    /// one line per CID and type; indirect CIDs come from walking the recursive DAGs.
+    public func listPins(type: String = "all", nameContains: String? = nil, _ body: (PinListing) throws -> Void) throws {
+        guard ["all", "recursive", "direct", "indirect"].contains(type) else {
+            throw NodeError.badInput("invalid type '\(type)', must be one of {direct, indirect, recursive, all}")
+        }
+        var seen = Set<[UInt8]>()
+        var roots = Set<Multihash>()
+        try pins.forEachPin { p in
+            guard p.status == .pinned else { return true }
+            if p.type == .recursive { roots.insert(p.cid.multihash) }
+            guard type == "all" || type == p.type.rawValue else { return true }
+            if let nameContains, !(p.name ?? "").contains(nameContains) { return true }
+            if seen.insert(p.cid.bytes + [p.type == .recursive ? 0 : 1]).inserted { try body(PinListing(cid: p.cid, type: p.type.rawValue, name: p.name ?? "")) }
+            return true
+        }
+        guard type == "all" || type == "indirect", nameContains == nil else { return }
+        try pins.indirect { c, _ in
+            if !roots.contains(c.multihash) { try body(PinListing(cid: c, type: "indirect", name: "")) }
+            return true
+        }
+    }
+
+    /// Kubo's `pin ls <cid>`: how `cid` is pinned, or nil when it is not (in the way asked).
+    public func pinListing(of cid: CID, type: String = "all") throws -> PinListing? {
+        let on = try pins.pins(of: cid.multihash).filter { $0.status == .pinned && $0.cid.codec == cid.codec }
+        if let p = on.first(where: { $0.type == .recursive }) ?? on.first, type == "all" || type == p.type.rawValue {
+            return PinListing(cid: cid, type: p.type.rawValue, name: p.name ?? "")
+        }
+        if type == "all" || type == "indirect", let root = try pins.recursiveRoot(containing: cid) {
+            return PinListing(cid: cid, type: "indirect through \(root)", name: "")
+        }
+        return nil
+    }
+}

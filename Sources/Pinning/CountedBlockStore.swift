@@ -1,0 +1,124 @@
+import Foundation
+import Multiformats
+import Storage
+import Synchronization
+
+/// The block store with reference counting: every put and delete goes through here, and
+/// changes the counts in the same LevelDB batch as the blocks (`ReferenceCounts.swift`).
+///
+/// Writers (puts, pins, unpins, garbage collection) are serialised by one lock, held for
+/// one batch at a time: a count is read, changed and written without another writer in
+/// between. Reads (`get`, `has`, `links`) never take it.
+public final class CountedBlockStore: BlockStore, @unchecked Sendable {
+    // `writer` guards every read-modify-write of the count key space; `leases` and `epoch`
+    // are synchronised types; everything else is immutable after init.
+    /// The store underneath (its reads are this store's reads).
+    public let base: LevelDBBlockStore
+    /// How long a block put without a pin is safe from collection (ms).
+    public let putGracePeriod: UInt64
+    private let writer = NSLock()
+    private let leases = Mutex<(next: UInt64, starts: [UInt64: UInt64])>((0, [:]))
+    private let deletions = Atomic<UInt64>(0)
+
+    /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms.
+    public init(base: LevelDBBlockStore, putGracePeriod: UInt64) {
+        self.base = base
+        self.putGracePeriod = putGracePeriod
+    }
+
+    /// The database.
+    public var db: LevelDB { base.db }
+
+    /// Runs `body` as one logical operation: under the writer lock, its count changes and
+    /// whatever it adds to the transaction's batch are written as one batch (synced per the
+    /// store's durability) when it returns; nothing is written when it throws.
+    public func transaction<R>(_ body: (CountTransaction) throws -> R) throws -> R {
+        try writer.withLock {
+            let txn = CountTransaction(db: base.db, now: millisecondsNow())
+            let result = try body(txn)
+            txn.commit()
+            if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
+            return result
+        }
+    }
+
+    // MARK: BlockStore
+
+    public func has(_ cid: CID) throws -> Bool { try base.has(cid) }
+    public func get(_ cid: CID) throws -> [UInt8]? { try base.get(cid) }
+    public func size(_ cid: CID) throws -> Int? { try base.size(cid) }
+    public func links(of cid: CID) throws -> [CID]? { try base.links(of: cid) }
+    public func forEach(_ body: (CID) throws -> Bool) throws { try base.forEach(body) }
+    public func put(_ block: Block) throws { try putMany([block]) }
+
+    /// Stores the blocks; each new links record adds one reference to each distinct child, and
+    /// every block put is protected for the put grace period.
+    public func putMany(_ blocks: [Block]) throws {
+        try transaction { txn in try stage(blocks, in: txn) }
+    }
+
+    /// `putMany` inside a caller's transaction.
+    public func stage(_ blocks: [Block], in txn: CountTransaction) throws {
+        let until = txn.now + putGracePeriod
+        for s in try base.stage(blocks, into: txn.batch) {
+            try txn.protect(s.cid.multihash, until: until)
+            guard s.isNew else { continue }
+            var seen = Set<Multihash>()
+            for l in s.links where seen.insert(l.multihash).inserted { try txn.adjust(l.multihash, by: 1) }
+        }
+    }
+
+    /// Deletes the block (every codec) and drops one reference from each of its children; its own
+    /// count is kept while references to it remain. False when absent.
+    @discardableResult
+    public func delete(_ cid: CID) throws -> Bool {
+        if cid.multihash.code == .identity { return false }
+        return try transaction { txn in try stageDelete(cid.multihash, in: txn) != nil }
+    }
+
+    /// `delete` inside a caller's transaction; returns the freed size, nil when absent.
+    public func stageDelete(_ mh: Multihash, in txn: CountTransaction) throws -> Int? {
+        guard let (links, size) = try base.stageDelete(mh, into: txn.batch) else { return nil }
+        for l in links { try txn.adjust(l.multihash, by: -1) }
+        if let r = try txn.record(mh), r.count == 0 { try txn.remove(mh) }
+        deletions.add(1, ordering: .sequentiallyConsistent)
+        return size
+    }
+
+    /// Blocks deleted since the store opened: a walk that saw no change here saw a stable DAG.
+    public var deletionCount: UInt64 { deletions.load(ordering: .sequentiallyConsistent) }
+
+    // MARK: leases
+
+    /// A lease: while held, no block put after it began is collected.
+    public final class Lease: Sendable {
+        let id: UInt64
+        let store: CountedBlockStore
+        init(id: UInt64, store: CountedBlockStore) {
+            self.id = id
+            self.store = store
+        }
+        deinit { store.leases.withLock { _ = $0.starts.removeValue(forKey: id) } }
+    }
+
+    /// Takes a lease for an import in flight; it ends when the lease is released.
+    public func lease() -> Lease {
+        let now = millisecondsNow()
+        let id = leases.withLock { s -> UInt64 in
+            s.next += 1
+            s.starts[s.next] = now
+            return s.next
+        }
+        return Lease(id: id, store: self)
+    }
+
+    /// When the oldest lease in force began (ms), if any.
+    public var oldestLease: UInt64? { leases.withLock { $0.starts.values.min() } }
+
+    // MARK: reading counts
+
+    /// The block's reference count record, if any.
+    public func countRecord(_ mh: Multihash) throws -> CountRecord? {
+        try base.db.get(CountRecord.key(mh)).map { try CountRecord(decoding: $0) }
+    }
+}

@@ -1,0 +1,56 @@
+import Multiformats
+import Storage
+
+/// The pin key space (`P`), one sub-space per index. Every pin change writes all of them
+/// in the transaction of the change.
+///
+/// - `P 01 ‖ id` → the pin record (DAG-CBOR), in creation order;
+/// - `P 02 ‖ multihash ‖ id` → `[type, status]`: "is X pinned, and by what" is one seek;
+/// - `P 03 ‖ u64(expires) ‖ id` → pins that end by themselves, soonest first;
+/// - `P 04 ‖ id` → queued pins, waiting for blocks;
+/// - `P 05 ‖ name ‖ 00 ‖ id` → named pins by name.
+///
+/// Invariant: a record exists iff its `02` entry does, and its `03`/`04`/`05` entries exist
+/// iff it has an expiry / is queued / has a name (checked by `CountVerifier`).
+enum PinIndex {
+    static let records: UInt8 = 1, byMultihash: UInt8 = 2, byExpiry: UInt8 = 3, queued: UInt8 = 4, byName: UInt8 = 5
+
+    static func key(_ sub: UInt8, _ parts: [UInt8]...) -> [UInt8] {
+        var k = KeySpace.pins.key([sub])
+        for p in parts { k.append(contentsOf: p) }
+        return k
+    }
+
+    static func recordKey(_ id: PinID) -> [UInt8] { key(records, id.bytes) }
+    static func multihashPrefix(_ mh: Multihash) -> [UInt8] { key(byMultihash, mh.bytes) }
+    static func multihashKey(_ mh: Multihash, _ id: PinID) -> [UInt8] { key(byMultihash, mh.bytes, id.bytes) }
+    static func expiryKey(_ t: UInt64, _ id: PinID) -> [UInt8] { key(byExpiry, bigEndian(t), id.bytes) }
+    static func queuedKey(_ id: PinID) -> [UInt8] { key(queued, id.bytes) }
+    static func namePrefix(_ name: String) -> [UInt8] { key(byName, Array(name.utf8), [0]) }
+    static func nameKey(_ name: String, _ id: PinID) -> [UInt8] { key(byName, Array(name.utf8), [0], id.bytes) }
+
+    static func bigEndian(_ t: UInt64) -> [UInt8] { withUnsafeBytes(of: t.bigEndian) { Array($0) } }
+
+    static func typeCode(_ t: PinType) -> UInt8 { t == .recursive ? 0 : 1 }
+
+    /// Adds every entry of `pin` to `batch`.
+    static func stagePut(_ pin: Pin, into batch: WriteBatch) {
+        batch.put(recordKey(pin.id), pin.encode())
+        batch.put(multihashKey(pin.cid.multihash, pin.id), [typeCode(pin.type), UInt8(PinStatus.allCases.firstIndex(of: pin.status)!)])
+        if let e = pin.expires { batch.put(expiryKey(e, pin.id), []) }
+        if pin.status == .queued { batch.put(queuedKey(pin.id), []) }
+        if let n = pin.name { batch.put(nameKey(n, pin.id), []) }
+    }
+
+    /// Adds the removal of every entry of `pin` to `batch`.
+    static func stageDelete(_ pin: Pin, from batch: WriteBatch) {
+        batch.delete(recordKey(pin.id))
+        batch.delete(multihashKey(pin.cid.multihash, pin.id))
+        if let e = pin.expires { batch.delete(expiryKey(e, pin.id)) }
+        if pin.status == .queued { batch.delete(queuedKey(pin.id)) }
+        if let n = pin.name { batch.delete(nameKey(n, pin.id)) }
+    }
+
+    /// The pin ID at the end of a key.
+    static func trailingID(_ key: [UInt8]) -> PinID? { key.count >= 16 ? PinID(bytes: Array(key.suffix(16))) : nil }
+}

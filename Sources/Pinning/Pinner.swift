@@ -1,0 +1,459 @@
+import Foundation
+import IPLD
+import Multiformats
+import Storage
+
+/// Pins over a counted block store: add, remove, update, list, verify, and the upkeep that
+/// ends expired and superseded pins. A pin holds one reference on its root; the root's stored
+/// links hold the rest of the DAG (`ReferenceCounts.swift`), so pin and unpin are O(1) count
+/// changes plus, on pin, a walk that checks the DAG is complete.
+public final class Pinner: Sendable {
+    /// The counted store pins protect blocks in.
+    public let store: CountedBlockStore
+    /// The policies in force.
+    public let policies: PolicySet
+    /// How long a queued pin waits for its blocks before it fails (ms).
+    public let queuedTimeout: UInt64
+
+    /// Pins over `store` governed by `policies`.
+    public init(store: CountedBlockStore, policies: PolicySet, queuedTimeout: UInt64 = 86_400_000) {
+        self.store = store
+        self.policies = policies
+        self.queuedTimeout = queuedTimeout
+    }
+
+    var db: LevelDB { store.db }
+
+    /// What to pin and how.
+    public struct Request: Sendable {
+        /// The root.
+        public var cid: CID
+        /// Recursive or direct.
+        public var type: PinType = .recursive
+        /// Optional name.
+        public var name: String?
+        /// Resource type (nil: `default`).
+        public var resourceType: String?
+        /// When the pin should end (ms); TEMPORARY policies end it no later than created + ttl.
+        public var expires: UInt64?
+        /// Replication target (nil: the policy's).
+        public var replicationFactor: Int?
+        /// Where the data may be found.
+        public var origins: [String] = []
+        /// Free-form metadata.
+        public var meta: [String: String] = [:]
+        /// A request.
+        public init(cid: CID, type: PinType = .recursive, name: String? = nil, resourceType: String? = nil) {
+            self.cid = cid
+            self.type = type
+            self.name = name
+            self.resourceType = resourceType
+        }
+    }
+
+    // MARK: adding
+
+    /// Kubo's `pin add`: makes `request` a pin unless an equal or stronger one exists on the same
+    /// CID (a recursive pin replaces direct ones). The DAG must be complete (recursive) or the
+    /// block present (direct). Returns the pin in force.
+    @discardableResult
+    public func pin(_ request: Request) throws -> Pin {
+        try insert(request, merge: true, allowQueued: false)
+    }
+
+    /// A new pin object (the Pinning Service API): always a new pin; when blocks are missing
+    /// it is queued, holding its root, until they arrive or `queuedTimeout` passes.
+    @discardableResult
+    public func add(_ request: Request) throws -> Pin {
+        try insert(request, merge: false, allowQueued: true)
+    }
+
+    private func insert(_ request: Request, merge: Bool, allowQueued: Bool) throws -> Pin {
+        let resourceType = request.resourceType ?? "default"
+        let policy = try policies.policy(resourceType)
+        if let n = request.name {
+            guard n.utf8.count <= 255, !n.utf8.contains(0) else { throw PinningError.invalid("a pin name is at most 255 bytes and has no NUL") }
+        }
+        for attempt in 0..<4 {
+            let epoch = store.deletionCount
+            // Walk outside the lock; the last attempt walks inside it, so a busy collector cannot starve a pin.
+            let early = attempt == 3 ? nil : try check(request.cid, type: request.type)
+            let result: Pin? = try store.transaction { txn in
+                if attempt < 3 && store.deletionCount != epoch { return nil }
+                let dag = try early ?? check(request.cid, type: request.type)
+                if let m = dag.missing, !allowQueued {
+                    throw m == request.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: request.cid)
+                }
+                if !dag.unrecorded.isEmpty {
+                    try store.stage(try dag.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn)
+                }
+                let existing = try pins(of: request.cid.multihash).filter { $0.cid.codec == request.cid.codec && $0.status == .pinned }
+                if merge {
+                    if let r = existing.first(where: { $0.type == .recursive }) {
+                        if request.type == .direct { throw PinningError.invalid("pin: \(request.cid) already pinned recursively") }
+                        return r
+                    }
+                    if request.type == .direct, let d = existing.first(where: { $0.type == .direct }) { return d }
+                }
+                let now = txn.now
+                var expires = request.expires
+                if policy.pinningStrategy == .temporary, let ttl = policy.ttl { expires = min(expires ?? .max, now + ttl) }
+                let p = Pin(id: PinID(created: now), cid: request.cid, type: request.type, status: dag.missing == nil ? .pinned : .queued,
+                            name: request.name, resourceType: resourceType, created: now, expires: expires,
+                            replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins,
+                            meta: request.meta, info: dag.missing.map { ["missing": $0.description] } ?? [:])
+                if merge {
+                    // A recursive pin supersedes direct pins of the same CID.
+                    for d in existing where d.type == .direct && request.type == .recursive { try stageRemove(d, txn, grace: 0) }
+                }
+                PinIndex.stagePut(p, into: txn.batch)
+                try txn.adjust(p.cid.multihash, by: 1)
+                if let condition = policy.condition, let name = p.name {
+                    try enforceKeepLatest(condition.keepLatest, name: name, resourceType: resourceType, adding: p, txn)
+                }
+                return p
+            }
+            if let result { return result }
+        }
+        preconditionFailure("unreachable: the last attempt runs under the lock")
+    }
+
+    /// What a walk of a DAG found: the first missing block (nil: complete), and blocks present
+    /// only under another codec (they get links records in the pin's transaction, so their
+    /// children are counted).
+    struct DAGCheck {
+        var missing: CID?
+        var unrecorded: [CID] = []
+    }
+
+    /// Walks the DAG under `root` (recursive) or just the root (direct), skipping `known` CIDs.
+    func check(_ root: CID, type: PinType, known: (CID) -> Bool = { _ in false }) throws -> DAGCheck {
+        var result = DAGCheck()
+        var stack = [root]
+        var seen = Set<CID>()
+        while let c = stack.popLast() {
+            guard seen.insert(c).inserted, !known(c) else { continue }
+            if let links = try store.links(of: c) {
+                if type == .recursive { stack.append(contentsOf: links) }
+                continue
+            }
+            guard let data = try store.get(c) else {
+                result.missing = c
+                return result
+            }
+            let links: [CID]
+            do { links = try Codecs.links(in: data, codec: c.codec) } catch {
+                throw PinningError.invalid("block \(c) is not valid \(c.codec.name): \(error)")
+            }
+            result.unrecorded.append(c)
+            if type == .recursive { stack.append(contentsOf: links) }
+        }
+        return result
+    }
+
+    // MARK: reading
+
+    /// Every pin on the multihash (any codec, any status): one seek in the index.
+    public func pins(of mh: Multihash) throws -> [Pin] {
+        var ids: [PinID] = []
+        try db.makeIterator().forEach(prefix: PinIndex.multihashPrefix(mh)) { k, _ in
+            if k.count == PinIndex.multihashPrefix(mh).count + 16, let id = PinIndex.trailingID(k) { ids.append(id) }
+            return true
+        }
+        return try ids.compactMap { try pin(id: $0) }
+    }
+
+    /// The pin with this ID.
+    public func pin(id: PinID) throws -> Pin? {
+        try db.get(PinIndex.recordKey(id)).map { try Pin(id: id, decoding: $0) }
+    }
+
+    /// Visits pins in creation order (or newest first) until `body` returns false.
+    public func forEachPin(newestFirst: Bool = false, before: UInt64? = nil, _ body: (Pin) throws -> Bool) throws {
+        let it = db.makeIterator(snapshot: db.snapshot(), fillCache: false)
+        let prefix = PinIndex.key(PinIndex.records)
+        if newestFirst {
+            it.seek(before.map { PinIndex.key(PinIndex.records, PinIndex.bigEndian($0)) } ?? PinIndex.key(PinIndex.records + 1))
+            if it.isValid { it.previous() } else { it.seekToLast() }
+            while it.isValid {
+                let k = it.key
+                guard k.starts(with: prefix) else { break }
+                if let id = PinIndex.trailingID(k), try !body(try Pin(id: id, decoding: it.value)) { return }
+                it.previous()
+            }
+            try it.checkError()
+        } else {
+            try it.forEach(prefix: prefix) { k, v in
+                guard let id = PinIndex.trailingID(k) else { return true }
+                return try body(try Pin(id: id, decoding: v))
+            }
+        }
+    }
+
+    // MARK: removing
+
+    /// Removes `pin` in `txn`: its index entries, its reference, and a grace period on its root.
+    func stageRemove(_ pin: Pin, _ txn: CountTransaction, grace: UInt64? = nil) throws {
+        PinIndex.stageDelete(pin, from: txn.batch)
+        if pin.holdsReference { try txn.adjust(pin.cid.multihash, by: -1) }
+        let g = try grace ?? policies.policy(pin.resourceType).gracePeriod
+        try txn.protect(pin.cid.multihash, until: txn.now + g)
+    }
+
+    private func checkRetention(_ pin: Pin, now: UInt64) throws {
+        guard let policy = policies.policies[pin.resourceType], policy.retention > 0 else { return }
+        let until = pin.created + policy.retention
+        if now < until { throw PinningError.retained(pin.cid, until: until, resourceType: pin.resourceType) }
+    }
+
+    /// Kubo's `pin rm`: removes the pins on this CID (recursive ones only when `recursive`;
+    /// a recursively pinned CID with `recursive: false` is an error). Returns what was removed.
+    @discardableResult
+    public func unpin(_ cid: CID, recursive: Bool = true) throws -> [Pin] {
+        try store.transaction { txn in
+            let on = try pins(of: cid.multihash).filter { $0.cid.codec == cid.codec }
+            guard !on.isEmpty else { throw PinningError.notPinned(cid) }
+            if !recursive && on.contains(where: { $0.type == .recursive }) { throw PinningError.pinnedRecursively(cid) }
+            for p in on { try checkRetention(p, now: txn.now) }
+            for p in on { try stageRemove(p, txn) }
+            return on
+        }
+    }
+
+    /// Removes the pin with this ID (Pinning Service API `DELETE`).
+    @discardableResult
+    public func remove(id: PinID) throws -> Pin {
+        try store.transaction { txn in
+            guard let p = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
+            try checkRetention(p, now: txn.now)
+            try stageRemove(p, txn)
+            return p
+        }
+    }
+
+    /// Replaces the pin with this ID by a new pin for `request` (Pinning Service API replace):
+    /// the new pin is made, then the old one removed, in one batch.
+    public func replace(id: PinID, with request: Request) throws -> Pin {
+        guard let old = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
+        try checkRetention(old, now: millisecondsNow())
+        let new = try add(request)
+        try store.transaction { txn in
+            // Gone meanwhile (removed by another client): the new pin stands alone.
+            if let still = try pin(id: id) { try stageRemove(still, txn) }
+        }
+        return new
+    }
+
+    /// Kubo's `pin update`: pins `to` like the recursive pin on `from` (name, resource type,
+    /// metadata) and, with `unpin`, removes `from`'s pins, in one batch. The completeness walk
+    /// skips every subtree `to` shares with `from` (pinned, so complete): it walks only what differs.
+    public func update(from: CID, to: CID, unpin: Bool = true) throws -> Pin {
+        let old = try pins(of: from.multihash).filter { $0.cid.codec == from.codec && $0.type == .recursive && $0.status == .pinned }
+        guard let template = old.first else { throw PinningError.invalid("'from' cid was not recursively pinned already") }
+        let shared = try sharedSubtrees(from, to)
+        let epoch = store.deletionCount
+        let dag = try check(to, type: .recursive, known: { shared.contains($0) })
+        return try store.transaction { txn in
+            let d = store.deletionCount == epoch ? dag : try check(to, type: .recursive, known: { shared.contains($0) })
+            if let m = d.missing { throw m == to ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: to) }
+            if !d.unrecorded.isEmpty { try store.stage(try d.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn) }
+            if unpin { for p in old { try checkRetention(p, now: txn.now); try stageRemove(p, txn) } }
+            let existing = try pins(of: to.multihash).first { $0.cid.codec == to.codec && $0.type == .recursive && $0.status == .pinned }
+            if let existing { return existing }
+            var p = template
+            p.id = PinID(created: txn.now)
+            p.cid = to
+            p.created = txn.now
+            PinIndex.stagePut(p, into: txn.batch)
+            try txn.adjust(to.multihash, by: 1)
+            return p
+        }
+    }
+
+    /// CIDs under `to` that are also in `from`'s DAG, found by walking the two DAGs side by side
+    /// and descending only where they differ (links paired by name for dag-pb, else by position).
+    func sharedSubtrees(_ from: CID, _ to: CID) throws -> Set<CID> {
+        var shared = Set<CID>()
+        var pairs = [(from, to)]
+        var seen = Set<[CID]>()
+        while let (a, b) = pairs.popLast() {
+            if a == b || (a.codec == b.codec && a.multihash == b.multihash) { shared.insert(b); continue }
+            guard seen.insert([a, b]).inserted, let la = try namedLinks(a), let lb = try namedLinks(b) else { continue }
+            let aSet = Set(la.map(\.1))
+            var byName: [String: CID] = [:]
+            for (n, c) in la where !n.isEmpty { byName[n] = c }
+            for (i, (name, c)) in lb.enumerated() {
+                if aSet.contains(c) { shared.insert(c); continue }
+                if !name.isEmpty, let other = byName[name] { pairs.append((other, c)) } else if name.isEmpty, i < la.count { pairs.append((la[i].1, c)) }
+            }
+        }
+        return shared
+    }
+
+    private func namedLinks(_ cid: CID) throws -> [(String, CID)]? {
+        guard let data = try store.get(cid) else { return nil }
+        if cid.codec == .dagPB, let node = try? DAGPB.decodeNode(data) {
+            return node.links.map { ($0.name ?? "", $0.hash) }
+        }
+        return try store.links(of: cid)?.map { ("", $0) }
+    }
+
+    // MARK: upkeep
+
+    /// CONDITIONAL `keepLatest`: pins of the resource type named `name` beyond the newest `n`
+    /// (counting the one being added) end, in the adding transaction.
+    private func enforceKeepLatest(_ n: Int, name: String, resourceType: String, adding: Pin, _ txn: CountTransaction) throws {
+        var same: [Pin] = []
+        try db.makeIterator().forEach(prefix: PinIndex.namePrefix(name)) { k, _ in
+            if let id = PinIndex.trailingID(k), let p = try pin(id: id), p.resourceType == resourceType, p.status != .failed { same.append(p) }
+            return true
+        }
+        // Index order is creation order; the pin being added is the newest.
+        for old in same.dropLast(max(0, n - 1)) { try stageRemove(old, txn) }
+    }
+
+    /// What one round of upkeep did.
+    public struct Upkeep: Sendable, Equatable {
+        /// Pins ended because they expired.
+        public var expired = 0
+        /// Queued pins whose blocks all arrived.
+        public var completed = 0
+        /// Queued pins that waited too long.
+        public var failed = 0
+    }
+
+    /// Ends expired pins, completes queued pins whose DAG is now present, fails those that
+    /// waited longer than `queuedTimeout`. Each change is its own transaction.
+    @discardableResult
+    public func maintain(now: UInt64 = millisecondsNow()) throws -> Upkeep {
+        var result = Upkeep()
+        var due: [PinID] = []
+        try db.makeIterator().forEach(prefix: PinIndex.key(PinIndex.byExpiry)) { k, _ in
+            guard k.count == 2 + 8 + 16 else { return true }
+            var t: UInt64 = 0
+            for b in k[2..<10] { t = t << 8 | UInt64(b) }
+            guard t <= now else { return false }
+            if let id = PinIndex.trailingID(k) { due.append(id) }
+            return true
+        }
+        for id in due {
+            try store.transaction { txn in
+                guard let p = try pin(id: id) else { return }
+                try stageRemove(p, txn)
+                result.expired += 1
+            }
+        }
+        var queued: [PinID] = []
+        try db.makeIterator().forEach(prefix: PinIndex.key(PinIndex.queued)) { k, _ in
+            if let id = PinIndex.trailingID(k) { queued.append(id) }
+            return true
+        }
+        for id in queued {
+            guard let p = try pin(id: id), p.status == .queued else { continue }
+            let dag = try check(p.cid, type: p.type)
+            try store.transaction { txn in
+                guard var q = try pin(id: id), q.status == .queued else { return }
+                if dag.missing == nil {
+                    let again = store.deletionCount
+                    let d = try check(q.cid, type: q.type)
+                    guard d.missing == nil, again == store.deletionCount else { return }
+                    if !d.unrecorded.isEmpty { try store.stage(try d.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn) }
+                    PinIndex.stageDelete(q, from: txn.batch)
+                    q.status = .pinned
+                    q.info = [:]
+                    PinIndex.stagePut(q, into: txn.batch)
+                    result.completed += 1
+                } else if now >= q.created + queuedTimeout {
+                    PinIndex.stageDelete(q, from: txn.batch)
+                    try txn.adjust(q.cid.multihash, by: -1)
+                    q.status = .failed
+                    q.info = ["reason": "blocks did not arrive within \(formatDuration(queuedTimeout))", "missing": dag.missing!.description]
+                    PinIndex.stagePut(q, into: txn.batch)
+                    result.failed += 1
+                } else {
+                    // Still waiting: note what for.
+                    if q.info["missing"] != dag.missing!.description {
+                        q.info["missing"] = dag.missing!.description
+                        txn.batch.put(PinIndex.recordKey(q.id), q.encode())
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    // MARK: pin ls, pin verify
+
+    /// Every CID below a recursive pin (not counting the roots themselves), each once, with a
+    /// recursive root it is under (Kubo's indirect pins). Walks every recursive DAG.
+    public func indirect(_ body: (CID, CID) throws -> Bool) throws {
+        var seen = Set<CID>()
+        var roots: [CID] = []
+        try forEachPin { p in
+            if p.type == .recursive && p.status == .pinned { roots.append(p.cid) }
+            return true
+        }
+        for r in roots {
+            var stack = (try store.links(of: r)) ?? []
+            while let c = stack.popLast() {
+                guard seen.insert(c).inserted else { continue }
+                guard try body(c, r) else { return }
+                stack.append(contentsOf: (try store.links(of: c)) ?? [])
+            }
+        }
+    }
+
+    /// The recursive pin whose DAG holds `cid`, if any (walks recursive DAGs until found).
+    public func recursiveRoot(containing cid: CID) throws -> CID? {
+        var found: CID?
+        try indirect { c, root in
+            if c.multihash == cid.multihash { found = root; return false }
+            return true
+        }
+        return found
+    }
+
+    /// One pin's check (Kubo's `pin verify`).
+    public struct Verification: Sendable {
+        /// The pin's root.
+        public var cid: CID
+        /// Whether every block is present and matches its hash.
+        public var ok: Bool
+        /// Blocks missing or corrupt, with why.
+        public var badNodes: [(cid: CID, error: String)]
+    }
+
+    /// Checks every recursive pin's DAG: present, and each block hashes to its CID.
+    public func verify(_ body: (Verification) throws -> Void) throws {
+        var roots: [CID] = []
+        try forEachPin { p in
+            if p.status == .pinned { roots.append(p.cid) }
+            return true
+        }
+        var checked: [CID: String?] = [:]
+        for r in Set(roots).sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            var bad: [(CID, String)] = []
+            var stack = [r]
+            var seen = Set<CID>()
+            while let c = stack.popLast() {
+                guard seen.insert(c).inserted else { continue }
+                if let known = checked[c] {
+                    if let e = known { bad.append((c, e)) }
+                    continue
+                }
+                var problem: String?
+                do {
+                    if let data = try store.get(c) {
+                        if try !c.multihash.verify(data) { problem = "block does not match its hash" }
+                        stack.append(contentsOf: try store.links(of: c) ?? Codecs.links(in: data, codec: c.codec))
+                    } else {
+                        problem = "merkledag: not found"
+                    }
+                } catch { problem = "\(error)" }
+                checked[c] = .some(problem)
+                if let problem { bad.append((c, problem)) }
+            }
+            try body(Verification(cid: r, ok: bad.isEmpty, badNodes: bad))
+        }
+    }
+}
