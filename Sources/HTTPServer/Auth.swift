@@ -13,7 +13,11 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
             var headers = HTTPFields()
             headers[.wwwAuthenticate] = "Bearer realm=\"qstore\""
             headers[.contentType] = "application/json"
-            let body = JSONOutput.bytes(["Message": "missing or wrong API token (Authorization: Bearer <token from the repository's api-token file>)", "Code": 1, "Type": "error"])
+            let message = "missing or wrong API token (Authorization: Bearer <token from the repository's api-token file>)"
+            // The Pinning Service API has its own error shape.
+            let body = request.uri.path.hasPrefix("/pins")
+                ? JSONOutput.bytes(["error": ["reason": "UNAUTHORIZED", "details": message]])
+                : JSONOutput.bytes(["Message": message, "Code": 1, "Type": "error"])
             return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: body))
         }
         return try await next(request, context)

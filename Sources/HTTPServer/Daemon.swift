@@ -29,6 +29,13 @@ public struct DaemonConfiguration: Sendable {
     /// Request limits.
     public var limits = ServerLimits()
 
+    /// The gateway as a multiaddr with the node's peer ID (the Pinning Service API's `delegates`).
+    func gatewayMultiaddr(peerID: String) -> String {
+        let host = gateway.host
+        let proto = host.contains(":") ? "ip6" : (host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." } ? "ip4" : "dns")
+        return "/\(proto)/\(host)/tcp/\(gateway.port)/http/p2p/\(peerID)"
+    }
+
     /// Parses `host:port` addresses (IPv6 as `[::1]:5001`).
     public init(api: String, gateway: String) throws {
         self.api = try Self.parse(api)
@@ -72,6 +79,7 @@ public final class Daemon: Sendable {
         metrics.register(on: router, node: node, io: io)
         KuboRPC(node: node, io: io, limits: configuration.limits, temporaryDirectory: node.repository.path + "/tmp").register(on: router)
         VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
+        PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.repository.identity.peerID)]).register(on: router)
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),

@@ -45,7 +45,7 @@ extension Node {
     /// Runs `body` under a lease: no block it puts is collected before it returns.
     public func withLease<R>(_ body: () throws -> R) rethrows -> R {
         let lease = blocks.lease()
-        defer { withExtendedLifetime(lease) {} }
+        defer { lease.release() }
         return try body()
     }
 

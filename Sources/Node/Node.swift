@@ -68,9 +68,9 @@ public final class Node: Sendable {
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?, pin: Bool = false) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
         let lease = blocks.lease()
+        defer { lease.release() }
         try blocks.put(block)
         if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
-        withExtendedLifetime(lease) {}
         return block
     }
 
@@ -104,9 +104,9 @@ public final class Node: Sendable {
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = true) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
         let lease = blocks.lease()
+        defer { lease.release() }
         try blocks.put(block)
         if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
-        withExtendedLifetime(lease) {}
         return block.cid
     }
 
@@ -138,7 +138,7 @@ public final class Node: Sendable {
     /// (Kubo's `dag import --pin-roots`): `pinErrors` says, per root, why it could not be pinned.
     public func importCAR<Source: ByteSource>(_ source: Source, fileSize: UInt64? = nil, pinRoots: Bool = true) throws -> (summary: ImportSummary, pinErrors: [CID: String]) {
         let lease = blocks.lease()
-        defer { withExtendedLifetime(lease) {} }
+        defer { lease.release() }
         var reader: CARReader<Source>
         do { reader = try CARReader(source, fileSize: fileSize) } catch let e as CARError { throw NodeError.badInput("\(e)") }
         let summary: ImportSummary

@@ -98,7 +98,9 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
             self.id = id
             self.store = store
         }
-        deinit { store.leases.withLock { _ = $0.starts.removeValue(forKey: id) } }
+        /// Ends the lease (also done when the last reference goes).
+        public func release() { store.leases.withLock { _ = $0.starts.removeValue(forKey: id) } }
+        deinit { release() }
     }
 
     /// Takes a lease for an import in flight; it ends when the lease is released.

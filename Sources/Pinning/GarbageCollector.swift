@@ -36,11 +36,12 @@ public struct GarbageCollector: Sendable {
         var result = Result()
         var stop = false
         while !stop && result.blocks < limit {
-            let cutoff = min(now, store.oldestLease ?? .max)
+            // Eligible: unreferenced since `now` or before, and put before every lease in force began.
+            let leaseStart = store.oldestLease ?? .max
             var batch: [(UInt64, Multihash)] = []
             try store.db.makeIterator(fillCache: false).forEach(prefix: KeySpace.gcCandidates.prefix) { k, _ in
                 let (t, mh) = try CountRecord.parseCandidateKey(k)
-                guard t < cutoff else { return false }
+                guard t <= now && t < leaseStart else { return false }
                 batch.append((t, mh))
                 return batch.count < min(batchSize, limit - result.blocks)
             }

@@ -76,7 +76,7 @@ struct AddCommand: ParsableCommand {
         }
         let node = options.onlyHash ? nil : try localNode(purpose: "add")
         let lease = node?.blocks.lease()
-        defer { withExtendedLifetime(lease) {} }
+        defer { lease?.release() }
         let batcher = node.map { BlockBatcher(store: $0.blocks) }
         let sink: (Block) throws -> Void = { block in try batcher?.add(block) }
         var importer = DirectoryImporter(options: options, emit: sink)

@@ -4,6 +4,9 @@ import Foundation
 /// `../shared/fixtures` beside the repository. Tests list the files they find
 /// there and never assume how many there are.
 public enum Fixtures {
+    /// The project's top directory.
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
     /// The fixture root directory.
     public static let root: URL = {
         if let env = ProcessInfo.processInfo.environment["QSTORE_FIXTURES"], !env.isEmpty {

@@ -1,10 +1,10 @@
 import Foundation
 
 /// A directory under the system temporary folder, removed when the value is released.
-final class TemporaryDirectory: @unchecked Sendable {
+public final class TemporaryDirectory: @unchecked Sendable {
     // Immutable after init; removal happens once in deinit.
-    let path: String
-    init() {
+    public let path: String
+    public init() {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-test-\(UUID().uuidString)").path
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
