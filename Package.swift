@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
-        .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport"]),
+        .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Node", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
     ],

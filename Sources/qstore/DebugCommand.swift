@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import IPLD
 import Multiformats
+import Node
+import Pinning
 import Storage
 
 /// `qstore debug`: tools for testing and measuring the store itself (hidden from help).
@@ -17,9 +20,11 @@ struct DebugCommand: ParsableCommand {
         @Option(help: "Seed of the pseudo-random data.") var seed: UInt64 = 1
         @Option(help: "Largest block, bytes (sizes are spread up to it, crossing the inline limit).") var maxSize = 256 << 10
         @Option(help: "Blocks per put-many batch (1: single puts).") var batch = 1
+        @Flag(help: "Pin, unpin and collect too: print `pinned <cid>` / `unpinned <cid>` once acknowledged.") var pins = false
 
         func run() throws {
-            let repo = try openRepository(purpose: "debug write-load")
+            let node = try localNode(purpose: "debug write-load")
+            if pins { return try pinLoad(node) }
             var state = seed &* 0x9e3779b97f4a7c15 | 1
             func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
             var pending: [Block] = []
@@ -34,10 +39,41 @@ struct DebugCommand: ParsableCommand {
                 }
                 pending.append(try Block(data: data, codec: .raw))
                 if pending.count >= batch || i == count - 1 {
-                    try reporting("write-load") { try repo.blocks.putMany(pending) }
+                    try reporting("write-load") { try node.blocks.putMany(pending) }
                     out.write(Data(pending.map { $0.cid.string + "\n" }.joined().utf8))
                     pending.removeAll(keepingCapacity: true)
                 }
+            }
+        }
+    
+        /// Each step: a random leaf and a root linking it and the previous root, put together and
+        /// pinned; every third step unpins an earlier root; every fifth collects garbage.
+        private func pinLoad(_ node: Node) throws {
+            var state = seed &* 0x9e3779b97f4a7c15 | 1
+            func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+            let out = FileHandle.standardOutput
+            var previous: CID?
+            var roots: [CID] = []
+            for i in 0..<count {
+                let leaf = try Block(data: (0..<Int(next() % UInt64(maxSize)) + 1).map { _ in UInt8(truncatingIfNeeded: next()) }, codec: .raw)
+                var links: [(String, IPLDNode)] = [("leaf", .link(leaf.cid)), ("step", .int(i)), ("seed", .int(seed))]
+                if let previous { links.append(("previous", .link(previous))) }
+                let root = try Block(data: try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: links))), codec: .dagCBOR)
+                try reporting("write-load") {
+                    try node.withLease {
+                        try node.blocks.putMany([leaf, root])
+                        try node.pins.pin(Pinner.Request(cid: root.cid))
+                    }
+                }
+                out.write(Data("pinned \(root.cid)\n".utf8))
+                roots.append(root.cid)
+                previous = root.cid
+                if i % 3 == 2 {
+                    let victim = roots.remove(at: Int(next() % UInt64(roots.count)))
+                    try reporting("write-load") { _ = try node.pins.unpin(victim) }
+                    out.write(Data("unpinned \(victim)\n".utf8))
+                }
+                if i % 5 == 4 { try reporting("write-load") { _ = try node.collectGarbage() } }
             }
         }
     }

@@ -1,0 +1,70 @@
+import Foundation
+import Multiformats
+@testable import Pinning
+import Storage
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Kills a `qstore` process that puts, pins, unpins and collects garbage at random moments;
+/// after each kill the repository's blocks, counts and pin indexes verify clean and every pin
+/// acknowledged (and not unpinned) has its whole DAG.
+struct PinningCrashTests {
+    @Test func killedDuringPinUnpinAndGCVerifiesClean() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "qstore binary not found at \(binary.path)")
+        let dir = TemporaryDirectory()
+        let repoPath = dir.path + "/repo"
+        try Repository.initialize(at: repoPath)
+        // Policies with no grace period, so the collector deletes while the process runs.
+        let policies = dir.path + "/policies"
+        try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
+        for f in defaultPolicyFiles {
+            try Data(f.contents.replacingOccurrences(of: #""gracePeriod": "1h""#, with: #""gracePeriod": "0s""#).utf8)
+                .write(to: URL(fileURLWithPath: policies + "/" + f.name))
+        }
+        var rng = SeededGenerator(seed: 6)
+        var pinned = Set<CID>()
+        for round in 0..<10 {
+            let child = Process()
+            child.executableURL = binary
+            child.arguments = ["debug", "write-load", "--pins", "--count", "100000", "--seed", String(round + 1), "--max-size", "40000"]
+            child.environment = ["QSTORE_PATH": repoPath, "QSTORE_POLICIES": policies]
+            let out = Pipe()
+            child.standardOutput = out
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            let target = Int.random(in: 5...60, using: &rng)
+            var text = ""
+            while text.filter({ $0 == "\n" }).count < target {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            usleep(UInt32.random(in: 0...3000, using: &rng))
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2 else { continue }
+                let cid = try CID(String(parts[1]))
+                if parts[0] == "pinned" { pinned.insert(cid) } else { pinned.remove(cid) }
+            }
+            let repo = try Repository(path: repoPath, purpose: "pinning crash test \(round)")
+            let blocks = try repo.verify()
+            #expect(blocks.isClean, "round \(round): \(blocks.problems.prefix(3))")
+            let pins = Pinner(store: CountedBlockStore(base: repo.blocks, putGracePeriod: 0), policies: try PolicySet.load(directory: policies))
+            let counts = try CountVerifier(pinner: pins).check()
+            #expect(counts.problems.isEmpty, "round \(round): \(counts.problems.prefix(3))")
+            for cid in pinned {
+                #expect(try !pins.pins(of: cid.multihash).isEmpty, "round \(round): acknowledged pin \(cid) is gone")
+                #expect(try pins.check(cid, type: .recursive).missing == nil, "round \(round): pinned DAG \(cid) is incomplete")
+            }
+            repo.close()
+        }
+        #expect(!pinned.isEmpty)
+    }
+}
