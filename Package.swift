@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "CAR", targets: ["CAR"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Pinning", targets: ["Pinning"]),
+        .library(name: "UnixFS", targets: ["UnixFS"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],

@@ -45,5 +45,19 @@ let package = Package(
             ],
             path: "Tools/StoreThroughput"
         ),
+        // Pinning figures (GC cost against live size, pin ls, pin add, counting overhead).
+        .executableTarget(
+            name: "PinningFigures",
+            dependencies: [
+                .product(name: "Node", package: "Qstore"),
+                .product(name: "Pinning", package: "Qstore"),
+                .product(name: "UnixFS", package: "Qstore"),
+                .product(name: "CAR", package: "Qstore"),
+                .product(name: "IPLD", package: "Qstore"),
+                .product(name: "Storage", package: "Qstore"),
+                .product(name: "Multiformats", package: "Qstore"),
+            ],
+            path: "Tools/PinningFigures"
+        ),
     ]
 )

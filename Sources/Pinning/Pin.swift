@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import IPLD
 import Multiformats
 
@@ -23,19 +24,21 @@ public enum PinStatus: String, Sendable, Codable, CaseIterable {
     case failed
 }
 
-/// A pin's identity: 8 bytes of creation time (ms, big-endian) then 8 random bytes, so key
-/// order is creation order. Written as 32 lowercase hex digits (the Pinning Service API's
-/// `requestid`).
+/// A pin's identity: 8 bytes of creation time (ms, big-endian), 4 bytes of a per-process
+/// sequence, 4 random bytes, so key order is creation order (within a millisecond too).
+/// Written as 32 lowercase hex digits (the Pinning Service API's `requestid`).
 public struct PinID: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The 16 bytes.
     public let bytes: [UInt8]
+    private static let sequence = Atomic<UInt32>(0)
 
     /// A new ID for a pin created at `created` (ms).
     public init(created: UInt64) {
         var b: [UInt8] = []
         withUnsafeBytes(of: created.bigEndian) { b.append(contentsOf: $0) }
+        withUnsafeBytes(of: PinID.sequence.add(1, ordering: .relaxed).newValue.bigEndian) { b.append(contentsOf: $0) }
         var rng = SystemRandomNumberGenerator()
-        withUnsafeBytes(of: rng.next() as UInt64) { b.append(contentsOf: $0) }
+        withUnsafeBytes(of: rng.next() as UInt32) { b.append(contentsOf: $0) }
         bytes = b
     }
 

@@ -51,7 +51,7 @@ struct PinningCrashTests {
                 let parts = line.split(separator: " ")
                 guard parts.count == 2 else { continue }
                 let cid = try CID(String(parts[1]))
-                if parts[0] == "pinned" { pinned.insert(cid) } else { pinned.remove(cid) }
+                if parts[0] == "pinned" { pinned.insert(cid) } else if parts[0] == "unpinning" { pinned.remove(cid) }
             }
             let repo = try Repository(path: repoPath, purpose: "pinning crash test \(round)")
             let blocks = try repo.verify()

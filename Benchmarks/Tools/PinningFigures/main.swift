@@ -1,0 +1,135 @@
+// The pinning figures of Docs/benchmarks.md, each measured on a fresh repository in a
+// temporary directory (real LevelDB, real pack files):
+//   gc <live>     GC of 1,000 garbage blocks beside <live> live blocks (pinned DAGs)
+//   pinls <n>     `pin ls` (all types) over <n> direct pins
+//   pinadd <GiB>  recursive pin of a <GiB> GiB UnixFS file's DAG already present
+//   put <n>       put-many of <n> 1 KiB blocks with reference counting on and off
+//
+//   swift run -c release PinningFigures gc 10000 ; ... gc 1000000 ; pinls 100000 ; pinadd 1 ; put 200000
+import CAR
+import Foundation
+import IPLD
+import Multiformats
+import Node
+import Pinning
+import Storage
+import UnixFS
+
+let args = CommandLine.arguments
+let what = args.count > 1 ? args[1] : "gc"
+let n = args.count > 2 ? Int(args[2]) ?? 10_000 : 10_000
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let t = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
+}
+
+var rngState: UInt64 = 0x9e3779b97f4a7c15
+func randomBytes(_ count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    out.withUnsafeMutableBytes { raw in
+        var j = 0
+        while j + 8 <= raw.count {
+            rngState ^= rngState << 13; rngState ^= rngState >> 7; rngState ^= rngState << 17
+            raw.storeBytes(of: rngState, toByteOffset: j, as: UInt64.self)
+            j += 8
+        }
+    }
+    return out
+}
+
+/// A fresh repository whose default policy has no put grace period (so garbage is collectable at once).
+func freshNode(durability: LevelDBBlockStore.Durability = .sync) throws -> (Node, String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-pinning-figures-\(UUID().uuidString)").path
+    var config = Configuration()
+    config.blockstore.durability = durability
+    config.gc.interval = "0s"
+    let policies = dir + "-policies"
+    try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
+    for f in defaultPolicyFiles {
+        try Data(f.contents.replacingOccurrences(of: #""gracePeriod": "1h""#, with: #""gracePeriod": "0s""#).utf8).write(to: URL(fileURLWithPath: policies + "/" + f.name))
+    }
+    config.pinning.policies = policies
+    try Repository.initialize(at: dir, configuration: config)
+    return (try Node(repository: try Repository(path: dir)), dir)
+}
+
+func cleanup(_ dir: String) {
+    try? FileManager.default.removeItem(atPath: dir)
+    try? FileManager.default.removeItem(atPath: dir + "-policies")
+}
+
+switch what {
+case "gc":
+    let (node, dir) = try freshNode(durability: .buffered)
+    defer { cleanup(dir) }
+    // Live: DAGs of 1,000 leaves (256 B) under one pinned dag-cbor root each.
+    let setup = try seconds {
+        for _ in 0..<max(1, n / 1000) {
+            let leaves = try (0..<1000).map { _ in try Block(data: randomBytes(256), codec: .raw) }
+            let root = try Block(data: try DAGCBOR().encode(.list(leaves.map { .link($0.cid) })), codec: .dagCBOR)
+            try node.blocks.putMany(leaves + [root])
+            try node.pins.pin(Pinner.Request(cid: root.cid))
+        }
+        // Garbage: 1,000 unpinned blocks, in 100 small DAGs (the cascade is part of the work).
+        for _ in 0..<100 {
+            let leaves = try (0..<9).map { _ in try Block(data: randomBytes(256), codec: .raw) }
+            let root = try Block(data: try DAGCBOR().encode(.list(leaves.map { .link($0.cid) })), codec: .dagCBOR)
+            try node.blocks.putMany(leaves + [root])
+        }
+    }
+    var removed = 0
+    let t = try seconds { removed = try node.collector.collect(now: millisecondsNow() + 1).blocks }
+    let stat = try node.repository.stat()
+    print("gc: live \(stat.blocks) blocks, removed \(removed) in \(String(format: "%.4f", t)) s (\(String(format: "%.1f", Double(removed) / t)) blocks/s); setup \(String(format: "%.1f", setup)) s")
+case "pinls":
+    let (node, dir) = try freshNode(durability: .buffered)
+    defer { cleanup(dir) }
+    let blocks = try (0..<n).map { _ in try Block(data: randomBytes(64), codec: .raw) }
+    for i in stride(from: 0, to: n, by: 1000) { try node.blocks.putMany(Array(blocks[i..<min(n, i + 1000)])) }
+    let setup = try seconds { for b in blocks { try node.pins.pin(Pinner.Request(cid: b.cid, type: .direct, name: "p")) } }
+    for round in 0..<3 {
+        var lines = 0
+        var bytes = 0
+        let t = try seconds {
+            try node.listPins(type: "all") { l in
+                lines += 1
+                bytes += l.cid.string.utf8.count + l.type.utf8.count + 20  // as the JSON line would be
+            }
+        }
+        print("pin ls (round \(round)): \(lines) pins in \(String(format: "%.3f", t)) s; setup \(String(format: "%.1f", setup)) s")
+    }
+case "pinadd":
+    let (node, dir) = try freshNode()
+    defer { cleanup(dir) }
+    let size = UInt64(n) << 30
+    var produced: UInt64 = 0
+    struct RandomSource: ByteSource {
+        var remaining: UInt64
+        mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+            let k = Int(min(UInt64(buffer.count), remaining))
+            let bytes = randomBytes(k)
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            remaining -= UInt64(k)
+            return k
+        }
+    }
+    var file: ImportedFile?
+    let add = try seconds { file = try node.addFile(RandomSource(remaining: size), options: ImportOptions()) }
+    produced = size
+    let root = file!.cid
+    let t = try seconds { try node.pins.pin(Pinner.Request(cid: root)) }
+    print("pin add: \(produced >> 20) MiB file's DAG (\(root)) pinned in \(String(format: "%.3f", t)) s (added in \(String(format: "%.1f", add)) s)")
+case "put":
+    for counting in [false, true] {
+        let (node, dir) = try freshNode()
+        defer { cleanup(dir) }
+        let blocks = try (0..<n).map { _ in try Block(data: randomBytes(1024), codec: .raw) }
+        let store: any BlockStore = counting ? node.blocks : node.repository.blocks
+        let t = try seconds { for i in stride(from: 0, to: n, by: 256) { try store.putMany(Array(blocks[i..<min(n, i + 256)])) } }
+        print("put-many 1 KiB (256/batch, sync), counting \(counting ? "on " : "off"): \(String(format: "%.0f", Double(n) / t)) blocks/s")
+    }
+default:
+    print("usage: PinningFigures gc <live> | pinls <n> | pinadd <GiB> | put <n>")
+}
