@@ -84,9 +84,7 @@ public final class Pinner: Sendable {
                 if let m = dag.missing, !allowQueued {
                     throw m == request.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: request.cid)
                 }
-                if !dag.unrecorded.isEmpty {
-                    try store.stage(try dag.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn)
-                }
+                try recordLinks(dag, txn)
                 let existing = try pins(of: request.cid.multihash).filter { $0.cid.codec == request.cid.codec && $0.status == .pinned }
                 if merge {
                     if let r = existing.first(where: { $0.type == .recursive }) {
@@ -124,6 +122,12 @@ public final class Pinner: Sendable {
     struct DAGCheck {
         var missing: CID?
         var unrecorded: [CID] = []
+    }
+
+    /// Gives the blocks a walk found stored only under another codec their links records, in `txn`.
+    private func recordLinks(_ dag: DAGCheck, _ txn: CountTransaction) throws {
+        guard !dag.unrecorded.isEmpty else { return }
+        try store.stage(try dag.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn)
     }
 
     /// Walks the DAG under `root` (recursive) or just the root (direct), skipping `known` CIDs.
@@ -256,7 +260,7 @@ public final class Pinner: Sendable {
         return try store.transaction { txn in
             let d = store.deletionCount == epoch ? dag : try check(to, type: .recursive, known: { shared.contains($0) })
             if let m = d.missing { throw m == to ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: to) }
-            if !d.unrecorded.isEmpty { try store.stage(try d.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn) }
+            try recordLinks(d, txn)
             if unpin { for p in old { try checkRetention(p, now: txn.now); try stageRemove(p, txn) } }
             let existing = try pins(of: to.multihash).first { $0.cid.codec == to.codec && $0.type == .recursive && $0.status == .pinned }
             if let existing { return existing }
@@ -357,7 +361,7 @@ public final class Pinner: Sendable {
                     let again = store.deletionCount
                     let d = try check(q.cid, type: q.type)
                     guard d.missing == nil, again == store.deletionCount else { return }
-                    if !d.unrecorded.isEmpty { try store.stage(try d.unrecorded.map { c in try Block(cid: c, data: try store.get(c) ?? []) }, in: txn) }
+                    try recordLinks(d, txn)
                     PinIndex.stageDelete(q, from: txn.batch)
                     q.status = .pinned
                     q.info = [:]

@@ -28,26 +28,9 @@ struct PinningCrashTests {
         var rng = SeededGenerator(seed: 6)
         var pinned = Set<CID>()
         for round in 0..<10 {
-            let child = Process()
-            child.executableURL = binary
-            child.arguments = ["debug", "write-load", "--pins", "--count", "100000", "--seed", String(round + 1), "--max-size", "40000"]
-            child.environment = ["QSTORE_PATH": repoPath, "QSTORE_POLICIES": policies]
-            let out = Pipe()
-            child.standardOutput = out
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            let target = Int.random(in: 5...60, using: &rng)
-            var text = ""
-            while text.filter({ $0 == "\n" }).count < target {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            usleep(UInt32.random(in: 0...3000, using: &rng))
-            kill(child.processIdentifier, SIGKILL)
-            child.waitUntilExit()
-            text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            let lines = try runAndKill(binary, ["debug", "write-load", "--pins", "--count", "100000", "--seed", String(round + 1), "--max-size", "40000"],
+                                       environment: ["QSTORE_PATH": repoPath, "QSTORE_POLICIES": policies], afterLines: Int.random(in: 5...60, using: &rng), using: &rng)
+            for line in lines {
                 let parts = line.split(separator: " ")
                 guard parts.count == 2 else { continue }
                 let cid = try CID(String(parts[1]))

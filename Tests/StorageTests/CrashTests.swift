@@ -25,29 +25,11 @@ struct CrashTests {
         var acknowledged: [CID] = []
         let rounds = 16
         for round in 0..<rounds {
-            let child = Process()
-            child.executableURL = binary
             let batch = [1, 1, 4, 16].randomElement(using: &rng)!
-            child.arguments = ["debug", "write-load", "--count", "1000000", "--seed", String(round + 1), "--max-size", "200000", "--batch", String(batch)]
-            child.environment = ["QSTORE_PATH": dir.path]
-            let out = Pipe()
-            child.standardOutput = out
-            child.standardError = FileHandle.nullDevice
-            try child.run()
             // Let it acknowledge a random number of puts, then kill it at a random instant.
             let target = Int.random(in: 1...120, using: &rng)
-            var text = ""
-            while text.filter({ $0 == "\n" }).count < target {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            usleep(UInt32.random(in: 0...3000, using: &rng))
-            kill(child.processIdentifier, SIGKILL)
-            child.waitUntilExit()
-            text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            // Only whole lines were acknowledged.
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            let lines = try runAndKill(binary, ["debug", "write-load", "--count", "1000000", "--seed", String(round + 1), "--max-size", "200000", "--batch", String(batch)],
+                                       environment: ["QSTORE_PATH": dir.path], afterLines: target, using: &rng)
             acknowledged += try lines.map { try CID(String($0)) }
 
             let repo = try Repository(path: dir.path, purpose: "crash test round \(round)")
