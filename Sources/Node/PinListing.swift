@@ -19,14 +19,17 @@ extension Node {
         guard ["all", "recursive", "direct", "indirect"].contains(type) else {
             throw NodeError.badInput("invalid type '\(type)', must be one of {direct, indirect, recursive, all}")
         }
-        var seen = Set<[UInt8]>()
+        var last: (CID, PinType)?
         var roots = Set<Multihash>()
-        try pins.forEachPin { p in
-            guard p.status == .pinned else { return true }
-            if p.type == .recursive { roots.insert(p.cid.multihash) }
-            guard type == "all" || type == p.type.rawValue else { return true }
-            if let nameContains, !(p.name ?? "").contains(nameContains) { return true }
-            if seen.insert(p.cid.bytes + [p.type == .recursive ? 0 : 1]).inserted { try body(PinListing(cid: p.cid, type: p.type.rawValue, name: p.name ?? "")) }
+        // The multihash index lists pins without decoding records; entries of one CID are adjacent.
+        try pins.forEachListing { cid, pinType, status, name in
+            guard status == .pinned else { return true }
+            if pinType == .recursive { roots.insert(cid.multihash) }
+            guard type == "all" || type == pinType.rawValue else { return true }
+            if let nameContains, !name.contains(nameContains) { return true }
+            if let last, last.0 == cid, last.1 == pinType { return true }
+            last = (cid, pinType)
+            try body(PinListing(cid: cid, type: pinType.rawValue, name: name))
             return true
         }
         guard type == "all" || type == "indirect", nameContains == nil else { return }

@@ -5,7 +5,8 @@ import Storage
 /// in the transaction of the change.
 ///
 /// - `P 01 ‖ id` → the pin record (DAG-CBOR), in creation order;
-/// - `P 02 ‖ multihash ‖ id` → `[type, status]`: "is X pinned, and by what" is one seek;
+/// - `P 02 ‖ multihash ‖ id` → `[type, status, CID version] ‖ varint(codec) ‖ name`: "is X pinned,
+///   and by what" is one seek, and `pin ls` reads this index alone (no record decoding);
 /// - `P 03 ‖ u64(expires) ‖ id` → pins that end by themselves, soonest first;
 /// - `P 04 ‖ id` → queued pins, waiting for blocks;
 /// - `P 05 ‖ name ‖ 00 ‖ id` → named pins by name.
@@ -36,7 +37,7 @@ enum PinIndex {
     /// Adds every entry of `pin` to `batch`.
     static func stagePut(_ pin: Pin, into batch: WriteBatch) {
         batch.put(recordKey(pin.id), pin.encode())
-        batch.put(multihashKey(pin.cid.multihash, pin.id), [typeCode(pin.type), UInt8(PinStatus.allCases.firstIndex(of: pin.status)!)])
+        batch.put(multihashKey(pin.cid.multihash, pin.id), listingValue(pin))
         if let e = pin.expires { batch.put(expiryKey(e, pin.id), []) }
         if pin.status == .queued { batch.put(queuedKey(pin.id), []) }
         if let n = pin.name { batch.put(nameKey(n, pin.id), []) }
@@ -49,6 +50,23 @@ enum PinIndex {
         if let e = pin.expires { batch.delete(expiryKey(e, pin.id)) }
         if pin.status == .queued { batch.delete(queuedKey(pin.id)) }
         if let n = pin.name { batch.delete(nameKey(n, pin.id)) }
+    }
+
+    static func listingValue(_ pin: Pin) -> [UInt8] {
+        var v: [UInt8] = [typeCode(pin.type), UInt8(PinStatus.allCases.firstIndex(of: pin.status)!), UInt8(pin.cid.version)]
+        Varint.append(pin.cid.codec.code, to: &v)
+        v.append(contentsOf: (pin.name ?? "").utf8)
+        return v
+    }
+
+    /// A `02` entry as (CID, type, status, name).
+    static func parseListing(_ key: [UInt8], _ value: [UInt8]) throws -> (cid: CID, type: PinType, status: PinStatus, name: String) {
+        guard key.count > 2 + 16, value.count >= 4, value[1] < PinStatus.allCases.count else { throw PinningError.corrupted("malformed pin index entry") }
+        let mh = try Multihash(bytes: Array(key[2..<(key.count - 16)]))
+        let (codec, n) = try Varint.decode(value, at: 3)
+        var cid = CID(codec: Multicodec(codec), multihash: mh)
+        if value[2] == 0 { cid = try cid.toV0() }
+        return (cid, value[0] == 0 ? .recursive : .direct, PinStatus.allCases[Int(value[1])], String(decoding: value[(3 + n)...], as: UTF8.self))
     }
 
     /// The pin ID at the end of a key.

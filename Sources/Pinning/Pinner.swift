@@ -194,6 +194,15 @@ public final class Pinner: Sendable {
         }
     }
 
+    /// Visits every pin as (CID, type, status, name) from the multihash index alone, in multihash
+    /// order (`pin ls`: no record is decoded), until `body` returns false.
+    public func forEachListing(_ body: (CID, PinType, PinStatus, String) throws -> Bool) throws {
+        try db.makeIterator(snapshot: db.snapshot(), fillCache: false).forEach(prefix: PinIndex.key(PinIndex.byMultihash)) { k, v in
+            let l = try PinIndex.parseListing(k, v)
+            return try body(l.cid, l.type, l.status, l.name)
+        }
+    }
+
     // MARK: removing
 
     /// Removes `pin` in `txn`: its index entries, its reference, and a grace period on its root.

@@ -25,7 +25,8 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
 }
 
-var rngState: UInt64 = 0x9e3779b97f4a7c15
+// The tool is single-threaded: only the main thread draws random bytes.
+nonisolated(unsafe) var rngState: UInt64 = 0x9e3779b97f4a7c15
 func randomBytes(_ count: Int) -> [UInt8] {
     var out = [UInt8](repeating: 0, count: count)
     out.withUnsafeMutableBytes { raw in
