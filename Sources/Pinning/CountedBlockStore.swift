@@ -77,8 +77,8 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
     }
 
     /// `delete` inside a caller's transaction; returns the freed size, nil when absent.
-    public func stageDelete(_ mh: Multihash, in txn: CountTransaction) throws -> Int? {
-        guard let (links, size) = try base.stageDelete(mh, into: txn.batch) else { return nil }
+    public func stageDelete(_ mh: Multihash, in txn: CountTransaction, iterator: LevelDB.Iterator? = nil) throws -> Int? {
+        guard let (links, size) = try base.stageDelete(mh, into: txn.batch, iterator: iterator) else { return nil }
         for l in links { try txn.adjust(l.multihash, by: -1) }
         if let r = try txn.record(mh), r.count == 0 { try txn.remove(mh) }
         deletions.add(1, ordering: .sequentiallyConsistent)

@@ -48,6 +48,7 @@ public struct GarbageCollector: Sendable {
             if batch.isEmpty { break }
             let deleted: [(CID, Int)] = try store.transaction { txn in
                 var out: [(CID, Int)] = []
+                let links = store.db.makeIterator(fillCache: false)
                 for (t, mh) in batch {
                     // Re-read under the lock: a put or pin may have come in since the scan.
                     guard let r = try txn.record(mh), r.count == 0, r.notBefore == t else {
@@ -55,7 +56,7 @@ public struct GarbageCollector: Sendable {
                         txn.batch.delete(CountRecord.candidateKey(t, mh))
                         continue
                     }
-                    if let size = try store.stageDelete(mh, in: txn) {
+                    if let size = try store.stageDelete(mh, in: txn, iterator: links) {
                         out.append((CID(codec: .raw, multihash: mh), size))
                     }
                     try txn.remove(mh)

@@ -201,12 +201,13 @@ public final class LevelDBBlockStore: BlockStore {
 
     /// Adds the deletion of a block (data and every links record) to `batch`. Returns, for
     /// each links record removed, its distinct links (concatenated), with the block's size;
-    /// nil when the block is absent.
-    public func stageDelete(_ mh: Multihash, into batch: WriteBatch) throws -> (links: [CID], size: Int)? {
+    /// nil when the block is absent. Deleting many blocks, pass one `iterator` for all of them:
+    /// making an iterator costs more as the database grows.
+    public func stageDelete(_ mh: Multihash, into batch: WriteBatch, iterator: LevelDB.Iterator? = nil) throws -> (links: [CID], size: Int)? {
         guard let record = try record(mh) else { return nil }
         batch.delete(Self.dataKey(mh))
         var links: [CID] = []
-        let it = db.makeIterator()
+        let it = iterator ?? db.makeIterator()
         try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, v in
             batch.delete(k)
             var seen = Set<Multihash>()
