@@ -12,10 +12,11 @@ import Glibc
 @Suite(.serialized) struct ThirdPartyClientTests {
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static func run(_ executable: String, _ args: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
+    static func run(_ executable: String, _ args: [String], environment: [String: String]? = nil, directory: String? = nil) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
+        if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if let environment { p.environment = environment }
         let out = Pipe()
         p.standardOutput = out
