@@ -68,6 +68,9 @@ struct KuboRPC: Sendable {
         let mhlen = Int(q.get("mhlen") ?? "-1") ?? -1
         let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
+        // Held from put to pin, so a collection in between cannot take the blocks.
+        let lease = node.blocks.lease()
+        defer { lease.release() }
         let chosenCodec = codec
         var out = ByteBuffer()
         for data in files {
@@ -125,6 +128,8 @@ struct KuboRPC: Sendable {
         // Pinned unless `pin=false` (Qstore's default; Kubo's is false).
         let pin = q.get("pin").map { Self.flag($0) } ?? true
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
+        let lease = node.blocks.lease()
+        defer { lease.release() }
         var out = ByteBuffer()
         for data in files {
             let block = try node.encodeDAG(data, input: input, store: store, hash: hash)
