@@ -128,9 +128,7 @@ extension KuboRPC {
     }
 
     func pinPolicies() -> Response {
-        let set = node.pins.policies
-        let list = set.policies.keys.sorted().map { set.policies[$0]!.jsonObject }
-        return JSONOutput.response(["Source": set.source, "Policies": list])
+        JSONOutput.response(node.pins.policies.jsonObject)
     }
 
     /// Kubo's `repo gc`: one `{"Key":{"/":cid}}` line per block removed (none with `quiet`).

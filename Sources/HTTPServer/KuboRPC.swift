@@ -176,16 +176,12 @@ struct KuboRPC: Sendable {
         defer { spool.remove() }
         let (imports, pinErrors) = try await io.run { () throws -> ([ImportSummary], [CID: String]) in
             let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
-            var all: [ImportSummary] = []
-            var errors: [CID: String] = [:]
             // One lease over every part and the pins: a root's blocks may come in a later part.
-            try self.node.withLease {
-                while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader, pinRoots: false).summary) }
-                for r in all.flatMap(\.roots) where pinRoots {
-                    do { try self.node.pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
-                }
+            return try self.node.withLease {
+                var all: [ImportSummary] = []
+                while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader)) }
+                return (all, pinRoots ? try self.node.pinRoots(all.flatMap(\.roots)) : [:])
             }
-            return (all, errors)
         }
         var out = ByteBuffer()
         // Kubo reports each root once, after every CAR is read, only when pinning roots.

@@ -98,10 +98,7 @@ struct PinningServiceAPI: Sendable {
                 for c in cids { for p in try self.node.pins.pins(of: c.multihash) where seen.insert(p.id).inserted { found.append(p) } }
                 for p in found.sorted(by: { $0.id > $1.id }) where before.map({ p.created < $0 }) ?? true { _ = visit(p) }
             } else {
-                try self.node.pins.forEachPin(newestFirst: true, before: before) { p in
-                    if let before, p.created >= before { return true }
-                    return visit(p)
-                }
+                try self.node.pins.forEachPin(newestFirst: true, before: before, visit)
             }
             return (count, results)
         }

@@ -26,7 +26,7 @@ extension Node {
                 // Pin under the codec the block was stored with, so its links stay counted.
                 var cid = r
                 try repository.db.makeIterator().forEach(prefix: KeySpace.blockLinks.key(r.multihash.bytes)) { k, _ in
-                    if let (c, _) = try? Varint.decode(Array(k.dropFirst(1 + r.multihash.bytes.count)), at: 0) { cid = CID(codec: Multicodec(c), multihash: r.multihash) }
+                    cid = CID(codec: try LevelDBBlockStore.parseLinksKey(k).1, multihash: r.multihash)
                     return false
                 }
                 var request = Pinner.Request(cid: cid, type: .direct, name: "pre-pinning root")

@@ -134,22 +134,23 @@ public final class Node: Sendable {
         return try w.finish()
     }
 
-    /// Imports a CAR from `source` under a lease; with `pinRoots`, pins each root recursively
-    /// (Kubo's `dag import --pin-roots`): `pinErrors` says, per root, why it could not be pinned.
-    public func importCAR<Source: ByteSource>(_ source: Source, fileSize: UInt64? = nil, pinRoots: Bool = true) throws -> (summary: ImportSummary, pinErrors: [CID: String]) {
-        let lease = blocks.lease()
-        defer { lease.release() }
+    /// Imports a CAR from `source`. Callers that pin the roots afterwards run both inside
+    /// `withLease`, so nothing imported is collected in between.
+    public func importCAR<Source: ByteSource>(_ source: Source, fileSize: UInt64? = nil,
+                                              progress: (_ blocks: Int, _ bytes: UInt64) -> Void = { _, _ in }) throws -> ImportSummary {
         var reader: CARReader<Source>
         do { reader = try CARReader(source, fileSize: fileSize) } catch let e as CARError { throw NodeError.badInput("\(e)") }
-        let summary: ImportSummary
-        do { summary = try DAGTransfer.import(from: &reader, into: blocks) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        do { return try DAGTransfer.import(from: &reader, into: blocks, progress: progress) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+    }
+
+    /// Kubo's `dag import --pin-roots`: pins each root recursively; returns, per root that could
+    /// not be pinned, why.
+    public func pinRoots(_ roots: [CID]) throws -> [CID: String] {
         var errors: [CID: String] = [:]
-        if pinRoots {
-            for r in summary.roots {
-                do { try pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
-            }
+        for r in roots {
+            do { try pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
         }
-        return (summary, errors)
+        return errors
     }
 
     // MARK: node

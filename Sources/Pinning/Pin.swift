@@ -115,8 +115,9 @@ public struct Pin: Sendable, Equatable {
         if let name { pairs.append(("name", .string(name))) }
         if let expires { pairs.append(("expires", .int(expires))) }
         if !origins.isEmpty { pairs.append(("origins", .list(origins.map { .string($0) }))) }
-        if !meta.isEmpty { pairs.append(("meta", .map(IPLDMap(uniqueKeysWithValues: meta.map { ($0.key, .string($0.value)) })))) }
-        if !info.isEmpty { pairs.append(("info", .map(IPLDMap(uniqueKeysWithValues: info.map { ($0.key, .string($0.value)) })))) }
+        func strings(_ d: [String: String]) -> IPLDNode { .map(IPLDMap(uniqueKeysWithValues: d.map { ($0.key, .string($0.value)) })) }
+        if !meta.isEmpty { pairs.append(("meta", strings(meta))) }
+        if !info.isEmpty { pairs.append(("info", strings(info))) }
         // Every field is built here from typed values, so encoding cannot fail.
         return try! DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: pairs)))
     }

@@ -172,7 +172,8 @@ public final class Pinner: Sendable {
         try db.get(PinIndex.recordKey(id)).map { try Pin(id: id, decoding: $0) }
     }
 
-    /// Visits pins in creation order (or newest first) until `body` returns false.
+    /// Visits pins in creation order, or newest first (those created before `before` ms only),
+    /// until `body` returns false.
     public func forEachPin(newestFirst: Bool = false, before: UInt64? = nil, _ body: (Pin) throws -> Bool) throws {
         let it = db.makeIterator(snapshot: db.snapshot(), fillCache: false)
         let prefix = PinIndex.key(PinIndex.records)
@@ -363,14 +364,14 @@ public final class Pinner: Sendable {
         }
         for id in queued {
             guard let p = try pin(id: id), p.status == .queued else { continue }
-            let dag = try check(p.cid, type: p.type)
+            let epoch = store.deletionCount
+            let early = try check(p.cid, type: p.type)
             try store.transaction { txn in
                 guard var q = try pin(id: id), q.status == .queued else { return }
+                // Walked again (under the lock) only if something was deleted since the first walk.
+                let dag = store.deletionCount == epoch ? early : try check(q.cid, type: q.type)
                 if dag.missing == nil {
-                    let again = store.deletionCount
-                    let d = try check(q.cid, type: q.type)
-                    guard d.missing == nil, again == store.deletionCount else { return }
-                    try recordLinks(d, txn)
+                    try recordLinks(dag, txn)
                     PinIndex.stageDelete(q, from: txn.batch)
                     q.status = .pinned
                     q.info = [:]

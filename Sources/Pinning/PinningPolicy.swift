@@ -188,6 +188,11 @@ public struct PolicySet: Sendable {
     public var defaultPolicy: PinningPolicy { policies["default"]! }
 }
 
+extension PolicySet {
+    /// `{"Source", "Policies": [...]}` as `pin policies` prints it.
+    public var jsonObject: [String: Any] { ["Source": source, "Policies": policies.keys.sorted().map { policies[$0]!.jsonObject }] }
+}
+
 extension PinningPolicy {
     /// The policy as its file writes it (durations formatted), for listings.
     public var jsonObject: [String: Any] {

@@ -139,13 +139,8 @@ struct LocalBackend: Backend {
         let (s, errors) = try reporting(file) { () throws -> (ImportSummary, [CID: String]) in
             try node.withLease {
                 let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-                var reader = try CARReader(source, fileSize: source.size)
-                let s = try DAGTransfer.import(from: &reader, into: node.blocks) { n, b in p.update(bytes: b, items: n) }
-                var errors: [CID: String] = [:]
-                for r in s.roots where pinRoots {
-                    do { try node.pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
-                }
-                return (s, errors)
+                let s = try node.importCAR(source, fileSize: source.size) { n, b in p.update(bytes: b, items: n) }
+                return (s, pinRoots ? try node.pinRoots(s.roots) : [:])
             }
         }
         p.finish()
@@ -235,10 +230,7 @@ struct LocalBackend: Backend {
         try reporting("pin update") { _ = try node.pins.update(from: try resolved(from), to: try resolved(to), unpin: unpin) }
     }
 
-    func pinPolicies() throws -> [String: Any] {
-        let set = node.pins.policies
-        return ["Source": set.source, "Policies": set.policies.keys.sorted().map { set.policies[$0]!.jsonObject }]
-    }
+    func pinPolicies() throws -> [String: Any] { node.pins.policies.jsonObject }
 
     func repoGC(_ removed: (String) -> Void) throws -> Int {
         try reporting("repo gc") { try node.collectGarbage { cid, _ in removed(cid.string); return true }.blocks }

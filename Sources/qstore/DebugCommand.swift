@@ -25,8 +25,8 @@ struct DebugCommand: ParsableCommand {
         func run() throws {
             let node = try localNode(purpose: "debug write-load")
             if pins { return try pinLoad(node) }
-            var state = seed &* 0x9e3779b97f4a7c15 | 1
-            func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+            var rng = XorShift(seed: seed)
+            func next() -> UInt64 { rng.next() }
             var pending: [Block] = []
             let out = FileHandle.standardOutput
             for i in 0..<count {
@@ -49,8 +49,8 @@ struct DebugCommand: ParsableCommand {
         /// Each step: a random leaf and a root linking it and the previous root, put together and
         /// pinned; every third step unpins an earlier root; every fifth collects garbage.
         private func pinLoad(_ node: Node) throws {
-            var state = seed &* 0x9e3779b97f4a7c15 | 1
-            func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+            var rng = XorShift(seed: seed)
+            func next() -> UInt64 { rng.next() }
             let out = FileHandle.standardOutput
             var previous: CID?
             var roots: [CID] = []
@@ -77,5 +77,17 @@ struct DebugCommand: ParsableCommand {
                 if i % 5 == 4 { try reporting("write-load") { _ = try node.collectGarbage() } }
             }
         }
+    }
+}
+
+/// The write load's pseudo-random numbers (xorshift64), reproducible from a seed.
+struct XorShift {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9e3779b97f4a7c15 | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
     }
 }

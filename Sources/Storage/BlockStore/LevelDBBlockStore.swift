@@ -231,7 +231,8 @@ public final class LevelDBBlockStore: BlockStore {
         }
     }
 
-    static func parseLinksKey(_ key: [UInt8]) throws -> (Multihash, Multicodec) {
+    /// The (multihash, codec) of a links-record key.
+    public static func parseLinksKey(_ key: [UInt8]) throws -> (Multihash, Multicodec) {
         let rest = Array(key.dropFirst())
         let (mh, n) = try rest.withUnsafeBytesTyped { (raw) throws(MultihashError) in try Multihash.decodePrefix(raw) }
         let (codec, m) = try Varint.decode(rest, at: n)
