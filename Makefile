@@ -30,7 +30,7 @@ run: deps
 
 test: deps
 	$(SWIFT) build
-	$(SWIFT) test
+	SWIFT=$(SWIFT) Scripts/run-tests.sh
 
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark

@@ -49,7 +49,9 @@ public struct GarbageCollector: Sendable {
             let deleted: [(CID, Int)] = try store.transaction { txn in
                 var out: [(CID, Int)] = []
                 let links = store.db.makeIterator(fillCache: false)
-                for (t, mh) in batch {
+                // Leases again, under the lock: one may have begun (and put) since the scan.
+                let leaseStart = store.oldestLease ?? .max
+                for (t, mh) in batch where t < leaseStart {
                     // Re-read under the lock: a put or pin may have come in since the scan.
                     guard let r = try txn.record(mh), r.count == 0, r.notBefore == t else {
                         // The key moved (or, against invariant 2, outlived its record): drop this copy.
