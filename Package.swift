@@ -88,7 +88,7 @@ let package = Package(
         // "qstore" is a dependency so the crash test has the binary to run as a child process.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
-        .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
+        .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Node", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
     ],
     swiftLanguageModes: [.v6]

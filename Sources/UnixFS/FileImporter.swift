@@ -5,8 +5,8 @@ import Storage
 
 /// How a file is cut and laid out, with `ipfs add`'s defaults.
 public struct ImportOptions: Sendable {
-    /// Chunk size of the fixed-size chunker (`size-262144`).
-    public var chunkSize = 262_144
+    /// How the file is cut (`--chunker`; Kubo's default `size-262144`).
+    public var chunking = Chunking.default
     /// CID version: 0 (Kubo's default) or 1.
     public var cidVersion = 0
     /// Leaves as raw blocks; nil means "raw when CIDv1", as Kubo decides.
@@ -25,11 +25,10 @@ public struct ImportOptions: Sendable {
     /// Kubo's defaults.
     public init() {}
 
-    /// Options from a chunker spec: `size-N` (N bytes; `default` or nil is 262144).
+    /// Options from a Kubo chunker spec (see `Chunking(spec:)`); nil keeps the default.
     public mutating func chunker(_ spec: String?) throws {
-        guard let spec, spec != "default" else { return }
-        guard spec.hasPrefix("size-"), let n = Int(spec.dropFirst(5)), n > 0, n <= 1 << 20 else { throw UnixFSError.badChunker(spec) }
-        chunkSize = n
+        guard let spec else { return }
+        chunking = try Chunking(spec: spec)
     }
 
     var usesRawLeaves: Bool { rawLeaves ?? (cidVersion == 1) }
@@ -45,8 +44,8 @@ public struct ImportedFile: Sendable, Equatable {
     public let dagSize: UInt64
 }
 
-/// Imports a byte stream as a UnixFS file with the balanced layout and a fixed-size
-/// chunker, exactly as Kubo's importer (boxo `balanced.Layout`), so CIDs match
+/// Imports a byte stream as a UnixFS file with the balanced (or trickle) layout and any of
+/// Kubo's chunkers, exactly as Kubo's importer (boxo `balanced.Layout`), so CIDs match
 /// `ipfs add` for the same settings. Blocks go to `emit` as they are finished; memory
 /// holds one chunk and the links of the nodes on the current path, whatever the size.
 public struct FileImporter {
@@ -69,7 +68,7 @@ public struct FileImporter {
 
     /// Reads `source` to its end and returns the file's root.
     public func importFile<S: ByteSource>(_ source: S) throws -> ImportedFile {
-        var chunks = Chunker(source: source, size: options.chunkSize)
+        var chunks = Chunker(source: source, chunking: options.chunking)
         if options.trickle {
             var root = InternalNode()
             let built = try fillTrickle(&root, maxDepth: -1, chunks: &chunks)
@@ -200,47 +199,4 @@ final class LeafBuffer {
         return storage
     }
     deinit { storage.deallocate() }
-}
-
-/// Fixed-size chunks of a byte stream, read into one reused buffer: every chunk
-/// full but the last, no allocation per chunk.
-struct Chunker<S: ByteSource> {
-    var source: S
-    let size: Int
-    private var buffer: [UInt8]
-    private var count = 0
-    private var ready = false
-    private var finished = false
-
-    init(source: S, size: Int) {
-        self.source = source
-        self.size = size
-        buffer = [UInt8](repeating: 0, count: size)
-    }
-
-    /// Fills the buffer with the next chunk unless one is waiting; false at the end.
-    private mutating func load() throws -> Bool {
-        if ready { return true }
-        if finished { return false }
-        var filled = 0
-        while filled < size {
-            let n = try buffer.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
-            if n == 0 { finished = true; break }
-            filled += n
-        }
-        count = filled
-        ready = filled > 0
-        return ready
-    }
-
-    /// Whether no chunk is left.
-    mutating func atEnd() throws -> Bool { try !load() }
-
-    /// Calls `body` with the next chunk (the caller checked `atEnd()`).
-    mutating func withNext<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        guard try load() else { throw UnixFSError.invalid("chunker read past the end") }
-        ready = false
-        let n = count
-        return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-    }
 }

@@ -100,14 +100,14 @@ public enum UnixFSError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalid(String)
     case notAFile(CID)
     case missingBlock(CID)
-    case badChunker(String)
+    case badChunker(String, String)
 
     public var description: String {
         switch self {
         case .invalid(let r): "invalid UnixFS: \(r)"
         case .notAFile(let c): "\(c) is not a UnixFS file"
         case .missingBlock(let c): "block \(c) is missing"
-        case .badChunker(let c): "unsupported chunker \"\(c)\" (size-N)"
+        case .badChunker(let c, let why): "bad chunker \"\(c)\": \(why)"
         }
     }
 }

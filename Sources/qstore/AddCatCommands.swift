@@ -10,11 +10,11 @@ struct AddCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Import files and directories as UnixFS, printing `added <cid> <name>`.",
-        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Goes through the daemon when one runs. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. What is added is pinned recursively (the wrapping directory, else each top-level entry) unless --pin=false. Not yet: content-defined chunkers (rabin, buzhash).")
+        discussion: "Defaults are Kubo's: 256 KiB chunks, balanced layout (174 links), CIDv0; --cid-version 1 implies raw leaves; CIDs are those `ipfs add` gives for the same settings. Streams: memory stays flat whatever the file size. Goes through the daemon when one runs. Directories past 256 KiB of links become HAMT-sharded, as in Kubo. What is added is pinned recursively (the wrapping directory, else each top-level entry) unless --pin=false.")
 
     @Option(help: "CID version: 0 or 1 (1 implies --raw-leaves).") var cidVersion = 0
     @Option(help: "Leaves as raw blocks (default: true with CIDv1).") var rawLeaves: Bool?
-    @Option(help: "Chunker: size-N (default size-262144).") var chunker: String?
+    @Option(help: "Chunker, as Kubo: size-N (default size-262144, N ≤ 1 MiB), rabin, rabin-AVG, rabin-MIN-AVG-MAX (min ≥ 16, max ≤ 1 MiB), buzhash.") var chunker: String?
     @Option(help: "Multihash function.") var hash = "sha2-256"
     @Flag(name: .shortAndLong, help: "Print only the hash of each file.") var quiet = false
     @Flag(name: [.customShort("n"), .long], help: "Compute CIDs without storing anything.") var onlyHash = false

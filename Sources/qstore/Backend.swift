@@ -415,7 +415,7 @@ struct RemoteBackend: Backend {
 
     /// The `/api/v0/add` parameters for import options.
     static func addQuery(_ options: ImportOptions) -> [(String, String)] {
-        var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", "size-\(options.chunkSize)"),
+        var query: [(String, String)] = [("cid-version", String(options.cidVersion)), ("chunker", options.chunking.spec),
                                          ("hash", options.hash.name), ("only-hash", String(options.onlyHash))]
         if let r = options.rawLeaves { query.append(("raw-leaves", String(r))) }
         if options.trickle { query.append(("trickle", "true")) }

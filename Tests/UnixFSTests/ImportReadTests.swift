@@ -19,7 +19,7 @@ struct ImportReadTests {
     func rangesReadBackExactly(depthHint: Int, cidVersion: Int) throws {
         // Small chunks and few links per node give deep trees from little data.
         var o = ImportOptions()
-        o.chunkSize = 7
+        o.chunking = .fixed(7)
         o.maximumLinks = 3
         o.cidVersion = cidVersion
         var rng = SeededGenerator(seed: UInt64(depthHint * 10 + cidVersion))
@@ -44,7 +44,7 @@ struct ImportReadTests {
     @Test(arguments: [false, true])
     func trickleAndInlinedDAGsReadBack(rawLeaves: Bool) throws {
         var o = ImportOptions()
-        o.chunkSize = 5
+        o.chunking = .fixed(5)
         o.maximumLinks = 3
         o.trickle = true
         o.rawLeaves = rawLeaves
@@ -67,7 +67,7 @@ struct ImportReadTests {
 
     @Test func everyBlockOfTheDAGIsEmittedAndLinksAreRecorded() throws {
         var o = ImportOptions()
-        o.chunkSize = 1000
+        o.chunking = .fixed(1000)
         let store = MemoryBlockStore()
         var rng = SeededGenerator(seed: 4)
         let data = rng.bytes(50_000)
@@ -89,10 +89,23 @@ struct ImportReadTests {
     @Test func chunkerSpecsAndErrors() throws {
         var o = ImportOptions()
         try o.chunker("size-1024")
-        #expect(o.chunkSize == 1024)
+        #expect(o.chunking == .fixed(1024))
         try o.chunker(nil)
-        #expect(throws: UnixFSError.self) { try o.chunker("rabin") }
-        #expect(throws: UnixFSError.self) { try o.chunker("size-0") }
+        #expect(o.chunking == .fixed(1024), "nil keeps what was set")
+        // Kubo's specs and its derived bounds.
+        let parsed: [(String, Chunking)] = [
+            ("default", .fixed(262_144)), ("", .fixed(262_144)), ("size-1048576", .fixed(1 << 20)),
+            ("rabin", .rabin(min: 87_381, average: 262_144, max: 393_216)), ("rabin-1000", .rabin(min: 333, average: 1000, max: 1500)),
+            ("rabin-512-1024-2048", .rabin(min: 512, average: 1024, max: 2048)),
+            ("rabin-min:16-avg:64-max:128", .rabin(min: 16, average: 64, max: 128)),
+            ("buzhash", .buzhash), ("buzhash-x", .buzhash),
+        ]
+        for (spec, expected) in parsed { #expect(try Chunking(spec: spec) == expected, "\(spec)") }
+        #expect(try Chunking(spec: Chunking.rabin(min: 20, average: 40, max: 80).spec) == .rabin(min: 20, average: 40, max: 80))
+        for bad in ["size-0", "size-x", "size-1048577", "size-1-2", "rabin-15-64-128", "rabin-64-64-128", "rabin-16-128-128",
+                    "rabin-16-64-1048577", "rabin-47", "rabin-700000", "rabin-1-2", "rabin-foo:16-64-128", "fastcdc", "size"] {
+            #expect(throws: UnixFSError.self, "\(bad)") { try Chunking(spec: bad) }
+        }
         let store = MemoryBlockStore()
         let raw = try store.put(data: [1, 2, 3])
         let cbor = try store.put(data: DAGCBOR().encode(["a": 1]), codec: .dagCBOR)

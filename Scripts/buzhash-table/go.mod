@@ -1,0 +1,3 @@
+module buzhashtable
+
+go 1.19
