@@ -32,6 +32,38 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(operation): \(String(cString: strerror(code)))" }
 }
 
+/// Passes another source's bytes through and tells `report` how many have been read so far:
+/// each time at least `every` more bytes have gone by, and once at the end (`true`).
+/// Progress bars and Kubo's add progress lines are built on it.
+public struct ObservedSource<Inner: ByteSource>: ByteSource {
+    private var inner: Inner
+    private let every: UInt64
+    private let report: (UInt64, Bool) throws -> Void
+    private var bytes: UInt64 = 0
+    private var reported: UInt64 = 0
+    private var ended = false
+
+    /// A source reading `inner`, reporting every `every` bytes and at the end.
+    public init(_ inner: Inner, every: UInt64, report: @escaping (_ bytes: UInt64, _ atEnd: Bool) throws -> Void) {
+        self.inner = inner
+        self.every = max(1, every)
+        self.report = report
+    }
+
+    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        bytes += UInt64(n)
+        if n == 0 {
+            if !ended { try report(bytes, true) }
+            ended = true
+        } else if bytes - reported >= every {
+            reported = bytes
+            try report(bytes, false)
+        }
+        return n
+    }
+}
+
 /// Bytes already in memory.
 public struct BytesSource: ByteSource {
     private let bytes: [UInt8]

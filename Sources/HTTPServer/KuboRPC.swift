@@ -199,7 +199,10 @@ struct KuboRPC: Sendable {
         return Self.jsonStream(out)
     }
 
-    /// Kubo's `add` for files: each file part becomes a UnixFS file; one `{"Name","Hash","Size"}` line per file.
+    /// Kubo's `add`: each file part becomes a UnixFS file, trees come from the part names. The
+    /// reply streams Kubo's newline-delimited JSON: with `progress=true` a `{"Name","Bytes"}` line
+    /// every 256 KiB of each file and at its end, then one `{"Name","Hash","Size"}` line per file
+    /// as it is done, then the directories (the root last).
     func add(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
         var options = ImportOptions()
@@ -219,60 +222,75 @@ struct KuboRPC: Sendable {
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with files")
         }
+        // The upload is spooled first: a slow client never holds a storage thread.
         let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
-        defer { spool.remove() }
         let opts = options
         let wrap = Self.flag(q.get("wrap-with-directory"))
+        let progress = Self.flag(q.get("progress"))
         let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
         let pinName = q.get("pin-name").map { String($0) }
-        let lines = try await io.run { () throws -> [(String, CID, UInt64)] in try self.node.withLease {
-            let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
-            var files: [(path: String, cid: CID, dagSize: UInt64)] = []
-            var directories: [String] = []
-            while let headers = try reader.nextPart() {
-                let name = Self.filename(headers["content-disposition"]) ?? "file"
-                if headers["content-type"]?.hasPrefix("application/x-directory") == true {
-                    directories.append(name)
-                    continue
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[HTTPField.Name("X-Chunked-Output")!] = "1"
+        return try await Self.streamedReply(io, for: request, headers: headers, finally: { spool.remove() }) { channel in
+            func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
+            func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try send(["Name": name, "Hash": cid.string, "Size": String(size)]) }
+            try self.node.withLease {
+                let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
+                var files: [(path: String, cid: CID, dagSize: UInt64)] = []
+                var directories: [String] = []
+                while let headers = try reader.nextPart() {
+                    let name = Self.filename(headers["content-disposition"]) ?? "file"
+                    // A path in a tree is checked before anything of it is imported or reported
+                    // (a top-level name may be empty: Kubo's clients send unnamed data so).
+                    if name.contains("/") || name == "." || name == ".." {
+                        do { _ = try DirectoryImporter.pathComponents(name) } catch { throw RequestError(.badRequest, "\(error)") }
+                    }
+                    if headers["content-type"]?.hasPrefix("application/x-directory") == true {
+                        directories.append(name)
+                        continue
+                    }
+                    if headers["content-type"]?.hasPrefix("application/symlink") == true {
+                        let target = String(decoding: try reader.readBody(limit: 4096), as: UTF8.self)
+                        let link = try DirectoryImporter(options: opts) { try self.node.blocks.put($0) }.makeSymlink(target)
+                        files.append((name, link.cid, link.dagSize))
+                        try added(name, link.cid, link.dagSize)
+                        continue
+                    }
+                    // Kubo's progress events: bytes read so far, every 256 KiB and at the end (0 is left out).
+                    let source = ObservedSource(reader, every: progress ? 256 << 10 : .max) { bytes, _ in
+                        if progress { try send(bytes == 0 ? ["Name": name] : ["Name": name, "Bytes": bytes]) }
+                    }
+                    let f = try self.node.addFile(source, options: opts)
+                    files.append((name, f.cid, f.dagSize))
+                    try added(name, f.cid, f.dagSize)
                 }
-                if headers["content-type"]?.hasPrefix("application/symlink") == true {
-                    let target = String(decoding: try reader.readBody(limit: 4096), as: UTF8.self)
-                    let link = try DirectoryImporter(options: opts) { try self.node.blocks.put($0) }.makeSymlink(target)
-                    files.append((name, link.cid, link.dagSize))
-                    continue
+                guard !files.isEmpty || !directories.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
+                // Directory structure comes from the part names (Kubo's clients send "dir/sub/file").
+                let builder = DirectoryImporter(options: opts) { block in try self.node.blocks.put(block) }
+                var top: [(String, CID, UInt64)] = files.filter { !$0.path.contains("/") }.map { ($0.path, $0.cid, $0.dagSize) }
+                if !directories.isEmpty || files.contains(where: { $0.path.contains("/") }) {
+                    let tree: [(path: String, cid: CID, dagSize: UInt64)]
+                    do { tree = try builder.makeTree(files: files, directories: directories) } catch let e as UnixFSError {
+                        throw RequestError(.badRequest, "\(e)")
+                    }
+                    for d in tree {
+                        try added(d.path, d.cid, d.dagSize)
+                        if !d.path.contains("/") { top.append((d.path, d.cid, d.dagSize)) }
+                    }
                 }
-                let f = try self.node.addFile(reader, options: opts)
-                files.append((name, f.cid, f.dagSize))
-            }
-            guard !files.isEmpty || !directories.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
-            // Directory structure comes from the part names (Kubo's clients send "dir/sub/file").
-            let builder = DirectoryImporter(options: opts) { block in try self.node.blocks.put(block) }
-            var out: [(String, CID, UInt64)] = files.map { ($0.path, $0.cid, $0.dagSize) }
-            let nested = !directories.isEmpty || files.contains { $0.path.contains("/") }
-            if nested {
-                do { out += try builder.makeTree(files: files, directories: directories).map { ($0.path, $0.cid, $0.dagSize) } } catch let e as UnixFSError {
-                    throw RequestError(.badRequest, "\(e)")
+                var roots = top.map(\.1)
+                if wrap {
+                    let w = try builder.makeDirectory(top.map { (name: $0.0, cid: $0.1, dagSize: $0.2) })
+                    roots = [w.cid]
+                    try added("", w.cid, w.dagSize)
                 }
-            }
-            if wrap {
-                let top = out.filter { !$0.0.contains("/") }
-                let w = try builder.makeDirectory(top.map { (name: $0.0, cid: $0.1, dagSize: $0.2) })
-                out.append(("", w.cid, w.dagSize))
-            }
-            // Kubo pins what the add made at the top: the wrapping directory, else each top-level entry.
-            if pin {
-                for (name, cid, _) in out where wrap ? name.isEmpty : !name.contains("/") {
-                    try self.node.pins.pin(Pinner.Request(cid: cid, name: pinName))
+                // Kubo pins what the add made at the top: the wrapping directory, else each top-level entry.
+                if pin {
+                    for cid in roots { try self.node.pins.pin(Pinner.Request(cid: cid, name: pinName)) }
                 }
             }
-            return out
-        } }
-        var out = ByteBuffer()
-        for (name, cid, size) in lines {
-            var line = JSONOutput.bytes(["Name": name, "Hash": cid.string, "Size": String(size)])
-            out.writeBuffer(&line)
         }
-        return Self.jsonStream(out)
     }
 
     /// Kubo's `cat`: the bytes of a UnixFS file, optionally a range (`offset`, `length`), streamed.
@@ -405,30 +423,92 @@ struct KuboRPC: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
-    /// A response body produced by `produce` on a storage thread through a bounded channel.
-    static func stream(_ io: StorageThreads, _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> ResponseBody {
+    /// What a streamed body does when its producer fails after the status was sent.
+    enum StreamFailure {
+        /// Ends the body early (the client sees a truncated response).
+        case abort
+        /// Writes Kubo's error object as a last JSON line.
+        case errorLine
+        /// Writes that line and ends the body with Kubo's `X-Stream-Error` trailer (only for
+        /// clients that said `TE: trailers`: some, FoundationNetworking's among them, crash on one).
+        case errorLineAndTrailer
+    }
+
+    /// A response body produced by `produce` on a storage thread through a bounded channel,
+    /// started when the body is written.
+    static func stream(_ io: StorageThreads, onFailure: StreamFailure = .abort, _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> ResponseBody {
         ResponseBody { writer in
-            let channel = ChunkChannel()
-            let producer = Task {
-                do {
-                    try await io.run {
-                        try produce(channel)
-                    }
-                    channel.finish()
-                } catch {
-                    channel.finish(error)
-                }
-            }
-            do {
-                while let chunk = try await channel.next() { try await writer.write(chunk) }
-                try await writer.finish(nil)
-            } catch {
-                channel.cancel()
-                _ = await producer.result
-                throw error
-            }
-            _ = await producer.result
+            let (channel, producer) = start(io, produce)
+            try await drain(channel, producer, first: nil, into: &writer, onFailure: onFailure)
         }
+    }
+
+    /// Kubo's streamed JSON RPC reply: `produce` starts at once and the status waits for its
+    /// first chunk, so an error before any output gets its own status and error body; after that
+    /// the reply is 200 and a later error arrives as Kubo's error object on a last line and, if the
+    /// request accepts trailers, as the `X-Stream-Error` trailer (as Kubo sends both). `finally`
+    /// runs when the producer is done.
+    static func streamedReply(_ io: StorageThreads, for request: Request, headers: HTTPFields, finally: @escaping @Sendable () -> Void = {},
+                              _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) async throws -> Response {
+        let (channel, producer) = start(io, finally: finally, produce)
+        let first: ByteBuffer?
+        do { first = try await channel.next() } catch {
+            _ = await producer.result
+            throw error
+        }
+        var headers = headers
+        let trailers = request.headers[values: HTTPField.Name("TE")!].contains { $0.lowercased().contains("trailers") }
+        if trailers { headers[.trailer] = "X-Stream-Error" }
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await drain(channel, producer, first: first, into: &writer, onFailure: trailers ? .errorLineAndTrailer : .errorLine)
+        })
+    }
+
+    private static func start(_ io: StorageThreads, finally: @escaping @Sendable () -> Void = {},
+                              _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> (ChunkChannel, Task<Void, Never>) {
+        let channel = ChunkChannel()
+        let producer = Task {
+            do {
+                try await io.run { try produce(channel) }
+                channel.finish()
+            } catch {
+                channel.finish(error)
+            }
+            finally()
+        }
+        return (channel, producer)
+    }
+
+    private static func drain(_ channel: ChunkChannel, _ producer: Task<Void, Never>, first: ByteBuffer?,
+                              into writer: inout any ResponseBodyWriter, onFailure: StreamFailure) async throws {
+        do {
+            if let first { try await writer.write(first) }
+            var failure: (any Error)?
+            while true {
+                let chunk: ByteBuffer?
+                do { chunk = try await channel.next() } catch {
+                    failure = error
+                    break
+                }
+                guard let chunk else { break }
+                try await writer.write(chunk)
+            }
+            if let failure {
+                guard onFailure != .abort else { throw failure }
+                let m = ErrorMapping.map(failure)
+                try await writer.write(JSONOutput.bytes(["Message": m.message, "Code": m.code, "Type": "error"] as [String: Any]))
+                var trailers = HTTPFields()
+                if onFailure == .errorLineAndTrailer { trailers[HTTPField.Name("X-Stream-Error")!] = m.message }
+                try await writer.finish(trailers.isEmpty ? nil : trailers)
+            } else {
+                try await writer.finish(nil)
+            }
+        } catch {
+            channel.cancel()
+            _ = await producer.result
+            throw error
+        }
+        _ = await producer.result
     }
 
     static var architecture: String {

@@ -31,7 +31,7 @@ public enum Chunking: Sendable, Equatable {
             return n
         }
         switch parts[0] {
-        case "", "default" where parts.count == 1:
+        case "" where parts.count == 1, "default" where parts.count == 1:
             self = .default
         case "size":
             guard parts.count == 2 else { throw UnixFSError.badChunker(spec, "expected size-N") }

@@ -83,17 +83,21 @@ public struct DirectoryImporter {
         return (block.cid, UInt64(block.data.count) + sorted.reduce(0) { $0 + $1.dagSize })
     }
 
+    /// The names along a relative entry path; refuses empty, absolute and `.`/`..` paths, which
+    /// would leave the tree being built.
+    public static func pathComponents(_ path: String) throws -> [String] {
+        let c = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard !c.isEmpty, !c.contains(".."), !c.contains("."), !path.hasPrefix("/") else { throw UnixFSError.invalid("unsafe path \"\(path)\"") }
+        return c
+    }
+
     /// Directories for entries given by relative paths (files already imported, plus empty
     /// directories), as `ipfs add -r` over the RPC builds them from multipart parts. Returns
     /// every directory made, children before parents, with its path.
     public func makeTree(files: [(path: String, cid: CID, dagSize: UInt64)], directories: [String]) throws -> [(path: String, cid: CID, dagSize: UInt64)] {
         final class Dir { var files: [String: (CID, UInt64)] = [:]; var dirs: [String: Dir] = [:] }
         let top = Dir()
-        func components(_ path: String) throws -> [String] {
-            let c = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-            guard !c.isEmpty, !c.contains(".."), !c.contains("."), !path.hasPrefix("/") else { throw UnixFSError.invalid("unsafe path \"\(path)\"") }
-            return c
-        }
+        let components = Self.pathComponents
         func dir(_ c: ArraySlice<String>) -> Dir {
             var d = top
             for name in c {

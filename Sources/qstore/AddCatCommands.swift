@@ -52,7 +52,7 @@ struct AddCommand: ParsableCommand {
                 let f = try reporting(file) { () throws -> ImportedFile in
                     let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
                     let size = file == "-" ? nil : source.size
-                    return try FileImporter(options: options) { _ in }.importFile(ProgressSource(source, label: "hashing", total: size, enabled: !noProgress))
+                    return try FileImporter(options: options) { _ in }.importFile(progressSource(source, label: "hashing", total: size, enabled: !noProgress))
                 }
                 report(f.cid.string, file)
             }
@@ -241,22 +241,11 @@ struct TarUnpacker {
     }
 }
 
-/// Reports bytes read through it on a terminal (a progress bar for large adds).
-final class ProgressSource<Inner: ByteSource>: ByteSource {
-    private var inner: Inner
-    private var progress: Progress
-    private var bytes: UInt64 = 0
-
-    init(_ inner: Inner, label: String, total: UInt64?, enabled: Bool) {
-        self.inner = inner
-        progress = Progress(label, total: total, enabled: enabled && (total ?? 0) > 8 << 20)
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try inner.read(into: buffer)
-        bytes += UInt64(n)
+/// A progress bar on a terminal for the bytes read through a source (large adds only).
+func progressSource<Inner: ByteSource>(_ inner: Inner, label: String, total: UInt64?, enabled: Bool) -> ObservedSource<Inner> {
+    nonisolated(unsafe) var progress = Progress(label, total: total, enabled: enabled && (total ?? 0) > 8 << 20)
+    return ObservedSource(inner, every: 1 << 20) { bytes, atEnd in
         progress.update(bytes: bytes, items: 0)
-        if n == 0 { progress.finish() }
-        return n
+        if atEnd { progress.finish() }
     }
 }

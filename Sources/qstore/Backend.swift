@@ -160,7 +160,7 @@ struct LocalBackend: Backend {
         let f = try reporting(file) { () throws -> ImportedFile in
             try node.withLease {
                 let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-                let f = try node.addFile(ProgressSource(source, label: "adding", total: file == "-" ? nil : source.size, enabled: true), options: options)
+                let f = try node.addFile(progressSource(source, label: "adding", total: file == "-" ? nil : source.size, enabled: true), options: options)
                 if let pin { try node.pins.pin(try pin.request(f.cid)) }
                 return f
             }
@@ -406,11 +406,8 @@ struct RemoteBackend: Backend {
         try out.close()
         var query = Self.addQuery(options) + [("wrap-with-directory", String(wrap)), ("pin", String(pin != nil))]
         if let name = pin?.name { query.append(("pin-name", name)) }
-        let reply = try call("add", query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
-        return String(decoding: reply, as: UTF8.self).split(separator: "\n").compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
-            return (o["Name"] as? String ?? "", o["Hash"] as? String ?? "")
-        }
+        let reply = try Self.lines(call("add", query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp))
+        return try Self.checkStream(reply).map { ($0["Name"] as? String ?? "", $0["Hash"] as? String ?? "") }
     }
 
     /// The `/api/v0/add` parameters for import options.
@@ -426,7 +423,8 @@ struct RemoteBackend: Backend {
     func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64) {
         var query = Self.addQuery(options) + [("pin", String(pin != nil))]
         if let name = pin?.name { query.append(("pin-name", name)) }
-        let o = try Self.json(upload("add", query, file: file, partType: "application/octet-stream"))
+        let lines = try Self.checkStream(Self.lines(upload("add", query, file: file, partType: "application/octet-stream")))
+        guard let o = lines.first(where: { $0["Hash"] != nil }) else { throw CLIError("unexpected reply from the daemon") }
         return (o["Hash"] as? String ?? "", UInt64(o["Size"] as? String ?? "") ?? 0)
     }
 
@@ -466,6 +464,15 @@ struct RemoteBackend: Backend {
 }
 
 extension RemoteBackend {
+    /// A streamed reply's lines; an error that came after the 200 (Kubo's error object as the
+    /// last line) is thrown.
+    static func checkStream(_ lines: [[String: Any]]) throws -> [[String: Any]] {
+        if let last = lines.last, last["Type"] as? String == "error" {
+            throw RemoteError(messages: [last["Message"] as? String ?? "the daemon reported an error"])
+        }
+        return lines
+    }
+
     static func lines(_ data: Data) -> [[String: Any]] {
         String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }

@@ -154,6 +154,51 @@ import TestSupport
     }
 }
 
+@Suite(.serialized) struct AddProgressRPCTests {
+    /// `progress=true`: Kubo's `{"Name","Bytes"}` lines every 256 KiB and at the end of each file,
+    /// then its `{"Name","Hash","Size"}` line; an error after the 200 comes as Kubo's error object
+    /// on the last line (and the X-Stream-Error trailer when the client sends `TE: trailers`; this
+    /// client, FoundationNetworking, cannot read trailers); one before any output keeps its status.
+    @Test func progressLinesAndLateErrors() async throws {
+        let d = try await DaemonHarness()
+        let big = (0..<1_100_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        let (body, type) = DaemonHarness.multipart([big, Array("small".utf8)])
+        let reply = try await d.rpc("add?progress=true&cid-version=1", body: body, headers: ["Content-Type": type])
+        #expect(reply.status == 200 && reply.header("X-Chunked-Output") == "1")
+        #expect(reply.header("Trailer") == nil, "the X-Stream-Error trailer only for clients that send TE: trailers")
+        let lines = try reply.jsonLines()
+        let first = lines.filter { $0["Name"] as? String == "f0" }
+        let progress = first.compactMap { $0["Bytes"] as? Int }
+        #expect(progress == [262_144, 524_288, 786_432, 1_048_576, 1_100_000], "every 256 KiB, then the end")
+        #expect(first.last?["Hash"] as? String != nil && first.last?["Bytes"] == nil, "the file's line follows its progress")
+        let small = lines.filter { $0["Name"] as? String == "f1" }
+        #expect(small.compactMap { $0["Bytes"] as? Int } == [5] && small.last?["Hash"] != nil)
+        // Without progress, only the result lines.
+        let quiet = try await d.rpc("add?cid-version=1", body: body, headers: ["Content-Type": type]).jsonLines()
+        #expect(quiet.count == 2 && quiet.allSatisfy { $0["Hash"] != nil })
+        #expect(quiet.map { $0["Hash"] as? String } == lines.filter { $0["Hash"] != nil }.map { $0["Hash"] as? String })
+        // A bad second part: the first file was reported, so the error is the last line of a 200.
+        let bad = String(decoding: body, as: UTF8.self).replacingOccurrences(of: "filename=\"f1\"", with: "filename=\"..%2Fout\"")
+        let late = try await d.rpc("add", body: Array(bad.utf8), headers: ["Content-Type": type])
+        #expect(late.status == 200)
+        let lateLines = try late.jsonLines()
+        #expect(lateLines.first?["Hash"] != nil)
+        #expect(lateLines.last?["Type"] as? String == "error" && (lateLines.last?["Message"] as? String)?.contains("unsafe path") == true)
+        // curl says TE: trailers and dumps the header block, then the trailer after a blank line.
+        let bodyFile = d.directory + "/late-body"
+        try Data(bad.utf8).write(to: URL(fileURLWithPath: bodyFile))
+        let (rc, raw) = try await ThirdPartyClientTests.runAside("/usr/bin/env", [
+            "curl", "-s", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H", "TE: trailers", "-H", "Authorization: Bearer \(d.token)", "-H", "Content-Type: \(type)",
+            "--data-binary", "@" + bodyFile, "http://127.0.0.1:\(d.apiPort)/api/v0/add",
+        ])
+        #expect(rc == 0 && raw.lowercased().contains("trailer: x-stream-error") && raw.lowercased().contains("\r\n\r\nx-stream-error: invalid unixfs: unsafe path"), "curl: \(raw.suffix(400))")
+        // No part at all: an error before any output keeps its 400.
+        let none = try await d.rpc("add", body: Array("--qstore-test-boundary--\r\n".utf8), headers: ["Content-Type": type])
+        #expect(none.status == 400)
+        await d.stop()
+    }
+}
+
 @Suite(.serialized) struct DirectoryAddRPCTests {
     /// Kubo's clients send `ipfs add -r` as parts named by path, directories as application/x-directory.
     @Test func addingATreeOverTheRPCGivesKubosRoot() async throws {

@@ -110,7 +110,7 @@ import TestSupport
         }
         let h = try await DaemonHarness()
         let spec = Fixtures.root.deletingLastPathComponent().appendingPathComponent("specs/pinning/ipfs-pinning-service.yaml").path
-        let (rc, out) = try ThirdPartyClientTests.run(venv + "/schemathesis", [
+        let (rc, out) = try await ThirdPartyClientTests.runAside(venv + "/schemathesis", [
             "run", spec, "-u", "http://127.0.0.1:\(h.apiPort)", "-H", "Authorization: Bearer \(h.token)",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--phases", "examples,fuzzing",
             "--max-examples", "60", "-w", "1", "--seed", "1",

@@ -27,6 +27,16 @@ import Glibc
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// `run` on a thread of its own, for a client talking to a daemon inside this process: the
+    /// wait must not hold one of the few cooperative threads that daemon's requests need.
+    static func runAside(_ executable: String, _ args: [String], environment: [String: String]? = nil, directory: String? = nil) async throws -> (Int32, String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try run(executable, args, environment: environment, directory: directory) })
+            }
+        }
+    }
+
     /// A virtualenv with aioipfs, made once per build directory.
     static func python() throws -> String {
         let venv = repositoryRoot.appendingPathComponent(".build/e2e-venv").path
