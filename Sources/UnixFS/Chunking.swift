@@ -198,18 +198,25 @@ struct RabinCutter: Sendable {
         return outTable.withUnsafeBufferPointer { out in
             modTable.withUnsafeBufferPointer { mod in
                 // The window starts as zeros with a byte 1 slid in at its first position, so the
-                // byte leaving it is 0 for the first 15 bytes hashed, then that 1, then the data
-                // 16 bytes back. The fingerprint starts as that 1 appended to zero: 1.
+                // byte leaving it is 0 (out[0] = 0) for the first 15 bytes hashed, then that 1,
+                // then the data 16 bytes back. The fingerprint starts as 1 appended to zero: 1.
                 var digest: UInt64 = 1
                 var i = skip
-                while i < limit {
-                    let hashed = i - skip
-                    let leaving: UInt8 = hashed >= Self.window ? data[i - Self.window] : (hashed == Self.window - 1 ? 1 : 0)
-                    digest ^= out[Int(leaving)]
-                    let b = data[i]
-                    digest = (digest << 8 | UInt64(b)) ^ mod[Int(digest >> shift)]
+                // The first window's worth: what leaves is the initial window (zeros, then the 1).
+                let warmEnd = Swift.min(limit, skip + Self.window)
+                while i < warmEnd {
+                    if i - skip == Self.window - 1 { digest ^= out[1] }
+                    digest = (digest << 8 | UInt64(data[i])) ^ mod[Int(digest >> shift)]
                     i += 1
                     if i >= min && (digest & mask == 0 || i >= max) { return i }
+                }
+                // Then the byte 16 back leaves as each new one enters. Here i > min, and reaching
+                // `limit` (max, or the end of the stream) ends the chunk there.
+                while i < limit {
+                    digest ^= out[Int(data[i - Self.window])]
+                    digest = (digest << 8 | UInt64(data[i])) ^ mod[Int(digest >> shift)]
+                    i += 1
+                    if digest & mask == 0 { return i }
                 }
                 return limit
             }
