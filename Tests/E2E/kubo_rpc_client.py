@@ -80,6 +80,20 @@ async def main() -> None:
         assert await client.cat(added_v1["Hash"]) == big
         assert await client.cat(added_v1["Hash"], offset=262140, length=10) == big[262140:262150]
 
+        # a tree with a content-defined chunker, as aioipfs uploads it (aioipfs 0.7.1 drops the
+        # progress option; the progress lines are tested in AddProgressRPCTests)
+        tree = os.path.join(work, "tree")
+        os.makedirs(os.path.join(tree, "sub"))
+        payload = bytes((i * 7 + (i >> 11)) & 0xFF for i in range(700_000))
+        with open(os.path.join(tree, "sub", "data.bin"), "wb") as f:
+            f.write(payload)
+        with open(os.path.join(tree, "note.txt"), "wb") as f:
+            f.write(b"a note\n")
+        events = [e async for e in client.core.add(tree, recursive=True, progress=True, cid_version=1, chunker="buzhash")]
+        assert [e["Name"] for e in events] == ["tree/note.txt", "tree/sub/data.bin", "tree/sub", "tree"], events
+        assert events[-1]["Name"] == "tree" and events[-1]["Hash"].startswith("bafybei"), events[-1]
+        assert await client.cat(events[-1]["Hash"] + "/sub/data.bin") == payload
+
         # pins: the client pins block puts by default; a pinned block cannot be removed
         listed = await client.pin.ls(path=cid)
         assert listed["Keys"][cid]["Type"] == "recursive", listed
