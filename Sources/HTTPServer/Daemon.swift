@@ -77,7 +77,7 @@ public final class Daemon: Sendable {
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
         Health(node: node, listener: "api").register(on: router)
         metrics.register(on: router, node: node, io: io)
-        KuboRPC(node: node, io: io, limits: configuration.limits, temporaryDirectory: node.repository.path + "/tmp").register(on: router)
+        KuboRPC(node: node, io: io, limits: configuration.limits).register(on: router)
         VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
         PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.repository.identity.peerID)]).register(on: router)
         return Application(

@@ -38,8 +38,7 @@ enum ErrorMapping {
         case let e as CARError: return Mapped(status: .badRequest, code: 1, message: "\(e)")
         case let e as BodyTooLarge: return Mapped(status: .contentTooLarge, code: 1, message: "\(e)")
         case let e as RequestError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.message)
-        case let e as MultipartReader<BytesSource>.Malformed: return Mapped(status: .badRequest, code: 1, message: "\(e)")
-        case let e as MultipartReader<FileSource>.Malformed: return Mapped(status: .badRequest, code: 1, message: "\(e)")
+        case let e as MultipartMalformed: return Mapped(status: .badRequest, code: 1, message: "\(e)")
         case let e as HTTPError: return Mapped(status: e.status, code: 1, message: e.body ?? "\(e.status)")
         default: return Mapped(status: .internalServerError, code: 0, message: "\(error)")
         }

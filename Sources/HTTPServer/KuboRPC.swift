@@ -16,7 +16,6 @@ struct KuboRPC: Sendable {
     let node: Node
     let io: StorageThreads
     let limits: ServerLimits
-    let temporaryDirectory: String
 
     func register(on router: Router<BasicRequestContext>) {
         let api = router.group("/api/v0")
@@ -168,35 +167,33 @@ struct KuboRPC: Sendable {
         let q = request.uri.queryParameters
         let stats = Self.flag(q.get("stats"))
         let pinRoots = q.get("pin-roots").map { Self.flag($0) } ?? true
-        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
+        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
         }
-        // Spool the upload to disk (memory stays flat whatever its size), then read it part by part.
-        let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
-        defer { spool.remove() }
-        let (imports, pinErrors) = try await io.run { () throws -> ([ImportSummary], [CID: String]) in
-            let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
+        // Read as it arrives (memory stays flat whatever its size), part by part, on a thread of its own.
+        let pipe = BodyPipe()
+        let maximum = limits.maximumImportRequest
+        let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
+        return try await Self.streamedReply(.own, for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
+            let reader = MultipartReader(pipe, boundary: boundary)
             // One lease over every part and the pins: a root's blocks may come in a later part.
-            return try self.node.withLease {
+            let (imports, pinErrors) = try self.node.withLease { () throws -> ([ImportSummary], [CID: String]) in
                 var all: [ImportSummary] = []
                 while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader)) }
                 return (all, pinRoots ? try self.node.pinRoots(all.flatMap(\.roots)) : [:])
             }
+            func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
+            // Kubo reports each root once, after every CAR is read, only when pinning roots.
+            var reported = Set<CID>()
+            for r in imports.flatMap(\.roots) where pinRoots && reported.insert(r).inserted {
+                try send(["Root": ["Cid": ["/": r.string], "PinErrorMsg": pinErrors[r] ?? ""]])
+            }
+            if stats {
+                let blocks: Int = imports.reduce(0) { $0 + $1.blocks }
+                let bytes: UInt64 = imports.reduce(0) { $0 + $1.bytes }
+                try send(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes] as [String: Any]])
+            }
         }
-        var out = ByteBuffer()
-        // Kubo reports each root once, after every CAR is read, only when pinning roots.
-        var reported = Set<CID>()
-        for r in imports.flatMap(\.roots) where pinRoots && reported.insert(r).inserted {
-            var line = JSONOutput.bytes(["Root": ["Cid": ["/": r.string], "PinErrorMsg": pinErrors[r] ?? ""]])
-            out.writeBuffer(&line)
-        }
-        if stats {
-            let blocks: Int = imports.reduce(0) { $0 + $1.blocks }
-            let bytes: UInt64 = imports.reduce(0) { $0 + $1.bytes }
-            var line = JSONOutput.bytes(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes] as [String: Any]])
-            out.writeBuffer(&line)
-        }
-        return Self.jsonStream(out)
     }
 
     /// Kubo's `add`: each file part becomes a UnixFS file, trees come from the part names. The
@@ -219,24 +216,24 @@ struct KuboRPC: Sendable {
         options.onlyHash = Self.flag(q.get("only-hash"))
         options.trickle = Self.flag(q.get("trickle"))
         if Self.flag(q.get("inline")) { options.inlineLimit = Int(q.get("inline-limit") ?? "32") ?? 32 }
-        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<FileSource>.boundary(of: contentType) else {
+        guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with files")
         }
-        // The upload is spooled first: a slow client never holds a storage thread.
-        let spool = try await Spool.write(request.body, directory: temporaryDirectory, limit: limits.maximumImportRequest)
+        // The upload is imported as it arrives, on a thread of its own: a slow client never holds
+        // a storage thread, and the bytes are read once.
+        let pipe = BodyPipe()
+        let maximum = limits.maximumImportRequest
+        let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
         let opts = options
         let wrap = Self.flag(q.get("wrap-with-directory"))
         let progress = Self.flag(q.get("progress"))
         let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
         let pinName = q.get("pin-name").map { String($0) }
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[HTTPField.Name("X-Chunked-Output")!] = "1"
-        return try await Self.streamedReply(io, for: request, headers: headers, finally: { spool.remove() }) { channel in
+        return try await Self.streamedReply(.own, for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
             func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
             func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try send(["Name": name, "Hash": cid.string, "Size": String(size)]) }
             try self.node.withLease {
-                let reader = MultipartReader(try FileSource(path: spool.path), boundary: boundary)
+                let reader = MultipartReader(pipe, boundary: boundary)
                 var files: [(path: String, cid: CID, dagSize: UInt64)] = []
                 var directories: [String] = []
                 while let headers = try reader.nextPart() {
@@ -417,10 +414,15 @@ struct KuboRPC: Sendable {
     static func flag(_ value: String?) -> Bool { flag(value.map { Substring($0) }) }
 
     static func jsonStream(_ body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: jsonStreamHeaders, body: .init(byteBuffer: body))
+    }
+
+    /// The headers of Kubo's newline-delimited JSON replies.
+    static var jsonStreamHeaders: HTTPFields {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[HTTPField.Name("X-Chunked-Output")!] = "1"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+        return headers
     }
 
     /// What a streamed body does when its producer fails after the status was sent.
@@ -438,38 +440,53 @@ struct KuboRPC: Sendable {
     /// started when the body is written.
     static func stream(_ io: StorageThreads, onFailure: StreamFailure = .abort, _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> ResponseBody {
         ResponseBody { writer in
-            let (channel, producer) = start(io, produce)
+            let (channel, producer) = start(.storage(io), produce)
             try await drain(channel, producer, first: nil, into: &writer, onFailure: onFailure)
         }
+    }
+
+    /// Where a streamed reply's producer runs: a storage thread, or a thread of its own (for a
+    /// producer that waits on the client, e.g. reading an upload as it arrives).
+    enum ProducerThread: Sendable {
+        case storage(StorageThreads)
+        case own
     }
 
     /// Kubo's streamed JSON RPC reply: `produce` starts at once and the status waits for its
     /// first chunk, so an error before any output gets its own status and error body; after that
     /// the reply is 200 and a later error arrives as Kubo's error object on a last line and, if the
     /// request accepts trailers, as the `X-Stream-Error` trailer (as Kubo sends both). `finally`
-    /// runs when the producer is done.
-    static func streamedReply(_ io: StorageThreads, for request: Request, headers: HTTPFields, finally: @escaping @Sendable () -> Void = {},
-                              _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) async throws -> Response {
-        let (channel, producer) = start(io, finally: finally, produce)
+    /// runs when the producer is done; the reply ends only once `feeder` (the task reading the
+    /// request body, if any) has.
+    static func streamedReply(_ thread: ProducerThread, for request: Request, headers: HTTPFields, finally: @escaping @Sendable () -> Void = {},
+                              feeder: Task<Void, Never>? = nil, _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) async throws -> Response {
+        let (channel, producer) = start(thread, finally: finally, produce)
         let first: ByteBuffer?
         do { first = try await channel.next() } catch {
             _ = await producer.result
+            _ = await feeder?.result
             throw error
         }
         var headers = headers
         let trailers = request.headers[values: HTTPField.Name("TE")!].contains { $0.lowercased().contains("trailers") }
         if trailers { headers[.trailer] = "X-Stream-Error" }
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await drain(channel, producer, first: first, into: &writer, onFailure: trailers ? .errorLineAndTrailer : .errorLine)
+            try await drain(channel, producer, first: first, into: &writer, onFailure: trailers ? .errorLineAndTrailer : .errorLine, feeder: feeder)
         })
     }
 
-    private static func start(_ io: StorageThreads, finally: @escaping @Sendable () -> Void = {},
+    private static func start(_ thread: ProducerThread, finally: @escaping @Sendable () -> Void = {},
                               _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> (ChunkChannel, Task<Void, Never>) {
         let channel = ChunkChannel()
         let producer = Task {
             do {
-                try await io.run { try produce(channel) }
+                switch thread {
+                case .storage(let io): try await io.run { try produce(channel) }
+                case .own:
+                    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                        Thread.detachNewThread { c.resume(with: Result { try produce(channel) }) }
+                    }
+                }
                 channel.finish()
             } catch {
                 channel.finish(error)
@@ -480,7 +497,7 @@ struct KuboRPC: Sendable {
     }
 
     private static func drain(_ channel: ChunkChannel, _ producer: Task<Void, Never>, first: ByteBuffer?,
-                              into writer: inout any ResponseBodyWriter, onFailure: StreamFailure) async throws {
+                              into writer: inout any ResponseBodyWriter, onFailure: StreamFailure, feeder: Task<Void, Never>? = nil) async throws {
         do {
             if let first { try await writer.write(first) }
             var failure: (any Error)?
@@ -493,6 +510,7 @@ struct KuboRPC: Sendable {
                 guard let chunk else { break }
                 try await writer.write(chunk)
             }
+            _ = await feeder?.result
             if let failure {
                 guard onFailure != .abort else { throw failure }
                 let m = ErrorMapping.map(failure)
@@ -506,6 +524,7 @@ struct KuboRPC: Sendable {
         } catch {
             channel.cancel()
             _ = await producer.result
+            _ = await feeder?.result
             throw error
         }
         _ = await producer.result

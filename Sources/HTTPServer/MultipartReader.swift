@@ -1,15 +1,13 @@
 import CAR
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads a `multipart/form-data` body part by part from any `ByteSource`,
 /// without holding a whole part in memory: after `nextPart()` returns a part's
 /// headers, the reader itself is a `ByteSource` of that part's body, ending at
 /// the next boundary. Kubo's RPC clients send files this way.
 final class MultipartReader<Source: ByteSource>: ByteSource {
-    /// Why a body is not valid multipart.
-    struct Malformed: Error, CustomStringConvertible {
-        let description: String
-    }
-
     private var source: Source
     private let delimiter: [UInt8]  // "\r\n--boundary"
     private var buffer: [UInt8] = []
@@ -24,7 +22,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     private var scratch: [UInt8]
 
     /// A reader of `source`; `readSize` is how much it asks the source for at a time
-    /// (small for a body already in memory, 64 KiB for a spooled upload).
+    /// (small for a body already in memory, 64 KiB for an upload).
     init(_ source: Source, boundary: String, readSize: Int = 64 << 10) {
         self.source = source
         delimiter = Array("\r\n--\(boundary)".utf8)
@@ -61,16 +59,22 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
         return available
     }
 
-    /// Index of `needle` in the buffered bytes at or after `from`, if present.
+    /// Index of `needle` in the buffered bytes at or after `from`, if present: memchr finds each
+    /// candidate first byte, so a body is scanned at memory speed.
     private func find(_ needle: [UInt8], from: Int) -> Int? {
         guard available >= needle.count else { return nil }
-        var i = start + from
-        let last = buffer.count - needle.count
-        while i <= last {
-            if buffer[i] == needle[0] && buffer[i..<i + needle.count].elementsEqual(needle) { return i - start }
-            i += 1
+        return buffer.withUnsafeBytes { b -> Int? in
+            let base = b.baseAddress!
+            var i = start + from
+            let last = b.count - needle.count
+            while i <= last {
+                guard let hit = memchr(base + i, Int32(needle[0]), last - i + 1) else { return nil }
+                let at = base.distance(to: UnsafeRawPointer(hit))
+                if memcmp(base + at, needle, needle.count) == 0 { return at - start }
+                i = at + 1
+            }
+            return nil
         }
-        return nil
     }
 
     /// Moves to the next part and returns its headers (names lowercased), or nil after the last part.
@@ -89,13 +93,13 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
             var searched = 0
             while true {
                 if let i = find(delimiter, from: searched) { start += i + delimiter.count; break }
-                guard !eof else { throw Malformed(description: "no multipart boundary in the body") }
+                guard !eof else { throw MultipartMalformed(description: "no multipart boundary in the body") }
                 searched = max(0, available - delimiter.count)
                 _ = try fill(available + (64 << 10))
             }
         }
         // After a boundary: "--" ends the body; otherwise CRLF and headers.
-        guard try fill(2) >= 2 else { throw Malformed(description: "multipart body ends after a boundary") }
+        guard try fill(2) >= 2 else { throw MultipartMalformed(description: "multipart body ends after a boundary") }
         if buffer[start] == 45 && buffer[start + 1] == 45 {
             finished = true
             return nil
@@ -103,7 +107,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
         // Tolerate transport padding (spaces/tabs) before the CRLF.
         while try fill(1) >= 1, buffer[start] == 32 || buffer[start] == 9 { start += 1 }
         guard try fill(2) >= 2, buffer[start] == 13, buffer[start + 1] == 10 else {
-            throw Malformed(description: "malformed multipart boundary line")
+            throw MultipartMalformed(description: "malformed multipart boundary line")
         }
         start += 2
         var headerEnd: Int?
@@ -111,8 +115,8 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
             if available >= 2 && buffer[start] == 13 && buffer[start + 1] == 10 { headerEnd = 0; break }
             headerEnd = find([13, 10, 13, 10], from: 0)
             if headerEnd != nil { break }
-            guard available < maximumHeaderBytes else { throw Malformed(description: "multipart part headers too long") }
-            guard !eof else { throw Malformed(description: "multipart body ends inside part headers") }
+            guard available < maximumHeaderBytes else { throw MultipartMalformed(description: "multipart part headers too long") }
+            guard !eof else { throw MultipartMalformed(description: "multipart body ends inside part headers") }
             _ = try fill(available + 4096)
         }
         let end = headerEnd!
@@ -141,7 +145,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
             copy(n, into: out)
             return n
         }
-        guard !eof else { throw Malformed(description: "multipart body ends inside a part (truncated upload)") }
+        guard !eof else { throw MultipartMalformed(description: "multipart body ends inside a part (truncated upload)") }
         // Everything but a possible partial delimiter at the end is body.
         let safe = available - (delimiter.count - 1)
         if safe <= 0 {
@@ -169,6 +173,11 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
             out.append(contentsOf: chunk[0..<n])
         }
     }
+}
+
+/// Why a body is not valid multipart.
+struct MultipartMalformed: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// A request body (or part) above the configured limit.

@@ -192,6 +192,12 @@ import TestSupport
             "--data-binary", "@" + bodyFile, "http://127.0.0.1:\(d.apiPort)/api/v0/add",
         ])
         #expect(rc == 0 && raw.lowercased().contains("trailer: x-stream-error") && raw.lowercased().contains("\r\n\r\nx-stream-error: invalid unixfs: unsafe path"), "curl: \(raw.suffix(400))")
+        // A truncated upload and one over the import limit: errors before any output, so 400 and 413.
+        #expect(try await d.rpc("add?pin=false", body: Array(body.prefix(400_000)), headers: ["Content-Type": type]).status == 400)
+        let limited = try await DaemonHarness(limits: { var l = ServerLimits(); l.maximumImportRequest = 500_000; return l }())
+        let over = try await limited.rpc("add", body: body, headers: ["Content-Type": type])
+        #expect(over.status == 413 && (try? over.json()["Message"] as? String)?.contains("limit") == true)
+        await limited.stop()
         // No part at all: an error before any output keeps its 400.
         let none = try await d.rpc("add", body: Array("--qstore-test-boundary--\r\n".utf8), headers: ["Content-Type": type])
         #expect(none.status == 400)
