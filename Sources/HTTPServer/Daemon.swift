@@ -137,7 +137,12 @@ struct BackgroundCollector: Service {
             if Task.isShuttingDownGracefully { return }
             do {
                 let result = try await io.run { try self.node.collectGarbage() }
-                if result.blocks > 0 { logger.info("garbage collected", metadata: ["blocks": "\(result.blocks)", "bytes": "\(result.bytes)"]) }
+                if result.blocks > 0 || result.packsCompacted > 0 {
+                    logger.info("garbage collected", metadata: [
+                        "blocks": "\(result.blocks)", "bytes": "\(result.bytes)",
+                        "packsCompacted": "\(result.packsCompacted)", "packBytesReclaimed": "\(result.packBytesReclaimed)",
+                    ])
+                }
             } catch {
                 logger.error("background garbage collection failed", metadata: ["error": "\(error)"])
             }

@@ -53,7 +53,9 @@ extension Node {
     @discardableResult
     public func collectGarbage(removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> GarbageCollector.Result {
         try pins.maintain()
-        return try collector.collect(removed: removed)
+        var result = try collector.collect(removed: removed)
+        (result.packsCompacted, result.packBytesReclaimed) = try blocks.compactPacks(threshold: packCompactionThreshold)
+        return result
     }
 
     /// What `repo verify` found: the blocks, then the counts and pin indexes.

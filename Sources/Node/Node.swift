@@ -31,6 +31,8 @@ public final class Node: Sendable {
     public let collector: GarbageCollector
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
+    /// The dead share at which a collection compacts a pack file.
+    public let packCompactionThreshold: Double
 
     /// A node over an open repository: loads the pinning policies (refusing invalid ones, named
     /// by file and field) and, on a repository made before reference counting, computes the counts.
@@ -50,6 +52,10 @@ public final class Node: Sendable {
         pins = Pinner(store: blocks, policies: policies, queuedTimeout: queuedTimeout)
         collector = GarbageCollector(store: blocks, batchSize: config.gc.batchSize)
         gcInterval = interval
+        guard config.gc.packCompactionThreshold > 0 && config.gc.packCompactionThreshold <= 1 else {
+            throw RepositoryError.invalidConfiguration("gc.packCompactionThreshold \(config.gc.packCompactionThreshold) is not a share in (0, 1]")
+        }
+        packCompactionThreshold = config.gc.packCompactionThreshold
         writes = WriteCoalescer(store: blocks)
         try initializeCounts()
     }

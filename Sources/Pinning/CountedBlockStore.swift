@@ -42,6 +42,24 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
         }
     }
 
+    /// Compacts every sealed pack file with at least `threshold` of it dead, one pack at a time:
+    /// its live blocks are copied to the current pack outside the lock, then repointed in one
+    /// transaction (so a block deleted or re-put meanwhile is never resurrected), then the file
+    /// goes. Returns the packs compacted and the bytes given back.
+    public func compactPacks(threshold: Double) throws -> (packs: Int, reclaimed: UInt64) {
+        base.releaseRemovedPacks()
+        var packs = 0
+        var reclaimed: UInt64 = 0
+        for usage in try base.packUsage() where !usage.current && usage.size > 0 && Double(usage.dead) >= threshold * Double(usage.size) {
+            let compaction = try base.copyLiveEntries(of: usage.pack)
+            try transaction { txn in try base.stageRetirement(compaction, into: txn.batch) }
+            try base.removeRetiredPacks()
+            packs += 1
+            reclaimed += compaction.packBytes - min(compaction.packBytes, compaction.copiedBytes)
+        }
+        return (packs, reclaimed)
+    }
+
     // MARK: BlockStore
 
     public func has(_ cid: CID) throws -> Bool { try base.has(cid) }

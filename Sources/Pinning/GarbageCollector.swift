@@ -26,6 +26,10 @@ public struct GarbageCollector: Sendable {
         public var blocks = 0
         /// Bytes of block data deleted.
         public var bytes: UInt64 = 0
+        /// Pack files compacted after the collection.
+        public var packsCompacted = 0
+        /// Pack-file bytes given back to the file system by that.
+        public var packBytesReclaimed: UInt64 = 0
     }
 
     /// Collects every eligible candidate as of `now` (ms); `removed` is told each deleted block

@@ -48,7 +48,8 @@ protocol Backend {
     /// The policies in force: {"Source", "Policies": [...]}.
     func pinPolicies() throws -> [String: Any]
     /// Kubo's `repo gc`: tells `removed` each block deleted; returns how many.
-    func repoGC(_ removed: (String) -> Void) throws -> Int
+    /// Collects garbage; returns the blocks removed and, when known, a line about pack compaction.
+    func repoGC(_ removed: (String) -> Void) throws -> (blocks: Int, packs: String?)
 }
 
 /// How to pin: Kubo's flags plus Qstore's resource type, expiry and replication.
@@ -232,8 +233,9 @@ struct LocalBackend: Backend {
 
     func pinPolicies() throws -> [String: Any] { node.pins.policies.jsonObject }
 
-    func repoGC(_ removed: (String) -> Void) throws -> Int {
-        try reporting("repo gc") { try node.collectGarbage { cid, _ in removed(cid.string); return true }.blocks }
+    func repoGC(_ removed: (String) -> Void) throws -> (blocks: Int, packs: String?) {
+        let r = try reporting("repo gc") { try node.collectGarbage { cid, _ in removed(cid.string); return true } }
+        return (r.blocks, r.packsCompacted > 0 ? "\(r.packsCompacted) pack files compacted, \(r.packBytesReclaimed) bytes given back" : nil)
     }
 }
 
@@ -504,10 +506,10 @@ extension RemoteBackend {
 
     func pinPolicies() throws -> [String: Any] { try Self.json(call("pin/policies")) }
 
-    func repoGC(_ removed: (String) -> Void) throws -> Int {
+    func repoGC(_ removed: (String) -> Void) throws -> (blocks: Int, packs: String?) {
         let keys = Self.lines(try call("repo/gc")).compactMap { ($0["Key"] as? [String: Any])?["/"] as? String }
         keys.forEach(removed)
-        return keys.count
+        return (keys.count, nil)  // the daemon logs its pack compaction
     }
 }
 

@@ -46,8 +46,9 @@ struct DebugCommand: ParsableCommand {
             }
         }
     
-        /// Each step: a random leaf and a root linking it and the previous root, put together and
-        /// pinned; every third step unpins an earlier root; every fifth collects garbage.
+        /// Each step: a random leaf and a root linking it and (mostly) the previous root, put together
+        /// and pinned; every third step unpins an earlier root; every fifth collects garbage (and
+        /// compacts packs).
         private func pinLoad(_ node: Node) throws {
             var rng = XorShift(seed: seed)
             func next() -> UInt64 { rng.next() }
@@ -57,7 +58,8 @@ struct DebugCommand: ParsableCommand {
             for i in 0..<count {
                 let leaf = try Block(data: (0..<Int(next() % UInt64(maxSize)) + 1).map { _ in UInt8(truncatingIfNeeded: next()) }, codec: .raw)
                 var links: [(String, IPLDNode)] = [("leaf", .link(leaf.cid)), ("step", .int(i)), ("seed", .int(seed))]
-                if let previous { links.append(("previous", .link(previous))) }
+                // Short chains (a root links the previous one, except every fourth), so unpinning frees data.
+                if let previous, i % 4 != 0 { links.append(("previous", .link(previous))) }
                 let root = try Block(data: try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: links))), codec: .dagCBOR)
                 try reporting("write-load") {
                     try node.withLease {

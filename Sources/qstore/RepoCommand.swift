@@ -49,15 +49,16 @@ struct RepoCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "gc",
             abstract: "End expired pins, then delete every unreferenced block whose grace period has passed; print each removed CID.",
-            discussion: "Reference counting: the cost follows the garbage, not the repository. Blocks put without a pin stay for the default policy's grace period; an unpinned DAG stays for its policy's grace period. Runs beside reads and writes, in small batches. The daemon also collects in the background every gc.interval.")
+            discussion: "Reference counting: the cost follows the garbage, not the repository. Blocks put without a pin stay for the default policy's grace period; an unpinned DAG stays for its policy's grace period. Runs beside reads and writes, in small batches. Then pack files at least gc.packCompactionThreshold (0.5) dead are compacted: their live blocks copied on, the files removed. The daemon also collects in the background every gc.interval.")
         @Flag(name: .shortAndLong, help: "Print nothing but errors.") var quiet = false
         @Flag(help: "Print JSON lines ({\"Key\": {\"/\": cid}}), as Kubo does.") var json = false
         func run() throws {
-            let n = try backend(purpose: "repo gc").repoGC { cid in
+            let (n, packs) = try backend(purpose: "repo gc").repoGC { cid in
                 if quiet { return }
                 if json { try? Output.json(["Key": ["/": cid]]) } else { print("removed \(cid)") }
             }
             if !quiet && !json { FileHandle.standardError.write(Data("\(n) blocks removed\n".utf8)) }
+            if !quiet && !json, let packs { FileHandle.standardError.write(Data("\(packs)\n".utf8)) }
         }
     }
 }

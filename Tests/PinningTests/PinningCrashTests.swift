@@ -1,14 +1,14 @@
 import Foundation
 import Multiformats
 @testable import Pinning
-import Storage
+@testable import Storage
 import Testing
 import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Kills a `qstore` process that puts, pins, unpins and collects garbage at random moments;
+/// Kills a `qstore` process that puts, pins, unpins, collects garbage and compacts packs at random moments;
 /// after each kill the repository's blocks, counts and pin indexes verify clean and every pin
 /// acknowledged (and not unpinned) has its whole DAG.
 struct PinningCrashTests {
@@ -17,7 +17,11 @@ struct PinningCrashTests {
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "qstore binary not found at \(binary.path)")
         let dir = TemporaryDirectory()
         let repoPath = dir.path + "/repo"
-        try Repository.initialize(at: repoPath)
+        // Small pack files, so collections compact packs while the process runs (and is killed).
+        var configuration = Configuration()
+        configuration.blockstore.maximumPackSize = 300_000
+        configuration.gc.packCompactionThreshold = 0.05
+        try Repository.initialize(at: repoPath, configuration: configuration)
         // Policies with no grace period, so the collector deletes while the process runs.
         let policies = dir.path + "/policies"
         try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
@@ -49,5 +53,7 @@ struct PinningCrashTests {
             repo.close()
         }
         #expect(!pinned.isEmpty)
+        let packs = try PackStore.packNumbers(in: repoPath + "/packs")
+        #expect(packs.count < Int(packs.last ?? 0), "some pack files were compacted away: \(packs)")
     }
 }

@@ -15,8 +15,8 @@ final class PinningHarness: @unchecked Sendable {
     var pins: Pinner
     let policies: PolicySet
 
-    init(putGrace: String = "0s", unpinGrace: String = "0s") throws {
-        try Repository.initialize(at: dir.path)
+    init(putGrace: String = "0s", unpinGrace: String = "0s", configuration: Configuration = Configuration()) throws {
+        try Repository.initialize(at: dir.path, configuration: configuration)
         repository = try Repository(path: dir.path, purpose: "pinning tests")
         let files = defaultPolicyFiles.map { f -> (String, Data) in
             var text = f.contents

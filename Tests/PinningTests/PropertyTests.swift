@@ -6,7 +6,7 @@ import Storage
 import Testing
 import TestSupport
 
-/// Random sequences of put, pin, unpin, update, GC and crash (close and reopen without a
+/// Random sequences of put, pin, unpin, update, GC (with pack compaction) and crash (close and reopen without a
 /// clean shutdown of state held in memory) against a from-scratch model: after every GC the
 /// stored blocks are exactly those reachable from the pins through stored blocks, and every
 /// count equals the one recomputed from the pins and the links.
@@ -14,10 +14,15 @@ import TestSupport
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func randomSequencesAgreeWithTheModel(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
-        let h = try PinningHarness()
+        // Every block in small pack files, so collections leave packs to compact.
+        var configuration = Configuration()
+        configuration.blockstore.inlineLimit = 0
+        configuration.blockstore.maximumPackSize = 2_000
+        let h = try PinningHarness(configuration: configuration)
         var made: [Block] = []            // every block ever made
         var stored: [CID: [CID]] = [:]    // model: stored block → links
         var pinned: [CID: PinType] = [:]  // model: pins (one per CID here)
+        var compacted = 0
         for step in 0..<300 {
             switch Int.random(in: 0..<100, using: &rng) {
             case 0..<40:
@@ -68,11 +73,16 @@ import TestSupport
                 }
                 stored = stored.filter { keep.contains($0.key) }
                 for b in made { #expect(try h.store.has(b.cid) == (stored[b.cid] != nil), "step \(step): \(b.cid)") }
+                // Compacting moves what is left and loses nothing.
+                compacted += try h.store.compactPacks(threshold: 0.3).packs
+                for b in made where stored[b.cid] != nil { #expect(try h.store.get(b.cid) == b.data, "step \(step): \(b.cid) after compaction") }
             default:
                 try h.reopen()
             }
         }
         #expect(try h.verifyClean() == [])
+        #expect(try h.repository.verify().isClean)
+        #expect(compacted > 0, "the sequence compacted packs")
         // Counts from the model.
         var expected: [Multihash: UInt64] = [:]
         for (_, links) in stored { for m in Set(links.map(\.multihash)) { expected[m, default: 0] += 1 } }

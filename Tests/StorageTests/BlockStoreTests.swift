@@ -147,6 +147,15 @@ struct LevelDBBlockStoreTests {
         #expect(throws: BlockStoreError.self) { try store.get(cid) }
     }
 
+    /// Opening a database another handle holds fails with an error (it used to double-free).
+    @Test func openingALockedDatabaseThrows() throws {
+        let dir = TemporaryDirectory()
+        let first = try LevelDB(path: dir.path + "/db")
+        #expect(throws: LevelDBError.self) { try LevelDB(path: dir.path + "/db") }
+        first.close()
+        _ = try LevelDB(path: dir.path + "/db")
+    }
+
     @Test func packsRollAndStayReadable() throws {
         let dir = TemporaryDirectory()
         var o = LevelDBBlockStore.Options()

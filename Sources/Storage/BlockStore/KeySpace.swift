@@ -24,6 +24,9 @@ public enum KeySpace: UInt8, CaseIterable, Sendable {
     case replication = 0x58  // "X"
     /// Repository metadata.
     case meta = 0x4d  // "M"
+    /// Pack-file bookkeeping (block store): `K 01 ‖ u32(pack) ‖ multihash` → bytes of a deleted
+    /// entry (dead space), `K 02 ‖ u32(pack)` → a pack retired by compaction, its file to remove.
+    case packs = 0x4b  // "K"
 
     /// The prefix as a key.
     public var prefix: [UInt8] { [rawValue] }

@@ -47,6 +47,8 @@ public final class LevelDBBlockStore: BlockStore {
         self.db = db
         self.options = options
         self.packs = try PackStore(directory: packDirectory, maximumPackSize: options.maximumPackSize)
+        // A compaction interrupted after retiring a pack but before removing its file.
+        try removeRetiredPacks()
     }
 
     enum Record {
@@ -106,6 +108,17 @@ public final class LevelDBBlockStore: BlockStore {
         }
     }
 
+    /// Reads a record read earlier; if that fails because compaction moved the block (or it was
+    /// deleted) since, reads where the block is now (nil: deleted).
+    func readFollowingMoves(_ mh: Multihash, _ record: Record) throws -> [UInt8]? {
+        do { return try read(record) } catch {
+            guard case .packed(let old) = record else { throw error }
+            guard let now = try self.record(mh) else { return nil }
+            if case .packed(let l) = now, l == old { throw error }
+            return try read(now)
+        }
+    }
+
     public func has(_ cid: CID) throws -> Bool {
         if cid.multihash.code == .identity { return true }
         return try db.get(Self.dataKey(cid.multihash)) != nil
@@ -115,7 +128,10 @@ public final class LevelDBBlockStore: BlockStore {
         if cid.multihash.code == .identity { return Array(cid.multihash.digest) }
         guard let r = try record(cid.multihash) else { return nil }
         let data: [UInt8]
-        do { data = try read(r) } catch { throw BlockStoreError.corrupted(cid, reason: "\(error)") }
+        do {
+            guard let d = try readFollowingMoves(cid.multihash, r) else { return nil }
+            data = d
+        } catch { throw BlockStoreError.corrupted(cid, reason: "\(error)") }
         if options.blocks.verifyOnRead {
             guard (try? cid.multihash.verify(data)) == true else { throw BlockStoreError.corrupted(cid, reason: "hash mismatch on read") }
         }
@@ -206,6 +222,12 @@ public final class LevelDBBlockStore: BlockStore {
     public func stageDelete(_ mh: Multihash, into batch: WriteBatch, iterator: LevelDB.Iterator? = nil) throws -> (links: [CID], size: Int)? {
         guard let record = try record(mh) else { return nil }
         batch.delete(Self.dataKey(mh))
+        if case .packed(let l) = record {
+            // Its pack entry becomes dead space, counted for compaction.
+            var size: [UInt8] = []
+            Varint.append(PackStore.entrySize(multihash: mh, length: l.length), to: &size)
+            batch.put(Self.deadEntryKey(l.pack, mh), size)
+        }
         var links: [CID] = []
         let it = iterator ?? db.makeIterator()
         try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, v in

@@ -41,6 +41,9 @@ final class PackStore: Sendable {
     private let syncing = Mutex(())
     /// Read descriptors by pack number.
     private let readers = Mutex([UInt32: Int32]())
+    /// Descriptors of removed packs, closed one `closeRemoved()` later: a reader that took one
+    /// just before the removal finishes its read on the file it opened.
+    private let removed = Mutex<(closing: [Int32], waiting: [Int32])>(([], []))
 
     init(directory: String, maximumPackSize: UInt64) throws {
         self.directory = directory
@@ -58,6 +61,90 @@ final class PackStore: Sendable {
     deinit {
         writer.withLock { w in _ = close(w.descriptor) }
         readers.withLock { r in for fd in r.values { _ = close(fd) } }
+        removed.withLock { r in for fd in r.closing + r.waiting { _ = close(fd) } }
+    }
+
+    /// Bytes of a pack entry: `varint(len(mh)) ‖ mh ‖ varint(len) ‖ data`.
+    static func entrySize(multihash: Multihash, length: UInt32) -> UInt64 {
+        UInt64(Varint.encodedLength(UInt64(multihash.bytes.count)) + multihash.bytes.count + Varint.encodedLength(UInt64(length))) + UInt64(length)
+    }
+
+    /// The pack being appended to.
+    var currentPack: UInt32 { writer.withLock { $0.pack } }
+
+    /// A pack's size in bytes (nil if it does not exist).
+    func size(of pack: UInt32) -> UInt64? {
+        var st = stat()
+        return stat(PackStore.path(directory, pack), &st) == 0 ? UInt64(st.st_size) : nil
+    }
+
+    /// Reads a pack from start to end, entry by entry: `body` gets each entry's multihash, its
+    /// data's location and the data (valid during the call). A torn entry at the end (a crash
+    /// during an append) ends the scan.
+    func scan(_ pack: UInt32, _ body: (Multihash, PackLocation, UnsafeRawBufferPointer) throws -> Void) throws {
+        let fd = open(PackStore.path(directory, pack), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw PackStore.error("open pack \(pack)") }
+        defer { close(fd) }
+        var window = [UInt8](repeating: 0, count: 8 << 20)
+        var windowStart: UInt64 = 0
+        var filled = 0
+        var at = 0
+        var eof = false
+        func ensure(_ n: Int) throws -> Bool {
+            if filled - at >= n { return true }
+            if eof { return false }
+            // Keep the unread tail, then fill behind it (growing for an entry larger than the window).
+            let kept = filled - at
+            if at > 0 {
+                window.withUnsafeMutableBytes { b in b.baseAddress!.copyMemory(from: b.baseAddress! + at, byteCount: kept) }
+                windowStart += UInt64(at)
+                at = 0
+                filled = kept
+            }
+            if window.count < n { window += [UInt8](repeating: 0, count: n - window.count) }
+            while filled < window.count && !eof {
+                let got = window.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(windowStart) + off_t(filled)) }
+                if got < 0 { if errno == EINTR { continue }; throw PackStore.error("pread pack \(pack)") }
+                if got == 0 { eof = true } else { filled += got }
+            }
+            return filled - at >= n
+        }
+        func varint() throws -> UInt64? {
+            guard try ensure(1) else { return nil }
+            _ = try ensure(10)
+            let slice = Array(window[at..<min(filled, at + 10)])
+            guard let (v, n) = try? Varint.decode(slice, at: 0) else { return nil }
+            at += n
+            return v
+        }
+        while true {
+            guard let mhLength = try varint(), mhLength <= 128, try ensure(Int(mhLength)) else { return }
+            guard let mh = try? Multihash(bytes: Array(window[at..<at + Int(mhLength)])) else { return }
+            at += Int(mhLength)
+            guard let length = try varint(), length <= UInt64(UInt32.max), try ensure(Int(length)) else { return }
+            let location = PackLocation(pack: pack, offset: windowStart + UInt64(at), length: UInt32(length))
+            try window.withUnsafeBytes { try body(mh, location, UnsafeRawBufferPointer(rebasing: $0[at..<at + Int(length)])) }
+            at += Int(length)
+        }
+    }
+
+    /// Removes a pack's file. A read descriptor already open stays usable until the next call
+    /// of `closeRemoved()`.
+    func remove(_ pack: UInt32) {
+        precondition(pack != currentPack, "the pack being appended to is never removed")
+        if let fd = readers.withLock({ $0.removeValue(forKey: pack) }) { removed.withLock { $0.waiting.append(fd) } }
+        unlink(PackStore.path(directory, pack))
+    }
+
+    /// Closes the descriptors of packs removed before the previous call (their space is freed).
+    func closeRemoved() {
+        let closing = removed.withLock { r -> [Int32] in
+            let c = r.closing
+            r.closing = r.waiting
+            r.waiting = []
+            return c
+        }
+        for fd in closing { close(fd) }
     }
 
     static func path(_ directory: String, _ number: UInt32) -> String {

@@ -67,10 +67,8 @@ public final class LevelDB: @unchecked Sendable {
         bufferedWrite = leveldb_writeoptions_create()
         var err: UnsafeMutablePointer<CChar>?
         db = leveldb_open(options, path, &err)
-        if let e = LevelDBError.take(err, "open \(path)") {
-            releaseOptions()
-            throw e
-        }
+        // On failure deinit still runs (every property is set) and releases the options once.
+        if let e = LevelDBError.take(err, "open \(path)") { throw e }
     }
 
     deinit {

@@ -51,8 +51,21 @@ public struct Configuration: Codable, Sendable, Equatable {
         public var interval = "1h"
         /// Blocks deleted per transaction.
         public var batchSize = 256
+        /// A sealed pack file is compacted (its live blocks copied on, the file removed) after a
+        /// collection when at least this share of it is dead (0 < share ≤ 1; 1: only wholly dead packs).
+        public var packCompactionThreshold = 0.5
         /// Defaults.
         public init() {}
+
+        enum CodingKeys: String, CodingKey { case interval, batchSize, packCompactionThreshold }
+
+        /// Decodes the section; missing keys keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            interval = try c.decodeIfPresent(String.self, forKey: .interval) ?? interval
+            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
+            packCompactionThreshold = try c.decodeIfPresent(Double.self, forKey: .packCompactionThreshold) ?? packCompactionThreshold
+        }
     }
 
     /// The node's public identity.

@@ -74,7 +74,8 @@ extension Repository {
             withData.insert(mh)
             let cid = CID(codec: .raw, multihash: mh)
             do {
-                let data = try blocks.read(LevelDBBlockStore.Record(v))
+                // A block compaction moved (or GC deleted) since the snapshot is read where it is now.
+                guard let data = try blocks.readFollowingMoves(mh, LevelDBBlockStore.Record(v)) else { return true }
                 report.blocks += 1
                 report.bytes += UInt64(data.count)
                 progress(report.blocks, report.bytes)

@@ -1,0 +1,131 @@
+import Multiformats
+
+/// Reclaiming pack space: a deleted packed block leaves its entry in its pack (dead space,
+/// counted by a `K 01` record written in the deletion's batch). A sealed pack whose dead share
+/// passes a threshold is compacted in three steps, each safe to interrupt:
+/// 1. `copyLiveEntries`: its entries that records still point at are appended to the current
+///    pack and synced. Nothing refers to the copies yet (a crash leaves them as dead space).
+/// 2. `stageRetirement`, in the caller's batch and under the writer lock that serialises every
+///    record change: records still pointing at the old entries are repointed to the copies, the
+///    pack's dead-entry records go, and a `K 02` record marks the pack retired.
+/// 3. `removeRetiredPacks`, after that batch is written (and at every open, for a crash between
+///    the two): the files of retired packs are removed and their marks dropped.
+/// Readers that looked a block up before step 2 follow the move (`readFollowingMoves`).
+extension LevelDBBlockStore {
+    /// A pack's share of dead space.
+    public struct PackUsage: Sendable, Equatable {
+        public var pack: UInt32
+        public var size: UInt64
+        public var dead: UInt64
+        /// The pack being appended to (never compacted).
+        public var current: Bool
+    }
+
+    /// What step 1 did for one pack.
+    public struct PackCompaction: Sendable {
+        public let pack: UInt32
+        /// (block, where it was, where its copy is).
+        let moves: [(Multihash, PackLocation, PackLocation)]
+        /// Bytes of the pack file.
+        public let packBytes: UInt64
+        /// Bytes copied to the current pack.
+        public let copiedBytes: UInt64
+    }
+
+    static func deadEntryKey(_ pack: UInt32, _ mh: Multihash) -> [UInt8] {
+        KeySpace.packs.key([1] + withUnsafeBytes(of: pack.bigEndian, Array.init) + mh.bytes)
+    }
+
+    static func retiredKey(_ pack: UInt32) -> [UInt8] {
+        KeySpace.packs.key([2] + withUnsafeBytes(of: pack.bigEndian, Array.init))
+    }
+
+    /// Every pack with its size and counted dead bytes (read from the `K 01` records: the cost
+    /// follows the garbage, not the repository).
+    public func packUsage() throws -> [PackUsage] {
+        var dead: [UInt32: UInt64] = [:]
+        try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.packs.key([1])) { k, v in
+            guard k.count >= 6 else { return true }
+            let pack = k[2..<6].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            dead[pack, default: 0] += (try? Varint.decode(v, at: 0).0) ?? 0
+            return true
+        }
+        let current = packs.currentPack
+        return try PackStore.packNumbers(in: packs.directory).map { n in
+            PackUsage(pack: n, size: packs.size(of: n) ?? 0, dead: dead[n] ?? 0, current: n == current)
+        }
+    }
+
+    /// Step 1: appends the pack's live entries to the current pack, synced. Memory: one batch
+    /// of up to 32 MiB of copies.
+    public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction {
+        precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
+        var moves: [(Multihash, PackLocation, PackLocation)] = []
+        var pending: [(Multihash, [UInt8])] = []
+        var pendingOld: [PackLocation] = []
+        var pendingBytes = 0
+        var copied: UInt64 = 0
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            for (i, location) in try packs.append(pending).enumerated() { moves.append((pending[i].0, pendingOld[i], location)) }
+            pending.removeAll(keepingCapacity: true)
+            pendingOld.removeAll(keepingCapacity: true)
+            pendingBytes = 0
+        }
+        try packs.scan(pack) { mh, location, data in
+            // Live: the block's record points at this very entry.
+            guard case .packed(let l)? = try record(mh), l == location else { return }
+            pending.append((mh, Array(data)))
+            pendingOld.append(location)
+            pendingBytes += data.count
+            copied += PackStore.entrySize(multihash: mh, length: location.length)
+            if pendingBytes >= 32 << 20 { try flush() }
+        }
+        try flush()
+        try packs.sync()
+        return PackCompaction(pack: pack, moves: moves, packBytes: packs.size(of: pack) ?? 0, copiedBytes: copied)
+    }
+
+    /// Step 2, into the caller's batch under its writer lock: repoints what still points at the
+    /// old entries (a block deleted or moved meanwhile is left alone), drops the pack's dead-entry
+    /// records, marks the pack retired.
+    public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
+        for (mh, old, new) in c.moves {
+            guard case .packed(let l)? = try record(mh), l == old else {
+                // Deleted (or put anew) since the copy: the copy is dead space of its own pack.
+                var size: [UInt8] = []
+                Varint.append(PackStore.entrySize(multihash: mh, length: new.length), to: &size)
+                batch.put(Self.deadEntryKey(new.pack, mh), size)
+                continue
+            }
+            batch.put(Self.dataKey(mh), Record.packed(new).encode())
+        }
+        try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.packs.key([1] + withUnsafeBytes(of: c.pack.bigEndian, Array.init))) { k, _ in
+            batch.delete(k)
+            return true
+        }
+        batch.put(Self.retiredKey(c.pack), [])
+    }
+
+    /// Step 3: removes the files of retired packs and their marks; returns how many.
+    @discardableResult
+    public func removeRetiredPacks() throws -> Int {
+        var retired: [(UInt32, [UInt8])] = []
+        try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.packs.key([2])) { k, _ in
+            if k.count == 6 { retired.append((k[2..<6].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, k)) }
+            return true
+        }
+        guard !retired.isEmpty else { return 0 }
+        let current = packs.currentPack
+        let batch = WriteBatch()
+        for (pack, key) in retired {
+            if pack != current { packs.remove(pack) }
+            batch.delete(key)
+        }
+        try db.write(batch, sync: options.durability == .sync)
+        return retired.count
+    }
+
+    /// Closes what removed packs still hold open (call between compaction runs).
+    public func releaseRemovedPacks() { packs.closeRemoved() }
+}
