@@ -30,6 +30,8 @@ public struct GarbageCollector: Sendable {
         public var packsCompacted = 0
         /// Pack-file bytes given back to the file system by that.
         public var packBytesReclaimed: UInt64 = 0
+        /// Nothing done yet.
+        public init() {}
     }
 
     /// Collects every eligible candidate as of `now` (ms); `removed` is told each deleted block

@@ -5,6 +5,7 @@
 //   pinls <n>     `pin ls` (all types) over <n> direct pins
 //   pinadd <GiB>  recursive pin of a <GiB> GiB UnixFS file's DAG already present
 //   put <n>       put-many of <n> 1 KiB blocks with reference counting on and off
+//   compact <MiB> <MiB> of 256 KiB blocks, half collected, then the packs compacted
 //
 //   swift run -c release PinningFigures gc 10000 ; ... gc 1000000 ; pinls 100000 ; pinadd 1 ; put 200000
 import CAR
@@ -42,10 +43,11 @@ func randomBytes(_ count: Int) -> [UInt8] {
 }
 
 /// A fresh repository whose default policy has no put grace period (so garbage is collectable at once).
-func freshNode(durability: LevelDBBlockStore.Durability = .sync) throws -> (Node, String) {
+func freshNode(durability: LevelDBBlockStore.Durability = .sync, packSize: UInt64 = 1 << 30) throws -> (Node, String) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-pinning-figures-\(UUID().uuidString)").path
     var config = Configuration()
     config.blockstore.durability = durability
+    config.blockstore.maximumPackSize = packSize
     config.gc.interval = "0s"
     let policies = dir + "-policies"
     try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
@@ -135,6 +137,32 @@ case "put":
         let t = try seconds { for i in stride(from: 0, to: n, by: 256) { try store.putMany(Array(blocks[i..<min(n, i + 256)])) } }
         print("put-many 1 KiB (256/batch, sync), counting \(counting ? "on " : "off"): \(String(format: "%.0f", Double(n) / t)) blocks/s")
     }
+case "compact":
+    // <n> MiB of 256 KiB blocks in 256 MiB packs; every other block unpinned and collected, then
+    // the packs (half dead) compacted.
+    let (node, dir) = try freshNode(packSize: 256 << 20)
+    defer { cleanup(dir) }
+    let count = n * 4
+    var keep: [CID] = []
+    for i in stride(from: 0, to: count, by: 32) {
+        let blocks = try (i..<min(count, i + 32)).map { _ in try Block(data: randomBytes(256 << 10), codec: .raw) }
+        try node.blocks.putMany(blocks)
+        for (j, b) in blocks.enumerated() where (i + j) % 2 == 0 {
+            try node.pins.pin(Pinner.Request(cid: b.cid, type: .direct))
+            keep.append(b.cid)
+        }
+    }
+    let before = try node.repository.blocks.packBytes()
+    var collected = GarbageCollector.Result()
+    let tc = try seconds { collected = try node.collector.collect(now: millisecondsNow() + 1) }
+    var result = (packs: 0, reclaimed: UInt64(0))
+    let t = try seconds { result = try node.blocks.compactPacks(threshold: 0.5) }
+    let after = try node.repository.blocks.packBytes()
+    for c in keep.prefix(64) {
+        let data = try node.blocks.get(c)
+        precondition(data != nil, "a kept block is gone")
+    }
+    print("compact: \(n) MiB packed in 256 MiB packs, \(collected.blocks) blocks collected in \(String(format: "%.2f", tc)) s; \(result.packs) packs (half dead) compacted in \(String(format: "%.2f", t)) s, \(result.reclaimed >> 20) MiB given back; pack bytes \(before >> 20) → \(after >> 20) MiB")
 default:
-    print("usage: PinningFigures gc <live> | pinls <n> | pinadd <GiB> | put <n>")
+    print("usage: PinningFigures gc <live> | pinls <n> | pinadd <GiB> | put <n> | compact <MiB>")
 }
