@@ -5,6 +5,7 @@ import Metrics
 import Logging
 import NIOCore
 import Node
+import Pinning
 import ServiceLifecycle
 import Storage
 
@@ -123,25 +124,42 @@ public final class Daemon: Sendable {
     }
 }
 
-/// Every `gc.interval`: ends expired pins, completes or fails queued ones, and collects
-/// garbage, on a storage thread. Stops with the daemon (graceful shutdown cancels the wait).
+/// Every `gc.interval`: ends expired pins, completes or fails queued ones, collects garbage and
+/// compacts packs, on a storage thread. Between runs it also wakes when a pin expires (looking
+/// again at least every `expiryCheck`), so a TEMPORARY pin ends within seconds of its expiry,
+/// whatever the interval. Stops with the daemon (graceful shutdown cancels the wait).
 struct BackgroundCollector: Service {
     let node: Node
     let io: StorageThreads
     let logger: Logger
+    /// The longest wait before looking at the next expiry again (a pin made meanwhile may expire sooner).
+    var expiryCheck: UInt64 = 10_000
 
     func run() async throws {
+        var nextCollection = millisecondsNow() + node.gcInterval
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let interval = node.gcInterval
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(interval)) } } catch { return }
+            let now = millisecondsNow()
+            let expiry = (try? await io.run { try self.node.pins.nextExpiry() }) ?? nil
+            var wake = min(nextCollection, now + expiryCheck)
+            if let expiry { wake = min(wake, max(expiry, now)) }
+            if wake > now {
+                let wait = wake - now
+                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(wait)) } } catch { return }
+            }
             if Task.isShuttingDownGracefully { return }
             do {
-                let result = try await io.run { try self.node.collectGarbage() }
-                if result.blocks > 0 || result.packsCompacted > 0 {
-                    logger.info("garbage collected", metadata: [
-                        "blocks": "\(result.blocks)", "bytes": "\(result.bytes)",
-                        "packsCompacted": "\(result.packsCompacted)", "packBytesReclaimed": "\(result.packBytesReclaimed)",
-                    ])
+                if millisecondsNow() >= nextCollection {
+                    nextCollection = millisecondsNow() + node.gcInterval
+                    let result = try await io.run { try self.node.collectGarbage() }
+                    if result.blocks > 0 || result.packsCompacted > 0 {
+                        logger.info("garbage collected", metadata: [
+                            "blocks": "\(result.blocks)", "bytes": "\(result.bytes)",
+                            "packsCompacted": "\(result.packsCompacted)", "packBytesReclaimed": "\(result.packBytesReclaimed)",
+                        ])
+                    }
+                } else if let expiry, expiry <= millisecondsNow() {
+                    let upkeep = try await io.run { try self.node.pins.maintain() }
+                    if upkeep.expired > 0 { logger.info("pins expired", metadata: ["pins": "\(upkeep.expired)"]) }
                 }
             } catch {
                 logger.error("background garbage collection failed", metadata: ["error": "\(error)"])

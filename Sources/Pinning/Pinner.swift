@@ -336,6 +336,17 @@ public final class Pinner: Sendable {
         public var failed = 0
     }
 
+    /// When the next pin expires (ms), if any pin has an expiry: one seek in the expiry index.
+    public func nextExpiry() throws -> UInt64? {
+        var next: UInt64?
+        try db.makeIterator().forEach(prefix: PinIndex.key(PinIndex.byExpiry)) { k, _ in
+            guard k.count == 2 + 8 + 16 else { return true }
+            next = k[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return false
+        }
+        return next
+    }
+
     /// Ends expired pins, completes queued pins whose DAG is now present, fails those that
     /// waited longer than `queuedTimeout`. Each change is its own transaction.
     @discardableResult
