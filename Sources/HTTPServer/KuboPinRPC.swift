@@ -44,15 +44,37 @@ extension KuboRPC {
             guard let n = Int(r), (1...64).contains(n) else { throw RequestError(.badRequest, "replication must be 1 to 64") }
             template.replicationFactor = n
         }
-        let request = template
-        try await io.run {
-            for c in cids {
-                var r = request
-                r.cid = c
-                try self.node.pins.pin(r)
+        let pinRequest = template
+        guard Self.flag(q.get("progress")) else {
+            try await io.run {
+                for c in cids {
+                    var r = pinRequest
+                    r.cid = c
+                    try self.node.pins.pin(r)
+                }
             }
+            return JSONOutput.response(["Pins": cids.map(\.string)])
         }
-        return JSONOutput.response(["Pins": cids.map(\.string)])
+        // Kubo's progress: `{"Progress": blocks walked}` at most every 500 ms, then `{"Pins"}`.
+        return try await KuboRPC.streamedReply(.storage(io), for: request, headers: KuboRPC.jsonStreamHeaders) { channel in
+            func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
+            var walked = 0
+            var last = DispatchTime.now().uptimeNanoseconds
+            for c in cids {
+                var r = pinRequest
+                r.cid = c
+                let before = walked
+                try self.node.pins.pin(r) { n in
+                    walked = before + n
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if now - last >= 500_000_000 {
+                        last = now
+                        try send(["Progress": walked])
+                    }
+                }
+            }
+            try send(["Pins": cids.map(\.string)])
+        }
     }
 
     func pinRemove(_ request: Request) async throws -> Response {

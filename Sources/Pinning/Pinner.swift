@@ -56,9 +56,10 @@ public final class Pinner: Sendable {
     /// Kubo's `pin add`: makes `request` a pin unless an equal or stronger one exists on the same
     /// CID (a recursive pin replaces direct ones). The DAG must be complete (recursive) or the
     /// block present (direct). Returns the pin in force.
+    /// `progress` is told how many blocks the walk has visited, every 1,000 and at its end.
     @discardableResult
-    public func pin(_ request: Request) throws -> Pin {
-        try insert(request, merge: true, allowQueued: false)
+    public func pin(_ request: Request, progress: (Int) throws -> Void = { _ in }) throws -> Pin {
+        try insert(request, merge: true, allowQueued: false, progress: progress)
     }
 
     /// A new pin object (the Pinning Service API): always a new pin; when blocks are missing
@@ -68,7 +69,7 @@ public final class Pinner: Sendable {
         try insert(request, merge: false, allowQueued: true)
     }
 
-    private func insert(_ request: Request, merge: Bool, allowQueued: Bool) throws -> Pin {
+    private func insert(_ request: Request, merge: Bool, allowQueued: Bool, progress: (Int) throws -> Void = { _ in }) throws -> Pin {
         let resourceType = request.resourceType ?? "default"
         let policy = try policies.policy(resourceType)
         if let n = request.name {
@@ -77,7 +78,7 @@ public final class Pinner: Sendable {
         for attempt in 0..<4 {
             let epoch = store.deletionCount
             // Walk outside the lock; the last attempt walks inside it, so a busy collector cannot starve a pin.
-            let early = attempt == 3 ? nil : try check(request.cid, type: request.type)
+            let early = attempt == 3 ? nil : try check(request.cid, type: request.type, progress: progress)
             let result: Pin? = try store.transaction { txn in
                 if attempt < 3 && store.deletionCount != epoch { return nil }
                 let dag = try early ?? check(request.cid, type: request.type)
@@ -131,12 +132,14 @@ public final class Pinner: Sendable {
     }
 
     /// Walks the DAG under `root` (recursive) or just the root (direct), skipping `known` CIDs.
-    func check(_ root: CID, type: PinType, known: (CID) -> Bool = { _ in false }) throws -> DAGCheck {
+    func check(_ root: CID, type: PinType, known: (CID) -> Bool = { _ in false }, progress: (Int) throws -> Void = { _ in }) throws -> DAGCheck {
         var result = DAGCheck()
         var stack = [root]
         var seen = Set<CID>()
+        defer { try? progress(seen.count) }
         while let c = stack.popLast() {
             guard seen.insert(c).inserted, !known(c) else { continue }
+            if seen.count % 1000 == 0 { try progress(seen.count) }
             if let links = try store.links(of: c) {
                 if type == .recursive { stack.append(contentsOf: links) }
                 continue

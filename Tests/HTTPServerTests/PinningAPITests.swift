@@ -42,6 +42,16 @@ import TestSupport
         let next = try await Self.putDAG(h, #"{"child":{"/":"\#(leaf)"},"v":2}"#, pin: false)
         r = try await h.rpc("pin/update?arg=\(root)&arg=\(next)")
         #expect(try (r.json()["Pins"] as? [String]) == [root, next], "\(r.text)")
+        // progress=true: Kubo's {"Progress": n} lines (at most every 500 ms), then {"Pins"}; an
+        // error before any line keeps its status.
+        r = try await h.rpc("pin/add?arg=\(root)&progress=true")
+        let lines = try r.jsonLines()
+        #expect(r.status == 200 && (lines.last?["Pins"] as? [String]) == [root], "\(r.text)")
+        #expect(lines.dropLast().allSatisfy { $0["Progress"] is Int })
+        r = try await h.rpc("pin/add?arg=\(dangling)&progress=true")
+        #expect(r.status == 500 && r.text.contains("bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"), "\(r.text)")
+        r = try await h.rpc("pin/rm?arg=\(root)")
+        #expect(r.status == 200)
         r = try await h.rpc("pin/rm?arg=\(next)")
         #expect(r.status == 200)
         r = try await h.rpc("pin/rm?arg=\(next)")
