@@ -198,6 +198,20 @@ import TestSupport
         let over = try await limited.rpc("add", body: body, headers: ["Content-Type": type])
         #expect(over.status == 413 && (try? over.json()["Message"] as? String)?.contains("limit") == true)
         await limited.stop()
+        // A client that gives up half way through its upload: the import ends, nothing is pinned,
+        // the daemon goes on serving and the repository verifies.
+        let slowFile = d.directory + "/slow-upload"
+        try Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }).write(to: URL(fileURLWithPath: slowFile))
+        let pinsBefore = try await d.rpc("pin/ls?type=recursive").text
+        let (abortRC, _) = try await ThirdPartyClientTests.runAside("/usr/bin/env", [
+            "curl", "-s", "--max-time", "1", "--limit-rate", "500K", "-X", "POST", "-H", "Authorization: Bearer \(d.token)",
+            "-F", "file=@\(slowFile)", "http://127.0.0.1:\(d.apiPort)/api/v0/add",
+        ])
+        #expect(abortRC == 28, "curl gave up after 1 s (exit 28)")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await d.rpc("version").status == 200)
+        #expect(try await d.rpc("pin/ls?type=recursive").text == pinsBefore, "the unfinished add pinned nothing")
+        #expect(try await d.rpc("repo/verify").status == 200)
         // No part at all: an error before any output keeps its 400.
         let none = try await d.rpc("add", body: Array("--qstore-test-boundary--\r\n".utf8), headers: ["Content-Type": type])
         #expect(none.status == 400)
