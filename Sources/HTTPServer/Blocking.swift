@@ -1,4 +1,5 @@
 import CAR
+import Dispatch
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -127,4 +128,36 @@ struct ChannelSink: ByteSink {
     }
 }
 
-import Dispatch
+/// A bound on work that takes a thread of its own (uploads imported as they arrive): past
+/// `count` at once, the next waits (asynchronously) for one to end, so many clients cannot make
+/// the daemon start unbounded threads.
+final class ThreadSlots: Sendable {
+    private let state: Mutex<(free: Int, waiters: [CheckedContinuation<Void, Never>])>
+
+    init(_ count: Int) { state = Mutex((max(1, count), [])) }
+
+    func acquire() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.free > 0 {
+                    s.free -= 1
+                    return true
+                }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty {
+                s.free += 1
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -16,6 +16,8 @@ struct KuboRPC: Sendable {
     let node: Node
     let io: StorageThreads
     let limits: ServerLimits
+    /// Uploads being imported at once (each on a thread of its own); more wait for a slot.
+    let uploads = ThreadSlots(32)
 
     func register(on router: Router<BasicRequestContext>) {
         let api = router.group("/api/v0")
@@ -174,7 +176,7 @@ struct KuboRPC: Sendable {
         let pipe = BodyPipe()
         let maximum = limits.maximumImportRequest
         let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
-        return try await Self.streamedReply(.own, for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
+        return try await Self.streamedReply(.own(uploads), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
             let reader = MultipartReader(pipe, boundary: boundary)
             // One lease over every part and the pins: a root's blocks may come in a later part.
             let (imports, pinErrors) = try self.node.withLease { () throws -> ([ImportSummary], [CID: String]) in
@@ -229,7 +231,7 @@ struct KuboRPC: Sendable {
         let progress = Self.flag(q.get("progress"))
         let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
         let pinName = q.get("pin-name").map { String($0) }
-        return try await Self.streamedReply(.own, for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
+        return try await Self.streamedReply(.own(uploads), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
             func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
             func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try send(["Name": name, "Hash": cid.string, "Size": String(size)]) }
             try self.node.withLease {
@@ -449,7 +451,8 @@ struct KuboRPC: Sendable {
     /// producer that waits on the client, e.g. reading an upload as it arrives).
     enum ProducerThread: Sendable {
         case storage(StorageThreads)
-        case own
+        /// A new thread, once one of `slots` is free.
+        case own(ThreadSlots)
     }
 
     /// Kubo's streamed JSON RPC reply: `produce` starts at once and the status waits for its
@@ -482,7 +485,9 @@ struct KuboRPC: Sendable {
             do {
                 switch thread {
                 case .storage(let io): try await io.run { try produce(channel) }
-                case .own:
+                case .own(let slots):
+                    await slots.acquire()
+                    defer { slots.release() }
                     try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                         Thread.detachNewThread { c.resume(with: Result { try produce(channel) }) }
                     }

@@ -43,3 +43,21 @@ struct BackgroundCollectorTests {
         _ = await running.result
     }
 }
+
+/// Uploads beyond the slot count wait for one to end instead of starting more threads.
+struct ThreadSlotsTests {
+    @Test func thirdWaitsForARelease() async throws {
+        let slots = ThreadSlots(2)
+        await slots.acquire()
+        await slots.acquire()
+        let third = Task { await slots.acquire(); return true }
+        try await Task.sleep(for: .milliseconds(100))
+        slots.release()
+        #expect(await third.value)
+        slots.release()
+        slots.release()
+        // Back to two free: two acquire at once again.
+        await slots.acquire()
+        await slots.acquire()
+    }
+}
