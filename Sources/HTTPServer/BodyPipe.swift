@@ -80,6 +80,7 @@ final class BodyPipe: ByteSource, @unchecked Sendable {
 
     /// Blocking read (importer side): waits for bytes; 0 at the end; the feeder's error if it failed.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard buffer.count > 0 else { return 0 }
         condition.lock()
         while head == chunks.count && !ended && !closed { condition.wait() }
         guard head < chunks.count else {
