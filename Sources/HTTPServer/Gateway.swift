@@ -42,6 +42,8 @@ struct Gateway: Sendable {
         case car(scope: DAGScope, duplicates: Bool, entityBytes: EntityBytes?)
         /// The block's own bytes under its codec's media type (dag-json, dag-cbor, json, cbor).
         case codec(Multicodec)
+        /// A UnixFS tree as a TAR stream (IPIP-288).
+        case tar
         /// No explicit format: the deserialised response.
         case deserialized
     }
@@ -91,7 +93,7 @@ struct Gateway: Sendable {
             } else {
                 mediaType = "application/vnd.ipld.raw"
                 headers[.eTag] = "\"\(terminal.string).raw\""
-                headers[.contentDisposition] = "attachment; filename=\"\(Self.filename(request, default: terminal.string + ".bin"))\""
+                headers[.contentDisposition] = Self.disposition("attachment", request, default: terminal.string + ".bin")
             }
             headers[.contentType] = mediaType
             return try await blockBody(request, terminal: terminal, head: head, headers: headers)
@@ -99,7 +101,7 @@ struct Gateway: Sendable {
         case .car(let scope, let duplicates, let entityBytes):
             headers[.contentType] = "application/vnd.ipld.car; version=1; order=dfs; dups=\(duplicates ? "y" : "n")"
             headers[.eTag] = Self.carETag(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: entityBytes)
-            headers[.contentDisposition] = "attachment; filename=\"\(Self.filename(request, default: terminal.string + ".car"))\""
+            headers[.contentDisposition] = Self.disposition("attachment", request, default: terminal.string + ".car")
             headers[.acceptRanges] = "none"
             if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
             // The terminal block must exist before a 200 is promised.
@@ -111,6 +113,32 @@ struct Gateway: Sendable {
                 let range = entityBytes.map { (from: $0.from, to: $0.to) }
                 try node.carBlocks(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: range) { c, d in try w.write(cid: c, data: d) }
                 var sink = try w.finish()
+                try sink.flush()
+            })
+
+        case .tar:
+            guard terminal.codec == .dagPB || terminal.codec == .raw else {
+                throw RequestError(.notAcceptable, "\(terminal) is \(terminal.codec.name), not UnixFS: TAR is for UnixFS files and directories")
+            }
+            headers[.contentType] = "application/x-tar"
+            headers[.eTag] = "W/\"\(terminal.string).x-tar\""
+            headers[.contentDisposition] = Self.disposition("attachment", request, default: terminal.string + ".tar")
+            if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
+            _ = try await io.run { try self.node.blockSize(terminal) }
+            if head { return Response(status: .ok, headers: headers) }
+            // The top entry is named after the last path segment (else the CID). An entry whose
+            // name would leave the archive ends the stream with the reason as its last bytes (a
+            // browser cannot read a trailer), as boxo does.
+            let name = path.last ?? terminal.string
+            let node = self.node
+            return Response(status: .ok, headers: headers, body: KuboRPC.stream(io, onFailure: .appendMessage) { channel in
+                var sink = ChannelSink(channel)
+                do {
+                    try node.tar(terminal, name: name) { bytes in try bytes.withUnsafeBytes { try sink.write($0) } }
+                } catch NodeError.badInput(let why) where why.contains("escape") {
+                    try sink.flush()
+                    throw NodeError.badInput("relative UnixFS paths outside the root are now allowed, use CAR instead: \(why)")
+                }
                 try sink.flush()
             })
 
@@ -158,7 +186,7 @@ struct Gateway: Sendable {
     static func codecDisposition(_ request: Request, terminal: CID, codec: Multicodec) -> String {
         let json = codec == .dagJSON || codec == .json
         let download = KuboRPC.flag(request.uri.queryParameters.get("download")) || !json
-        return "\(download ? "attachment" : "inline"); filename=\"\(filename(request, default: terminal.string + (json ? ".json" : ".cbor")))\""
+        return disposition(download ? "attachment" : "inline", request, default: terminal.string + (json ? ".json" : ".cbor"))
     }
 
     /// An HTML preview of a DAG-JSON/DAG-CBOR block: its DAG-JSON form.
@@ -205,7 +233,8 @@ struct Gateway: Sendable {
             case "dag-cbor": return .codec(.dagCBOR)
             case "json": return .codec(.json)
             case "cbor": return .codec(.cbor)
-            default: throw RequestError(.badRequest, "unsupported format \"\(format)\" (raw, car, dag-json, dag-cbor, json, cbor)")
+            case "tar": return .tar
+            default: throw RequestError(.badRequest, "unsupported format \"\(format)\" (raw, car, tar, dag-json, dag-cbor, json, cbor)")
             }
         }
         guard let accept = request.headers[.accept], !accept.isEmpty else { return .deserialized }
@@ -233,6 +262,7 @@ struct Gateway: Sendable {
             case "application/vnd.ipld.dag-cbor": r = .codec(.dagCBOR)
             case "application/json": r = .codec(.json)
             case "application/cbor": r = .codec(.cbor)
+            case "application/x-tar": r = .tar
             case "*/*", "application/*", "text/html", "text/*": r = .deserialized
             default: r = nil
             }
@@ -278,6 +308,19 @@ struct Gateway: Sendable {
     static func filename(_ request: Request, default name: String) -> String {
         guard let f = request.uri.queryParameters.get("filename"), !f.isEmpty else { return name }
         return String(f.filter { $0 != "\"" && $0 != "/" && $0 != "\\" && !$0.isNewline })
+    }
+
+    /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII
+    /// `filename` (other characters as `_`) and, when the name is not ASCII, RFC 5987's
+    /// `filename*=UTF-8''…` with the exact name, as the path gateway spec shows.
+    static func disposition(_ kind: String, _ request: Request, default name: String) -> String {
+        let f = filename(request, default: name)
+        let ascii = String(f.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? Character($0) : "_" })
+        guard ascii != f else { return "\(kind); filename=\"\(f)\"" }
+        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(0x80)))
+        allowed.insert(charactersIn: "!#$&+-.^_`|~")
+        let encoded = f.addingPercentEncoding(withAllowedCharacters: allowed) ?? ascii
+        return "\(kind); filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
     }
 
     /// `If-None-Match` names this entity (or `*`).

@@ -436,6 +436,9 @@ struct KuboRPC: Sendable {
         /// Writes that line and ends the body with Kubo's `X-Stream-Error` trailer (only for
         /// clients that said `TE: trailers`: some, FoundationNetworking's among them, crash on one).
         case errorLineAndTrailer
+        /// Writes the error's message as the last bytes (a gateway TAR: the archive is visibly
+        /// broken and its tail says why, as boxo does).
+        case appendMessage
     }
 
     /// A response body produced by `produce` on a storage thread through a bounded channel,
@@ -519,7 +522,11 @@ struct KuboRPC: Sendable {
             if let failure {
                 guard onFailure != .abort else { throw failure }
                 let m = ErrorMapping.map(failure)
-                try await writer.write(JSONOutput.bytes(["Message": m.message, "Code": m.code, "Type": "error"] as [String: Any]))
+                if onFailure == .appendMessage {
+                    try await writer.write(ByteBuffer(string: m.message))
+                } else {
+                    try await writer.write(JSONOutput.bytes(["Message": m.message, "Code": m.code, "Type": "error"] as [String: Any]))
+                }
                 var trailers = HTTPFields()
                 if onFailure == .errorLineAndTrailer { trailers[HTTPField.Name("X-Stream-Error")!] = m.message }
                 try await writer.finish(trailers.isEmpty ? nil : trailers)

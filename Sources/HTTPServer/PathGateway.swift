@@ -31,7 +31,7 @@ extension Gateway {
             headers[.acceptRanges] = "bytes"
             if let filename = request.uri.queryParameters.get("filename") {
                 let disposition = KuboRPC.flag(request.uri.queryParameters.get("download")) ? "attachment" : "inline"
-                headers[.contentDisposition] = "\(disposition); filename=\"\(Self.filename(request, default: String(filename)))\""
+                headers[.contentDisposition] = Self.disposition(disposition, request, default: String(filename))
             }
             return try await fileBody(request, cid: terminal, size: size, head: head, headers: headers)
         case .symlink(let target):
