@@ -6,17 +6,17 @@ import Synchronization
 /// The block store with reference counting: every put and delete goes through here, and
 /// changes the counts in the same LevelDB batch as the blocks (`ReferenceCounts.swift`).
 ///
-/// Writers (puts, pins, unpins, garbage collection) are serialised by one lock, held for
-/// one batch at a time: a count is read, changed and written without another writer in
-/// between. Reads (`get`, `has`, `links`) never take it.
+/// Writers (puts, pins, unpins, garbage collection, pack compaction) are serialised by the block
+/// store's own writer lock (`LevelDBBlockStore.exclusively`), held for one batch at a time: a
+/// count is read, changed and written without another writer in between, and so are block
+/// records. Reads (`get`, `has`, `links`) never take it.
 public final class CountedBlockStore: BlockStore, @unchecked Sendable {
-    // `writer` guards every read-modify-write of the count key space; `leases` and `epoch`
-    // are synchronised types; everything else is immutable after init.
+    // `base.exclusively` guards every read-modify-write of the count key space; `leases` and
+    // `epoch` are synchronised types; everything else is immutable after init.
     /// The store underneath (its reads are this store's reads).
     public let base: LevelDBBlockStore
     /// How long a block put without a pin is safe from collection (ms).
     public let putGracePeriod: UInt64
-    private let writer = NSLock()
     private let leases = Mutex<(next: UInt64, starts: [UInt64: UInt64])>((0, [:]))
     private let deletions = Atomic<UInt64>(0)
 
@@ -33,7 +33,7 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
     /// whatever it adds to the transaction's batch are written as one batch (synced per the
     /// store's durability) when it returns; nothing is written when it throws.
     public func transaction<R>(_ body: (CountTransaction) throws -> R) throws -> R {
-        try writer.withLock {
+        try base.exclusively {
             let txn = CountTransaction(db: base.db, now: millisecondsNow())
             let result = try body(txn)
             txn.commit()

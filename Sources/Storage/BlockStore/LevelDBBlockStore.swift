@@ -1,3 +1,4 @@
+import Foundation
 import IPLD
 import Multiformats
 
@@ -41,6 +42,8 @@ public final class LevelDBBlockStore: BlockStore {
     let packs: PackStore
     /// The options in force.
     public let options: Options
+    /// Serialises the writers of block records (`exclusively`).
+    private let writer = NSRecursiveLock()
 
     /// Opens the store over an open database and a pack directory.
     public init(db: LevelDB, packDirectory: String, options: Options = Options()) throws {
@@ -146,9 +149,21 @@ public final class LevelDBBlockStore: BlockStore {
     public func put(_ block: Block) throws { try putMany([block]) }
 
     public func putMany(_ blocks: [Block]) throws {
-        let batch = WriteBatch()
-        try stage(blocks, into: batch)
-        if batch.count > 0 { try db.write(batch, sync: options.durability == .sync) }
+        try exclusively {
+            let batch = WriteBatch()
+            try stage(blocks, into: batch)
+            if batch.count > 0 { try db.write(batch, sync: options.durability == .sync) }
+        }
+    }
+
+    /// Runs `body` while no other writer of this store's records runs. Every put, put-many,
+    /// delete and pack retirement of the store takes this lock; a layer above that stages its own
+    /// changes with the store's (`stage`, `stageDelete`, `stageRetirement`) writes its batch inside
+    /// it, so a record read there stays what it read until the batch is written. Reentrant.
+    public func exclusively<R>(_ body: () throws -> R) rethrows -> R {
+        writer.lock()
+        defer { writer.unlock() }
+        return try body()
     }
 
     /// A block `stage` handled: its links, and whether this put adds its links record
@@ -209,10 +224,12 @@ public final class LevelDBBlockStore: BlockStore {
     @discardableResult
     public func delete(_ cid: CID) throws -> Bool {
         if cid.multihash.code == .identity { return false }
-        let batch = WriteBatch()
-        guard try stageDelete(cid.multihash, into: batch) != nil else { return false }
-        try db.write(batch, sync: options.durability == .sync)
-        return true
+        return try exclusively {
+            let batch = WriteBatch()
+            guard try stageDelete(cid.multihash, into: batch) != nil else { return false }
+            try db.write(batch, sync: options.durability == .sync)
+            return true
+        }
     }
 
     /// Adds the deletion of a block (data and every links record) to `batch`. Returns, for

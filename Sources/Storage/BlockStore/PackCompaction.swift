@@ -5,8 +5,8 @@ import Multiformats
 /// passes a threshold is compacted in three steps, each safe to interrupt:
 /// 1. `copyLiveEntries`: its entries that records still point at are appended to the current
 ///    pack and synced. Nothing refers to the copies yet (a crash leaves them as dead space).
-/// 2. `stageRetirement`, in the caller's batch and under the writer lock that serialises every
-///    record change: records still pointing at the old entries are repointed to the copies, the
+/// 2. `stageRetirement`, in the caller's batch inside `exclusively` (the lock every record change
+///    takes): records still pointing at the old entries are repointed to the copies, the
 ///    pack's dead-entry records go, and a `K 02` record marks the pack retired.
 /// 3. `removeRetiredPacks`, after that batch is written (and at every open, for a crash between
 ///    the two): the files of retired packs are removed and their marks dropped.
@@ -86,7 +86,8 @@ extension LevelDBBlockStore {
         return PackCompaction(pack: pack, moves: moves, packBytes: packs.size(of: pack) ?? 0, copiedBytes: copied)
     }
 
-    /// Step 2, into the caller's batch under its writer lock: repoints what still points at the
+    /// Step 2, into the caller's batch, inside `exclusively` (the caller writes the batch there):
+    /// repoints what still points at the
     /// old entries (a block deleted or moved meanwhile is left alone), drops the pack's dead-entry
     /// records, marks the pack retired.
     public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
@@ -117,13 +118,15 @@ extension LevelDBBlockStore {
         }
         guard !retired.isEmpty else { return 0 }
         let current = packs.currentPack
-        let batch = WriteBatch()
-        for (pack, key) in retired {
-            if pack != current { packs.remove(pack) }
-            batch.delete(key)
+        return try exclusively {
+            let batch = WriteBatch()
+            for (pack, key) in retired {
+                if pack != current { packs.remove(pack) }
+                batch.delete(key)
+            }
+            try db.write(batch, sync: options.durability == .sync)
+            return retired.count
         }
-        try db.write(batch, sync: options.durability == .sync)
-        return retired.count
     }
 
     /// Closes what removed packs still hold open (call between compaction runs).
