@@ -10,6 +10,6 @@ status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
     echo
     echo "==== failures (full log: .build/test.log) ===="
-    grep -n -A6 -E "✘|error:|Fatal error|Crash|signal [0-9]+" .build/test.log | grep -v "^--$" | tail -120
+    grep -n -A6 -E "✘|error:|Fatal error" .build/test.log | grep -v "^--$" | tail -120
 fi
 exit "$status"

@@ -37,20 +37,31 @@ import Glibc
         }
     }
 
-    /// A virtualenv with aioipfs, made once per build directory.
+    /// Held while the virtualenv is made or changed: tests that need it run in parallel, and a
+    /// half-made venv (python there, pip not yet) or two pip runs at once break each other.
+    static let venvLock = NSLock()
+
+    /// A virtualenv with the third-party clients the tests drive (aioipfs, schemathesis), made once
+    /// per build directory; `.qstore-ready` marks one whose creation finished.
     static func python() throws -> String {
-        let venv = repositoryRoot.appendingPathComponent(".build/e2e-venv").path
-        let python = venv + "/bin/python"
-        if !FileManager.default.fileExists(atPath: python) {
-            let (rc, out) = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
-            try #require(rc == 0, "python3 -m venv failed: \(out)")
+        try venvLock.withLock {
+            let venv = repositoryRoot.appendingPathComponent(".build/e2e-venv").path
+            let python = venv + "/bin/python"
+            let ready = venv + "/.qstore-ready"
+            if !FileManager.default.fileExists(atPath: ready) {
+                try? FileManager.default.removeItem(atPath: venv)  // an interrupted creation
+                let (rc, out) = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
+                try #require(rc == 0, "python3 -m venv failed: \(out)")
+                FileManager.default.createFile(atPath: ready, contents: nil)
+            }
+            let check = "import aioipfs, aiohttp, schemathesis; assert aiohttp.__version__ == '3.9.5' and schemathesis.__version__ == '4.32.5'"
+            if try run(python, ["-c", check]).0 != 0 {
+                let (rc, out) = try run(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                                 "aioipfs==0.7.1", "aiohttp==3.9.5", "schemathesis==4.32.5"])
+                try #require(rc == 0, "pip install failed: \(out)")
+            }
+            return python
         }
-        let (check, _) = try run(python, ["-c", "import aioipfs, aiohttp; assert aiohttp.__version__ == \"3.9.5\""])
-        if check != 0 {
-            let (rc, out) = try run(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "aioipfs==0.7.1", "aiohttp==3.9.5"])
-            try #require(rc == 0, "pip install aioipfs failed: \(out)")
-        }
-        return python
     }
 
     @Test func aioipfsDrivesTheDaemon() throws {
