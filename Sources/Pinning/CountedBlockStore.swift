@@ -51,7 +51,7 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
         var packs = 0
         var reclaimed: UInt64 = 0
         for usage in try base.packUsage() where !usage.current && usage.size > 0 && Double(usage.dead) >= threshold * Double(usage.size) {
-            let compaction = try base.copyLiveEntries(of: usage.pack)
+            guard let compaction = try base.copyLiveEntries(of: usage.pack) else { continue }
             try transaction { txn in try base.stageRetirement(compaction, into: txn.batch) }
             try base.removeRetiredPacks()
             packs += 1

@@ -24,7 +24,7 @@ public enum KeySpace: UInt8, CaseIterable, Sendable {
     case replication = 0x58  // "X"
     /// Repository metadata.
     case meta = 0x4d  // "M"
-    /// Pack-file bookkeeping (block store): `K 01 ‖ u32(pack) ‖ multihash` → bytes of a deleted
+    /// Pack-file bookkeeping (block store): `K 01 ‖ u32(pack) ‖ u64(offset)` → bytes of a deleted
     /// entry (dead space), `K 02 ‖ u32(pack)` → a pack retired by compaction, its file to remove.
     case packs = 0x4b  // "K"
 

@@ -243,7 +243,7 @@ public final class LevelDBBlockStore: BlockStore {
             // Its pack entry becomes dead space, counted for compaction.
             var size: [UInt8] = []
             Varint.append(PackStore.entrySize(multihash: mh, length: l.length), to: &size)
-            batch.put(Self.deadEntryKey(l.pack, mh), size)
+            batch.put(Self.deadEntryKey(l), size)
         }
         var links: [CID] = []
         let it = iterator ?? db.makeIterator()

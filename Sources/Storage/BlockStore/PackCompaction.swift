@@ -1,7 +1,7 @@
 import Multiformats
 
 /// Reclaiming pack space: a deleted packed block leaves its entry in its pack (dead space,
-/// counted by a `K 01` record written in the deletion's batch). A sealed pack whose dead share
+/// counted by a `K 01` record, one per entry, written in the deletion's batch). A sealed pack whose dead share
 /// passes a threshold is compacted in three steps, each safe to interrupt:
 /// 1. `copyLiveEntries`: its entries that records still point at are appended to the current
 ///    pack and synced. Nothing refers to the copies yet (a crash leaves them as dead space).
@@ -11,6 +11,9 @@ import Multiformats
 /// 3. `removeRetiredPacks`, after that batch is written (and at every open, for a crash between
 ///    the two): the files of retired packs are removed and their marks dropped.
 /// Readers that looked a block up before step 2 follow the move (`readFollowingMoves`).
+/// A pack whose bytes are not exactly its live entries plus its counted dead entries is never
+/// compacted (an entry the scan could not account for might be live); appends go to a fresh pack
+/// after every open, so a torn entry from a crash can only be the last of its pack.
 extension LevelDBBlockStore {
     /// A pack's share of dead space.
     public struct PackUsage: Sendable, Equatable {
@@ -32,8 +35,20 @@ extension LevelDBBlockStore {
         public let copiedBytes: UInt64
     }
 
-    static func deadEntryKey(_ pack: UInt32, _ mh: Multihash) -> [UInt8] {
-        KeySpace.packs.key([1] + withUnsafeBytes(of: pack.bigEndian, Array.init) + mh.bytes)
+    /// `K 01 ‖ u32(pack) ‖ u64(offset of the entry's data)`: one key per dead entry, so the dead
+    /// bytes of a pack are exact.
+    static func deadEntryKey(_ location: PackLocation) -> [UInt8] {
+        KeySpace.packs.key([1] + withUnsafeBytes(of: location.pack.bigEndian, Array.init) + withUnsafeBytes(of: location.offset.bigEndian, Array.init))
+    }
+
+    /// The dead bytes counted for one pack.
+    func deadBytes(of pack: UInt32) throws -> UInt64 {
+        var dead: UInt64 = 0
+        try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.packs.key([1] + withUnsafeBytes(of: pack.bigEndian, Array.init))) { _, v in
+            dead += (try? Varint.decode(v, at: 0).0) ?? 0
+            return true
+        }
+        return dead
     }
 
     static func retiredKey(_ pack: UInt32) -> [UInt8] {
@@ -57,8 +72,10 @@ extension LevelDBBlockStore {
     }
 
     /// Step 1: appends the pack's live entries to the current pack, synced. Memory: one batch
-    /// of up to 32 MiB of copies.
-    public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction {
+    /// of up to 32 MiB of copies. Nil when the pack's bytes are not exactly its live entries plus
+    /// its counted dead ones (a torn entry from a crash, bytes of a put that never landed): such a
+    /// pack is never compacted, since an entry the scan missed could be live.
+    public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction? {
         precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
         var moves: [(Multihash, PackLocation, PackLocation)] = []
         var pending: [(Multihash, [UInt8])] = []
@@ -72,7 +89,7 @@ extension LevelDBBlockStore {
             pendingOld.removeAll(keepingCapacity: true)
             pendingBytes = 0
         }
-        try packs.scan(pack) { mh, location, data in
+        let whole = try packs.scan(pack) { mh, location, data in
             // Live: the block's record points at this very entry.
             guard case .packed(let l)? = try record(mh), l == location else { return }
             pending.append((mh, Array(data)))
@@ -83,7 +100,13 @@ extension LevelDBBlockStore {
         }
         try flush()
         try packs.sync()
-        return PackCompaction(pack: pack, moves: moves, packBytes: packs.size(of: pack) ?? 0, copiedBytes: copied)
+        // Every byte of the pack must be accounted for: live entries copied plus entries counted
+        // dead. Otherwise an entry was missed (a pack that does not parse to its end, or bytes of
+        // a put whose batch never landed) and the pack stays as it is. The copies made are then
+        // dead space that nothing refers to.
+        let size = packs.size(of: pack) ?? 0
+        guard whole, copied + (try deadBytes(of: pack)) == size else { return nil }
+        return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: copied)
     }
 
     /// Step 2, into the caller's batch, inside `exclusively` (the caller writes the batch there):
@@ -96,7 +119,7 @@ extension LevelDBBlockStore {
                 // Deleted (or put anew) since the copy: the copy is dead space of its own pack.
                 var size: [UInt8] = []
                 Varint.append(PackStore.entrySize(multihash: mh, length: new.length), to: &size)
-                batch.put(Self.deadEntryKey(new.pack, mh), size)
+                batch.put(Self.deadEntryKey(new), size)
                 continue
             }
             batch.put(Self.dataKey(mh), Record.packed(new).encode())

@@ -50,7 +50,11 @@ final class PackStore: Sendable {
         self.maximumPackSize = maximumPackSize
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw PackStore.error("mkdir \(directory)") }
         let existing = try PackStore.packNumbers(in: directory)
-        let number = existing.last ?? 1
+        // Appends go to a fresh pack after every open: if the process died during an append, the
+        // last pack may end with a torn entry, and it must stay at its end (a pack is scanned
+        // entry by entry when compacted).
+        var number = existing.last ?? 1
+        if let last = existing.last, (PackStore.fileSize(PackStore.path(directory, last)) ?? 0) > 0 { number = last + 1 }
         let path = PackStore.path(directory, number)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw PackStore.error("open \(path)") }
@@ -73,15 +77,19 @@ final class PackStore: Sendable {
     var currentPack: UInt32 { writer.withLock { $0.pack } }
 
     /// A pack's size in bytes (nil if it does not exist).
-    func size(of pack: UInt32) -> UInt64? {
+    func size(of pack: UInt32) -> UInt64? { PackStore.fileSize(PackStore.path(directory, pack)) }
+
+    static func fileSize(_ path: String) -> UInt64? {
         var st = stat()
-        return stat(PackStore.path(directory, pack), &st) == 0 ? UInt64(st.st_size) : nil
+        return stat(path, &st) == 0 ? UInt64(st.st_size) : nil
     }
 
     /// Reads a pack from start to end, entry by entry: `body` gets each entry's multihash, its
-    /// data's location and the data (valid during the call). A torn entry at the end (a crash
-    /// during an append) ends the scan.
-    func scan(_ pack: UInt32, _ body: (Multihash, PackLocation, UnsafeRawBufferPointer) throws -> Void) throws {
+    /// data's location and the data (valid during the call). Returns whether every byte of the
+    /// pack parsed as entries: false when it stopped early (a torn entry at the end, from a crash
+    /// during an append).
+    @discardableResult
+    func scan(_ pack: UInt32, _ body: (Multihash, PackLocation, UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let fd = open(PackStore.path(directory, pack), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PackStore.error("open pack \(pack)") }
         defer { close(fd) }
@@ -118,10 +126,11 @@ final class PackStore: Sendable {
             return v
         }
         while true {
-            guard let mhLength = try varint(), mhLength <= 128, try ensure(Int(mhLength)) else { return }
-            guard let mh = try? Multihash(bytes: Array(window[at..<at + Int(mhLength)])) else { return }
+            guard try ensure(1) else { return true }  // the clean end
+            guard let mhLength = try varint(), mhLength <= 128, try ensure(Int(mhLength)) else { return false }
+            guard let mh = try? Multihash(bytes: Array(window[at..<at + Int(mhLength)])) else { return false }
             at += Int(mhLength)
-            guard let length = try varint(), length <= UInt64(UInt32.max), try ensure(Int(length)) else { return }
+            guard let length = try varint(), length <= UInt64(UInt32.max), try ensure(Int(length)) else { return false }
             let location = PackLocation(pack: pack, offset: windowStart + UInt64(at), length: UInt32(length))
             try window.withUnsafeBytes { try body(mh, location, UnsafeRawBufferPointer(rebasing: $0[at..<at + Int(length)])) }
             at += Int(length)
