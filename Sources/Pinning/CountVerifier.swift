@@ -131,7 +131,11 @@ public struct CountVerifier: Sendable {
             if actual[(try? Multihash(bytes: Array(k.dropFirst(9))))!]?.count == 0 {
                 report.problems.append("unreferenced block \(Base16.encode(Array(k.dropFirst(9)))) is not a GC candidate")
             }
-            if repair { txn!.batch.put(k, []); report.repaired += 1 }
+            if repair {
+                txn!.batch.put(k, [])
+                txn!.noteCandidate(k[1..<9].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+                report.repaired += 1
+            }
         }
         return report
     }

@@ -18,6 +18,13 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
     /// How long a block put without a pin is safe from collection (ms).
     public let putGracePeriod: UInt64
     private let leases = Mutex<(next: UInt64, starts: [UInt64: UInt64])>((0, [:]))
+    /// Where the collector's candidate scans may start: no candidate is earlier than `floor`.
+    /// Deleted candidates leave tombstones that a scan from the start of the index would step over
+    /// again every time (its cost would follow all past garbage); starting at the floor keeps it
+    /// proportional to the garbage left. `low` is the earliest candidate added since a scan began.
+    private let candidates = Mutex<(floor: UInt64, low: UInt64)>((0, .max))
+    /// One collection at a time (the scan floor assumes it).
+    let collecting = NSLock()
     private let deletions = Atomic<UInt64>(0)
 
     /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms.
@@ -38,6 +45,9 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
             let result = try body(txn)
             txn.commit()
             if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
+            // After the write, so a scan that begins later sees the candidate and one under way
+            // learns of it.
+            if let t = txn.lowestNewCandidate { candidates.withLock { $0.floor = min($0.floor, t); $0.low = min($0.low, t) } }
             return result
         }
     }
@@ -105,6 +115,22 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
 
     /// Blocks deleted since the store opened: a walk that saw no change here saw a stable DAG.
     public var deletionCount: UInt64 { deletions.load(ordering: .sequentiallyConsistent) }
+
+    // MARK: the collector's scan floor
+
+    /// A candidate scan begins: where it may start.
+    func beginCandidateScan() -> UInt64 {
+        candidates.withLock { c in
+            c.low = .max
+            return c.floor
+        }
+    }
+
+    /// A candidate scan ended having left nothing before `resume` (it deleted or dropped every
+    /// candidate it passed); candidates added meanwhile keep the floor at or below their time.
+    func endCandidateScan(resume: UInt64) {
+        candidates.withLock { c in c.floor = min(resume, c.low) }
+    }
 
     // MARK: leases
 

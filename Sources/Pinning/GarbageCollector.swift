@@ -39,25 +39,42 @@ public struct GarbageCollector: Sendable {
     /// `limit` bounds the blocks deleted in this run.
     @discardableResult
     public func collect(now: UInt64 = millisecondsNow(), limit: Int = .max, removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> Result {
+        store.collecting.lock()
+        defer { store.collecting.unlock() }
         var result = Result()
         var stop = false
         while !stop && result.blocks < limit {
             // Eligible: unreferenced since `now` or before, and put before every lease in force began.
             let leaseStart = store.oldestLease ?? .max
+            let from = store.beginCandidateScan()
             var batch: [(UInt64, Multihash)] = []
-            try store.db.makeIterator(fillCache: false).forEach(prefix: KeySpace.gcCandidates.prefix) { k, _ in
+            var stoppedAt: UInt64?
+            var lastTaken = from
+            try store.db.makeIterator(fillCache: false).forEach(prefix: KeySpace.gcCandidates.prefix, from: CountRecord.candidateKey(from, nil)) { k, _ in
                 let (t, mh) = try CountRecord.parseCandidateKey(k)
-                guard t <= now && t < leaseStart else { return false }
+                guard t <= now && t < leaseStart else {
+                    stoppedAt = t
+                    return false
+                }
                 batch.append((t, mh))
+                lastTaken = t
                 return batch.count < min(batchSize, limit - result.blocks)
             }
-            if batch.isEmpty { break }
+            var left = stoppedAt ?? lastTaken
+            if batch.isEmpty {
+                store.endCandidateScan(resume: left)
+                break
+            }
             let deleted: [(CID, Int)] = try store.transaction { txn in
                 var out: [(CID, Int)] = []
                 let links = store.db.makeIterator(fillCache: false)
                 // Leases again, under the lock: one may have begun (and put) since the scan.
                 let leaseStart = store.oldestLease ?? .max
-                for (t, mh) in batch where t < leaseStart {
+                for (t, mh) in batch {
+                    guard t < leaseStart else {
+                        left = min(left, t)
+                        continue
+                    }
                     // Re-read under the lock: a put or pin may have come in since the scan.
                     guard let r = try txn.record(mh), r.count == 0, r.notBefore == t else {
                         // The key moved (or, against invariant 2, outlived its record): drop this copy.
@@ -71,6 +88,7 @@ public struct GarbageCollector: Sendable {
                 }
                 return out
             }
+            store.endCandidateScan(resume: left)
             for (cid, size) in deleted {
                 result.blocks += 1
                 result.bytes += UInt64(size)

@@ -88,6 +88,12 @@ public final class CountTransaction {
     private var changed: [Multihash: (original: CountRecord?, current: CountRecord?)] = [:]
     /// Counts that would have gone below zero (a broken invariant; reported, clamped at 0).
     public private(set) var underflows: [Multihash] = []
+    /// The earliest time of a GC candidate this transaction adds (the collector starts its scans
+    /// no later than that).
+    private(set) var lowestNewCandidate: UInt64?
+
+    /// Notes a candidate key put into the batch directly (not through the counts, e.g. by repair).
+    func noteCandidate(_ t: UInt64) { lowestNewCandidate = min(lowestNewCandidate ?? .max, t) }
 
     init(db: LevelDB, now: UInt64) {
         self.db = db
@@ -138,7 +144,10 @@ public final class CountTransaction {
             if let r = c.current { batch.put(CountRecord.key(mh), r.encode()) } else { batch.delete(CountRecord.key(mh)) }
             if oldKey != newKey {
                 if let oldKey { batch.delete(oldKey) }
-                if let newKey { batch.put(newKey, []) }
+                if let newKey {
+                    batch.put(newKey, [])
+                    noteCandidate(c.current!.notBefore)
+                }
             }
         }
         changed.removeAll()

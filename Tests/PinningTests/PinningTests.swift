@@ -35,6 +35,35 @@ import TestSupport
         #expect(try h.collector.candidateCount() == 0)
     }
 
+    /// The collector's scans start where the last one left off (past the tombstones of deleted
+    /// candidates), yet a candidate made later with an earlier time — a child freed by a
+    /// deletion keeps its own old time — is still found.
+    @Test func candidatesOlderThanTheScanFloorAreCollected() throws {
+        let h = try PinningHarness()
+        let child = try PinningHarness.node(1, links: [])
+        try h.store.put(child)
+        Thread.sleep(forTimeInterval: 0.005)
+        let root = try PinningHarness.node(2, links: [child.cid])
+        try h.store.put(root)
+        try h.pins.pin(Pinner.Request(cid: root.cid))
+        Thread.sleep(forTimeInterval: 0.005)
+        let garbage = try (3..<8).map { try PinningHarness.node($0, links: []) }
+        try h.store.putMany(garbage)
+        let oneAtATime = GarbageCollector(store: h.store, batchSize: 1)
+        #expect(try oneAtATime.collect(now: millisecondsNow() + 1).blocks == garbage.count)
+        try h.pins.unpin(root.cid)
+        #expect(try oneAtATime.collect(now: millisecondsNow() + 1).blocks == 2, "the root, then its child with its older time")
+        #expect(try !h.store.has(child.cid) && !h.store.has(root.cid))
+        #expect(try h.verifyClean() == [])
+        // Many rounds of garbage: each collection finds all of it.
+        for round in 0..<20 {
+            let more = try (0..<10).map { try PinningHarness.node(100 + round * 10 + $0, links: []) }
+            try h.store.putMany(more)
+            #expect(try h.collector.collect(now: millisecondsNow() + 1).blocks == 10)
+        }
+        #expect(try h.collector.candidateCount() == 0)
+    }
+
     @Test func recursivePinNeedsTheWholeDAG() throws {
         let h = try PinningHarness()
         let missing = try PinningHarness.node(9, links: [])

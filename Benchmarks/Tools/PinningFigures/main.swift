@@ -1,7 +1,8 @@
 // The pinning figures of Docs/benchmarks.md, each measured on a fresh repository in a
 // temporary directory (real LevelDB, real pack files):
-//   gc <live> [settled]  GC of 1,000 garbage blocks beside <live> live blocks (pinned DAGs);
-//                 `settled` compacts LevelDB after the bulk load first
+//   gc <live> [settled|fresh [rounds]]  GC of 1,000 garbage blocks beside <live> live blocks
+//                 (pinned DAGs); `settled` compacts LevelDB after the bulk load first; `rounds`
+//                 repeats garbage + collection (for a profiler)
 //   pinls <n>     `pin ls` (all types) over <n> direct pins
 //   pinadd <GiB>  recursive pin of a <GiB> GiB UnixFS file's DAG already present
 //   put <n>       put-many of <n> 1 KiB blocks with reference counting on and off
@@ -88,6 +89,20 @@ case "gc":
     if args.count > 3 && args[3] == "settled" { node.repository.db.compact() }
     var removed = 0
     let t = try seconds { removed = try node.collector.collect(now: millisecondsNow() + 1).blocks }
+    // `gc <live> settled|fresh <rounds>`: more rounds of 1,000 garbage blocks, for a profiler.
+    if args.count > 4, let rounds = Int(args[4]) {
+        print("repeating \(rounds) rounds (pid \(ProcessInfo.processInfo.processIdentifier))")
+        var total = 0.0
+        for _ in 0..<rounds {
+            for _ in 0..<100 {
+                let leaves = try (0..<9).map { _ in try Block(data: randomBytes(256), codec: .raw) }
+                let root = try Block(data: try DAGCBOR().encode(.list(leaves.map { .link($0.cid) })), codec: .dagCBOR)
+                try node.blocks.putMany(leaves + [root])
+            }
+            total += try seconds { _ = try node.collector.collect(now: millisecondsNow() + 1) }
+        }
+        print("repeated: \(String(format: "%.2f", total * 1000 / Double(rounds))) ms per 1,000 garbage blocks")
+    }
     let stat = try node.repository.stat()
     print("gc: live \(stat.blocks) blocks, removed \(removed) in \(String(format: "%.4f", t)) s (\(String(format: "%.1f", Double(removed) / t)) blocks/s); setup \(String(format: "%.1f", setup)) s")
 case "pinls":

@@ -240,9 +240,10 @@ public final class LevelDB: @unchecked Sendable {
             if let e = LevelDBError.take(err, "iterate") { throw e }
         }
 
-        /// Visits every entry whose key starts with `prefix`, in order, until `body` returns false.
-        public func forEach(prefix: [UInt8], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool) throws {
-            seek(prefix)
+        /// Visits every entry whose key starts with `prefix` (from `start` on, if given), in
+        /// order, until `body` returns false.
+        public func forEach(prefix: [UInt8], from start: [UInt8]? = nil, _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool) throws {
+            seek(start.map { $0.lexicographicallyPrecedes(prefix) ? prefix : $0 } ?? prefix)
             while isValid {
                 let k = key
                 guard k.starts(with: prefix) else { break }
