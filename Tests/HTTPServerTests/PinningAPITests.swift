@@ -111,7 +111,7 @@ import TestSupport
     /// its examples such as "QmCIDToBePinned" are schema-valid but not CIDs: 400 is right), and
     /// the coverage phase (it crashes inside hypothesis on this Python).
     @Test func schemathesisFindsNothing() async throws {
-        let python = try ThirdPartyClientTests.python()
+        let python = try await ThirdPartyClientTests.aside { try ThirdPartyClientTests.python() }
         let venv = URL(fileURLWithPath: python).deletingLastPathComponent().path
         let h = try await DaemonHarness()
         let spec = Fixtures.root.deletingLastPathComponent().appendingPathComponent("specs/pinning/ipfs-pinning-service.yaml").path

@@ -30,10 +30,14 @@ import Glibc
     /// `run` on a thread of its own, for a client talking to a daemon inside this process: the
     /// wait must not hold one of the few cooperative threads that daemon's requests need.
     static func runAside(_ executable: String, _ args: [String], environment: [String: String]? = nil, directory: String? = nil) async throws -> (Int32, String) {
+        try await aside { try run(executable, args, environment: environment, directory: directory) }
+    }
+
+    /// Blocking work (waiting for a process, a pip install, a lock) on a thread of its own, so
+    /// the few cooperative threads stay free for the daemons other tests run in this process.
+    static func aside<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try run(executable, args, environment: environment, directory: directory) })
-            }
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
         }
     }
 
@@ -64,6 +68,8 @@ import Glibc
         }
     }
 
+    /// Blocks one cooperative thread throughout (it waits on processes, never on a daemon inside
+    /// this process, so the tests that run one still have the other).
     @Test func aioipfsDrivesTheDaemon() throws {
         let python = try Self.python()
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore").path
