@@ -55,6 +55,9 @@ final class ChunkChannel: Sendable {
         waiter?.resume()
     }
 
+    /// Producer: one JSON value and a newline (a line of Kubo's streamed replies).
+    func sendLine(_ object: [String: Any]) throws { try send(Array(JSONOutput.bytes(object).readableBytesView)) }
+
     /// Producer: no more chunks (with the error that stopped it, if any).
     func finish(_ error: (any Error)? = nil) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in

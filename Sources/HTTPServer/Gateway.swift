@@ -135,9 +135,9 @@ struct Gateway: Sendable {
                 var sink = ChannelSink(channel)
                 do {
                     try node.tar(terminal, name: name) { bytes in try bytes.withUnsafeBytes { try sink.write($0) } }
-                } catch NodeError.badInput(let why) where why.contains("escape") {
-                    try sink.flush()
-                    throw NodeError.badInput("relative UnixFS paths outside the root are now allowed, use CAR instead: \(why)")
+                } catch {
+                    try sink.flush()  // what was written, then the reason
+                    throw error
                 }
                 try sink.flush()
             })

@@ -57,7 +57,6 @@ extension KuboRPC {
         }
         // Kubo's progress: `{"Progress": blocks walked}` at most every 500 ms, then `{"Pins"}`.
         return try await KuboRPC.streamedReply(.storage(io), for: request, headers: KuboRPC.jsonStreamHeaders) { channel in
-            func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
             var walked = 0
             var last = DispatchTime.now().uptimeNanoseconds
             for c in cids {
@@ -69,11 +68,11 @@ extension KuboRPC {
                     let now = DispatchTime.now().uptimeNanoseconds
                     if now - last >= 500_000_000 {
                         last = now
-                        try send(["Progress": walked])
+                        try channel.sendLine(["Progress": walked])
                     }
                 }
             }
-            try send(["Pins": cids.map(\.string)])
+            try channel.sendLine(["Pins": cids.map(\.string)])
         }
     }
 

@@ -172,28 +172,22 @@ struct KuboRPC: Sendable {
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
         }
-        // Read as it arrives (memory stays flat whatever its size), part by part, on a thread of its own.
-        let pipe = BodyPipe()
-        let maximum = limits.maximumImportRequest
-        let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
-        return try await Self.streamedReply(.own(uploads), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
-            let reader = MultipartReader(pipe, boundary: boundary)
+        return try await uploadReply(request, boundary: boundary) { reader, channel in
             // One lease over every part and the pins: a root's blocks may come in a later part.
             let (imports, pinErrors) = try self.node.withLease { () throws -> ([ImportSummary], [CID: String]) in
                 var all: [ImportSummary] = []
                 while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader)) }
                 return (all, pinRoots ? try self.node.pinRoots(all.flatMap(\.roots)) : [:])
             }
-            func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
             // Kubo reports each root once, after every CAR is read, only when pinning roots.
             var reported = Set<CID>()
             for r in imports.flatMap(\.roots) where pinRoots && reported.insert(r).inserted {
-                try send(["Root": ["Cid": ["/": r.string], "PinErrorMsg": pinErrors[r] ?? ""]])
+                try channel.sendLine(["Root": ["Cid": ["/": r.string], "PinErrorMsg": pinErrors[r] ?? ""]])
             }
             if stats {
                 let blocks: Int = imports.reduce(0) { $0 + $1.blocks }
                 let bytes: UInt64 = imports.reduce(0) { $0 + $1.bytes }
-                try send(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes] as [String: Any]])
+                try channel.sendLine(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes] as [String: Any]])
             }
         }
     }
@@ -221,21 +215,14 @@ struct KuboRPC: Sendable {
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with files")
         }
-        // The upload is imported as it arrives, on a thread of its own: a slow client never holds
-        // a storage thread, and the bytes are read once.
-        let pipe = BodyPipe()
-        let maximum = limits.maximumImportRequest
-        let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
         let opts = options
         let wrap = Self.flag(q.get("wrap-with-directory"))
         let progress = Self.flag(q.get("progress"))
         let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
         let pinName = q.get("pin-name").map { String($0) }
-        return try await Self.streamedReply(.own(uploads), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
-            func send(_ object: [String: Any]) throws { try channel.send(Array(JSONOutput.bytes(object).readableBytesView)) }
-            func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try send(["Name": name, "Hash": cid.string, "Size": String(size)]) }
+        return try await uploadReply(request, boundary: boundary) { reader, channel in
+            func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try channel.sendLine(["Name": name, "Hash": cid.string, "Size": String(size)]) }
             try self.node.withLease {
-                let reader = MultipartReader(pipe, boundary: boundary)
                 var files: [(path: String, cid: CID, dagSize: UInt64)] = []
                 var directories: [String] = []
                 while let headers = try reader.nextPart() {
@@ -258,7 +245,7 @@ struct KuboRPC: Sendable {
                     }
                     // Kubo's progress events: bytes read so far, every 256 KiB and at the end (0 is left out).
                     let source = ObservedSource(reader, every: progress ? 256 << 10 : .max) { bytes, _ in
-                        if progress { try send(bytes == 0 ? ["Name": name] : ["Name": name, "Bytes": bytes]) }
+                        if progress { try channel.sendLine(bytes == 0 ? ["Name": name] : ["Name": name, "Bytes": bytes]) }
                     }
                     let f = try self.node.addFile(source, options: opts)
                     files.append((name, f.cid, f.dagSize))
@@ -289,6 +276,19 @@ struct KuboRPC: Sendable {
                     for cid in roots { try self.node.pins.pin(Pinner.Request(cid: cid, name: pinName)) }
                 }
             }
+        }
+    }
+
+    /// A streamed JSON reply to a multipart upload that `body` imports part by part as it
+    /// arrives (`BodyPipe`, at most `maximumImportRequest` bytes), on a thread of its own taken from
+    /// `uploads`: a slow client never holds a storage thread, and the bytes are read once.
+    func uploadReply(_ request: Request, boundary: String,
+                     _ body: @escaping @Sendable (MultipartReader<BodyPipe>, ChunkChannel) throws -> Void) async throws -> Response {
+        let pipe = BodyPipe()
+        let maximum = limits.maximumImportRequest
+        let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
+        return try await Self.streamedReply(.own(uploads), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
+            try body(MultipartReader(pipe, boundary: boundary), channel)
         }
     }
 

@@ -15,7 +15,9 @@ extension Node {
 
     static func safeName(_ name: String) throws -> String {
         guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
-            throw NodeError.badInput("unsafe entry name \"\(name)\" (it would escape the archive)")
+            // Kubo's words (boxo's tar writer, typo included), which clients and the gateway
+            // conformance suite look for.
+            throw NodeError.badInput("relative UnixFS paths outside the root are now allowed, use CAR instead: unsafe entry name \"\(name)\"")
         }
         return name
     }
