@@ -8,8 +8,7 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path == "/health" { return try await next(request, context) }
-        let given = request.headers[.authorization] ?? ""
-        guard given.hasPrefix("Bearer "), constantTimeEqual(Array(given.utf8.dropFirst(7)), Array(token.utf8)) else {
+        guard let given = Self.bearerToken(request.headers[.authorization]), constantTimeEqual(Array(given.utf8), Array(token.utf8)) else {
             var headers = HTTPFields()
             headers[.wwwAuthenticate] = "Bearer realm=\"qstore\""
             headers[.contentType] = "application/json"
@@ -21,6 +20,15 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
             return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: body))
         }
         return try await next(request, context)
+    }
+
+    /// The credentials of an `Authorization: Bearer <token>` header. The scheme is
+    /// case-insensitive and may be followed by more than one space (RFC 9110 §11.1, §11.4).
+    static func bearerToken(_ header: String?) -> Substring? {
+        guard let header, let space = header.firstIndex(of: " ") else { return nil }
+        guard header[..<space].lowercased() == "bearer" else { return nil }
+        let token = header[space...].drop { $0 == " " }
+        return token.isEmpty ? nil : token
     }
 
     /// Comparison whose time does not depend on where the inputs differ.

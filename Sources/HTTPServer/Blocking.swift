@@ -1,5 +1,4 @@
 import CAR
-import Dispatch
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -23,95 +22,6 @@ final class StorageThreads: Sendable {
     func shutdown() async throws { try await pool.shutdownGracefully() }
 }
 
-/// Hands chunks from a synchronous producer (a thread writing a CAR) to an async
-/// consumer (the response body writer), holding at most `capacity` chunks: the
-/// producer blocks when the client reads slowly, so memory stays flat.
-final class ChunkChannel: Sendable {
-    private struct State {
-        var chunks: [ByteBuffer] = []
-        var finished = false
-        var failure: (any Error)?
-        var cancelled = false
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-    private let state = Mutex(State())
-    private let space: DispatchSemaphoreBox
-    let capacity: Int
-
-    init(capacity: Int = 8) {
-        self.capacity = capacity
-        space = DispatchSemaphoreBox(capacity)
-    }
-
-    /// Producer: adds a chunk, waiting while the channel is full. Throws once the consumer has gone.
-    func send(_ bytes: [UInt8]) throws {
-        space.wait()
-        let waiter = try state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if s.cancelled { throw CancellationError() }
-            s.chunks.append(ByteBuffer(bytes: bytes))
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume()
-    }
-
-    /// Producer: one JSON value and a newline (a line of Kubo's streamed replies).
-    func sendLine(_ object: [String: Any]) throws { try send(Array(JSONOutput.bytes(object).readableBytesView)) }
-
-    /// Producer: no more chunks (with the error that stopped it, if any).
-    func finish(_ error: (any Error)? = nil) {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.finished = true
-            s.failure = error
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume()
-    }
-
-    /// Consumer: the next chunk, nil at the end; rethrows the producer's error.
-    func next() async throws -> ByteBuffer? {
-        while true {
-            enum Step { case chunk(ByteBuffer), end, failed(any Error), wait }
-            let step: Step = state.withLock { s in
-                if !s.chunks.isEmpty { return .chunk(s.chunks.removeFirst()) }
-                if let f = s.failure { return .failed(f) }
-                return s.finished ? .end : .wait
-            }
-            switch step {
-            case .chunk(let c):
-                space.signal()
-                return c
-            case .end: return nil
-            case .failed(let e): throw e
-            case .wait:
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { s -> Bool in
-                        if !s.chunks.isEmpty || s.finished { return true }
-                        s.waiter = c
-                        return false
-                    }
-                    if resumeNow { c.resume() }
-                }
-            }
-        }
-    }
-
-    /// Consumer: stop; a blocked producer is released and its next send throws.
-    func cancel() {
-        state.withLock { $0.cancelled = true }
-        for _ in 0..<capacity { space.signal() }
-    }
-}
-
-/// A counting semaphore usable from `Sendable` types (DispatchSemaphore is thread-safe by design).
-final class DispatchSemaphoreBox: @unchecked Sendable {
-    private let semaphore: DispatchSemaphore
-    init(_ value: Int) { semaphore = DispatchSemaphore(value: value) }
-    func wait() { semaphore.wait() }
-    func signal() { semaphore.signal() }
-}
-
 /// A `ByteSink` that sends what is written through a `ChunkChannel` in pieces of about 64 KiB.
 struct ChannelSink: ByteSink {
     let channel: ChunkChannel
@@ -131,36 +41,100 @@ struct ChannelSink: ByteSink {
     }
 }
 
-/// A bound on work that takes a thread of its own (uploads imported as they arrive): past
-/// `count` at once, the next waits (asynchronously) for one to end, so many clients cannot make
-/// the daemon start unbounded threads.
-final class ThreadSlots: Sendable {
-    private let state: Mutex<(free: Int, waiters: [CheckedContinuation<Void, Never>])>
+/// A bound on uploads imported at once, each on a thread of its own (uploads are read as they
+/// arrive): at most `total` at once, at most `perClient` of them (active or waiting) from one
+/// client address; past `total` the next waits (asynchronously) at most `wait` for one to end.
+/// So neither many clients nor one client holding uploads open can make the daemon start
+/// unbounded threads or keep everybody else waiting: a client over its share gets 429, a wait
+/// that runs out 503, both with `Retry-After`.
+final class UploadSlots: Sendable {
+    typealias Limits = UploadLimits
+    private struct Waiter {
+        let id: UInt64
+        let client: String
+        let continuation: CheckedContinuation<Outcome, Never>
+    }
+    private struct State {
+        var free: Int
+        var byClient: [String: Int] = [:]
+        var waiters: [Waiter] = []
+        var nextID: UInt64 = 0
+    }
+    private let state: Mutex<State>
+    let limits: Limits
 
-    init(_ count: Int) { state = Mutex((max(1, count), [])) }
+    init(_ limits: Limits) {
+        self.limits = Limits(total: max(1, limits.total), perClient: max(1, limits.perClient), wait: limits.wait)
+        state = Mutex(State(free: self.limits.total))
+    }
 
-    func acquire() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
+    private enum Outcome { case granted, overShare, timedOut }
+
+    /// Takes a slot for `client`, waiting at most `limits.wait` for one; throws `Overloaded`
+    /// (429 when the client already holds its share, 503 when the wait ran out).
+    func acquire(client: String) async throws {
+        let outcome = await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
+            let waiting = state.withLock { s -> UInt64? in
+                let mine = s.byClient[client, default: 0]
+                guard mine < limits.perClient else {
+                    c.resume(returning: .overShare)
+                    return nil
+                }
+                s.byClient[client] = mine + 1
                 if s.free > 0 {
                     s.free -= 1
-                    return true
+                    c.resume(returning: .granted)
+                    return nil
                 }
-                s.waiters.append(c)
-                return false
+                s.nextID += 1
+                s.waiters.append(Waiter(id: s.nextID, client: client, continuation: c))
+                return s.nextID
             }
-            if now { c.resume() }
+            if let id = waiting {
+                let wait = limits.wait
+                Task { [weak self] in
+                    try? await Task.sleep(for: wait)
+                    self?.timeOut(id)
+                }
+            }
+        }
+        switch outcome {
+        case .granted: return
+        case .overShare:
+            throw Overloaded(status: .tooManyRequests, retryAfter: 1,
+                             message: "this client already has \(limits.perClient) uploads in progress (http.uploadsPerClient); retry when one ends")
+        case .timedOut:
+            let seconds = max(1, Int(limits.wait.components.seconds))
+            throw Overloaded(status: .serviceUnavailable, retryAfter: seconds,
+                             message: "all \(limits.total) upload slots stayed busy for \(seconds) s (http.uploadSlots); retry later")
         }
     }
 
-    func release() {
-        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+    private func timeOut(_ id: UInt64) {
+        let waiter = state.withLock { s -> Waiter? in
+            guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            let w = s.waiters.remove(at: i)
+            s.byClient[w.client, default: 1] -= 1
+            if s.byClient[w.client] == 0 { s.byClient[w.client] = nil }
+            return w
+        }
+        waiter?.continuation.resume(returning: .timedOut)
+    }
+
+    /// Gives `client`'s slot back (to the longest waiter, if any).
+    func release(client: String) {
+        let next = state.withLock { s -> Waiter? in
+            s.byClient[client, default: 1] -= 1
+            if s.byClient[client] == 0 { s.byClient[client] = nil }
             if s.waiters.isEmpty {
                 s.free += 1
                 return nil
             }
             return s.waiters.removeFirst()
         }
-        next?.resume()
+        next?.continuation.resume(returning: .granted)
     }
+
+    /// Slots free now, and uploads waiting for one (for tests and metrics).
+    var available: (free: Int, waiting: Int) { state.withLock { ($0.free, $0.waiters.count) } }
 }

@@ -1,115 +1,60 @@
 import CAR
-import Foundation
 import Hummingbird
 import NIOCore
 
 /// A request body read by a blocking importer while it still arrives: an async feeder moves the
-/// body's buffers in, at most `limit` bytes ahead of the reader (then it waits, so the client is
-/// slowed by TCP back-pressure, not buffered in memory), and the importer's thread reads them
-/// as a `ByteSource`. Once the reader is done (`close`), the rest of the body is read and dropped,
-/// so the client can finish sending and read the reply.
+/// body's buffers in through a `ByteBridge`, at most `limit` bytes ahead of the reader (then it
+/// waits, so the client is slowed by TCP back-pressure, not buffered in memory), and the
+/// importer's thread reads them as a `ByteSource`. Once the reader is done (`close`), the rest of
+/// the body is read and dropped, so the client can finish sending and read the reply.
+///
+/// A body that cannot be read to its end (cut short, badly framed) fails the reader with
+/// `RequestBodyError`; one larger than the limit with `BodyTooLarge`.
 final class BodyPipe: ByteSource, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var chunks: [ByteBuffer] = []
-    private var head = 0
-    private var buffered = 0
-    private var ended = false
-    private var failure: (any Error)?
-    private var closed = false
-    private var spaceWaiter: CheckedContinuation<Void, Never>?
-    private let limit: Int
+    // Safe: `bridge` is Sendable; `current` is touched only by the one reading thread.
+    private let bridge: ByteBridge
+    private var current = ByteBuffer()
 
-    init(limit: Int = 1 << 20) { self.limit = limit }
+    init(limit: Int = 1 << 20) { bridge = ByteBridge(capacity: limit) }
 
     /// Feeds `body` in (async side); at most `maximum` bytes are accepted.
     func feed(_ body: RequestBody, maximum: Int) async {
         var total = 0
+        var reading = true
         do {
-            for try await buffer in body {
-                total += buffer.readableBytes
-                guard total <= maximum else { throw BodyTooLarge(limit: maximum) }
-                await push(buffer)
+            do {
+                for try await buffer in body {
+                    total += buffer.readableBytes
+                    guard reading else { continue }  // the reader is done: drop the rest
+                    guard total <= maximum else { throw BodyTooLarge(limit: maximum) }
+                    reading = await bridge.put(buffer)
+                }
+            } catch let e as BodyTooLarge {
+                throw e
+            } catch {
+                throw RequestBodyError(error, received: total)
             }
-            end(nil)
+            bridge.finish()
         } catch {
-            end(error)
+            bridge.finish(error)
         }
-    }
-
-    private func push(_ buffer: ByteBuffer) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            condition.lock()
-            if closed {
-                condition.unlock()
-                c.resume()
-                return
-            }
-            chunks.append(buffer)
-            buffered += buffer.readableBytes
-            condition.signal()
-            if buffered >= limit {
-                spaceWaiter = c
-                condition.unlock()
-            } else {
-                condition.unlock()
-                c.resume()
-            }
-        }
-    }
-
-    private func end(_ error: (any Error)?) {
-        condition.lock()
-        ended = true
-        failure = error
-        condition.broadcast()
-        condition.unlock()
     }
 
     /// The reader is done: whatever else arrives is dropped.
-    func close() {
-        condition.lock()
-        closed = true
-        chunks = []
-        head = 0
-        buffered = 0
-        let waiter = spaceWaiter
-        spaceWaiter = nil
-        condition.unlock()
-        waiter?.resume()
-    }
+    func close() { bridge.close() }
 
     /// Blocking read (importer side): waits for bytes; 0 at the end; the feeder's error if it failed.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard buffer.count > 0 else { return 0 }
-        condition.lock()
-        while head == chunks.count && !ended && !closed { condition.wait() }
-        guard head < chunks.count else {
-            let failure = self.failure
-            condition.unlock()
-            if let failure { throw failure }
-            return 0
+        while current.readableBytes == 0 {
+            guard let next = try bridge.take() else { return 0 }
+            current = next
         }
-        let n = chunks[head].withUnsafeReadableBytes { src in
-            let n = min(src.count, buffer.count)
+        let n = min(current.readableBytes, buffer.count)
+        current.withUnsafeReadableBytes { src in
             buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
-            return n
         }
-        chunks[head].moveReaderIndex(forwardBy: n)
-        if chunks[head].readableBytes == 0 {
-            head += 1
-            if head > 64 {
-                chunks.removeFirst(head)
-                head = 0
-            }
-        }
-        buffered -= n
-        var waiter: CheckedContinuation<Void, Never>?
-        if buffered < limit {
-            waiter = spaceWaiter
-            spaceWaiter = nil
-        }
-        condition.unlock()
-        waiter?.resume()
+        current.moveReaderIndex(forwardBy: n)
         return n
     }
 }

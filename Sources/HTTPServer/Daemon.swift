@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Metrics
 import Logging
 import NIOCore
@@ -9,7 +10,7 @@ import Pinning
 import ServiceLifecycle
 import Storage
 
-/// Limits on what clients may send.
+/// Limits on what clients may send, and how long they may take (Docs/http.md; config `http`).
 public struct ServerLimits: Sendable {
     /// Largest body of a block/put or dag/put request (the block plus multipart framing).
     public var maximumBlockRequest = 2 << 20
@@ -17,8 +18,57 @@ public struct ServerLimits: Sendable {
     public var maximumImportRequest = 64 << 30
     /// Longest gateway path.
     public var maximumPathLength = 4096
+    /// Ranges served from one `Range` header; more are answered with the whole body.
+    public var maximumRanges = 100
+    /// A request's headers must be complete within this (from the connection's start or the previous response).
+    public var headerTimeout: Duration = .seconds(30)
+    /// A request body that sends nothing for this long has its connection closed.
+    public var bodyIdleTimeout: Duration = .seconds(30)
+    /// A response the client reads nothing of for this long has its connection closed.
+    public var sendTimeout: Duration = .seconds(60)
+    /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (else 408).
+    public var requestTimeout: Duration = .seconds(60)
+    /// Uploads imported at once, per client address, and how long one waits for a slot.
+    public var uploads = UploadLimits(total: 32, perClient: 8, wait: .seconds(10))
     /// Defaults.
     public init() {}
+
+    /// The limits of the repository's `http` configuration section.
+    public init(_ c: Configuration.HTTP) throws {
+        func duration(_ text: String, _ field: String) throws -> Duration {
+            guard let ms = parseDuration(text), ms > 0 else {
+                throw RepositoryError.invalidConfiguration("http.\(field) \"\(text)\" is not a positive duration (e.g. 30s, 2m)")
+            }
+            return .milliseconds(Int64(ms))
+        }
+        func positive(_ n: Int, _ field: String) throws -> Int {
+            guard n > 0 else { throw RepositoryError.invalidConfiguration("http.\(field) \(n) must be at least 1") }
+            return n
+        }
+        headerTimeout = try duration(c.headerTimeout, "headerTimeout")
+        bodyIdleTimeout = try duration(c.bodyIdleTimeout, "bodyIdleTimeout")
+        sendTimeout = try duration(c.sendTimeout, "sendTimeout")
+        requestTimeout = try duration(c.requestTimeout, "requestTimeout")
+        maximumRanges = try positive(c.maximumRanges, "maximumRanges")
+        uploads = UploadLimits(total: try positive(c.uploadSlots, "uploadSlots"), perClient: try positive(c.uploadsPerClient, "uploadsPerClient"),
+                                     wait: try duration(c.uploadSlotWait, "uploadSlotWait"))
+    }
+}
+
+/// How many uploads (add, dag/import) are imported at once, each on a thread of its own.
+public struct UploadLimits: Sendable {
+    /// At once, in all.
+    public var total: Int
+    /// In progress or waiting, from one client address (more: 429).
+    public var perClient: Int
+    /// How long an upload waits for a free slot (then 503).
+    public var wait: Duration
+    /// Limits as given.
+    public init(total: Int, perClient: Int, wait: Duration) {
+        self.total = total
+        self.perClient = perClient
+        self.wait = wait
+    }
 }
 
 /// Where the daemon listens, and its limits.
@@ -68,21 +118,31 @@ public final class Daemon: Sendable {
         self.logger = logger
     }
 
+    /// HTTP/1.1 with the connection timeouts of `limits` on every connection.
+    var server: HTTPServerBuilder {
+        let limits = configuration.limits
+        return .http1(configuration: .init(additionalChannelHandlers: [
+            ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: limits.sendTimeout),
+        ]))
+    }
+
     /// The admin API application.
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: ServerContext.self)
         let metrics = MetricsRegistry.shared
         router.add(middleware: BearerTokenMiddleware(token: try node.repository.apiToken()))
         router.add(middleware: PostOnlyMiddleware())
-        router.add(middleware: MetricsMiddleware<BasicRequestContext>())
+        router.add(middleware: TransferCodingMiddleware())
+        router.add(middleware: MetricsMiddleware<ServerContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
         Health(node: node, listener: "api").register(on: router)
         metrics.register(on: router, node: node, io: io)
         KuboRPC(node: node, io: io, limits: configuration.limits).register(on: router)
         VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
-        PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.repository.identity.peerID)]).register(on: router)
+        PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.repository.identity.peerID)],
+                          limits: configuration.limits).register(on: router)
         return Application(
-            router: router,
+            router: router, server: server,
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -90,15 +150,16 @@ public final class Daemon: Sendable {
 
     /// The read-only gateway application.
     public func gatewayApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: ServerContext.self)
         let metrics = MetricsRegistry.shared
-        router.add(middleware: MetricsMiddleware<BasicRequestContext>())
+        router.add(middleware: MetricsMiddleware<ServerContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
         router.add(middleware: GatewayCORSMiddleware())
+        router.add(middleware: TransferCodingMiddleware())
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, limits: configuration.limits).register(on: router)
         return Application(
-            router: router,
+            router: router, server: server,
             configuration: .init(address: .hostname(configuration.gateway.host, port: configuration.gateway.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -186,13 +247,11 @@ struct VerifiedPut: Sendable {
     let io: StorageThreads
     let limits: ServerLimits
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerContext>) {
         router.put("/ipfs/:cid") { request, context in
             do {
                 let cid = try CID(context.parameters.get("cid") ?? "")
-                var req = request
-                let body: ByteBuffer
-                do { body = try await req.collectBody(upTo: limits.maximumBlockRequest) } catch { throw BodyTooLarge(limit: limits.maximumBlockRequest) }
+                let body = try await RequestBodies.collect(request, limit: limits.maximumBlockRequest, timeout: limits.requestTimeout)
                 let data = Array(buffer: body)
                 let block = try Block(cid: cid, data: data)
                 try await node.store(block)

@@ -16,6 +16,8 @@ enum ErrorMapping {
         var status: HTTPResponse.Status
         var code: Int
         var message: String
+        /// Headers the error adds to any surface's response (e.g. `Retry-After`).
+        var headers = HTTPFields()
     }
 
     static func map(_ error: any Error) -> Mapped {
@@ -39,6 +41,11 @@ enum ErrorMapping {
         case let e as BodyTooLarge: return Mapped(status: .contentTooLarge, code: 1, message: "\(e)")
         case let e as RequestError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.message)
         case let e as MultipartMalformed: return Mapped(status: .badRequest, code: 1, message: "\(e)")
+        case let e as RequestBodyError: return Mapped(status: .badRequest, code: 1, message: "\(e)")
+        case let e as Overloaded:
+            var headers = HTTPFields()
+            headers[.retryAfter] = String(e.retryAfter)
+            return Mapped(status: e.status, code: 2, message: e.message, headers: headers)
         case let e as HTTPError: return Mapped(status: e.status, code: 1, message: e.body ?? "\(e.status)")
         default: return Mapped(status: .internalServerError, code: 0, message: "\(error)")
         }
@@ -47,18 +54,44 @@ enum ErrorMapping {
     /// Kubo's RPC error response. Kubo answers a missing block with 500 and code 0
     /// ("block was not found locally"); its clients read 404 as "no such endpoint".
     static func rpcResponse(_ error: any Error) -> Response {
-        var m = map(error)
+        let m = rpcMapping(error)
+        var headers = m.headers
+        headers[.contentType] = "application/json"
+        return Response(status: m.status, headers: headers, body: .init(byteBuffer: rpcBody(error)))
+    }
+
+    /// The body of Kubo's error response.
+    static func rpcBody(_ error: any Error) -> ByteBuffer {
+        let m = rpcMapping(error)
+        return JSONOutput.bytes(["Message": m.message, "Code": m.code, "Type": "error"] as [String: Any])
+    }
+
+    private static func rpcMapping(_ error: any Error) -> Mapped {
         if case NodeError.notFound(let cid) = error {
-            m = Mapped(status: .internalServerError, code: 0, message: "block was not found locally (offline): ipld: could not find \(cid)")
+            return Mapped(status: .internalServerError, code: 0, message: "block was not found locally (offline): ipld: could not find \(cid)")
         }
-        let body: [String: Any] = ["Message": m.message, "Code": m.code, "Type": "error"]
-        return JSONOutput.response(body, status: m.status)
+        return map(error)
+    }
+
+    /// The error in the shape of the surface that serves `path`: the Pinning Service API's
+    /// Failure under `/pins`, Kubo's error object under `/api/v0`, else the gateway's plain text.
+    /// For checks that run before a request reaches its surface (middleware).
+    static func response(_ error: any Error, path: String) -> Response {
+        if path == "/pins" || path.hasPrefix("/pins/") {
+            let m = map(error)
+            let reason = m.status.reasonPhrase.uppercased().map { $0.isLetter ? $0 : "_" }
+            var r = JSONOutput.response(["error": ["reason": String(reason), "details": m.message]], status: m.status)
+            r.headers.append(contentsOf: m.headers)
+            return r
+        }
+        if path.hasPrefix("/api/v0/") { return rpcResponse(error) }
+        return gatewayResponse(error)
     }
 
     /// The gateway's plain-text error response.
     static func gatewayResponse(_ error: any Error) -> Response {
         let m = map(error)
-        var headers = HTTPFields()
+        var headers = m.headers
         headers[.contentType] = "text/plain; charset=utf-8"
         return Response(status: m.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: m.message + "\n")))
     }
@@ -72,6 +105,14 @@ struct RequestError: Error {
         self.status = status
         self.message = message
     }
+}
+
+/// The daemon is too busy for this request now; the client may retry after `retryAfter` seconds.
+struct Overloaded: Error, CustomStringConvertible {
+    var status: HTTPResponse.Status
+    var retryAfter: Int
+    var message: String
+    var description: String { message }
 }
 
 /// JSON bodies as Kubo writes them (one object, newline-terminated).

@@ -17,7 +17,7 @@ struct Gateway: Sendable {
 
     static let immutableCache = "public, max-age=29030400, immutable"
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerContext>) {
         router.get("/ipfs/**") { request, _ in await self.handle(request, head: false) }
         router.head("/ipfs/**") { request, _ in await self.handle(request, head: true) }
         router.on("/ipfs/**", method: .options) { _, _ in Response(status: .ok) }
@@ -172,7 +172,7 @@ struct Gateway: Sendable {
         if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
         let data = try await io.run { try self.node.block(terminal) }
         headers[.acceptRanges] = "bytes"
-        if let range = try Self.byteRanges(request, size: UInt64(data.count))?.first {
+        if let range = try Self.byteRanges(request, size: UInt64(data.count), maximum: limits.maximumRanges)?.first {
             let r = Int(range.lowerBound)...Int(range.upperBound)
             headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(data.count)"
             headers[.contentLength] = String(r.count)

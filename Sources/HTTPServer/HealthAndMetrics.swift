@@ -12,7 +12,7 @@ struct Health: Sendable {
     let node: Node
     let listener: String
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerContext>) {
         router.get("/health") { _, _ in self.response() }
         router.head("/health") { _, _ in self.response() }
     }
@@ -60,7 +60,7 @@ final class MetricsRegistry: Sendable {
         Gauge(label: "qstore_repository_bytes").record(Int64(clamping: stat.repositoryBytes))
     }
 
-    func register(on router: Router<BasicRequestContext>, node: Node, io: StorageThreads) {
+    func register(on router: Router<ServerContext>, node: Node, io: StorageThreads) {
         router.get("/metrics") { _, _ in
             await self.refreshRepositoryGauges(node, io: io)
             Gauge(label: "qstore_uptime_seconds").record(Int(node.uptime))

@@ -7,7 +7,7 @@ import Pinning
 /// Kubo's `pin/*` and `repo/gc` commands, with Kubo's parameters and outputs, plus Qstore's
 /// pin extensions (`resource-type`, `expires-in`, `replication`) and `pin/policies`.
 extension KuboRPC {
-    func registerPins(on api: RouterGroup<BasicRequestContext>) {
+    func registerPins(on api: RouterGroup<ServerContext>) {
         api.post("pin/add") { request, _ in await rpcAsync { try await self.pinAdd(request) } }
         api.post("pin/rm") { request, _ in await rpcAsync { try await self.pinRemove(request) } }
         api.post("pin/ls") { request, _ in await rpcAsync { try await self.pinList(request) } }

@@ -17,9 +17,16 @@ struct KuboRPC: Sendable {
     let io: StorageThreads
     let limits: ServerLimits
     /// Uploads being imported at once (each on a thread of its own); more wait for a slot.
-    let uploads = ThreadSlots(32)
+    let uploads: UploadSlots
 
-    func register(on router: Router<BasicRequestContext>) {
+    init(node: Node, io: StorageThreads, limits: ServerLimits) {
+        self.node = node
+        self.io = io
+        self.limits = limits
+        uploads = UploadSlots(limits.uploads)
+    }
+
+    func register(on router: Router<ServerContext>) {
         let api = router.group("/api/v0")
         api.post("version") { request, _ in rpc { try self.version(request) } }
         api.post("id") { _, _ in rpc { self.id() } }
@@ -30,8 +37,8 @@ struct KuboRPC: Sendable {
         api.post("dag/put") { request, _ in await rpcAsync { try await self.dagPut(request) } }
         api.post("dag/get") { request, _ in await rpcAsync { try await self.dagGet(request) } }
         api.post("dag/export") { request, _ in await rpcAsync { try await self.dagExport(request) } }
-        api.post("dag/import") { request, _ in await rpcAsync { try await self.dagImport(request) } }
-        api.post("add") { request, _ in await rpcAsync { try await self.add(request) } }
+        api.post("dag/import") { request, context in await rpcAsync { try await self.dagImport(request, client: context.client) } }
+        api.post("add") { request, context in await rpcAsync { try await self.add(request, client: context.client) } }
         api.post("cat") { request, _ in await rpcAsync { try await self.cat(request) } }
         api.post("ls") { request, _ in await rpcAsync { try await self.ls(request) } }
         api.post("get") { request, _ in await rpcAsync { try await self.get(request) } }
@@ -165,14 +172,14 @@ struct KuboRPC: Sendable {
         })
     }
 
-    func dagImport(_ request: Request) async throws -> Response {
+    func dagImport(_ request: Request, client: String) async throws -> Response {
         let q = request.uri.queryParameters
         let stats = Self.flag(q.get("stats"))
         let pinRoots = q.get("pin-roots").map { Self.flag($0) } ?? true
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
         }
-        return try await uploadReply(request, boundary: boundary) { reader, channel in
+        return try await uploadReply(request, client: client, boundary: boundary) { reader, channel in
             // One lease over every part and the pins: a root's blocks may come in a later part.
             let (imports, pinErrors) = try self.node.withLease { () throws -> ([ImportSummary], [CID: String]) in
                 var all: [ImportSummary] = []
@@ -196,7 +203,7 @@ struct KuboRPC: Sendable {
     /// reply streams Kubo's newline-delimited JSON: with `progress=true` a `{"Name","Bytes"}` line
     /// every 256 KiB of each file and at its end, then one `{"Name","Hash","Size"}` line per file
     /// as it is done, then the directories (the root last).
-    func add(_ request: Request) async throws -> Response {
+    func add(_ request: Request, client: String) async throws -> Response {
         let q = request.uri.queryParameters
         var options = ImportOptions()
         if let v = q.get("cid-version") {
@@ -220,13 +227,15 @@ struct KuboRPC: Sendable {
         let progress = Self.flag(q.get("progress"))
         let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
         let pinName = q.get("pin-name").map { String($0) }
-        return try await uploadReply(request, boundary: boundary) { reader, channel in
+        return try await uploadReply(request, client: client, boundary: boundary) { reader, channel in
             func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try channel.sendLine(["Name": name, "Hash": cid.string, "Size": String(size)]) }
             try self.node.withLease {
                 var files: [(path: String, cid: CID, dagSize: UInt64)] = []
                 var directories: [String] = []
                 while let headers = try reader.nextPart() {
                     let name = Self.filename(headers["content-disposition"]) ?? "file"
+                    // A NUL cannot be carried by a TAR header or most file systems (get, the gateway's TAR).
+                    if name.utf8.contains(0) { throw RequestError(.badRequest, "invalid UnixFS: the name \"\(name.replacingOccurrences(of: "\0", with: "\\0"))\" contains a NUL character") }
                     // A path in a tree is checked before anything of it is imported or reported
                     // (a top-level name may be empty: Kubo's clients send unnamed data so).
                     if name.contains("/") || name == "." || name == ".." {
@@ -282,12 +291,12 @@ struct KuboRPC: Sendable {
     /// A streamed JSON reply to a multipart upload that `body` imports part by part as it
     /// arrives (`BodyPipe`, at most `maximumImportRequest` bytes), on a thread of its own taken from
     /// `uploads`: a slow client never holds a storage thread, and the bytes are read once.
-    func uploadReply(_ request: Request, boundary: String,
+    func uploadReply(_ request: Request, client: String, boundary: String,
                      _ body: @escaping @Sendable (MultipartReader<BodyPipe>, ChunkChannel) throws -> Void) async throws -> Response {
         let pipe = BodyPipe()
         let maximum = limits.maximumImportRequest
         let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
-        return try await Self.streamedReply(.own(uploads), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
+        return try await Self.streamedReply(.own(uploads, client: client), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
             try body(MultipartReader(pipe, boundary: boundary), channel)
         }
     }
@@ -379,9 +388,8 @@ struct KuboRPC: Sendable {
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BytesSource>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body")
         }
-        var req = request
         let body: ByteBuffer
-        do { body = try await req.collectBody(upTo: limit + 64 << 10) } catch {
+        do { body = try await RequestBodies.collect(request, limit: limit + 64 << 10, timeout: limits.requestTimeout) } catch is BodyTooLarge {
             throw BodyTooLarge(limit: limit)
         }
         let reader = MultipartReader(BytesSource(Array(buffer: body)), boundary: boundary, readSize: body.readableBytes + 1)
@@ -454,8 +462,8 @@ struct KuboRPC: Sendable {
     /// producer that waits on the client, e.g. reading an upload as it arrives).
     enum ProducerThread: Sendable {
         case storage(StorageThreads)
-        /// A new thread, once one of `slots` is free.
-        case own(ThreadSlots)
+        /// A new thread, once one of `slots` is free for `client`.
+        case own(UploadSlots, client: String)
     }
 
     /// Kubo's streamed JSON RPC reply: `produce` starts at once and the status waits for its
@@ -470,13 +478,25 @@ struct KuboRPC: Sendable {
         let first: ByteBuffer?
         do { first = try await channel.next() } catch {
             _ = await producer.result
-            _ = await feeder?.result
-            throw error
+            guard let feeder else { throw error }
+            // The error goes out at once (a client whose upload stalls, or that is refused a slot,
+            // reads it now); the reply ends once the feeder has read and dropped the rest of the
+            // body, or the connection closed (body idle timeout): only one may read the body.
+            var response = ErrorMapping.rpcResponse(error)
+            let bytes = ErrorMapping.rpcBody(error)
+            response.body = ResponseBody(contentLength: bytes.readableBytes) { writer in
+                try await writer.write(bytes)
+                _ = await feeder.result
+                try await writer.finish(nil)
+            }
+            return response
         }
         var headers = headers
         let trailers = request.headers[values: HTTPField.Name("TE")!].contains { $0.lowercased().contains("trailers") }
         if trailers { headers[.trailer] = "X-Stream-Error" }
+        let release = ReleaseOnDrop(channel)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            _ = release
             try await drain(channel, producer, first: first, into: &writer, onFailure: trailers ? .errorLineAndTrailer : .errorLine, feeder: feeder)
         })
     }
@@ -488,9 +508,9 @@ struct KuboRPC: Sendable {
             do {
                 switch thread {
                 case .storage(let io): try await io.run { try produce(channel) }
-                case .own(let slots):
-                    await slots.acquire()
-                    defer { slots.release() }
+                case .own(let slots, let client):
+                    try await slots.acquire(client: client)
+                    defer { slots.release(client: client) }
                     try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                         Thread.detachNewThread { c.resume(with: Result { try produce(channel) }) }
                     }
@@ -551,6 +571,14 @@ struct KuboRPC: Sendable {
         "unknown"
         #endif
     }
+}
+
+/// Cancels a channel when the last reference to it goes: a streamed reply whose body is never
+/// written (the client left before the head was sent) still releases the producer waiting on it.
+final class ReleaseOnDrop: Sendable {
+    let channel: ChunkChannel
+    init(_ channel: ChunkChannel) { self.channel = channel }
+    deinit { channel.cancel() }
 }
 
 /// Kubo answers RPC paths with 405 for any method but POST.

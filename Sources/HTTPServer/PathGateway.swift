@@ -71,7 +71,7 @@ extension Gateway {
     /// A file's bytes: whole (streamed), one range (206) or several (206 multipart/byteranges).
     func fileBody(_ request: Request, cid: CID, size: UInt64, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
         var headers = baseHeaders
-        let ranges = try Self.byteRanges(request, size: size)
+        let ranges = try Self.byteRanges(request, size: size, maximum: limits.maximumRanges)
         let node = self.node
         switch ranges {
         case .none:
@@ -105,23 +105,64 @@ extension Gateway {
         }
     }
 
-    /// The ranges of a `Range: bytes=…` header over `size` bytes; nil when absent; 416 when none is satisfiable.
-    static func byteRanges(_ request: Request, size: UInt64) throws -> [ClosedRange<UInt64>]? {
-        guard let header = request.headers[.range], header.hasPrefix("bytes=") else { return nil }
-        var out: [ClosedRange<UInt64>] = []
-        for spec in header.dropFirst(6).split(separator: ",") {
-            let b = spec.trimmingCharacters(in: .whitespaces).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-            guard b.count == 2 else { continue }
+    /// The ranges of a `Range` header over `size` bytes, as RFC 9110 §14 lets a server serve
+    /// them. nil (serve the whole body, 200) when the header is absent, not in bytes, not valid
+    /// (`bytes=abc`, `bytes=5-2`), asks for more than `maximum` ranges, or asks for more bytes in
+    /// all than the representation has (a few overlapping ranges must not multiply the response).
+    /// Otherwise the satisfiable ranges in ascending order, overlapping and adjacent ones merged
+    /// (§14.3 lets a server coalesce); 416 when none is satisfiable.
+    static func byteRanges(_ request: Request, size: UInt64, maximum: Int) throws -> [ClosedRange<UInt64>]? {
+        guard let header = request.headers[.range] else { return nil }
+        guard let equals = header.firstIndex(of: "="),
+              header[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "bytes" else { return nil }
+        enum Spec { case from(UInt64, to: UInt64?), suffix(UInt64) }
+        var specs: [Spec] = []
+        for item in header[header.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false) {
+            let text = item.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }  // empty list elements are allowed (RFC 9110 §5.6.1)
+            let b = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            guard b.count == 2, b[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }), b[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
             if b[0].isEmpty {
-                guard let suffix = UInt64(b[1]), suffix > 0, size > 0 else { continue }
-                out.append((size - min(suffix, size))...(size - 1))
-            } else if let start = UInt64(b[0]), start < size {
-                let end = b[1].isEmpty ? size - 1 : min(UInt64(b[1]) ?? (size - 1), size - 1)
-                if end >= start { out.append(start...end) }
+                guard let suffix = UInt64(b[1]) else { return nil }
+                specs.append(.suffix(suffix))
+            } else {
+                guard let first = UInt64(b[0]) else { return nil }
+                let last = b[1].isEmpty ? nil : UInt64(b[1])
+                if !b[1].isEmpty && last == nil { return nil }
+                if let last, last < first { return nil }
+                specs.append(.from(first, to: last))
+            }
+            if specs.count > maximum { return nil }
+        }
+        guard !specs.isEmpty else { return nil }
+        var ranges: [ClosedRange<UInt64>] = []
+        var total: UInt64 = 0
+        for spec in specs {
+            let r: ClosedRange<UInt64>
+            switch spec {
+            case .suffix(let n):
+                guard n > 0, size > 0 else { continue }
+                r = (size - min(n, size))...(size - 1)
+            case .from(let first, let last):
+                guard first < size else { continue }
+                r = first...min(last ?? (size - 1), size - 1)
+            }
+            total += r.upperBound - r.lowerBound + 1
+            if total > size { return nil }
+            ranges.append(r)
+        }
+        guard !ranges.isEmpty else { throw RequestError(.rangeNotSatisfiable, "no satisfiable range in \(header) for \(size) bytes") }
+        ranges.sort { $0.lowerBound < $1.lowerBound }
+        var merged: [ClosedRange<UInt64>] = [ranges[0]]
+        for r in ranges.dropFirst() {
+            let last = merged[merged.count - 1]
+            if r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound + 1 {
+                merged[merged.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
             }
         }
-        guard !out.isEmpty else { throw RequestError(.rangeNotSatisfiable, "no satisfiable range in \(header) for \(size) bytes") }
-        return out
+        return merged
     }
 
     /// A path with each segment percent-encoded (as a Location header needs).

@@ -16,13 +16,24 @@ struct PinningServiceAPI: Sendable {
     let io: StorageThreads
     /// The multiaddrs returned as `delegates` (the node's gateway, with its peer ID).
     let delegates: [String]
+    let limits: ServerLimits
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerContext>) {
         router.get("/pins") { request, _ in await handle { try await self.list(request) } }
         router.post("/pins") { request, _ in await handle { try await self.add(request) } }
         router.get("/pins/:requestid") { _, context in await handle { try await self.get(context.parameters.get("requestid") ?? "") } }
         router.post("/pins/:requestid") { request, context in await handle { try await self.replace(context.parameters.get("requestid") ?? "", request) } }
         router.delete("/pins/:requestid") { _, context in await handle { try await self.delete(context.parameters.get("requestid") ?? "") } }
+        // The API has no other methods on its paths: 405 with the ones it has.
+        for (path, allowed) in [("/pins", "GET, POST"), ("/pins/:requestid", "GET, POST, DELETE")] {
+            for method in [HTTPRequest.Method.put, .patch] + (path == "/pins" ? [.delete] : []) {
+                router.on(RouterPath(path), method: method) { request, _ in
+                    var r = Failure(.methodNotAllowed, "METHOD_NOT_ALLOWED", "\(request.method) is not an operation of \(path); it takes \(allowed)").response
+                    r.headers[.allow] = allowed
+                    return r
+                }
+            }
+        }
     }
 
     // MARK: handlers
@@ -42,7 +53,7 @@ struct PinningServiceAPI: Sendable {
             }
         }
         let name = q.get("name")
-        if let name, name.count > 255 { throw Failure(.badRequest, "BAD_REQUEST", "name is at most 255 characters") }
+        if let name { try Self.checkName(name) }
         let match = q.get("match") ?? "exact"
         guard ["exact", "iexact", "partial", "ipartial"].contains(match) else { throw Failure(.badRequest, "BAD_REQUEST", "match must be exact, iexact, partial or ipartial") }
         var statuses: Set<PinStatus> = [.pinned]
@@ -136,7 +147,9 @@ struct PinningServiceAPI: Sendable {
     func pinRequest(_ request: Request) async throws -> Pinner.Request {
         var req = request
         let body: ByteBuffer
-        do { body = try await req.collectBody(upTo: 1 << 20) } catch { throw Failure(.contentTooLarge, "BAD_REQUEST", "the body is larger than 1 MiB") }
+        do { body = try await RequestBodies.collect(req, limit: 1 << 20, timeout: limits.requestTimeout) } catch is BodyTooLarge {
+            throw Failure(.contentTooLarge, "BAD_REQUEST", "the body is larger than 1 MiB")
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
             throw Failure(.badRequest, "BAD_REQUEST", "the body must be a JSON Pin object")
         }
@@ -145,7 +158,8 @@ struct PinningServiceAPI: Sendable {
         do { cid = try CID(cidText) } catch { throw Failure(.badRequest, "BAD_REQUEST", "invalid CID \(cidText): \(error)") }
         var r = Pinner.Request(cid: cid)
         if let n = object["name"], !(n is NSNull) {
-            guard let name = n as? String, name.count <= 255, !name.utf8.contains(0) else { throw Failure(.badRequest, "BAD_REQUEST", "name must be a string of at most 255 characters") }
+            guard let name = n as? String else { throw Failure(.badRequest, "BAD_REQUEST", "name must be a string") }
+            try Self.checkName(name)
             r.name = name
         }
         if let o = object["origins"], !(o is NSNull) {
@@ -155,7 +169,8 @@ struct PinningServiceAPI: Sendable {
             r.origins = origins
         }
         if let m = object["meta"], !(m is NSNull) {
-            guard let meta = m as? [String: Any], meta.count <= 1000 else { throw Failure(.badRequest, "BAD_REQUEST", "meta must be an object of strings") }
+            guard let meta = m as? [String: Any] else { throw Failure(.badRequest, "BAD_REQUEST", "meta must be an object of strings") }
+            guard meta.count <= 1000 else { throw Failure(.badRequest, "BAD_REQUEST", "meta has \(meta.count) keys; at most 1000 are allowed") }
             for (k, v) in meta {
                 guard let s = v as? String else { throw Failure(.badRequest, "BAD_REQUEST", "meta values must be strings") }
                 r.meta[k] = s
@@ -163,6 +178,15 @@ struct PinningServiceAPI: Sendable {
             r.resourceType = r.meta["resourceType"]
         }
         return r
+    }
+
+    /// A pin name as the API allows it: at most 255 characters, no control characters (a NUL
+    /// or a line break in a name would break every listing that prints it).
+    static func checkName(_ name: String) throws {
+        guard name.count <= 255 else { throw Failure(.badRequest, "BAD_REQUEST", "name has \(name.count) characters; at most 255 are allowed") }
+        if let c = name.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            throw Failure(.badRequest, "BAD_REQUEST", "name contains a control character (U+\(String(format: "%04X", c.value)))")
+        }
     }
 
     /// A pin as a `PinStatus` object.

@@ -36,7 +36,9 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let repo = try openRepository(purpose: "qstore daemon")
         let config = try reporting("daemon") {
-            try DaemonConfiguration(api: api ?? repo.configuration.addresses.api, gateway: gateway ?? repo.configuration.addresses.gateway)
+            var c = try DaemonConfiguration(api: api ?? repo.configuration.addresses.api, gateway: gateway ?? repo.configuration.addresses.gateway)
+            c.limits = try ServerLimits(repo.configuration.http)
+            return c
         }
         let node = try reporting("daemon") { try Node(repository: repo, logger: logger) }
         let daemon = Daemon(node: node, configuration: config, logger: logger)

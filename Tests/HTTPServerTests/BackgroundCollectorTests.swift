@@ -45,19 +45,45 @@ struct BackgroundCollectorTests {
 }
 
 /// Uploads beyond the slot count wait for one to end instead of starting more threads.
-struct ThreadSlotsTests {
+struct UploadSlotsTests {
+    /// Past the total, the next upload waits (and is counted as waiting) until one ends.
     @Test func thirdWaitsForARelease() async throws {
-        let slots = ThreadSlots(2)
-        await slots.acquire()
-        await slots.acquire()
-        let third = Task { await slots.acquire(); return true }
-        try await Task.sleep(for: .milliseconds(100))
-        slots.release()
-        #expect(await third.value)
-        slots.release()
-        slots.release()
-        // Back to two free: two acquire at once again.
-        await slots.acquire()
-        await slots.acquire()
+        let slots = UploadSlots(UploadLimits(total: 2, perClient: 8, wait: .seconds(60)))
+        try await slots.acquire(client: "a")
+        try await slots.acquire(client: "b")
+        let third = Task { try await slots.acquire(client: "c") }
+        while slots.available.waiting == 0 { await Task.yield() }
+        #expect(slots.available.free == 0)
+        slots.release(client: "a")
+        try await third.value
+        #expect(slots.available == (free: 0, waiting: 0))
+        slots.release(client: "b")
+        slots.release(client: "c")
+        #expect(slots.available.free == 2)
+    }
+
+    /// One client past its share is refused at once with 429, whatever is free; others are not.
+    @Test func oneClientGetsItsShare() async throws {
+        let slots = UploadSlots(UploadLimits(total: 8, perClient: 2, wait: .seconds(60)))
+        try await slots.acquire(client: "greedy")
+        try await slots.acquire(client: "greedy")
+        await #expect { try await slots.acquire(client: "greedy") } throws: { ($0 as? Overloaded)?.status == .tooManyRequests }
+        try await slots.acquire(client: "other")
+        slots.release(client: "greedy")
+        try await slots.acquire(client: "greedy")
+        #expect(slots.available.free == 5)
+    }
+
+    /// A wait that runs out ends with 503 and a Retry-After, and gives its place up.
+    @Test func waitRunsOut() async throws {
+        let slots = UploadSlots(UploadLimits(total: 1, perClient: 8, wait: .milliseconds(50)))
+        try await slots.acquire(client: "a")
+        await #expect { try await slots.acquire(client: "b") } throws: { e in
+            guard let o = e as? Overloaded else { return false }
+            return o.status == .serviceUnavailable && o.retryAfter >= 1
+        }
+        #expect(slots.available == (free: 0, waiting: 0))
+        slots.release(client: "a")
+        try await slots.acquire(client: "b")
     }
 }

@@ -46,6 +46,20 @@ final class DaemonHarness: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` against a new daemon and stops it afterwards, also when `body` throws (a
+    /// daemon left running would keep its repository locked).
+    static func run<T>(limits: ServerLimits = ServerLimits(), _ body: (DaemonHarness) async throws -> T) async throws -> T {
+        let d = try await DaemonHarness(limits: limits)
+        do {
+            let result = try await body(d)
+            await d.stop()
+            return result
+        } catch {
+            await d.stop()
+            throw error
+        }
+    }
+
     func stop() async {
         await group?.triggerGracefulShutdown()
         _ = await task?.result

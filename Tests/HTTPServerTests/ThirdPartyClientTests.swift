@@ -72,32 +72,15 @@ import Glibc
     /// this process, so the tests that run one still have the other).
     @Test func aioipfsDrivesTheDaemon() throws {
         let python = try Self.python()
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore").path
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "qstore binary not found at \(binary)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-e2e-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let repo = dir + "/repo"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-
         // The daemon creates the repository itself (as `make run` does) and prints its ports.
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: binary)
-        daemon.arguments = ["daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "warning"]
-        daemon.environment = ["QSTORE_PATH": repo, "HOME": dir]
-        let out = Pipe()
-        daemon.standardOutput = out
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        var text = ""
-        while !text.contains("api listening") || !text.contains("gateway listening") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let apiPort = try #require(text.split(separator: "\n").first { $0.hasPrefix("api listening") }.flatMap { Int($0.split(separator: " ").last!) })
+        let daemon = try ChildDaemon(directory: dir)
+        let repo = daemon.repository
+        let apiPort = daemon.apiPort
         #expect(FileManager.default.fileExists(atPath: repo + "/api"), "the daemon announces its API address")
 
-        let token = try String(contentsOfFile: repo + "/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = daemon.token
         let config = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: URL(fileURLWithPath: repo + "/config.json")))
         let script = Self.repositoryRoot.appendingPathComponent("Tests/E2E/kubo_rpc_client.py").path
         var env = ProcessInfo.processInfo.environment
@@ -109,9 +92,7 @@ import Glibc
         #expect(rc == 0, "aioipfs e2e failed:\n\(output)")
 
         // SIGTERM: graceful shutdown, exit 0, the api file removed, the repository clean.
-        kill(daemon.processIdentifier, SIGTERM)
-        daemon.waitUntilExit()
-        #expect(daemon.terminationStatus == 0)
+        #expect(daemon.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: repo + "/api"))
         let reopened = try Repository(path: repo)
         #expect(try reopened.verify().isClean)

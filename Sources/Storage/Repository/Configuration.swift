@@ -18,6 +18,8 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var pinning = Pinning()
     /// Garbage collection.
     public var gc = GC()
+    /// Limits and timeouts of the daemon's HTTP listeners (read by HTTPServer's `ServerLimits`).
+    public var http = HTTP()
 
     /// Defaults.
     public init() {}
@@ -33,6 +35,47 @@ public struct Configuration: Codable, Sendable, Equatable {
         addresses = try c.decodeIfPresent(Addresses.self, forKey: .addresses) ?? addresses
         pinning = try c.decodeIfPresent(Pinning.self, forKey: .pinning) ?? pinning
         gc = try c.decodeIfPresent(GC.self, forKey: .gc) ?? gc
+        http = try c.decodeIfPresent(HTTP.self, forKey: .http) ?? http
+    }
+
+    /// The daemon's HTTP limits and timeouts (durations as `30s`, `2m`; Docs/http.md).
+    public struct HTTP: Codable, Sendable, Equatable {
+        /// A request's headers must be complete within this, counted from the connection's
+        /// start or the end of the previous response (an idle keep-alive connection closes then).
+        public var headerTimeout = "30s"
+        /// A request body that sends nothing for this long has its connection closed.
+        public var bodyIdleTimeout = "30s"
+        /// A response the client reads nothing of for this long has its connection closed.
+        public var sendTimeout = "60s"
+        /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (408).
+        public var requestTimeout = "60s"
+        /// Uploads (add, dag/import) imported at once.
+        public var uploadSlots = 32
+        /// Uploads one client address may have in progress or waiting (more: 429).
+        public var uploadsPerClient = 8
+        /// How long an upload waits for a free slot before 503.
+        public var uploadSlotWait = "10s"
+        /// Ranges served from one `Range` header (more: the whole body, 200).
+        public var maximumRanges = 100
+        /// Defaults.
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case headerTimeout, bodyIdleTimeout, sendTimeout, requestTimeout, uploadSlots, uploadsPerClient, uploadSlotWait, maximumRanges
+        }
+
+        /// Decodes the section; missing keys keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            headerTimeout = try c.decodeIfPresent(String.self, forKey: .headerTimeout) ?? headerTimeout
+            bodyIdleTimeout = try c.decodeIfPresent(String.self, forKey: .bodyIdleTimeout) ?? bodyIdleTimeout
+            sendTimeout = try c.decodeIfPresent(String.self, forKey: .sendTimeout) ?? sendTimeout
+            requestTimeout = try c.decodeIfPresent(String.self, forKey: .requestTimeout) ?? requestTimeout
+            uploadSlots = try c.decodeIfPresent(Int.self, forKey: .uploadSlots) ?? uploadSlots
+            uploadsPerClient = try c.decodeIfPresent(Int.self, forKey: .uploadsPerClient) ?? uploadsPerClient
+            uploadSlotWait = try c.decodeIfPresent(String.self, forKey: .uploadSlotWait) ?? uploadSlotWait
+            maximumRanges = try c.decodeIfPresent(Int.self, forKey: .maximumRanges) ?? maximumRanges
+        }
     }
 
     /// Pinning settings.

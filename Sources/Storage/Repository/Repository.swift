@@ -14,7 +14,8 @@ import Multiformats
 /// - `packs/` — pack files of large blocks;
 /// - `keystore/identity.key` — the node's Ed25519 private key (mode 0600);
 /// - `api-token` — the daemon's bearer token (mode 0600);
-/// - `repo.lock` — the process lock (`RepositoryLock`), naming its holder.
+/// - `repo.lock` — the process lock (`RepositoryLock`), naming its holder;
+/// - `api` — while a daemon runs, its API address (the CLI goes through it then).
 ///
 /// Invariants: only one process has a repository open (the lock); a
 /// repository of another layout version is refused, never read; `init` writes
@@ -86,6 +87,9 @@ public final class Repository: Sendable {
         }
         guard version == Repository.currentVersion else { throw RepositoryError.unsupportedVersion(found: String(version), path: path) }
         lock = try RepositoryLock(path: path + "/repo.lock", purpose: purpose)
+        // The lock is ours, so no daemon runs here: an `api` file is a crashed daemon's, and the
+        // CLI must not take it for a running one.
+        try? FileManager.default.removeItem(atPath: path + "/api")
         var config: Configuration
         do {
             config = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: URL(fileURLWithPath: path + "/config.json")))

@@ -1,0 +1,99 @@
+import NIOCore
+import NIOHTTPTypes
+
+/// Closes connections whose client is too slow, so a client cannot hold the daemon's
+/// connections, upload slots or storage threads by going quiet:
+/// - `header`: a request's headers must be complete within this, counted from the
+///   connection's start or the end of the previous response (this also ends idle keep-alive
+///   connections and clients that trickle their headers);
+/// - `bodyIdle`: while a request body is being read, each part must follow the last within this;
+/// - `send`: while a response cannot be written because the client reads nothing (the channel
+///   stays unwritable), the client must read something within this. A response that is slow
+///   to produce (a long import before its first line) is not timed out: only a client that
+///   stops reading is.
+/// Sits after the HTTP codec (it sees request and response parts) on the event loop of its
+/// channel; every method runs there.
+final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let header: TimeAmount
+    private let bodyIdle: TimeAmount
+    private let send: TimeAmount
+    private var readTimer: Scheduled<Void>?
+    private var sendTimer: Scheduled<Void>?
+    /// Requests whose head was read and whose response has not ended.
+    private var open = 0
+    private var readingBody = false
+
+    init(header: Duration, bodyIdle: Duration, send: Duration) {
+        self.header = TimeAmount(header)
+        self.bodyIdle = TimeAmount(bodyIdle)
+        self.send = TimeAmount(send)
+    }
+
+    private func armRead(_ context: ChannelHandlerContext, _ after: TimeAmount) {
+        readTimer?.cancel()
+        readTimer = context.eventLoop.assumeIsolated().scheduleTask(in: after) { context.close(promise: nil) }
+    }
+
+    private func cancelAll() {
+        readTimer?.cancel()
+        readTimer = nil
+        sendTimer?.cancel()
+        sendTimer = nil
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { armRead(context, header) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { cancelAll() }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armRead(context, header)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            open += 1
+            readingBody = true
+            armRead(context, bodyIdle)
+        case .body:
+            armRead(context, bodyIdle)
+        case .end:
+            readingBody = false
+            readTimer?.cancel()
+            readTimer = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            open = max(0, open - 1)
+            // Waiting for the next request's headers again.
+            if open == 0 && !readingBody { armRead(context, header) }
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            sendTimer?.cancel()
+            sendTimer = nil
+        } else if sendTimer == nil {
+            sendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: send) { context.close(promise: nil) }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+}

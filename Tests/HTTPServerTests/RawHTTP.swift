@@ -1,0 +1,260 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A plain TCP connection for what URLSession cannot send: a body shorter than its
+/// Content-Length, broken chunked framing, a chosen loopback source address, a client that
+/// reads a little and goes. Blocking: call it from a thread of its own (`ThirdPartyClientTests.aside`)
+/// when the daemon runs in this process.
+final class RawConnection {
+    let fd: Int32
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Connects to `127.0.0.1:port` from `source` (any 127.0.0.0/8 address), with a small
+    /// receive buffer when `receiveBuffer` is set (so a client that stops reading stops the server soon).
+    init(port: Int, source: String = "127.0.0.1", receiveBuffer: Int32? = nil) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, source, &local.sin_addr)
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr)
+        let ok = withUnsafePointer(to: &local) { l in
+            l.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        } && withUnsafePointer(to: &remote) { r in
+            r.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard ok else {
+            let e = errno
+            Glibc.close(fd)
+            throw Failure(description: "connect from \(source) to port \(port): errno \(e)")
+        }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw Failure(description: "send: errno \(errno)") }
+            sent += n
+        }
+    }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    /// No more bytes from this side (the server reads the end of the stream).
+    func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Up to `count` bytes as they come; empty at the end of the stream or after `timeout` seconds.
+    func read(upTo count: Int, timeout: Int = 30) -> [UInt8] {
+        var t = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: count)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, count, 0) }
+        return n > 0 ? Array(buffer[0..<n]) : []
+    }
+
+    /// Reads until what arrived contains `text`; false if the stream ends or `timeout` seconds pass first.
+    func read(until text: String, timeout: Int) -> Bool {
+        let deadline = Date().addingTimeInterval(Double(timeout))
+        var seen: [UInt8] = []
+        while Date() < deadline {
+            let got = read(upTo: 65536, timeout: 1)
+            if got.isEmpty && errno != EAGAIN && errno != EWOULDBLOCK { return false }
+            seen += got
+            if String(decoding: seen, as: UTF8.self).contains(text) { return true }
+        }
+        return false
+    }
+
+    /// Whether the server closed the connection within `timeout` seconds (reads and drops what comes before).
+    func closedByServer(within timeout: Int) -> Bool {
+        let deadline = Date().addingTimeInterval(Double(timeout))
+        while Date() < deadline {
+            var t = timeval(tv_sec: 1, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 65536, 0) }
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+        }
+        return false
+    }
+
+    /// Drops the connection with a TCP reset instead of an orderly close.
+    func reset() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    struct Response {
+        let status: Int
+        let headers: [String: String]
+        let body: [UInt8]
+        var text: String { String(decoding: body, as: UTF8.self) }
+        func header(_ name: String) -> String? { headers[name.lowercased()] }
+    }
+
+    /// Reads one response (Content-Length, chunked, or to the end of the stream).
+    func response(timeout: Int = 30) throws -> Response {
+        var data: [UInt8] = []
+        func more() throws {
+            let chunk = read(upTo: 65536, timeout: timeout)
+            guard !chunk.isEmpty else { throw Failure(description: "connection ended or timed out after \(data.count) bytes: \(String(decoding: data, as: UTF8.self).prefix(300))") }
+            data += chunk
+        }
+        func find(_ needle: [UInt8], from: Int) -> Int? {
+            guard data.count >= needle.count + from else { return nil }
+            for i in from...(data.count - needle.count) where data[i] == needle[0] && Array(data[i..<(i + needle.count)]) == needle { return i }
+            return nil
+        }
+        var end: Int? = nil
+        while end == nil {
+            try more()
+            end = find(Array("\r\n\r\n".utf8), from: 0)
+        }
+        let head = String(decoding: data[0..<end!], as: UTF8.self).components(separatedBy: "\r\n")
+        let statusLine = head[0].split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw Failure(description: "bad status line \(head[0])") }
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var rest = Array(data[(end! + 4)...])
+        data = rest
+        if let length = headers["content-length"].flatMap(Int.init) {
+            while data.count < length { try more() }
+            return Response(status: status, headers: headers, body: Array(data.prefix(length)))
+        }
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            var body: [UInt8] = []
+            var at = 0
+            while true {
+                var line = find(Array("\r\n".utf8), from: at)
+                while line == nil { try more(); line = find(Array("\r\n".utf8), from: at) }
+                let sizeText = String(decoding: data[at..<line!], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+                guard let size = Int(sizeText, radix: 16) else { throw Failure(description: "bad chunk size \(sizeText)") }
+                at = line! + 2
+                if size == 0 { return Response(status: status, headers: headers, body: body) }
+                while data.count < at + size + 2 { try more() }
+                body += data[at..<(at + size)]
+                at += size + 2
+            }
+        }
+        while true {
+            let chunk = read(upTo: 65536, timeout: timeout)
+            if chunk.isEmpty { break }
+            data += chunk
+        }
+        rest = data
+        return Response(status: status, headers: headers, body: rest)
+    }
+}
+
+/// Expectations checked on a thread of its own (where Swift Testing cannot tell which test an
+/// `#expect` belongs to), reported by `verify()` back in the test.
+final class Checks: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var failures: [String] = []
+
+    func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
+        guard !condition else { return }
+        let m = message()
+        lock.withLock { failures.append(m) }
+    }
+
+    /// Records every failed expectation in the current test.
+    func verify(sourceLocation: SourceLocation = #_sourceLocation) {
+        for f in lock.withLock({ failures }) { Issue.record(Comment(rawValue: f), sourceLocation: sourceLocation) }
+    }
+}
+
+/// A `qstore daemon` process of its own over a fresh repository (so a crash is seen as a dead
+/// process, not as a dead test runner), on free loopback ports.
+final class ChildDaemon {
+    let directory: String
+    let repository: String
+    let process = Process()
+    let apiPort: Int
+    let gatewayPort: Int
+    let token: String
+
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore").path
+    }
+
+    init(directory: String? = nil, environment: [String: String] = [:]) throws {
+        let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("qstore-child-\(UUID().uuidString)").path
+        self.directory = dir
+        repository = dir + "/repo"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw RawConnection.Failure(description: "qstore binary not found at \(Self.binary)") }
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "error"]
+        process.environment = ["QSTORE_PATH": repository, "HOME": dir, "QSTORE_GC_INTERVAL": "0s"].merging(environment) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("api listening") || !text.contains("gateway listening") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        func port(_ name: String) throws -> Int {
+            guard let port = text.split(separator: "\n").first(where: { $0.hasPrefix("\(name) listening") }).flatMap({ Int($0.split(separator: " ").last!) }) else {
+                throw RawConnection.Failure(description: "the daemon did not say where \(name) listens: \(text)")
+            }
+            return port
+        }
+        apiPort = try port("api")
+        gatewayPort = try port("gateway")
+        token = try String(contentsOfFile: repository + "/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A daemon still running when its test ends (the test failed half way) is killed.
+    deinit { if process.isRunning { kill9() } }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// SIGTERM and wait; the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func removeDirectory() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// A raw request on a new connection; its response.
+    func request(_ method: String, _ target: String, api: Bool, headers: [String: String] = [:], body: [UInt8] = []) throws -> RawConnection.Response {
+        let c = try RawConnection(port: api ? apiPort : gatewayPort)
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        if api { head += "Authorization: Bearer \(token)\r\n" }
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        head += "Content-Length: \(body.count)\r\n\r\n"
+        try c.send(Array(head.utf8) + body)
+        return try c.response()
+    }
+}
