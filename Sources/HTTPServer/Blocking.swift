@@ -22,6 +22,40 @@ final class StorageThreads: Sendable {
     func shutdown() async throws { try await pool.shutdownGracefully() }
 }
 
+/// Where a listener's streamed downloads (files, CARs, TARs, `cat`, `get`) are produced: a thread
+/// pool of their own with per-client slots, so clients that read slowly (or not at all, until the
+/// send timeout) can hold at most these threads, never the storage pool every request needs.
+final class Downloads: Sendable {
+    let threads: StorageThreads
+    let slots: ClientSlots
+
+    init(_ limits: SlotLimits) {
+        threads = StorageThreads(threads: limits.total)
+        slots = ClientSlots(limits, kind: "downloads")
+    }
+
+    func shutdown() async throws { try await threads.shutdown() }
+}
+
+/// A slot of `ClientSlots` held by one request, given back once: when the work ends, or when the
+/// response holding it is dropped unwritten (the client left before it was sent).
+final class SlotLease: Sendable {
+    private let slots: ClientSlots
+    private let client: String
+    private let held = Mutex(true)
+
+    init(_ slots: ClientSlots, client: String) {
+        self.slots = slots
+        self.client = client
+    }
+
+    func release() {
+        if held.withLock({ h in defer { h = false }; return h }) { slots.release(client: client) }
+    }
+
+    deinit { release() }
+}
+
 /// A `ByteSink` that sends what is written through a `ChunkChannel` in pieces of about 64 KiB.
 struct ChannelSink: ByteSink {
     let channel: ChunkChannel
@@ -41,14 +75,14 @@ struct ChannelSink: ByteSink {
     }
 }
 
-/// A bound on uploads imported at once, each on a thread of its own (uploads are read as they
-/// arrive): at most `total` at once, at most `perClient` of them (active or waiting) from one
-/// client address; past `total` the next waits (asynchronously) at most `wait` for one to end.
-/// So neither many clients nor one client holding uploads open can make the daemon start
-/// unbounded threads or keep everybody else waiting: a client over its share gets 429, a wait
-/// that runs out 503, both with `Retry-After`.
-final class UploadSlots: Sendable {
-    typealias Limits = UploadLimits
+/// A bound on work that takes a thread (an upload imported as it arrives; a download produced
+/// for a client that may read slowly): at most `total` at once, at most `perClient` of them
+/// (active or waiting) from one client address; past `total` the next waits (asynchronously) at
+/// most `wait` for one to end. So neither many clients nor one client holding requests open can
+/// make the daemon start unbounded threads or keep everybody else waiting: a client over its
+/// share gets 429, a wait that runs out 503, both with `Retry-After`.
+final class ClientSlots: Sendable {
+    typealias Limits = SlotLimits
     private struct Waiter {
         let id: UInt64
         let client: String
@@ -62,8 +96,11 @@ final class UploadSlots: Sendable {
     }
     private let state: Mutex<State>
     let limits: Limits
+    /// What is counted, for messages: "uploads", "downloads".
+    let kind: String
 
-    init(_ limits: Limits) {
+    init(_ limits: Limits, kind: String = "uploads") {
+        self.kind = kind
         self.limits = Limits(total: max(1, limits.total), perClient: max(1, limits.perClient), wait: limits.wait)
         state = Mutex(State(free: self.limits.total))
     }
@@ -102,11 +139,11 @@ final class UploadSlots: Sendable {
         case .granted: return
         case .overShare:
             throw Overloaded(status: .tooManyRequests, retryAfter: 1,
-                             message: "this client already has \(limits.perClient) uploads in progress (http.uploadsPerClient); retry when one ends")
+                             message: "this client already has \(limits.perClient) \(kind) in progress (http.\(kind)PerClient); retry when one ends")
         case .timedOut:
             let seconds = max(1, Int(limits.wait.components.seconds))
             throw Overloaded(status: .serviceUnavailable, retryAfter: seconds,
-                             message: "all \(limits.total) upload slots stayed busy for \(seconds) s (http.uploadSlots); retry later")
+                             message: "all \(limits.total) \(kind) slots stayed busy for \(seconds) s (http.\(kind == "uploads" ? "upload" : "download")Slots); retry later")
         }
     }
 
@@ -135,6 +172,6 @@ final class UploadSlots: Sendable {
         next?.continuation.resume(returning: .granted)
     }
 
-    /// Slots free now, and uploads waiting for one (for tests and metrics).
+    /// Slots free now, and requests waiting for one (for tests and metrics).
     var available: (free: Int, waiting: Int) { state.withLock { ($0.free, $0.waiters.count) } }
 }

@@ -17,15 +17,26 @@ final class BodyPipe: ByteSource, @unchecked Sendable {
 
     init(limit: Int = 1 << 20) { bridge = ByteBridge(capacity: limit) }
 
-    /// Feeds `body` in (async side); at most `maximum` bytes are accepted.
-    func feed(_ body: RequestBody, maximum: Int) async {
+    /// Feeds `body` in (async side); at most `maximum` bytes are accepted. Once the reader is
+    /// done, the rest is read and dropped (so the client can read the reply) — at most
+    /// `drainLimit` bytes of it: past that (a client that was refused but keeps sending, slowly
+    /// or a lot) `stopReading` ends the connection's input, and the connection closes after the reply.
+    func feed(_ body: RequestBody, maximum: Int, drainLimit: Int = 1 << 20, stopReading: @Sendable () -> Void = {}) async {
         var total = 0
+        var dropped = 0
         var reading = true
         do {
             do {
                 for try await buffer in body {
                     total += buffer.readableBytes
-                    guard reading else { continue }  // the reader is done: drop the rest
+                    if !reading {
+                        dropped += buffer.readableBytes
+                        if dropped > drainLimit {
+                            stopReading()
+                            break
+                        }
+                        continue
+                    }
                     guard total <= maximum else { throw BodyTooLarge(limit: maximum) }
                     reading = await bridge.put(buffer)
                 }

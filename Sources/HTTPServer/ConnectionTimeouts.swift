@@ -2,11 +2,13 @@ import NIOCore
 import NIOHTTPTypes
 
 /// Closes connections whose client is too slow, so a client cannot hold the daemon's
-/// connections, upload slots or storage threads by going quiet:
+/// connections, upload slots or threads by going quiet:
 /// - `header`: a request's headers must be complete within this, counted from the
-///   connection's start or the end of the previous response (this also ends idle keep-alive
-///   connections and clients that trickle their headers);
-/// - `bodyIdle`: while a request body is being read, each part must follow the last within this;
+///   connection's start or from when the previous exchange ended (its response sent and its
+///   body read); this also ends idle keep-alive connections and clients that trickle headers;
+/// - `bodyIdle`: while a request body is being read, each part must come within this of the
+///   server asking for more (`read`). Time in which the server itself does not ask (its import
+///   is behind, the upload waits for a slot) is not counted against the client;
 /// - `send`: while a response cannot be written because the client reads nothing (the channel
 ///   stays unwritable), the client must read something within this. A response that is slow
 ///   to produce (a long import before its first line) is not timed out: only a client that
@@ -39,6 +41,11 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         readTimer = context.eventLoop.assumeIsolated().scheduleTask(in: after) { context.close(promise: nil) }
     }
 
+    private func cancelRead() {
+        readTimer?.cancel()
+        readTimer = nil
+    }
+
     private func cancelAll() {
         readTimer?.cancel()
         readTimer = nil
@@ -67,21 +74,28 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         case .head:
             open += 1
             readingBody = true
-            armRead(context, bodyIdle)
+            cancelRead()  // the body's timer starts when the server asks for it
         case .body:
-            armRead(context, bodyIdle)
+            cancelRead()
         case .end:
             readingBody = false
-            readTimer?.cancel()
-            readTimer = nil
+            cancelRead()
+            // The response may have ended before the body did: then the exchange ends here.
+            if open == 0 { armRead(context, header) }
         }
         context.fireChannelRead(data)
+    }
+
+    /// The server asks for more bytes: while a body is being read, the client has `bodyIdle` to send some.
+    func read(context: ChannelHandlerContext) {
+        if readingBody && readTimer == nil { armRead(context, bodyIdle) }
+        context.read()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             open = max(0, open - 1)
-            // Waiting for the next request's headers again.
+            // Waiting for the next request's headers again (unless its body is still coming).
             if open == 0 && !readingBody { armRead(context, header) }
         }
         context.write(data, promise: promise)

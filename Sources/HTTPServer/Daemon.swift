@@ -29,7 +29,10 @@ public struct ServerLimits: Sendable {
     /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (else 408).
     public var requestTimeout: Duration = .seconds(60)
     /// Uploads imported at once, per client address, and how long one waits for a slot.
-    public var uploads = UploadLimits(total: 32, perClient: 8, wait: .seconds(10))
+    public var uploads = SlotLimits(total: 32, perClient: 16, wait: .seconds(10))
+    /// Streamed downloads (files, CARs, TARs, `cat`, `get`) produced at once on each listener,
+    /// per client address, and how long one waits for a slot.
+    public var downloads = SlotLimits(total: 32, perClient: 16, wait: .seconds(10))
     /// Defaults.
     public init() {}
 
@@ -50,13 +53,15 @@ public struct ServerLimits: Sendable {
         sendTimeout = try duration(c.sendTimeout, "sendTimeout")
         requestTimeout = try duration(c.requestTimeout, "requestTimeout")
         maximumRanges = try positive(c.maximumRanges, "maximumRanges")
-        uploads = UploadLimits(total: try positive(c.uploadSlots, "uploadSlots"), perClient: try positive(c.uploadsPerClient, "uploadsPerClient"),
-                                     wait: try duration(c.uploadSlotWait, "uploadSlotWait"))
+        let wait = try duration(c.slotWait, "slotWait")
+        uploads = SlotLimits(total: try positive(c.uploadSlots, "uploadSlots"), perClient: try positive(c.uploadsPerClient, "uploadsPerClient"), wait: wait)
+        downloads = SlotLimits(total: try positive(c.downloadSlots, "downloadSlots"), perClient: try positive(c.downloadsPerClient, "downloadsPerClient"), wait: wait)
     }
 }
 
-/// How many uploads (add, dag/import) are imported at once, each on a thread of its own.
-public struct UploadLimits: Sendable {
+/// How many requests of a kind that takes a thread (uploads imported as they arrive, streamed
+/// downloads) run at once.
+public struct SlotLimits: Sendable {
     /// At once, in all.
     public var total: Int
     /// In progress or waiting, from one client address (more: 429).
@@ -109,6 +114,9 @@ public final class Daemon: Sendable {
     public let node: Node
     let configuration: DaemonConfiguration
     let io = StorageThreads()
+    /// Each listener's download producers (slow public clients cannot take the API's threads).
+    let apiDownloads: Downloads
+    let gatewayDownloads: Downloads
     let logger: Logger
 
     /// A daemon over `node`.
@@ -116,6 +124,15 @@ public final class Daemon: Sendable {
         self.node = node
         self.configuration = configuration
         self.logger = logger
+        apiDownloads = Downloads(configuration.limits.downloads)
+        gatewayDownloads = Downloads(configuration.limits.downloads)
+    }
+
+    /// Stops the daemon's thread pools (storage, downloads), once its listeners have stopped.
+    public func shutdownThreads() async throws {
+        try await io.shutdown()
+        try await apiDownloads.shutdown()
+        try await gatewayDownloads.shutdown()
     }
 
     /// HTTP/1.1 with the connection timeouts of `limits` on every connection.
@@ -130,6 +147,7 @@ public final class Daemon: Sendable {
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router(context: ServerContext.self)
         let metrics = MetricsRegistry.shared
+        router.add(middleware: RequestClientMiddleware())
         router.add(middleware: BearerTokenMiddleware(token: try node.repository.apiToken()))
         router.add(middleware: PostOnlyMiddleware())
         router.add(middleware: TransferCodingMiddleware())
@@ -137,7 +155,7 @@ public final class Daemon: Sendable {
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
         Health(node: node, listener: "api").register(on: router)
         metrics.register(on: router, node: node, io: io)
-        KuboRPC(node: node, io: io, limits: configuration.limits).register(on: router)
+        KuboRPC(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
         PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.repository.identity.peerID)],
                           limits: configuration.limits).register(on: router)
@@ -152,12 +170,13 @@ public final class Daemon: Sendable {
     public func gatewayApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: ServerContext.self)
         let metrics = MetricsRegistry.shared
+        router.add(middleware: RequestClientMiddleware())
         router.add(middleware: MetricsMiddleware<ServerContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
         router.add(middleware: GatewayCORSMiddleware())
         router.add(middleware: TransferCodingMiddleware())
         Health(node: node, listener: "gateway").register(on: router)
-        Gateway(node: node, io: io, limits: configuration.limits).register(on: router)
+        Gateway(node: node, io: io, downloads: gatewayDownloads, limits: configuration.limits).register(on: router)
         return Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.gateway.host, port: configuration.gateway.port), serverName: "qstore/\(Node.version)"),
@@ -181,7 +200,7 @@ public final class Daemon: Sendable {
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { try? FileManager.default.removeItem(atPath: apiFile) }
         try await group.run()
-        try await io.shutdown()
+        try await shutdownThreads()
     }
 }
 

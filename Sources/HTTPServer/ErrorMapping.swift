@@ -42,6 +42,10 @@ enum ErrorMapping {
         case let e as RequestError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.message)
         case let e as MultipartMalformed: return Mapped(status: .badRequest, code: 1, message: "\(e)")
         case let e as RequestBodyError: return Mapped(status: .badRequest, code: 1, message: "\(e)")
+        case let e as RangeNotSatisfiable:
+            var headers = HTTPFields()
+            headers[.contentRange] = "bytes */\(e.size)"
+            return Mapped(status: .rangeNotSatisfiable, code: 1, message: "\(e)", headers: headers)
         case let e as Overloaded:
             var headers = HTTPFields()
             headers[.retryAfter] = String(e.retryAfter)
@@ -105,6 +109,13 @@ struct RequestError: Error {
         self.status = status
         self.message = message
     }
+}
+
+/// No range of a `Range` header falls inside the representation.
+struct RangeNotSatisfiable: Error, CustomStringConvertible {
+    let header: String
+    let size: UInt64
+    var description: String { "no satisfiable range in \(header) for \(size) bytes" }
 }
 
 /// The daemon is too busy for this request now; the client may retry after `retryAfter` seconds.

@@ -13,6 +13,8 @@ import Storage
 struct Gateway: Sendable {
     let node: Node
     let io: StorageThreads
+    /// Where files, CARs and TARs are produced (a pool of the gateway's own).
+    let downloads: Downloads
     let limits: ServerLimits
 
     static let immutableCache = "public, max-age=29030400, immutable"
@@ -108,7 +110,7 @@ struct Gateway: Sendable {
             _ = try await io.run { try self.node.blockSize(terminal) }
             if head { return Response(status: .ok, headers: headers) }
             let node = self.node
-            return Response(status: .ok, headers: headers, body: KuboRPC.stream(io) { channel in
+            return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 var w = try CARWriter(roots: [root], sink: ChannelSink(channel))
                 let range = entityBytes.map { (from: $0.from, to: $0.to) }
                 try node.carBlocks(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: range) { c, d in try w.write(cid: c, data: d) }
@@ -131,7 +133,7 @@ struct Gateway: Sendable {
             // browser cannot read a trailer), as boxo does.
             let name = path.last ?? terminal.string
             let node = self.node
-            return Response(status: .ok, headers: headers, body: KuboRPC.stream(io, onFailure: .appendMessage) { channel in
+            return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads, onFailure: .appendMessage) { channel in
                 var sink = ChannelSink(channel)
                 do {
                     try node.tar(terminal, name: name) { bytes in try bytes.withUnsafeBytes { try sink.write($0) } }

@@ -17,13 +17,16 @@ struct KuboRPC: Sendable {
     let io: StorageThreads
     let limits: ServerLimits
     /// Uploads being imported at once (each on a thread of its own); more wait for a slot.
-    let uploads: UploadSlots
+    let uploads: ClientSlots
+    /// Where `cat`, `get` and `dag/export` are produced.
+    let downloads: Downloads
 
-    init(node: Node, io: StorageThreads, limits: ServerLimits) {
+    init(node: Node, io: StorageThreads, downloads: Downloads, limits: ServerLimits) {
         self.node = node
         self.io = io
+        self.downloads = downloads
         self.limits = limits
-        uploads = UploadSlots(limits.uploads)
+        uploads = ClientSlots(limits.uploads)
     }
 
     func register(on router: Router<ServerContext>) {
@@ -37,8 +40,8 @@ struct KuboRPC: Sendable {
         api.post("dag/put") { request, _ in await rpcAsync { try await self.dagPut(request) } }
         api.post("dag/get") { request, _ in await rpcAsync { try await self.dagGet(request) } }
         api.post("dag/export") { request, _ in await rpcAsync { try await self.dagExport(request) } }
-        api.post("dag/import") { request, context in await rpcAsync { try await self.dagImport(request, client: context.client) } }
-        api.post("add") { request, context in await rpcAsync { try await self.add(request, client: context.client) } }
+        api.post("dag/import") { request, context in await rpcAsync { try await self.dagImport(request, context) } }
+        api.post("add") { request, context in await rpcAsync { try await self.add(request, context) } }
         api.post("cat") { request, _ in await rpcAsync { try await self.cat(request) } }
         api.post("ls") { request, _ in await rpcAsync { try await self.ls(request) } }
         api.post("get") { request, _ in await rpcAsync { try await self.get(request) } }
@@ -166,20 +169,20 @@ struct KuboRPC: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.ipld.car"
         headers[HTTPField.Name("X-Stream-Output")!] = "1"
-        return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
+        return Response(status: .ok, headers: headers, body: try await Self.stream(downloads) { channel in
             var sink = try self.node.exportDAG(cid, to: ChannelSink(channel))
             try sink.flush()
         })
     }
 
-    func dagImport(_ request: Request, client: String) async throws -> Response {
+    func dagImport(_ request: Request, _ context: ServerContext) async throws -> Response {
         let q = request.uri.queryParameters
         let stats = Self.flag(q.get("stats"))
         let pinRoots = q.get("pin-roots").map { Self.flag($0) } ?? true
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
         }
-        return try await uploadReply(request, client: client, boundary: boundary) { reader, channel in
+        return try await uploadReply(request, context, boundary: boundary) { reader, channel in
             // One lease over every part and the pins: a root's blocks may come in a later part.
             let (imports, pinErrors) = try self.node.withLease { () throws -> ([ImportSummary], [CID: String]) in
                 var all: [ImportSummary] = []
@@ -203,7 +206,7 @@ struct KuboRPC: Sendable {
     /// reply streams Kubo's newline-delimited JSON: with `progress=true` a `{"Name","Bytes"}` line
     /// every 256 KiB of each file and at its end, then one `{"Name","Hash","Size"}` line per file
     /// as it is done, then the directories (the root last).
-    func add(_ request: Request, client: String) async throws -> Response {
+    func add(_ request: Request, _ context: ServerContext) async throws -> Response {
         let q = request.uri.queryParameters
         var options = ImportOptions()
         if let v = q.get("cid-version") {
@@ -227,7 +230,7 @@ struct KuboRPC: Sendable {
         let progress = Self.flag(q.get("progress"))
         let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
         let pinName = q.get("pin-name").map { String($0) }
-        return try await uploadReply(request, client: client, boundary: boundary) { reader, channel in
+        return try await uploadReply(request, context, boundary: boundary) { reader, channel in
             func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try channel.sendLine(["Name": name, "Hash": cid.string, "Size": String(size)]) }
             try self.node.withLease {
                 var files: [(path: String, cid: CID, dagSize: UInt64)] = []
@@ -291,12 +294,12 @@ struct KuboRPC: Sendable {
     /// A streamed JSON reply to a multipart upload that `body` imports part by part as it
     /// arrives (`BodyPipe`, at most `maximumImportRequest` bytes), on a thread of its own taken from
     /// `uploads`: a slow client never holds a storage thread, and the bytes are read once.
-    func uploadReply(_ request: Request, client: String, boundary: String,
+    func uploadReply(_ request: Request, _ context: ServerContext, boundary: String,
                      _ body: @escaping @Sendable (MultipartReader<BodyPipe>, ChunkChannel) throws -> Void) async throws -> Response {
         let pipe = BodyPipe()
         let maximum = limits.maximumImportRequest
-        let feeder = Task { await pipe.feed(request.body, maximum: maximum) }
-        return try await Self.streamedReply(.own(uploads, client: client), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
+        let feeder = Task { await pipe.feed(request.body, maximum: maximum, stopReading: { context.stopReading() }) }
+        return try await Self.streamedReply(.own(uploads, client: context.client), for: request, headers: Self.jsonStreamHeaders, finally: { pipe.close() }, feeder: feeder) { channel in
             try body(MultipartReader(pipe, boundary: boundary), channel)
         }
     }
@@ -312,7 +315,7 @@ struct KuboRPC: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[HTTPField.Name("X-Stream-Output")!] = "1"
-        return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
+        return Response(status: .ok, headers: headers, body: try await Self.stream(downloads) { channel in
             try self.node.cat(cid, path: path, offset: offset, length: length) { try channel.send($0) }
         })
     }
@@ -325,7 +328,7 @@ struct KuboRPC: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/x-tar"
         headers[HTTPField.Name("X-Stream-Output")!] = "1"
-        return Response(status: .ok, headers: headers, body: Self.stream(io) { channel in
+        return Response(status: .ok, headers: headers, body: try await Self.stream(downloads) { channel in
             try self.node.tar(cid, path: path, name: name) { try channel.send($0) }
         })
     }
@@ -449,11 +452,18 @@ struct KuboRPC: Sendable {
         case appendMessage
     }
 
-    /// A response body produced by `produce` on a storage thread through a bounded channel,
-    /// started when the body is written.
-    static func stream(_ io: StorageThreads, onFailure: StreamFailure = .abort, _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) -> ResponseBody {
-        ResponseBody { writer in
-            let (channel, producer) = start(.storage(io), produce)
+    /// A response body produced by `produce` on a download thread through a bounded channel,
+    /// started when the body is written. The request's client takes one of the download slots
+    /// first (429/503 before any status is sent when it cannot); the slot is given back when the
+    /// producer is done or the body is dropped unwritten.
+    static func stream(_ downloads: Downloads, onFailure: StreamFailure = .abort,
+                       _ produce: @escaping @Sendable (ChunkChannel) throws -> Void) async throws -> ResponseBody {
+        let client = RequestClient.address
+        try await downloads.slots.acquire(client: client)
+        let lease = SlotLease(downloads.slots, client: client)
+        return ResponseBody { writer in
+            defer { lease.release() }
+            let (channel, producer) = start(.storage(downloads.threads), produce)
             try await drain(channel, producer, first: nil, into: &writer, onFailure: onFailure)
         }
     }
@@ -463,7 +473,7 @@ struct KuboRPC: Sendable {
     enum ProducerThread: Sendable {
         case storage(StorageThreads)
         /// A new thread, once one of `slots` is free for `client`.
-        case own(UploadSlots, client: String)
+        case own(ClientSlots, client: String)
     }
 
     /// Kubo's streamed JSON RPC reply: `produce` starts at once and the status waits for its

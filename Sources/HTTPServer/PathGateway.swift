@@ -77,7 +77,7 @@ extension Gateway {
         case .none:
             headers[.contentLength] = String(size)
             if head { return Response(status: .ok, headers: headers) }
-            return Response(status: .ok, headers: headers, body: KuboRPC.stream(io) { channel in
+            return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 try node.cat(cid) { try channel.send($0) }
             })
         case .some(let list) where list.count == 1:
@@ -85,7 +85,7 @@ extension Gateway {
             headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(size)"
             headers[.contentLength] = String(r.upperBound - r.lowerBound + 1)
             if head { return Response(status: .partialContent, headers: headers) }
-            return Response(status: .partialContent, headers: headers, body: KuboRPC.stream(io) { channel in
+            return Response(status: .partialContent, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 try node.cat(cid, offset: r.lowerBound, length: r.upperBound - r.lowerBound + 1) { try channel.send($0) }
             })
         case .some(let list):
@@ -94,7 +94,7 @@ extension Gateway {
             headers[.contentType] = "multipart/byteranges; boundary=\(boundary)"
             headers[.contentLength] = nil
             if head { return Response(status: .partialContent, headers: headers) }
-            return Response(status: .partialContent, headers: headers, body: KuboRPC.stream(io) { channel in
+            return Response(status: .partialContent, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 for r in list {
                     try channel.send(Array("--\(boundary)\r\nContent-Type: \(partType)\r\nContent-Range: bytes \(r.lowerBound)-\(r.upperBound)/\(size)\r\n\r\n".utf8))
                     try node.cat(cid, offset: r.lowerBound, length: r.upperBound - r.lowerBound + 1) { try channel.send($0) }
@@ -109,8 +109,8 @@ extension Gateway {
     /// them. nil (serve the whole body, 200) when the header is absent, not in bytes, not valid
     /// (`bytes=abc`, `bytes=5-2`), asks for more than `maximum` ranges, or asks for more bytes in
     /// all than the representation has (a few overlapping ranges must not multiply the response).
-    /// Otherwise the satisfiable ranges in ascending order, overlapping and adjacent ones merged
-    /// (§14.3 lets a server coalesce); 416 when none is satisfiable.
+    /// Otherwise the satisfiable ranges, overlapping and adjacent ones merged (§14.3 lets a server
+    /// coalesce), in the header's order; 416 (with `Content-Range: bytes */size`) when none is satisfiable.
     static func byteRanges(_ request: Request, size: UInt64, maximum: Int) throws -> [ClosedRange<UInt64>]? {
         guard let header = request.headers[.range] else { return nil }
         guard let equals = header.firstIndex(of: "="),
@@ -151,18 +151,19 @@ extension Gateway {
             if total > size { return nil }
             ranges.append(r)
         }
-        guard !ranges.isEmpty else { throw RequestError(.rangeNotSatisfiable, "no satisfiable range in \(header) for \(size) bytes") }
-        ranges.sort { $0.lowerBound < $1.lowerBound }
-        var merged: [ClosedRange<UInt64>] = [ranges[0]]
-        for r in ranges.dropFirst() {
-            let last = merged[merged.count - 1]
-            if r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound + 1 {
-                merged[merged.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+        guard !ranges.isEmpty else { throw RangeNotSatisfiable(header: header, size: size) }
+        // Overlapping and adjacent ranges merge; the parts keep the order the header gave them
+        // (§14.6), a merged one the place of its first range.
+        var merged: [(range: ClosedRange<UInt64>, first: Int)] = []
+        for i in ranges.indices.sorted(by: { ranges[$0].lowerBound < ranges[$1].lowerBound }) {
+            let r = ranges[i]
+            if let last = merged.last, r.lowerBound <= last.range.upperBound || r.lowerBound - last.range.upperBound == 1 {
+                merged[merged.count - 1] = (last.range.lowerBound...max(last.range.upperBound, r.upperBound), min(last.first, i))
             } else {
-                merged.append(r)
+                merged.append((r, i))
             }
         }
-        return merged
+        return merged.sorted { $0.first < $1.first }.map(\.range)
     }
 
     /// A path with each segment percent-encoded (as a Location header needs).

@@ -45,10 +45,10 @@ struct BackgroundCollectorTests {
 }
 
 /// Uploads beyond the slot count wait for one to end instead of starting more threads.
-struct UploadSlotsTests {
+struct ClientSlotsTests {
     /// Past the total, the next upload waits (and is counted as waiting) until one ends.
     @Test func thirdWaitsForARelease() async throws {
-        let slots = UploadSlots(UploadLimits(total: 2, perClient: 8, wait: .seconds(60)))
+        let slots = ClientSlots(SlotLimits(total: 2, perClient: 8, wait: .seconds(60)))
         try await slots.acquire(client: "a")
         try await slots.acquire(client: "b")
         let third = Task { try await slots.acquire(client: "c") }
@@ -64,7 +64,7 @@ struct UploadSlotsTests {
 
     /// One client past its share is refused at once with 429, whatever is free; others are not.
     @Test func oneClientGetsItsShare() async throws {
-        let slots = UploadSlots(UploadLimits(total: 8, perClient: 2, wait: .seconds(60)))
+        let slots = ClientSlots(SlotLimits(total: 8, perClient: 2, wait: .seconds(60)))
         try await slots.acquire(client: "greedy")
         try await slots.acquire(client: "greedy")
         await #expect { try await slots.acquire(client: "greedy") } throws: { ($0 as? Overloaded)?.status == .tooManyRequests }
@@ -76,7 +76,7 @@ struct UploadSlotsTests {
 
     /// A wait that runs out ends with 503 and a Retry-After, and gives its place up.
     @Test func waitRunsOut() async throws {
-        let slots = UploadSlots(UploadLimits(total: 1, perClient: 8, wait: .milliseconds(50)))
+        let slots = ClientSlots(SlotLimits(total: 1, perClient: 8, wait: .milliseconds(50)))
         try await slots.acquire(client: "a")
         await #expect { try await slots.acquire(client: "b") } throws: { e in
             guard let o = e as? Overloaded else { return false }

@@ -20,6 +20,7 @@ final class DaemonHarness: @unchecked Sendable {
     private(set) var gatewayPort = 0
     private var task: Task<Void, any Error>?
     private var group: ServiceGroup?
+    private var daemon: Daemon?
 
     init(limits: ServerLimits = ServerLimits(), prepare: (Repository) throws -> Void = { _ in }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-http-\(UUID().uuidString)").path
@@ -32,6 +33,7 @@ final class DaemonHarness: @unchecked Sendable {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let daemon = Daemon(node: try Node(repository: repository), configuration: config, logger: logger)
+        self.daemon = daemon
         let (ports, continuation) = AsyncStream<(String, Int)>.makeStream()
         let api = try daemon.apiApplication { port in continuation.yield(("api", port)) }
         let gateway = daemon.gatewayApplication { port in continuation.yield(("gateway", port)) }
@@ -63,6 +65,7 @@ final class DaemonHarness: @unchecked Sendable {
     func stop() async {
         await group?.triggerGracefulShutdown()
         _ = await task?.result
+        try? await daemon?.shutdownThreads()
         repository.close()
         try? FileManager.default.removeItem(atPath: directory)
     }

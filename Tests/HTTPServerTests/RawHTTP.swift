@@ -8,8 +8,11 @@ import Glibc
 /// Content-Length, broken chunked framing, a chosen loopback source address, a client that
 /// reads a little and goes. Blocking: call it from a thread of its own (`ThirdPartyClientTests.aside`)
 /// when the daemon runs in this process.
-final class RawConnection {
-    let fd: Int32
+///
+/// `@unchecked Sendable`: a connection is used by one thread at a time; tests hand it from one
+/// `aside` block to the next, never to two at once.
+final class RawConnection: @unchecked Sendable {
+    private(set) var fd: Int32
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -42,7 +45,15 @@ final class RawConnection {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    /// Closes the connection now (with a TCP reset when `reset`).
+    func close(reset: Bool = false) {
+        guard fd >= 0 else { return }
+        if reset { self.reset() }
+        Glibc.close(fd)
+        fd = -1
+    }
 
     func send(_ bytes: [UInt8]) throws {
         var sent = 0
@@ -58,40 +69,52 @@ final class RawConnection {
     /// No more bytes from this side (the server reads the end of the stream).
     func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Up to `count` bytes as they come; empty at the end of the stream or after `timeout` seconds.
-    func read(upTo count: Int, timeout: Int = 30) -> [UInt8] {
+    /// How one read ended.
+    enum ReadEnd { case data, end, timeout, failed }
+
+    /// Up to `count` bytes as they come, and how the read ended (bytes, the end of the stream,
+    /// `timeout` seconds with nothing, or an error such as a reset).
+    func receive(upTo count: Int, timeout: Int = 30) -> ([UInt8], ReadEnd) {
         var t = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
         var buffer = [UInt8](repeating: 0, count: count)
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, count, 0) }
-        return n > 0 ? Array(buffer[0..<n]) : []
+        if n > 0 { return (Array(buffer[0..<n]), .data) }
+        if n == 0 { return ([], .end) }
+        return ([], errno == EAGAIN || errno == EWOULDBLOCK ? .timeout : .failed)
     }
+
+    /// Up to `count` bytes as they come; empty at the end of the stream or after `timeout` seconds.
+    func read(upTo count: Int, timeout: Int = 30) -> [UInt8] { receive(upTo: count, timeout: timeout).0 }
 
     /// Reads until what arrived contains `text`; false if the stream ends or `timeout` seconds pass first.
     func read(until text: String, timeout: Int) -> Bool {
         let deadline = Date().addingTimeInterval(Double(timeout))
         var seen: [UInt8] = []
         while Date() < deadline {
-            let got = read(upTo: 65536, timeout: 1)
-            if got.isEmpty && errno != EAGAIN && errno != EWOULDBLOCK { return false }
+            let (got, end) = receive(upTo: 65536, timeout: 1)
+            if end == .end || end == .failed { return false }
             seen += got
             if String(decoding: seen, as: UTF8.self).contains(text) { return true }
         }
         return false
     }
 
-    /// Whether the server closed the connection within `timeout` seconds (reads and drops what comes before).
-    func closedByServer(within timeout: Int) -> Bool {
+    /// Reads everything until the server ends the connection (true, with what came) or
+    /// `timeout` seconds pass (false).
+    func readUntilClosed(timeout: Int) -> (closed: Bool, bytes: [UInt8]) {
         let deadline = Date().addingTimeInterval(Double(timeout))
+        var all: [UInt8] = []
         while Date() < deadline {
-            var t = timeval(tv_sec: 1, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 65536, 0) }
-            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+            let (got, end) = receive(upTo: 65536, timeout: 1)
+            all += got
+            if end == .end || end == .failed { return (true, all) }
         }
-        return false
+        return (false, all)
     }
+
+    /// Whether the server closed the connection within `timeout` seconds (reads and drops what comes before).
+    func closedByServer(within timeout: Int) -> Bool { readUntilClosed(timeout: timeout).closed }
 
     /// Drops the connection with a TCP reset instead of an orderly close.
     func reset() {
@@ -241,6 +264,7 @@ final class ChildDaemon {
     }
 
     func kill9() {
+        guard process.isRunning else { return }  // reaped: its pid may be another process's now
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }

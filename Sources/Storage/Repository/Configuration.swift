@@ -52,16 +52,21 @@ public struct Configuration: Codable, Sendable, Equatable {
         /// Uploads (add, dag/import) imported at once.
         public var uploadSlots = 32
         /// Uploads one client address may have in progress or waiting (more: 429).
-        public var uploadsPerClient = 8
-        /// How long an upload waits for a free slot before 503.
-        public var uploadSlotWait = "10s"
+        public var uploadsPerClient = 16
+        /// Streamed downloads (files, CARs, TARs, cat, get) produced at once, on each listener.
+        public var downloadSlots = 32
+        /// Streamed downloads one client address may have in progress or waiting (more: 429).
+        public var downloadsPerClient = 16
+        /// How long an upload or a download waits for a free slot before 503.
+        public var slotWait = "10s"
         /// Ranges served from one `Range` header (more: the whole body, 200).
         public var maximumRanges = 100
         /// Defaults.
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case headerTimeout, bodyIdleTimeout, sendTimeout, requestTimeout, uploadSlots, uploadsPerClient, uploadSlotWait, maximumRanges
+            case headerTimeout, bodyIdleTimeout, sendTimeout, requestTimeout, uploadSlots, uploadsPerClient, downloadSlots, downloadsPerClient
+            case slotWait, maximumRanges
         }
 
         /// Decodes the section; missing keys keep their defaults.
@@ -73,7 +78,9 @@ public struct Configuration: Codable, Sendable, Equatable {
             requestTimeout = try c.decodeIfPresent(String.self, forKey: .requestTimeout) ?? requestTimeout
             uploadSlots = try c.decodeIfPresent(Int.self, forKey: .uploadSlots) ?? uploadSlots
             uploadsPerClient = try c.decodeIfPresent(Int.self, forKey: .uploadsPerClient) ?? uploadsPerClient
-            uploadSlotWait = try c.decodeIfPresent(String.self, forKey: .uploadSlotWait) ?? uploadSlotWait
+            downloadSlots = try c.decodeIfPresent(Int.self, forKey: .downloadSlots) ?? downloadSlots
+            downloadsPerClient = try c.decodeIfPresent(Int.self, forKey: .downloadsPerClient) ?? downloadsPerClient
+            slotWait = try c.decodeIfPresent(String.self, forKey: .slotWait) ?? slotWait
             maximumRanges = try c.decodeIfPresent(Int.self, forKey: .maximumRanges) ?? maximumRanges
         }
     }
