@@ -136,8 +136,8 @@ struct KuboRPC: Sendable {
         let store = try Self.multicodec(q.get("store-codec") ?? "dag-cbor")
         let input = try Self.multicodec(q.get("input-codec") ?? "dag-json")
         let hash = try Self.multicodec(q.get("hash") ?? "sha2-256")
-        // Pinned unless `pin=false` (Qstore's default; Kubo's is false).
-        let pin = q.get("pin").map { Self.flag($0) } ?? true
+        // Kubo's default: not pinned. With `pin=true` a DAG whose children are missing gets a queued pin.
+        let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         let lease = node.blocks.lease()
         defer { lease.release() }
@@ -145,7 +145,7 @@ struct KuboRPC: Sendable {
         for data in files {
             let block = try node.encodeDAG(data, input: input, store: store, hash: hash)
             try await node.store(block)
-            if pin { try await io.run { _ = try self.node.pins.pin(Pinner.Request(cid: block.cid)) } }
+            if pin { try await io.run { try self.node.pinPut(block.cid) } }
             let cid = block.cid
             var line = JSONOutput.bytes(["Cid": ["/": cid.string]])
             out.writeBuffer(&line)

@@ -107,13 +107,21 @@ public final class Node: Sendable {
 
     /// Decodes `data` with `input` (dag-json leniently), encodes it canonically with `store`, stores
     /// it, and pins it recursively with `pin` (its DAG must then be complete).
-    public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = true) throws -> CID {
+    public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = false) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
         let lease = blocks.lease()
         defer { lease.release() }
         try blocks.put(block)
-        if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
+        if pin { try pinPut(block.cid) }
         return block.cid
+    }
+
+    /// Pins what `dag put --pin=true` stored: recursively when its DAG is complete; when its
+    /// children are not all here yet (a client putting them later), as a queued pin that completes
+    /// when they arrive, instead of refusing the put (Kubo's default is not to pin at all).
+    @discardableResult
+    public func pinPut(_ cid: CID) throws -> Pin {
+        try pins.pin(Pinner.Request(cid: cid), queueIfIncomplete: true)
     }
 
     /// The block `putDAG` would store: `data` decoded with `input`, encoded canonically with `store`.

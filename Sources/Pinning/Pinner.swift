@@ -57,9 +57,13 @@ public final class Pinner: Sendable {
     /// CID (a recursive pin replaces direct ones). The DAG must be complete (recursive) or the
     /// block present (direct). Returns the pin in force.
     /// `progress` is told how many blocks the walk has visited, every 1,000 and at its end.
+    /// With `queueIfIncomplete`, a DAG whose blocks are not all present is not refused: the pin
+    /// is recorded `queued`, holding its root, and completes when the blocks arrive (or fails
+    /// after `queuedTimeout`), as a Pinning Service API pin does (`dag put --pin` of a node whose
+    /// children come later).
     @discardableResult
-    public func pin(_ request: Request, progress: (Int) throws -> Void = { _ in }) throws -> Pin {
-        try insert(request, merge: true, allowQueued: false, progress: progress)
+    public func pin(_ request: Request, queueIfIncomplete: Bool = false, progress: (Int) throws -> Void = { _ in }) throws -> Pin {
+        try insert(request, merge: true, allowQueued: queueIfIncomplete, progress: progress)
     }
 
     /// A new pin object (the Pinning Service API): always a new pin; when blocks are missing
@@ -69,24 +73,35 @@ public final class Pinner: Sendable {
         try insert(request, merge: false, allowQueued: true)
     }
 
-    private func insert(_ request: Request, merge: Bool, allowQueued: Bool, progress: (Int) throws -> Void = { _ in }) throws -> Pin {
+    /// Makes the pin; with `replacing`, removes that pin in the same batch (a crash leaves the
+    /// old pin or the new one, never neither). The DAG walk runs outside the writer lock and is
+    /// kept only if nothing was deleted meanwhile; after three such races it runs under the lock.
+    private func insert(_ request: Request, merge: Bool, allowQueued: Bool, replacing: PinID? = nil,
+                        progress: (Int) throws -> Void = { _ in }) throws -> Pin {
         let resourceType = request.resourceType ?? "default"
         let policy = try policies.policy(resourceType)
         if let n = request.name {
             guard n.utf8.count <= 255, !n.utf8.contains(0) else { throw PinningError.invalid("a pin name is at most 255 bytes and has no NUL") }
         }
-        for attempt in 0..<4 {
-            let epoch = store.deletionCount
-            // Walk outside the lock; the last attempt walks inside it, so a busy collector cannot starve a pin.
-            let early = attempt == 3 ? nil : try check(request.cid, type: request.type, progress: progress)
-            let result: Pin? = try store.transaction { txn in
-                if attempt < 3 && store.deletionCount != epoch { return nil }
+        /// One try: `early` is a walk made outside the lock at deletion epoch `epoch` (nil: walk
+        /// under the lock); nil when a deletion since then makes that walk stale.
+        func attempt(early: DAGCheck?, epoch: UInt64) throws -> Pin? {
+            try store.transaction { txn in
+                if early != nil && store.deletionCount != epoch { return nil }
+                if let id = replacing {
+                    guard let old = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
+                    try checkRetention(old, now: txn.now)
+                    try stageRemove(old, txn)
+                }
                 let dag = try early ?? check(request.cid, type: request.type)
                 if let m = dag.missing, !allowQueued {
                     throw m == request.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: request.cid)
                 }
                 try recordLinks(dag, txn)
-                let existing = try pins(of: request.cid.multihash).filter { $0.cid.codec == request.cid.codec && $0.status == .pinned }
+                // Merging, a queued pin of the same CID is the same promise: it is not made twice.
+                let existing = try pins(of: request.cid.multihash).filter {
+                    $0.cid.codec == request.cid.codec && ($0.status == .pinned || (merge && allowQueued && $0.status == .queued))
+                }
                 if merge {
                     if let r = existing.first(where: { $0.type == .recursive }) {
                         if request.type == .direct { throw PinningError.invalid("pin: \(request.cid) already pinned recursively") }
@@ -112,9 +127,14 @@ public final class Pinner: Sendable {
                 }
                 return p
             }
-            if let result { return result }
         }
-        preconditionFailure("unreachable: the last attempt runs under the lock")
+        for _ in 0..<3 {
+            let epoch = store.deletionCount
+            if let p = try attempt(early: try check(request.cid, type: request.type, progress: progress), epoch: epoch) { return p }
+        }
+        // A busy collector cannot starve a pin: this walk runs under the lock, so it cannot go stale.
+        guard let p = try attempt(early: nil, epoch: store.deletionCount) else { throw PinningError.invalid("pin: the repository changed during the pin; try again") }
+        return p
     }
 
     /// What a walk of a DAG found: the first missing block (nil: complete), and blocks present
@@ -251,14 +271,8 @@ public final class Pinner: Sendable {
     /// Replaces the pin with this ID by a new pin for `request` (Pinning Service API replace):
     /// the new pin is made, then the old one removed, in one batch.
     public func replace(id: PinID, with request: Request) throws -> Pin {
-        guard let old = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
-        try checkRetention(old, now: millisecondsNow())
-        let new = try add(request)
-        try store.transaction { txn in
-            // Gone meanwhile (removed by another client): the new pin stands alone.
-            if let still = try pin(id: id) { try stageRemove(still, txn) }
-        }
-        return new
+        guard try pin(id: id) != nil else { throw PinningError.noSuchPin(id.description) }
+        return try insert(request, merge: false, allowQueued: true, replacing: id)
     }
 
     /// Kubo's `pin update`: pins `to` like the recursive pin on `from` (name, resource type,
@@ -451,34 +465,37 @@ public final class Pinner: Sendable {
         public var badNodes: [(cid: CID, error: String)]
     }
 
-    /// Checks every recursive pin's DAG: present, and each block hashes to its CID.
+    /// Checks every pin, as Kubo's `pin verify`: a recursive pin's whole DAG, a direct pin's own
+    /// block only (it promises nothing of the blocks it links to) — present, and hashing to its CID.
     public func verify(_ body: (Verification) throws -> Void) throws {
-        var roots: [CID] = []
+        var recursive: [CID: Bool] = [:]
         try forEachPin { p in
-            if p.status == .pinned { roots.append(p.cid) }
+            if p.status == .pinned { recursive[p.cid, default: false] = recursive[p.cid, default: false] || p.type == .recursive }
             return true
         }
-        var checked: [CID: String?] = [:]
-        for r in Set(roots).sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+        // Each block's own problem (nil: fine), and whether its links have been followed.
+        var checked: [CID: (problem: String?, followed: Bool)] = [:]
+        for r in recursive.keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            let walk = recursive[r]!
             var bad: [(CID, String)] = []
             var stack = [r]
             var seen = Set<CID>()
             while let c = stack.popLast() {
                 guard seen.insert(c).inserted else { continue }
-                if let known = checked[c] {
-                    if let e = known { bad.append((c, e)) }
+                if let known = checked[c], known.followed || !walk {
+                    if let e = known.problem { bad.append((c, e)) }
                     continue
                 }
                 var problem: String?
                 do {
                     if let data = try store.get(c) {
                         if try !c.multihash.verify(data) { problem = "block does not match its hash" }
-                        stack.append(contentsOf: try store.links(of: c) ?? Codecs.links(in: data, codec: c.codec))
+                        if walk { stack.append(contentsOf: try store.links(of: c) ?? Codecs.links(in: data, codec: c.codec)) }
                     } else {
                         problem = "merkledag: not found"
                     }
                 } catch { problem = "\(error)" }
-                checked[c] = .some(problem)
+                checked[c] = (problem, walk)
                 if let problem { bad.append((c, problem)) }
             }
             try body(Verification(cid: r, ok: bad.isEmpty, badNodes: bad))

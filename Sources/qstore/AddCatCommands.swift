@@ -17,6 +17,8 @@ struct AddCommand: ParsableCommand {
     @Option(help: "Chunker, as Kubo: size-N (default size-262144, N ≤ 1 MiB), rabin, rabin-AVG, rabin-MIN-AVG-MAX (min ≥ 16, max ≤ 1 MiB), buzhash.") var chunker: String?
     @Option(help: "Multihash function.") var hash = "sha2-256"
     @Flag(name: .shortAndLong, help: "Print only the hash of each file.") var quiet = false
+    @Flag(name: [.customShort("Q"), .long], help: "Print only the final hash (the root: the wrapping directory, else the last argument's).") var quieter = false
+    @Flag(name: [.customShort("p"), .long], help: "Show progress (the default on a terminal; accepted for Kubo's scripts).") var progress = false
     @Flag(name: [.customShort("n"), .long], help: "Compute CIDs without storing anything.") var onlyHash = false
     @Flag(name: .shortAndLong, help: "Add directories recursively.") var recursive = false
     @Flag(name: [.customShort("t"), .long], help: "Use the trickle layout instead of the balanced one.") var trickle = false
@@ -30,6 +32,8 @@ struct AddCommand: ParsableCommand {
     @Argument(help: "Files (\"-\": standard input).") var files: [String]
 
     func run() throws {
+        // Where `added` lines go: all of them, only hashes (`-q`), or only the last hash at the end (`-Q`).
+        let output = AddOutput(quiet: quiet, quieter: quieter)
         var options = ImportOptions()
         guard cidVersion == 0 || cidVersion == 1 else { throw CLIError("--cid-version must be 0 or 1") }
         options.cidVersion = cidVersion
@@ -44,7 +48,7 @@ struct AddCommand: ParsableCommand {
         if isDirectory && !recursive { throw CLIError("\(files.first { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }!) is a directory: use -r") }
         if recursive || wrapWithDirectory {
             // Trees are imported in this process (the daemon's /api/v0/add takes files).
-            try addTrees(options)
+            try addTrees(options, output: output)
             return
         }
         if onlyHash {
@@ -54,24 +58,25 @@ struct AddCommand: ParsableCommand {
                     let size = file == "-" ? nil : source.size
                     return try FileImporter(options: options) { _ in }.importFile(progressSource(source, label: "hashing", total: size, enabled: !noProgress))
                 }
-                report(f.cid.string, file)
+                report(f.cid.string, file, to: output)
             }
+            output.finish()
             return
         }
         let store = try backend(purpose: "add")
-        for file in files { report(try store.addFile(file, options: options, pin: pinOption).cid, file) }
+        for file in files { report(try store.addFile(file, options: options, pin: pinOption).cid, file, to: output) }
+        output.finish()
     }
 
     private var pinOption: PinOption? { pin ? PinOption(name: pinName) : nil }
 
     /// `-r` and `-w`: directories from disk, printing every file and directory as Kubo does.
-    private func addTrees(_ options: ImportOptions) throws {
+    private func addTrees(_ options: ImportOptions, output: AddOutput) throws {
         // With a daemon running, the trees go to its /api/v0/add.
         if !options.onlyHash, let remote = RemoteBackend(repository: Repository.defaultPath()), remote.isAlive() {
             let added = try reporting("add") { try remote.addTrees(files, options: options, wrap: wrapWithDirectory, hidden: hidden, pin: pinOption) }
-            for (name, cid) in added {
-                print(quiet ? cid : "added \(cid) \(name)")
-            }
+            for (name, cid) in added { output.added(cid, name) }
+            output.finish()
             return
         }
         let node = options.onlyHash ? nil : try localNode(purpose: "add")
@@ -81,28 +86,52 @@ struct AddCommand: ParsableCommand {
         let sink: (Block) throws -> Void = { block in try batcher?.add(block) }
         var importer = DirectoryImporter(options: options, emit: sink)
         importer.includeHidden = hidden
-        importer.onAdded = { path, cid, _ in if !quiet { print("added \(cid.string) \(path)") } }
+        let out = output
+        importer.onAdded = { path, cid, _ in if !quiet { out.added(cid.string, path) } }
         var roots: [(name: String, cid: CID, dagSize: UInt64)] = []
         for file in files {
             let name = URL(fileURLWithPath: file).lastPathComponent
             let r = try reporting(file) { try importer.importTree(at: file) }
             roots.append((name, r.cid, r.dagSize))
-            if quiet && !wrapWithDirectory { print(r.cid.string) }
+            if quiet && !wrapWithDirectory { out.added(r.cid.string, name) }
         }
         var pinned = roots.map(\.cid)
         if wrapWithDirectory {
             let w = try reporting("wrap") { try importer.makeDirectory(roots) }
-            print(quiet ? w.cid.string : "added \(w.cid.string) ")
+            out.added(w.cid.string, "")
             pinned = [w.cid]
         }
         try batcher?.finish()
         if let node, let pinOption {
             for c in pinned { try reporting("pin") { try node.pins.pin(try pinOption.request(c)) } }
         }
+        out.finish()
     }
 
-    private func report(_ cid: String, _ file: String) {
-        print(quiet ? cid : "added \(cid) \(file == "-" ? cid : URL(fileURLWithPath: file).lastPathComponent)")
+    private func report(_ cid: String, _ file: String, to output: AddOutput) {
+        output.added(cid, file == "-" ? cid : URL(fileURLWithPath: file).lastPathComponent)
+    }
+}
+
+/// The `added` lines of one `qstore add` run.
+final class AddOutput {
+    private let quiet: Bool
+    private let quieter: Bool
+    private var last: String?
+
+    init(quiet: Bool, quieter: Bool) {
+        self.quiet = quiet
+        self.quieter = quieter
+    }
+
+    func added(_ cid: String, _ name: String) {
+        if quieter { last = cid } else { print(quiet ? cid : "added \(cid) \(name)") }
+    }
+
+    /// With `-Q`, the one line: the last hash added.
+    func finish() {
+        if quieter, let last { print(last) }
+        last = nil
     }
 }
 

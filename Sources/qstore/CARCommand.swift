@@ -49,7 +49,14 @@ struct CARCommand: ParsableCommand {
                 info["dataSize"] = h.dataSize
                 info["indexOffset"] = h.indexOffset
                 info["fullyIndexed"] = h.fullyIndexed
-                if let index = try reader.readIndex() { info["index"] = ["format": index.format.name, "entries": index.count] }
+                // An index that is not a known multicodec index (go-car's legacy formats, as in the IPLD
+                // spec's carv2-basic.car) does not make the CAR unreadable: its payload was read above.
+                do {
+                    if let index = try reader.readIndex() { info["index"] = ["format": index.format.name, "entries": index.count] }
+                } catch let e as CARError {
+                    info["indexError"] = "\(e)"
+                    FileHandle.standardError.write(Data("warning: \(file): \(e); the data payload was read without it\n".utf8))
+                }
             }
             if json { try Output.json(info); return }
             print("version: \(reader.version)")

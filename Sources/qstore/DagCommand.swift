@@ -19,7 +19,7 @@ struct DagCommand: ParsableCommand {
         @Option(help: "Codec to store the block in.") var storeCodec = "dag-cbor"
         @Option(help: "Multihash function.") var hash = "sha2-256"
         @Flag(help: "Print JSON ({\"Cid\": {\"/\": …}}).") var json = false
-        @Option(help: "Pin each value recursively (its DAG must be complete); --pin=false to leave it unpinned.") var pin = true
+        @Option(help: "Pin each value recursively (Kubo's default: false); when its children are not all stored yet, the pin is queued and completes when they arrive.") var pin = false
         @Argument(help: "Files (default: standard input).") var files: [String] = []
 
         func run() throws {

@@ -65,7 +65,7 @@ struct CARFixtureTests {
             var strict = try CARReader(path: fx.car.path)
             #expect(throws: CARError.self) { while try strict.next() != nil {} }
         }
-        try checkIndex(fx, reader, blocks)
+        try checkIndex(fx, reader, blocks, manifest: m)
         try checkReencodes(fx, reader, blocks, complete: iterationError == nil && !options.zeroLengthSectionAsEOF)
     }
 
@@ -75,9 +75,19 @@ struct CARFixtureTests {
         #expect(try Codecs.links(in: b.data, codec: b.cid.codec).map(\.string) == expected, "links of \(b.cid)")
     }
 
-    /// A CARv2 index finds every indexed block at its section's offset in the payload.
-    private func checkIndex(_ fx: CARFixture, _ reader: CARReader<FileSource>, _ blocks: [CARBlock]) throws {
-        guard let header = reader.v2Header, let index = try reader.readIndex() else { return }
+    /// A CARv2 index in a known multicodec format (the manifest's `indexCodec`) finds every
+    /// indexed block at its section's offset in the payload and re-encodes byte for byte. Any
+    /// other index (go-car's legacy formats) is reported as an error of its own, while the data
+    /// payload reads as the manifest says (checked above), as go-car does.
+    private func checkIndex(_ fx: CARFixture, _ reader: CARReader<FileSource>, _ blocks: [CARBlock], manifest m: [String: Any]) throws {
+        guard let header = reader.v2Header, header.indexOffset != 0 else { return }
+        let codec = ((m["v2Header"] as? [String: Any])?["indexCodec"] as? NSNumber)?.uint64Value
+        guard let codec, [Multicodec.carIndexSorted, .carMultihashIndexSorted].contains(Multicodec(codec)) else {
+            #expect(throws: CARError.self, "\(fx.testDescription): index codec \(codec.map { String($0, radix: 16) } ?? "?")") { _ = try reader.readIndex() }
+            return
+        }
+        let index = try #require(try reader.readIndex())
+        #expect(index.format == Multicodec(codec))
         for b in blocks where b.cid.multihash.code != .identity || header.fullyIndexed {
             #expect(index.offset(of: b.cid.multihash) == b.sectionOffset - header.dataOffset)
         }
@@ -99,89 +109,32 @@ struct CARFixtureTests {
         }
     }
 
-    @Test func standaloneIndexSortedMatchesTheCARv1Offsets() throws {
-        for url in Fixtures.files(under: "car", suffix: ".carindex") {
+    /// Each stand-alone `.carindex` is the index of a CAR of the family, found by its data (not
+    /// by name): every block it indexes is at the offset it gives in that CAR's payload, and it
+    /// holds all of the CAR's blocks, or all but the identity ones (go-car's MultihashIndexSorted
+    /// leaves those out). It re-encodes byte for byte.
+    @Test func standaloneIndexesMatchTheirCAR() throws {
+        let indexes = Fixtures.files(under: "car", suffix: ".carindex")
+        let cars = CARFixture.load().filter { (try? $0.json())?["readable"] as? Bool == true }
+        for url in indexes {
             let bytes = try Fixtures.bytes(url)
             let index = try CARIndex(bytes: bytes)
-            #expect(index.format == .carIndexSorted)
+            #expect([Multicodec.carIndexSorted, .carMultihashIndexSorted].contains(index.format))
             #expect(index.encode() == bytes)
-            // The index names the CAR it was made from: sample-index ↔ sample-v1.car.
-            let carURL = url.deletingLastPathComponent().appendingPathComponent("sample-v1.car")
-            guard FileManager.default.fileExists(atPath: carURL.path) else { continue }
-            var reader = try CARReader(path: carURL.path)
-            var n = 0
-            while let b = try reader.next() {
-                #expect(index.offset(of: b.cid.multihash) == b.sectionOffset)
-                n += 1
+            var matches: [String] = []
+            for fx in cars {
+                guard var reader = try? CARReader(path: fx.car.path) else { continue }
+                let base = reader.v2Header?.dataOffset ?? 0
+                var all = 0, identity = 0, found = 0
+                while let b = try? reader.next() {
+                    all += 1
+                    if b.cid.multihash.code == .identity { identity += 1 }
+                    if index.offset(of: b.cid.multihash) == b.sectionOffset - base { found += 1 }
+                }
+                if all > 0, index.count == found, found == all || found == all - identity { matches.append(fx.testDescription) }
             }
-            #expect(index.count == n)
-        }
-    }
-}
-
-struct CARWriterTests {
-    func blocks(_ n: Int) throws -> [(CID, [UInt8])] {
-        try (0..<n).map { i in
-            let data = Array("block \(i)".utf8)
-            let codec: Multicodec = i % 2 == 0 ? .raw : .dagCBOR
-            let bytes = codec == .raw ? data : try DAGCBOR().encode(["i": .int(i)])
-            let fn: Multicodec = i % 5 == 4 ? .identity : (i % 3 == 0 ? .blake2b_256 : .sha2_256)
-            return (CID(codec: codec, multihash: try Multihash.compute(bytes, function: fn)), bytes)
-        }
-    }
-
-    @Test(arguments: [Multicodec.carMultihashIndexSorted, .carIndexSorted])
-    func writesAnIndexedCARv2ThatReadsBack(format: Multicodec) throws {
-        let input = try blocks(200)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-\(UUID()).car").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var w = try CARWriter(v2Roots: [input[0].0], sink: try FileSink(path: path), index: format)
-        for (c, d) in input { try w.write(cid: c, data: d) }
-        try w.finish().flush()
-        var r = try CARReader(path: path)
-        #expect(r.version == 2 && r.roots == [input[0].0])
-        let index = try #require(try r.readIndex())
-        #expect(index.format == format)
-        let h = try #require(r.v2Header)
-        var i = 0
-        while let b = try r.next() {
-            #expect(b.cid == input[i].0 && b.data == input[i].1)
-            if b.cid.multihash.code != .identity { #expect(index.offset(of: b.cid.multihash) == b.sectionOffset - h.dataOffset) }
-            i += 1
-        }
-        #expect(i == input.count)
-        #expect(index.count == input.filter { $0.0.multihash.code != .identity }.count)
-    }
-
-    @Test func readerRejectsAHashMismatch() throws {
-        var w = try CARWriter(roots: [], sink: ArraySink())
-        let cid = CID(codec: .raw, multihash: try Multihash.compute([1, 2, 3]))
-        try w.write(cid: cid, data: [1, 2, 4])
-        var r = try CARReader(BytesSource(try w.finish().bytes))
-        #expect(throws: CARError.hashMismatch(cid, offset: 18)) { _ = try r.next() }
-    }
-
-    @Test func truncatedAndMutatedCARsNeverCrash() throws {
-        var w = try CARWriter(roots: [try blocks(1)[0].0], sink: ArraySink())
-        for (c, d) in try blocks(12) { try w.write(cid: c, data: d) }
-        let car = try w.finish().bytes
-        // Every truncation either reads cleanly to a shorter end or fails with a CARError.
-        for n in 0..<car.count {
-            do {
-                var r = try CARReader(BytesSource(Array(car.prefix(n))))
-                while try r.next() != nil {}
-            } catch is CARError {
-            }
-        }
-        var rng = SeededGenerator(seed: 21)
-        for m in Mutations.of(car, count: 3000, using: &rng) {
-            do {
-                var r = try CARReader(BytesSource(m))
-                while try r.next() != nil {}
-            } catch {}
-        }
-        for _ in 0..<3000 {
-            _ = try? CARIndex(bytes: rng.bytes(Int.random(in: 0..<80, using: &rng)))
+            // Several CARs may share one payload (a CARv1 and the same data wrapped as CARv2).
+            #expect(!matches.isEmpty, "\(url.lastPathComponent) is the index of no CAR of the family")
         }
     }
 }

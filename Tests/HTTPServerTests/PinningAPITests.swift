@@ -67,6 +67,47 @@ import TestSupport
         await h.stop()
     }
 
+    /// Kubo's defaults and promises: `dag put` does not pin unless asked; asked, a node whose
+    /// children are not here yet gets a queued pin that completes when they arrive (instead of a
+    /// refused put); `pin verify` checks a direct pin's own block only, a recursive pin's DAG.
+    @Test func dagPutAndDirectPinsAsKubo() async throws {
+        try await DaemonHarness.run { h in
+            let plain = try await Self.putDAG(h, #"{"plain":true}"#, pin: false)
+            let (body, type) = DaemonHarness.multipart([Array(#"{"default":1}"#.utf8)])
+            let byDefault = try await h.rpc("dag/put", body: body, headers: ["Content-Type": type])
+            let defaultCID = try #require((try byDefault.json()["Cid"] as? [String: Any])?["/"] as? String)
+            var r = try await h.rpc("pin/ls?type=all")
+            let keys = try #require(try r.json()["Keys"] as? [String: Any])
+            #expect(keys[plain] == nil && keys[defaultCID] == nil, "dag put pinned by default: \(keys)")
+
+            // The child's CID, known before the child is stored.
+            let childJSON = #"{"child":"comes later"}"#
+            let child = try Block(data: DAGCBOR().encode(DAGJSON().decode(Array(childJSON.utf8))), codec: .dagCBOR).cid.string
+            let parent = try await Self.putDAG(h, #"{"kid":{"/":"\#(child)"}}"#, pin: true)
+            r = try await h.request("/pins?status=queued", api: true)
+            let queued = try #require(try r.json()["results"] as? [[String: Any]])
+            #expect(queued.compactMap { ($0["pin"] as? [String: Any])?["cid"] as? String } == [parent], "\(r.text)")
+            // The same put again does not queue a second pin.
+            _ = try await Self.putDAG(h, #"{"kid":{"/":"\#(child)"}}"#, pin: true)
+            r = try await h.request("/pins?status=queued", api: true)
+            #expect(try (r.json()["results"] as? [[String: Any]])?.count == 1, "\(r.text)")
+            // The child arrives; the next upkeep (every collection) completes the pin.
+            _ = try await Self.putDAG(h, childJSON, pin: false)
+            r = try await h.rpc("repo/gc")
+            #expect(r.status == 200)
+            r = try await h.request("/pins?status=pinned", api: true)
+            #expect(try (r.json()["results"] as? [[String: Any]])?.contains { ($0["pin"] as? [String: Any])?["cid"] as? String == parent } == true, "\(r.text)")
+
+            // A direct pin of a node whose link is not here verifies: it promises its own block.
+            let dangling = try await Self.putDAG(h, #"{"elsewhere":{"/":"bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"}}"#, pin: false)
+            r = try await h.rpc("pin/add?arg=\(dangling)&recursive=false")
+            #expect(r.status == 200, "\(r.text)")
+            r = try await h.rpc("pin/verify?verbose=true")
+            let lines = try r.jsonLines()
+            #expect(r.status == 200 && lines.allSatisfy { $0["Ok"] as? Bool == true } && lines.contains { $0["Cid"] as? String == dangling }, "\(r.text)")
+        }
+    }
+
     @Test func pinningServiceAPI() async throws {
         let h = try await DaemonHarness()
         let cid = try await Self.putDAG(h, #"{"doc":"qstore"}"#, pin: false)
