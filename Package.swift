@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"], exclude: ["Vectors"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Node", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Node", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
     ],
     swiftLanguageModes: [.v6]
 )

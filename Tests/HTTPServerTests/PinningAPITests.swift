@@ -1,6 +1,7 @@
 import Foundation
 import IPLD
 import Multiformats
+import Pinning
 import Storage
 import Testing
 import TestSupport
@@ -105,6 +106,36 @@ import TestSupport
             r = try await h.rpc("pin/verify?verbose=true")
             let lines = try r.jsonLines()
             #expect(r.status == 200 && lines.allSatisfy { $0["Ok"] as? Bool == true } && lines.contains { $0["Cid"] as? String == dangling }, "\(r.text)")
+        }
+    }
+
+    /// `before` and `after` are strict bounds on `created`, with and without a `cid` filter: a
+    /// client paging by the last `created` it saw gets neither a repeat nor a gap.
+    @Test func pagingByCreatedIsStrict() async throws {
+        try await DaemonHarness.run { h in
+            var cids: [String] = []
+            var created: [String] = []
+            for i in 0..<3 {
+                let cid = try await Self.putDAG(h, #"{"page":\#(i)}"#, pin: false)
+                let start = millisecondsNow()
+                while millisecondsNow() <= start {}  // a distinct millisecond for each pin
+                let r = try await h.request("/pins", method: "POST", api: true, headers: ["Content-Type": "application/json"],
+                                            body: Array(#"{"cid":"\#(cid)"}"#.utf8))
+                #expect(r.status == 202, "\(r.text)")
+                cids.append(cid)
+                created.append(try #require(try r.json()["created"] as? String))
+            }
+            func listed(_ query: String) async throws -> [String] {
+                let r = try await h.request("/pins?" + query, api: true)
+                return try #require(try r.json()["results"] as? [[String: Any]], "\(r.text)").compactMap { ($0["pin"] as? [String: Any])?["cid"] as? String }
+            }
+            let before = created[1].addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let after = created[1].addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            #expect(try await listed("before=\(before)") == [cids[0]])
+            #expect(try await listed("after=\(after)") == [cids[2]])
+            let all = cids.joined(separator: ",")
+            #expect(try await listed("cid=\(all)&before=\(before)") == [cids[0]])
+            #expect(try await listed("cid=\(all)&after=\(after)") == [cids[2]])
         }
     }
 

@@ -22,6 +22,7 @@ struct DAGCBORStrictnessTests {
         ("f0", "simple value"),
         ("a2616201616101", "keys out of order"),
         ("a2616101616102", "duplicate keys"),
+        ("a2626161016162 02".replacingOccurrences(of: " ", with: ""), "keys in byte order but not length-first (\"aa\" before \"b\")"),
         ("a201016161 02".replacingOccurrences(of: " ", with: ""), "integer key"),
         ("0102", "two top-level values"),
         ("62ff00", "invalid UTF-8"),
@@ -49,6 +50,12 @@ struct DAGCBORStrictnessTests {
         #expect(IPLDInteger(decimal: "-18446744073709551616") == .negative(UInt64.max))
         #expect(IPLDInteger(decimal: "18446744073709551616") == nil)
         #expect(IPLDInteger(-5).int64 == -5)
+    }
+
+    /// Map keys are ordered length-first, then by bytes: "b" before "aa" decodes.
+    @Test func acceptsLengthFirstKeyOrder() throws {
+        let node = try cbor.decode(try Base16.decode("a26162026261610 1".replacingOccurrences(of: " ", with: "")))
+        #expect(try cbor.encode(node) == Base16.decode("a261620262616101"))
     }
 
     @Test func encodesMapsLengthFirstAndRefusesNaN() throws {
@@ -146,9 +153,18 @@ struct DAGPBTests {
         #expect(try DAGPB.decodeNode(DAGPB.encodeNode(node)) == node)
     }
 
-    @Test(arguments: ["0a0100" + "0a0100", "1a00", "120408011801", "12060a0012001200", "120318ff01", "12021a00", "0a05000102"])
+    @Test(arguments: ["0a0100" + "0a0100", "1a00", "120408011801", "12060a0012001200", "120318ff01", "12021a00", "0a05000102",
+                      "120c0a04015500000a0401550000",  // a link with its Hash twice
+                      "0a8100ff",  // a Data length as a non-minimal varint (0x81 0x00 = 1)
+                      "12090a0401550000188100"])  // a Tsize as a non-minimal varint
     func rejectsMalformedBlocks(_ hex: String) throws {
         #expect(throws: IPLDError.self) { try DAGPB().decode(try Base16.decode(hex)) }
+    }
+
+    /// The same fields, well formed, decode: the rejections above are for what they say.
+    @Test(arguments: ["0a01ff", "12060a0401550000", "12080a04015500001801"])
+    func acceptsTheirWellFormedForms(_ hex: String) throws {
+        _ = try DAGPB().decode(try Base16.decode(hex))
     }
 }
 

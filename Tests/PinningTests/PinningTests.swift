@@ -97,6 +97,26 @@ import TestSupport
         #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 1)
     }
 
+    /// With two leases held, the older one protects what was put after it began, even though
+    /// the newer one began after that put: GC must honour the oldest lease in force.
+    @Test func theOldestLeaseInForceProtects() throws {
+        func nextMillisecond() {
+            let t = millisecondsNow()
+            while millisecondsNow() <= t {}
+        }
+        let g = try PinningHarness()
+        let older = g.store.lease()
+        nextMillisecond()
+        let x = try PinningHarness.node(7, links: [])
+        try g.store.put(x)
+        nextMillisecond()
+        let newer = g.store.lease()
+        #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 0, "the older lease protects x")
+        older.release()
+        #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 1, "the newer lease began after x was put")
+        newer.release()
+    }
+
     @Test func unpinGraceComesFromThePolicy() throws {
         let h = try PinningHarness(unpinGrace: "1d")
         let b = try PinningHarness.node(1, links: [])

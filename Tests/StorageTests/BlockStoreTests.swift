@@ -147,6 +147,35 @@ struct LevelDBBlockStoreTests {
         #expect(throws: BlockStoreError.self) { try store.get(cid) }
     }
 
+    /// Verify-on-read covers blocks kept inline in LevelDB too, not only packed ones.
+    @Test func verifyOnReadCatchesCorruptInlineData() throws {
+        let dir = TemporaryDirectory()
+        var o = LevelDBBlockStore.Options()
+        o.blocks.verifyOnRead = true
+        let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+        let cid = try store.put(data: Array("small enough to stay inline".utf8))
+        let batch = WriteBatch()
+        batch.put(LevelDBBlockStore.dataKey(cid.multihash), LevelDBBlockStore.Record.inline(Array("small enough to stay inlinE".utf8)).encode())
+        try store.db.write(batch, sync: false)
+        #expect(throws: BlockStoreError.self) { try store.get(cid) }
+    }
+
+    /// A durable put of a packed block returns only once its pack bytes are fdatasync'ed (they
+    /// must be on disk before the LevelDB record that points at them); a buffered one does not
+    /// sync (so the check can tell).
+    @Test(arguments: [LevelDBBlockStore.Durability.sync, .buffered])
+    func durablePutsSyncTheirPack(_ durability: LevelDBBlockStore.Durability) throws {
+        let dir = TemporaryDirectory()
+        var o = LevelDBBlockStore.Options()
+        o.inlineLimit = 10
+        o.durability = durability
+        let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+        try store.put(data: [UInt8](repeating: 5, count: 5000))
+        let state = store.packs.appendState
+        #expect(state.end >= 5000)
+        #expect((state.synced >= state.end) == (durability == .sync), "\(durability): \(state)")
+    }
+
     /// Opening a database another handle holds fails with an error (it used to double-free).
     @Test func openingALockedDatabaseThrows() throws {
         let dir = TemporaryDirectory()

@@ -15,6 +15,25 @@ struct ImportReadTests {
         return result
     }
 
+    /// Kubo's balanced layout puts at most 174 links in a node, by default: 174 chunks hang from
+    /// the root, the 175th makes the root a node of two subtrees (174 leaves, then 1).
+    @Test(arguments: [(174, [174]), (175, [174, 1]), (174 * 2 + 1, [174, 174, 1])])
+    func balancedNodesHoldAtMost174Links(chunks: Int, expected: [Int]) throws {
+        var o = ImportOptions()
+        o.chunking = .fixed(16)
+        #expect(o.maximumLinks == 174, "Kubo's default width")
+        let store = MemoryBlockStore()
+        let file = try importBytes([UInt8](repeating: 1, count: chunks * 16), options: o, into: store)
+        let root = try DAGPB.decodeNode(try #require(try store.get(file.cid)))
+        if expected.count == 1 {
+            #expect(root.links.count == expected[0])
+        } else {
+            let widths = try root.links.map { try DAGPB.decodeNode(try #require(try store.get($0.hash))).links.count }
+            // A subtree of one chunk is that chunk itself (no node above it).
+            #expect(widths.dropLast() == expected.dropLast() && root.links.count == expected.count, "root links \(root.links.count), subtree widths \(widths)")
+        }
+    }
+
     @Test(arguments: [(0, 0), (1, 1), (2, 0), (2, 1), (3, 1)])
     func rangesReadBackExactly(depthHint: Int, cidVersion: Int) throws {
         // Small chunks and few links per node give deep trees from little data.

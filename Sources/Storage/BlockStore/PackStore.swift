@@ -217,6 +217,10 @@ final class PackStore: Sendable {
         close(old)
     }
 
+    /// The pack being appended to, where its appends end and how far it has been fdatasync'ed
+    /// (what a durable put must have covered before it returns; for tests).
+    var appendState: (pack: UInt32, end: UInt64, synced: UInt64) { writer.withLock { ($0.pack, $0.end, $0.synced) } }
+
     /// Makes every append so far durable. Concurrent callers share one fdatasync.
     func sync() throws {
         let (fd, target) = writer.withLock { ($0.descriptor, $0.end) }
