@@ -277,6 +277,24 @@ struct RemoteBackend: Backend {
         return try box.wait()
     }
 
+    /// A streamed RPC reply (cat, get, dag export): the body is handed to `write` piece by piece
+    /// as it arrives, never held whole, so the CLI's memory stays flat whatever the size. An error
+    /// status gives the daemon's message; a reply cut short (the daemon failed mid-stream) is an error.
+    func stream(_ command: String, _ query: [(String, String)], into write: @escaping ([UInt8]) throws -> Void) throws {
+        var components = URLComponents(string: base + command)!
+        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        var request = URLRequest(url: components.url!, timeoutInterval: 3600)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let receiver = StreamReceiver(write)
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        let session = URLSession(configuration: .ephemeral, delegate: receiver, delegateQueue: queue)
+        defer { session.finishTasksAndInvalidate() }
+        session.dataTask(with: request).resume()
+        try receiver.wait()
+    }
+
     /// A multipart/form-data body with one file part.
     static func multipart(_ data: [UInt8]) -> (Data, String) {
         let boundary = "qstore-\(UUID().uuidString)"
@@ -321,8 +339,9 @@ struct RemoteBackend: Backend {
     }
 
     func exportDAG(_ root: CID, progress: Bool) throws {
-        let data = try call("dag/export", [("arg", root.string)])
-        FileHandle.standardOutput.write(data)
+        let out = FileSink(descriptor: 1)
+        try stream("dag/export", [("arg", root.string)]) { bytes in try bytes.withUnsafeBytes { try out.write($0) } }
+        try out.flush()
     }
 
     /// Uploads a file ("-": standard input) as the one part of a multipart body, framed in a
@@ -433,11 +452,15 @@ struct RemoteBackend: Backend {
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
         var query = [("arg", ([root.string] + path).joined(separator: "/")), ("offset", String(offset))]
         if let length { query.append(("length", String(length))) }
-        FileHandle.standardOutput.write(try call("cat", query))
+        let out = FileSink(descriptor: 1)
+        try stream("cat", query) { bytes in try bytes.withUnsafeBytes { try out.write($0) } }
+        try out.flush()
     }
 
     func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws {
-        try write([UInt8](try call("get", [("arg", ([root.string] + path).joined(separator: "/"))])))
+        try withoutActuallyEscaping(write) { write in
+            try stream("get", [("arg", ([root.string] + path).joined(separator: "/"))], into: write)
+        }
     }
 
     func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {
@@ -548,5 +571,55 @@ final class ResultBox: @unchecked Sendable {
             throw RemoteError(messages: messages)
         }
         return body
+    }
+}
+
+/// Receives a streamed reply for `RemoteBackend.stream`: a success body goes to `write` as it
+/// arrives (on the session's one delegate thread), an error body is kept to read its message.
+final class StreamReceiver: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // Touched only on the session's serial delegate queue until `done` is signalled; read after the
+    // wait. `write` is dropped before `done` is signalled: the caller's closure must not outlive the call.
+    private var write: (([UInt8]) throws -> Void)?
+    private var status = 0
+    private var errorBody = Data()
+    private var failure: (any Error)?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ write: @escaping ([UInt8]) throws -> Void) { self.write = write }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard failure == nil else { return }
+        guard (200..<300).contains(status) else { errorBody.append(data); return }
+        do { try write?([UInt8](data)) } catch {
+            failure = error
+            dataTask.cancel()
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        write = nil
+        if failure == nil, let error {
+            failure = CLIError(status == 0 ? "cannot reach the daemon: \(error.localizedDescription)" : "the daemon's reply ended early: \(error.localizedDescription)")
+        }
+        done.signal()
+    }
+
+    func wait() throws {
+        done.wait()
+        if let failure { throw failure }
+        guard (200..<300).contains(status) else {
+            let messages = String(decoding: errorBody, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+                let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                return (o?["Message"] ?? o?["Msg"]) as? String
+            }
+            if messages.isEmpty { throw CLIError("daemon answered \(status)") }
+            throw RemoteError(messages: messages)
+        }
     }
 }

@@ -21,11 +21,19 @@ import TestSupport
         let invocations: [[String]] = [["add"] + files, ["add", "-q"] + files, ["add", "-Q"] + files, ["add", "-Q", "-w"] + files,
                                        ["add", "-w"] + files, ["add", "-p", "-q"] + files]
         func outputs(_ repository: String) throws -> [String] {
-            try invocations.map { args in
+            var all = try invocations.map { args in
                 let (rc, out) = try Self.qstore(args, repository: repository, home: dir)
                 #expect(rc == 0, "qstore \(args.joined(separator: " ")): \(out)")
                 return out
             }
+            // Reading back (streamed through the daemon when one runs): a file, a file by path, a DAG as a CAR.
+            let root = String(all[3].split(separator: "\n").last ?? "")
+            for args in [["cat", String(all[1].split(separator: "\n")[0])], ["cat", root + "/b.txt"], ["dag", "export", root]] {
+                let (rc, out) = try Self.qstore(args, repository: repository, home: dir)
+                #expect(rc == 0, "qstore \(args.joined(separator: " ")): \(out)")
+                all.append(out)
+            }
+            return all
         }
         let offlineRepo = dir + "/offline"
         #expect(try Self.qstore(["init"], repository: offlineRepo, home: dir).0 == 0)
@@ -42,6 +50,8 @@ import TestSupport
         let wrapped = lines[4].last.map { String($0.split(separator: " ")[1]) }
         #expect(lines[3].count == 1 && lines[3].first == wrapped, "-Q -w: only the wrapping directory's hash")
         #expect(lines[5] == lines[1], "-p is accepted")
+        #expect(offline[6] == "alpha\n" && offline[7] == "beta\n", "cat: \(offline[6]) \(offline[7])")
+        #expect(offline[8].utf8.count > 100, "dag export writes a CAR")
     }
 
     /// A CARv2 whose index is not a known multicodec index (go-car's legacy ones) is still read
