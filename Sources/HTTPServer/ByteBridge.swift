@@ -76,28 +76,38 @@ final class ByteBridge: @unchecked Sendable {
     /// Async side: adds `buffer`, suspending while the queue is full. `false` once the consumer has gone.
     func put(_ buffer: ByteBuffer) async -> Bool {
         while true {
-            enum Step { case added, gone, wait }
-            var step = Step.wait
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                condition.lock()
-                if closed {
-                    step = .gone
-                } else if hasRoom {
-                    append(buffer)
-                    step = .added
-                    condition.broadcast()
-                } else {
-                    parked = c
-                    condition.unlock()
-                    return
-                }
-                condition.unlock()
-                c.resume()
-            }
-            switch step {
+            switch tryPut(buffer) {
             case .added: return true
             case .gone: return false
-            case .wait: continue
+            case .full: await park { !self.hasRoom && !self.closed }
+            }
+        }
+    }
+
+    private enum PutStep { case added, gone, full }
+
+    /// One attempt of the async `put`, under the lock.
+    private func tryPut(_ buffer: ByteBuffer) -> PutStep {
+        condition.lock()
+        defer { condition.unlock() }
+        if closed { return .gone }
+        guard hasRoom else { return .full }
+        append(buffer)
+        condition.broadcast()  // a consumer thread may wait for data
+        return .added
+    }
+
+    /// Suspends until the other side changes something, unless `stillBlocked` (checked under the
+    /// lock, so no wake-up is lost between the check and parking) is already false.
+    private func park(_ stillBlocked: () -> Bool) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if stillBlocked() {
+                parked = c
+                condition.unlock()
+            } else {
+                condition.unlock()
+                c.resume()
             }
         }
     }
@@ -156,26 +166,22 @@ final class ByteBridge: @unchecked Sendable {
     /// Async side: the next buffer, suspending until one arrives; nil at the end; the producer's error.
     func take() async throws -> ByteBuffer? {
         while true {
-            var taken = Taken.wait
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                condition.lock()
-                taken = takeLocked()
-                if case .wait = taken {
-                    parked = c
-                    condition.unlock()
-                    return
-                }
-                condition.broadcast()  // a producer thread may wait for room
-                condition.unlock()
-                c.resume()
-            }
-            switch taken {
+            switch tryTake() {
             case .buffer(let b): return b
             case .failed(let e): throw e
             case .end: return nil
-            case .wait: continue
+            case .wait: await park { self.isEmpty && !self.ended && !self.closed }
             }
         }
+    }
+
+    /// One attempt of the async `take`, under the lock.
+    private func tryTake() -> Taken {
+        condition.lock()
+        defer { condition.unlock() }
+        let taken = takeLocked()
+        if case .wait = taken {} else { condition.broadcast() }  // a producer thread may wait for room
+        return taken
     }
 
     /// The consumer has gone: queued bytes are dropped, a waiting producer wakes and every

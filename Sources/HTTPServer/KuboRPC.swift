@@ -221,7 +221,12 @@ struct KuboRPC: Sendable {
         do { try options.chunker(q.get("chunker").map { String($0) }) } catch { throw RequestError(.badRequest, "\(error)") }
         options.onlyHash = Self.flag(q.get("only-hash"))
         options.trickle = Self.flag(q.get("trickle"))
-        if Self.flag(q.get("inline")) { options.inlineLimit = Int(q.get("inline-limit") ?? "32") ?? 32 }
+        if Self.flag(q.get("inline")) {
+            guard let limit = Int(q.get("inline-limit") ?? "32"), (0...Block.maximumIdentityLength).contains(limit) else {
+                throw RequestError(.badRequest, "inline-limit must be an integer from 0 to \(Block.maximumIdentityLength)")
+            }
+            options.inlineLimit = limit
+        }
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with files")
         }

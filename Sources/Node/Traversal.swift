@@ -118,7 +118,9 @@ extension Node {
             switch UnixFSKind(pb) {
             case .file, .raw:
                 if let range = entityBytes, let fs = try? UnixFSData(bytes: pb.data ?? []) {
-                    let size = Int64(fs.fileSize ?? 0)
+                    guard let size = Int64(exactly: fs.fileSize ?? 0) else {
+                        throw NodeError.badInput("\(terminal) declares a file size of \(fs.fileSize ?? 0) bytes, past what a file can have")
+                    }
                     let from = range.from < 0 ? max(0, size + range.from) : range.from
                     let to = range.to.map { $0 < 0 ? size + $0 : $0 } ?? (size - 1)
                     try send(terminal, data)
@@ -139,9 +141,14 @@ extension Node {
     /// The children of a file node overlapping the inclusive byte range [from, to], depth first;
     /// blocks outside the range are never read (they may be missing).
     private func walkRange(_ node: PBNode, _ fs: UnixFSData, from: UInt64, to: UInt64, base: UInt64, send: (CID, [UInt8]) throws -> Void) throws {
-        var position = base + UInt64(fs.data?.count ?? 0)
+        func sum(_ a: UInt64, _ b: UInt64) throws -> UInt64 {
+            let (s, overflow) = a.addingReportingOverflow(b)
+            if overflow { throw NodeError.badInput("a UnixFS file whose block sizes add up past 2^64 bytes") }
+            return s
+        }
+        var position = try sum(base, UInt64(fs.data?.count ?? 0))
         for (link, size) in zip(node.links, fs.blockSizes) {
-            let end = position + size
+            let end = try sum(position, size)
             if size > 0 && end > from && position <= to {
                 let bytes = try block(link.hash)
                 try send(link.hash, bytes)

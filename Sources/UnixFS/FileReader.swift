@@ -19,7 +19,14 @@ public struct FileReader {
     public func size(of cid: CID) throws -> UInt64 {
         if cid.codec == .raw { return UInt64(try store.size(cid) ?? { throw UnixFSError.missingBlock(cid) }()) }
         let (node, fs) = try decode(cid)
-        return fs.fileSize ?? UInt64(fs.data?.count ?? 0) + (node.links.isEmpty ? 0 : fs.blockSizes.reduce(0, +))
+        if let size = fs.fileSize { return size }
+        var total = UInt64(fs.data?.count ?? 0)
+        for s in node.links.isEmpty ? [] : fs.blockSizes {
+            let (sum, overflow) = total.addingReportingOverflow(s)
+            if overflow { throw UnixFSError.invalid("\(cid): block sizes add up past 2^64 bytes") }
+            total = sum
+        }
+        return total
     }
 
     private func decode(_ cid: CID) throws -> (PBNode, UnixFSData) {
@@ -48,15 +55,18 @@ public struct FileReader {
         let (node, fs) = try decode(cid)
         var position = base
         if let data = fs.data, !data.isEmpty {
+            let (end, overflow) = position.addingReportingOverflow(UInt64(data.count))
+            if overflow { throw UnixFSError.invalid("\(cid): its data ends past 2^64 bytes") }
             try emitSlice(data, base: position, from: from, to: to, body)
-            position += UInt64(data.count)
+            position = end
         }
         guard node.links.count == fs.blockSizes.count else {
             if node.links.isEmpty { return }
             throw UnixFSError.invalid("\(cid): \(node.links.count) links but \(fs.blockSizes.count) block sizes")
         }
         for (link, size) in zip(node.links, fs.blockSizes) {
-            let childEnd = position + size
+            let (childEnd, overflow) = position.addingReportingOverflow(size)
+            if overflow { throw UnixFSError.invalid("\(cid): block sizes add up past 2^64 bytes") }
             if childEnd > from && position < to { try read(link.hash, from: from, to: to, base: position, body) }
             position = childEnd
             if position >= to { break }
@@ -64,8 +74,9 @@ public struct FileReader {
     }
 
     private func emitSlice(_ data: [UInt8], base: UInt64, from: UInt64, to: UInt64, _ body: ([UInt8]) throws -> Void) throws {
-        let start = max(from, base), stop = min(to, base + UInt64(data.count))
+        let end = base.addingReportingOverflow(UInt64(data.count))
+        let start = max(from, base), stop = min(to, end.overflow ? .max : end.partialValue)
         guard stop > start else { return }
-        if start == base && stop == base + UInt64(data.count) { try body(data) } else { try body(Array(data[Int(start - base)..<Int(stop - base)])) }
+        if start == base && !end.overflow && stop == end.partialValue { try body(data) } else { try body(Array(data[Int(start - base)..<Int(stop - base)])) }
     }
 }

@@ -43,7 +43,10 @@ struct AddCommand: ParsableCommand {
         do { try options.chunker(chunker) } catch { throw CLIError("\(error)") }
         options.onlyHash = onlyHash
         options.trickle = trickle
-        if inline { options.inlineLimit = inlineLimit }
+        if inline {
+            guard (0...Block.maximumIdentityLength).contains(inlineLimit) else { throw CLIError("--inline-limit must be from 0 to \(Block.maximumIdentityLength)") }
+            options.inlineLimit = inlineLimit
+        }
         let isDirectory = files.contains { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }
         if isDirectory && !recursive { throw CLIError("\(files.first { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }!) is a directory: use -r") }
         if recursive || wrapWithDirectory {

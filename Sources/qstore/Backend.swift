@@ -540,6 +540,15 @@ extension RemoteBackend {
 struct RemoteError: Error, CustomStringConvertible {
     let messages: [String]
     var description: String { messages.joined(separator: "\n") }
+
+    /// The error an unsuccessful reply carries: its messages (Kubo's `Message`, `Msg` lines), else its status.
+    static func reply(status: Int, body: Data) -> any Error {
+        let messages = String(decoding: body, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+            let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (o?["Message"] ?? o?["Msg"]) as? String
+        }
+        return messages.isEmpty ? CLIError("daemon answered \(status)") : RemoteError(messages: messages)
+    }
 }
 
 /// Carries a URLSession completion to the waiting thread.
@@ -562,14 +571,7 @@ final class ResultBox: @unchecked Sendable {
         if let error { throw CLIError("cannot reach the daemon: \(error.localizedDescription)") }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let body = data ?? Data()
-        guard (200..<300).contains(status) else {
-            let messages = String(decoding: body, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
-                let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                return (o?["Message"] ?? o?["Msg"]) as? String
-            }
-            if messages.isEmpty { throw CLIError("daemon answered \(status)") }
-            throw RemoteError(messages: messages)
-        }
+        guard (200..<300).contains(status) else { throw RemoteError.reply(status: status, body: body) }
         return body
     }
 }
@@ -613,13 +615,6 @@ final class StreamReceiver: NSObject, URLSessionDataDelegate, @unchecked Sendabl
     func wait() throws {
         done.wait()
         if let failure { throw failure }
-        guard (200..<300).contains(status) else {
-            let messages = String(decoding: errorBody, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
-                let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                return (o?["Message"] ?? o?["Msg"]) as? String
-            }
-            if messages.isEmpty { throw CLIError("daemon answered \(status)") }
-            throw RemoteError(messages: messages)
-        }
+        guard (200..<300).contains(status) else { throw RemoteError.reply(status: status, body: errorBody) }
     }
 }

@@ -102,6 +102,47 @@ import Glibc
         checks.verify()
     }
 
+    /// Identity CIDs are blocks anyone can make up in a URL without storing anything: UnixFS nodes
+    /// that declare sizes near 2^64 (found by probing; each crashed the daemon through an integer
+    /// overflow) are refused, identity CIDs over 128 bytes are not resolved, and the daemon keeps
+    /// serving.
+    @Test func craftedIdentityNodesNeverCrashTheGateway() async throws {
+        let checks = Checks()
+        try await Self.aside {
+            let daemon = try ChildDaemon()
+            defer {
+                daemon.kill9()
+                daemon.removeDirectory()
+            }
+            let hugeFile = "bafyaakqsbyfaqakvaacgcytdmqjaagaebimaqaqy77777777777777ybed77777777777777ae"
+            let hugeBlockSizes = "bafyaarisbyfaqakvaacgcytdmqjaagaecihaucabkuaaiylcmnsbeaayaqfcgcacdd77777777777777aeqibaeaqcaibaeaqaasbaeaqcaibaeaqcaac"
+            let longIdentity = try CID(codec: .raw, multihash: Multihash(code: .identity, digest: [UInt8](repeating: 0x61, count: 200))).string
+            let requests: [(api: Bool, method: String, target: String, headers: [String: String])] = [
+                (false, "GET", "/ipfs/\(hugeFile)?format=car&dag-scope=entity&entity-bytes=0:*", [:]),
+                (false, "GET", "/ipfs/\(hugeFile)?format=car&dag-scope=entity&entity-bytes=-3:*", [:]),
+                (false, "GET", "/ipfs/bafyaaeqkcaeaeeqbpamp77777777777774aq?format=car&dag-scope=entity&entity-bytes=0:*", [:]),
+                (false, "GET", "/ipfs/\(hugeBlockSizes)", [:]),
+                (false, "GET", "/ipfs/\(hugeBlockSizes)", ["Range": "bytes=-5"]),
+                (true, "POST", "/api/v0/cat?arg=\(hugeBlockSizes)", [:]),
+                (false, "GET", "/ipfs/\(longIdentity)?format=raw", [:]),
+            ]
+            for r in requests {
+                let c = try RawConnection(port: r.api ? daemon.apiPort : daemon.gatewayPort)
+                var head = "\(r.method) \(r.target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n"
+                if r.api { head += "Authorization: Bearer \(daemon.token)\r\n" }
+                for (k, v) in r.headers { head += "\(k): \(v)\r\n" }
+                try c.send(head + "\r\n")
+                _ = c.readUntilClosed(timeout: 20)
+                guard daemon.isRunning else { throw RawConnection.Failure(description: "the daemon died on \(r.method) \(r.target)") }
+            }
+            let long = try daemon.request("GET", "/ipfs/\(longIdentity)?format=raw", api: false)
+            checks.expect(long.status == 400, "an identity CID of 200 bytes: \(long.status) \(long.text)")
+            let health = try daemon.request("GET", "/health", api: false)
+            checks.expect(health.status == 200 && daemon.isRunning, "the daemon serves after the crafted requests")
+        }
+        checks.verify()
+    }
+
     // MARK: 2. ranges
 
     /// Ranges cannot multiply a response: many overlapping ranges get the whole body once (200),
@@ -405,6 +446,12 @@ import Glibc
             #expect(refused.status == 400 && refused.text.contains("NUL"), "a name with NUL: \(refused.status) \(refused.text)")
             let pins = try await d.rpc("pin/ls?type=recursive").json()["Keys"] as? [String: Any]
             #expect(pins?.isEmpty ?? true)
+
+            // Digests too short to identify anything, and identity CIDs past 128 bytes, are refused.
+            let shortDigest = try await d.rpc("block/put?mhlen=1", body: body, headers: ["Content-Type": type])
+            #expect(shortDigest.status == 400 && shortDigest.text.contains("too short"), "mhlen=1: \(shortDigest.status) \(shortDigest.text)")
+            let bigInline = try await d.rpc("add?inline=true&inline-limit=999999", body: body, headers: ["Content-Type": type])
+            #expect(bigInline.status == 400, "inline-limit 999999: \(bigInline.status) \(bigInline.text)")
         }
     }
 }

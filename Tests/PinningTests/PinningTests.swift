@@ -97,6 +97,15 @@ import TestSupport
         #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 1)
     }
 
+    /// A pin on an identity CID (its data inside the CID, never stored) holds no count, and the
+    /// repository verifies clean with it (found by probing: `pin add bafkqaaa` made verify fail).
+    @Test func identityPinsVerifyClean() throws {
+        let h = try PinningHarness()
+        let inline = CID(codec: .raw, multihash: try Multihash(code: .identity, digest: Array("inline".utf8)))
+        try h.pins.pin(Pinner.Request(cid: inline))
+        #expect(try h.verifyClean() == [])
+    }
+
     /// With two leases held, the older one protects what was put after it began, even though
     /// the newer one began after that put: GC must honour the oldest lease in force.
     @Test func theOldestLeaseInForceProtects() throws {

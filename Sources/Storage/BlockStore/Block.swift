@@ -21,6 +21,10 @@ public struct Block: Sendable, Hashable {
     /// The block of `data` with `codec`, hashed with `hash` (truncated to `hashLength` bytes when
     /// given), under a CIDv1 or, when `cidVersion` is 0, a CIDv0 (dag-pb and 32-byte sha2-256 only).
     public init(data: [UInt8], codec: Multicodec = .raw, hash: Multicodec = .sha2_256, hashLength: Int? = nil, cidVersion: Int = 1) throws {
+        // As boxo's verifcid: a digest cut below 20 bytes no longer identifies its content.
+        if let n = hashLength, hash != .identity, n < Block.minimumDigestLength {
+            throw BlockStoreError.invalidBlock(reason: "a digest of \(n) bytes is too short to identify a block (at least \(Block.minimumDigestLength))")
+        }
         let mh: Multihash
         do { mh = try Multihash.compute(data, function: hash, length: hashLength) } catch {
             throw BlockStoreError.invalidBlock(reason: "\(error)")
@@ -32,6 +36,21 @@ public struct Block: Sendable, Hashable {
             self.cid = CID(codec: codec, multihash: mh)
         }
         self.data = data
+    }
+
+    /// The shortest truncated digest a block may be put under (boxo's verifcid).
+    public static let minimumDigestLength = 20
+    /// The longest identity CID digest (the data "inside" the CID) the node resolves: an identity
+    /// CID is a block anyone can make up without storing anything, so its size is bounded, as in
+    /// Kubo (128 bytes).
+    public static let maximumIdentityLength = 128
+
+    /// The bytes of an identity CID's block, refusing one over `maximumIdentityLength`.
+    public static func identityData(_ cid: CID) throws -> [UInt8] {
+        guard cid.multihash.digestLength <= maximumIdentityLength else {
+            throw BlockStoreError.invalidBlock(reason: "identity CID of \(cid.multihash.digestLength) bytes; at most \(maximumIdentityLength) are resolved")
+        }
+        return Array(cid.multihash.digest)
     }
 
     /// A block read back from a store that already checked it (or was told not to).

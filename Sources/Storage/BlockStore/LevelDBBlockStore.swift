@@ -123,12 +123,12 @@ public final class LevelDBBlockStore: BlockStore {
     }
 
     public func has(_ cid: CID) throws -> Bool {
-        if cid.multihash.code == .identity { return true }
+        if cid.multihash.code == .identity { return cid.multihash.digestLength <= Block.maximumIdentityLength }
         return try db.get(Self.dataKey(cid.multihash)) != nil
     }
 
     public func get(_ cid: CID) throws -> [UInt8]? {
-        if cid.multihash.code == .identity { return Array(cid.multihash.digest) }
+        if cid.multihash.code == .identity { return try Block.identityData(cid) }
         guard let r = try record(cid.multihash) else { return nil }
         let data: [UInt8]
         do {
@@ -142,7 +142,7 @@ public final class LevelDBBlockStore: BlockStore {
     }
 
     public func size(_ cid: CID) throws -> Int? {
-        if cid.multihash.code == .identity { return cid.multihash.digestLength }
+        if cid.multihash.code == .identity { return try Block.identityData(cid).count }
         return try record(cid.multihash)?.size
     }
 
@@ -257,7 +257,7 @@ public final class LevelDBBlockStore: BlockStore {
     }
 
     public func links(of cid: CID) throws -> [CID]? {
-        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: Array(cid.multihash.digest))) }
+        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: try Block.identityData(cid))) }
         guard let bytes = try db.get(Self.linksKey(cid.multihash, cid.codec)) else { return nil }
         return try LinkList.decode(bytes)
     }

@@ -18,12 +18,12 @@ public final class MemoryBlockStore: BlockStore {
     public init(options: BlockStoreOptions = BlockStoreOptions()) { self.options = options }
 
     public func has(_ cid: CID) throws -> Bool {
-        if cid.multihash.code == .identity { return true }
+        if cid.multihash.code == .identity { return cid.multihash.digestLength <= Block.maximumIdentityLength }
         return state.withLock { $0.data[cid.multihash] != nil }
     }
 
     public func get(_ cid: CID) throws -> [UInt8]? {
-        if cid.multihash.code == .identity { return Array(cid.multihash.digest) }
+        if cid.multihash.code == .identity { return try Block.identityData(cid) }
         return state.withLock { $0.data[cid.multihash] }
     }
 
@@ -59,7 +59,7 @@ public final class MemoryBlockStore: BlockStore {
     }
 
     public func links(of cid: CID) throws -> [CID]? {
-        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: Array(cid.multihash.digest))) }
+        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: try Block.identityData(cid))) }
         return state.withLock { $0.links[cid.multihash]?[cid.codec] }
     }
 
