@@ -24,7 +24,11 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private let header: TimeAmount
     private let bodyIdle: TimeAmount
     private let send: TimeAmount
-    private var readTimer: Scheduled<Void>?
+    /// When the client must have sent what it owes (nil: nothing owed). Moving it is an
+    /// assignment; one scheduled check per connection follows it, so a request costs no timer.
+    private var readDeadline: NIODeadline?
+    private var readCheck: Scheduled<Void>?
+    private var readCheckAt: NIODeadline = .distantFuture
     private var sendTimer: Scheduled<Void>?
     /// Requests whose head was read and whose response has not ended.
     private var open = 0
@@ -37,18 +41,30 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     private func armRead(_ context: ChannelHandlerContext, _ after: TimeAmount) {
-        readTimer?.cancel()
-        readTimer = context.eventLoop.assumeIsolated().scheduleTask(in: after) { context.close(promise: nil) }
+        let deadline = NIODeadline.now() + after
+        readDeadline = deadline
+        // A check already due by then follows the deadline; one due later is moved up.
+        if readCheck != nil && readCheckAt <= deadline { return }
+        readCheck?.cancel()
+        scheduleCheck(context, at: deadline)
     }
 
-    private func cancelRead() {
-        readTimer?.cancel()
-        readTimer = nil
+    private func scheduleCheck(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        readCheckAt = deadline
+        readCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.readCheck = nil
+            self.readCheckAt = .distantFuture
+            guard let due = self.readDeadline else { return }
+            if due <= .now() { context.close(promise: nil) } else { self.scheduleCheck(context, at: due) }
+        }
     }
+
+    private func cancelRead() { readDeadline = nil }
 
     private func cancelAll() {
-        readTimer?.cancel()
-        readTimer = nil
+        readDeadline = nil
+        readCheck?.cancel()
+        readCheck = nil
         sendTimer?.cancel()
         sendTimer = nil
     }
@@ -88,7 +104,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
 
     /// The server asks for more bytes: while a body is being read, the client has `bodyIdle` to send some.
     func read(context: ChannelHandlerContext) {
-        if readingBody && readTimer == nil { armRead(context, bodyIdle) }
+        if readingBody && readDeadline == nil { armRead(context, bodyIdle) }
         context.read()
     }
 

@@ -29,37 +29,29 @@ struct RequestBodyError: Error, CustomStringConvertible {
 /// Reading whole (small) request bodies, with the two ways that can fail told apart: too large
 /// (413) and cut short or malformed (400), and a deadline for the whole body (408).
 enum RequestBodies {
-    /// The body of `request`, at most `limit` bytes, all of it within `timeout`.
+    /// The body of `request`, at most `limit` bytes, all of it within `timeout`: checked as each
+    /// part arrives (no timer per request); a body that stops arriving altogether is ended by the
+    /// connection's body idle timeout.
     static func collect(_ request: Request, limit: Int, timeout: Duration) async throws -> ByteBuffer {
-        let body = request.body
-        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask {
-                var total = 0
-                var collected = ByteBuffer()
-                do {
-                    for try await var part in body {
-                        total += part.readableBytes
-                        guard total <= limit else { throw BodyTooLarge(limit: limit) }
-                        collected.writeBuffer(&part)
-                    }
-                } catch let e as BodyTooLarge {
-                    throw e
-                } catch is CancellationError {
-                    return nil
-                } catch {
-                    throw RequestBodyError(error, received: total)
+        let deadline = ContinuousClock.now + timeout
+        var total = 0
+        var collected = ByteBuffer()
+        do {
+            for try await var part in request.body {
+                total += part.readableBytes
+                guard total <= limit else { throw BodyTooLarge(limit: limit) }
+                guard ContinuousClock.now < deadline else {
+                    throw RequestError(.requestTimeout, "the request body did not arrive within \(timeout.components.seconds) s (http.requestTimeout)")
                 }
-                return collected
+                collected.writeBuffer(&part)
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let body = first else {
-                throw RequestError(.requestTimeout, "the request body did not arrive within \(timeout.components.seconds) s (http.requestTimeout)")
-            }
-            return body
+        } catch let e as BodyTooLarge {
+            throw e
+        } catch let e as RequestError {
+            throw e
+        } catch {
+            throw RequestBodyError(error, received: total)
         }
+        return collected
     }
 }

@@ -381,8 +381,13 @@ import Glibc
                 try trickle.send("GET /ipfs/\(cid) HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 checks.expect(trickle.closedByServer(within: 5), "unfinished headers were not timed out")
 
+                // A small body trickled a byte at a time, each within the idle timeout, past the whole-request one.
                 let slow = try RawConnection(port: api)
                 try slow.send("POST /api/v0/block/put HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100\r\n\r\n--b\r\n")
+                for _ in 0..<8 {
+                    usleep(300_000)
+                    try? slow.send("x")
+                }
                 let r = try slow.response(timeout: 10)
                 checks.expect(r.status == 408, "a body slower than http.requestTimeout: \(r.status) \(r.text)")
 
