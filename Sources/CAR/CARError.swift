@@ -36,3 +36,6 @@ public enum CARError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension CARError: KindedError { public var kind: ErrorKind { .invalidInput } }
+extension IOError: KindedError { public var kind: ErrorKind { .internal } }

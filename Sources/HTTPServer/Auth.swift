@@ -9,15 +9,10 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path == "/health" { return try await next(request, context) }
         guard let given = Self.bearerToken(request.headers[.authorization]), constantTimeEqual(Array(given.utf8), Array(token.utf8)) else {
-            var headers = HTTPFields()
-            headers[.wwwAuthenticate] = "Bearer realm=\"qstore\""
-            headers[.contentType] = "application/json"
             let message = "missing or wrong API token (Authorization: Bearer <token from the repository's api-token file>)"
-            // The Pinning Service API has its own error shape.
-            let body = request.uri.path.hasPrefix("/pins")
-                ? JSONOutput.bytes(["error": ["reason": "UNAUTHORIZED", "details": message]])
-                : JSONOutput.bytes(["Message": message, "Code": 1, "Type": "error"])
-            return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: body))
+            var response = ErrorMapping.response(RequestError(.unauthorized, message), path: request.uri.path)
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"qstore\""
+            return response
         }
         return try await next(request, context)
     }

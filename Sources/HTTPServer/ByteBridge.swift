@@ -206,9 +206,9 @@ final class ChunkChannel: Sendable {
         guard bridge.put(ByteBuffer(bytes: bytes)) else { throw CancellationError() }
     }
 
-    /// Producer: one JSON value and a newline (a line of Kubo's streamed replies).
-    func sendLine(_ object: [String: Any]) throws {
-        guard bridge.put(JSONOutput.bytes(object)) else { throw CancellationError() }
+    /// Producer: one wire value and a newline (a line of Kubo's streamed replies).
+    func sendLine<T: Encodable>(_ value: T) throws {
+        guard bridge.put(JSONOutput.line(value)) else { throw CancellationError() }
     }
 
     /// Producer: no more chunks (with the error that stopped it, if any).

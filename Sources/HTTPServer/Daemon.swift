@@ -118,10 +118,12 @@ public final class Daemon: Sendable {
     let apiDownloads: Downloads
     let gatewayDownloads: Downloads
     let logger: Logger
+    let metrics: MetricsRegistry
 
-    /// A daemon over `node`.
-    public init(node: Node, configuration: DaemonConfiguration, logger: Logger = Logger(label: "qstore.http")) {
+    /// A daemon over `node`, exporting `metrics` at /metrics.
+    public init(node: Node, configuration: DaemonConfiguration, metrics: MetricsRegistry, logger: Logger = Logger(label: "qstore.http")) {
         self.node = node
+        self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
         apiDownloads = Downloads(configuration.limits.downloads)
@@ -146,9 +148,9 @@ public final class Daemon: Sendable {
     /// The admin API application.
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router(context: ServerContext.self)
-        let metrics = MetricsRegistry.shared
         router.add(middleware: RequestClientMiddleware())
-        router.add(middleware: BearerTokenMiddleware(token: try node.repository.apiToken()))
+        router.add(middleware: SurfaceErrorMiddleware())
+        router.add(middleware: BearerTokenMiddleware(token: try node.apiToken()))
         router.add(middleware: PostOnlyMiddleware())
         router.add(middleware: TransferCodingMiddleware())
         router.add(middleware: MetricsMiddleware<ServerContext>())
@@ -157,7 +159,7 @@ public final class Daemon: Sendable {
         metrics.register(on: router, node: node, io: io)
         KuboRPC(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
-        PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.repository.identity.peerID)],
+        PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.identity.peerID)],
                           limits: configuration.limits).register(on: router)
         return Application(
             router: router, server: server,
@@ -169,8 +171,8 @@ public final class Daemon: Sendable {
     /// The read-only gateway application.
     public func gatewayApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router(context: ServerContext.self)
-        let metrics = MetricsRegistry.shared
         router.add(middleware: RequestClientMiddleware())
+        router.add(middleware: SurfaceErrorMiddleware())
         router.add(middleware: MetricsMiddleware<ServerContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
         router.add(middleware: GatewayCORSMiddleware())
@@ -187,7 +189,7 @@ public final class Daemon: Sendable {
     /// Runs both listeners until a shutdown signal; writes `<repo>/api` (the API address,
     /// for the CLI) once it listens and removes it on the way out.
     public func run(announce: @escaping @Sendable (String, Int) async -> Void = { _, _ in }) async throws {
-        let apiFile = node.repository.path + "/api"
+        let apiFile = node.repositoryPath + "/api"
         let host = configuration.api.host
         let api = try apiApplication { port in
             let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
@@ -219,7 +221,7 @@ struct BackgroundCollector: Service {
         var nextCollection = millisecondsNow() + node.gcInterval
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = millisecondsNow()
-            let expiry = (try? await io.run { try self.node.pins.nextExpiry() }) ?? nil
+            let expiry = (try? await io.run { try self.node.nextPinExpiry() }) ?? nil
             var wake = min(nextCollection, now + expiryCheck)
             if let expiry { wake = min(wake, max(expiry, now)) }
             if wake > now {
@@ -238,7 +240,7 @@ struct BackgroundCollector: Service {
                         ])
                     }
                 } else if let expiry, expiry <= millisecondsNow() {
-                    let upkeep = try await io.run { try self.node.pins.maintain() }
+                    let upkeep = try await io.run { try self.node.maintainPins() }
                     if upkeep.expired > 0 { logger.info("pins expired", metadata: ["pins": "\(upkeep.expired)"]) }
                 }
             } catch {
@@ -272,8 +274,7 @@ struct VerifiedPut: Sendable {
                 let cid = try CID(context.parameters.get("cid") ?? "")
                 let body = try await RequestBodies.collect(request, limit: limits.maximumBlockRequest, timeout: limits.requestTimeout)
                 let data = Array(buffer: body)
-                let block = try Block(cid: cid, data: data)
-                try await node.store(block)
+                let block = try await io.run { try node.putBlock(data, as: cid) }
                 var headers = HTTPFields()
                 headers[.location] = "/ipfs/\(block.cid.string)"
                 headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(block.cid.string)"

@@ -2,9 +2,11 @@ import CAR
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KuboAPI
 import IPLD
 import Multiformats
 import Node
+import Pinning
 import Storage
 
 /// The one place where errors become HTTP statuses and bodies.
@@ -20,28 +22,25 @@ enum ErrorMapping {
         var headers = HTTPFields()
     }
 
+    /// The status and Kubo code of each kind of domain error.
+    static func status(of kind: ErrorKind) -> (HTTPResponse.Status, Int) {
+        switch kind {
+        case .notFound: (.notFound, 3)
+        case .invalidInput: (.badRequest, 1)
+        case .conflict: (.conflict, 1)
+        case .tooLarge: (.contentTooLarge, 1)
+        case .unavailable: (.serviceUnavailable, 2)
+        case .unsupported: (.notImplemented, 2)
+        case .internal: (.internalServerError, 0)
+        }
+    }
+
+    /// The one translation of an error into a status, a Kubo code and a message: the HTTP
+    /// layer's own refusals carry their status; every domain error says its kind
+    /// (`KindedError`); anything else is the node's fault (500).
     static func map(_ error: any Error) -> Mapped {
         switch error {
-        case let e as NodeError:
-            switch e {
-            case .notFound: return Mapped(status: .notFound, code: 3, message: "\(e)")
-            case .noSuchPath: return Mapped(status: .notFound, code: 3, message: "\(e)")
-            case .badInput: return Mapped(status: .badRequest, code: 1, message: "\(e)")
-            case .unsupported: return Mapped(status: .notImplemented, code: 2, message: "\(e)")
-            }
-        case let e as BlockStoreError:
-            switch e {
-            case .blockTooLarge: return Mapped(status: .contentTooLarge, code: 1, message: "\(e)")
-            case .hashMismatch, .unsupportedHash, .invalidBlock: return Mapped(status: .badRequest, code: 1, message: "\(e)")
-            case .corrupted, .closed: return Mapped(status: .internalServerError, code: 0, message: "\(e)")
-            }
-        case let e as CIDError: return Mapped(status: .badRequest, code: 1, message: "invalid CID: \(e)")
-        case let e as IPLDError: return Mapped(status: .badRequest, code: 1, message: "\(e)")
-        case let e as CARError: return Mapped(status: .badRequest, code: 1, message: "\(e)")
-        case let e as BodyTooLarge: return Mapped(status: .contentTooLarge, code: 1, message: "\(e)")
-        case let e as RequestError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.message)
-        case let e as MultipartMalformed: return Mapped(status: .badRequest, code: 1, message: "\(e)")
-        case let e as RequestBodyError: return Mapped(status: .badRequest, code: 1, message: "\(e)")
+        case let e as RequestError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : e.status.code >= 500 ? 2 : 1, message: e.message)
         case let e as RangeNotSatisfiable:
             var headers = HTTPFields()
             headers[.contentRange] = "bytes */\(e.size)"
@@ -50,9 +49,17 @@ enum ErrorMapping {
             var headers = HTTPFields()
             headers[.retryAfter] = String(e.retryAfter)
             return Mapped(status: e.status, code: 2, message: e.message, headers: headers)
-        case let e as HTTPError: return Mapped(status: e.status, code: 1, message: e.body ?? "\(e.status)")
+        case let e as HTTPError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.body ?? Self.describe(e.status))
+        case let e as any KindedError:
+            let (status, code) = Self.status(of: e.kind)
+            return Mapped(status: status, code: code, message: e is CIDError ? "invalid CID: \(e)" : "\(e)")
         default: return Mapped(status: .internalServerError, code: 0, message: "\(error)")
         }
+    }
+
+    /// A status's message when nothing more specific is known (an unmatched route: 404).
+    static func describe(_ status: HTTPResponse.Status) -> String {
+        status == .notFound ? "no such endpoint or resource" : status.reasonPhrase
     }
 
     /// Kubo's RPC error response. Kubo answers a missing block with 500 and code 0
@@ -67,27 +74,60 @@ enum ErrorMapping {
     /// The body of Kubo's error response.
     static func rpcBody(_ error: any Error) -> ByteBuffer {
         let m = rpcMapping(error)
-        return JSONOutput.bytes(["Message": m.message, "Code": m.code, "Type": "error"] as [String: Any])
+        return JSONOutput.line(ErrorReply(message: m.message, code: m.code))
     }
 
     private static func rpcMapping(_ error: any Error) -> Mapped {
-        if case NodeError.notFound(let cid) = error {
-            return Mapped(status: .internalServerError, code: 0, message: "block was not found locally (offline): ipld: could not find \(cid)")
-        }
+        if case NodeError.notFound = error { return Mapped(status: .internalServerError, code: 0, message: "\(error)") }
         return map(error)
     }
 
-    /// The error in the shape of the surface that serves `path`: the Pinning Service API's
-    /// Failure under `/pins`, Kubo's error object under `/api/v0`, else the gateway's plain text.
-    /// For checks that run before a request reaches its surface (middleware).
-    static func response(_ error: any Error, path: String) -> Response {
-        if path == "/pins" || path.hasPrefix("/pins/") {
-            let m = map(error)
-            let reason = m.status.reasonPhrase.uppercased().map { $0.isLetter ? $0 : "_" }
-            var r = JSONOutput.response(["error": ["reason": String(reason), "details": m.message]], status: m.status)
-            r.headers.append(contentsOf: m.headers)
-            return r
+    /// The Pinning Service API's `Failure`: `{"error": {"reason", "details"}}`, the reason an
+    /// upper-case name of the status (a retained pin: RETAINED, as the API's examples name it).
+    static func pinsResponse(_ error: any Error) -> Response {
+        let m = map(error)
+        var reason = String(m.status.reasonPhrase.uppercased().map { $0.isLetter ? $0 : "_" })
+        if case PinningError.retained = error { reason = "RETAINED" }
+        var r = JSONOutput.response(["error": ["reason": reason, "details": m.message]], status: m.status)
+        r.headers.append(contentsOf: m.headers)
+        return r
+    }
+
+    /// The Q API's envelope (`/q/v1`): `{"status", "code", "message", "data", "cid"}`, `code` the
+    /// error's kind in upper snake case (NOT_FOUND, INVALID_INPUT, CONFLICT, …), `data` and `cid` null.
+    static func qResponse(_ error: any Error) -> Response {
+        let m = map(error)
+        let kind: String
+        if let k = (error as? any KindedError)?.kind { kind = k.rawValue } else {
+            switch m.status.code {
+            case 401: kind = "unauthorized"
+            case 403: kind = "forbidden"
+            case 404: kind = ErrorKind.notFound.rawValue
+            case 409: kind = ErrorKind.conflict.rawValue
+            case 413: kind = ErrorKind.tooLarge.rawValue
+            case 501: kind = ErrorKind.unsupported.rawValue
+            case 503, 429: kind = ErrorKind.unavailable.rawValue
+            case 400..<500: kind = ErrorKind.invalidInput.rawValue
+            default: kind = ErrorKind.internal.rawValue
+            }
         }
+        let code = kind.reduce(into: "") { out, c in
+            if c.isUppercase { out += "_" }
+            out += c.uppercased()
+        }
+        var r = JSONOutput.response(["status": Int(m.status.code), "code": code, "message": m.message, "data": NSNull(), "cid": NSNull()] as [String: Any],
+                                    status: m.status)
+        r.headers.append(contentsOf: m.headers)
+        return r
+    }
+
+    /// The error in the shape of the surface that serves `path`: the Pinning Service API's
+    /// Failure under `/pins`, the Q envelope under `/q/`, Kubo's error object under `/api/v0`,
+    /// else the gateway's plain text. For errors raised outside a surface's handlers
+    /// (middleware, unmatched routes).
+    static func response(_ error: any Error, path: String) -> Response {
+        if path == "/pins" || path.hasPrefix("/pins/") { return pinsResponse(error) }
+        if path == "/q" || path.hasPrefix("/q/") { return qResponse(error) }
         if path.hasPrefix("/api/v0/") { return rpcResponse(error) }
         return gatewayResponse(error)
     }
@@ -98,6 +138,16 @@ enum ErrorMapping {
         var headers = m.headers
         headers[.contentType] = "text/plain; charset=utf-8"
         return Response(status: m.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: m.message + "\n")))
+    }
+}
+
+/// Renders what a request's handling threw that no surface handler caught (an unmatched route's
+/// 404, a middleware's refusal) in the shape of the surface its path belongs to.
+struct SurfaceErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do { return try await next(request, context) } catch {
+            return ErrorMapping.response(error, path: request.uri.path)
+        }
     }
 }
 
@@ -169,5 +219,15 @@ enum JSONOutput {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: bytes(object)))
+    }
+
+    /// A wire value (KuboAPI) as a line of JSON.
+    static func line<T: Encodable>(_ value: T) -> ByteBuffer { ByteBuffer(bytes: KuboJSON.line(value)) }
+
+    /// A reply of one wire value.
+    static func reply<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: line(value)))
     }
 }

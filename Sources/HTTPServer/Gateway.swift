@@ -111,10 +111,8 @@ struct Gateway: Sendable {
             if head { return Response(status: .ok, headers: headers) }
             let node = self.node
             return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
-                var w = try CARWriter(roots: [root], sink: ChannelSink(channel))
                 let range = entityBytes.map { (from: $0.from, to: $0.to) }
-                try node.carBlocks(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: range) { c, d in try w.write(cid: c, data: d) }
-                var sink = try w.finish()
+                var sink = try node.exportCAR(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: range, to: ChannelSink(channel))
                 try sink.flush()
             })
 

@@ -23,9 +23,9 @@ struct Health: Sendable {
             "status": storeOK ? "ok" : "degraded",
             "version": Node.version,
             "listener": listener,
-            "peerID": node.repository.identity.peerID,
+            "peerID": node.identity.peerID,
             "uptimeSeconds": Int(node.uptime),
-            "repository": ["path": node.repository.path, "version": Repository.currentVersion, "store": storeOK ? "ok" : "failing"],
+            "repository": ["path": node.repositoryPath, "version": Repository.currentVersion, "store": storeOK ? "ok" : "failing"],
         ]
         return JSONOutput.response(body, status: storeOK ? .ok : .serviceUnavailable)
     }
@@ -33,15 +33,15 @@ struct Health: Sendable {
 
 /// Prometheus metrics: Hummingbird's per-route request counts and latency histograms
 /// (`MetricsMiddleware`), bytes in and out per listener, blocks stored and repository size.
-final class MetricsRegistry: Sendable {
-    /// The process-wide registry; swift-metrics can be bootstrapped once per process.
-    static let shared = MetricsRegistry()
-
-    let registry = PrometheusCollectorRegistry()
+/// The process bootstraps swift-metrics with a factory over `registry` (the executable does, once
+/// per process); `/metrics` exports that registry.
+public final class MetricsRegistry: Sendable {
+    let registry: PrometheusCollectorRegistry
     private let repositoryGauges = Mutex<Date?>(nil)
 
-    private init() {
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    /// Exports `registry`, the one `MetricsSystem` was bootstrapped with.
+    public init(_ registry: PrometheusCollectorRegistry) {
+        self.registry = registry
     }
 
     func bytesIn(_ listener: String) -> Metrics.Counter { Metrics.Counter(label: "qstore_http_bytes_in_total", dimensions: [("listener", listener)]) }
@@ -54,7 +54,7 @@ final class MetricsRegistry: Sendable {
             last = Date()
             return true
         }
-        guard due, let stat = try? await io.run({ try node.repository.stat() }) else { return }
+        guard due, let stat = try? await io.run({ try node.repositoryStat() }) else { return }
         Gauge(label: "qstore_blocks_stored").record(stat.blocks)
         Gauge(label: "qstore_block_bytes").record(Int64(clamping: stat.blockBytes))
         Gauge(label: "qstore_repository_bytes").record(Int64(clamping: stat.repositoryBytes))

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KuboAPI
 import Multiformats
 import Node
 import Pinning
@@ -50,10 +51,10 @@ extension KuboRPC {
                 for c in cids {
                     var r = pinRequest
                     r.cid = c
-                    try self.node.pins.pin(r)
+                    try self.node.pin(r)
                 }
             }
-            return JSONOutput.response(["Pins": cids.map(\.string)])
+            return JSONOutput.reply(PinsResult(pins: cids.map(\.string)))
         }
         // Kubo's progress: `{"Progress": blocks walked}` at most every 500 ms, then `{"Pins"}`.
         return try await KuboRPC.streamedReply(.storage(io), for: request, headers: KuboRPC.jsonStreamHeaders) { channel in
@@ -63,24 +64,24 @@ extension KuboRPC {
                 var r = pinRequest
                 r.cid = c
                 let before = walked
-                try self.node.pins.pin(r) { n in
+                try self.node.pin(r) { n in
                     walked = before + n
                     let now = DispatchTime.now().uptimeNanoseconds
                     if now - last >= 500_000_000 {
                         last = now
-                        try channel.sendLine(["Progress": walked])
+                        try channel.sendLine(PinsResult(progress: walked))
                     }
                 }
             }
-            try channel.sendLine(["Pins": cids.map(\.string)])
+            try channel.sendLine(PinsResult(pins: cids.map(\.string)))
         }
     }
 
     func pinRemove(_ request: Request) async throws -> Response {
         let recursive = request.uri.queryParameters.get("recursive").map { Self.flag($0) } ?? true
         let cids = try await resolvedArguments(request)
-        try await io.run { for c in cids { try self.node.pins.unpin(c, recursive: recursive) } }
-        return JSONOutput.response(["Pins": cids.map(\.string)])
+        try await io.run { for c in cids { try self.node.unpin(c, recursive: recursive) } }
+        return JSONOutput.reply(PinsResult(pins: cids.map(\.string)))
     }
 
     func pinList(_ request: Request) async throws -> Response {
@@ -99,7 +100,7 @@ extension KuboRPC {
             let cids = try await resolvedArguments(request)
             rows = try await io.run {
                 try cids.map { c in
-                    guard let l = try self.node.pinListing(of: c, type: type) else { throw RequestError(.internalServerError, "path '\(c)' is not pinned") }
+                    guard let l = try self.node.pinListing(of: c, type: type) else { throw RequestError(.notFound, "path '\(c)' is not pinned") }
                     return l
                 }
             }
@@ -107,20 +108,14 @@ extension KuboRPC {
         if stream {
             var out = ByteBuffer()
             for r in rows {
-                var o: [String: Any] = ["Cid": r.cid.string, "Type": r.type]
-                if names && !r.name.isEmpty { o["Name"] = r.name }
-                var line = JSONOutput.bytes(o)
+                var line = JSONOutput.line(PinLsEntry(cid: r.cid.string, type: r.type, name: names && !r.name.isEmpty ? r.name : nil))
                 out.writeBuffer(&line)
             }
             return Self.jsonStream(out)
         }
-        var keys: [String: Any] = [:]
-        for r in rows {
-            var o: [String: Any] = ["Type": r.type]
-            if names && !r.name.isEmpty { o["Name"] = r.name }
-            keys[r.cid.string] = o
-        }
-        return JSONOutput.response(["Keys": keys])
+        var keys: [String: PinLsResult.Key] = [:]
+        for r in rows { keys[r.cid.string] = PinLsResult.Key(type: r.type, name: names && !r.name.isEmpty ? r.name : nil) }
+        return JSONOutput.reply(PinLsResult(keys: keys))
     }
 
     func pinVerify(_ request: Request) async throws -> Response {
@@ -128,11 +123,9 @@ extension KuboRPC {
         let quiet = Self.flag(request.uri.queryParameters.get("quiet"))
         let out = try await io.run { () throws -> ByteBuffer in
             var out = ByteBuffer()
-            try self.node.pins.verify { v in
+            try self.node.verifyPins { v in
                 guard !v.ok || verbose else { return }
-                var o: [String: Any] = ["Cid": v.cid.string, "Ok": v.ok]
-                if !v.ok && !quiet { o["BadNodes"] = v.badNodes.map { ["Cid": $0.cid.string, "Err": $0.error] } }
-                var line = JSONOutput.bytes(o)
+                var line = JSONOutput.line(PinVerifyResult(v, quiet: quiet))
                 out.writeBuffer(&line)
             }
             return out
@@ -144,12 +137,12 @@ extension KuboRPC {
         let cids = try await resolvedArguments(request)
         guard cids.count == 2 else { throw RequestError(.badRequest, "pin update takes two arguments: from-path and to-path") }
         let unpin = request.uri.queryParameters.get("unpin").map { Self.flag($0) } ?? true
-        _ = try await io.run { try self.node.pins.update(from: cids[0], to: cids[1], unpin: unpin) }
-        return JSONOutput.response(["Pins": cids.map(\.string)])
+        _ = try await io.run { try self.node.updatePin(from: cids[0], to: cids[1], unpin: unpin) }
+        return JSONOutput.reply(PinsResult(pins: cids.map(\.string)))
     }
 
     func pinPolicies() -> Response {
-        JSONOutput.response(node.pins.policies.jsonObject)
+        JSONOutput.reply(PolicyListing(node.pinningPolicies))
     }
 
     /// Kubo's `repo gc`: one `{"Key":{"/":cid}}` line per block removed (none with `quiet`).
@@ -159,7 +152,7 @@ extension KuboRPC {
             var out = ByteBuffer()
             try self.node.collectGarbage { cid, _ in
                 if !quiet {
-                    var line = JSONOutput.bytes(["Key": ["/": cid.string]])
+                    var line = JSONOutput.line(RepoGCLine(key: cid.string))
                     out.writeBuffer(&line)
                 }
                 return true

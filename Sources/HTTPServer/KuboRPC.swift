@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import IPLD
+import KuboAPI
 import Multiformats
 import Node
 import Pinning
@@ -53,18 +54,13 @@ struct KuboRPC: Sendable {
     // MARK: commands
 
     func version(_ request: Request) throws -> Response {
-        JSONOutput.response([
-            "Version": Node.version, "Commit": "", "Repo": String(Repository.currentVersion),
-            "System": "\(Self.architecture)/linux", "Golang": "swift6", "Program": "qstore",
-        ])
+        JSONOutput.reply(VersionInfo(version: Node.version, commit: "", repo: String(Repository.currentVersion),
+                                     system: "\(Self.architecture)/linux", golang: "swift6", program: "qstore"))
     }
 
     func id() -> Response {
-        JSONOutput.response([
-            "ID": node.repository.identity.peerID,
-            "PublicKey": Data(node.repository.identity.publicKeyProtobuf).base64EncodedString(),
-            "Addresses": [String](), "AgentVersion": "qstore/\(Node.version)", "Protocols": [String](),
-        ])
+        JSONOutput.reply(IDInfo(id: node.identity.peerID, publicKey: Data(node.identity.publicKeyProtobuf).base64EncodedString(),
+                                agentVersion: "qstore/\(Node.version)"))
     }
 
     func blockPut(_ request: Request) async throws -> Response {
@@ -79,18 +75,13 @@ struct KuboRPC: Sendable {
         let mhlen = Int(q.get("mhlen") ?? "-1") ?? -1
         let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
-        // Held from put to pin, so a collection in between cannot take the blocks.
-        let lease = node.blocks.lease()
-        defer { lease.release() }
         let chosenCodec = codec
         var out = ByteBuffer()
         for data in files {
-            let block = try Block(data: data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
-            try await node.store(block)
-            if pin { try await io.run { _ = try self.node.pins.pin(Pinner.Request(cid: block.cid)) } }
+            let block = try await io.run { try self.node.putBlock(data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen, pin: pin) }
             var cid = block.cid
             if cidVersion == 0 { cid = try block.cid.toV0() }
-            var line = JSONOutput.bytes(["Key": cid.string, "Size": data.count])
+            var line = JSONOutput.line(BlockStat(key: cid.string, size: data.count))
             out.writeBuffer(&line)
         }
         return Self.jsonStream(out)
@@ -108,7 +99,7 @@ struct KuboRPC: Sendable {
     func blockStat(_ request: Request) async throws -> Response {
         let cid = try Self.argument(request).cid
         let size = try await io.run { try self.node.blockSize(cid) }
-        return JSONOutput.response(["Key": cid.string, "Size": size])
+        return JSONOutput.reply(BlockStat(key: cid.string, size: size))
     }
 
     func blockRemove(_ request: Request) async throws -> Response {
@@ -125,7 +116,7 @@ struct KuboRPC: Sendable {
                 error = "pinned: \(how)"
             }
             if quiet && error.isEmpty { continue }
-            var line = JSONOutput.bytes(["Hash": cid.string, "Error": error])
+            var line = JSONOutput.line(BlockRemoval(hash: cid.string, error: error))
             out.writeBuffer(&line)
         }
         return Self.jsonStream(out)
@@ -139,15 +130,10 @@ struct KuboRPC: Sendable {
         // Kubo's default: not pinned. With `pin=true` a DAG whose children are missing gets a queued pin.
         let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
-        let lease = node.blocks.lease()
-        defer { lease.release() }
         var out = ByteBuffer()
         for data in files {
-            let block = try node.encodeDAG(data, input: input, store: store, hash: hash)
-            try await node.store(block)
-            if pin { try await io.run { try self.node.pinPut(block.cid) } }
-            let cid = block.cid
-            var line = JSONOutput.bytes(["Cid": ["/": cid.string]])
+            let cid = try await io.run { try self.node.putDAG(data, input: input, store: store, hash: hash, pin: pin) }
+            var line = JSONOutput.line(DAGPutResult(cid: cid.string))
             out.writeBuffer(&line)
         }
         return Self.jsonStream(out)
@@ -192,12 +178,12 @@ struct KuboRPC: Sendable {
             // Kubo reports each root once, after every CAR is read, only when pinning roots.
             var reported = Set<CID>()
             for r in imports.flatMap(\.roots) where pinRoots && reported.insert(r).inserted {
-                try channel.sendLine(["Root": ["Cid": ["/": r.string], "PinErrorMsg": pinErrors[r] ?? ""]])
+                try channel.sendLine(DAGImportEvent(root: .init(cid: r.string, pinErrorMsg: pinErrors[r] ?? "")))
             }
             if stats {
                 let blocks: Int = imports.reduce(0) { $0 + $1.blocks }
                 let bytes: UInt64 = imports.reduce(0) { $0 + $1.bytes }
-                try channel.sendLine(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes] as [String: Any]])
+                try channel.sendLine(DAGImportEvent(stats: .init(blockCount: blocks, blockBytesCount: bytes)))
             }
         }
     }
@@ -230,68 +216,37 @@ struct KuboRPC: Sendable {
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with files")
         }
-        let opts = options
-        let wrap = Self.flag(q.get("wrap-with-directory"))
-        let progress = Self.flag(q.get("progress"))
-        let pin = !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true)
-        let pinName = q.get("pin-name").map { String($0) }
+        var add = AddSession.Options()
+        add.importing = options
+        add.wrap = Self.flag(q.get("wrap-with-directory"))
+        if !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true) {
+            let name = q.get("pin-name").map { String($0) }
+            add.pin = { Pinner.Request(cid: $0, name: name) }
+        }
+        let progress: UInt64? = Self.flag(q.get("progress")) ? 256 << 10 : nil
+        let settings = add
         return try await uploadReply(request, context, boundary: boundary) { reader, channel in
-            func added(_ name: String, _ cid: CID, _ size: UInt64) throws { try channel.sendLine(["Name": name, "Hash": cid.string, "Size": String(size)]) }
-            try self.node.withLease {
-                var files: [(path: String, cid: CID, dagSize: UInt64)] = []
-                var directories: [String] = []
+            let session = self.node.add(settings) { event in
+                switch event {
+                case .progress(let name, let bytes): try channel.sendLine(AddedLine(name: name, bytes: bytes == 0 ? nil : bytes))
+                case .added(let name, let cid, let size): try channel.sendLine(AddedLine(name: name, hash: cid.string, size: String(size)))
+                }
+            }
+            do {
                 while let headers = try reader.nextPart() {
                     let name = Self.filename(headers["content-disposition"]) ?? "file"
-                    // A NUL cannot be carried by a TAR header or most file systems (get, the gateway's TAR).
-                    if name.utf8.contains(0) { throw RequestError(.badRequest, "invalid UnixFS: the name \"\(name.replacingOccurrences(of: "\0", with: "\\0"))\" contains a NUL character") }
-                    // A path in a tree is checked before anything of it is imported or reported
-                    // (a top-level name may be empty: Kubo's clients send unnamed data so).
-                    if name.contains("/") || name == "." || name == ".." {
-                        do { _ = try DirectoryImporter.pathComponents(name) } catch { throw RequestError(.badRequest, "\(error)") }
-                    }
                     if headers["content-type"]?.hasPrefix("application/x-directory") == true {
-                        directories.append(name)
-                        continue
-                    }
-                    if headers["content-type"]?.hasPrefix("application/symlink") == true {
-                        let target = String(decoding: try reader.readBody(limit: 4096), as: UTF8.self)
-                        let link = try DirectoryImporter(options: opts) { try self.node.blocks.put($0) }.makeSymlink(target)
-                        files.append((name, link.cid, link.dagSize))
-                        try added(name, link.cid, link.dagSize)
-                        continue
-                    }
-                    // Kubo's progress events: bytes read so far, every 256 KiB and at the end (0 is left out).
-                    let source = ObservedSource(reader, every: progress ? 256 << 10 : .max) { bytes, _ in
-                        if progress { try channel.sendLine(bytes == 0 ? ["Name": name] : ["Name": name, "Bytes": bytes]) }
-                    }
-                    let f = try self.node.addFile(source, options: opts)
-                    files.append((name, f.cid, f.dagSize))
-                    try added(name, f.cid, f.dagSize)
-                }
-                guard !files.isEmpty || !directories.isEmpty else { throw RequestError(.badRequest, "the multipart body holds no file") }
-                // Directory structure comes from the part names (Kubo's clients send "dir/sub/file").
-                let builder = DirectoryImporter(options: opts) { block in try self.node.blocks.put(block) }
-                var top: [(String, CID, UInt64)] = files.filter { !$0.path.contains("/") }.map { ($0.path, $0.cid, $0.dagSize) }
-                if !directories.isEmpty || files.contains(where: { $0.path.contains("/") }) {
-                    let tree: [(path: String, cid: CID, dagSize: UInt64)]
-                    do { tree = try builder.makeTree(files: files, directories: directories) } catch let e as UnixFSError {
-                        throw RequestError(.badRequest, "\(e)")
-                    }
-                    for d in tree {
-                        try added(d.path, d.cid, d.dagSize)
-                        if !d.path.contains("/") { top.append((d.path, d.cid, d.dagSize)) }
+                        try session.directory(name)
+                    } else if headers["content-type"]?.hasPrefix("application/symlink") == true {
+                        try session.symlink(name, target: String(decoding: try reader.readBody(limit: 4096), as: UTF8.self))
+                    } else {
+                        try session.file(name, reader, progressEvery: progress)
                     }
                 }
-                var roots = top.map(\.1)
-                if wrap {
-                    let w = try builder.makeDirectory(top.map { (name: $0.0, cid: $0.1, dagSize: $0.2) })
-                    roots = [w.cid]
-                    try added("", w.cid, w.dagSize)
-                }
-                // Kubo pins what the add made at the top: the wrapping directory, else each top-level entry.
-                if pin {
-                    for cid in roots { try self.node.pins.pin(Pinner.Request(cid: cid, name: pinName)) }
-                }
+                try session.finish()
+            } catch {
+                session.cancel()
+                throw error
             }
         }
     }
@@ -342,15 +297,15 @@ struct KuboRPC: Sendable {
     func ls(_ request: Request) async throws -> Response {
         let args = request.uri.queryParameters.getAll("arg")
         guard !args.isEmpty else { throw RequestError(.badRequest, "argument \"ipfs-path\" is required") }
-        var objects: [[String: Any]] = []
+        var objects: [LsResult.Object] = []
         for arg in args {
             let (cid, path) = try Self.path(arg)
             let entries = try await io.run { try self.node.list(cid, path: path) }
-            objects.append(["Hash": arg, "Links": entries.map {
-                ["Name": $0.name, "Hash": $0.cid.string, "Size": $0.size, "Type": $0.type, "Target": $0.target] as [String: Any]
-            }])
+            objects.append(LsResult.Object(hash: arg, links: entries.map {
+                LsResult.Link($0)
+            }))
         }
-        return JSONOutput.response(["Objects": objects])
+        return JSONOutput.reply(LsResult(objects: objects))
     }
 
     /// The `filename` of a multipart part's Content-Disposition (percent-decoded, as Kubo's clients encode it).
@@ -362,11 +317,8 @@ struct KuboRPC: Sendable {
     }
 
     func repoStat(_ request: Request) async throws -> Response {
-        let s = try await io.run { try self.node.repository.stat() }
-        return JSONOutput.response([
-            "RepoSize": s.repositoryBytes, "StorageMax": 0, "NumObjects": s.blocks, "RepoPath": node.repository.path,
-            "Version": "qstore-repo@\(Repository.currentVersion)",
-        ])
+        let s = try await io.run { try self.node.repositoryStat() }
+        return JSONOutput.reply(RepoStat(s, path: node.repositoryPath))
     }
 
     /// Kubo's `repo verify`, plus the reference counts and pin indexes; `repair=true` (Qstore)
@@ -375,17 +327,10 @@ struct KuboRPC: Sendable {
         let repair = Self.flag(request.uri.queryParameters.get("repair"))
         let report = try await io.run { try self.node.verifyRepository(repair: repair) }
         var out = ByteBuffer()
-        for p in report.problems {
-            var line = JSONOutput.bytes(["Msg": p, "Progress": 0])
+        for l in RepoVerifyLine.lines(report) {
+            var line = JSONOutput.line(l)
             out.writeBuffer(&line)
         }
-        if report.counts.repaired > 0 {
-            var line = JSONOutput.bytes(["Msg": "repaired \(report.counts.repaired) count and index entries", "Progress": 0])
-            out.writeBuffer(&line)
-        }
-        let verdict = report.isClean ? "verified repo integrity" : "repo verification failed: \(report.problems.count) problems"
-        var last = JSONOutput.bytes(["Msg": verdict, "Progress": report.blocks.blocks])
-        out.writeBuffer(&last)
         return Self.jsonStream(out, status: report.isClean ? .ok : .internalServerError)
     }
 
@@ -560,7 +505,7 @@ struct KuboRPC: Sendable {
                 if onFailure == .appendMessage {
                     try await writer.write(ByteBuffer(string: m.message))
                 } else {
-                    try await writer.write(JSONOutput.bytes(["Message": m.message, "Code": m.code, "Type": "error"] as [String: Any]))
+                    try await writer.write(JSONOutput.line(ErrorReply(message: m.message, code: m.code)))
                 }
                 var trailers = HTTPFields()
                 if onFailure == .errorLineAndTrailer { trailers[HTTPField.Name("X-Stream-Error")!] = m.message }

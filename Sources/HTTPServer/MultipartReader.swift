@@ -1,3 +1,4 @@
+import Multiformats
 import CAR
 #if canImport(Glibc)
 import Glibc
@@ -176,12 +177,14 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
 }
 
 /// Why a body is not valid multipart.
-struct MultipartMalformed: Error, CustomStringConvertible {
+struct MultipartMalformed: KindedError, CustomStringConvertible {
     let description: String
+    var kind: ErrorKind { .invalidInput }
 }
 
 /// A request body (or part) above the configured limit.
-struct BodyTooLarge: Error, CustomStringConvertible {
+struct BodyTooLarge: KindedError, CustomStringConvertible {
     let limit: Int
+    var kind: ErrorKind { .tooLarge }
     var description: String { "request body exceeds the \(limit)-byte limit" }
 }

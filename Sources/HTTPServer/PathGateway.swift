@@ -9,15 +9,11 @@ import UnixFS
 /// The path gateway's deserialised responses: UnixFS files (content type, ranges),
 /// directories (trailing-slash redirect, index.html, HTML listing) and symlinks.
 extension Gateway {
-    func deserializedUnixFS(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields, listing: [DirectoryEntry]? = nil) async throws -> Response {
+    func deserializedUnixFS(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
         var headers = baseHeaders
         let rawPath = request.uri.path
         let requestPath = rawPath.removingPercentEncoding ?? rawPath
-        let node: UnixFSNode
-        if let listing { node = .directory(listing) } else {
-            do { node = try await io.run { try UnixFSNode.load(terminal, from: self.node.blocks) } } catch UnixFSError.missingBlock(let c) { throw NodeError.notFound(c) }
-        }
-        switch node {
+        switch try await io.run({ try self.node.fileEntry(terminal) }) {
         case .file(let size):
             let name = requestPath.split(separator: "/").last.map(String.init) ?? ""
             headers[.eTag] = "\"\(terminal.string)\""
@@ -62,9 +58,6 @@ extension Gateway {
             headers[.contentType] = "text/html; charset=utf-8"
             headers[.contentLength] = String(html.utf8.count)
             return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(string: html)))
-        case .shardedDirectory:
-            let entries = try await io.run { try HAMT.entries(terminal, store: self.node.blocks) }
-            return try await deserializedUnixFS(request, terminal: terminal, head: head, headers: headers, listing: entries)
         }
     }
 

@@ -106,10 +106,10 @@ struct PinningServiceAPI: Sendable {
                 // The index answers by CID: no scan of every pin.
                 var seen = Set<PinID>()
                 var found: [Pin] = []
-                for c in cids { for p in try self.node.pins.pins(of: c.multihash) where seen.insert(p.id).inserted { found.append(p) } }
+                for c in cids { for p in try self.node.pinObjects(of: c) where seen.insert(p.id).inserted { found.append(p) } }
                 for p in found.sorted(by: { $0.id > $1.id }) where before.map({ p.created < $0 }) ?? true { _ = visit(p) }
             } else {
-                try self.node.pins.forEachPin(newestFirst: true, before: before, visit)
+                try self.node.forEachPinObject(newestFirst: true, before: before, visit)
             }
             return (count, results)
         }
@@ -118,26 +118,26 @@ struct PinningServiceAPI: Sendable {
 
     func add(_ request: Request) async throws -> Response {
         let r = try await pinRequest(request)
-        let pin = try await io.run { try self.node.pins.add(r) }
+        let pin = try await io.run { try self.node.addPinObject(r) }
         return Self.json(status(pin), status: .accepted)
     }
 
     func get(_ id: String) async throws -> Response {
         let pinID = try Self.pinID(id)
-        guard let pin = try await io.run({ try self.node.pins.pin(id: pinID) }) else { throw Failure(.notFound, "NOT_FOUND", "no pin with request id \(id)") }
+        guard let pin = try await io.run({ try self.node.pinObject(pinID) }) else { throw Failure(.notFound, "NOT_FOUND", "no pin with request id \(id)") }
         return Self.json(status(pin))
     }
 
     func replace(_ id: String, _ request: Request) async throws -> Response {
         let pinID = try Self.pinID(id)
         let r = try await pinRequest(request)
-        let pin = try await io.run { try self.node.pins.replace(id: pinID, with: r) }
+        let pin = try await io.run { try self.node.replacePinObject(pinID, with: r) }
         return Self.json(status(pin), status: .accepted)
     }
 
     func delete(_ id: String) async throws -> Response {
         let pinID = try Self.pinID(id)
-        _ = try await io.run { try self.node.pins.remove(id: pinID) }
+        _ = try await io.run { try self.node.removePinObject(pinID) }
         return Response(status: .accepted)
     }
 
@@ -148,7 +148,7 @@ struct PinningServiceAPI: Sendable {
         var req = request
         let body: ByteBuffer
         do { body = try await RequestBodies.collect(req, limit: 1 << 20, timeout: limits.requestTimeout) } catch is BodyTooLarge {
-            throw Failure(.contentTooLarge, "BAD_REQUEST", "the body is larger than 1 MiB")
+            throw Failure(.contentTooLarge, "CONTENT_TOO_LARGE", "the body is larger than 1 MiB")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
             throw Failure(.badRequest, "BAD_REQUEST", "the body must be a JSON Pin object")
@@ -239,21 +239,6 @@ struct PinningServiceAPI: Sendable {
 
     /// Runs a handler; errors become `Failure` responses with the status the error maps to.
     func handle(_ body: () async throws -> Response) async -> Response {
-        do { return try await body() } catch let f as Failure { return f.response } catch {
-            let failure: Failure
-            switch error {
-            case let e as PinningError:
-                switch e {
-                case .noSuchPin: failure = Failure(.notFound, "NOT_FOUND", "\(e)")
-                case .retained: failure = Failure(.conflict, "RETAINED", "\(e)")
-                case .unknownResourceType, .invalid: failure = Failure(.badRequest, "BAD_REQUEST", "\(e)")
-                default: failure = Failure(.internalServerError, "INTERNAL_SERVER_ERROR", "\(e)")
-                }
-            default:
-                let m = ErrorMapping.map(error)
-                failure = Failure(m.status, m.status.code < 500 ? "BAD_REQUEST" : "INTERNAL_SERVER_ERROR", m.message)
-            }
-            return failure.response
-        }
+        do { return try await body() } catch let f as Failure { return f.response } catch { return ErrorMapping.pinsResponse(error) }
     }
 }

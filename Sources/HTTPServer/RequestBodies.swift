@@ -1,11 +1,13 @@
+import Multiformats
 import Hummingbird
 import NIOCore
 import NIOHTTP1
 
 /// A request body that could not be read to its end: cut short by the client, or badly
 /// framed. The client's error (400), never the server's; nothing of it is kept.
-struct RequestBodyError: Error, CustomStringConvertible {
+struct RequestBodyError: KindedError, CustomStringConvertible {
     let description: String
+    var kind: ErrorKind { .invalidInput }
 
     /// Says what happened to a body of which `received` bytes had arrived when `error` ended it.
     init(_ error: any Error, received: Int) {

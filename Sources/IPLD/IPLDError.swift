@@ -81,3 +81,10 @@ public struct RawCodec: IPLDCodec {
     }
     public func links(in bytes: [UInt8]) throws -> [CID] { [] }
 }
+
+extension IPLDError: KindedError {
+    public var kind: ErrorKind {
+        if case .unsupportedCodec = self { return .unsupported }
+        return .invalidInput
+    }
+}

@@ -4,22 +4,6 @@ import Storage
 import UnixFS
 
 extension Node {
-    /// Imports a byte stream as a UnixFS file, storing its blocks through a `BlockBatcher`
-    /// (3 MiB batches written while the next is hashed: the measured balance of throughput
-    /// and peak memory, Docs/benchmarks.md). Nothing is stored with `options.onlyHash`.
-    public func addFile<S: ByteSource>(_ source: S, options: ImportOptions) throws -> ImportedFile {
-        let batcher = BlockBatcher(store: blocks)
-        let file: ImportedFile
-        do {
-            file = try FileImporter(options: options) { try batcher.add($0) }.importFile(source)
-        } catch {
-            _ = try? batcher.finish()
-            throw error
-        }
-        try batcher.finish()
-        return file
-    }
-
     /// Streams the bytes of a UnixFS file (or raw block) at `root`/`path`, `[offset, offset+length)`.
     public func cat(_ root: CID, path: [String] = [], offset: UInt64 = 0, length: UInt64? = nil, _ body: ([UInt8]) throws -> Void) throws {
         let target = path.isEmpty ? root : try resolve(root, path: path).terminal

@@ -16,7 +16,7 @@ public final class Node: Sendable {
     public static let version = "0.1.0"
 
     /// The repository.
-    public let repository: Repository
+    package let repository: Repository
     /// When the node started.
     public let startedAt: Date
     /// The node's log.
@@ -24,11 +24,11 @@ public final class Node: Sendable {
     /// Group commit for concurrent puts.
     private let writes: WriteCoalescer
     /// The block store, counting references (every write of the node goes through it).
-    public let blocks: CountedBlockStore
+    package let blocks: CountedBlockStore
     /// Pins and the policies in force.
-    public let pins: Pinner
+    package let pins: Pinner
     /// The garbage collector.
-    public let collector: GarbageCollector
+    package let collector: GarbageCollector
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.
@@ -60,25 +60,31 @@ public final class Node: Sendable {
         try initializeCounts()
     }
 
-    /// Stores a verified block together with whatever other puts are waiting (group
-    /// commit); returns when it is durable. Callers in async code use this rather than
-    /// a blocking put on their own thread.
-    public func store(_ block: Block) async throws {
-        try await writes.put(block)
-    }
-
     // MARK: blocks
 
     /// Stores `data` as a block of `codec` hashed with `hash` (truncated to `hashLength`), pinned
-    /// recursively with `pin`; returns it.
+    /// recursively with `pin`; returns it once durable. Puts from concurrent callers are committed
+    /// together (one LevelDB batch and fsync: `WriteCoalescer`), so callers on the storage threads
+    /// wait for one commit.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?, pin: Bool = false) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
-        let lease = blocks.lease()
-        defer { lease.release() }
-        try blocks.put(block)
-        if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
+        try withLease {
+            try writes.put(block)
+            if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
+        }
         return block
     }
+
+    /// Stores `data` as the block `cid` names, refusing data that does not hash to it
+    /// (`PUT /ipfs/{cid}`).
+    public func putBlock(_ data: [UInt8], as cid: CID) throws -> Block {
+        let block = try Block(cid: cid, data: data)
+        try writes.put(block)
+        return block
+    }
+
+    /// Stores blocks as one batch, unverified beyond what `Block` checked (`debug write-load`).
+    public func putBlocks(_ blocks: [Block]) throws { try self.blocks.putMany(blocks) }
 
     /// A block's bytes; `NodeError.notFound` when absent.
     public func block(_ cid: CID) throws -> [UInt8] {
@@ -109,10 +115,10 @@ public final class Node: Sendable {
     /// it, and pins it recursively with `pin` (its DAG must then be complete).
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = false) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
-        let lease = blocks.lease()
-        defer { lease.release() }
-        try blocks.put(block)
-        if pin { try pinPut(block.cid) }
+        try withLease {
+            try writes.put(block)
+            if pin { try pinPut(block.cid) }
+        }
         return block.cid
     }
 
@@ -120,12 +126,12 @@ public final class Node: Sendable {
     /// children are not all here yet (a client putting them later), as a queued pin that completes
     /// when they arrive, instead of refusing the put (Kubo's default is not to pin at all).
     @discardableResult
-    public func pinPut(_ cid: CID) throws -> Pin {
+    func pinPut(_ cid: CID) throws -> Pin {
         try pins.pin(Pinner.Request(cid: cid), queueIfIncomplete: true)
     }
 
     /// The block `putDAG` would store: `data` decoded with `input`, encoded canonically with `store`.
-    public func encodeDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) throws -> Block {
+    func encodeDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) throws -> Block {
         let decoder: any IPLDCodec = input == .dagJSON ? DAGJSON(strict: false) : try Codecs.codec(for: input)
         let node: IPLDNode
         do { node = try decoder.decode(data) } catch { throw NodeError.badInput("cannot decode \(input.name): \(error)") }
@@ -141,10 +147,10 @@ public final class Node: Sendable {
         do { return try Codecs.codec(for: output).encode(node) } catch { throw NodeError.badInput("cannot encode as \(output.name): \(error)") }
     }
 
-    /// Writes the DAG under `root` as a CARv1 to `sink`.
-    public func exportDAG<S: ByteSink>(_ root: CID, to sink: S) throws -> S {
+    /// Writes the DAG under `root` as a CARv1 to `sink`; `progress` is told the blocks and bytes written.
+    public func exportDAG<S: ByteSink>(_ root: CID, to sink: S, progress: (Int, UInt64) -> Void = { _, _ in }) throws -> S {
         var w = try CARWriter(roots: [root], sink: sink)
-        do { try DAGTransfer.export(root: root, from: blocks, to: &w) } catch DAGTransferError.missingBlock(let c) { throw NodeError.notFound(c) }
+        do { try DAGTransfer.export(root: root, from: blocks, to: &w, progress: progress) } catch DAGTransferError.missingBlock(let c) { throw NodeError.notFound(c) }
         return try w.finish()
     }
 
@@ -196,10 +202,21 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .notFound(let c): "block \(c) not found"
+        // Kubo's words, which its users and scripts know.
+        case .notFound(let c): "block was not found locally (offline): ipld: could not find \(c)"
         case .badInput(let m): m
         case .noSuchPath(let s, let c): "no link named \"\(s)\" under \(c)"
         case .unsupported(let what): "not supported yet: \(what)"
+        }
+    }
+}
+
+extension NodeError: KindedError {
+    public var kind: ErrorKind {
+        switch self {
+        case .notFound, .noSuchPath: .notFound
+        case .badInput: .invalidInput
+        case .unsupported: .unsupported
         }
     }
 }

@@ -10,7 +10,7 @@ import Synchronization
 /// block fails only its own request.
 final class WriteCoalescer: Sendable {
     private struct Pending {
-        var blocks: [(Block, CheckedContinuation<Void, any Error>)] = []
+        var blocks: [(Block, @Sendable (Result<Void, any Error>) -> Void)] = []
         var draining = false
     }
 
@@ -22,22 +22,32 @@ final class WriteCoalescer: Sendable {
 
     init(store: any BlockStore) { self.store = store }
 
-    /// Stores `block`; returns once it is durable (per the store's durability).
-    func put(_ block: Block) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let start = state.withLock { s -> Bool in
-                s.blocks.append((block, c))
-                if s.draining { return false }
-                s.draining = true
-                return true
-            }
-            if start { queue.async { self.drain() } }
+    /// Stores `block`, blocking the calling thread until it is durable (per the store's
+    /// durability): callers on the storage threads wait together for one commit.
+    func put(_ block: Block) throws {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<Void, any Error>?>(nil)
+        enqueue(block) { r in
+            result.withLock { $0 = r }
+            done.signal()
         }
+        done.wait()
+        try result.withLock { $0! }.get()
+    }
+
+    private func enqueue(_ block: Block, _ completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let start = state.withLock { s -> Bool in
+            s.blocks.append((block, completion))
+            if s.draining { return false }
+            s.draining = true
+            return true
+        }
+        if start { queue.async { self.drain() } }
     }
 
     private func drain() {
         while true {
-            let batch = state.withLock { s -> [(Block, CheckedContinuation<Void, any Error>)] in
+            let batch = state.withLock { s -> [(Block, @Sendable (Result<Void, any Error>) -> Void)] in
                 let n = min(s.blocks.count, maximumBatch)
                 let taken = Array(s.blocks.prefix(n))
                 s.blocks.removeFirst(n)
@@ -47,10 +57,10 @@ final class WriteCoalescer: Sendable {
             if batch.isEmpty { return }
             do {
                 try store.putMany(batch.map(\.0))
-                for (_, c) in batch { c.resume() }
+                for (_, c) in batch { c(.success(())) }
             } catch {
                 for (b, c) in batch {
-                    do { try store.put(b); c.resume() } catch { c.resume(throwing: error) }
+                    do { try store.put(b); c(.success(())) } catch { c(.failure(error)) }
                 }
             }
         }

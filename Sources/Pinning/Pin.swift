@@ -161,6 +161,8 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
     case noSuchPin(String)
     /// A direct unpin of a recursively pinned CID.
     case pinnedRecursively(CID)
+    /// A direct pin asked for on a CID that is pinned recursively already (Kubo refuses it).
+    case alreadyPinnedRecursively(CID)
     /// The block is pinned (and so cannot be deleted); how.
     case pinned(CID, how: String)
     /// A pin asked for a resource type no policy describes.
@@ -181,6 +183,7 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notPinned(let c): "\(c) is not pinned"
         case .noSuchPin(let id): "no pin with request id \(id)"
         case .pinnedRecursively(let c): "\(c) is pinned recursively"
+        case .alreadyPinnedRecursively(let c): "pin: \(c) already pinned recursively"
         case .pinned(let c, let how): "\(c) is pinned (\(how))"
         case .unknownResourceType(let t, let known): "unknown resource type \"\(t)\" (policies: \(known.joined(separator: ", ")))"
         case .retained(let c, let until, let t):
@@ -188,6 +191,17 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalid(let m): m
         case .invalidPolicy(let f, let field, let p): "invalid pinning policy \(f): field \"\(field)\": \(p)"
         case .corrupted(let m): m
+        }
+    }
+}
+
+extension PinningError: KindedError {
+    public var kind: ErrorKind {
+        switch self {
+        case .incompleteDAG, .notFound, .notPinned, .noSuchPin: .notFound
+        case .pinnedRecursively, .alreadyPinnedRecursively, .pinned, .retained: .conflict
+        case .unknownResourceType, .invalid, .invalidPolicy: .invalidInput
+        case .corrupted: .internal
         }
     }
 }

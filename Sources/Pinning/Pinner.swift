@@ -104,7 +104,7 @@ public final class Pinner: Sendable {
                 }
                 if merge {
                     if let r = existing.first(where: { $0.type == .recursive }) {
-                        if request.type == .direct { throw PinningError.invalid("pin: \(request.cid) already pinned recursively") }
+                        if request.type == .direct { throw PinningError.alreadyPinnedRecursively(request.cid) }
                         return r
                     }
                     if request.type == .direct, let d = existing.first(where: { $0.type == .direct }) { return d }

@@ -187,22 +187,3 @@ public struct PolicySet: Sendable {
     /// The default policy.
     public var defaultPolicy: PinningPolicy { policies["default"]! }
 }
-
-extension PolicySet {
-    /// `{"Source", "Policies": [...]}` as `pin policies` prints it.
-    public var jsonObject: [String: Any] { ["Source": source, "Policies": policies.keys.sorted().map { policies[$0]!.jsonObject }] }
-}
-
-extension PinningPolicy {
-    /// The policy as its file writes it (durations formatted), for listings.
-    public var jsonObject: [String: Any] {
-        var o: [String: Any] = [
-            "resourceType": resourceType, "pinningStrategy": pinningStrategy.rawValue, "replicationFactor": replicationFactor,
-            "accessPattern": accessPattern.rawValue, "gracePeriod": formatDuration(gracePeriod), "retention": formatDuration(retention),
-        ]
-        if let description { o["description"] = description }
-        if let ttl { o["ttl"] = formatDuration(ttl) }
-        if let condition { o["condition"] = ["keepLatest": condition.keepLatest] }
-        return o
-    }
-}

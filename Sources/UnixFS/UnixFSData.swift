@@ -158,3 +158,12 @@ struct ProtoReader {
         }
     }
 }
+
+extension UnixFSError: KindedError {
+    public var kind: ErrorKind {
+        switch self {
+        case .missingBlock: .notFound
+        case .invalid, .notAFile, .badChunker: .invalidInput
+        }
+    }
+}

@@ -1,7 +1,9 @@
 import ArgumentParser
 import CAR
 import Foundation
+import KuboAPI
 import Multiformats
+import Node
 import Storage
 import UnixFS
 
@@ -47,72 +49,23 @@ struct AddCommand: ParsableCommand {
             guard (0...Block.maximumIdentityLength).contains(inlineLimit) else { throw CLIError("--inline-limit must be from 0 to \(Block.maximumIdentityLength)") }
             options.inlineLimit = inlineLimit
         }
-        let isDirectory = files.contains { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }
-        if isDirectory && !recursive { throw CLIError("\(files.first { f in var d: ObjCBool = false; return FileManager.default.fileExists(atPath: f, isDirectory: &d) && d.boolValue }!) is a directory: use -r") }
-        if recursive || wrapWithDirectory {
-            // Trees are imported in this process (the daemon's /api/v0/add takes files).
-            try addTrees(options, output: output)
-            return
-        }
+        if !recursive, let dir = files.first(where: isDirectory) { throw CLIError("\(dir) is a directory: use -r") }
         if onlyHash {
-            for file in files {
-                let f = try reporting(file) { () throws -> ImportedFile in
-                    let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-                    let size = file == "-" ? nil : source.size
-                    return try FileImporter(options: options) { _ in }.importFile(progressSource(source, label: "hashing", total: size, enabled: !noProgress))
-                }
-                report(f.cid.string, file, to: output)
+            // Nothing is stored: hashed in this process, no repository needed.
+            var settings = AddSession.Options()
+            settings.importing = options
+            settings.wrap = wrapWithDirectory
+            settings.includeHidden = hidden
+            let session = AddSession.hashOnly(settings) { event in
+                if case .added(let name, let cid, _) = event { output.added(cid.string, name) }
             }
-            output.finish()
-            return
+            try addPaths(files, to: session, progress: !noProgress)
+        } else {
+            try backend(purpose: "add").add(files, options: options, wrap: wrapWithDirectory, hidden: hidden, pin: pin ? PinOption(name: pinName) : nil) { line in
+                output.added(line.hash ?? "", line.name)
+            }
         }
-        let store = try backend(purpose: "add")
-        for file in files { report(try store.addFile(file, options: options, pin: pinOption).cid, file, to: output) }
         output.finish()
-    }
-
-    private var pinOption: PinOption? { pin ? PinOption(name: pinName) : nil }
-
-    /// `-r` and `-w`: directories from disk, printing every file and directory as Kubo does.
-    private func addTrees(_ options: ImportOptions, output: AddOutput) throws {
-        // With a daemon running, the trees go to its /api/v0/add.
-        if !options.onlyHash, let remote = RemoteBackend(repository: Repository.defaultPath()), remote.isAlive() {
-            let added = try reporting("add") { try remote.addTrees(files, options: options, wrap: wrapWithDirectory, hidden: hidden, pin: pinOption) }
-            for (name, cid) in added { output.added(cid, name) }
-            output.finish()
-            return
-        }
-        let node = options.onlyHash ? nil : try localNode(purpose: "add")
-        let lease = node?.blocks.lease()
-        defer { lease?.release() }
-        let batcher = node.map { BlockBatcher(store: $0.blocks) }
-        let sink: (Block) throws -> Void = { block in try batcher?.add(block) }
-        var importer = DirectoryImporter(options: options, emit: sink)
-        importer.includeHidden = hidden
-        let out = output
-        importer.onAdded = { path, cid, _ in if !quiet { out.added(cid.string, path) } }
-        var roots: [(name: String, cid: CID, dagSize: UInt64)] = []
-        for file in files {
-            let name = URL(fileURLWithPath: file).lastPathComponent
-            let r = try reporting(file) { try importer.importTree(at: file) }
-            roots.append((name, r.cid, r.dagSize))
-            if quiet && !wrapWithDirectory { out.added(r.cid.string, name) }
-        }
-        var pinned = roots.map(\.cid)
-        if wrapWithDirectory {
-            let w = try reporting("wrap") { try importer.makeDirectory(roots) }
-            out.added(w.cid.string, "")
-            pinned = [w.cid]
-        }
-        try batcher?.finish()
-        if let node, let pinOption {
-            for c in pinned { try reporting("pin") { try node.pins.pin(try pinOption.request(c)) } }
-        }
-        out.finish()
-    }
-
-    private func report(_ cid: String, _ file: String, to output: AddOutput) {
-        output.added(cid, file == "-" ? cid : URL(fileURLWithPath: file).lastPathComponent)
     }
 }
 
@@ -127,8 +80,9 @@ final class AddOutput {
         self.quieter = quieter
     }
 
+    /// One entry added ("-", standard input, is shown by its CID, as Kubo does).
     func added(_ cid: String, _ name: String) {
-        if quieter { last = cid } else { print(quiet ? cid : "added \(cid) \(name)") }
+        if quieter { last = cid } else { print(quiet ? cid : "added \(cid) \(name == "-" ? cid : name)") }
     }
 
     /// With `-Q`, the one line: the last hash added.
@@ -159,12 +113,13 @@ struct LsCommand: ParsableCommand {
 
     func run() throws {
         let (root, path) = try parseRef(ref)
-        let entries = try backend(purpose: "ls").list(root, path: path)
+        var listing = try backend(purpose: "ls").list(root, path: path)
         if json {
-            try Output.json(["Objects": [["Hash": ref, "Links": entries.map { ["Name": $0.name, "Hash": $0.cid, "Size": $0.size, "Type": $0.type] as [String: Any] }]]])
+            for i in listing.objects.indices { listing.objects[i].hash = ref }
+            try Output.json(listing)
             return
         }
-        for e in entries { print("\(e.cid) \(e.type == 1 ? "-" : String(e.size)) \(e.name)\(e.type == 1 ? "/" : "")") }
+        for e in listing.objects.flatMap(\.links) { print("\(e.hash) \(e.type == 1 ? "-" : String(e.size)) \(e.name)\(e.type == 1 ? "/" : "")") }
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import IPLD
+import KuboAPI
 import Multiformats
 import Node
 import Pinning
@@ -14,42 +15,39 @@ import UnixFS
 /// RPC API, with the repository's token) or, when no daemon is running, by opening
 /// the repository directly — as `ipfs` does with `$IPFS_PATH/api`.
 protocol Backend {
-    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> (cid: String, size: Int)
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> BlockStat
     func getBlock(_ cid: CID) throws -> [UInt8]
-    func statBlock(_ cid: CID) throws -> Int
-    /// False when the block was not there.
-    func removeBlock(_ cid: CID) throws -> Bool
-    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> String
+    func statBlock(_ cid: CID) throws -> BlockStat
+    /// Kubo's `block rm` of one block: `error` is "" when removed.
+    func removeBlock(_ cid: CID) throws -> BlockRemoval
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> DAGPutResult
     func getDAG(_ root: CID, path: [String], output: String) throws -> [UInt8]
     /// Writes the CAR to standard output.
     func exportDAG(_ root: CID, progress: Bool) throws
-    /// Imports a CAR; with `pinRoots`, pins each root (the error per root that could not be).
-    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> (roots: [(cid: String, pinError: String)], blocks: Int, bytes: UInt64)
-    func repoStat() throws -> [(String, Any)]
-    func repoVerify(progress: Bool, repair: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String])
-    /// Imports a file ("-": standard input) as UnixFS, pinned unless `pin` is nil; returns its CID and DAG size.
-    func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64)
+    /// Imports a CAR; with `pinRoots`, pins each root: Kubo's lines (roots, then the statistics).
+    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> [DAGImportEvent]
+    func repoStat() throws -> RepoStat
+    /// Kubo's `repo verify` lines: the problems, then the verdict.
+    func repoVerify(progress: Bool, repair: Bool) throws -> [RepoVerifyLine]
+    /// Imports files, directories (with `-r`) and standard input ("-") as UnixFS, telling `report`
+    /// each entry added as Kubo's `add` lines.
+    func add(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool, pin: PinOption?, report: (AddedLine) -> Void) throws
     /// Writes a UnixFS file's bytes (a range of them) to standard output.
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws
-    /// A directory's entries: name, CID, size, Kubo type (1 dir, 2 file, 4 symlink).
-    func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)]
+    /// A directory's entries.
+    func list(_ root: CID, path: [String]) throws -> LsResult
     /// The tree at root/path as a tar stream.
     func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws
-    /// Kubo's `pin add`: returns the CIDs pinned.
-    func pinAdd(_ refs: [String], options: PinOption) throws -> [String]
-    /// Kubo's `pin rm`.
-    func pinRemove(_ refs: [String], recursive: Bool) throws -> [String]
-    /// Kubo's `pin ls`: (cid, type, name) per line.
-    func pinList(_ refs: [String], type: String, name: String?) throws -> [(cid: String, type: String, name: String)]
-    /// Kubo's `pin verify`: (cid, ok, bad nodes) per pin checked (failing ones only unless `verbose`).
-    func pinVerify(verbose: Bool) throws -> [(cid: String, ok: Bool, bad: [(cid: String, error: String)])]
-    /// Kubo's `pin update`.
-    func pinUpdate(from: String, to: String, unpin: Bool) throws
-    /// The policies in force: {"Source", "Policies": [...]}.
-    func pinPolicies() throws -> [String: Any]
-    /// Kubo's `repo gc`: tells `removed` each block deleted; returns how many.
-    /// Collects garbage; returns the blocks removed and, when known, a line about pack compaction.
-    func repoGC(_ removed: (String) -> Void) throws -> (blocks: Int, packs: String?)
+    func pinAdd(_ refs: [String], options: PinOption) throws -> PinsResult
+    func pinRemove(_ refs: [String], recursive: Bool) throws -> PinsResult
+    func pinList(_ refs: [String], type: String, name: String?) throws -> [PinLsEntry]
+    /// Kubo's `pin verify` lines (failing pins only unless `verbose`).
+    func pinVerify(verbose: Bool) throws -> [PinVerifyResult]
+    func pinUpdate(from: String, to: String, unpin: Bool) throws -> PinsResult
+    func pinPolicies() throws -> PolicyListing
+    /// Collects garbage, telling `removed` each block deleted; returns a line about pack
+    /// compaction when one happened and is known here.
+    func repoGC(_ removed: (RepoGCLine) -> Void) throws -> String?
 }
 
 /// How to pin: Kubo's flags plus Qstore's resource type, expiry and replication.
@@ -97,25 +95,25 @@ func localNode(purpose: String) throws -> Node {
 struct LocalBackend: Backend {
     let node: Node
 
-    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> (cid: String, size: Int) {
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> BlockStat {
         let b = try reporting("block put") {
             try node.putBlock(data, codec: try multicodec(codec, what: "codec"), hash: try multicodec(mhtype, what: "hash function"), hashLength: mhlen < 0 ? nil : mhlen, pin: pin)
         }
-        return (b.cid.string, data.count)
+        return BlockStat(key: b.cid.string, size: data.count)
     }
 
     func getBlock(_ cid: CID) throws -> [UInt8] { try reporting("block get") { try node.block(cid) } }
-    func statBlock(_ cid: CID) throws -> Int { try reporting("block stat") { try node.blockSize(cid) } }
-    func removeBlock(_ cid: CID) throws -> Bool {
-        try reporting("block rm") {
-            do { try node.removeBlock(cid) } catch NodeError.notFound { return false }
-            return true
-        }
+    func statBlock(_ cid: CID) throws -> BlockStat { BlockStat(key: cid.string, size: try reporting("block stat") { try node.blockSize(cid) }) }
+    func removeBlock(_ cid: CID) throws -> BlockRemoval {
+        do { try node.removeBlock(cid) } catch let e as NodeError { return BlockRemoval(hash: cid.string, error: "\(e)") } catch PinningError.pinned(_, let how) {
+            return BlockRemoval(hash: cid.string, error: "pinned: \(how)")
+        } catch { throw CLIError("block rm: \(error)") }
+        return BlockRemoval(hash: cid.string)
     }
 
-    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> String {
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> DAGPutResult {
         try reporting("dag put") {
-            try node.putDAG(data, input: try multicodec(input, what: "codec"), store: try multicodec(store, what: "codec"), hash: try multicodec(hash, what: "hash function"), pin: pin).string
+            DAGPutResult(cid: try node.putDAG(data, input: try multicodec(input, what: "codec"), store: try multicodec(store, what: "codec"), hash: try multicodec(hash, what: "hash function"), pin: pin).string)
         }
     }
 
@@ -126,16 +124,13 @@ struct LocalBackend: Backend {
     func exportDAG(_ root: CID, progress: Bool) throws {
         var p = Progress("exporting", total: nil, enabled: progress)
         try reporting("dag export") {
-            var w = try CARWriter(roots: [root], sink: FileSink(descriptor: 1))
-            do {
-                try DAGTransfer.export(root: root, from: node.blocks, to: &w) { n, bytes in p.update(bytes: bytes, items: n) }
-            } catch DAGTransferError.missingBlock(let c) { throw NodeError.notFound(c) }
-            try w.finish().flush()
+            var sink = try node.exportDAG(root, to: FileSink(descriptor: 1)) { n, bytes in p.update(bytes: bytes, items: n) }
+            try sink.flush()
         }
         p.finish()
     }
 
-    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> (roots: [(cid: String, pinError: String)], blocks: Int, bytes: UInt64) {
+    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> [DAGImportEvent] {
         var p = Progress("importing \(file)", total: nil, enabled: progress)
         let (s, errors) = try reporting(file) { () throws -> (ImportSummary, [CID: String]) in
             try node.withLease {
@@ -145,28 +140,25 @@ struct LocalBackend: Backend {
             }
         }
         p.finish()
-        return (s.roots.map { ($0.string, errors[$0] ?? "") }, s.blocks, s.bytes)
+        var seen = Set<CID>()
+        let roots = pinRoots ? s.roots.filter { seen.insert($0).inserted }.map { DAGImportEvent(root: .init(cid: $0.string, pinErrorMsg: errors[$0] ?? "")) } : []
+        return roots + [DAGImportEvent(stats: .init(blockCount: s.blocks, blockBytesCount: s.bytes))]
     }
 
-    func repoStat() throws -> [(String, Any)] {
-        let s = try reporting("repo stat") { try node.repository.stat() }
-        return [
-            ("NumObjects", s.blocks), ("RepoSize", s.repositoryBytes), ("BlockBytes", s.blockBytes),
-            ("InlineBlocks", s.inlineBlocks), ("PackedBlocks", s.packedBlocks), ("PackBytes", s.packBytes),
-            ("RepoPath", node.repository.path), ("Version", "qstore-repo@\(Repository.currentVersion)"),
-        ]
-    }
+    func repoStat() throws -> RepoStat { RepoStat(try reporting("repo stat") { try node.repositoryStat() }, path: node.repositoryPath) }
 
-    func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64) {
-        let f = try reporting(file) { () throws -> ImportedFile in
-            try node.withLease {
-                let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
-                let f = try node.addFile(progressSource(source, label: "adding", total: file == "-" ? nil : source.size, enabled: true), options: options)
-                if let pin { try node.pins.pin(try pin.request(f.cid)) }
-                return f
+    func add(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool, pin: PinOption?, report: (AddedLine) -> Void) throws {
+        var settings = AddSession.Options()
+        settings.importing = options
+        settings.wrap = wrap
+        settings.includeHidden = hidden
+        if let pin { settings.pin = { try pin.request($0) } }
+        try withoutActuallyEscaping(report) { report in
+            let session = node.add(settings) { event in
+                if case .added(let name, let cid, let size) = event { report(AddedLine(name: name, hash: cid.string, size: String(size))) }
             }
+            try addPaths(paths, to: session, progress: true)
         }
-        return (f.cid.string, f.dagSize)
     }
 
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
@@ -178,17 +170,16 @@ struct LocalBackend: Backend {
         try reporting("get") { try node.tar(root, path: path, name: name, write: write) }
     }
 
-    func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {
-        try reporting("ls") { try node.list(root, path: path).map { ($0.name, $0.cid.string, $0.size, $0.type) } }
+    func list(_ root: CID, path: [String]) throws -> LsResult {
+        let ref = ([root.string] + path).joined(separator: "/")
+        return LsResult(objects: [.init(hash: ref, links: try reporting("ls") { try node.list(root, path: path).map(LsResult.Link.init) })])
     }
 
-    func repoVerify(progress: Bool, repair: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
+    func repoVerify(progress: Bool, repair: Bool) throws -> [RepoVerifyLine] {
         var p = Progress("verifying", total: nil, enabled: progress)
         let r = try reporting("repo verify") { try node.verifyRepository(repair: repair) { n, bytes in p.update(bytes: bytes, items: n) } }
         p.finish()
-        var problems = r.problems
-        if r.counts.repaired > 0 { problems.append("repaired \(r.counts.repaired) count and index entries") }
-        return (r.blocks.blocks, r.blocks.bytes, r.isClean ? [] : problems)
+        return RepoVerifyLine.lines(r)
     }
 
     private func resolved(_ ref: String) throws -> CID {
@@ -196,50 +187,83 @@ struct LocalBackend: Backend {
         return path.isEmpty ? root : try node.resolve(root, path: path).terminal
     }
 
-    func pinAdd(_ refs: [String], options: PinOption) throws -> [String] {
-        try reporting("pin add") { try refs.map { r in let c = try resolved(r); try node.pins.pin(try options.request(c)); return c.string } }
+    func pinAdd(_ refs: [String], options: PinOption) throws -> PinsResult {
+        PinsResult(pins: try reporting("pin add") { try refs.map { r in let c = try resolved(r); try node.pin(try options.request(c)); return c.string } })
     }
 
-    func pinRemove(_ refs: [String], recursive: Bool) throws -> [String] {
-        try reporting("pin rm") { try refs.map { r in let c = try resolved(r); try node.pins.unpin(c, recursive: recursive); return c.string } }
+    func pinRemove(_ refs: [String], recursive: Bool) throws -> PinsResult {
+        PinsResult(pins: try reporting("pin rm") { try refs.map { r in let c = try resolved(r); try node.unpin(c, recursive: recursive); return c.string } })
     }
 
-    func pinList(_ refs: [String], type: String, name: String?) throws -> [(cid: String, type: String, name: String)] {
+    func pinList(_ refs: [String], type: String, name: String?) throws -> [PinLsEntry] {
         try reporting("pin ls") {
-            var out: [(cid: String, type: String, name: String)] = []
+            var out: [PinLsEntry] = []
             if refs.isEmpty {
-                try node.listPins(type: type, nameContains: name) { out.append(($0.cid.string, $0.type, $0.name)) }
+                try node.listPins(type: type, nameContains: name) { out.append(PinLsEntry(cid: $0.cid.string, type: $0.type, name: $0.name.isEmpty ? nil : $0.name)) }
             }
             for r in refs {
                 let c = try resolved(r)
-                guard let l = try node.pinListing(of: c, type: type) else { throw CLIError("path '\(r)' is not pinned") }
-                out.append((l.cid.string, l.type, l.name))
+                guard let l = try node.pinListing(of: c, type: type) else { throw CLIError("path '\(c)' is not pinned") }
+                out.append(PinLsEntry(cid: l.cid.string, type: l.type, name: l.name.isEmpty ? nil : l.name))
             }
             return out
         }
     }
 
-    func pinVerify(verbose: Bool) throws -> [(cid: String, ok: Bool, bad: [(cid: String, error: String)])] {
+    func pinVerify(verbose: Bool) throws -> [PinVerifyResult] {
         try reporting("pin verify") {
-            var out: [(cid: String, ok: Bool, bad: [(cid: String, error: String)])] = []
-            try node.pins.verify { v in if !v.ok || verbose { out.append((v.cid.string, v.ok, v.badNodes.map { ($0.cid.string, $0.error) })) } }
+            var out: [PinVerifyResult] = []
+            try node.verifyPins { v in if !v.ok || verbose { out.append(PinVerifyResult(v)) } }
             return out
         }
     }
 
-    func pinUpdate(from: String, to: String, unpin: Bool) throws {
-        try reporting("pin update") { _ = try node.pins.update(from: try resolved(from), to: try resolved(to), unpin: unpin) }
+    func pinUpdate(from: String, to: String, unpin: Bool) throws -> PinsResult {
+        try reporting("pin update") {
+            let (a, b) = (try resolved(from), try resolved(to))
+            try node.updatePin(from: a, to: b, unpin: unpin)
+            return PinsResult(pins: [a.string, b.string])
+        }
     }
 
-    func pinPolicies() throws -> [String: Any] { node.pins.policies.jsonObject }
+    func pinPolicies() throws -> PolicyListing { PolicyListing(node.pinningPolicies) }
 
-    func repoGC(_ removed: (String) -> Void) throws -> (blocks: Int, packs: String?) {
-        let r = try reporting("repo gc") { try node.collectGarbage { cid, _ in removed(cid.string); return true } }
-        return (r.blocks, r.packsCompacted > 0 ? "\(r.packsCompacted) pack files compacted, \(r.packBytesReclaimed) bytes given back" : nil)
+    func repoGC(_ removed: (RepoGCLine) -> Void) throws -> String? {
+        let r = try reporting("repo gc") { try node.collectGarbage { cid, _ in removed(RepoGCLine(key: cid.string)); return true } }
+        return r.packsCompacted > 0 ? "\(r.packsCompacted) pack files compacted, \(r.packBytesReclaimed) bytes given back" : nil
     }
 }
 
-/// A running daemon's RPC API.
+/// Adds files ("-": standard input) and trees from disk to `session`, then finishes it (or
+/// cancels it on failure).
+func addPaths(_ paths: [String], to session: AddSession, progress: Bool) throws {
+    do {
+        for path in paths {
+            try reporting(path) {
+                if path == "-" {
+                    try session.file("-", progressSource(FileSource(descriptor: 0), label: "adding", total: nil, enabled: progress))
+                } else if isDirectory(path) {
+                    try session.tree(at: path)
+                } else {
+                    let source = try FileSource(path: path)
+                    try session.file(URL(fileURLWithPath: path).lastPathComponent, progressSource(source, label: "adding", total: source.size, enabled: progress))
+                }
+            }
+        }
+        try reporting("add") { _ = try session.finish() }
+    } catch {
+        session.cancel()
+        throw error
+    }
+}
+
+/// Whether `path` is a directory (not following a symlink at the end).
+func isDirectory(_ path: String) -> Bool {
+    var d: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &d) && d.boolValue
+}
+
+/// A running daemon's RPC API: requests and replies in the wire types of `KuboAPI`.
 struct RemoteBackend: Backend {
     let base: String
     let token: String
@@ -259,6 +283,13 @@ struct RemoteBackend: Backend {
 
     /// One RPC call: POST with query items and an optional body; returns the body, or throws the daemon's message.
     func call(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> Data {
+        let (status, reply) = try exchange(command, query, body: body, contentType: contentType, bodyFile: bodyFile, timeout: timeout)
+        guard (200..<300).contains(status) else { throw RemoteError.reply(status: status, body: reply) }
+        return reply
+    }
+
+    /// One RPC call; returns the status and the body whatever the status.
+    func exchange(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> (Int, Data) {
         var components = URLComponents(string: base + command)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
         var request = URLRequest(url: components.url!, timeoutInterval: timeout)
@@ -304,131 +335,123 @@ struct RemoteBackend: Backend {
         return (body, "multipart/form-data; boundary=\(boundary)")
     }
 
-    static func json(_ data: Data) throws -> [String: Any] {
-        guard let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first,
-              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw CLIError("unexpected reply from the daemon") }
-        return o
+    /// A reply of one value.
+    func one<T: Decodable>(_ type: T.Type, _ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil) throws -> T {
+        let data = try call(command, query, body: body, contentType: contentType)
+        do { return try KuboJSON.decode(T.self, from: data) } catch { throw CLIError("unexpected reply from the daemon to \(command): \(error)") }
     }
 
-    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> (cid: String, size: Int) {
-        let (body, type) = Self.multipart(data)
-        let query = [("cid-codec", codec), ("mhtype", mhtype), ("mhlen", String(mhlen)), ("pin", String(pin))]
-        let o = try Self.json(call("block/put", query, body: body, contentType: type))
-        return (o["Key"] as? String ?? "", o["Size"] as? Int ?? data.count)
+    /// A streamed reply's lines (an error after the 200 is thrown with the daemon's message).
+    static func lines<T: Decodable>(_ type: T.Type, _ data: Data, command: String) throws -> [T] {
+        do { return try KuboJSON.lines(T.self, from: data) } catch let e as ErrorReply { throw RemoteError(messages: [e.message]) } catch {
+            throw CLIError("unexpected reply from the daemon to \(command): \(error)")
+        }
     }
 
-    func getBlock(_ cid: CID) throws -> [UInt8] { [UInt8](try call("block/get", [("arg", cid.string)])) }
-
-    func statBlock(_ cid: CID) throws -> Int { try Self.json(call("block/stat", [("arg", cid.string)]))["Size"] as? Int ?? 0 }
-
-    func removeBlock(_ cid: CID) throws -> Bool {
-        let o = try Self.json(call("block/rm", [("arg", cid.string)]))
-        let error = o["Error"] as? String ?? ""
-        if error.hasPrefix("pinned") { throw CLIError("block rm: \(cid): \(error)") }
-        return error.isEmpty
+    func putBlock(_ data: [UInt8], codec: String, mhtype: String, mhlen: Int, pin: Bool) throws -> BlockStat {
+        try reporting("block put") {
+            let (body, type) = Self.multipart(data)
+            return try one(BlockStat.self, "block/put", [("cid-codec", codec), ("mhtype", mhtype), ("mhlen", String(mhlen)), ("pin", String(pin))], body: body, contentType: type)
+        }
     }
 
-    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> String {
-        let (body, type) = Self.multipart(data)
-        let o = try Self.json(call("dag/put", [("input-codec", input), ("store-codec", store), ("hash", hash), ("pin", String(pin))], body: body, contentType: type))
-        return (o["Cid"] as? [String: Any])?["/"] as? String ?? ""
+    func getBlock(_ cid: CID) throws -> [UInt8] { try reporting("block get") { [UInt8](try call("block/get", [("arg", cid.string)])) } }
+
+    func statBlock(_ cid: CID) throws -> BlockStat { try reporting("block stat") { try one(BlockStat.self, "block/stat", [("arg", cid.string)]) } }
+
+    func removeBlock(_ cid: CID) throws -> BlockRemoval { try reporting("block rm") { try one(BlockRemoval.self, "block/rm", [("arg", cid.string)]) } }
+
+    func putDAG(_ data: [UInt8], input: String, store: String, hash: String, pin: Bool) throws -> DAGPutResult {
+        try reporting("dag put") {
+            let (body, type) = Self.multipart(data)
+            return try one(DAGPutResult.self, "dag/put", [("input-codec", input), ("store-codec", store), ("hash", hash), ("pin", String(pin))], body: body, contentType: type)
+        }
     }
 
     func getDAG(_ root: CID, path: [String], output: String) throws -> [UInt8] {
-        [UInt8](try call("dag/get", [("arg", ([root.string] + path).joined(separator: "/")), ("output-codec", output)]))
+        try reporting("dag get") {
+            [UInt8](try call("dag/get", [("arg", ([root.string] + path).joined(separator: "/")), ("output-codec", output)]))
+        }
     }
 
     func exportDAG(_ root: CID, progress: Bool) throws {
-        let out = FileSink(descriptor: 1)
-        try stream("dag/export", [("arg", root.string)]) { bytes in try bytes.withUnsafeBytes { try out.write($0) } }
-        try out.flush()
+        try reporting("dag export") {
+            let out = FileSink(descriptor: 1)
+            try stream("dag/export", [("arg", root.string)]) { bytes in try bytes.withUnsafeBytes { try out.write($0) } }
+            try out.flush()
+        }
     }
 
-    /// Uploads a file ("-": standard input) as the one part of a multipart body, framed in a
+    /// Uploads a multipart body built by `parts` (each `(name, content type, write)`), framed in a
     /// temporary file so any size streams from disk.
-    func upload(_ command: String, _ query: [(String, String)], file: String, partType: String) throws -> Data {
+    func upload(_ command: String, _ query: [(String, String)], parts: (_ part: (String, String, (FileHandle) throws -> Void) throws -> Void) throws -> Void) throws -> Data {
         let boundary = "qstore-\(UUID().uuidString)"
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: tmp) }
         _ = FileManager.default.createFile(atPath: tmp.path, contents: nil)
         let out = try FileHandle(forWritingTo: tmp)
-        let name = file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent
-        let encoded = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name
-        out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(encoded)\"\r\nContent-Type: \(partType)\r\n\r\n".utf8))
-        let input = file == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
-        while true {
-            let chunk = input.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            out.write(chunk)
-        }
-        out.write(Data("\r\n--\(boundary)--\r\n".utf8))
-        try out.close()
-        return try call(command, query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
-    }
-
-    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> (roots: [(cid: String, pinError: String)], blocks: Int, bytes: UInt64) {
-        let reply = try upload("dag/import", [("stats", "true"), ("pin-roots", String(pinRoots))], file: file, partType: "application/vnd.ipld.car")
-        var roots: [(cid: String, pinError: String)] = []
-        var blocks = 0
-        var bytes: UInt64 = 0
-        for line in String(decoding: reply, as: UTF8.self).split(separator: "\n") {
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            if let root = o["Root"] as? [String: Any], let r = (root["Cid"] as? [String: Any])?["/"] as? String {
-                roots.append((r, root["PinErrorMsg"] as? String ?? ""))
-            }
-            if let s = o["Stats"] as? [String: Any] {
-                blocks = s["BlockCount"] as? Int ?? 0
-                bytes = (s["BlockBytesCount"] as? NSNumber)?.uint64Value ?? 0
-            }
-        }
-        return (roots, blocks, bytes)
-    }
-
-    /// `add -r`/`-w` through the daemon: the trees as one multipart body (parts named by relative
-    /// path; directories as application/x-directory, symlinks as application/symlink), framed in a
-    /// temporary file; returns Kubo's `(name, cid)` lines.
-    func addTrees(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool, pin: PinOption?) throws -> [(name: String, cid: String)] {
-        let boundary = "qstore-\(UUID().uuidString)"
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: tmp) }
-        _ = FileManager.default.createFile(atPath: tmp.path, contents: nil)
-        let out = try FileHandle(forWritingTo: tmp)
-        func part(_ name: String, _ type: String, _ body: (FileHandle) throws -> Void) rethrows {
+        try parts { name, type, body in
             let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? name
             out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(encoded)\"\r\nContent-Type: \(type)\r\n\r\n".utf8))
             try body(out)
             out.write(Data("\r\n".utf8))
         }
-        func walk(_ path: String, _ name: String) throws {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            switch attributes[.type] as? FileAttributeType {
-            case .typeSymbolicLink?:
-                let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
-                part(name, "application/symlink") { $0.write(Data(target.utf8)) }
-            case .typeDirectory?:
-                part(name, "application/x-directory") { _ in }
-                for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() where hidden || !child.hasPrefix(".") {
-                    try walk(path + "/" + child, name + "/" + child)
+        out.write(Data("--\(boundary)--\r\n".utf8))
+        try out.close()
+        return try call(command, query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+    }
+
+    /// Copies a file (or standard input, "-") into a part.
+    static func copy(_ file: String, into h: FileHandle) throws {
+        let input = file == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        defer { if file != "-" { try? input.close() } }
+        while true {
+            let chunk = input.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            h.write(chunk)
+        }
+    }
+
+    func importCAR(_ file: String, progress: Bool, pinRoots: Bool) throws -> [DAGImportEvent] {
+        try reporting(file) {
+            let reply = try upload("dag/import", [("stats", "true"), ("pin-roots", String(pinRoots))]) { part in
+                try part(file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent, "application/vnd.ipld.car") { try Self.copy(file, into: $0) }
+            }
+            return try Self.lines(DAGImportEvent.self, reply, command: "dag/import")
+        }
+    }
+
+    /// `add` through the daemon: files, trees and standard input as one multipart body (parts
+    /// named by relative path; directories as application/x-directory, symlinks as
+    /// application/symlink).
+    func add(_ paths: [String], options: ImportOptions, wrap: Bool, hidden: Bool, pin: PinOption?, report: (AddedLine) -> Void) throws {
+        try reporting("add") {
+            var query = Self.addQuery(options) + [("wrap-with-directory", String(wrap)), ("pin", String(pin != nil))]
+            if let name = pin?.name { query.append(("pin-name", name)) }
+            let reply = try upload("add", query) { part in
+                func walk(_ path: String, _ name: String) throws {
+                    let attributes = try FileManager.default.attributesOfItem(atPath: path)
+                    switch attributes[.type] as? FileAttributeType {
+                    case .typeSymbolicLink?:
+                        let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
+                        try part(name, "application/symlink") { $0.write(Data(target.utf8)) }
+                    case .typeDirectory?:
+                        try part(name, "application/x-directory") { _ in }
+                        for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() where hidden || !child.hasPrefix(".") {
+                            try walk(path + "/" + child, name + "/" + child)
+                        }
+                    default:
+                        try part(name, "application/octet-stream") { try Self.copy(path, into: $0) }
+                    }
                 }
-            default:
-                try part(name, "application/octet-stream") { h in
-                    let input = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-                    defer { try? input.close() }
-                    while true {
-                        let chunk = input.readData(ofLength: 1 << 20)
-                        if chunk.isEmpty { break }
-                        h.write(chunk)
+                for p in paths {
+                    if p == "-" { try part("-", "application/octet-stream") { try Self.copy("-", into: $0) } } else {
+                        try reporting(p) { try walk(p, URL(fileURLWithPath: p).lastPathComponent) }
                     }
                 }
             }
+            for line in try Self.lines(AddedLine.self, reply, command: "add") where line.hash != nil { report(line) }
         }
-        for p in paths { try walk(p, URL(fileURLWithPath: p).lastPathComponent) }
-        out.write(Data("--\(boundary)--\r\n".utf8))
-        try out.close()
-        var query = Self.addQuery(options) + [("wrap-with-directory", String(wrap)), ("pin", String(pin != nil))]
-        if let name = pin?.name { query.append(("pin-name", name)) }
-        let reply = try Self.lines(call("add", query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp))
-        return try Self.checkStream(reply).map { ($0["Name"] as? String ?? "", $0["Hash"] as? String ?? "") }
     }
 
     /// The `/api/v0/add` parameters for import options.
@@ -441,98 +464,80 @@ struct RemoteBackend: Backend {
         return query
     }
 
-    func addFile(_ file: String, options: ImportOptions, pin: PinOption?) throws -> (cid: String, dagSize: UInt64) {
-        var query = Self.addQuery(options) + [("pin", String(pin != nil))]
-        if let name = pin?.name { query.append(("pin-name", name)) }
-        let lines = try Self.checkStream(Self.lines(upload("add", query, file: file, partType: "application/octet-stream")))
-        guard let o = lines.first(where: { $0["Hash"] != nil }) else { throw CLIError("unexpected reply from the daemon") }
-        return (o["Hash"] as? String ?? "", UInt64(o["Size"] as? String ?? "") ?? 0)
-    }
-
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
-        var query = [("arg", ([root.string] + path).joined(separator: "/")), ("offset", String(offset))]
-        if let length { query.append(("length", String(length))) }
-        let out = FileSink(descriptor: 1)
-        try stream("cat", query) { bytes in try bytes.withUnsafeBytes { try out.write($0) } }
-        try out.flush()
+        try reporting("cat") {
+            var query = [("arg", ([root.string] + path).joined(separator: "/")), ("offset", String(offset))]
+            if let length { query.append(("length", String(length))) }
+            let out = FileSink(descriptor: 1)
+            try stream("cat", query) { bytes in try bytes.withUnsafeBytes { try out.write($0) } }
+            try out.flush()
+        }
     }
 
     func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws {
-        try withoutActuallyEscaping(write) { write in
-            try stream("get", [("arg", ([root.string] + path).joined(separator: "/"))], into: write)
+        try reporting("get") {
+            try withoutActuallyEscaping(write) { write in
+                try stream("get", [("arg", ([root.string] + path).joined(separator: "/"))], into: write)
+            }
         }
     }
 
-    func list(_ root: CID, path: [String]) throws -> [(name: String, cid: String, size: UInt64, type: Int)] {
-        let o = try Self.json(call("ls", [("arg", ([root.string] + path).joined(separator: "/"))]))
-        let links = ((o["Objects"] as? [[String: Any]])?.first?["Links"] as? [[String: Any]]) ?? []
-        return links.map { l in
-            (l["Name"] as? String ?? "", l["Hash"] as? String ?? "", (l["Size"] as? NSNumber)?.uint64Value ?? 0, l["Type"] as? Int ?? 0)
+    func list(_ root: CID, path: [String]) throws -> LsResult {
+        try reporting("ls") {
+            try one(LsResult.self, "ls", [("arg", ([root.string] + path).joined(separator: "/"))])
         }
     }
 
-    func repoStat() throws -> [(String, Any)] {
-        let o = try Self.json(call("repo/stat"))
-        return ["NumObjects", "RepoSize", "StorageMax", "RepoPath", "Version"].compactMap { k in o[k].map { (k, $0) } }
-    }
+    func repoStat() throws -> RepoStat { try reporting("repo stat") { try one(RepoStat.self, "repo/stat") } }
 
-    func repoVerify(progress: Bool, repair: Bool) throws -> (blocks: Int, bytes: UInt64, problems: [String]) {
-        do {
-            let data = try call("repo/verify", [("repair", String(repair))])
-            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
-            let last = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            return (last?["Progress"] as? Int ?? 0, 0, [])
-        } catch let e as RemoteError {
-            return (0, 0, e.messages)
-        }
-    }
-}
-
-extension RemoteBackend {
-    /// A streamed reply's lines; an error that came after the 200 (Kubo's error object as the
-    /// last line) is thrown.
-    static func checkStream(_ lines: [[String: Any]]) throws -> [[String: Any]] {
-        if let last = lines.last, last["Type"] as? String == "error" {
-            throw RemoteError(messages: [last["Message"] as? String ?? "the daemon reported an error"])
-        }
-        return lines
-    }
-
-    static func lines(_ data: Data) -> [[String: Any]] {
-        String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
-
-    func pinAdd(_ refs: [String], options: PinOption) throws -> [String] {
-        try Self.json(call("pin/add", refs.map { ("arg", $0) } + options.query))["Pins"] as? [String] ?? []
-    }
-
-    func pinRemove(_ refs: [String], recursive: Bool) throws -> [String] {
-        try Self.json(call("pin/rm", refs.map { ("arg", $0) } + [("recursive", String(recursive))]))["Pins"] as? [String] ?? []
-    }
-
-    func pinList(_ refs: [String], type: String, name: String?) throws -> [(cid: String, type: String, name: String)] {
-        var query = refs.map { ("arg", $0) } + [("type", type), ("stream", "true"), ("names", "true")]
-        if let name { query.append(("name", name)) }
-        return Self.lines(try call("pin/ls", query)).map { ($0["Cid"] as? String ?? "", $0["Type"] as? String ?? "", $0["Name"] as? String ?? "") }
-    }
-
-    func pinVerify(verbose: Bool) throws -> [(cid: String, ok: Bool, bad: [(cid: String, error: String)])] {
-        Self.lines(try call("pin/verify", [("verbose", String(verbose))])).map { o in
-            let bad = (o["BadNodes"] as? [[String: Any]] ?? []).map { ($0["Cid"] as? String ?? "", $0["Err"] as? String ?? "") }
-            return (o["Cid"] as? String ?? "", o["Ok"] as? Bool ?? false, bad)
+    func repoVerify(progress: Bool, repair: Bool) throws -> [RepoVerifyLine] {
+        try reporting("repo verify") {
+            // An unclean repository answers 500 with the same lines.
+            let (status, data) = try exchange("repo/verify", [("repair", String(repair))])
+            if let lines = try? KuboJSON.lines(RepoVerifyLine.self, from: data), !lines.isEmpty { return lines }
+            throw RemoteError.reply(status: status, body: data)
         }
     }
 
-    func pinUpdate(from: String, to: String, unpin: Bool) throws {
-        _ = try call("pin/update", [("arg", from), ("arg", to), ("unpin", String(unpin))])
+    func pinAdd(_ refs: [String], options: PinOption) throws -> PinsResult {
+        try reporting("pin add") {
+            try one(PinsResult.self, "pin/add", refs.map { ("arg", $0) } + options.query)
+        }
     }
 
-    func pinPolicies() throws -> [String: Any] { try Self.json(call("pin/policies")) }
+    func pinRemove(_ refs: [String], recursive: Bool) throws -> PinsResult {
+        try reporting("pin rm") {
+            try one(PinsResult.self, "pin/rm", refs.map { ("arg", $0) } + [("recursive", String(recursive))])
+        }
+    }
 
-    func repoGC(_ removed: (String) -> Void) throws -> (blocks: Int, packs: String?) {
-        let keys = Self.lines(try call("repo/gc")).compactMap { ($0["Key"] as? [String: Any])?["/"] as? String }
-        keys.forEach(removed)
-        return (keys.count, nil)  // the daemon logs its pack compaction
+    func pinList(_ refs: [String], type: String, name: String?) throws -> [PinLsEntry] {
+        try reporting("pin ls") {
+            var query = refs.map { ("arg", $0) } + [("type", type), ("stream", "true"), ("names", "true")]
+            if let name { query.append(("name", name)) }
+            return try Self.lines(PinLsEntry.self, try call("pin/ls", query), command: "pin/ls")
+        }
+    }
+
+    func pinVerify(verbose: Bool) throws -> [PinVerifyResult] {
+        try reporting("pin verify") {
+            try Self.lines(PinVerifyResult.self, try call("pin/verify", [("verbose", String(verbose))]), command: "pin/verify")
+        }
+    }
+
+    func pinUpdate(from: String, to: String, unpin: Bool) throws -> PinsResult {
+        try reporting("pin update") {
+            try one(PinsResult.self, "pin/update", [("arg", from), ("arg", to), ("unpin", String(unpin))])
+        }
+    }
+
+    func pinPolicies() throws -> PolicyListing { try reporting("pin policies") { try one(PolicyListing.self, "pin/policies") } }
+
+    func repoGC(_ removed: (RepoGCLine) -> Void) throws -> String? {
+        try reporting("repo gc") {
+            try Self.lines(RepoGCLine.self, try call("repo/gc"), command: "repo/gc").forEach(removed)
+            return nil  // the daemon logs its pack compaction
+        }
     }
 }
 
@@ -543,9 +548,8 @@ struct RemoteError: Error, CustomStringConvertible {
 
     /// The error an unsuccessful reply carries: its messages (Kubo's `Message`, `Msg` lines), else its status.
     static func reply(status: Int, body: Data) -> any Error {
-        let messages = String(decoding: body, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
-            let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            return (o?["Message"] ?? o?["Msg"]) as? String
+        let messages = body.split(separator: 0x0a).compactMap { line -> String? in
+            (try? JSONDecoder().decode(ErrorReply.self, from: Data(line)))?.message
         }
         return messages.isEmpty ? CLIError("daemon answered \(status)") : RemoteError(messages: messages)
     }
@@ -566,13 +570,10 @@ final class ResultBox: @unchecked Sendable {
         done.signal()
     }
 
-    func wait() throws -> Data {
+    func wait() throws -> (Int, Data) {
         done.wait()
         if let error { throw CLIError("cannot reach the daemon: \(error.localizedDescription)") }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let body = data ?? Data()
-        guard (200..<300).contains(status) else { throw RemoteError.reply(status: status, body: body) }
-        return body
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data())
     }
 }
 

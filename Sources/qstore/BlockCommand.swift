@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KuboAPI
 import IPLD
 import Multiformats
 import Storage
@@ -27,8 +28,8 @@ struct BlockCommand: ParsableCommand {
             let store = try backend(purpose: "block put")
             for file in files.isEmpty ? ["-"] : files {
                 let data = try Output.readInput(file)
-                let (cid, size) = try store.putBlock(data, codec: cidCodec, mhtype: mhtype, mhlen: mhlen, pin: pin)
-                if json { try Output.json(["Key": cid, "Size": size] as [String: Any]) } else { print(cid) }
+                let put = try store.putBlock(data, codec: cidCodec, mhtype: mhtype, mhlen: mhlen, pin: pin)
+                if json { try Output.json(put) } else { print(put.key) }
             }
         }
     }
@@ -48,8 +49,8 @@ struct BlockCommand: ParsableCommand {
         @Argument(help: "The block's CID.") var cid: String
         func run() throws {
             let c = try parseCID(cid)
-            let size = try backend(purpose: "block stat").statBlock(c)
-            if json { try Output.json(["Key": c.string, "Size": size] as [String: Any]) } else { print("Key: \(c.string)\nSize: \(size)") }
+            let stat = try backend(purpose: "block stat").statBlock(c)
+            if json { try Output.json(stat) } else { print("Key: \(stat.key)\nSize: \(stat.size)") }
         }
     }
 
@@ -64,8 +65,9 @@ struct BlockCommand: ParsableCommand {
             let store = try backend(purpose: "block rm")
             var failed = false
             for c in parsed {
-                let removed = try store.removeBlock(c)
-                if removed {
+                let removal = try store.removeBlock(c)
+                if removal.error.hasPrefix("pinned") { throw CLIError("block rm: \(c): \(removal.error)") }
+                if removal.error.isEmpty {
                     if !quiet { print("removed \(c.string)") }
                 } else if !force {
                     FileHandle.standardError.write(Data("cannot remove \(c.string): block not found\n".utf8))

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import HTTPServer
 import Logging
+import Metrics
 import Node
+import Prometheus
 import Storage
 
 /// `qstore daemon`: serve the repository over HTTP.
@@ -41,7 +43,10 @@ struct DaemonCommand: AsyncParsableCommand {
             return c
         }
         let node = try reporting("daemon") { try Node(repository: repo, logger: logger) }
-        let daemon = Daemon(node: node, configuration: config, logger: logger)
+        // Process-wide, once: every metric of the process goes to the registry /metrics exports.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let daemon = Daemon(node: node, configuration: config, metrics: MetricsRegistry(registry), logger: logger)
         let log = logger
         try await daemon.run { listener, port in
             log.notice("\(listener) listening", metadata: ["port": "\(port)"])

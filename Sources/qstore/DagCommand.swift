@@ -1,6 +1,7 @@
 import ArgumentParser
 import CAR
 import Foundation
+import KuboAPI
 import IPLD
 import Multiformats
 import Storage
@@ -28,8 +29,8 @@ struct DagCommand: ParsableCommand {
             _ = try multicodec(hash, what: "hash function")
             let store = try backend(purpose: "dag put")
             for file in files.isEmpty ? ["-"] : files {
-                let cid = try store.putDAG(try Output.readInput(file), input: inputCodec, store: storeCodec, hash: hash, pin: pin)
-                if json { try Output.json(["Cid": ["/": cid]]) } else { print(cid) }
+                let put = try store.putDAG(try Output.readInput(file), input: inputCodec, store: storeCodec, hash: hash, pin: pin)
+                if json { try Output.json(put) } else { print(put.cid.cid) }
             }
         }
     }
@@ -75,17 +76,19 @@ struct DagCommand: ParsableCommand {
             var blocks = 0
             var bytes: UInt64 = 0
             for file in files {
-                let summary = try store.importCAR(file, progress: !json, pinRoots: pinRoots)
-                blocks += summary.blocks
-                bytes += summary.bytes
-                for r in summary.roots {
-                    if json { try Output.json(["Root": ["Cid": ["/": r.cid], "PinErrorMsg": r.pinError]]) } else {
-                        print(r.pinError.isEmpty ? "root \(r.cid)\(pinRoots ? " pinned" : "")" : "root \(r.cid) not pinned: \(r.pinError)")
+                for event in try store.importCAR(file, progress: !json, pinRoots: pinRoots) {
+                    if let s = event.stats {
+                        blocks += s.blockCount
+                        bytes += s.blockBytesCount
+                    }
+                    guard let r = event.root else { continue }
+                    if json { try Output.json(DAGImportEvent(root: r)) } else {
+                        print(r.pinErrorMsg.isEmpty ? "root \(r.cid.cid) pinned" : "root \(r.cid.cid) not pinned: \(r.pinErrorMsg)")
                     }
                 }
             }
             if stats {
-                if json { try Output.json(["Stats": ["BlockCount": blocks, "BlockBytesCount": bytes]]) } else {
+                if json { try Output.json(DAGImportEvent(stats: .init(blockCount: blocks, blockBytesCount: bytes))) } else {
                     print("imported \(blocks) blocks, \(ByteCount.format(bytes))")
                 }
             }

@@ -39,7 +39,7 @@ struct DebugCommand: ParsableCommand {
                 }
                 pending.append(try Block(data: data, codec: .raw))
                 if pending.count >= batch || i == count - 1 {
-                    try reporting("write-load") { try node.blocks.putMany(pending) }
+                    try reporting("write-load") { try node.putBlocks(pending) }
                     out.write(Data(pending.map { $0.cid.string + "\n" }.joined().utf8))
                     pending.removeAll(keepingCapacity: true)
                 }
@@ -63,8 +63,8 @@ struct DebugCommand: ParsableCommand {
                 let root = try Block(data: try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: links))), codec: .dagCBOR)
                 try reporting("write-load") {
                     try node.withLease {
-                        try node.blocks.putMany([leaf, root])
-                        try node.pins.pin(Pinner.Request(cid: root.cid))
+                        try node.putBlocks([leaf, root])
+                        try node.pin(Pinner.Request(cid: root.cid))
                     }
                 }
                 out.write(Data("pinned \(root.cid)\n".utf8))
@@ -74,7 +74,7 @@ struct DebugCommand: ParsableCommand {
                     let victim = roots.remove(at: Int(next() % UInt64(roots.count)))
                     // Said before: once the unpin starts, the pin may be gone whether or not it returns.
                     out.write(Data("unpinning \(victim)\n".utf8))
-                    try reporting("write-load") { _ = try node.pins.unpin(victim) }
+                    try reporting("write-load") { _ = try node.unpin(victim) }
                 }
                 if i % 5 == 4 { try reporting("write-load") { _ = try node.collectGarbage() } }
             }

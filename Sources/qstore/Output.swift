@@ -18,6 +18,13 @@ enum Output {
         FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 
+    /// Prints a wire value (KuboAPI) as one line of JSON (keys sorted).
+    static func json<T: Encodable>(_ value: T) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        FileHandle.standardOutput.write(try e.encode(value) + Data("\n".utf8))
+    }
+
     /// Writes raw bytes to standard output.
     static func bytes(_ b: [UInt8]) { FileHandle.standardOutput.write(Data(b)) }
 

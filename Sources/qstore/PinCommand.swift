@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KuboAPI
 
 /// `qstore pin`: pins, with Kubo's subcommands and outputs, and the pinning policies.
 struct PinCommand: ParsableCommand {
@@ -20,8 +21,8 @@ struct PinCommand: ParsableCommand {
         func run() throws {
             let option = PinOption(recursive: recursive, name: name, resourceType: resourceType, expiresIn: expiresIn, replication: replication)
             let pinned = try backend(purpose: "pin add").pinAdd(refs, options: option)
-            if json { try Output.json(["Pins": pinned]); return }
-            for c in pinned { print("pinned \(c) \(recursive ? "recursively" : "directly")") }
+            if json { try Output.json(pinned); return }
+            for c in pinned.pins ?? [] { print("pinned \(c) \(recursive ? "recursively" : "directly")") }
         }
     }
 
@@ -32,8 +33,8 @@ struct PinCommand: ParsableCommand {
         @Argument(help: "Objects to unpin.") var refs: [String]
         func run() throws {
             let removed = try backend(purpose: "pin rm").pinRemove(refs, recursive: recursive)
-            if json { try Output.json(["Pins": removed]); return }
-            for c in removed { print("unpinned \(c)") }
+            if json { try Output.json(removed); return }
+            for c in removed.pins ?? [] { print("unpinned \(c)") }
         }
     }
 
@@ -48,14 +49,13 @@ struct PinCommand: ParsableCommand {
         @Argument(help: "Objects to look up (default: every pin).") var refs: [String] = []
         func run() throws {
             for l in try backend(purpose: "pin ls").pinList(refs, type: type, name: name) {
+                let name = names ? l.name ?? "" : ""
                 if json {
-                    var o: [String: Any] = ["Cid": l.cid, "Type": l.type]
-                    if names && !l.name.isEmpty { o["Name"] = l.name }
-                    try Output.json(o)
+                    try Output.json(PinLsEntry(cid: l.cid, type: l.type, name: name.isEmpty ? nil : name))
                 } else if quiet {
                     print(l.cid)
                 } else {
-                    print(names && !l.name.isEmpty ? "\(l.cid) \(l.type) \(l.name)" : "\(l.cid) \(l.type)")
+                    print(name.isEmpty ? "\(l.cid) \(l.type)" : "\(l.cid) \(l.type) \(name)")
                 }
             }
         }
@@ -70,7 +70,7 @@ struct PinCommand: ParsableCommand {
             for r in results {
                 if r.ok { print("\(r.cid) ok") } else if quiet { print(r.cid) } else {
                     print("\(r.cid) broken")
-                    for b in r.bad { print("  \(b.cid): \(b.error)") }
+                    for b in r.badNodes ?? [] { print("  \(b.cid): \(b.err)") }
                 }
             }
             if results.contains(where: { !$0.ok }) { throw ExitCode(1) }
@@ -85,7 +85,7 @@ struct PinCommand: ParsableCommand {
         @Argument(help: "The pinned object.") var from: String
         @Argument(help: "The object to pin instead.") var to: String
         func run() throws {
-            try backend(purpose: "pin update").pinUpdate(from: from, to: to, unpin: unpin)
+            _ = try backend(purpose: "pin update").pinUpdate(from: from, to: to, unpin: unpin)
             print("updated \(from) to \(to)")
         }
     }
@@ -96,12 +96,12 @@ struct PinCommand: ParsableCommand {
         func run() throws {
             let o = try backend(purpose: "pin policies").pinPolicies()
             if json { try Output.json(o); return }
-            print("policies: \(o["Source"] as? String ?? "")")
-            for p in o["Policies"] as? [[String: Any]] ?? [] {
-                var line = "\(p["resourceType"] ?? "")\t\(p["pinningStrategy"] ?? "")"
-                if let t = p["ttl"] { line += " ttl \(t)" }
-                if let c = p["condition"] as? [String: Any], let k = c["keepLatest"] { line += " keepLatest \(k)" }
-                line += "\treplication \(p["replicationFactor"] ?? "")\t\(p["accessPattern"] ?? "")\tgrace \(p["gracePeriod"] ?? "")\tretention \(p["retention"] ?? "")"
+            print("policies: \(o.source)")
+            for p in o.policies {
+                var line = "\(p.resourceType)\t\(p.pinningStrategy)"
+                if let t = p.ttl { line += " ttl \(t)" }
+                if let c = p.condition { line += " keepLatest \(c.keepLatest)" }
+                line += "\treplication \(p.replicationFactor)\t\(p.accessPattern)\tgrace \(p.gracePeriod)\tretention \(p.retention)"
                 print(line)
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KuboAPI
 import Storage
 
 /// `qstore repo`: the repository as a whole.
@@ -13,15 +14,16 @@ struct RepoCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         @Flag(name: [.customShort("H"), .long], help: "Print sizes in KiB/MiB/GiB.") var human = false
         func run() throws {
-            let fields = try backend(purpose: "repo stat").repoStat()
-            if json { try Output.json(Dictionary(uniqueKeysWithValues: fields)); return }
-            for (k, v) in fields {
-                if human, let n = (v as? UInt64) ?? (v as? Int).map({ UInt64($0) }), k.hasSuffix("Size") || k.hasSuffix("Bytes") {
-                    print("\(k):\t\(ByteCount.format(n))")
-                } else {
-                    print("\(k):\t\(v)")
-                }
-            }
+            let s = try backend(purpose: "repo stat").repoStat()
+            if json { try Output.json(s); return }
+            func bytes(_ n: UInt64) -> String { human ? ByteCount.format(n) : String(n) }
+            var fields: [(String, String)] = [("NumObjects", String(s.numObjects)), ("RepoSize", bytes(s.repoSize))]
+            if let b = s.blockBytes { fields.append(("BlockBytes", bytes(b))) }
+            if let n = s.inlineBlocks { fields.append(("InlineBlocks", String(n))) }
+            if let n = s.packedBlocks { fields.append(("PackedBlocks", String(n))) }
+            if let b = s.packBytes { fields.append(("PackBytes", bytes(b))) }
+            fields += [("RepoPath", s.repoPath), ("Version", s.version)]
+            for (k, v) in fields { print("\(k):\t\(v)") }
         }
     }
 
@@ -32,14 +34,17 @@ struct RepoCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         @Flag(help: "Fix the reference counts and pin indexes that differ.") var repair = false
         func run() throws {
-            let report = try backend(purpose: "repo verify").repoVerify(progress: !json, repair: repair)
-            let clean = report.problems.isEmpty
+            let lines = try backend(purpose: "repo verify").repoVerify(progress: !json, repair: repair)
+            let problems = lines.filter { $0.problem == true }.map(\.msg)
+            let verdict = lines.last { $0.problem != true }
+            let blocks = verdict?.progress ?? 0, bytes = verdict?.bytes ?? 0
+            let clean = verdict?.msg == "verified repo integrity"
             if json {
-                try Output.json(["blocks": report.blocks, "bytes": report.bytes, "problems": report.problems, "clean": clean] as [String: Any])
+                try Output.json(["blocks": blocks, "bytes": bytes, "problems": problems, "clean": clean] as [String: Any])
             } else {
-                for p in report.problems { print(p) }
-                print(clean ? "verified repo integrity: \(report.blocks) blocks, \(ByteCount.format(report.bytes))"
-                            : "\(report.problems.count) problems in \(report.blocks) blocks")
+                for p in problems { print(p) }
+                print(clean ? "verified repo integrity: \(blocks) blocks, \(ByteCount.format(bytes))"
+                            : "\(problems.count) problems in \(blocks) blocks")
             }
             if !clean { throw ExitCode(1) }
         }
@@ -53,9 +58,11 @@ struct RepoCommand: ParsableCommand {
         @Flag(name: .shortAndLong, help: "Print nothing but errors.") var quiet = false
         @Flag(help: "Print JSON lines ({\"Key\": {\"/\": cid}}), as Kubo does.") var json = false
         func run() throws {
-            let (n, packs) = try backend(purpose: "repo gc").repoGC { cid in
+            var n = 0
+            let packs = try backend(purpose: "repo gc").repoGC { line in
+                if line.key != nil { n += 1 }
                 if quiet { return }
-                if json { try? Output.json(["Key": ["/": cid]]) } else { print("removed \(cid)") }
+                if json { try? Output.json(line) } else if let key = line.key { print("removed \(key.cid)") } else if let e = line.error { print("error: \(e)") }
             }
             if !quiet && !json { FileHandle.standardError.write(Data("\(n) blocks removed\n".utf8)) }
             if !quiet && !json, let packs { FileHandle.standardError.write(Data("\(packs)\n".utf8)) }

@@ -1,4 +1,6 @@
 import Foundation
+import Metrics
+import Prometheus
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -12,6 +14,12 @@ import Testing
 /// A daemon running in-process on free loopback ports, over a fresh repository.
 /// Real HTTP over loopback; `stop()` cancels the services (graceful shutdown).
 final class DaemonHarness: @unchecked Sendable {
+    /// The test process's metrics, bootstrapped once as the executable does.
+    static let metrics: MetricsRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return MetricsRegistry(registry)
+    }()
     // Set once in `start` before any use; read-only afterwards.
     let directory: String
     let repository: Repository
@@ -32,7 +40,7 @@ final class DaemonHarness: @unchecked Sendable {
         config.limits = limits
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let daemon = Daemon(node: try Node(repository: repository), configuration: config, logger: logger)
+        let daemon = Daemon(node: try Node(repository: repository), configuration: config, metrics: Self.metrics, logger: logger)
         self.daemon = daemon
         let (ports, continuation) = AsyncStream<(String, Int)>.makeStream()
         let api = try daemon.apiApplication { port in continuation.yield(("api", port)) }

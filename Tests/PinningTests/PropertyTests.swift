@@ -43,7 +43,7 @@ import TestSupport
                 } catch let e as PinningError {
                     switch e {
                     case .notFound, .incompleteDAG: #expect(stored[b.cid] == nil || (type == .recursive && !Self.complete(b.cid, stored)))
-                    case .invalid: #expect(pinned[b.cid] == .recursive)
+                    case .alreadyPinnedRecursively: #expect(pinned[b.cid] == .recursive)
                     default: Issue.record("unexpected \(e)")
                     }
                 }

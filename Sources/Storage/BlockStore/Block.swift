@@ -176,3 +176,14 @@ public enum LinkList {
         return out
     }
 }
+
+extension BlockStoreError: KindedError {
+    public var kind: ErrorKind {
+        switch self {
+        case .blockTooLarge: .tooLarge
+        case .hashMismatch, .unsupportedHash, .invalidBlock: .invalidInput
+        case .corrupted: .internal
+        case .closed: .unavailable
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import CLevelDB
+import Multiformats
 
 /// A LevelDB database: the embedded key-value store under every repository.
 ///
@@ -309,3 +310,5 @@ public struct LevelDBError: Error, Equatable, Sendable, CustomStringConvertible 
         return LevelDBError(operation: operation, message: String(cString: err))
     }
 }
+
+extension LevelDBError: KindedError { public var kind: ErrorKind { .internal } }

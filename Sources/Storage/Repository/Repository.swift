@@ -157,3 +157,16 @@ public enum RepositoryError: Error, Equatable, Sendable, CustomStringConvertible
         }
     }
 }
+
+extension RepositoryError: KindedError {
+    public var kind: ErrorKind {
+        switch self {
+        case .notInitialized: .notFound
+        case .alreadyInitialized: .conflict
+        case .locked: .unavailable
+        case .unsupportedVersion: .unsupported
+        case .invalidConfiguration: .invalidInput
+        case .io: .internal
+        }
+    }
+}

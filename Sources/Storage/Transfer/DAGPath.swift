@@ -45,3 +45,5 @@ public enum DAGPath {
         return try Codecs.codec(for: cid.codec).decode(data)
     }
 }
+
+extension DAGPath.Failure: KindedError { public var kind: ErrorKind { .notFound } }

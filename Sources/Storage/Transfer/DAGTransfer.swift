@@ -75,3 +75,5 @@ public enum DAGTransfer {
         return summary
     }
 }
+
+extension DAGTransferError: KindedError { public var kind: ErrorKind { .notFound } }

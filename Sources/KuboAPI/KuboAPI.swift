@@ -1,0 +1,255 @@
+import Foundation
+
+// The wire types of Kubo's RPC API (`/api/v0`) as Qstore serves it: the daemon encodes them, the
+// CLI's remote backend decodes them, so the two cannot drift. Field names are Kubo's (its
+// `core/commands` output types); fields marked "Qstore" are additions Kubo's clients ignore.
+// Streamed commands answer newline-delimited JSON: one value per line.
+
+/// `{"/": "<cid>"}`, IPLD's link form in Kubo's replies.
+public struct CIDLink: Codable, Sendable, Equatable {
+    public var cid: String
+    public init(_ cid: String) { self.cid = cid }
+    enum CodingKeys: String, CodingKey { case cid = "/" }
+}
+
+/// An error reply (any status ≥ 400, or a streamed reply's last line after a failure).
+public struct ErrorReply: Codable, Sendable, Equatable, Error {
+    public var message: String
+    public var code: Int
+    public var type: String
+    public init(message: String, code: Int = 0, type: String = "error") { self.message = message; self.code = code; self.type = type }
+    enum CodingKeys: String, CodingKey { case message = "Message", code = "Code", type = "Type" }
+}
+
+/// `version`.
+public struct VersionInfo: Codable, Sendable, Equatable {
+    public var version, commit, repo, system, golang, program: String
+    public init(version: String, commit: String, repo: String, system: String, golang: String, program: String) {
+        (self.version, self.commit, self.repo, self.system, self.golang, self.program) = (version, commit, repo, system, golang, program)
+    }
+    enum CodingKeys: String, CodingKey { case version = "Version", commit = "Commit", repo = "Repo", system = "System", golang = "Golang", program = "Program" }
+}
+
+/// `id`.
+public struct IDInfo: Codable, Sendable, Equatable {
+    public var id, publicKey, agentVersion: String
+    public var addresses, protocols: [String]
+    public init(id: String, publicKey: String, agentVersion: String, addresses: [String] = [], protocols: [String] = []) {
+        (self.id, self.publicKey, self.agentVersion, self.addresses, self.protocols) = (id, publicKey, agentVersion, addresses, protocols)
+    }
+    enum CodingKeys: String, CodingKey { case id = "ID", publicKey = "PublicKey", addresses = "Addresses", agentVersion = "AgentVersion", protocols = "Protocols" }
+}
+
+/// `block/put` (a line per block) and `block/stat`.
+public struct BlockStat: Codable, Sendable, Equatable {
+    public var key: String
+    public var size: Int
+    public init(key: String, size: Int) { self.key = key; self.size = size }
+    enum CodingKeys: String, CodingKey { case key = "Key", size = "Size" }
+}
+
+/// `block/rm`: a line per block ("" error: removed).
+public struct BlockRemoval: Codable, Sendable, Equatable {
+    public var hash: String
+    public var error: String
+    public init(hash: String, error: String = "") { self.hash = hash; self.error = error }
+    enum CodingKeys: String, CodingKey { case hash = "Hash", error = "Error" }
+}
+
+/// `dag/put`: a line per node.
+public struct DAGPutResult: Codable, Sendable, Equatable {
+    public var cid: CIDLink
+    public init(cid: String) { self.cid = CIDLink(cid) }
+    enum CodingKeys: String, CodingKey { case cid = "Cid" }
+}
+
+/// `dag/import`: a line per root (when pinning roots), then the statistics (with `stats`).
+public struct DAGImportEvent: Codable, Sendable, Equatable {
+    public struct Root: Codable, Sendable, Equatable {
+        public var cid: CIDLink
+        public var pinErrorMsg: String
+        public init(cid: String, pinErrorMsg: String) { self.cid = CIDLink(cid); self.pinErrorMsg = pinErrorMsg }
+        enum CodingKeys: String, CodingKey { case cid = "Cid", pinErrorMsg = "PinErrorMsg" }
+    }
+    public struct Stats: Codable, Sendable, Equatable {
+        public var blockCount: Int
+        public var blockBytesCount: UInt64
+        public init(blockCount: Int, blockBytesCount: UInt64) { self.blockCount = blockCount; self.blockBytesCount = blockBytesCount }
+        enum CodingKeys: String, CodingKey { case blockCount = "BlockCount", blockBytesCount = "BlockBytesCount" }
+    }
+    public var root: Root?
+    public var stats: Stats?
+    public init(root: Root? = nil, stats: Stats? = nil) { self.root = root; self.stats = stats }
+    enum CodingKeys: String, CodingKey { case root = "Root", stats = "Stats" }
+}
+
+/// `add`: progress lines (`Name`, `Bytes`), then a line per entry added (`Name`, `Hash`, `Size`).
+public struct AddedLine: Codable, Sendable, Equatable {
+    public var name: String
+    public var hash: String?
+    /// The entry's cumulative DAG size, as a decimal string (Kubo's type).
+    public var size: String?
+    public var bytes: UInt64?
+    public init(name: String, hash: String? = nil, size: String? = nil, bytes: UInt64? = nil) {
+        (self.name, self.hash, self.size, self.bytes) = (name, hash, size, bytes)
+    }
+    enum CodingKeys: String, CodingKey { case name = "Name", hash = "Hash", size = "Size", bytes = "Bytes" }
+}
+
+/// `ls`.
+public struct LsResult: Codable, Sendable, Equatable {
+    public struct Link: Codable, Sendable, Equatable {
+        public var name, hash: String
+        public var size: UInt64
+        /// 1 directory, 2 file, 4 symlink (0 unknown), as Kubo's unixfs_pb types.
+        public var type: Int
+        public var target: String
+        public init(name: String, hash: String, size: UInt64, type: Int, target: String) {
+            (self.name, self.hash, self.size, self.type, self.target) = (name, hash, size, type, target)
+        }
+        enum CodingKeys: String, CodingKey { case name = "Name", hash = "Hash", size = "Size", type = "Type", target = "Target" }
+    }
+    public struct Object: Codable, Sendable, Equatable {
+        public var hash: String
+        public var links: [Link]
+        public init(hash: String, links: [Link]) { self.hash = hash; self.links = links }
+        enum CodingKeys: String, CodingKey { case hash = "Hash", links = "Links" }
+    }
+    public var objects: [Object]
+    public init(objects: [Object]) { self.objects = objects }
+    enum CodingKeys: String, CodingKey { case objects = "Objects" }
+}
+
+/// `pin/add` (with `progress`: `Progress` lines first), `pin/rm`, `pin/update`.
+public struct PinsResult: Codable, Sendable, Equatable {
+    public var pins: [String]?
+    public var progress: Int?
+    public init(pins: [String]? = nil, progress: Int? = nil) { self.pins = pins; self.progress = progress }
+    enum CodingKeys: String, CodingKey { case pins = "Pins", progress = "Progress" }
+}
+
+/// `pin/ls?stream=true`: a line per pin.
+public struct PinLsEntry: Codable, Sendable, Equatable {
+    public var cid, type: String
+    public var name: String?
+    public init(cid: String, type: String, name: String? = nil) { self.cid = cid; self.type = type; self.name = name }
+    enum CodingKeys: String, CodingKey { case cid = "Cid", type = "Type", name = "Name" }
+}
+
+/// `pin/ls` without streaming.
+public struct PinLsResult: Codable, Sendable, Equatable {
+    public struct Key: Codable, Sendable, Equatable {
+        public var type: String
+        public var name: String?
+        public init(type: String, name: String? = nil) { self.type = type; self.name = name }
+        enum CodingKeys: String, CodingKey { case type = "Type", name = "Name" }
+    }
+    public var keys: [String: Key]
+    public init(keys: [String: Key]) { self.keys = keys }
+    enum CodingKeys: String, CodingKey { case keys = "Keys" }
+}
+
+/// `pin/verify`: a line per pin checked.
+public struct PinVerifyResult: Codable, Sendable, Equatable {
+    public struct BadNode: Codable, Sendable, Equatable {
+        public var cid, err: String
+        public init(cid: String, err: String) { self.cid = cid; self.err = err }
+        enum CodingKeys: String, CodingKey { case cid = "Cid", err = "Err" }
+    }
+    public var cid: String
+    public var ok: Bool
+    public var badNodes: [BadNode]?
+    public init(cid: String, ok: Bool, badNodes: [BadNode]? = nil) { self.cid = cid; self.ok = ok; self.badNodes = badNodes }
+    enum CodingKeys: String, CodingKey { case cid = "Cid", ok = "Ok", badNodes = "BadNodes" }
+}
+
+/// `pin/policies` (Qstore): the pinning policies in force, as their files write them.
+public struct PolicyListing: Codable, Sendable, Equatable {
+    public struct Policy: Codable, Sendable, Equatable {
+        public struct Condition: Codable, Sendable, Equatable {
+            public var keepLatest: Int
+            public init(keepLatest: Int) { self.keepLatest = keepLatest }
+        }
+        public var resourceType, pinningStrategy, accessPattern, gracePeriod, retention: String
+        public var replicationFactor: Int
+        public var description, ttl: String?
+        public var condition: Condition?
+        public init(resourceType: String, pinningStrategy: String, replicationFactor: Int, accessPattern: String,
+                    gracePeriod: String, retention: String, description: String?, ttl: String?, condition: Condition?) {
+            (self.resourceType, self.pinningStrategy, self.replicationFactor, self.accessPattern) = (resourceType, pinningStrategy, replicationFactor, accessPattern)
+            (self.gracePeriod, self.retention, self.description, self.ttl, self.condition) = (gracePeriod, retention, description, ttl, condition)
+        }
+    }
+    public var source: String
+    public var policies: [Policy]
+    public init(source: String, policies: [Policy]) { self.source = source; self.policies = policies }
+    enum CodingKeys: String, CodingKey { case source = "Source", policies = "Policies" }
+}
+
+/// `repo/stat` (Kubo's fields, then Qstore's breakdown).
+public struct RepoStat: Codable, Sendable, Equatable {
+    public var repoSize, storageMax: UInt64
+    public var numObjects: Int
+    public var repoPath, version: String
+    /// Qstore: bytes of block data, blocks kept inline in LevelDB, blocks in pack files, pack file bytes.
+    public var blockBytes: UInt64?
+    public var inlineBlocks, packedBlocks: Int?
+    public var packBytes: UInt64?
+    public init(repoSize: UInt64, storageMax: UInt64, numObjects: Int, repoPath: String, version: String,
+                blockBytes: UInt64?, inlineBlocks: Int?, packedBlocks: Int?, packBytes: UInt64?) {
+        (self.repoSize, self.storageMax, self.numObjects, self.repoPath, self.version) = (repoSize, storageMax, numObjects, repoPath, version)
+        (self.blockBytes, self.inlineBlocks, self.packedBlocks, self.packBytes) = (blockBytes, inlineBlocks, packedBlocks, packBytes)
+    }
+    enum CodingKeys: String, CodingKey {
+        case repoSize = "RepoSize", storageMax = "StorageMax", numObjects = "NumObjects", repoPath = "RepoPath", version = "Version"
+        case blockBytes = "BlockBytes", inlineBlocks = "InlineBlocks", packedBlocks = "PackedBlocks", packBytes = "PackBytes"
+    }
+}
+
+/// `repo/verify`: a line per problem (`Problem` true), then the verdict with the blocks checked
+/// (`Progress`) and, Qstore, their bytes. The status is 500 when the repository is not clean.
+public struct RepoVerifyLine: Codable, Sendable, Equatable {
+    public var msg: String
+    public var progress: Int
+    public var bytes: UInt64?
+    public var problem: Bool?
+    public init(msg: String, progress: Int, bytes: UInt64? = nil, problem: Bool? = nil) {
+        (self.msg, self.progress, self.bytes, self.problem) = (msg, progress, bytes, problem)
+    }
+    enum CodingKeys: String, CodingKey { case msg = "Msg", progress = "Progress", bytes = "Bytes", problem = "Problem" }
+}
+
+/// `repo/gc`: a line per block removed (or an error).
+public struct RepoGCLine: Codable, Sendable, Equatable {
+    public var key: CIDLink?
+    public var error: String?
+    public init(key: String? = nil, error: String? = nil) { self.key = key.map(CIDLink.init); self.error = error }
+    enum CodingKeys: String, CodingKey { case key = "Key", error = "Error" }
+}
+
+/// Encoding and decoding of the reply bodies.
+public enum KuboJSON {
+    /// One value as a line of JSON (newline-terminated), keys sorted so equal values give equal
+    /// bytes (a map such as `pin/ls`'s `Keys` has no order of its own).
+    public static func line<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var bytes = [UInt8]((try? encoder.encode(value)) ?? Data("{}".utf8))
+        bytes.append(0x0a)
+        return bytes
+    }
+
+    /// The one value of a reply (its first line).
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        let first = data.split(separator: 0x0a, omittingEmptySubsequences: true).first ?? data[...]
+        return try JSONDecoder().decode(T.self, from: Data(first))
+    }
+
+    /// Each line of a streamed reply as `T`; a last line that is an `ErrorReply` (an error after
+    /// the 200) is thrown.
+    public static func lines<T: Decodable>(_ type: T.Type, from data: Data) throws -> [T] {
+        let lines = data.split(separator: 0x0a, omittingEmptySubsequences: true)
+        if let last = lines.last, let e = try? JSONDecoder().decode(ErrorReply.self, from: Data(last)), e.type == "error" { throw e }
+        return try lines.map { try JSONDecoder().decode(T.self, from: Data($0)) }
+    }
+}
