@@ -218,9 +218,9 @@ struct BackgroundCollector: Service {
     var expiryCheck: UInt64 = 10_000
 
     func run() async throws {
-        var nextCollection = millisecondsNow() + node.gcInterval
+        var nextCollection = node.clock.now + node.gcInterval
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let now = millisecondsNow()
+            let now = node.clock.now
             let expiry = (try? await io.run { try self.node.nextPinExpiry() }) ?? nil
             var wake = min(nextCollection, now + expiryCheck)
             if let expiry { wake = min(wake, max(expiry, now)) }
@@ -230,8 +230,8 @@ struct BackgroundCollector: Service {
             }
             if Task.isShuttingDownGracefully { return }
             do {
-                if millisecondsNow() >= nextCollection {
-                    nextCollection = millisecondsNow() + node.gcInterval
+                if node.clock.now >= nextCollection {
+                    nextCollection = node.clock.now + node.gcInterval
                     let result = try await io.run { try self.node.collectGarbage() }
                     if result.blocks > 0 || result.packsCompacted > 0 {
                         logger.info("garbage collected", metadata: [
@@ -239,7 +239,7 @@ struct BackgroundCollector: Service {
                             "packsCompacted": "\(result.packsCompacted)", "packBytesReclaimed": "\(result.packBytesReclaimed)",
                         ])
                     }
-                } else if let expiry, expiry <= millisecondsNow() {
+                } else if let expiry, expiry <= node.clock.now {
                     let upkeep = try await io.run { try self.node.maintainPins() }
                     if upkeep.expired > 0 { logger.info("pins expired", metadata: ["pins": "\(upkeep.expired)"]) }
                 }
@@ -274,7 +274,7 @@ struct VerifiedPut: Sendable {
                 let cid = try CID(context.parameters.get("cid") ?? "")
                 let body = try await RequestBodies.collect(request, limit: limits.maximumBlockRequest, timeout: limits.requestTimeout)
                 let data = Array(buffer: body)
-                let block = try await io.run { try node.putBlock(data, as: cid) }
+                let block = try await node.putBlock(data, as: cid)
                 var headers = HTTPFields()
                 headers[.location] = "/ipfs/\(block.cid.string)"
                 headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(block.cid.string)"

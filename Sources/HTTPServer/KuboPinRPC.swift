@@ -39,7 +39,7 @@ extension KuboRPC {
         template.resourceType = q.get("resource-type")
         if let e = q.get("expires-in") {
             guard let ms = parseDuration(String(e)) else { throw RequestError(.badRequest, "expires-in \"\(e)\" is not a duration (e.g. 90s, 1h30m, 7d)") }
-            template.expires = millisecondsNow() + ms
+            template.expiresIn = ms
         }
         if let r = q.get("replication") {
             guard let n = Int(r), (1...64).contains(n) else { throw RequestError(.badRequest, "replication must be 1 to 64") }

@@ -76,13 +76,18 @@ struct KuboRPC: Sendable {
         let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         let chosenCodec = codec
-        var out = ByteBuffer()
-        for data in files {
-            let block = try await io.run { try self.node.putBlock(data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen, pin: pin) }
-            var cid = block.cid
-            if cidVersion == 0 { cid = try block.cid.toV0() }
-            var line = JSONOutput.line(BlockStat(key: cid.string, size: data.count))
-            out.writeBuffer(&line)
+        // Held from put to pin, so a collection in between cannot take the blocks.
+        let out = try await node.withLease { () async throws -> ByteBuffer in
+            var out = ByteBuffer()
+            for data in files {
+                let block = try await node.putBlock(data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
+                if pin { _ = try await io.run { try self.node.pin(Pinner.Request(cid: block.cid)) } }
+                var cid = block.cid
+                if cidVersion == 0 { cid = try block.cid.toV0() }
+                var line = JSONOutput.line(BlockStat(key: cid.string, size: data.count))
+                out.writeBuffer(&line)
+            }
+            return out
         }
         return Self.jsonStream(out)
     }
@@ -130,11 +135,15 @@ struct KuboRPC: Sendable {
         // Kubo's default: not pinned. With `pin=true` a DAG whose children are missing gets a queued pin.
         let pin = Self.flag(q.get("pin"))
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
-        var out = ByteBuffer()
-        for data in files {
-            let cid = try await io.run { try self.node.putDAG(data, input: input, store: store, hash: hash, pin: pin) }
-            var line = JSONOutput.line(DAGPutResult(cid: cid.string))
-            out.writeBuffer(&line)
+        let out = try await node.withLease { () async throws -> ByteBuffer in
+            var out = ByteBuffer()
+            for data in files {
+                let cid = try await node.putDAG(data, input: input, store: store, hash: hash)
+                if pin { _ = try await io.run { try self.node.pinPut(cid) } }
+                var line = JSONOutput.line(DAGPutResult(cid: cid.string))
+                out.writeBuffer(&line)
+            }
+            return out
         }
         return Self.jsonStream(out)
     }

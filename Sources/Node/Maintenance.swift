@@ -49,6 +49,13 @@ extension Node {
         return try body()
     }
 
+    /// `withLease` for async work (a put and then its pin, awaited in turn).
+    public func withLease<R>(_ body: () async throws -> R) async rethrows -> R {
+        let lease = blocks.lease()
+        defer { lease.release() }
+        return try await body()
+    }
+
     /// Ends expired pins, then collects garbage; `removed` is told each deleted block.
     @discardableResult
     public func collectGarbage(removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> GarbageCollector.Result {

@@ -36,7 +36,8 @@ public final class Node: Sendable {
 
     /// A node over an open repository: loads the pinning policies (refusing invalid ones, named
     /// by file and field) and, on a repository made before reference counting, computes the counts.
-    public init(repository: Repository, logger: Logger = Logger(label: "qstore.node")) throws {
+    /// `clock` gives every time the node stores and compares (puts, pins, leases, expiries).
+    public init(repository: Repository, logger: Logger = Logger(label: "qstore.node"), clock: any WallClock = SystemClock()) throws {
         self.repository = repository
         self.startedAt = Date()
         self.logger = logger
@@ -48,7 +49,7 @@ public final class Node: Sendable {
         guard let interval = parseDuration(config.gc.interval) else {
             throw RepositoryError.invalidConfiguration("gc.interval \"\(config.gc.interval)\" is not a duration (e.g. 90s, 1h30m, 7d)")
         }
-        blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod)
+        blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
         pins = Pinner(store: blocks, policies: policies, queuedTimeout: queuedTimeout)
         collector = GarbageCollector(store: blocks, batchSize: config.gc.batchSize)
         gcInterval = interval
@@ -75,11 +76,21 @@ public final class Node: Sendable {
         return block
     }
 
+    /// `putBlock` for async callers (the RPC), without the pin: the block is hashed on the
+    /// caller's task and joins the group commit without holding a thread while it waits — the
+    /// blocking form would hold a storage thread per put for the commit (measured: block/put 11%
+    /// slower). A put then pinned runs both inside `withLease`, then `pin`.
+    public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) async throws -> Block {
+        let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
+        try await writes.put(block)
+        return block
+    }
+
     /// Stores `data` as the block `cid` names, refusing data that does not hash to it
     /// (`PUT /ipfs/{cid}`).
-    public func putBlock(_ data: [UInt8], as cid: CID) throws -> Block {
+    public func putBlock(_ data: [UInt8], as cid: CID) async throws -> Block {
         let block = try Block(cid: cid, data: data)
-        try writes.put(block)
+        try await writes.put(block)
         return block
     }
 
@@ -111,6 +122,13 @@ public final class Node: Sendable {
 
     // MARK: DAGs
 
+    /// `putDAG` for async callers, without the pin (see the async `putBlock`); `pinPut` pins it.
+    public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) async throws -> CID {
+        let block = try encodeDAG(data, input: input, store: store, hash: hash)
+        try await writes.put(block)
+        return block.cid
+    }
+
     /// Decodes `data` with `input` (dag-json leniently), encodes it canonically with `store`, stores
     /// it, and pins it recursively with `pin` (its DAG must then be complete).
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = false) throws -> CID {
@@ -126,7 +144,7 @@ public final class Node: Sendable {
     /// children are not all here yet (a client putting them later), as a queued pin that completes
     /// when they arrive, instead of refusing the put (Kubo's default is not to pin at all).
     @discardableResult
-    func pinPut(_ cid: CID) throws -> Pin {
+    public func pinPut(_ cid: CID) throws -> Pin {
         try pins.pin(Pinner.Request(cid: cid), queueIfIncomplete: true)
     }
 
@@ -174,6 +192,9 @@ public final class Node: Sendable {
     }
 
     // MARK: node
+
+    /// The node's clock (ms since 1970).
+    public var clock: any WallClock { blocks.clock }
 
     /// Seconds since start.
     public var uptime: TimeInterval { Date().timeIntervalSince(startedAt) }

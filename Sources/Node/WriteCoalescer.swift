@@ -35,6 +35,13 @@ final class WriteCoalescer: Sendable {
         try result.withLock { $0! }.get()
     }
 
+    /// Stores `block`; returns once it is durable, holding no thread while it waits.
+    func put(_ block: Block) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            enqueue(block) { c.resume(with: $0) }
+        }
+    }
+
     private func enqueue(_ block: Block, _ completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         let start = state.withLock { s -> Bool in
             s.blocks.append((block, completion))

@@ -102,7 +102,7 @@ public struct CountVerifier: Sendable {
             candidates.insert(k)
             return true
         }
-        let now = txn?.now ?? millisecondsNow()
+        let now = txn?.now ?? pinner.store.clock.now
         // Expected: every stored or referenced multihash has a record with the recomputed count.
         var final = actual
         for mh in Set(expected.keys).union(actual.keys) {

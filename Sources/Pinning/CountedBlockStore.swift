@@ -10,13 +10,16 @@ import Synchronization
 /// store's own writer lock (`LevelDBBlockStore.exclusively`), held for one batch at a time: a
 /// count is read, changed and written without another writer in between, and so are block
 /// records. Reads (`get`, `has`, `links`) never take it.
-public final class CountedBlockStore: BlockStore, @unchecked Sendable {
-    // `base.exclusively` guards every read-modify-write of the count key space; `leases` and
-    // `epoch` are synchronised types; everything else is immutable after init.
+public final class CountedBlockStore: BlockStore, Sendable {
+    // Checked Sendable: every stored property is a `let` of a Sendable type (the mutable state is
+    // in `Mutex`es and an `Atomic`); `base.exclusively` guards every read-modify-write of the
+    // count key space.
     /// The store underneath (its reads are this store's reads).
     public let base: LevelDBBlockStore
     /// How long a block put without a pin is safe from collection (ms).
     public let putGracePeriod: UInt64
+    /// Where every time of the counts, pins and leases comes from.
+    public let clock: any WallClock
     private let leases = Mutex<(next: UInt64, starts: [UInt64: UInt64])>((0, [:]))
     /// Where the collector's candidate scans may start: no candidate is earlier than `floor`.
     /// Deleted candidates leave tombstones that a scan from the start of the index would step over
@@ -27,10 +30,11 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
     let collecting = NSLock()
     private let deletions = Atomic<UInt64>(0)
 
-    /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms.
-    public init(base: LevelDBBlockStore, putGracePeriod: UInt64) {
+    /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms of `clock`.
+    public init(base: LevelDBBlockStore, putGracePeriod: UInt64, clock: any WallClock = SystemClock()) {
         self.base = base
         self.putGracePeriod = putGracePeriod
+        self.clock = clock
     }
 
     /// The database.
@@ -41,7 +45,7 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
     /// store's durability) when it returns; nothing is written when it throws.
     public func transaction<R>(_ body: (CountTransaction) throws -> R) throws -> R {
         try base.exclusively {
-            let txn = CountTransaction(db: base.db, now: millisecondsNow())
+            let txn = CountTransaction(db: base.db, now: clock.now)
             let result = try body(txn)
             txn.commit()
             if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
@@ -149,7 +153,7 @@ public final class CountedBlockStore: BlockStore, @unchecked Sendable {
 
     /// Takes a lease for an import in flight; it ends when the lease is released.
     public func lease() -> Lease {
-        let now = millisecondsNow()
+        let now = clock.now
         let id = leases.withLock { s -> UInt64 in
             s.next += 1
             s.starts[s.next] = now

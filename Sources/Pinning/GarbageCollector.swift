@@ -38,7 +38,8 @@ public struct GarbageCollector: Sendable {
     /// (as a raw CIDv1, like Kubo's GC output) and may return false to stop after its batch.
     /// `limit` bounds the blocks deleted in this run.
     @discardableResult
-    public func collect(now: UInt64 = millisecondsNow(), limit: Int = .max, removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> Result {
+    public func collect(now: UInt64? = nil, limit: Int = .max, removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> Result {
+        let now = now ?? store.clock.now
         store.collecting.lock()
         defer { store.collecting.unlock() }
         var result = Result()

@@ -36,6 +36,8 @@ public final class Pinner: Sendable {
         public var resourceType: String?
         /// When the pin should end (ms); TEMPORARY policies end it no later than created + ttl.
         public var expires: UInt64?
+        /// How long after it is made the pin should end (ms), when `expires` is not given.
+        public var expiresIn: UInt64?
         /// Replication target (nil: the policy's).
         public var replicationFactor: Int?
         /// Where the data may be found.
@@ -110,7 +112,7 @@ public final class Pinner: Sendable {
                     if request.type == .direct, let d = existing.first(where: { $0.type == .direct }) { return d }
                 }
                 let now = txn.now
-                var expires = request.expires
+                var expires = request.expires ?? request.expiresIn.map { now + $0 }
                 if policy.pinningStrategy == .temporary, let ttl = policy.ttl { expires = min(expires ?? .max, now + ttl) }
                 let p = Pin(id: PinID(created: now), cid: request.cid, type: request.type, status: dag.missing == nil ? .pinned : .queued,
                             name: request.name, resourceType: resourceType, created: now, expires: expires,
@@ -367,7 +369,8 @@ public final class Pinner: Sendable {
     /// Ends expired pins, completes queued pins whose DAG is now present, fails those that
     /// waited longer than `queuedTimeout`. Each change is its own transaction.
     @discardableResult
-    public func maintain(now: UInt64 = millisecondsNow()) throws -> Upkeep {
+    public func maintain(now: UInt64? = nil) throws -> Upkeep {
+        let now = now ?? store.clock.now
         var result = Upkeep()
         var due: [PinID] = []
         try db.makeIterator().forEach(prefix: PinIndex.key(PinIndex.byExpiry)) { k, _ in

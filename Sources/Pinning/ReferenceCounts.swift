@@ -60,21 +60,6 @@ public struct CountRecord: Sendable, Equatable {
     }
 }
 
-/// Milliseconds since 1970, the unit of every time Pinning stores.
-public func millisecondsNow() -> UInt64 {
-    let wall = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
-    // Never earlier than a time already handed out: a lease that began before a put must not
-    // see the put dated before it if the wall clock steps back.
-    var seen = latestMilliseconds.load(ordering: .relaxed)
-    while seen < wall {
-        let (exchanged, current) = latestMilliseconds.compareExchange(expected: seen, desired: wall, ordering: .relaxed)
-        if exchanged { return wall }
-        seen = current
-    }
-    return seen
-}
-
-private let latestMilliseconds = Atomic<UInt64>(0)
 
 /// The count changes of one logical operation, staged into its write batch. Reads go to the
 /// database (and to what this transaction already changed); nothing is visible to others until

@@ -71,7 +71,7 @@ struct PinOption {
         var r = Pinner.Request(cid: cid, type: recursive ? .recursive : .direct, name: name, resourceType: resourceType)
         if let e = expiresIn {
             guard let ms = parseDuration(e) else { throw CLIError("--expires-in \(e) is not a duration (e.g. 90s, 1h30m, 7d)") }
-            r.expires = millisecondsNow() + ms
+            r.expiresIn = ms
         }
         r.replicationFactor = replication
         return r

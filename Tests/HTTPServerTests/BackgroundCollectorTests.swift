@@ -20,7 +20,7 @@ struct BackgroundCollectorTests {
         let block = try Block(data: Array("expiring".utf8), codec: .raw)
         try node.blocks.put(block)
         var request = Pinner.Request(cid: block.cid)
-        request.expires = millisecondsNow() + 600
+        request.expires = node.clock.now + 600
         try node.pins.pin(request)
         let lasting = try Block(data: Array("lasting".utf8), codec: .raw)
         try node.blocks.put(lasting)

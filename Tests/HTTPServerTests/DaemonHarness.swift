@@ -7,6 +7,7 @@ import FoundationNetworking
 import HTTPServer
 import Logging
 import Node
+import Pinning
 import ServiceLifecycle
 import Storage
 import Testing
@@ -24,6 +25,8 @@ final class DaemonHarness: @unchecked Sendable {
     let directory: String
     let repository: Repository
     let token: String
+    /// The node's clock: it moves only when a test moves it.
+    let clock = ManualClock()
     private(set) var apiPort = 0
     private(set) var gatewayPort = 0
     private var task: Task<Void, any Error>?
@@ -40,7 +43,7 @@ final class DaemonHarness: @unchecked Sendable {
         config.limits = limits
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let daemon = Daemon(node: try Node(repository: repository), configuration: config, metrics: Self.metrics, logger: logger)
+        let daemon = Daemon(node: try Node(repository: repository, clock: clock), configuration: config, metrics: Self.metrics, logger: logger)
         self.daemon = daemon
         let (ports, continuation) = AsyncStream<(String, Int)>.makeStream()
         let api = try daemon.apiApplication { port in continuation.yield(("api", port)) }

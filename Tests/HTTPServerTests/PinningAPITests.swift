@@ -117,8 +117,7 @@ import TestSupport
             var created: [String] = []
             for i in 0..<3 {
                 let cid = try await Self.putDAG(h, #"{"page":\#(i)}"#, pin: false)
-                let start = millisecondsNow()
-                while millisecondsNow() <= start {}  // a distinct millisecond for each pin
+                h.clock.advance(by: .milliseconds(1))  // a distinct millisecond for each pin
                 let r = try await h.request("/pins", method: "POST", api: true, headers: ["Content-Type": "application/json"],
                                             body: Array(#"{"cid":"\#(cid)"}"#.utf8))
                 #expect(r.status == 202, "\(r.text)")

@@ -14,6 +14,8 @@ final class PinningHarness: @unchecked Sendable {
     var store: CountedBlockStore
     var pins: Pinner
     let policies: PolicySet
+    /// The store's clock: it moves only when a test moves it.
+    let clock = ManualClock()
 
     init(putGrace: String = "0s", unpinGrace: String = "0s", configuration: Configuration = Configuration()) throws {
         try Repository.initialize(at: dir.path, configuration: configuration)
@@ -25,7 +27,7 @@ final class PinningHarness: @unchecked Sendable {
             return (f.name, Data(text.utf8))
         }
         policies = try PolicySet(files: files, source: "test")
-        store = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod)
+        store = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
         pins = Pinner(store: store, policies: policies, queuedTimeout: 60_000)
     }
 
@@ -35,7 +37,7 @@ final class PinningHarness: @unchecked Sendable {
         repository.close()
         repository = nil
         repository = try Repository(path: dir.path, purpose: "pinning tests")
-        store = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod)
+        store = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
         pins = Pinner(store: store, policies: policies, queuedTimeout: 60_000)
     }
 

@@ -42,24 +42,24 @@ import TestSupport
         let h = try PinningHarness()
         let child = try PinningHarness.node(1, links: [])
         try h.store.put(child)
-        Thread.sleep(forTimeInterval: 0.005)
+        h.clock.advance(by: .milliseconds(5))
         let root = try PinningHarness.node(2, links: [child.cid])
         try h.store.put(root)
         try h.pins.pin(Pinner.Request(cid: root.cid))
-        Thread.sleep(forTimeInterval: 0.005)
+        h.clock.advance(by: .milliseconds(5))
         let garbage = try (3..<8).map { try PinningHarness.node($0, links: []) }
         try h.store.putMany(garbage)
         let oneAtATime = GarbageCollector(store: h.store, batchSize: 1)
-        #expect(try oneAtATime.collect(now: millisecondsNow() + 1).blocks == garbage.count)
+        #expect(try oneAtATime.collect(now: h.clock.now + 1).blocks == garbage.count)
         try h.pins.unpin(root.cid)
-        #expect(try oneAtATime.collect(now: millisecondsNow() + 1).blocks == 2, "the root, then its child with its older time")
+        #expect(try oneAtATime.collect(now: h.clock.now + 1).blocks == 2, "the root, then its child with its older time")
         #expect(try !h.store.has(child.cid) && !h.store.has(root.cid))
         #expect(try h.verifyClean() == [])
         // Many rounds of garbage: each collection finds all of it.
         for round in 0..<20 {
             let more = try (0..<10).map { try PinningHarness.node(100 + round * 10 + $0, links: []) }
             try h.store.putMany(more)
-            #expect(try h.collector.collect(now: millisecondsNow() + 1).blocks == 10)
+            #expect(try h.collector.collect(now: h.clock.now + 1).blocks == 10)
         }
         #expect(try h.collector.candidateCount() == 0)
     }
@@ -86,15 +86,15 @@ import TestSupport
         let b = try PinningHarness.node(1, links: [])
         try h.store.put(b)
         #expect(try h.collector.collect().blocks == 0, "inside the put grace period")
-        #expect(try h.collector.collect(now: millisecondsNow() + 3_600_001).blocks == 1)
+        #expect(try h.collector.collect(now: h.clock.now + 3_600_001).blocks == 1)
 
         let g = try PinningHarness()
         let lease = g.store.lease()
         let x = try PinningHarness.node(2, links: [])
         try g.store.put(x)
-        #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 0, "a lease protects what is put after it began")
+        #expect(try g.collector.collect(now: g.clock.now + 10).blocks == 0, "a lease protects what is put after it began")
         lease.release()
-        #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 1)
+        #expect(try g.collector.collect(now: g.clock.now + 10).blocks == 1)
     }
 
     /// A pin on an identity CID (its data inside the CID, never stored) holds no count, and the
@@ -109,20 +109,17 @@ import TestSupport
     /// With two leases held, the older one protects what was put after it began, even though
     /// the newer one began after that put: GC must honour the oldest lease in force.
     @Test func theOldestLeaseInForceProtects() throws {
-        func nextMillisecond() {
-            let t = millisecondsNow()
-            while millisecondsNow() <= t {}
-        }
         let g = try PinningHarness()
+        func nextMillisecond() { g.clock.advance(by: .milliseconds(1)) }
         let older = g.store.lease()
         nextMillisecond()
         let x = try PinningHarness.node(7, links: [])
         try g.store.put(x)
         nextMillisecond()
         let newer = g.store.lease()
-        #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 0, "the older lease protects x")
+        #expect(try g.collector.collect(now: g.clock.now + 10).blocks == 0, "the older lease protects x")
         older.release()
-        #expect(try g.collector.collect(now: millisecondsNow() + 10).blocks == 1, "the newer lease began after x was put")
+        #expect(try g.collector.collect(now: g.clock.now + 10).blocks == 1, "the newer lease began after x was put")
         newer.release()
     }
 
@@ -132,8 +129,8 @@ import TestSupport
         try h.store.put(b)
         try h.pins.pin(Pinner.Request(cid: b.cid, resourceType: "qdrive-files"))
         try h.pins.unpin(b.cid)
-        #expect(try h.collector.collect(now: millisecondsNow() + 1000).blocks == 0)
-        #expect(try h.collector.collect(now: millisecondsNow() + 86_400_001).blocks == 1)
+        #expect(try h.collector.collect(now: h.clock.now + 1000).blocks == 0)
+        #expect(try h.collector.collect(now: h.clock.now + 86_400_001).blocks == 1)
     }
 
     @Test func pinUpdateWalksOnlyWhatDiffers() throws {

@@ -128,7 +128,7 @@ import TestSupport
             }
             group.addTask {
                 // A run judged "now" a minute ahead: only the leases keep the imports in flight.
-                for _ in 0..<200 { _ = try collector.collect(now: millisecondsNow() + 60_000) }
+                for _ in 0..<200 { _ = try collector.collect(now: store.clock.now + 60_000) }
             }
             try await group.waitForAll()
         }
@@ -136,7 +136,7 @@ import TestSupport
         try pins.forEachPin { p in roots.append(p.cid); return true }
         #expect(!roots.isEmpty)
         for r in roots { #expect(try pins.check(r, type: .recursive).missing == nil, "pinned DAG \(r) is complete") }
-        _ = try collector.collect(now: millisecondsNow() + 1)
+        _ = try collector.collect(now: store.clock.now + 1)
         for r in roots { #expect(try pins.check(r, type: .recursive).missing == nil) }
         #expect(try h.verifyClean() == [])
     }

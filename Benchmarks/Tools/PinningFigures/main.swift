@@ -13,7 +13,6 @@ import CAR
 import Foundation
 import IPLD
 import Multiformats
-import Node
 import Pinning
 import Storage
 import UnixFS
@@ -43,8 +42,24 @@ func randomBytes(_ count: Int) -> [UInt8] {
     return out
 }
 
+/// Pinning's services over one repository, built as Node builds them (this tool measures them
+/// directly, below Node's use cases).
+struct Services {
+    let repository: Repository
+    let blocks: CountedBlockStore
+    let pins: Pinner
+    let collector: GarbageCollector
+    init(_ repository: Repository) throws {
+        self.repository = repository
+        let policies = try PolicySet.load(directory: repository.configuration.pinning.policies!)
+        blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod)
+        pins = Pinner(store: blocks, policies: policies)
+        collector = GarbageCollector(store: blocks, batchSize: repository.configuration.gc.batchSize)
+    }
+}
+
 /// A fresh repository whose default policy has no put grace period (so garbage is collectable at once).
-func freshNode(durability: LevelDBBlockStore.Durability = .sync, packSize: UInt64 = 1 << 30) throws -> (Node, String) {
+func freshNode(durability: LevelDBBlockStore.Durability = .sync, packSize: UInt64 = 1 << 30) throws -> (Services, String) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-pinning-figures-\(UUID().uuidString)").path
     var config = Configuration()
     config.blockstore.durability = durability
@@ -57,7 +72,7 @@ func freshNode(durability: LevelDBBlockStore.Durability = .sync, packSize: UInt6
     }
     config.pinning.policies = policies
     try Repository.initialize(at: dir, configuration: config)
-    return (try Node(repository: try Repository(path: dir)), dir)
+    return (try Services(try Repository(path: dir)), dir)
 }
 
 func cleanup(_ dir: String) {
@@ -88,7 +103,7 @@ case "gc":
     // not one whose level 0 is still full of just-flushed tables.
     if args.count > 3 && args[3] == "settled" { node.repository.db.compact() }
     var removed = 0
-    let t = try seconds { removed = try node.collector.collect(now: millisecondsNow() + 1).blocks }
+    let t = try seconds { removed = try node.collector.collect(now: node.blocks.clock.now + 1).blocks }
     // `gc <live> settled|fresh <rounds>`: more rounds of 1,000 garbage blocks, for a profiler.
     if args.count > 4, let rounds = Int(args[4]) {
         print("repeating \(rounds) rounds (pid \(ProcessInfo.processInfo.processIdentifier))")
@@ -99,7 +114,7 @@ case "gc":
                 let root = try Block(data: try DAGCBOR().encode(.list(leaves.map { .link($0.cid) })), codec: .dagCBOR)
                 try node.blocks.putMany(leaves + [root])
             }
-            total += try seconds { _ = try node.collector.collect(now: millisecondsNow() + 1) }
+            total += try seconds { _ = try node.collector.collect(now: node.blocks.clock.now + 1) }
         }
         print("repeated: \(String(format: "%.2f", total * 1000 / Double(rounds))) ms per 1,000 garbage blocks")
     }
@@ -115,9 +130,10 @@ case "pinls":
         var lines = 0
         var bytes = 0
         let t = try seconds {
-            try node.listPins(type: "all") { l in
+            try node.pins.forEachListing { cid, type, _, _ in
                 lines += 1
-                bytes += l.cid.string.utf8.count + l.type.utf8.count + 20  // as the JSON line would be
+                bytes += cid.string.utf8.count + type.rawValue.utf8.count + 20  // as the JSON line would be
+                return true
             }
         }
         print("pin ls (round \(round)): \(lines) pins in \(String(format: "%.3f", t)) s; setup \(String(format: "%.1f", setup)) s")
@@ -138,7 +154,11 @@ case "pinadd":
         }
     }
     var file: ImportedFile?
-    let add = try seconds { file = try node.addFile(RandomSource(remaining: size), options: ImportOptions()) }
+    let add = try seconds {
+        let batcher = BlockBatcher(store: node.blocks)
+        file = try FileImporter(options: ImportOptions()) { try batcher.add($0) }.importFile(RandomSource(remaining: size))
+        try batcher.finish()
+    }
     produced = size
     let root = file!.cid
     let t = try seconds { try node.pins.pin(Pinner.Request(cid: root)) }
@@ -169,7 +189,7 @@ case "compact":
     }
     let before = try node.repository.blocks.packBytes()
     var collected = GarbageCollector.Result()
-    let tc = try seconds { collected = try node.collector.collect(now: millisecondsNow() + 1) }
+    let tc = try seconds { collected = try node.collector.collect(now: node.blocks.clock.now + 1) }
     var result = (packs: 0, reclaimed: UInt64(0))
     let t = try seconds { result = try node.blocks.compactPacks(threshold: 0.5) }
     let after = try node.repository.blocks.packBytes()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import IPLD
 import Multiformats
 
@@ -42,8 +43,10 @@ public final class LevelDBBlockStore: BlockStore {
     let packs: PackStore
     /// The options in force.
     public let options: Options
-    /// Serialises the writers of block records (`exclusively`).
-    private let writer = NSRecursiveLock()
+    /// Serialises the writers of block records (`exclusively`); not reentrant.
+    private let writer = NSLock()
+    /// The thread holding `writer` (0: none), to refuse reentry instead of deadlocking on it.
+    private let writerThread = Atomic<UInt>(0)
 
     /// Opens the store over an open database and a pack directory.
     public init(db: LevelDB, packDirectory: String, options: Options = Options()) throws {
@@ -159,12 +162,26 @@ public final class LevelDBBlockStore: BlockStore {
     /// Runs `body` while no other writer of this store's records runs. Every put, put-many,
     /// delete and pack retirement of the store takes this lock; a layer above that stages its own
     /// changes with the store's (`stage`, `stageDelete`, `stageRetirement`) writes its batch inside
-    /// it, so a record read there stays what it read until the batch is written. Reentrant.
+    /// it, so a record read there stays what it read until the batch is written.
+    ///
+    /// Not reentrant: a writer never calls another writer of the store inside `body` (they stage
+    /// into the one batch instead), so every batch is written under exactly one acquisition and no
+    /// caller can assume a lock it does not hold. Reentry is a programming error, stopped at once
+    /// rather than left to deadlock.
     public func exclusively<R>(_ body: () throws -> R) rethrows -> R {
+        let me = Self.threadID
+        precondition(writerThread.load(ordering: .relaxed) != me, "LevelDBBlockStore.exclusively reentered: stage into the batch instead")
         writer.lock()
-        defer { writer.unlock() }
+        writerThread.store(me, ordering: .relaxed)
+        defer {
+            writerThread.store(0, ordering: .relaxed)
+            writer.unlock()
+        }
         return try body()
     }
+
+    /// The calling thread's identity (pthread_t, never 0 for a running thread).
+    private static var threadID: UInt { UInt(pthread_self()) }
 
     /// A block `stage` handled: its links, and whether this put adds its links record
     /// (false: the block was already stored under this codec, nothing was written for it).
