@@ -37,7 +37,7 @@ public struct ServerLimits: Sendable {
     public init() {}
 
     /// The limits of the repository's `http` configuration section.
-    public init(_ c: Configuration.HTTP) throws {
+    public init(_ c: HTTPConfiguration) throws {
         func duration(_ text: String, _ field: String) throws -> Duration {
             guard let ms = parseDuration(text), ms > 0 else {
                 throw RepositoryError.invalidConfiguration("http.\(field) \"\(text)\" is not a positive duration (e.g. 30s, 2m)")

@@ -4,42 +4,13 @@ import Pinning
 import Storage
 
 extension Node {
-    private static let countsMarker = KeySpace.meta.key(Array("reference-counts".utf8))
-
-    /// A repository made before reference counting has blocks and no counts: compute them, and
-    /// pin every block nothing references directly, so upgrading never makes data collectable.
+    /// A repository made before reference counting gets its counts (Pinning's migration), logged.
     func initializeCounts() throws {
-        guard try repository.db.get(Self.countsMarker) == nil else { return }
-        var hasBlocks = false
-        try repository.db.makeIterator().forEach(prefix: KeySpace.blockData.prefix) { _, _ in
-            hasBlocks = true
-            return false
-        }
-        if hasBlocks {
-            let report = try CountVerifier(pinner: pins).repair()
-            var roots: [CID] = []
-            try repository.db.makeIterator().forEach(prefix: KeySpace.gcCandidates.prefix) { k, _ in
-                if let mh = try? Multihash(bytes: Array(k.dropFirst(9))) { roots.append(CID(codec: .raw, multihash: mh)) }
-                return true
-            }
-            for r in roots {
-                // Pin under the codec the block was stored with, so its links stay counted.
-                var cid = r
-                try repository.db.makeIterator().forEach(prefix: KeySpace.blockLinks.key(r.multihash.bytes)) { k, _ in
-                    cid = CID(codec: try LevelDBBlockStore.parseLinksKey(k).1, multihash: r.multihash)
-                    return false
-                }
-                var request = Pinner.Request(cid: cid, type: .direct, name: "pre-pinning root")
-                request.meta = ["migrated": "true"]
-                try pins.pin(request)
-            }
+        if let done = try pins.computeCountsIfAbsent() {
             logger.notice("reference counts computed for an existing repository", metadata: [
-                "repaired": "\(report.repaired)", "roots pinned": "\(roots.count)",
+                "repaired": "\(done.repaired)", "roots pinned": "\(done.rootsPinned)",
             ])
         }
-        let batch = WriteBatch()
-        batch.put(Self.countsMarker, [1])
-        try repository.db.write(batch, sync: true)
     }
 
     /// Runs `body` under a lease: no block it puts is collected before it returns.

@@ -41,22 +41,14 @@ public final class Node: Sendable {
         self.repository = repository
         self.startedAt = Date()
         self.logger = logger
-        let config = repository.configuration
-        let policies = try config.pinning.policies.map { try PolicySet.load(directory: $0) } ?? PolicySet.builtIn()
-        guard let queuedTimeout = parseDuration(config.pinning.queuedTimeout) else {
-            throw RepositoryError.invalidConfiguration("pinning.queuedTimeout \"\(config.pinning.queuedTimeout)\" is not a duration (e.g. 90s, 1h30m, 7d)")
-        }
-        guard let interval = parseDuration(config.gc.interval) else {
-            throw RepositoryError.invalidConfiguration("gc.interval \"\(config.gc.interval)\" is not a duration (e.g. 90s, 1h30m, 7d)")
-        }
+        let pinning = try repository.configuration.section(PinningConfiguration.self)
+        let gc = try repository.configuration.section(GCConfiguration.self).validated()
+        let policies = try pinning.policySet()
         blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
-        pins = Pinner(store: blocks, policies: policies, queuedTimeout: queuedTimeout)
-        collector = GarbageCollector(store: blocks, batchSize: config.gc.batchSize)
-        gcInterval = interval
-        guard config.gc.packCompactionThreshold > 0 && config.gc.packCompactionThreshold <= 1 else {
-            throw RepositoryError.invalidConfiguration("gc.packCompactionThreshold \(config.gc.packCompactionThreshold) is not a share in (0, 1]")
-        }
-        packCompactionThreshold = config.gc.packCompactionThreshold
+        pins = Pinner(store: blocks, policies: policies, queuedTimeout: try pinning.queuedTimeoutMilliseconds())
+        collector = GarbageCollector(store: blocks, batchSize: gc.batchSize)
+        gcInterval = gc.interval
+        packCompactionThreshold = gc.packCompactionThreshold
         writes = WriteCoalescer(store: blocks)
         try initializeCounts()
     }
@@ -200,14 +192,7 @@ public final class Node: Sendable {
     public var uptime: TimeInterval { Date().timeIntervalSince(startedAt) }
 
     /// Whether the store answers (a read of a key that need not exist).
-    public var storeIsHealthy: Bool {
-        do {
-            _ = try repository.db.get(KeySpace.meta.key([0]))
-            return true
-        } catch {
-            return false
-        }
-    }
+    public var storeIsHealthy: Bool { repository.isHealthy }
 }
 
 /// Failures of node operations, in terms the transports map to statuses.

@@ -31,15 +31,14 @@ struct DaemonCommand: AsyncParsableCommand {
         let path = Repository.defaultPath()
         if !Repository.exists(at: path) {
             guard !noInit else { throw CLIError("no repository at \(path) (and --no-init given)") }
-            var c = Configuration()
-            try c.applyEnvironment()
-            let config = try reporting("init") { try Repository.initialize(at: path, configuration: c) }
+            let config = try reporting("init") { try Repository.initialize(at: path, configuration: try newConfiguration()) }
             logger.info("initialized repository", metadata: ["path": "\(path)", "peerID": "\(config.identity.peerID)"])
         }
         let repo = try openRepository(purpose: "qstore daemon")
         let config = try reporting("daemon") {
-            var c = try DaemonConfiguration(api: api ?? repo.configuration.addresses.api, gateway: gateway ?? repo.configuration.addresses.gateway)
-            c.limits = try ServerLimits(repo.configuration.http)
+            let addresses = try repo.configuration.section(AddressesConfiguration.self)
+            var c = try DaemonConfiguration(api: api ?? addresses.api, gateway: gateway ?? addresses.gateway)
+            c.limits = try ServerLimits(repo.configuration.section(HTTPConfiguration.self))
             return c
         }
         let node = try reporting("daemon") { try Node(repository: repo, logger: logger) }

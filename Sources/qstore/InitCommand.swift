@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import HTTPServer
+import Pinning
 import Storage
 
 /// `qstore init`: create the repository.
@@ -15,9 +17,7 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         let path = Repository.defaultPath()
         let config = try reporting("init") {
-            var c = Configuration()
-            try c.applyEnvironment()
-            return try Repository.initialize(at: path, configuration: c)
+            try Repository.initialize(at: path, configuration: try newConfiguration())
         }
         if json {
             try Output.json(["path": path, "peerID": config.identity.peerID, "version": config.version] as [String: Any])
@@ -26,4 +26,21 @@ struct InitCommand: ParsableCommand {
             print("peer identity: \(config.identity.peerID)")
         }
     }
+}
+
+/// The configuration a new repository is written with: every layer's section at its defaults,
+/// with the environment's overrides (so `config.json` shows every field there is).
+func newConfiguration(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+    var c = Configuration()
+    try c.applyEnvironment(env)
+    func add<S: ConfigurationSection>(_ type: S.Type) throws {
+        var s = S()
+        try s.applyEnvironment(env)
+        try c.setSection(s)
+    }
+    try add(AddressesConfiguration.self)
+    try add(PinningConfiguration.self)
+    try add(GCConfiguration.self)
+    try add(HTTPConfiguration.self)
+    return c
 }

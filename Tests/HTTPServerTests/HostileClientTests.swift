@@ -54,10 +54,7 @@ import Glibc
         let checks = Checks()
         try await Self.aside {
             let daemon = try ChildDaemon()
-            defer {
-                daemon.kill9()
-                daemon.removeDirectory()
-            }
+            defer { daemon.discard() }
             let size = 8 << 20
             let data = Self.randomBytes(size, seed: 10)
             let add = try RawConnection(port: daemon.apiPort)
@@ -110,10 +107,7 @@ import Glibc
         let checks = Checks()
         try await Self.aside {
             let daemon = try ChildDaemon()
-            defer {
-                daemon.kill9()
-                daemon.removeDirectory()
-            }
+            defer { daemon.discard() }
             let hugeFile = "bafyaakqsbyfaqakvaacgcytdmqjaagaebimaqaqy77777777777777ybed77777777777777ae"
             let hugeBlockSizes = "bafyaarisbyfaqakvaacgcytdmqjaagaecihaucabkuaaiylcmnsbeaayaqfcgcacdd77777777777777aeqibaeaqcaibaeaqaasbaeaqcaibaeaqcaac"
             let longIdentity = try CID(codec: .raw, multihash: Multihash(code: .identity, digest: [UInt8](repeating: 0x61, count: 200))).string

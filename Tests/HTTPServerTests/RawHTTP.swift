@@ -255,6 +255,12 @@ final class ChildDaemon {
 
     var isRunning: Bool { process.isRunning }
 
+    /// Kills the daemon (if it still runs) and removes its directory: the end of a test's daemon.
+    func discard() {
+        kill9()
+        removeDirectory()
+    }
+
     /// SIGTERM and wait; the exit status.
     @discardableResult
     func stop() -> Int32 {

@@ -153,6 +153,29 @@ import UnixFS
         #expect(try f.node.pinObjects(of: b.cid).isEmpty)
     }
 
+    /// Each layer reads its own section of config.json: a section that does not decode, or whose
+    /// values are out of range, stops the node with the section named; an unknown section is kept.
+    @Test func eachLayerChecksItsOwnConfigurationSection() throws {
+        for (section, named) in [(#""gc": {"interval": 5}"#, "gc"), (#""gc": {"packCompactionThreshold": 2}"#, "gc.packCompactionThreshold"),
+                                 (#""pinning": {"queuedTimeout": "soon"}"#, "pinning.queuedTimeout")] {
+            let dir = TemporaryDirectory()
+            try Repository.initialize(at: dir.path)
+            let file = dir.path + "/config.json"
+            var text = try String(contentsOfFile: file, encoding: .utf8)
+            text = text.replacingOccurrences(of: #""version""#, with: section + #", "future-layer": {"x": [1, 2.5, null]}, "version""#)
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            let repository = try Repository(path: dir.path, purpose: "node tests")
+            defer { repository.close() }
+            #expect(String(data: try repository.configuration.encoded(), encoding: .utf8)?.contains("future-layer") == true, "kept as read")
+            do {
+                _ = try Node(repository: repository)
+                Issue.record("\(section) was accepted")
+            } catch let e as RepositoryError {
+                #expect("\(e)".contains(named), "\(e)")
+            }
+        }
+    }
+
     /// The CAR of a DAG holds each block once, the root first, and imports into another node whole.
     @Test func exportImportsElsewhere() throws {
         let f = try Fixture(), g = try Fixture()

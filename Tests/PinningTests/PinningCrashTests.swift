@@ -20,7 +20,9 @@ struct PinningCrashTests {
         // Small pack files, so collections compact packs while the process runs (and is killed).
         var configuration = Configuration()
         configuration.blockstore.maximumPackSize = 300_000
-        configuration.gc.packCompactionThreshold = 0.05
+        var gc = GCConfiguration()
+        gc.packCompactionThreshold = 0.05
+        try configuration.setSection(gc)
         try Repository.initialize(at: repoPath, configuration: configuration)
         // Policies with no grace period, so the collector deletes while the process runs.
         let policies = dir.path + "/policies"

@@ -51,10 +51,10 @@ struct Services {
     let collector: GarbageCollector
     init(_ repository: Repository) throws {
         self.repository = repository
-        let policies = try PolicySet.load(directory: repository.configuration.pinning.policies!)
+        let policies = try repository.configuration.section(PinningConfiguration.self).policySet()
         blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod)
         pins = Pinner(store: blocks, policies: policies)
-        collector = GarbageCollector(store: blocks, batchSize: repository.configuration.gc.batchSize)
+        collector = GarbageCollector(store: blocks, batchSize: try repository.configuration.section(GCConfiguration.self).batchSize)
     }
 }
 
@@ -64,13 +64,17 @@ func freshNode(durability: LevelDBBlockStore.Durability = .sync, packSize: UInt6
     var config = Configuration()
     config.blockstore.durability = durability
     config.blockstore.maximumPackSize = packSize
-    config.gc.interval = "0s"
+    var gc = GCConfiguration()
+    gc.interval = "0s"
+    try config.setSection(gc)
     let policies = dir + "-policies"
     try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
     for f in defaultPolicyFiles {
         try Data(f.contents.replacingOccurrences(of: #""gracePeriod": "1h""#, with: #""gracePeriod": "0s""#).utf8).write(to: URL(fileURLWithPath: policies + "/" + f.name))
     }
-    config.pinning.policies = policies
+    var pinning = PinningConfiguration()
+    pinning.policies = policies
+    try config.setSection(pinning)
     try Repository.initialize(at: dir, configuration: config)
     return (try Services(try Repository(path: dir)), dir)
 }

@@ -12,110 +12,62 @@ public struct Configuration: Codable, Sendable, Equatable {
     public var datastore = Datastore()
     /// Block store settings.
     public var blockstore = LevelDBBlockStore.Options()
-    /// Listener addresses for the daemon.
-    public var addresses = Addresses()
-    /// Pins and pinning policies.
-    public var pinning = Pinning()
-    /// Garbage collection.
-    public var gc = GC()
-    /// Limits and timeouts of the daemon's HTTP listeners (read by HTTPServer's `ServerLimits`).
-    public var http = HTTP()
+    /// The sections of the layers above Storage, as read (each layer decodes its own: `section`).
+    private var sections: [String: JSONValue] = [:]
+    /// The environment overrides apply to (`applyEnvironment`); each section applies its own.
+    private var environment: [String: String] = [:]
 
     /// Defaults.
     public init() {}
 
     /// Reads a configuration file; sections and fields it lacks keep their defaults, so files
-    /// written by earlier releases still open.
+    /// written by earlier releases still open. Sections of the layers above are kept as read.
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        version = try c.decodeIfPresent(Int.self, forKey: .version) ?? version
-        identity = try c.decodeIfPresent(Identity.self, forKey: .identity) ?? identity
-        datastore = try c.decodeIfPresent(Datastore.self, forKey: .datastore) ?? datastore
-        blockstore = try c.decodeIfPresent(LevelDBBlockStore.Options.self, forKey: .blockstore) ?? blockstore
-        addresses = try c.decodeIfPresent(Addresses.self, forKey: .addresses) ?? addresses
-        pinning = try c.decodeIfPresent(Pinning.self, forKey: .pinning) ?? pinning
-        gc = try c.decodeIfPresent(GC.self, forKey: .gc) ?? gc
-        http = try c.decodeIfPresent(HTTP.self, forKey: .http) ?? http
-    }
-
-    /// The daemon's HTTP limits and timeouts (durations as `30s`, `2m`; Docs/http.md).
-    public struct HTTP: Codable, Sendable, Equatable {
-        /// A request's headers must be complete within this, counted from the connection's
-        /// start or the end of the previous response (an idle keep-alive connection closes then).
-        public var headerTimeout = "30s"
-        /// A request body that sends nothing for this long has its connection closed.
-        public var bodyIdleTimeout = "30s"
-        /// A response the client reads nothing of for this long has its connection closed.
-        public var sendTimeout = "60s"
-        /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (408).
-        public var requestTimeout = "60s"
-        /// Uploads (add, dag/import) imported at once.
-        public var uploadSlots = 32
-        /// Uploads one client address may have in progress or waiting (more: 429).
-        public var uploadsPerClient = 16
-        /// Streamed downloads (files, CARs, TARs, cat, get) produced at once, on each listener.
-        public var downloadSlots = 32
-        /// Streamed downloads one client address may have in progress or waiting (more: 429).
-        public var downloadsPerClient = 16
-        /// How long an upload or a download waits for a free slot before 503.
-        public var slotWait = "10s"
-        /// Ranges served from one `Range` header (more: the whole body, 200).
-        public var maximumRanges = 100
-        /// Defaults.
-        public init() {}
-
-        enum CodingKeys: String, CodingKey {
-            case headerTimeout, bodyIdleTimeout, sendTimeout, requestTimeout, uploadSlots, uploadsPerClient, downloadSlots, downloadsPerClient
-            case slotWait, maximumRanges
-        }
-
-        /// Decodes the section; missing keys keep their defaults.
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            headerTimeout = try c.decodeIfPresent(String.self, forKey: .headerTimeout) ?? headerTimeout
-            bodyIdleTimeout = try c.decodeIfPresent(String.self, forKey: .bodyIdleTimeout) ?? bodyIdleTimeout
-            sendTimeout = try c.decodeIfPresent(String.self, forKey: .sendTimeout) ?? sendTimeout
-            requestTimeout = try c.decodeIfPresent(String.self, forKey: .requestTimeout) ?? requestTimeout
-            uploadSlots = try c.decodeIfPresent(Int.self, forKey: .uploadSlots) ?? uploadSlots
-            uploadsPerClient = try c.decodeIfPresent(Int.self, forKey: .uploadsPerClient) ?? uploadsPerClient
-            downloadSlots = try c.decodeIfPresent(Int.self, forKey: .downloadSlots) ?? downloadSlots
-            downloadsPerClient = try c.decodeIfPresent(Int.self, forKey: .downloadsPerClient) ?? downloadsPerClient
-            slotWait = try c.decodeIfPresent(String.self, forKey: .slotWait) ?? slotWait
-            maximumRanges = try c.decodeIfPresent(Int.self, forKey: .maximumRanges) ?? maximumRanges
+        let c = try decoder.container(keyedBy: SectionKey.self)
+        version = try c.decodeIfPresent(Int.self, forKey: SectionKey("version")) ?? version
+        identity = try c.decodeIfPresent(Identity.self, forKey: SectionKey("identity")) ?? identity
+        datastore = try c.decodeIfPresent(Datastore.self, forKey: SectionKey("datastore")) ?? datastore
+        blockstore = try c.decodeIfPresent(LevelDBBlockStore.Options.self, forKey: SectionKey("blockstore")) ?? blockstore
+        for key in c.allKeys where !Self.ownKeys.contains(key.stringValue) {
+            sections[key.stringValue] = try c.decode(JSONValue.self, forKey: key)
         }
     }
 
-    /// Pinning settings.
-    public struct Pinning: Codable, Sendable, Equatable {
-        /// A folder of policy files to use instead of the built-in ones (the project's `Pinning/`).
-        public var policies: String?
-        /// How long a queued pin (Pinning Service API) waits for its blocks before it fails.
-        public var queuedTimeout = "24h"
-        /// Defaults.
-        public init() {}
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: SectionKey.self)
+        try c.encode(version, forKey: SectionKey("version"))
+        try c.encode(identity, forKey: SectionKey("identity"))
+        try c.encode(datastore, forKey: SectionKey("datastore"))
+        try c.encode(blockstore, forKey: SectionKey("blockstore"))
+        for (key, value) in sections { try c.encode(value, forKey: SectionKey(key)) }
     }
 
-    /// Garbage-collection settings.
-    public struct GC: Codable, Sendable, Equatable {
-        /// How often the background collector runs (`0s`: never; `qstore repo gc` still works).
-        public var interval = "1h"
-        /// Blocks deleted per transaction.
-        public var batchSize = 256
-        /// A sealed pack file is compacted (its live blocks copied on, the file removed) after a
-        /// collection when at least this share of it is dead (0 < share ≤ 1; 1: only wholly dead packs).
-        public var packCompactionThreshold = 0.5
-        /// Defaults.
-        public init() {}
+    private static let ownKeys: Set<String> = ["version", "identity", "datastore", "blockstore"]
 
-        enum CodingKeys: String, CodingKey { case interval, batchSize, packCompactionThreshold }
+    struct SectionKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
 
-        /// Decodes the section; missing keys keep their defaults.
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            interval = try c.decodeIfPresent(String.self, forKey: .interval) ?? interval
-            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
-            packCompactionThreshold = try c.decodeIfPresent(Double.self, forKey: .packCompactionThreshold) ?? packCompactionThreshold
+    /// The section `S` owns: as the file has it (fields it lacks keep their defaults), then its
+    /// environment overrides. A section that does not decode is named in the error.
+    public func section<S: ConfigurationSection>(_ type: S.Type) throws -> S {
+        var s = S()
+        if let raw = sections[S.key] {
+            do { s = try JSONDecoder().decode(S.self, from: try JSONEncoder().encode(raw)) } catch {
+                throw RepositoryError.invalidConfiguration("section \"\(S.key)\" of config.json: \(error)")
+            }
         }
+        try s.applyEnvironment(environment)
+        return s
+    }
+
+    /// Replaces the section `S` owns (what `encoded()` then writes).
+    public mutating func setSection<S: ConfigurationSection>(_ value: S) throws {
+        sections[S.key] = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(value))
     }
 
     /// The node's public identity.
@@ -149,18 +101,10 @@ public struct Configuration: Codable, Sendable, Equatable {
         }
     }
 
-    /// Where the daemon listens.
-    public struct Addresses: Codable, Sendable, Equatable {
-        /// The admin API (loopback by default).
-        public var api = "127.0.0.1:5001"
-        /// The read-only gateway.
-        public var gateway = "127.0.0.1:8080"
-        /// Defaults.
-        public init() {}
-    }
-
-    /// Applies `QSTORE_*` environment overrides.
+    /// Applies `QSTORE_*` environment overrides to Storage's sections, and keeps `env` for the
+    /// sections of the layers above (`section` applies theirs).
     public mutating func applyEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws {
+        environment = env
         func int(_ name: String) throws -> Int? {
             guard let v = env[name] else { return nil }
             guard let i = Int(v), i >= 0 else { throw RepositoryError.invalidConfiguration("\(name)=\(v) is not a non-negative integer") }
@@ -175,10 +119,6 @@ public struct Configuration: Codable, Sendable, Equatable {
             }
             blockstore.durability = d
         }
-        if let v = env["QSTORE_POLICIES"] { pinning.policies = v.isEmpty ? nil : v }
-        if let v = env["QSTORE_GC_INTERVAL"] { gc.interval = v }
-        if let v = env["QSTORE_API_ADDRESS"] { addresses.api = v }
-        if let v = env["QSTORE_GATEWAY_ADDRESS"] { addresses.gateway = v }
     }
 
     /// The JSON written to `config.json` (pretty, keys sorted).
@@ -186,5 +126,54 @@ public struct Configuration: Codable, Sendable, Equatable {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try e.encode(self)
+    }
+}
+
+/// A section of `config.json` owned by a layer above Storage (pinning, gc, http, addresses, and
+/// the Q layers'): the layer declares it, decodes it (`Configuration.section`) and validates it;
+/// Storage only keeps it. Fields a file lacks keep their defaults.
+public protocol ConfigurationSection: Codable, Sendable, Equatable {
+    /// The section's key in `config.json`.
+    static var key: String { get }
+    /// The defaults.
+    init()
+    /// Applies the section's `QSTORE_*` environment overrides.
+    mutating func applyEnvironment(_ env: [String: String]) throws
+}
+
+extension ConfigurationSection {
+    public mutating func applyEnvironment(_ env: [String: String]) throws {}
+}
+
+/// A JSON value as read, for sections Storage keeps without knowing them.
+enum JSONValue: Codable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null } else if let b = try? c.decode(Bool.self) { self = .bool(b) } else if let i = try? c.decode(Int64.self) {
+            self = .int(i)
+        } else if let d = try? c.decode(Double.self) { self = .double(d) } else if let s = try? c.decode(String.self) { self = .string(s) } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .int(let i): try c.encode(i)
+        case .double(let d): try c.encode(d)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
     }
 }

@@ -113,6 +113,16 @@ public final class Repository: Sendable {
     /// Closes the database and releases the lock (also done when the last reference goes).
     public func close() { blocks.db.close() }
 
+    /// Whether the store answers (a read of a key that need not exist).
+    public var isHealthy: Bool {
+        do {
+            _ = try db.get(KeySpace.meta.key([0]))
+            return true
+        } catch {
+            return false
+        }
+    }
+
     /// The daemon's bearer token.
     public func apiToken() throws -> String {
         try String(contentsOfFile: path + "/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
