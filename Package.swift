@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Pinning", targets: ["Pinning"]),
         .library(name: "UnixFS", targets: ["UnixFS"]),
+        .library(name: "Signing", targets: ["Signing"]),
+        .library(name: "Qindex", targets: ["Qindex"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "KuboAPI", targets: ["KuboAPI"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
@@ -50,15 +52,22 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Ed25519 signatures of objects behind a domain string; LockSig, IdentityRef, libp2p key names.
+        .target(
+            name: "Signing",
+            dependencies: ["Storage", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Pins, pinning policies, reference counts, garbage collection.
         .target(name: "Pinning", dependencies: ["Storage", "IPLD", "Multiformats"]),
         // UnixFS v1 files: chunkers, the balanced layout, reading byte ranges.
         .target(name: "UnixFS", dependencies: ["Storage", "CAR", "IPLD", "Multiformats"]),
+        // Signed mutable pointers with verifiable history.
+        .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
             dependencies: [
-                "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Qindex", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -68,7 +77,7 @@ let package = Package(
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Node", "KuboAPI", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Qindex", "Node", "KuboAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -101,6 +110,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"], exclude: ["Vectors"]),
+        .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
             "HTTPServer", "Node", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",

@@ -161,6 +161,7 @@ public final class Daemon: Sendable {
         VerifiedPut(node: node, io: io, limits: configuration.limits).register(on: router)
         PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.identity.peerID)],
                           limits: configuration.limits).register(on: router)
+        QindexAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         return Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),

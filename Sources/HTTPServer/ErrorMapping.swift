@@ -93,8 +93,9 @@ enum ErrorMapping {
         return r
     }
 
-    /// The Q API's envelope (`/q/v1`): `{"status", "code", "message", "data", "cid"}`, `code` the
-    /// error's kind in upper snake case (NOT_FOUND, INVALID_INPUT, CONFLICT, …), `data` and `cid` null.
+    /// The Q API's envelope (`/q/v1`): `{"status": "error", "code", "message", "data", "cid"}`, `code`
+    /// the error's ecosystem code when it has one (QINDEX_NOT_FOUND, VERSION_CONFLICT, …), else its
+    /// kind in upper snake case (NOT_FOUND, INVALID_INPUT, CONFLICT, …); `data` and `cid` null.
     static func qResponse(_ error: any Error) -> Response {
         let m = map(error)
         let kind: String
@@ -115,7 +116,7 @@ enum ErrorMapping {
             if c.isUppercase { out += "_" }
             out += c.uppercased()
         }
-        var r = JSONOutput.response(["status": Int(m.status.code), "code": code, "message": m.message, "data": NSNull(), "cid": NSNull()] as [String: Any],
+        var r = JSONOutput.response(["status": "error", "code": (error as? any KindedError)?.code ?? code, "message": m.message, "data": NSNull(), "cid": NSNull()] as [String: Any],
                                     status: m.status)
         r.headers.append(contentsOf: m.headers)
         return r

@@ -22,6 +22,13 @@ public enum ErrorKind: String, Sendable, CaseIterable {
 /// An error that says what kind it is.
 public protocol KindedError: Error {
     var kind: ErrorKind { get }
+    /// The ecosystem error code the Q API's envelope names it by (`VERSION_CONFLICT`,
+    /// `SIGNATURE_INVALID`, …); nil: the kind's own (`NOT_FOUND`, `INVALID_INPUT`, …).
+    var code: String? { get }
+}
+
+extension KindedError {
+    public var code: String? { nil }
 }
 
 extension VarintError: KindedError { public var kind: ErrorKind { .invalidInput } }

@@ -4,6 +4,8 @@ import IPLD
 import Logging
 import Multiformats
 import Pinning
+import Qindex
+import Signing
 import Storage
 
 /// One node: a repository and the services over it. The HTTP layer and the
@@ -21,14 +23,16 @@ public final class Node: Sendable {
     public let startedAt: Date
     /// The node's log.
     public let logger: Logger
-    /// Group commit for concurrent puts.
-    private let writes: WriteCoalescer
+    /// Group commit for concurrent writes (block puts, Qindex updates).
+    package let commits: GroupCommit<BlockPuts>
     /// The block store, counting references (every write of the node goes through it).
     package let blocks: CountedBlockStore
     /// Pins and the policies in force.
     package let pins: Pinner
     /// The garbage collector.
     package let collector: GarbageCollector
+    /// Qindex pointers.
+    package let index: Qindex
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.
@@ -49,7 +53,9 @@ public final class Node: Sendable {
         collector = GarbageCollector(store: blocks, batchSize: gc.batchSize)
         gcInterval = gc.interval
         packCompactionThreshold = gc.packCompactionThreshold
-        writes = WriteCoalescer(store: blocks)
+        commits = GroupCommit(store: blocks, label: "qstore.block-writes")
+        index = Qindex(store: blocks, pins: pins, nodeKey: SigningKey(repository.identity),
+                       nodeAuthor: IdentityRef(squidId: repository.identity.peerID))
         try initializeCounts()
     }
 
@@ -57,12 +63,12 @@ public final class Node: Sendable {
 
     /// Stores `data` as a block of `codec` hashed with `hash` (truncated to `hashLength`), pinned
     /// recursively with `pin`; returns it once durable. Puts from concurrent callers are committed
-    /// together (one LevelDB batch and fsync: `WriteCoalescer`), so callers on the storage threads
+    /// together (one LevelDB batch and fsync: `GroupCommit`), so callers on the storage threads
     /// wait for one commit.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?, pin: Bool = false) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
         try withLease {
-            try writes.put(block)
+            try commits.run { _, batch in batch.blocks.append(block) }
             if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
         }
         return block
@@ -74,7 +80,7 @@ public final class Node: Sendable {
     /// slower). A put then pinned runs both inside `withLease`, then `pin`.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) async throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
-        try await writes.put(block)
+        try await commits.run { _, batch in batch.blocks.append(block) }
         return block
     }
 
@@ -82,7 +88,7 @@ public final class Node: Sendable {
     /// (`PUT /ipfs/{cid}`).
     public func putBlock(_ data: [UInt8], as cid: CID) async throws -> Block {
         let block = try Block(cid: cid, data: data)
-        try await writes.put(block)
+        try await commits.run { _, batch in batch.blocks.append(block) }
         return block
     }
 
@@ -117,7 +123,7 @@ public final class Node: Sendable {
     /// `putDAG` for async callers, without the pin (see the async `putBlock`); `pinPut` pins it.
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) async throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
-        try await writes.put(block)
+        try await commits.run { _, batch in batch.blocks.append(block) }
         return block.cid
     }
 
@@ -126,7 +132,7 @@ public final class Node: Sendable {
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = false) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
         try withLease {
-            try writes.put(block)
+            try commits.run { _, batch in batch.blocks.append(block) }
             if pin { try pinPut(block.cid) }
         }
         return block.cid

@@ -229,6 +229,24 @@ public final class Pinner: Sendable {
         }
     }
 
+    /// Moves a pointer's pin, in the caller's transaction: a direct pin on `cid` — a block the
+    /// caller staged in `txn` or knows present, so no walk — made from `request`'s name, resource
+    /// type and metadata, replacing the pin `replacing` (its reference and index entries go in the
+    /// same batch). For layers whose roots link everything they keep (a Qindex head record links
+    /// its history and target): the root's stored links hold the rest, as for every pin.
+    /// Retention and `keepLatest` do not apply: the pin moves, it is not made or ended.
+    public func stageMovingPin(_ request: Request, replacing: PinID?, in txn: CountTransaction) throws -> Pin {
+        let resourceType = request.resourceType ?? "default"
+        let policy = try policies.policy(resourceType)
+        if let id = replacing, let old = try pin(id: id) { try stageRemove(old, txn) }
+        let p = Pin(id: PinID(created: txn.now), cid: request.cid, type: .direct, status: .pinned, name: request.name,
+                    resourceType: resourceType, created: txn.now, expires: nil,
+                    replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins, meta: request.meta)
+        PinIndex.stagePut(p, into: txn.batch)
+        try txn.adjust(p.cid.multihash, by: 1)
+        return p
+    }
+
     // MARK: removing
 
     /// Removes `pin` in `txn`: its index entries, its reference, and a grace period on its root.

@@ -96,7 +96,12 @@ public final class CountTransaction {
     private func set(_ mh: Multihash, _ r: CountRecord?) throws {
         _ = try record(mh)
         changed[mh]!.current = r
+        mutations += 1
     }
+
+    private var mutations = 0
+    /// Changes so far (batch entries, count changes): equal marks mean nothing was staged between.
+    public var mark: (Int, Int) { (batch.count, mutations) }
 
     /// Protects the block from collection until `until` at least (a put, an unpin's grace).
     public func protect(_ mh: Multihash, until: UInt64) throws {

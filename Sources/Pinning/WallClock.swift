@@ -39,9 +39,7 @@ public final class ManualClock: WallClock {
 
     /// Moves the clock forward by `duration` (rounded down to milliseconds).
     public func advance(by duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let ms = UInt64(max(0, seconds)) * 1000 + UInt64(max(0, attoseconds) / 1_000_000_000_000_000)
-        time.add(ms, ordering: .relaxed)
+        time.add(duration.milliseconds, ordering: .relaxed)
     }
 }
 

@@ -2,6 +2,7 @@ import CAR
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import HTTPServer
 #endif
 import IPLD
 import KuboAPI

@@ -42,7 +42,7 @@ import TestSupport
         case .q:
             let o = try r.json()
             #expect(Set(o.keys) == ["status", "code", "message", "data", "cid"], "\(label)")
-            #expect(o["status"] as? Int == c.status && o["data"] is NSNull && o["cid"] is NSNull, "\(label)")
+            #expect(r.status == c.status && o["status"] as? String == "error" && o["data"] is NSNull && o["cid"] is NSNull, "\(label)")
             let code = try #require(o["code"] as? String, "\(label)")
             #expect(!code.isEmpty && code == code.uppercased() && (o["message"] as? String)?.isEmpty == false, "\(label)")
         }

@@ -181,7 +181,13 @@ public final class LevelDBBlockStore: BlockStore {
     }
 
     /// The calling thread's identity (pthread_t, never 0 for a running thread).
-    private static var threadID: UInt { UInt(pthread_self()) }
+    private static var threadID: UInt {
+        #if canImport(Darwin)
+        UInt(bitPattern: pthread_self())
+        #else
+        UInt(pthread_self())
+        #endif
+    }
 
     /// A block `stage` handled: its links, and whether this put adds its links record
     /// (false: the block was already stored under this codec, nothing was written for it).

@@ -1,0 +1,49 @@
+import CAR
+import Multiformats
+import Qindex
+import Signing
+import Storage
+
+/// Qindex use cases: signed mutable pointers with history.
+extension Node {
+    /// Applies a pointer update (put, or delete with a nil target); returns the new head once durable.
+    public func putPointer(_ update: Qindex.Update) async throws -> Head { try await index.put(update) }
+
+    /// The live head of a pointer (`QINDEX_NOT_FOUND` when absent or deleted).
+    public func pointer(type: String, key: String) throws -> Head { try index.current(type: type, key: key) }
+
+    /// The pointer's head whether deleted or not (nil: it never existed).
+    public func pointerHead(type: String, key: String) throws -> Head? { try index.head(type: type, key: key) }
+
+    /// The record stored as `cid`.
+    public func indexRecord(_ cid: CID) throws -> IndexRecord { try index.record(cid) }
+
+    /// The main chain's record of `version`, or the newest at `at` (ms).
+    public func pointerRecord(type: String, key: String, version: Int64? = nil, at: UInt64? = nil) throws -> (cid: CID, record: IndexRecord) {
+        if let version { return try index.record(type: type, key: key, version: version) }
+        if let at { return try index.record(type: type, key: key, at: at) }
+        let h = try index.current(type: type, key: key)
+        return (h.record, try index.record(h.record))
+    }
+
+    /// A page of a pointer's history, newest first.
+    public func pointerHistory(type: String, key: String, limit: Int, before: Int64?) throws -> (records: [(cid: CID, record: IndexRecord)], next: Int64?) {
+        try index.history(type: type, key: key, limit: limit, before: before)
+    }
+
+    /// A page of live pointers.
+    public func listPointers(_ query: Qindex.Query) throws -> (heads: [Head], next: [UInt8]?) { try index.list(query) }
+
+    /// Imports a CAR of records and merges the histories its roots head (under a lease, so
+    /// nothing imported is collected before the heads hold it).
+    public func importPointers<Source: ByteSource>(_ source: Source) async throws -> [Qindex.MergeOutcome] {
+        try await withLease {
+            let summary = try importCAR(source)
+            guard !summary.roots.isEmpty else { throw NodeError.badInput("the CAR names no roots (the heads to merge)") }
+            return try await index.merge(roots: summary.roots)
+        }
+    }
+
+    /// The public key records of this node are signed with.
+    public var indexKey: [UInt8] { index.nodeKey.publicKey }
+}
