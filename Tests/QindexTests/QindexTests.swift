@@ -242,6 +242,10 @@ final class Replica: @unchecked Sendable {
         // Moving a pointer moves it out of the old target's reverse lookup.
         try await n.put("even", "key-00", b)
         #expect(try n.index.pointers(to: a).map(\.key).sorted() == ["key-01", "key-02", "key-03", "key-04"])
+        // …and out of the tags it no longer has.
+        q = Qindex.Query()
+        q.tag = "five"
+        #expect(try n.index.list(q).heads.map(\.key).sorted() == ["key-05", "key-10", "key-15", "key-20"])
     }
 
     @Test func clientSignedRecordsAreVerified() async throws {
