@@ -7,6 +7,8 @@ import IPLD
 import Multiformats
 import Node
 import Pinning
+import QAPI
+import Qindex
 import Storage
 
 /// The one place where errors become HTTP statuses and bodies.
@@ -52,7 +54,8 @@ enum ErrorMapping {
         case let e as HTTPError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.body ?? Self.describe(e.status))
         case let e as any KindedError:
             let (status, code) = Self.status(of: e.kind)
-            return Mapped(status: status, code: code, message: e is CIDError ? "invalid CID: \(e)" : "\(e)")
+            let text = "\(e)"
+            return Mapped(status: status, code: code, message: e is CIDError && !text.hasPrefix("invalid CID") ? "invalid CID: " + text : text)
         default: return Mapped(status: .internalServerError, code: 0, message: "\(error)")
         }
     }
@@ -95,8 +98,16 @@ enum ErrorMapping {
 
     /// The Q API's envelope (`/q/v1`): `{"status": "error", "code", "message", "data", "cid"}`, `code`
     /// the error's ecosystem code when it has one (QINDEX_NOT_FOUND, VERSION_CONFLICT, …), else its
-    /// kind in upper snake case (NOT_FOUND, INVALID_INPUT, CONFLICT, …); `data` and `cid` null.
+    /// kind in upper snake case (NOT_FOUND, INVALID_INPUT, CONFLICT, …); `data` the details a caller acts on
+    /// (a version conflict's current head), else null; `cid` null.
     static func qResponse(_ error: any Error) -> Response {
+        /// What the caller needs to act on the error: a conflict's current head (null when absent).
+        func details(_ error: any Error) -> Any {
+            guard case QindexError.versionConflict(_, let current?) = error,
+                  let object = try? JSONSerialization.jsonObject(with: Data(QJSON.encode(PointerSummary(current))))
+            else { return NSNull() }
+            return object
+        }
         let m = map(error)
         let kind: String
         if let k = (error as? any KindedError)?.kind { kind = k.rawValue } else {
@@ -116,7 +127,7 @@ enum ErrorMapping {
             if c.isUppercase { out += "_" }
             out += c.uppercased()
         }
-        var r = JSONOutput.response(["status": "error", "code": (error as? any KindedError)?.code ?? code, "message": m.message, "data": NSNull(), "cid": NSNull()] as [String: Any],
+        var r = JSONOutput.response(["status": "error", "code": (error as? any KindedError)?.code ?? code, "message": m.message, "data": details(error), "cid": NSNull()] as [String: Any],
                                     status: m.status)
         r.headers.append(contentsOf: m.headers)
         return r

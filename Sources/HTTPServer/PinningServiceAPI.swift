@@ -145,7 +145,7 @@ struct PinningServiceAPI: Sendable {
 
     /// A `Pin` object from the body, checked against the schema.
     func pinRequest(_ request: Request) async throws -> Pinner.Request {
-        var req = request
+        let req = request
         let body: ByteBuffer
         do { body = try await RequestBodies.collect(req, limit: 1 << 20, timeout: limits.requestTimeout) } catch is BodyTooLarge {
             throw Failure(.contentTooLarge, "CONTENT_TOO_LARGE", "the body is larger than 1 MiB")

@@ -5,6 +5,7 @@ import Hummingbird
 import Multiformats
 import Node
 import NIOCore
+import QAPI
 import Qindex
 import Signing
 
@@ -47,28 +48,22 @@ struct QindexAPI {
             u.expectedVersion = try q.get("expectedVersion").map { try Self.integer($0, "expectedVersion") }
             u.author = Self.author(request)
             let head = try await node.putPointer(u)
-            return Self.ok(try await headData(head), cid: head.record)
+            return try await headReply(head)
         default:
             if history {
                 let limit = try q.get("limit").map { try Self.integer($0, "limit") } ?? 100
-                guard (1...1000).contains(limit) else { throw QindexError.invalid("limit: 1–1000") }
                 let before = try q.get("cursor").map { try Self.integer($0, "cursor") }
                 let page = try await io.run { try self.node.pointerHistory(type: type, key: key, limit: Int(limit), before: before) }
-                let items: [Any] = page.records.map { Self.recordData($0.record, cid: $0.cid) }
-                return Self.ok(["records": items, "next": page.next.map { String($0) } ?? NSNull()] as [String: Any], cid: nil)
+                return Self.ok(PointerHistory(records: page.records.map { PointerRecord($0.record, cid: $0.cid) }, next: page.next.map { String($0) }))
             }
             let version = try q.get("version").map { try Self.integer($0, "version") }
-            let at = try q.get("at").map { text -> UInt64 in
-                if let ms = Timestamps.parse(text) { return ms }
-                guard let ms = UInt64(text) else { throw QindexError.invalid("at: an RFC 3339 time or Unix milliseconds") }
-                return ms
-            }
+            let at = try q.get("at").map { try Timestamps.instant($0, field: "at") }
             if version == nil && at == nil {
                 let head = try await io.run { try self.node.pointer(type: type, key: key) }
-                return Self.ok(try await headData(head), cid: head.record)
+                return try await headReply(head)
             }
             let found = try await io.run { try self.node.pointerRecord(type: type, key: key, version: version, at: at) }
-            return Self.ok(Self.recordData(found.record, cid: found.cid), cid: found.cid)
+            return Self.ok(PointerRecord(found.record, cid: found.cid), cid: found.cid)
         }
     }
 
@@ -110,7 +105,7 @@ struct QindexAPI {
         }
         u.author = Self.author(request)
         let head = try await node.putPointer(u)
-        return Self.ok(try await headData(head), cid: head.record, status: head.version == 1 ? .created : .ok)
+        return try await headReply(head, status: head.version == 1 ? .created : .ok)
     }
 
     /// `GET /q/v1/index?type=&prefix=&tag=&target=&sort=key|updatedAt&limit=&cursor=`.
@@ -127,60 +122,32 @@ struct QindexAPI {
         }
         query.limit = try Int(q.get("limit").map { try Self.integer($0, "limit") } ?? 100)
         if let c = q.get("cursor") {
-            guard let bytes = try? Multibase.base64url.decodeWithoutPrefix(Substring(c)) else { throw QindexError.invalid("cursor: as a previous page returned it") }
+            guard let bytes = QCursor.decode(c) else { throw QindexError.invalid("cursor: as a previous page returned it") }
             query.cursor = bytes
         }
         let asked = query
         let page = try await io.run { try self.node.listPointers(asked) }
-        var items: [Any] = []
-        for h in page.heads { items.append(Self.headFields(h)) }
-        return Self.ok(["pointers": items, "next": page.next.map { Multibase.base64url.encodeWithoutPrefix($0) } ?? NSNull()] as [String: Any], cid: nil)
+        return Self.ok(PointerList(pointers: page.heads.map(PointerSummary.init), next: page.next.map(QCursor.encode)))
     }
 
     /// `POST /q/v1/index/import`: a CAR of records (body ≤ 64 MiB) whose roots are heads to merge.
     func importCAR(_ request: Request) async throws -> Response {
         let body = try await RequestBodies.collect(request, limit: 64 << 20, timeout: limits.requestTimeout)
         let outcomes = try await node.importPointers(BytesSource(Array(buffer: body)))
-        let items: [Any] = outcomes.map { o in
-            var f = Self.headFields(o.head)
-            f["action"] = o.action.rawValue
-            f["root"] = o.root.string
-            return f
-        }
-        return Self.ok(["merged": items] as [String: Any], cid: nil)
+        return Self.ok(PointerMerge(merged: outcomes.map(PointerSummary.init)))
     }
 
     // MARK: shapes
 
-    func headData(_ h: Head) async throws -> [String: Any] {
+    func headReply(_ h: Head, status: HTTPResponse.Status = .ok) async throws -> Response {
         let record = try await io.run { try self.node.indexRecord(h.record) }
-        var f = Self.recordData(record, cid: h.record)
-        f["updatedAt"] = Timestamps.format(h.updatedAt)
-        return f
+        return Self.ok(PointerRecord(record, cid: h.record, head: h), cid: h.record, status: status)
     }
 
-    static func headFields(_ h: Head) -> [String: Any] {
-        ["type": h.type, "key": h.key, "cid": h.target?.string ?? NSNull(), "version": Int(h.version), "record": h.record.string,
-         "tags": h.tags, "updatedAt": Timestamps.format(h.updatedAt), "deleted": h.isDeleted]
-    }
-
-    static func recordData(_ r: IndexRecord, cid: CID) -> [String: Any] {
-        var author: [String: Any] = ["squidId": r.author.squidId]
-        if let s = r.author.subId { author["subId"] = s }
-        if let d = r.author.daoId { author["daoId"] = d }
-        var f: [String: Any] = ["type": r.type, "key": r.key, "cid": r.cid?.string ?? NSNull(), "version": Int(r.version),
-                                "record": cid.string, "prev": r.prev?.string ?? NSNull(), "tags": r.tags, "createdAt": r.createdAt,
-                                "author": author, "deleted": r.isTombstone]
-        if r.isMerge { f["merged"] = r.merged.map(\.string) }
-        if let s = r.sig {
-            f["sig"] = ["alg": s.alg, "pub": Data(s.pub).base64EncodedString(), "sig": Data(s.sig).base64EncodedString(), "ts": Int(s.ts),
-                        "nonce": Data(s.nonce).base64EncodedString()] as [String: Any]
-        }
-        return f
-    }
-
-    static func ok(_ data: Any, cid: CID?, status: HTTPResponse.Status = .ok) -> Response {
-        JSONOutput.response(["status": "ok", "code": "OK", "message": "", "data": data, "cid": cid?.string ?? NSNull()] as [String: Any], status: status)
+    static func ok<T: Codable & Sendable>(_ data: T, cid: CID? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: QJSON.encode(QEnvelope(ok: data, cid: cid?.string)))))
     }
 
     /// The caller's identity headers (`x-squid-id`, `x-subid`), recorded as the author.

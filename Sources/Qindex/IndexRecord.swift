@@ -204,6 +204,12 @@ public enum Timestamps {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rest / 3_600_000, 2)):\(pad(rest / 60_000 % 60, 2)):\(pad(rest / 1000 % 60, 2)).\(pad(rest % 1000, 3))Z"
     }
 
+    /// A point in time as a caller writes it: RFC 3339, or Unix milliseconds.
+    public static func instant(_ text: String, field: String) throws -> UInt64 {
+        if let ms = parse(text) ?? UInt64(text) { return ms }
+        throw QindexError.invalid("\(field): an RFC 3339 time or Unix milliseconds")
+    }
+
     /// The ms since 1970 of `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (or `+00:00`); nil for anything else.
     public static func parse(_ text: String) -> UInt64? {
         var u = Array(text.utf8)
@@ -248,6 +254,8 @@ public enum QindexError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalid(String)
     /// The target is not in the repository (and `allow-missing` was not given).
     case targetMissing(CID)
+    /// The change contradicts the state (an IPNS sequence going back).
+    case conflict(String)
 
     public var description: String {
         switch self {
@@ -256,6 +264,7 @@ public enum QindexError: Error, Equatable, Sendable, CustomStringConvertible {
             "version conflict: expected \(expected), the head is " + (current.map { "version \($0.version) (\($0.record))" } ?? "absent")
         case .invalid(let m): m
         case .targetMissing(let c): "target \(c) is not in the repository (pass allow-missing to point at it anyway and queue its pin)"
+        case .conflict(let m): m
         }
     }
 }
@@ -266,7 +275,7 @@ extension QindexError: KindedError {
         case .notFound: .notFound
         case .versionConflict: .conflict
         case .invalid: .invalidInput
-        case .targetMissing: .conflict
+        case .targetMissing, .conflict: .conflict
         }
     }
 
@@ -274,7 +283,7 @@ extension QindexError: KindedError {
         switch self {
         case .notFound: "QINDEX_NOT_FOUND"
         case .versionConflict: "VERSION_CONFLICT"
-        case .invalid: nil
+        case .invalid, .conflict: nil
         case .targetMissing: "TARGET_MISSING"
         }
     }

@@ -277,6 +277,7 @@ public final class Qindex: Sendable {
     /// One page of the main chain, newest first: up to `limit` records with versions below
     /// `before` (nil: from the head), and the cursor of the next page (nil: no more).
     public func history(type: String, key: String, limit: Int, before: Int64? = nil) throws -> (records: [(cid: CID, record: IndexRecord)], next: Int64?) {
+        guard (1...1000).contains(limit) else { throw QindexError.invalid("limit: 1–1000") }
         guard try head(type: type, key: key) != nil else { throw QindexError.notFound("no pointer \(type)/\(key)") }
         let ptr = Keys.pointer(type, key)
         let prefix = Keys.versionPrefix(ptr)

@@ -9,6 +9,8 @@ import KuboAPI
 import Multiformats
 import Node
 import Pinning
+import QAPI
+import Qindex
 import Storage
 import UnixFS
 
@@ -49,6 +51,33 @@ protocol Backend {
     /// Collects garbage, telling `removed` each block deleted; returns a line about pack
     /// compaction when one happened and is known here.
     func repoGC(_ removed: (RepoGCLine) -> Void) throws -> String?
+
+    // Qindex pointers, in the Q API's wire types.
+    /// Moves a pointer (`update.cid` nil: deletes it, a tombstone); returns the new head.
+    func putPointer(type: String, key: String, _ update: PointerUpdate?, expectedVersion: Int64?) async throws -> PointerRecord
+    /// The head (no version, no time), the main chain's record of `version`, or the newest at `at`.
+    func getPointer(type: String, key: String, version: Int64?, at: String?) throws -> PointerRecord
+    func pointerHistory(type: String, key: String, limit: Int, cursor: Int64?) throws -> PointerHistory
+    func listPointers(_ query: PointerQuery) throws -> PointerList
+    /// Merges the histories a CAR of records heads (its roots).
+    func importPointers(_ file: String) async throws -> PointerMerge
+}
+
+/// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.
+struct PointerQuery {
+    var type: String?
+    var prefix: String?
+    var tag: String?
+    var target: String?
+    var sort = "key"
+    var limit = 100
+    var cursor: String?
+
+    var parameters: [(String, String)] {
+        var q: [(String, String)] = []
+        for (k, v) in [("type", type), ("prefix", prefix), ("tag", tag), ("target", target), ("cursor", cursor)] { if let v { q.append((k, v)) } }
+        return q + [("sort", sort), ("limit", String(limit))]
+    }
 }
 
 /// How to pin: Kubo's flags plus Qstore's resource type, expiry and replication.
@@ -235,6 +264,66 @@ struct LocalBackend: Backend {
     }
 }
 
+extension LocalBackend {
+    func putPointer(type: String, key: String, _ update: PointerUpdate?, expectedVersion: Int64?) async throws -> PointerRecord {
+        let what = update == nil ? "index rm" : "index put"
+        do {
+            var u = Qindex.Update(type: type, key: key, target: nil)
+            u.expectedVersion = expectedVersion
+            if let update {
+                u.target = try CID(update.cid)
+                u.tags = update.tags ?? []
+                u.expectedVersion = update.expectedVersion
+                u.expectedHead = try update.expectedHead.map { try CID($0) }
+                u.allowMissing = update.allowMissing ?? false
+            }
+            let head = try await node.putPointer(u)
+            return PointerRecord(try node.indexRecord(head.record), cid: head.record, head: head)
+        } catch { throw CLIError("\(what): \(error)") }
+    }
+
+    func getPointer(type: String, key: String, version: Int64?, at: String?) throws -> PointerRecord {
+        try reporting("index get") {
+            if version == nil && at == nil {
+                let head = try node.pointer(type: type, key: key)
+                return PointerRecord(try node.indexRecord(head.record), cid: head.record, head: head)
+            }
+            let found = try node.pointerRecord(type: type, key: key, version: version, at: try at.map { try Timestamps.instant($0, field: "at") })
+            return PointerRecord(found.record, cid: found.cid)
+        }
+    }
+
+    func pointerHistory(type: String, key: String, limit: Int, cursor: Int64?) throws -> PointerHistory {
+        try reporting("index history") {
+            let page = try node.pointerHistory(type: type, key: key, limit: limit, before: cursor)
+            return PointerHistory(records: page.records.map { PointerRecord($0.record, cid: $0.cid) }, next: page.next.map { String($0) })
+        }
+    }
+
+    func listPointers(_ query: PointerQuery) throws -> PointerList {
+        try reporting("index ls") {
+            var q = Qindex.Query()
+            (q.type, q.prefix, q.tag, q.limit) = (query.type, query.prefix, query.tag, query.limit)
+            q.target = try query.target.map { try CID($0) }
+            guard let sort = Qindex.Query.Sort(rawValue: query.sort) else { throw QindexError.invalid("sort: key or updatedAt") }
+            q.sort = sort
+            if let c = query.cursor {
+                guard let bytes = QCursor.decode(c) else { throw QindexError.invalid("cursor: as a previous page returned it") }
+                q.cursor = bytes
+            }
+            let page = try node.listPointers(q)
+            return PointerList(pointers: page.heads.map(PointerSummary.init), next: page.next.map(QCursor.encode))
+        }
+    }
+
+    func importPointers(_ file: String) async throws -> PointerMerge {
+        do {
+            let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
+            return PointerMerge(merged: try await node.importPointers(source).map(PointerSummary.init))
+        } catch { throw CLIError("index import: \(error)") }
+    }
+}
+
 /// Adds files ("-": standard input) and trees from disk to `session`, then finishes it (or
 /// cancels it on failure).
 func addPaths(_ paths: [String], to session: AddSession, progress: Bool) throws {
@@ -266,8 +355,10 @@ func isDirectory(_ path: String) -> Bool {
 
 /// A running daemon's RPC API: requests and replies in the wire types of `KuboAPI`.
 struct RemoteBackend: Backend {
-    let base: String
+    /// `http://host:port`.
+    let origin: String
     let token: String
+    var base: String { origin + "/api/v0/" }
 
     /// The daemon named by `<repo>/api`, with the repository's token; nil when none is announced.
     init?(repository path: String) {
@@ -275,7 +366,7 @@ struct RemoteBackend: Backend {
               !address.isEmpty,
               let token = try? String(contentsOfFile: path + "/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         else { return nil }
-        base = "http://\(address)/api/v0/"
+        origin = "http://\(address)"
         self.token = token
     }
 
@@ -291,10 +382,17 @@ struct RemoteBackend: Backend {
 
     /// One RPC call; returns the status and the body whatever the status.
     func exchange(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> (Int, Data) {
-        var components = URLComponents(string: base + command)!
+        try exchange(method: "POST", url: base + command, query, body: body, contentType: contentType, bodyFile: bodyFile, timeout: timeout)
+    }
+
+    /// One request to `url` (already percent-encoded); returns the status and the body whatever the status.
+    func exchange(method: String, url: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> (Int, Data) {
+        var components = URLComponents(string: url)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        // URLComponents leaves "+" as is; a server reads it as a space.
+        components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
         var request = URLRequest(url: components.url!, timeoutInterval: timeout)
-        request.httpMethod = "POST"
+        request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         let box = ResultBox()
@@ -538,6 +636,59 @@ struct RemoteBackend: Backend {
         try reporting("repo gc") {
             try Self.lines(RepoGCLine.self, try call("repo/gc"), command: "repo/gc").forEach(removed)
             return nil  // the daemon logs its pack compaction
+        }
+    }
+}
+
+extension RemoteBackend {
+    /// A Q API call (`/q/v1/…`, `path` percent-encoded): the reply's `data`, or the error it carries.
+    func q<T: Codable & Sendable>(_ type: T.Type, _ method: String, _ path: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil) throws -> T {
+        let (status, reply) = try exchange(method: method, url: origin + "/q/v1/" + path, query, body: body, contentType: contentType)
+        do { return try QJSON.data(T.self, from: reply) } catch let e as QErrorReply { throw e } catch {
+            throw CLIError("unexpected reply from the daemon (\(status)) to \(method) /q/v1/\(path): \(error)")
+        }
+    }
+
+    /// `index/{type}/{key}` with the key percent-encoded whole (its "/" too, so a key ending in
+    /// "/history" is not read as the history route).
+    static func pointerPath(_ type: String, _ key: String) -> String {
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return "index/" + (type.addingPercentEncoding(withAllowedCharacters: unreserved) ?? type) + "/" + (key.addingPercentEncoding(withAllowedCharacters: unreserved) ?? key)
+    }
+
+    func putPointer(type: String, key: String, _ update: PointerUpdate?, expectedVersion: Int64?) async throws -> PointerRecord {
+        try reporting(update == nil ? "index rm" : "index put") {
+            guard let update else {
+                return try q(PointerRecord.self, "DELETE", Self.pointerPath(type, key), expectedVersion.map { [("expectedVersion", String($0))] } ?? [])
+            }
+            let encoder = JSONEncoder()
+            return try q(PointerRecord.self, "PUT", Self.pointerPath(type, key), body: try encoder.encode(update), contentType: "application/json")
+        }
+    }
+
+    func getPointer(type: String, key: String, version: Int64?, at: String?) throws -> PointerRecord {
+        try reporting("index get") {
+            var query: [(String, String)] = []
+            if let version { query.append(("version", String(version))) }
+            if let at { query.append(("at", at)) }
+            return try q(PointerRecord.self, "GET", Self.pointerPath(type, key), query)
+        }
+    }
+
+    func pointerHistory(type: String, key: String, limit: Int, cursor: Int64?) throws -> PointerHistory {
+        try reporting("index history") {
+            try q(PointerHistory.self, "GET", Self.pointerPath(type, key) + "/history", [("limit", String(limit))] + (cursor.map { [("cursor", String($0))] } ?? []))
+        }
+    }
+
+    func listPointers(_ query: PointerQuery) throws -> PointerList {
+        try reporting("index ls") { try q(PointerList.self, "GET", "index", query.parameters) }
+    }
+
+    func importPointers(_ file: String) async throws -> PointerMerge {
+        try reporting("index import") {
+            let input = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+            return try q(PointerMerge.self, "POST", "index/import", body: input, contentType: "application/vnd.ipld.car")
         }
     }
 }

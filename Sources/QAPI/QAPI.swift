@@ -1,0 +1,216 @@
+import Foundation
+import Multiformats
+import Qindex
+import Signing
+
+// The wire types of the Q API (`/q/v1`): the daemon encodes them, the CLI decodes them (through
+// a daemon) or builds them from the node (without one), so both print the same. Every reply is
+// the Q envelope; a field that may be empty is sent as `null`, never left out, so a client can
+// tell "none" from "an older server".
+
+/// `{"status": "ok"|"error", "code", "message", "data", "cid"}`.
+public struct QEnvelope<T: Codable & Sendable>: Codable, Sendable {
+    public var status: String
+    public var code: String
+    public var message: String
+    public var data: T?
+    /// The object the reply is about (the head record for pointer replies).
+    public var cid: String?
+
+    public init(ok data: T, cid: String? = nil) { (status, code, message, self.data, self.cid) = ("ok", "OK", "", data, cid) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(status, forKey: .status)
+        try c.encode(code, forKey: .code)
+        try c.encode(message, forKey: .message)
+        try c.encode(data, forKey: .data)
+        try c.encode(cid, forKey: .cid)
+    }
+}
+
+/// An error reply's envelope (`data` carries details, e.g. the current head of a conflict).
+public struct QErrorReply: Codable, Sendable, Error, CustomStringConvertible {
+    public var status: String
+    public var code: String
+    public var message: String
+    public var description: String { message }
+}
+
+/// Who made a record.
+public struct AuthorInfo: Codable, Sendable, Equatable {
+    public var squidId: String
+    public var subId: String?
+    public var daoId: String?
+    public init(_ r: IdentityRef) { (squidId, subId, daoId) = (r.squidId, r.subId, r.daoId) }
+}
+
+/// A record's signature: `pub`, `sig` and `nonce` in standard base64, `ts` in Unix ms.
+public struct SignatureInfo: Codable, Sendable, Equatable {
+    public var alg: String
+    public var pub: String
+    public var sig: String
+    public var ts: Int64
+    public var nonce: String
+    public init(_ s: LockSig) {
+        (alg, pub, sig, ts, nonce) = (s.alg, Data(s.pub).base64EncodedString(), Data(s.sig).base64EncodedString(), s.ts, Data(s.nonce).base64EncodedString())
+    }
+}
+
+/// One record of a pointer's history; as a head (`GET`, `PUT`, `DELETE` replies) it also says
+/// when the head moved there (`updatedAt`).
+public struct PointerRecord: Codable, Sendable, Equatable {
+    public var type: String
+    public var key: String
+    /// The target; null for a tombstone (`deleted`).
+    public var cid: String?
+    public var version: Int64
+    /// This record's CID.
+    public var record: String
+    public var prev: String?
+    public var tags: [String]
+    public var createdAt: String
+    public var author: AuthorInfo
+    public var deleted: Bool
+    /// The other heads a merge record joins (merge records only; they carry no signature).
+    public var merged: [String]?
+    public var sig: SignatureInfo?
+    public var updatedAt: String?
+
+    public init(_ r: IndexRecord, cid: CID, head: Head? = nil) {
+        (type, key, self.cid, version, record) = (r.type, r.key, r.cid?.string, r.version, cid.string)
+        (prev, tags, createdAt, author, deleted) = (r.prev?.string, r.tags, r.createdAt, AuthorInfo(r.author), r.isTombstone)
+        merged = r.isMerge ? r.merged.map(\.string) : nil
+        sig = r.sig.map(SignatureInfo.init)
+        updatedAt = head.map { Timestamps.format($0.updatedAt) }
+    }
+
+    enum CodingKeys: String, CodingKey { case type, key, cid, version, record, prev, tags, createdAt, author, deleted, merged, sig, updatedAt }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(key, forKey: .key)
+        try c.encode(cid, forKey: .cid)
+        try c.encode(version, forKey: .version)
+        try c.encode(record, forKey: .record)
+        try c.encode(prev, forKey: .prev)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(author, forKey: .author)
+        try c.encode(deleted, forKey: .deleted)
+        try c.encodeIfPresent(merged, forKey: .merged)
+        try c.encodeIfPresent(sig, forKey: .sig)
+        try c.encodeIfPresent(updatedAt, forKey: .updatedAt)
+    }
+}
+
+/// A pointer's head as lists show it.
+public struct PointerSummary: Codable, Sendable, Equatable {
+    public var type: String
+    public var key: String
+    public var cid: String?
+    public var version: Int64
+    public var record: String
+    public var tags: [String]
+    public var updatedAt: String
+    public var deleted: Bool
+    /// Imports only: what the merge did (created, fast-forward, merged, unchanged) and the foreign head.
+    public var action: String?
+    public var root: String?
+
+    public init(_ h: Head) {
+        (type, key, cid, version, record) = (h.type, h.key, h.target?.string, h.version, h.record.string)
+        (tags, updatedAt, deleted) = (h.tags, Timestamps.format(h.updatedAt), h.isDeleted)
+    }
+
+    public init(_ o: Qindex.MergeOutcome) {
+        self.init(o.head)
+        (action, root) = (o.action.rawValue, o.root.string)
+    }
+
+    enum CodingKeys: String, CodingKey { case type, key, cid, version, record, tags, updatedAt, deleted, action, root }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(key, forKey: .key)
+        try c.encode(cid, forKey: .cid)
+        try c.encode(version, forKey: .version)
+        try c.encode(record, forKey: .record)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(deleted, forKey: .deleted)
+        try c.encodeIfPresent(action, forKey: .action)
+        try c.encodeIfPresent(root, forKey: .root)
+    }
+}
+
+/// `GET …/{type}/{key}/history`: newest first; `next` is the cursor of the next page (null: none).
+public struct PointerHistory: Codable, Sendable, Equatable {
+    public var records: [PointerRecord]
+    public var next: String?
+    public init(records: [PointerRecord], next: String?) { (self.records, self.next) = (records, next) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(records, forKey: .records)
+        try c.encode(next, forKey: .next)
+    }
+}
+
+/// `GET /q/v1/index`: a page of live pointers.
+public struct PointerList: Codable, Sendable, Equatable {
+    public var pointers: [PointerSummary]
+    public var next: String?
+    public init(pointers: [PointerSummary], next: String?) { (self.pointers, self.next) = (pointers, next) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(pointers, forKey: .pointers)
+        try c.encode(next, forKey: .next)
+    }
+}
+
+/// `POST /q/v1/index/import`: what happened to each pointer.
+public struct PointerMerge: Codable, Sendable, Equatable {
+    public var merged: [PointerSummary]
+    public init(merged: [PointerSummary]) { self.merged = merged }
+}
+
+/// The body of `PUT /q/v1/index/{type}/{key}`.
+public struct PointerUpdate: Codable, Sendable, Equatable {
+    public var cid: String
+    public var tags: [String]?
+    public var expectedVersion: Int64?
+    public var expectedHead: String?
+    public var allowMissing: Bool?
+    /// A record the client signed: its dag-cbor in standard base64.
+    public var record: String?
+    public init(cid: String, tags: [String]? = nil, expectedVersion: Int64? = nil, expectedHead: String? = nil, allowMissing: Bool? = nil, record: String? = nil) {
+        (self.cid, self.tags, self.expectedVersion, self.expectedHead, self.allowMissing, self.record) = (cid, tags, expectedVersion, expectedHead, allowMissing, record)
+    }
+}
+
+/// List cursors: opaque bytes as base64url without padding.
+public enum QCursor {
+    public static func encode(_ bytes: [UInt8]) -> String { Multibase.base64url.encodeWithoutPrefix(bytes) }
+    public static func decode(_ text: String) -> [UInt8]? { try? Multibase.base64url.decodeWithoutPrefix(Substring(text)) }
+}
+
+/// Encoding of Q replies: keys sorted, so equal values give equal bytes.
+public enum QJSON {
+    public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var bytes = [UInt8]((try? encoder.encode(value)) ?? Data("{}".utf8))
+        bytes.append(0x0a)
+        return bytes
+    }
+
+    /// The `data` of an ok reply, or the error an error reply carries.
+    public static func data<T: Codable & Sendable>(_ type: T.Type, from body: Data) throws -> T {
+        if let e = try? JSONDecoder().decode(QErrorReply.self, from: body), e.status == "error" { throw e }
+        let envelope = try JSONDecoder().decode(QEnvelope<T>.self, from: body)
+        guard let data = envelope.data else { throw QErrorReply(status: "error", code: "INTERNAL", message: "the reply has no data") }
+        return data
+    }
+}
