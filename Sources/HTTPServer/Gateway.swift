@@ -20,14 +20,16 @@ struct Gateway: Sendable {
     static let immutableCache = "public, max-age=29030400, immutable"
 
     func register(on router: Router<ServerContext>) {
-        router.get("/ipfs/**") { request, _ in await self.handle(request, head: false) }
-        router.head("/ipfs/**") { request, _ in await self.handle(request, head: true) }
-        router.on("/ipfs/**", method: .options) { _, _ in Response(status: .ok) }
-        for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
-            router.on("/ipfs/**", method: method) { _, _ in
-                var r = ErrorMapping.gatewayResponse(RequestError(.methodNotAllowed, "the gateway is read-only"))
-                r.headers[.allow] = "GET, HEAD"
-                return r
+        for namespace in ["/ipfs/**", "/ipns/**"] {
+            router.get(RouterPath(namespace)) { request, _ in await self.handle(request, head: false) }
+            router.head(RouterPath(namespace)) { request, _ in await self.handle(request, head: true) }
+            router.on(RouterPath(namespace), method: .options) { _, _ in Response(status: .ok) }
+            for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
+                router.on(RouterPath(namespace), method: method) { _, _ in
+                    var r = ErrorMapping.gatewayResponse(RequestError(.methodNotAllowed, "the gateway is read-only"))
+                    r.headers[.allow] = "GET, HEAD"
+                    return r
+                }
             }
         }
     }
@@ -68,15 +70,28 @@ struct Gateway: Sendable {
         let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map {
             String($0).removingPercentEncoding ?? String($0)
         }
-        guard let first = segments.first else { throw RequestError(.badRequest, "expected /ipfs/{cid}") }
+        let ipns = request.uri.path.hasPrefix("/ipns/")
+        guard let first = segments.first else { throw RequestError(.badRequest, ipns ? "expected /ipns/{name}" : "expected /ipfs/{cid}") }
         let root: CID
-        do { root = try CID(first) } catch { throw RequestError(.badRequest, "invalid CID \"\(first)\": \(error)") }
-        let path = Array(segments.dropFirst())
+        let path: [String]
+        /// `/ipns/` responses may be cached for the record's TTL, not forever.
+        var cacheControl = Self.immutableCache
+        if ipns {
+            if Self.wantsIPNSRecord(request) { return try await ipnsRecord(first, extraPath: segments.count > 1, head: head) }
+            let record = try await io.run { try self.node.nameRecord(first) }
+            let (r, p) = try await io.run { try self.node.contentPath(try self.node.resolveName(first) ) }
+            root = r
+            path = p + segments.dropFirst()
+            cacheControl = "public, max-age=\(max(1, record.ttl / 1_000_000_000))"
+        } else {
+            do { root = try CID(first) } catch { throw RequestError(.badRequest, "invalid CID \"\(first)\": \(error)") }
+            path = Array(segments.dropFirst())
+        }
         let representation = try Self.negotiate(request)
         let resolved = try await io.run { try self.node.resolve(root, path: path) }
         let terminal = resolved.terminal
         var headers = HTTPFields()
-        headers[.cacheControl] = Self.immutableCache
+        headers[.cacheControl] = cacheControl
         headers[HTTPField.Name("X-Ipfs-Path")!] = request.uri.path
         headers[HTTPField.Name("X-Ipfs-Roots")!] = (resolved.crossed + [terminal]).map(\.string).joined(separator: ",")
         headers[.vary] = "Accept"
@@ -163,6 +178,27 @@ struct Gateway: Sendable {
                 throw RequestError(.notAcceptable, "\(terminal.codec.name) blocks are served as application/vnd.ipld.raw or in a CAR")
             }
         }
+    }
+
+    /// `?format=ipns-record` or `Accept: application/vnd.ipfs.ipns-record`.
+    static func wantsIPNSRecord(_ request: Request) -> Bool {
+        if let f = request.uri.queryParameters.get("format") { return f == "ipns-record" }
+        return (request.headers[.accept] ?? "").lowercased().contains("application/vnd.ipfs.ipns-record")
+    }
+
+    /// The signed record of an IPNS name held here (verified before it is served).
+    func ipnsRecord(_ name: String, extraPath: Bool, head: Bool) async throws -> Response {
+        guard !extraPath else { throw RequestError(.badRequest, "an IPNS record is served for /ipns/{name} alone, without a path") }
+        let record = try await io.run { try self.node.nameRecord(name) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/vnd.ipfs.ipns-record"
+        headers[.contentDisposition] = "attachment; filename=\"\(name).ipns-record\""
+        headers[.cacheControl] = "public, max-age=\(max(1, record.ttl / 1_000_000_000))"
+        headers[.eTag] = "\"\(name).ipns-record.\(record.sequence)\""
+        headers[.contentLength] = String(record.bytes.count)
+        headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipns/" + name
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: record.bytes)))
     }
 
     /// One block's bytes as the whole body (or, with `Range`, the first range asked: `206`), after

@@ -49,6 +49,7 @@ struct KuboRPC: Sendable {
         api.post("repo/stat") { request, _ in await rpcAsync { try await self.repoStat(request) } }
         api.post("repo/verify") { request, _ in await rpcAsync { try await self.repoVerify(request) } }
         registerPins(on: api)
+        registerNames(on: api)
     }
 
     // MARK: commands

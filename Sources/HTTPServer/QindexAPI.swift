@@ -2,6 +2,7 @@ import CAR
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KuboAPI
 import Multiformats
 import Node
 import NIOCore
@@ -24,7 +25,7 @@ struct QindexAPI {
     func register(on router: Router<ServerContext>) {
         router.get(RouterPath(Self.prefix)) { request, _ in try await self.list(request) }
         router.post(RouterPath(Self.prefix + "/import")) { request, _ in try await self.importCAR(request) }
-        for method in [HTTPRequest.Method.get, .put, .delete] {
+        for method in [HTTPRequest.Method.get, .put, .delete, .post] {
             router.on(RouterPath(Self.prefix + "/**"), method: method) { request, _ in try await self.pointer(request) }
         }
     }
@@ -37,11 +38,16 @@ struct QindexAPI {
             history = true
             rest.removeLast("/history".count)
         }
+        if request.method == .post {
+            guard rest.hasSuffix("/publish") else { throw HTTPError(.methodNotAllowed, message: "POST is for /q/v1/index/{type}/{key}/publish and /q/v1/index/import") }
+            rest.removeLast("/publish".count)
+        }
         guard let slash = rest.firstIndex(of: "/") else { throw QindexError.invalid("expected /q/v1/index/{type}/{key}") }
         let type = String(rest[..<slash])
         guard let key = String(rest[rest.index(after: slash)...]).removingPercentEncoding else { throw QindexError.invalid("key: bad percent-encoding") }
         let q = request.uri.queryParameters
         switch request.method {
+        case .post: return try await publish(request, type: type, key: key)
         case .put: return try await put(request, type: type, key: key)
         case .delete:
             var u = Qindex.Update(type: type, key: key, target: nil)
@@ -135,6 +141,21 @@ struct QindexAPI {
         let body = try await RequestBodies.collect(request, limit: 64 << 20, timeout: limits.requestTimeout)
         let outcomes = try await node.importPointers(BytesSource(Array(buffer: body)))
         return Self.ok(PointerMerge(merged: outcomes.map(PointerSummary.init)))
+    }
+
+    /// `POST /q/v1/index/{type}/{key}/publish?key=&lifetime=&ttl=`: the head's target as an IPNS
+    /// record of a keystore key, its version the sequence.
+    func publish(_ request: Request, type: String, key: String) async throws -> Response {
+        let q = request.uri.queryParameters
+        let keyName = q.get("key") ?? "self"
+        func duration(_ name: String, _ fallback: String) throws -> UInt64 {
+            let text = q.get(name) ?? fallback
+            guard let ns = GoDuration.nanoseconds(text) else { throw QindexError.invalid("\(name): \"\(text)\" is not a duration (e.g. 48h, 30m, 90s)") }
+            return ns
+        }
+        let lifetime = try duration("lifetime", KuboRPC.defaultLifetime), ttl = try duration("ttl", KuboRPC.defaultTTL)
+        let p = try await io.run { try self.node.publishPointer(type: type, key: key, key: keyName, lifetime: lifetime, ttl: ttl) }
+        return Self.ok(NamePublication(name: p.name, value: p.value, sequence: p.sequence))
     }
 
     // MARK: shapes

@@ -253,3 +253,63 @@ public enum KuboJSON {
         return try lines.map { try JSONDecoder().decode(T.self, from: Data($0)) }
     }
 }
+
+/// `name/publish`.
+public struct NamePublished: Codable, Sendable, Equatable {
+    public var name, value: String
+    public init(name: String, value: String) { self.name = name; self.value = value }
+    enum CodingKeys: String, CodingKey { case name = "Name", value = "Value" }
+}
+
+/// `name/resolve`.
+public struct NameResolved: Codable, Sendable, Equatable {
+    public var path: String
+    public init(path: String) { self.path = path }
+    enum CodingKeys: String, CodingKey { case path = "Path" }
+}
+
+/// One key of `key/gen`, `key/list`, `key/rm`.
+public struct KeyEntry: Codable, Sendable, Equatable {
+    public var name, id: String
+    public init(name: String, id: String) { self.name = name; self.id = id }
+    enum CodingKeys: String, CodingKey { case name = "Name", id = "Id" }
+}
+
+/// `key/list` and `key/rm`.
+public struct KeyList: Codable, Sendable, Equatable {
+    public var keys: [KeyEntry]
+    public init(keys: [KeyEntry]) { self.keys = keys }
+    enum CodingKeys: String, CodingKey { case keys = "Keys" }
+}
+
+/// `key/rename`.
+public struct KeyRenamed: Codable, Sendable, Equatable {
+    public var was, now, id: String
+    public var overwrite: Bool
+    public init(was: String, now: String, id: String, overwrite: Bool) { (self.was, self.now, self.id, self.overwrite) = (was, now, id, overwrite) }
+    enum CodingKeys: String, CodingKey { case was = "Was", now = "Now", id = "Id", overwrite = "Overwrite" }
+}
+
+/// Go's duration strings as Kubo's flags take them (`--lifetime 48h`, `--ttl 1m30s`): a sequence
+/// of decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`.
+public enum GoDuration {
+    /// Nanoseconds; nil when `text` is not a non-negative Go duration.
+    public static func nanoseconds(_ text: String) -> UInt64? {
+        if text == "0" { return 0 }
+        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
+        var rest = Substring(text)
+        var total = 0.0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            guard !number.isEmpty, let v = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            let unit = rest.prefix { !($0.isASCII && ($0.isNumber || $0 == ".")) }
+            guard let scale = units.first(where: { $0.0 == unit })?.1 else { return nil }
+            rest = rest.dropFirst(unit.count)
+            total += v * scale
+        }
+        guard total < 9.2e18 else { return nil }
+        return UInt64(total)
+    }
+}

@@ -33,6 +33,10 @@ public final class Node: Sendable {
     package let collector: GarbageCollector
     /// Qindex pointers.
     package let index: Qindex
+    /// The IPNS records held (own and imported).
+    package let names: IPNSNames
+    /// The named keys (`self` is the node identity).
+    package let keystore: Keystore
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.
@@ -56,6 +60,8 @@ public final class Node: Sendable {
         commits = GroupCommit(store: blocks, label: "qstore.block-writes")
         index = Qindex(store: blocks, pins: pins, nodeKey: SigningKey(repository.identity),
                        nodeAuthor: IdentityRef(squidId: repository.identity.peerID))
+        names = IPNSNames(index: index)
+        keystore = Keystore(directory: repository.path + "/keystore", nodeKey: SigningKey(repository.identity))
         try initializeCounts()
     }
 

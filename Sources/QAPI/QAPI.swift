@@ -191,6 +191,17 @@ public struct PointerUpdate: Codable, Sendable, Equatable {
 }
 
 /// List cursors: opaque bytes as base64url without padding.
+/// `POST /q/v1/index/{type}/{key}/publish`: the IPNS name a pointer was published as.
+public struct NamePublication: Codable, Sendable, Equatable {
+    /// The IPNS name (`k51…`).
+    public var name: String
+    /// What it resolves to (`/ipfs/<target>`).
+    public var value: String
+    /// The record's sequence (the pointer's version).
+    public var sequence: UInt64
+    public init(name: String, value: String, sequence: UInt64) { (self.name, self.value, self.sequence) = (name, value, sequence) }
+}
+
 public enum QCursor {
     public static func encode(_ bytes: [UInt8]) -> String { Multibase.base64url.encodeWithoutPrefix(bytes) }
     public static func decode(_ text: String) -> [UInt8]? { try? Multibase.base64url.decodeWithoutPrefix(Substring(text)) }

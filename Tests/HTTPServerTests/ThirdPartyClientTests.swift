@@ -45,7 +45,8 @@ import Glibc
     /// half-made venv (python there, pip not yet) or two pip runs at once break each other.
     static let venvLock = NSLock()
 
-    /// A virtualenv with the third-party clients the tests drive (aioipfs, schemathesis), made once
+    /// A virtualenv with the third-party clients the tests drive (aioipfs, schemathesis) and the
+    /// `cryptography` package for independent signature checks, made once
     /// per build directory; `.qstore-ready` marks one whose creation finished.
     static func python() throws -> String {
         try venvLock.withLock {
@@ -58,10 +59,10 @@ import Glibc
                 try #require(rc == 0, "python3 -m venv failed: \(out)")
                 FileManager.default.createFile(atPath: ready, contents: nil)
             }
-            let check = "import aioipfs, aiohttp, schemathesis; assert aiohttp.__version__ == '3.9.5' and schemathesis.__version__ == '4.32.5'"
+            let check = "import aioipfs, aiohttp, schemathesis, cryptography; assert aiohttp.__version__ == '3.9.5' and schemathesis.__version__ == '4.32.5' and cryptography.__version__ == '50.0.2'"
             if try run(python, ["-c", check]).0 != 0 {
                 let (rc, out) = try run(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                                 "aioipfs==0.7.1", "aiohttp==3.9.5", "schemathesis==4.32.5"])
+                                                 "aioipfs==0.7.1", "aiohttp==3.9.5", "schemathesis==4.32.5", "cryptography==50.0.2"])
                 try #require(rc == 0, "pip install failed: \(out)")
             }
             return python
