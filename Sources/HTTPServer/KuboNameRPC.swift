@@ -27,9 +27,9 @@ extension KuboRPC {
     }
 
     static func duration(_ q: Request, _ name: String, default fallback: String) throws -> UInt64 {
-        let text = q.uri.queryParameters.get(name) ?? fallback
-        guard let ns = GoDuration.nanoseconds(text) else { throw RequestError(.badRequest, "\(name): \"\(text)\" is not a duration (e.g. 48h, 30m, 90s)") }
-        return ns
+        do { return try GoDuration.parse(q.uri.queryParameters.get(name) ?? fallback, flag: name) } catch let e as GoDuration.BadDuration {
+            throw RequestError(.badRequest, e.message)
+        }
     }
 
     func namePublish(_ request: Request) async throws -> Response {

@@ -149,9 +149,7 @@ struct QindexAPI {
         let q = request.uri.queryParameters
         let keyName = q.get("key") ?? "self"
         func duration(_ name: String, _ fallback: String) throws -> UInt64 {
-            let text = q.get(name) ?? fallback
-            guard let ns = GoDuration.nanoseconds(text) else { throw QindexError.invalid("\(name): \"\(text)\" is not a duration (e.g. 48h, 30m, 90s)") }
-            return ns
+            do { return try GoDuration.parse(q.get(name) ?? fallback, flag: name) } catch let e as GoDuration.BadDuration { throw QindexError.invalid(e.message) }
         }
         let lifetime = try duration("lifetime", KuboRPC.defaultLifetime), ttl = try duration("ttl", KuboRPC.defaultTTL)
         let p = try await io.run { try self.node.publishPointer(type: type, key: key, key: keyName, lifetime: lifetime, ttl: ttl) }

@@ -312,4 +312,16 @@ public enum GoDuration {
         guard total < 9.2e18 else { return nil }
         return UInt64(total)
     }
+
+    /// Nanoseconds of the value of flag `name`, or an error saying what is expected.
+    public static func parse(_ text: String, flag name: String) throws -> UInt64 {
+        guard let ns = nanoseconds(text) else { throw BadDuration(message: "\(name): \"\(text)\" is not a duration (e.g. 48h, 30m, 90s)") }
+        return ns
+    }
+
+    /// A flag's value that is not a duration.
+    public struct BadDuration: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
 }

@@ -11,6 +11,7 @@ import Node
 import Pinning
 import QAPI
 import Qindex
+import Signing
 import Storage
 import UnixFS
 
@@ -61,6 +62,21 @@ protocol Backend {
     func listPointers(_ query: PointerQuery) throws -> PointerList
     /// Merges the histories a CAR of records heads (its roots).
     func importPointers(_ file: String) async throws -> PointerMerge
+    /// Publishes a pointer's head as an IPNS name.
+    func publishPointer(type: String, key: String, keyName: String, lifetime: String, ttl: String) throws -> NamePublication
+
+    // IPNS, in Kubo's wire types.
+    func publishName(_ path: String, key: String, lifetime: String, ttl: String, resolve: Bool) throws -> NamePublished
+    /// `name` nil: the node's own.
+    func resolveName(_ name: String?, recursive: Bool) throws -> NameResolved
+    /// Holds a record made elsewhere for `/ipns/<name>` once it verifies.
+    func putNameRecord(_ key: String, _ record: [UInt8]) throws
+    /// The held record of `/ipns/<name>`.
+    func nameRecord(_ key: String) throws -> [UInt8]
+    func generateKey(_ name: String, type: String) throws -> KeyEntry
+    func keys() throws -> KeyList
+    func renameKey(_ name: String, to new: String, force: Bool) throws -> KeyRenamed
+    func removeKeys(_ names: [String]) throws -> KeyList
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.
@@ -321,6 +337,59 @@ extension LocalBackend {
             let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
             return PointerMerge(merged: try await node.importPointers(source).map(PointerSummary.init))
         } catch { throw CLIError("index import: \(error)") }
+    }
+}
+
+extension LocalBackend {
+    func publishPointer(type: String, key: String, keyName: String, lifetime: String, ttl: String) throws -> NamePublication {
+        try reporting("index publish") {
+            let p = try node.publishPointer(type: type, key: key, key: keyName, lifetime: try duration(lifetime, "lifetime"), ttl: try duration(ttl, "ttl"))
+            return NamePublication(name: p.name, value: p.value, sequence: p.sequence)
+        }
+    }
+
+    func duration(_ text: String, _ flag: String) throws -> UInt64 { try GoDuration.parse(text, flag: flag) }
+
+    /// `/ipns/<name>` → `<name>`, as `routing/*` takes it.
+    static func ipnsKey(_ key: String) throws -> String {
+        guard key.hasPrefix("/ipns/") else { throw CLIError("\(key): only /ipns/ keys are held (no DHT here)") }
+        return String(key.dropFirst(6))
+    }
+
+    func publishName(_ path: String, key: String, lifetime: String, ttl: String, resolve: Bool) throws -> NamePublished {
+        try reporting("name publish") {
+            let p = try node.publishName(path, key: key, lifetime: try duration(lifetime, "lifetime"), ttl: try duration(ttl, "ttl"), resolve: resolve)
+            return NamePublished(name: p.name, value: p.value)
+        }
+    }
+
+    func resolveName(_ name: String?, recursive: Bool) throws -> NameResolved {
+        try reporting("name resolve") { NameResolved(path: try node.resolveName(name ?? IPNSName.string(node.identity.peerCID.multihash), recursive: recursive)) }
+    }
+
+    func putNameRecord(_ key: String, _ record: [UInt8]) throws {
+        try reporting("routing put") { _ = try node.importNameRecord(try Self.ipnsKey(key), record) }
+    }
+
+    func nameRecord(_ key: String) throws -> [UInt8] {
+        try reporting("routing get") { try node.nameRecord(try Self.ipnsKey(key)).bytes }
+    }
+
+    func generateKey(_ name: String, type: String) throws -> KeyEntry {
+        try reporting("key gen") { let k = try node.generateKey(name, type: type); return KeyEntry(name: k.name, id: k.id) }
+    }
+
+    func keys() throws -> KeyList { try reporting("key ls") { KeyList(keys: try node.keys().map { KeyEntry(name: $0.name, id: $0.id) }) } }
+
+    func renameKey(_ name: String, to new: String, force: Bool) throws -> KeyRenamed {
+        try reporting("key rename") {
+            let r = try node.renameKey(name, to: new, force: force)
+            return KeyRenamed(was: name, now: new, id: r.entry.id, overwrite: r.overwrote)
+        }
+    }
+
+    func removeKeys(_ names: [String]) throws -> KeyList {
+        try reporting("key rm") { KeyList(keys: try node.removeKeys(names).map { KeyEntry(name: $0.name, id: $0.id) }) }
     }
 }
 
@@ -690,6 +759,53 @@ extension RemoteBackend {
             let input = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
             return try q(PointerMerge.self, "POST", "index/import", body: input, contentType: "application/vnd.ipld.car")
         }
+    }
+}
+
+extension RemoteBackend {
+    func publishPointer(type: String, key: String, keyName: String, lifetime: String, ttl: String) throws -> NamePublication {
+        try reporting("index publish") {
+            try q(NamePublication.self, "POST", Self.pointerPath(type, key) + "/publish", [("key", keyName), ("lifetime", lifetime), ("ttl", ttl)])
+        }
+    }
+
+    func publishName(_ path: String, key: String, lifetime: String, ttl: String, resolve: Bool) throws -> NamePublished {
+        try reporting("name publish") {
+            try one(NamePublished.self, "name/publish", [("arg", path), ("key", key), ("lifetime", lifetime), ("ttl", ttl), ("resolve", String(resolve))])
+        }
+    }
+
+    func resolveName(_ name: String?, recursive: Bool) throws -> NameResolved {
+        try reporting("name resolve") { try one(NameResolved.self, "name/resolve", (name.map { [("arg", $0)] } ?? []) + [("recursive", String(recursive))]) }
+    }
+
+    func putNameRecord(_ key: String, _ record: [UInt8]) throws {
+        try reporting("routing put") {
+            _ = try LocalBackend.ipnsKey(key)
+            let (body, type) = Self.multipart(record)
+            _ = try call("routing/put", [("arg", key)], body: body, contentType: type)
+        }
+    }
+
+    func nameRecord(_ key: String) throws -> [UInt8] {
+        try reporting("routing get") {
+            _ = try LocalBackend.ipnsKey(key)
+            return [UInt8](try call("routing/get", [("arg", key)]))
+        }
+    }
+
+    func generateKey(_ name: String, type: String) throws -> KeyEntry {
+        try reporting("key gen") { try one(KeyEntry.self, "key/gen", [("arg", name), ("type", type)]) }
+    }
+
+    func keys() throws -> KeyList { try reporting("key ls") { try one(KeyList.self, "key/list") } }
+
+    func renameKey(_ name: String, to new: String, force: Bool) throws -> KeyRenamed {
+        try reporting("key rename") { try one(KeyRenamed.self, "key/rename", [("arg", name), ("arg", new), ("force", String(force))]) }
+    }
+
+    func removeKeys(_ names: [String]) throws -> KeyList {
+        try reporting("key rm") { try one(KeyList.self, "key/rm", names.map { ("arg", $0) }) }
     }
 }
 

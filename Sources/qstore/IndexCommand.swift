@@ -12,7 +12,7 @@ struct IndexCommand: AsyncParsableCommand {
             1–512 bytes of UTF-8 without control characters and may contain "/". Each command prints JSON with \
             --json (the `data` of the /q/v1/index reply). See Docs/qindex.md.
             """,
-        subcommands: [Put.self, Get.self, History.self, List.self, Remove.self, Import.self])
+        subcommands: [Put.self, Get.self, History.self, List.self, Remove.self, Import.self, Publish.self])
 
     struct Pointer: ParsableArguments {
         @Argument(help: "The pointer's type (e.g. module, docs).") var type: String
@@ -111,6 +111,24 @@ struct IndexCommand: AsyncParsableCommand {
             let result = try await backend(purpose: "index import").importPointers(file)
             if json { try Output.json(result); return }
             for p in result.merged { print("\(p.type)/\(p.key)\t\(p.action ?? "")\t\(p.version)\t\(p.cid ?? "deleted")") }
+        }
+    }
+}
+
+extension IndexCommand {
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a pointer's head as an IPNS name: its target is the value, its version the sequence.",
+            discussion: "Prints `Published to <name>: /ipfs/<target> (sequence N)`. Publish again after the pointer moves; a name already past the pointer's version is a conflict.")
+        @OptionGroup var pointer: Pointer
+        @Option(name: .shortAndLong, help: "The key whose name is published (see `qstore key ls`).") var key = "self"
+        @Option(help: "How long the record is valid (a Go duration: 48h, 30m…).") var lifetime = "48h"
+        @Option(help: "How long resolvers may cache it (a Go duration).") var ttl = "1h"
+        @Flag(help: "Print JSON.") var json = false
+        func run() throws {
+            let p = try backend(purpose: "index publish").publishPointer(type: pointer.type, key: pointer.key, keyName: key, lifetime: lifetime, ttl: ttl)
+            if json { try Output.json(p); return }
+            print("Published to \(p.name): \(p.value) (sequence \(p.sequence))")
         }
     }
 }

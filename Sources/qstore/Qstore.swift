@@ -13,7 +13,7 @@ struct Qstore: AsyncParsableCommand {
         discussion: "The repository lives at $QSTORE_PATH (default ~/.qstore). Repository commands go through the running daemon when there is one (its address is in <repo>/api; the token is sent for you), else they open the repository directly. `qstore daemon` serves the Kubo RPC API and the gateway. Format tools (cid, hash, multibase, car, dag convert) need no repository.",
         version: version,
         subcommands: [
-            Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, GetCommand.self, BlockCommand.self, DagCommand.self, PinCommand.self, IndexCommand.self, RepoCommand.self,
+            Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, GetCommand.self, BlockCommand.self, DagCommand.self, PinCommand.self, IndexCommand.self, NameCommand.self, KeyCommand.self, RoutingCommand.self, RepoCommand.self,
             CIDCommand.self, HashCommand.self, MultibaseCommand.self, CARCommand.self, DebugCommand.self,
         ]
     )

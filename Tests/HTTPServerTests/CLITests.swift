@@ -80,7 +80,7 @@ import TestSupport
                     .split(separator: "\n", omittingEmptySubsequences: false)
                     .map { $0.hasPrefix("RepoSize:") ? "RepoSize: <masked>" : String($0) }
                     .joined(separator: "\n")
-                lines.append("$ qstore \(args.joined(separator: " ").replacingOccurrences(of: work, with: "<work>")) → \(rc)\n\(masked)")
+                lines.append("$ qstore \(Self.maskRecords(args.joined(separator: " ").replacingOccurrences(of: work, with: "<work>"))) → \(rc)\n\(masked)")
                 return out
             }
             func word(_ out: String, line: Int = 0, _ index: Int) -> String {
@@ -197,6 +197,28 @@ import TestSupport
             try q(["index", "import", records])
             try q(["index", "import", "--json", records])
             try q(["index", "import", car])
+            // IPNS names and keys.
+            try q(["key", "gen", "site"])
+            try q(["key", "gen", "site"])
+            try q(["key", "gen", "--type", "rsa", "other"])
+            try q(["key", "ls", "-l"])
+            try q(["name", "publish", "--key", "site", "--ttl", "90s", "/ipfs/" + tree])
+            try q(["name", "publish", "-Q", "--key", "site", tree])
+            try q(["name", "publish", "--lifetime", "forever", tree])
+            try q(["name", "publish", "/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"])
+            try q(["name", "publish", "--key", "nope", tree])
+            let keyList = try JSONSerialization.jsonObject(with: Data(try q(["key", "ls", "--json"]).utf8)) as? [String: Any]
+            let siteName = (keyList?["Keys"] as? [[String: Any]])?.first { $0["Name"] as? String == "site" }?["Id"] as? String ?? ""
+            try q(["name", "resolve", siteName])
+            try q(["name", "resolve", "--json", "/ipns/" + siteName])
+            try q(["name", "resolve", "k51qzi5uqu5dlkw8pxuw9qmqayfdeh4kfebhmreauqdc6a7c3y7d5i9fi8mk9w"])
+            try q(["routing", "get", "/ipfs/" + tree])
+            try q(["index", "publish", "docs", "qstore/guide", "--key", "site"])
+            try q(["index", "publish", "docs", "no-such-key"])
+            try q(["key", "rename", "site", "blog"])
+            try q(["key", "rm", "self"])
+            try q(["key", "rm", "blog"])
+            try q(["key", "ls"])
             // The repository.
             try q(["repo", "stat"])
             try q(["repo", "stat", "-H"])
@@ -227,9 +249,11 @@ import TestSupport
         }
         // The transcript is worth comparing: commands succeeded and failed where they should.
         let failures = offline.filter { $0.split(separator: "\n")[0].hasSuffix("→ 1") }.map { String($0.split(separator: "\n")[0]) }
-        #expect(failures.count >= 18 && failures.count <= 28, "\(failures.joined(separator: "\n"))")
+        #expect(failures.count >= 27 && failures.count <= 37, "\(failures.joined(separator: "\n"))")
         #expect(offline.contains { $0.hasPrefix("$ qstore index get docs qstore/guide → 0") && $0.contains("version:  2") }, "the CAS update moved the pointer")
         #expect(offline.contains { $0.contains("wrote out/sub/c.txt: gamma") }, "get wrote the tree")
+        #expect(offline.contains { $0.hasPrefix("$ qstore name resolve <ipns-name> → 0") }, "the published name resolved")
+        #expect(offline.contains { $0.hasPrefix("$ qstore index publish docs qstore/guide --key site → 0") && $0.contains("(sequence 2)") }, "the pointer's version is the sequence")
     }
 
     /// Output with what differs between two repositories in the same state masked: record CIDs
@@ -241,6 +265,7 @@ import TestSupport
             (#"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"#, "<time>"),
             (#"(record|prev|merged|author|signed|head is version \d+)(:? *|\s\(?)(ed25519 )?[A-Za-z0-9+/=]{20,}"#, "$1$2$3<masked>"),
             (#"(\t)bafyrei[a-z2-7]+$"#, "$1<record>"),
+            (#"k51[a-z0-9]{50,}"#, "<ipns-name>"),
         ] {
             out = (try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]))
                 .map { $0.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: template) } ?? out
