@@ -162,6 +162,7 @@ public final class Daemon: Sendable {
         PinningServiceAPI(node: node, io: io, delegates: [configuration.gatewayMultiaddr(peerID: node.identity.peerID)],
                           limits: configuration.limits).register(on: router)
         QindexAPI(node: node, io: io, limits: configuration.limits).register(on: router)
+        EventsAPI(node: node, io: io).register(on: router)
         return Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),

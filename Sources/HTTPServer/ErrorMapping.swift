@@ -102,12 +102,10 @@ enum ErrorMapping {
     /// (a version conflict's current head), else null; `cid` null.
     static func qResponse(_ error: any Error) -> Response {
         /// What the caller needs to act on the error: a conflict's current head (null when absent).
-        func details(_ error: any Error) -> Any {
-            guard case QindexError.versionConflict(_, let current?) = error,
-                  let object = try? JSONSerialization.jsonObject(with: Data(QJSON.encode(PointerSummary(current))))
-            else { return NSNull() }
-            return object
-        }
+        /// Encoded straight from the wire type (a round trip through JSONSerialization would turn
+        /// a version of 1 into `true` on Linux, where NSNumber(1) casts to Bool).
+        var details: PointerSummary?
+        if case QindexError.versionConflict(_, let current?) = error { details = PointerSummary(current) }
         let m = map(error)
         let kind: String
         if let k = (error as? any KindedError)?.kind { kind = k.rawValue } else {
@@ -127,9 +125,11 @@ enum ErrorMapping {
             if c.isUppercase { out += "_" }
             out += c.uppercased()
         }
-        var r = JSONOutput.response(["status": "error", "code": (error as? any KindedError)?.code ?? code, "message": m.message, "data": details(error), "cid": NSNull()] as [String: Any],
-                                    status: m.status)
-        r.headers.append(contentsOf: m.headers)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers.append(contentsOf: m.headers)
+        let envelope = QEnvelope(error: (error as? any KindedError)?.code ?? code, message: m.message, data: details)
+        let r = Response(status: m.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: QJSON.encode(envelope))))
         return r
     }
 

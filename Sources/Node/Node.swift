@@ -33,6 +33,8 @@ public final class Node: Sendable {
     package let collector: GarbageCollector
     /// Qindex pointers.
     package let index: Qindex
+    /// The event stream every layer publishes to (`/q/v1/events`).
+    public let events: EventLog
     /// The IPNS records held (own and imported).
     package let names: IPNSNames
     /// The named keys (`self` is the node identity).
@@ -58,8 +60,9 @@ public final class Node: Sendable {
         gcInterval = gc.interval
         packCompactionThreshold = gc.packCompactionThreshold
         commits = GroupCommit(store: blocks, label: "qstore.block-writes")
+        events = EventLog(db: repository.blocks.db)
         index = Qindex(store: blocks, pins: pins, nodeKey: SigningKey(repository.identity),
-                       nodeAuthor: IdentityRef(squidId: repository.identity.peerID))
+                       nodeAuthor: IdentityRef(squidId: repository.identity.peerID), events: events)
         names = IPNSNames(index: index)
         keystore = Keystore(directory: repository.path + "/keystore", nodeKey: SigningKey(repository.identity))
         try initializeCounts()

@@ -5,8 +5,10 @@ import Signing
 
 // The wire types of the Q API (`/q/v1`): the daemon encodes them, the CLI decodes them (through
 // a daemon) or builds them from the node (without one), so both print the same. Every reply is
-// the Q envelope; a field that may be empty is sent as `null`, never left out, so a client can
-// tell "none" from "an older server".
+// the Q envelope, whose five fields are always there (`data` and `cid` may be null). Inside
+// `data`, a pointer's `cid` is null when it was deleted and a list's `next` null on its last
+// page; fields a record may not have at all (`merged`, `sig`, `updatedAt`, `author.subId`,
+// `author.daoId`, a merge outcome's `action`/`root`) are left out when absent.
 
 /// `{"status": "ok"|"error", "code", "message", "data", "cid"}`.
 public struct QEnvelope<T: Codable & Sendable>: Codable, Sendable {
@@ -18,6 +20,9 @@ public struct QEnvelope<T: Codable & Sendable>: Codable, Sendable {
     public var cid: String?
 
     public init(ok data: T, cid: String? = nil) { (status, code, message, self.data, self.cid) = ("ok", "OK", "", data, cid) }
+
+    /// An error reply: `data` the details a caller acts on (nil: null), `cid` null.
+    public init(error code: String, message: String, data: T? = nil) { (status, self.code, self.message, self.data, cid) = ("error", code, message, data, nil) }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -190,7 +195,6 @@ public struct PointerUpdate: Codable, Sendable, Equatable {
     }
 }
 
-/// List cursors: opaque bytes as base64url without padding.
 /// `POST /q/v1/index/{type}/{key}/publish`: the IPNS name a pointer was published as.
 public struct NamePublication: Codable, Sendable, Equatable {
     /// The IPNS name (`k51…`).
@@ -202,6 +206,7 @@ public struct NamePublication: Codable, Sendable, Equatable {
     public init(name: String, value: String, sequence: UInt64) { (self.name, self.value, self.sequence) = (name, value, sequence) }
 }
 
+/// List cursors: opaque bytes as base64url without padding.
 public enum QCursor {
     public static func encode(_ bytes: [UInt8]) -> String { Multibase.base64url.encodeWithoutPrefix(bytes) }
     public static func decode(_ text: String) -> [UInt8]? { try? Multibase.base64url.decodeWithoutPrefix(Substring(text)) }

@@ -39,6 +39,7 @@ extension Qindex {
         for ptr in order {
             let foreign = byPointer[ptr]!
             let outcome = try await commits.run { txn, changes in try self.stageMerge(ptr, foreign, txn, &changes) }
+            events?.published()
             for root in foreign { out.append(MergeOutcome(head: outcome.head, action: outcome.action, root: root)) }
         }
         return out

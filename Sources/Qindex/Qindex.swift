@@ -62,12 +62,15 @@ public final class Qindex: Sendable {
     public let nodeAuthor: IdentityRef
     let authority: any KeyAuthority
     let commits: GroupCommit<HeadChanges>
+    /// Where each head move is published (`q.qindex.record.created|deleted|merged.v1`).
+    public let events: EventLog?
     /// The resource type (pinning policy) of head pins.
     public static let resourceType = "index-records"
 
     public init(store: CountedBlockStore, pins: Pinner, nodeKey: SigningKey, nodeAuthor: IdentityRef,
-                authority: any KeyAuthority = NoRegisteredKeys()) {
+                authority: any KeyAuthority = NoRegisteredKeys(), events: EventLog? = nil) {
         self.store = store
+        self.events = events
         self.pins = pins
         self.nodeKey = nodeKey
         self.nodeAuthor = nodeAuthor
@@ -109,6 +112,7 @@ public final class Qindex: Sendable {
     public func put(_ update: Update) async throws -> Head {
         let u = try prepared(update)
         let head = try await commits.run { txn, changes in try self.stage(u, txn, &changes) }
+        events?.published()
         try queueMissingTarget(u, head)
         return head
     }
@@ -117,6 +121,7 @@ public final class Qindex: Sendable {
     public func putBlocking(_ update: Update) throws -> Head {
         let u = try prepared(update)
         let head = try commits.run { txn, changes in try self.stage(u, txn, &changes) }
+        events?.published()
         try queueMissingTarget(u, head)
         return head
     }
@@ -125,6 +130,7 @@ public final class Qindex: Sendable {
     private func prepared(_ u: Update) throws -> Update {
         try IndexNames.check(type: u.type, key: u.key)
         try IndexNames.check(tags: u.tags)
+        try u.author?.check(field: "author")
         if let r = u.signed {
             guard r.type == u.type, r.key == u.key else { throw QindexError.invalid("the signed record is for \(r.type)/\(r.key), not \(u.type)/\(u.key)") }
             guard !r.isMerge else { throw QindexError.invalid("a merge record is made by merging (POST /q/v1/index/import), not put") }
@@ -204,6 +210,13 @@ public final class Qindex: Sendable {
         }
         try indexMainChain(ptr, from: recordCID, record, txn.batch, &changes)
         changes.heads[ptr] = .some(head)
+        if let events {
+            let topic = record.isMerge ? "q.qindex.record.merged.v1" : record.isTombstone ? "q.qindex.record.deleted.v1" : "q.qindex.record.created.v1"
+            events.stage(topic, IPLDMap(uniqueKeysWithValues: [
+                ("type", .string(head.type)), ("key", .string(head.key)), ("version", .int(head.version)),
+                ("cid", head.target.map { .string($0.string) } ?? .null), ("record", .string(recordCID.string)),
+            ]), at: txn.now, into: b)
+        }
         return head
     }
 

@@ -86,7 +86,15 @@ public struct IdentityRef: Sendable, Hashable {
         squidId = try m.string("squidId")
         subId = try m.optionalString("subId")
         daoId = try m.optionalString("daoId")
+        try check(field: field)
+    }
+
+    /// Refuses what a reader would refuse: a squidId that is empty or over 256 bytes, a subId or
+    /// daoId over 256 bytes (checked before an object is signed and stored, not only when read).
+    public func check(field: String) throws {
         guard !squidId.isEmpty, squidId.utf8.count <= 256 else { throw SigningError.malformed("\(field).squidId: 1–256 bytes") }
+        guard (subId?.utf8.count ?? 0) <= 256 else { throw SigningError.malformed("\(field).subId: at most 256 bytes") }
+        guard (daoId?.utf8.count ?? 0) <= 256 else { throw SigningError.malformed("\(field).daoId: at most 256 bytes") }
     }
 }
 

@@ -39,6 +39,7 @@ import Testing
             #expect(try stale.status == 409 && (Self.code(stale)) == "VERSION_CONFLICT", "\(stale.text)")
             let conflictHead = try stale.json()["data"] as? [String: Any]
             #expect(conflictHead?["version"] as? Int == 1 && conflictHead?["record"] as? String == d1["record"] as? String, "the conflict carries the current head")
+            #expect(stale.text.range(of: #""version":1[,}]"#, options: .regularExpression) != nil, "a version is a number, not a boolean: \(stale.text)")
             let moved = try await put(h, "docs/mod/x", ["cid": b, "expectedVersion": 1])
             #expect(try moved.status == 200 && (Self.data(moved))["prev"] as? String == d1["record"] as? String, "\(moved.text)")
             // Get: current, by version; history newest first with a cursor.

@@ -16,6 +16,7 @@ final class Replica: @unchecked Sendable {
     var store: CountedBlockStore
     var pins: Pinner
     var index: Qindex
+    var events: EventLog
     let policies: PolicySet
     let clock = ManualClock(start: 1_790_000_000_000)
     let key: SigningKey
@@ -25,20 +26,21 @@ final class Replica: @unchecked Sendable {
         repository = try Repository(path: dir.path, purpose: "qindex tests")
         policies = try PolicySet(files: defaultPolicyFiles.map { ($0.name, Data($0.contents.utf8)) }, source: "test")
         key = SigningKey(repository.identity)
-        (store, pins, index) = Self.open(repository, policies, clock)
+        (store, pins, index, events) = Self.open(repository, policies, clock)
     }
 
-    static func open(_ r: Repository, _ policies: PolicySet, _ clock: ManualClock) -> (CountedBlockStore, Pinner, Qindex) {
+    static func open(_ r: Repository, _ policies: PolicySet, _ clock: ManualClock, retention: UInt64 = 1_000_000) -> (CountedBlockStore, Pinner, Qindex, EventLog) {
         let store = CountedBlockStore(base: r.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
         let pins = Pinner(store: store, policies: policies)
-        return (store, pins, Qindex(store: store, pins: pins, nodeKey: SigningKey(r.identity), nodeAuthor: IdentityRef(squidId: r.identity.peerID)))
+        let events = EventLog(db: r.blocks.db, retention: retention)
+        return (store, pins, Qindex(store: store, pins: pins, nodeKey: SigningKey(r.identity), nodeAuthor: IdentityRef(squidId: r.identity.peerID), events: events), events)
     }
 
-    func reopen() throws {
+    func reopen(retention: UInt64 = 1_000_000) throws {
         repository.close()
         repository = nil
         repository = try Repository(path: dir.path, purpose: "qindex tests")
-        (store, pins, index) = Self.open(repository, policies, clock)
+        (store, pins, index, events) = Self.open(repository, policies, clock, retention: retention)
     }
 
     /// A stored raw block made of `text`.

@@ -1,0 +1,150 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import IPLD
+import Node
+import NIOCore
+import Qindex
+import ServiceLifecycle
+import Storage
+
+/// `GET /q/v1/events`: the node's event stream as Server-Sent Events.
+///
+/// `topics` (comma-separated; a pattern ending in `*` matches a prefix, e.g. `q.qindex.*`;
+/// default all) filters; the stream starts after `Last-Event-ID` (header, as browsers resend
+/// it on reconnect) or `since` (query), else at the current end (only new events). Each event is
+/// `id: <sequence>`, `event: <topic>`, `data: {seq, topic, ts, …fields}`; a `: keep-alive`
+/// comment goes out every 15 s of quiet so proxies and clients see a live connection.
+/// `follow=false` sends what is stored and ends; `limit=N` ends after N events.
+struct EventsAPI {
+    let node: Node
+    let io: StorageThreads
+    static let heartbeat: Duration = .seconds(15)
+
+    func register(on router: Router<ServerContext>) {
+        router.get("/q/v1/events") { request, _ in try await self.stream(request) }
+        router.get("/q/v1/openapi.yaml") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/yaml"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: QOpenAPIDocument.yaml)))
+        }
+    }
+
+    /// A topic filter: exact topics and prefixes.
+    struct Topics: Sendable {
+        var exact: Set<String> = []
+        var prefixes: [String] = []
+        var all = true
+
+        init(_ text: String?) throws {
+            guard let text, !text.isEmpty else { return }
+            all = false
+            for p in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !p.isEmpty {
+                guard p.utf8.count <= 128, p.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d || $0 == 0x5f || $0 == 0x2a }),
+                      p.firstIndex(of: "*").map({ $0 == p.index(before: p.endIndex) }) ?? true
+                else { throw QindexError.invalid("topics: comma-separated topics like q.qindex.record.created.v1, or prefixes ending in * (q.qindex.*)") }
+                if p == "*" { all = true } else if p.hasSuffix("*") { prefixes.append(String(p.dropLast())) } else { exact.insert(p) }
+            }
+        }
+
+        func matches(_ topic: String) -> Bool { all || exact.contains(topic) || prefixes.contains { topic.hasPrefix($0) } }
+    }
+
+    func stream(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let topics = try Topics(q.get("topics"))
+        func sequence(_ text: String, _ name: String) throws -> UInt64 {
+            guard let v = UInt64(text.trimmingCharacters(in: .whitespaces)) else { throw QindexError.invalid("\(name): an event sequence number (an integer ≥ 0)") }
+            return v
+        }
+        let start: UInt64
+        if let id = request.headers[HTTPField.Name("Last-Event-ID")!] {
+            start = try sequence(id, "Last-Event-ID")
+        } else if let since = q.get("since") {
+            start = try sequence(since, "since")
+        } else {
+            start = node.events.lastSequence
+        }
+        let follow = q.get("follow").map { $0 != "false" && $0 != "0" } ?? true
+        let limit = try q.get("limit").map { text -> Int in
+            guard let n = Int(text), n >= 1 else { throw QindexError.invalid("limit: an integer ≥ 1") }
+            return n
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        let events = node.events
+        let io = self.io
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let (signals, poke) = events.follow()
+            let beat = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.heartbeat)
+                    poke.yield()
+                }
+            }
+            defer {
+                beat.cancel()
+                poke.finish()
+            }
+            var cursor = start
+            var sent = 0
+            var lastWrite = ContinuousClock.now
+            try await writer.write(ByteBuffer(string: "retry: 3000\n: events after \(start)\n\n"))
+            // A daemon that stops ends the stream (its follower signal finishes).
+            try await withGracefulShutdownHandler {
+                var waiting = signals.makeAsyncIterator()
+                while true {
+                    // Drain what is stored, then wait for the next commit (or a heartbeat).
+                    while true {
+                        let want = min(256, (limit ?? .max) - sent)
+                        let after = cursor
+                        let page = try await io.run { try events.read(after: after, limit: want, matching: topics.matches) }
+                        var out = ByteBuffer()
+                        for e in page.events { out.writeString(Self.render(e)) }
+                        if out.readableBytes > 0 {
+                            try await writer.write(out)
+                            lastWrite = .now
+                        }
+                        sent += page.events.count
+                        cursor = page.through
+                        if let limit, sent >= limit { return }
+                        if page.through == after { break }
+                    }
+                    if !follow { return }
+                    guard await waiting.next() != nil else { return }
+                    if ContinuousClock.now - lastWrite >= Self.heartbeat {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        lastWrite = .now
+                    }
+                }
+            } onGracefulShutdown: {
+                poke.finish()
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// One event in SSE form.
+    static func render(_ e: EventLog.Event) -> String {
+        var object: [String: Any] = ["seq": e.sequence, "topic": e.topic, "ts": e.timestamp]
+        for entry in e.data.entries { object[entry.key] = json(entry.value) }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return "id: \(e.sequence)\nevent: \(e.topic)\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
+    }
+
+    static func json(_ node: IPLDNode) -> Any {
+        switch node {
+        case .null: NSNull()
+        case .bool(let b): b
+        case .integer(let i): i.int64.map { $0 as Any } ?? i.description
+        case .float(let f): f
+        case .string(let s): s
+        case .bytes(let b): Data(b).base64EncodedString()
+        case .list(let items): items.map(json)
+        case .map(let m): Dictionary(uniqueKeysWithValues: m.entries.map { ($0.key, json($0.value)) })
+        case .link(let c): c.string
+        }
+    }
+}
