@@ -9,6 +9,9 @@ extension Node {
     /// Applies a pointer update (put, or delete with a nil target); returns the new head once durable.
     public func putPointer(_ update: Qindex.Update) async throws -> Head { try await index.put(update) }
 
+    /// `putPointer` for threads that may block (it waits for the group commit).
+    public func putPointerBlocking(_ update: Qindex.Update) throws -> Head { try index.putBlocking(update) }
+
     /// The live head of a pointer (`QINDEX_NOT_FOUND` when absent or deleted).
     public func pointer(type: String, key: String) throws -> Head { try index.current(type: type, key: key) }
 

@@ -4,7 +4,9 @@ import IPLD
 import Multiformats
 import Node
 import Pinning
+import Qindex
 import Storage
+import Synchronization
 
 /// `qstore debug`: tools for testing and measuring the store itself (hidden from help).
 struct DebugCommand: ParsableCommand {
@@ -21,10 +23,12 @@ struct DebugCommand: ParsableCommand {
         @Option(help: "Largest block, bytes (sizes are spread up to it, crossing the inline limit).") var maxSize = 256 << 10
         @Option(help: "Blocks per put-many batch (1: single puts).") var batch = 1
         @Flag(help: "Pin, unpin and collect too: print `pinned <cid>` / `unpinned <cid>` once acknowledged.") var pins = false
+        @Flag(help: "Move Qindex pointers from 8 writers at once: print `indexed <key> <version> <record>` once acknowledged.") var index = false
 
         func run() throws {
             let node = try localNode(purpose: "debug write-load")
             if pins { return try pinLoad(node) }
+            if index { return try indexLoad(node) }
             var rng = XorShift(seed: seed)
             func next() -> UInt64 { rng.next() }
             var pending: [Block] = []
@@ -46,6 +50,37 @@ struct DebugCommand: ParsableCommand {
             }
         }
     
+        /// Eight writers move pointers `load/k0`…`load/k15` to fresh blocks (every seventh update a
+        /// deletion), each update on top of whatever the head is; each acknowledged update is printed.
+        private func indexLoad(_ node: Node) throws {
+            let out = Mutex(FileHandle.standardOutput)
+            let failure = Mutex<(any Error)?>(nil)
+            let seed = self.seed, count = self.count, maxSize = self.maxSize
+            DispatchQueue.concurrentPerform(iterations: 8) { writer in
+                var rng = XorShift(seed: seed &+ UInt64(writer) &* 7919)
+                for _ in 0..<(count / 8) {
+                    let key = "k\(rng.next() % 16)"
+                    do {
+                        var u = Qindex.Update(type: "load", key: key, target: nil)
+                        if rng.next() % 7 != 0 {
+                            let size = Int(rng.next() % UInt64(maxSize)) + 1
+                            let block = try Block(data: (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, codec: .raw)
+                            try node.putBlocks([block])
+                            u.target = block.cid
+                        }
+                        let head: Head
+                        do { head = try node.putPointerBlocking(u) } catch QindexError.notFound { continue }  // deleting a deleted one
+                        let line = "indexed \(key) \(head.version) \(head.record)\n"
+                        out.withLock { $0.write(Data(line.utf8)) }
+                    } catch {
+                        failure.withLock { $0 = error }
+                        return
+                    }
+                }
+            }
+            if let e = failure.withLock({ $0 }) { throw CLIError("write-load: \(e)") }
+        }
+
         /// Each step: a random leaf and a root linking it and (mostly) the previous root, put together
         /// and pinned; every third step unpins an earlier root; every fifth collects garbage (and
         /// compacts packs).
