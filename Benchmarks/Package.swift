@@ -59,5 +59,16 @@ let package = Package(
             ],
             path: "Tools/PinningFigures"
         ),
+        // Qindex figures (updates/s with group commit, head reads, history and list pages, IPNS).
+        .executableTarget(
+            name: "QindexFigures",
+            dependencies: [
+                .product(name: "Node", package: "Qstore"),
+                .product(name: "Qindex", package: "Qstore"),
+                .product(name: "Storage", package: "Qstore"),
+                .product(name: "Multiformats", package: "Qstore"),
+            ],
+            path: "Tools/QindexFigures"
+        ),
     ]
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compiles Docs/q-v1.openapi.yaml into Sources/HTTPServer/QOpenAPIDocument.swift, so the daemon
 serves the document at GET /q/v1/openapi.yaml without reading files at run time. A test
-(QOpenAPITests) fails when the two differ: run this after editing the YAML."""
+(EventsHTTPTests.theServedOpenAPIDocumentIsTheOneInDocs) fails when the two differ: run this
+after editing the YAML."""
 import pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent

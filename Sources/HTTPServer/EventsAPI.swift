@@ -63,9 +63,14 @@ struct EventsAPI {
         } else if let since = q.get("since") {
             start = try sequence(since, "since")
         } else {
-            start = node.events.lastSequence
+            start = node.lastEventSequence
         }
-        let follow = q.get("follow").map { $0 != "false" && $0 != "0" } ?? true
+        let follow: Bool
+        switch q.get("follow") {
+        case nil, "true"?, "1"?: follow = true
+        case "false"?, "0"?: follow = false
+        default: throw QindexError.invalid("follow: true or false")
+        }
         let limit = try q.get("limit").map { text -> Int in
             guard let n = Int(text), n >= 1 else { throw QindexError.invalid("limit: an integer ≥ 1") }
             return n
@@ -74,10 +79,10 @@ struct EventsAPI {
         headers[.contentType] = "text/event-stream; charset=utf-8"
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
-        let events = node.events
+        let node = self.node
         let io = self.io
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let (signals, poke) = events.follow()
+            let (signals, poke) = node.followEvents()
             let beat = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.heartbeat)
@@ -100,7 +105,7 @@ struct EventsAPI {
                     while true {
                         let want = min(256, (limit ?? .max) - sent)
                         let after = cursor
-                        let page = try await io.run { try events.read(after: after, limit: want, matching: topics.matches) }
+                        let page = try await io.run { try node.events(after: after, limit: want, matching: topics.matches) }
                         var out = ByteBuffer()
                         for e in page.events { out.writeString(Self.render(e)) }
                         if out.readableBytes > 0 {

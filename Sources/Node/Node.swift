@@ -34,7 +34,7 @@ public final class Node: Sendable {
     /// Qindex pointers.
     package let index: Qindex
     /// The event stream every layer publishes to (`/q/v1/events`).
-    public let events: EventLog
+    package let events: EventLog
     /// The IPNS records held (own and imported).
     package let names: IPNSNames
     /// The named keys (`self` is the node identity).

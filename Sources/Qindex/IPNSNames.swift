@@ -40,6 +40,7 @@ public final class IPNSNames: Sendable {
     public func publish(value: String, key: SigningKey, lifetime: UInt64, ttl: UInt64, sequence: UInt64? = nil) throws -> (name: Multihash, record: IPNSRecord) {
         let name = Libp2pKey.name(key.publicKey).multihash
         try IPNSPaths.check(value)
+        guard lifetime > 0 else { throw QindexError.invalid("lifetime: longer than 0 (a record valid for no time never resolves)") }
         return try publishing.withLock { _ in
             let old = try record(name)
             let seq: UInt64
@@ -52,7 +53,11 @@ public final class IPNSNames: Sendable {
                 seq = old.map { $0.sequence + 1 } ?? 0
             }
             let r = try IPNSRecord.create(value: value, sequence: seq, validUntil: now.adding(nanoseconds: lifetime), ttl: ttl, key: key)
-            try store(r, name: name, replacing: old)
+            // The same sequence again (a pointer's version republished) must be valid for longer.
+            if let old, !Self.isNewer(r, than: old) {
+                throw QindexError.conflict("\(IPNSName.string(name)) holds sequence \(old.sequence) valid until \(old.validity), later than this record's \(r.validity)")
+            }
+            try store(r, name: name)
             return (name, r)
         }
     }
@@ -67,7 +72,7 @@ public final class IPNSNames: Sendable {
         return try publishing.withLock { _ in
             let old = try record(name)
             if let old, !Self.isNewer(r, than: old) { return false }
-            try store(r, name: name, replacing: old)
+            try store(r, name: name)
             return true
         }
     }
@@ -79,7 +84,7 @@ public final class IPNSNames: Sendable {
         return x > y
     }
 
-    private func store(_ r: IPNSRecord, name: Multihash, replacing old: IPNSRecord?) throws {
+    private func store(_ r: IPNSRecord, name: Multihash) throws {
         let key = Self.key(name)
         try index.commits.run { txn, _ in txn.batch.put(key, r.bytes) }
     }

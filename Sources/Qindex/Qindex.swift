@@ -50,7 +50,8 @@ public struct NoRegisteredKeys: KeyAuthority {
 /// - `Q 03 ‖ tag ‖ 00 ‖ ptr` → `""`: current tags;
 /// - `Q 04 ‖ u64(updatedAt) ‖ ptr` → `""`: live pointers by the time they last moved;
 /// - `Q 05 ‖ ptr ‖ 00 ‖ u64(version)` → record CID: the main chain (the `prev` line from the head);
-/// - `Q 06 ‖ ptr ‖ 00 ‖ u64(createdAt) ‖ u64(version)` → record CID: the main chain by time.
+/// - `Q 06 ‖ ptr ‖ 00 ‖ u64(createdAt) ‖ u64(version)` → record CID: the main chain by time;
+/// - `Q 07 ‖ IPNS name multihash` → the IPNS record held for that name (`IPNSNames`).
 /// Deleted pointers keep their `01` entry (their history goes on) and lose `02`–`04`.
 public final class Qindex: Sendable {
     /// The counted store records go into.
@@ -111,7 +112,8 @@ public final class Qindex: Sendable {
     /// Applies `update` (see `Update`) and returns the new head once durable.
     public func put(_ update: Update) async throws -> Head {
         let u = try prepared(update)
-        let head = try await commits.run { txn, changes in try self.stage(u, txn, &changes) }
+        let draft = try self.draft(u)
+        let head = try await commits.run { txn, changes in try self.stage(u, draft, txn, &changes) }
         events?.published()
         try queueMissingTarget(u, head)
         return head
@@ -120,7 +122,8 @@ public final class Qindex: Sendable {
     /// `put` for threads that may block.
     public func putBlocking(_ update: Update) throws -> Head {
         let u = try prepared(update)
-        let head = try commits.run { txn, changes in try self.stage(u, txn, &changes) }
+        let draft = try self.draft(u)
+        let head = try commits.run { txn, changes in try self.stage(u, draft, txn, &changes) }
         events?.published()
         try queueMissingTarget(u, head)
         return head
@@ -149,8 +152,27 @@ public final class Qindex: Sendable {
         throw SigningError.invalid("sig.pub is not a key of \(r.author.squidId) (register it, or sign with the key the pointer's name is made of)")
     }
 
+    /// A record made and signed before the commit, on the caller's thread, on top of the head
+    /// stored then. Commits are serial: signing inside one would make every update wait for
+    /// every other's signature. The commit uses the draft when the head is still `basis`, and
+    /// makes the record again when another update moved it first.
+    struct Draft: Sendable {
+        var basis: CID?
+        var record: IndexRecord
+        var block: Block
+    }
+
+    private func draft(_ u: Update) throws -> Draft? {
+        guard u.signed == nil else { return nil }
+        let current = try readHead(Keys.pointer(u.type, u.key))
+        var record = IndexRecord(type: u.type, key: u.key, cid: u.target, version: (current?.version ?? 0) + 1, prev: current?.record,
+                                 tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(store.clock.now), author: u.author ?? nodeAuthor)
+        record.sign(with: nodeKey, ts: Int64(store.clock.now))
+        return Draft(basis: current?.record, record: record, block: record.block)
+    }
+
     /// The update inside a commit: everything that can refuse it runs before anything is staged.
-    private func stage(_ u: Update, _ txn: CountTransaction, _ changes: inout HeadChanges) throws -> Head {
+    private func stage(_ u: Update, _ draft: Draft?, _ txn: CountTransaction, _ changes: inout HeadChanges) throws -> Head {
         let ptr = Keys.pointer(u.type, u.key)
         let current = try changes.head(ptr, in: self)
         if let e = u.expectedVersion, e != (current?.version ?? 0) {
@@ -161,7 +183,11 @@ public final class Qindex: Sendable {
         }
         if u.target == nil, current?.isDeleted ?? true { throw QindexError.notFound("no pointer \(u.type)/\(u.key)") }
         var record: IndexRecord
-        if let signed = u.signed {
+        var made: Block?
+        if let draft, draft.basis == current?.record {
+            record = draft.record
+            made = draft.block
+        } else if let signed = u.signed {
             guard signed.version == (current?.version ?? 0) + 1, signed.prev == current?.record else {
                 throw QindexError.versionConflict(expected: "version \(signed.version - 1) (the signed record's prev)", current: current)
             }
@@ -173,7 +199,7 @@ public final class Qindex: Sendable {
             record.sign(with: nodeKey, ts: Int64(txn.now))
         }
         if let t = record.cid, !u.allowMissing, t.multihash.code != .identity, try !store.has(t) { throw QindexError.targetMissing(t) }
-        let block = record.block
+        let block = made ?? record.block
         try store.stage([block], in: txn)
         changes.records[block.cid] = record
         return try move(ptr, from: current, to: block.cid, record, txn, &changes)
@@ -234,6 +260,10 @@ public final class Qindex: Sendable {
             changes.versions[vk] = cid.bytes
             b.put(Keys.created(ptr, r.createdAtMilliseconds, r.version), cid.bytes)
             guard let p = r.prev else { return }
+            // The record below is version − 1 (checked when records are made or merged): when the
+            // chain already names it there, the rest is indexed too, and it need not be read.
+            let below = Keys.version(ptr, r.version - 1)
+            if try (changes.versions[below] ?? db.get(below)) == p.bytes { return }
             cid = p
             r = try changes.record(p, in: self)
         }

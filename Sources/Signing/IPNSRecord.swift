@@ -7,7 +7,7 @@ import Multiformats
 /// `signatureV2` over `"ipns-signature:" ‖ data` — with the V1 fields (`value`, `validity`,
 /// `validityType`, `sequence`, `ttl`, `signatureV1`) kept equal for old readers.
 ///
-/// `parse` reads any record without trusting it; `verified(name:now:)` is the spec's record
+/// `parse` reads any record without trusting it; `verify(name:now:)` is the spec's record
 /// verification (size, V2 signature by the name's key, V1 fields equal to the signed data,
 /// validity in the future). Only verified records may be resolved.
 public struct IPNSRecord: Sendable, Equatable {

@@ -4,16 +4,28 @@ import IPLD
 import Multiformats
 import Storage
 
-/// An Ed25519 key pair, kept as bytes (swift-crypto's key type is not `Sendable`).
+/// An Ed25519 key pair. The swift-crypto key is made once (making it derives the public key, as
+/// costly as a signature) and kept for every signature.
 public struct SigningKey: Sendable, Equatable {
     /// The 32-byte private key.
     public let rawRepresentation: [UInt8]
     /// The 32-byte public key.
     public let publicKey: [UInt8]
+    private let box: KeyBox
+    private var key: Curve25519.Signing.PrivateKey { box.key }
+
+    /// Holds the swift-crypto key, which is not declared `Sendable`. Sharing it is safe: it is
+    /// an immutable value (its bytes are never changed after it is made), and signing only reads
+    /// them (BoringSSL's ED25519_sign is a function of its arguments, with no shared state).
+    private final class KeyBox: @unchecked Sendable {
+        let key: Curve25519.Signing.PrivateKey
+        init(_ key: Curve25519.Signing.PrivateKey) { self.key = key }
+    }
 
     /// A new random key.
     public init() {
         let k = Curve25519.Signing.PrivateKey()
+        box = KeyBox(k)
         rawRepresentation = Array(k.rawRepresentation)
         publicKey = Array(k.publicKey.rawRepresentation)
     }
@@ -24,21 +36,24 @@ public struct SigningKey: Sendable, Equatable {
         do { k = try Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation) } catch {
             throw SigningError.invalid("an Ed25519 private key is 32 bytes")
         }
+        box = KeyBox(k)
         self.rawRepresentation = rawRepresentation
         publicKey = Array(k.publicKey.rawRepresentation)
     }
 
     /// The node's own key.
     public init(_ identity: NodeIdentity) {
+        box = KeyBox(identity.privateKey)
         rawRepresentation = identity.rawRepresentation
         publicKey = identity.publicKey
     }
 
+    public static func == (a: SigningKey, b: SigningKey) -> Bool { a.rawRepresentation == b.rawRepresentation }
+
     /// The 64-byte signature of `message`.
     public func sign(_ message: [UInt8]) -> [UInt8] {
-        // The bytes are a valid key by construction.
-        let k = try! Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation)
-        return Array(try! k.signature(for: message))
+        // Ed25519 signing with a valid key does not fail.
+        Array(try! key.signature(for: message))
     }
 
     /// The libp2p public-key protobuf of the key (`KeyType Ed25519 = 1`, `Data`), as peer IDs and

@@ -23,7 +23,7 @@ struct NameCommand: ParsableCommand {
         @Option(help: "How long resolvers may cache it (a Go duration).") var ttl = "1h"
         @Option(help: "Check that an /ipfs/ path resolves here before publishing.") var resolve = true
         @Flag(help: "Accepted for Kubo compatibility (publishing is always local).") var allowOffline = false
-        @Flag(name: .shortAndLong, help: "Print only the name.") var quieter = false
+        @Flag(name: [.customShort("Q"), .long], help: "Print only the name.") var quieter = false
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
             let p = try backend(purpose: "name publish").publishName(path, key: key, lifetime: lifetime, ttl: ttl, resolve: resolve)
@@ -35,7 +35,7 @@ struct NameCommand: ParsableCommand {
     struct Resolve: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The path a name points at (the node's own name when none is given).")
         @Argument(help: "The name (k51…, a peer ID, or /ipns/<name>).") var name: String?
-        @Option(name: .shortAndLong, help: "Follow /ipns/ values until an /ipfs/ path.") var recursive = true
+        @Flag(name: .shortAndLong, inversion: .prefixedNo, help: "Follow /ipns/ values until an /ipfs/ path.") var recursive = true
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
             let r = try backend(purpose: "name resolve").resolveName(name, recursive: recursive)

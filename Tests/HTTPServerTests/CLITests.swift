@@ -204,6 +204,7 @@ import TestSupport
             try q(["key", "ls", "-l"])
             try q(["name", "publish", "--key", "site", "--ttl", "90s", "/ipfs/" + tree])
             try q(["name", "publish", "-Q", "--key", "site", tree])
+            try q(["name", "publish", "--key", "site", "--lifetime", "0s", tree])
             try q(["name", "publish", "--lifetime", "forever", tree])
             try q(["name", "publish", "/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"])
             try q(["name", "publish", "--key", "nope", tree])

@@ -116,8 +116,13 @@ import TestSupport
         let forged = try IPNSRecord.create(value: a, sequence: 9, validUntil: Self.now.adding(nanoseconds: 3_600_000_000_000), ttl: 1, key: SigningKey())
         #expect(throws: IPNSError.self) { try names.importRecord(forged.bytes, name: second.name) }
         #expect(throws: QindexError.self) { try names.publish(value: "/ipfs/not-a-cid", key: key, lifetime: 1, ttl: 1) }
-        // A sequence below the held one is a conflict.
+        // A sequence below the held one is a conflict; so is the same one valid for less time
+        // (a republished pointer version), and a record valid for no time at all.
         #expect(throws: QindexError.self) { try names.publish(value: a, key: key, lifetime: 1, ttl: 1, sequence: 0) }
+        #expect(throws: QindexError.self) { try names.publish(value: b, key: key, lifetime: 1_000, ttl: 1, sequence: 1) }
+        #expect(throws: QindexError.self) { try names.publish(value: b, key: key, lifetime: 0, ttl: 1) }
+        let longer = try names.publish(value: b, key: key, lifetime: 7_200_000_000_000, ttl: 1, sequence: 1)
+        #expect(try names.verifiedRecord(second.name) == longer.record, "the same sequence valid for longer replaces the held record")
         // It survives a reopen.
         try replica.reopen()
         #expect(try IPNSNames(index: replica.index).verifiedRecord(second.name).sequence == 1)
