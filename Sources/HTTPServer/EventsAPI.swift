@@ -81,8 +81,11 @@ struct EventsAPI {
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         let node = self.node
         let io = self.io
+        // Checked before the 200, so a full house is a 503 the client can read (the follower itself
+        // is registered in the body, which ends it whatever way the body ends).
+        try node.checkEventFollowerRoom()
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let (signals, poke) = node.followEvents()
+            let (signals, poke) = try node.followEvents()
             let beat = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.heartbeat)

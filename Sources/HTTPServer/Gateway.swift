@@ -4,6 +4,7 @@ import Hummingbird
 import IPLD
 import Multiformats
 import Node
+import Signing
 import Storage
 
 /// The read-only gateway: `GET`/`HEAD /ipfs/{cid}[/path]` per the trustless gateway
@@ -82,7 +83,7 @@ struct Gateway: Sendable {
             let (r, p) = try await io.run { try self.node.contentPath(try self.node.resolveName(first) ) }
             root = r
             path = p + segments.dropFirst()
-            cacheControl = "public, max-age=\(max(1, record.ttl / 1_000_000_000))"
+            cacheControl = Self.ipnsCacheControl(record)
         } else {
             do { root = try CID(first) } catch { throw RequestError(.badRequest, "invalid CID \"\(first)\": \(error)") }
             path = Array(segments.dropFirst())
@@ -167,7 +168,7 @@ struct Gateway: Sendable {
                     let html = Self.dagPreview(terminal, data)
                     headers[.contentType] = "text/html; charset=utf-8"
                     headers[.eTag] = "\"DagIndex-qstore1_CID-\(terminal.string)\""
-                    headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400"
+                    if !Self.isIPNS(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
                     return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(string: html)))
                 }
                 headers[.contentType] = Self.mediaType(of: terminal.codec)
@@ -178,6 +179,20 @@ struct Gateway: Sendable {
                 throw RequestError(.notAcceptable, "\(terminal.codec.name) blocks are served as application/vnd.ipld.raw or in a CAR")
             }
         }
+    }
+
+    /// Whether the request names content through an IPNS name (which may move).
+    static func isIPNS(_ request: Request) -> Bool { request.uri.path.hasPrefix("/ipns/") }
+
+    /// How long a response under an IPNS name may be cached: the record's TTL, but never past the
+    /// record's end of validity (at least a second).
+    static func ipnsCacheControl(_ record: IPNSRecord) -> String {
+        var seconds = record.ttl / 1_000_000_000
+        if let end = record.validUntil {
+            let left = end.seconds - Int64(Date().timeIntervalSince1970)
+            seconds = min(seconds, UInt64(max(0, left)))
+        }
+        return "public, max-age=\(max(1, seconds))"
     }
 
     /// `?format=ipns-record` or `Accept: application/vnd.ipfs.ipns-record`.
@@ -193,7 +208,7 @@ struct Gateway: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.ipfs.ipns-record"
         headers[.contentDisposition] = "attachment; filename=\"\(name).ipns-record\""
-        headers[.cacheControl] = "public, max-age=\(max(1, record.ttl / 1_000_000_000))"
+        headers[.cacheControl] = Self.ipnsCacheControl(record)
         headers[.eTag] = "\"\(name).ipns-record.\(record.sequence)\""
         headers[.contentLength] = String(record.bytes.count)
         headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipns/" + name

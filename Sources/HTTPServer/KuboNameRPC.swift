@@ -79,14 +79,14 @@ extension KuboRPC {
         return JSONOutput.reply(KeyList(keys: removed.map { KeyEntry(name: $0.name, id: $0.id) }))
     }
 
-    /// `routing/get /ipns/<name>`: the record's bytes.
+    /// `routing/get /ipns/<name>`: Kubo's query event with the record (base64) in `Extra`.
     func routingGet(_ request: Request) async throws -> Response {
         let name = try Self.ipnsKey(request)
         let record = try await io.run { try self.node.nameRecord(name) }
-        var headers = HTTPFields()
-        headers[.contentType] = "application/vnd.ipfs.ipns-record"
-        headers[HTTPField.Name("X-Stream-Output")!] = "1"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: record.bytes)))
+        var line = JSONOutput.line(RoutingEvent(extra: Data(record.bytes).base64EncodedString(), id: ""))
+        var out = ByteBuffer()
+        out.writeBuffer(&line)
+        return Self.jsonStream(out)
     }
 
     /// `routing/put /ipns/<name>` with the record as a multipart file: stored once it verifies.
@@ -94,7 +94,10 @@ extension KuboRPC {
         let name = try Self.ipnsKey(request)
         let files = try await multipartFiles(request, limit: IPNSRecord.maximumSize)
         _ = try await io.run { try self.node.importNameRecord(name, files[0]) }
-        return Response(status: .ok)
+        var line = JSONOutput.line(RoutingEvent(extra: "", id: node.identity.peerID))
+        var out = ByteBuffer()
+        out.writeBuffer(&line)
+        return Self.jsonStream(out)
     }
 
     /// The `arg` of `routing/*`: `/ipns/<name>` (the only key kind held).

@@ -39,7 +39,8 @@ extension Gateway {
             guard requestPath.hasSuffix("/") else {
                 var h = HTTPFields()
                 h[.location] = Self.percentEncodedPath(requestPath) + "/" + (request.uri.query.map { "?" + $0 } ?? "")
-                h[.cacheControl] = Self.immutableCache
+                // An /ipns/ path may move: its redirect is cached as the name is, never as immutable.
+                h[.cacheControl] = headers[.cacheControl] ?? Self.immutableCache
                 return Response(status: .movedPermanently, headers: h)
             }
             if let index = entries.first(where: { $0.name == "index.html" }) {
@@ -53,7 +54,7 @@ extension Gateway {
             let html = DirectoryListing.html(path: requestPath, cid: terminal, entries: entries, isRoot: requestPath.split(separator: "/").count <= 2)
             let etag = "\"DirIndex-\(DirectoryListing.templateVersion)_CID-\(terminal.string)\""
             headers[.eTag] = etag
-            headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400"
+            if !Self.isIPNS(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
             if Self.matches(request, etag: etag) { return Response(status: .notModified, headers: headers) }
             headers[.contentType] = "text/html; charset=utf-8"
             headers[.contentLength] = String(html.utf8.count)

@@ -325,3 +325,26 @@ public enum GoDuration {
         public var description: String { message }
     }
 }
+
+/// `routing/get` and `routing/put`: Kubo's routing query event (`Type` 5, a value; `Extra` the
+/// record, base64, for a get).
+public struct RoutingEvent: Codable, Sendable, Equatable {
+    public var extra: String
+    public var id: String
+    public var type: Int
+    public init(extra: String, id: String, type: Int = 5) { (self.extra, self.id, self.type) = (extra, id, type) }
+    enum CodingKeys: String, CodingKey { case extra = "Extra", id = "ID", type = "Type", responses = "Responses" }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        extra = try c.decodeIfPresent(String.self, forKey: .extra) ?? ""
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? ""
+        type = try c.decodeIfPresent(Int.self, forKey: .type) ?? 0
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(extra, forKey: .extra)
+        try c.encode(id, forKey: .id)
+        try c.encodeNil(forKey: .responses)
+        try c.encode(type, forKey: .type)
+    }
+}

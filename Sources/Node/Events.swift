@@ -7,9 +7,12 @@ extension Node {
         try events.read(after: after, limit: limit, matching: matches)
     }
 
-    /// The last event's sequence (0: none yet).
-    public var lastEventSequence: UInt64 { events.lastSequence }
+    /// The last event written (0: none yet).
+    public var lastEventSequence: UInt64 { events.lastStoredSequence() }
+
+    /// Refuses (unavailable) when the most followers are open already.
+    public func checkEventFollowerRoom() throws { try events.checkFollowerRoom() }
 
     /// A signal per commit that published events, and its continuation (to wake or end it).
-    public func followEvents() -> (signals: AsyncStream<Void>, poke: AsyncStream<Void>.Continuation) { events.follow() }
+    public func followEvents() throws -> (signals: AsyncStream<Void>, poke: AsyncStream<Void>.Continuation) { try events.follow() }
 }

@@ -53,7 +53,11 @@ public final class IPNSNames: Sendable {
                 seq = old.map { $0.sequence + 1 } ?? 0
             }
             let r = try IPNSRecord.create(value: value, sequence: seq, validUntil: now.adding(nanoseconds: lifetime), ttl: ttl, key: key)
-            // The same sequence again (a pointer's version republished) must be valid for longer.
+            // The same sequence again (a pointer's version republished) only extends the held
+            // record: the same value, valid for longer. A new value needs a new sequence.
+            if let old, old.sequence == r.sequence, old.value != r.value {
+                throw QindexError.conflict("\(IPNSName.string(name)) holds sequence \(old.sequence) with another value (\(old.value)): publish under a key of its own")
+            }
             if let old, !Self.isNewer(r, than: old) {
                 throw QindexError.conflict("\(IPNSName.string(name)) holds sequence \(old.sequence) valid until \(old.validity), later than this record's \(r.validity)")
             }

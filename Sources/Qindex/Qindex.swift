@@ -260,8 +260,9 @@ public final class Qindex: Sendable {
             changes.versions[vk] = cid.bytes
             b.put(Keys.created(ptr, r.createdAtMilliseconds, r.version), cid.bytes)
             guard let p = r.prev else { return }
-            // The record below is version − 1 (checked when records are made or merged): when the
-            // chain already names it there, the rest is indexed too, and it need not be read.
+            // The record below is usually version − 1 (always, except below a merge record, whose
+            // version counts the heads it joined): when the chain already names it there, the rest
+            // is indexed too and it need not be read; otherwise it is read to learn its version.
             let below = Keys.version(ptr, r.version - 1)
             if try (changes.versions[below] ?? db.get(below)) == p.bytes { return }
             cid = p

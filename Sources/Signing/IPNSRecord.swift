@@ -185,7 +185,8 @@ public struct IPNSTime: Sendable, Comparable, Hashable {
         return s + "Z"
     }
 
-    /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; nil for anything else.
+    /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` as Go's RFC 3339 parser does (upper-case
+    /// `T` and `Z`, real calendar days, seconds 0–59); nil for anything else.
     public init?(rfc3339 text: String) {
         let u = Array(text.utf8)
         func num(_ from: Int, _ n: Int) -> Int64? {
@@ -197,9 +198,9 @@ public struct IPNSTime: Sendable, Comparable, Hashable {
             }
             return v
         }
-        guard u.count >= 20, u[4] == 0x2d, u[7] == 0x2d, u[10] == 0x54 || u[10] == 0x74, u[13] == 0x3a, u[16] == 0x3a,
+        guard u.count >= 20, u[4] == 0x2d, u[7] == 0x2d, u[10] == 0x54, u[13] == 0x3a, u[16] == 0x3a,
               let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2), let s = num(17, 2),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61
+              (1...12).contains(mo), d >= 1, d <= Self.daysIn(month: mo, year: y), h < 24, mi < 60, s < 60
         else { return nil }
         var i = 19
         var nanos: Int64 = 0
@@ -216,13 +217,21 @@ public struct IPNSTime: Sendable, Comparable, Hashable {
         }
         guard i < u.count else { return nil }
         var offset: Int64 = 0
-        if u[i] == 0x5a || u[i] == 0x7a {
+        if u[i] == 0x5a {
             guard i + 1 == u.count else { return nil }
         } else {
             guard u[i] == 0x2b || u[i] == 0x2d, i + 6 == u.count, u[i + 3] == 0x3a, let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
             offset = (oh * 3600 + om * 60) * (u[i] == 0x2b ? 1 : -1)
         }
         self.init(seconds: Self.days(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset, nanoseconds: nanos)
+    }
+
+    static func daysIn(month: Int64, year: Int64) -> Int64 {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

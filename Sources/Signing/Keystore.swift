@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,8 +7,9 @@ import Multiformats
 
 /// The node's named Ed25519 keys (`qstore key gen|ls|rename|rm`, Kubo's `key/*`): `self` is the
 /// node identity (`keystore/identity.key`), every other key a file `keystore/key-<name>` holding
-/// its 32 private bytes (mode 0600), written to a temporary file and renamed into place so a
-/// crash leaves the old key or the new one, never half of one.
+/// its 32 private bytes (mode 0600). A key is written and synced to a temporary file of its own
+/// and then linked under its name (link(2) never replaces a file), so a crash leaves no half key
+/// and no key is ever overwritten unless a forced rename asks for it.
 public struct Keystore: Sendable {
     /// The keystore folder.
     public let directory: String
@@ -44,19 +46,34 @@ public struct Keystore: Sendable {
         do { return try SigningKey(rawRepresentation: [UInt8](data)) } catch { throw KeystoreError.unreadable(name) }
     }
 
-    /// Every key, `self` first, then by name.
+    /// Every key, `self` first, then by name (files that are not readable keys are left out).
     public func list() throws -> [Entry] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { $0.hasPrefix("key-") && !$0.hasSuffix(".tmp") }.map { String($0.dropFirst(4)) }.sorted()
-        return try [Entry(name: "self", key: nodeKey)] + names.map { Entry(name: $0, key: try key($0)) }
+            .filter { $0.hasPrefix("key-") }.map { String($0.dropFirst(4)) }.sorted()
+        return [Entry(name: "self", key: nodeKey)] + names.compactMap { name in
+            guard (try? Self.check(name)) != nil, let key = try? key(name) else { return nil }
+            return Entry(name: name, key: key)
+        }
     }
+
+    /// Serialises keystore changes in this process (another process cannot hold the repository).
+    private static let changes = Mutex(())
 
     /// A new Ed25519 key named `name` (an existing name is refused).
     public func generate(_ name: String) throws -> Entry {
         try Self.check(name)
-        guard name != "self", !FileManager.default.fileExists(atPath: path(name)) else { throw KeystoreError.exists(name) }
+        guard name != "self" else { throw KeystoreError.exists(name) }
         let key = SigningKey()
-        try write(key, to: path(name))
+        try Self.changes.withLock { _ in
+            let tmp = try writeTemporary(key)
+            defer { unlink(tmp) }
+            // link(2) never replaces: an existing key of that name stays, and this one is refused.
+            guard link(tmp, path(name)) == 0 else {
+                if errno == EEXIST { throw KeystoreError.exists(name) }
+                throw KeystoreError.io("\(path(name)): \(String(cString: strerror(errno)))")
+            }
+            syncDirectory()
+        }
         return Entry(name: name, key: key)
     }
 
@@ -66,34 +83,54 @@ public struct Keystore: Sendable {
         guard old != "self", new != "self" else { throw KeystoreError.selfKey }
         try Self.check(new)
         let key = try key(old)
-        let exists = FileManager.default.fileExists(atPath: path(new))
-        if exists && !force { throw KeystoreError.exists(new) }
-        guard posixRename(path(old), path(new)) == 0 else { throw KeystoreError.io("rename \(old) → \(new): \(String(cString: strerror(errno)))") }
-        return (Entry(name: new, key: key), exists)
+        guard old != new else { return (Entry(name: new, key: key), false) }
+        return try Self.changes.withLock { _ in
+            let exists = FileManager.default.fileExists(atPath: path(new))
+            if force {
+                guard posixRename(path(old), path(new)) == 0 else { throw KeystoreError.io("rename \(old) → \(new): \(String(cString: strerror(errno)))") }
+            } else {
+                // link then unlink: the new name is taken only if free, and the key is never without a name.
+                guard link(path(old), path(new)) == 0 else {
+                    if errno == EEXIST { throw KeystoreError.exists(new) }
+                    throw KeystoreError.io("rename \(old) → \(new): \(String(cString: strerror(errno)))")
+                }
+                unlink(path(old))
+            }
+            syncDirectory()
+            return (Entry(name: new, key: key), exists && force)
+        }
     }
 
     /// Removes keys; returns what was removed.
     public func remove(_ names: [String]) throws -> [Entry] {
-        var out: [Entry] = []
-        for name in names {
-            guard name != "self" else { throw KeystoreError.selfKey }
-            let entry = Entry(name: name, key: try key(name))
-            guard unlink(path(name)) == 0 else { throw KeystoreError.io("remove \(name): \(String(cString: strerror(errno)))") }
-            out.append(entry)
+        try Self.changes.withLock { _ in
+            var out: [Entry] = []
+            for name in names {
+                guard name != "self" else { throw KeystoreError.selfKey }
+                let entry = Entry(name: name, key: try key(name))
+                guard unlink(path(name)) == 0 else { throw KeystoreError.io("remove \(name): \(String(cString: strerror(errno)))") }
+                out.append(entry)
+            }
+            syncDirectory()
+            return out
         }
-        return out
     }
 
-    private func write(_ key: SigningKey, to file: String) throws {
-        let tmp = file + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    /// The key written and synced to a new file of its own (`.tmp-…`: no key name starts with a dot).
+    private func writeTemporary(_ key: SigningKey) throws -> String {
+        let tmp = directory + "/.tmp-" + UUID().uuidString
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else { throw KeystoreError.io("\(tmp): \(String(cString: strerror(errno)))") }
         let ok = key.rawRepresentation.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
         close(fd)
-        guard ok, posixRename(tmp, file) == 0 else {
+        guard ok else {
             unlink(tmp)
-            throw KeystoreError.io("\(file): \(String(cString: strerror(errno)))")
+            throw KeystoreError.io("\(tmp): \(String(cString: strerror(errno)))")
         }
+        return tmp
+    }
+
+    private func syncDirectory() {
         let dir = open(directory, O_RDONLY)
         if dir >= 0 { fsync(dir); close(dir) }
     }

@@ -783,14 +783,18 @@ extension RemoteBackend {
         try reporting("routing put") {
             _ = try LocalBackend.ipnsKey(key)
             let (body, type) = Self.multipart(record)
-            _ = try call("routing/put", [("arg", key)], body: body, contentType: type)
+            _ = try Self.lines(RoutingEvent.self, try call("routing/put", [("arg", key)], body: body, contentType: type), command: "routing put")
         }
     }
 
     func nameRecord(_ key: String) throws -> [UInt8] {
         try reporting("routing get") {
             _ = try LocalBackend.ipnsKey(key)
-            return [UInt8](try call("routing/get", [("arg", key)]))
+            let events = try Self.lines(RoutingEvent.self, try call("routing/get", [("arg", key)]), command: "routing get")
+            guard let extra = events.first(where: { $0.type == 5 })?.extra, let bytes = Data(base64Encoded: extra) else {
+                throw CLIError("routing get: the daemon's reply holds no record")
+            }
+            return [UInt8](bytes)
         }
     }
 

@@ -56,7 +56,19 @@ struct DebugCommand: ParsableCommand {
             let out = Mutex(FileHandle.standardOutput)
             let failure = Mutex<(any Error)?>(nil)
             let seed = self.seed, count = self.count, maxSize = self.maxSize
-            DispatchQueue.concurrentPerform(iterations: 8) { writer in
+            // Eight threads of their own (concurrentPerform would run about one per core).
+            let done = DispatchGroup()
+            for writer in 0..<8 {
+                done.enter()
+                Thread.detachNewThread {
+                    defer { done.leave() }
+                    indexWriter(writer)
+                }
+            }
+            done.wait()
+            if let e = failure.withLock({ $0 }) { throw CLIError("write-load: \(e)") }
+
+            @Sendable func indexWriter(_ writer: Int) {
                 var rng = XorShift(seed: seed &+ UInt64(writer) &* 7919)
                 for _ in 0..<(count / 8) {
                     let key = "k\(rng.next() % 16)"
@@ -78,7 +90,6 @@ struct DebugCommand: ParsableCommand {
                     }
                 }
             }
-            if let e = failure.withLock({ $0 }) { throw CLIError("write-load: \(e)") }
         }
 
         /// Each step: a random leaf and a root linking it and (mostly) the previous root, put together

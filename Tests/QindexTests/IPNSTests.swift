@@ -94,7 +94,9 @@ import TestSupport
         let d = try #require(f.date(from: "2123-08-14T12:17:03Z"))
         #expect(IPNSTime(rfc3339: "2123-08-14T12:17:03.694052Z") == IPNSTime(seconds: Int64(d.timeIntervalSince1970), nanoseconds: 694_052_000))
         #expect(IPNSTime(rfc3339: "2123-08-14T14:17:03+02:00") == IPNSTime(seconds: Int64(d.timeIntervalSince1970)))
-        for bad in ["2123-08-14", "2123-08-14T12:17:03", "2123-13-14T12:17:03Z", "2123-08-14T12:17:03.Z", "x123-08-14T12:17:03Z"] {
+        #expect(IPNSTime(rfc3339: "2024-02-29T00:00:00Z") != nil)
+        for bad in ["2123-08-14", "2123-08-14T12:17:03", "2123-13-14T12:17:03Z", "2123-08-14T12:17:03.Z", "x123-08-14T12:17:03Z",
+                    "2123-02-31T00:00:00Z", "2023-02-29T00:00:00Z", "2123-08-14T12:17:60Z", "2123-08-14t12:17:03Z", "2123-08-14T12:17:03z"] {
             #expect(IPNSTime(rfc3339: bad) == nil, "\(bad)")
         }
     }
@@ -123,6 +125,9 @@ import TestSupport
         #expect(throws: QindexError.self) { try names.publish(value: b, key: key, lifetime: 0, ttl: 1) }
         let longer = try names.publish(value: b, key: key, lifetime: 7_200_000_000_000, ttl: 1, sequence: 1)
         #expect(try names.verifiedRecord(second.name) == longer.record, "the same sequence valid for longer replaces the held record")
+        // A different value under a sequence already held: a conflict, however long it is valid.
+        #expect(throws: QindexError.self) { try names.publish(value: a, key: key, lifetime: 9_000_000_000_000, ttl: 1, sequence: 1) }
+        #expect(try names.verifiedRecord(second.name).value == b)
         // It survives a reopen.
         try replica.reopen()
         #expect(try IPNSNames(index: replica.index).verifiedRecord(second.name).sequence == 1)

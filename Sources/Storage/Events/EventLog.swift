@@ -1,5 +1,6 @@
 import Foundation
 import IPLD
+import Multiformats
 import Synchronization
 
 /// One persisted stream of the node's events (`q.<layer>.<action>.v1`), read from any point and
@@ -79,8 +80,19 @@ public final class EventLog: Sendable {
         state.withLock { s in for c in s.subscribers.values { c.yield() } }
     }
 
-    /// The last sequence assigned (0: none yet).
+    /// The last sequence assigned (0: none yet); its batch may not be written yet.
     public var lastSequence: UInt64 { state.withLock { $0.next - 1 } }
+
+    /// The last event written (0: none): where a reader that wants only new events starts. Read
+    /// from the database, so it never names an event whose batch is still being written (a
+    /// reader started there would skip that event) or one that failed (a number used again).
+    public func lastStoredSequence() -> UInt64 {
+        let it = db.makeIterator()
+        it.seek([KeySpace.events.rawValue + 1])
+        if it.isValid { it.previous() } else { it.seekToLast() }
+        guard it.isValid, it.key.count == 9, it.key.first == KeySpace.events.rawValue else { return 0 }
+        return Self.sequence(of: it.key)
+    }
 
     /// Up to `limit` stored events after `after`, oldest first, whose topic `matches`, and the
     /// last sequence looked at (where the next read goes on from: a filtered reader does not rescan
@@ -88,6 +100,7 @@ public final class EventLog: Sendable {
     public func read(after: UInt64, limit: Int, matching matches: (String) -> Bool = { _ in true }) throws -> (events: [Event], through: UInt64) {
         var out: [Event] = []
         var through = after
+        guard after < .max else { return (out, through) }
         let it = db.makeIterator()
         it.seek(Self.key(after &+ 1))
         var scanned = 0
@@ -112,9 +125,10 @@ public final class EventLog: Sendable {
 
     /// A signal per `published()` for one follower (signals that come faster than it reads fold into
     /// one), and its continuation, to wake it for other reasons (a heartbeat) and to end it.
-    public func follow() -> (signals: AsyncStream<Void>, poke: AsyncStream<Void>.Continuation) {
+    public func follow() throws -> (signals: AsyncStream<Void>, poke: AsyncStream<Void>.Continuation) {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let id = state.withLock { s in
+        let id = try state.withLock { s in
+            guard s.subscribers.count < Self.maximumFollowers else { throw EventLogError.tooManyFollowers(Self.maximumFollowers) }
             defer { s.nextSubscriber += 1 }
             s.subscribers[s.nextSubscriber] = continuation
             return s.nextSubscriber
@@ -123,22 +137,29 @@ public final class EventLog: Sendable {
         return (stream, continuation)
     }
 
-    /// Ends every follower (the daemon is stopping).
-    public func finishFollowers() {
-        let all = state.withLock { s in
-            defer { s.subscribers = [:] }
-            return Array(s.subscribers.values)
-        }
-        for c in all { c.finish() }
+    /// Throws `tooManyFollowers` when `follow()` would.
+    public func checkFollowerRoom() throws {
+        if state.withLock({ $0.subscribers.count }) >= Self.maximumFollowers { throw EventLogError.tooManyFollowers(Self.maximumFollowers) }
     }
+
+    /// At most this many followers at once (each wakes and reads on every commit that publishes).
+    public static let maximumFollowers = 256
 }
 
 /// Failures reading the event stream.
-public enum EventLogError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum EventLogError: Error, Equatable, Sendable, CustomStringConvertible, KindedError {
     case corrupt(UInt64)
+    case tooManyFollowers(Int)
     public var description: String {
         switch self {
         case .corrupt(let s): "event \(s) is not a valid stored event"
+        case .tooManyFollowers(let n): "\(n) event streams are open already: try again later"
+        }
+    }
+    public var kind: ErrorKind {
+        switch self {
+        case .corrupt: .internal
+        case .tooManyFollowers: .unavailable
         }
     }
 }
