@@ -249,6 +249,11 @@ public final class Qindex: Sendable {
     /// Writes the version and time entries of the main chain from `cid` down, until an entry that
     /// already names the same record (an update writes one; a fast-forward or merge the records
     /// the winning line brought).
+    ///
+    /// A version entry that named a record of another line (the branch a merge or fast-forward
+    /// replaced) is overwritten and that record's time entry removed; entries between a merge
+    /// record and the head it follows (its version counts the heads it joined) are removed. So the
+    /// version and time indexes hold exactly the main chain.
     private func indexMainChain(_ ptr: [UInt8], from cid: CID, _ record: IndexRecord, _ b: WriteBatch, _ changes: inout HeadChanges) throws {
         var cid = cid
         var r = record
@@ -256,18 +261,38 @@ public final class Qindex: Sendable {
             let vk = Keys.version(ptr, r.version)
             let known = try changes.versions[vk] ?? db.get(vk)
             if known == cid.bytes { return }
+            if let known { try unindex(ptr, version: r.version, known, b, &changes) }
             b.put(vk, cid.bytes)
             changes.versions[vk] = cid.bytes
             b.put(Keys.created(ptr, r.createdAtMilliseconds, r.version), cid.bytes)
             guard let p = r.prev else { return }
-            // The record below is usually version − 1 (always, except below a merge record, whose
-            // version counts the heads it joined): when the chain already names it there, the rest
-            // is indexed too and it need not be read; otherwise it is read to learn its version.
+            // The record below is usually version − 1 (always, except below a merge record): when
+            // the chain already names it there, the rest is indexed too and it need not be read;
+            // otherwise it is read to learn its version.
             let below = Keys.version(ptr, r.version - 1)
             if try (changes.versions[below] ?? db.get(below)) == p.bytes { return }
+            let pr = try changes.record(p, in: self)
+            if pr.version + 1 < r.version {
+                for v in (pr.version + 1)..<r.version {
+                    let gk = Keys.version(ptr, v)
+                    if let stale = try changes.versions[gk] ?? db.get(gk) {
+                        try unindex(ptr, version: v, stale, b, &changes)
+                        b.delete(gk)
+                        changes.versions[gk] = []
+                    }
+                }
+            }
             cid = p
-            r = try changes.record(p, in: self)
+            r = pr
         }
+    }
+
+    /// Removes the time entry of the record `entry` names at `version` (an empty entry: removed
+    /// earlier in this batch).
+    private func unindex(_ ptr: [UInt8], version: Int64, _ entry: [UInt8], _ b: WriteBatch, _ changes: inout HeadChanges) throws {
+        guard !entry.isEmpty else { return }
+        let old = try changes.record(try CID(bytes: entry), in: self)
+        b.delete(Keys.created(ptr, old.createdAtMilliseconds, version))
     }
 
     // MARK: reading

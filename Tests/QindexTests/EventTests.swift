@@ -64,31 +64,3 @@ import TestSupport
         #expect(await it.next() == nil)
     }
 }
-
-/// Updates of one pointer from many writers at once, without compare-and-swap: most drafts are
-/// made on a head that moved before their commit and must be made again on the new head.
-@Suite struct StaleDraftTests {
-    @Test func concurrentUpdatesOfOnePointerAllLandInOrder() async throws {
-        let r = try Replica()
-        let targets = try (0..<24).map { try r.target("t\($0)") }
-        let index = r.index
-        let heads = try await withThrowingTaskGroup(of: Head.self) { group in
-            for t in targets { group.addTask { try await index.put(Qindex.Update(type: "docs", key: "busy", target: t)) } }
-            return try await group.reduce(into: [Head]()) { $0.append($1) }
-        }
-        // Every update acknowledged with its own version, 1…24, and the chain holds each one.
-        #expect(heads.map(\.version).sorted() == Array(1...24))
-        let history = try r.index.history(type: "docs", key: "busy", limit: 100).records
-        #expect(history.map(\.record.version) == Array((1...24).reversed()))
-        for (newer, older) in zip(history, history.dropFirst()) {
-            #expect(newer.record.prev == older.cid, "version \(newer.record.version) does not link the record before it")
-            #expect(throws: Never.self) { try newer.record.verifySignature() }
-        }
-        #expect(Set(history.compactMap(\.record.cid)) == Set(targets))
-        for h in heads { #expect(try r.index.record(type: "docs", key: "busy", version: h.version).cid == h.record) }
-        // The events follow the commits: versions 1…24 in sequence order.
-        let events = try r.events.read(after: 0, limit: 100).events
-        #expect(events.map { $0.data["version"] } == (1...24).map { IPLDNode.int($0) })
-        #expect(try r.countsClean() == [])
-    }
-}
