@@ -100,6 +100,27 @@ public final class CountedBlockStore: BlockStore, Sendable {
         }
     }
 
+    /// Detaches `parent`'s links to `child` in `txn`: they stay in the block's bytes and its links
+    /// record but no longer hold the child, whose count drops by the reference they made (and which
+    /// may become garbage, taking what only it holds along when collected). `entries` are the
+    /// parent's links as recorded when the caller knows them (a block staged in this very
+    /// transaction); else they are read. False when nothing changed (no such live link).
+    @discardableResult
+    public func stageDetach(parent: CID, child: CID, entries known: [LinkEntry]? = nil, in txn: CountTransaction) throws -> Bool {
+        guard var entries = try known ?? base.linkEntries(of: parent) else { return false }
+        let before = Set(entries.filter { !$0.detached }.map(\.cid.multihash))
+        var changed = false
+        for i in entries.indices where entries[i].cid == child && !entries[i].detached {
+            entries[i].detached = true
+            changed = true
+        }
+        guard changed else { return false }
+        base.stageLinkEntries(parent, entries, into: txn.batch)
+        let after = Set(entries.filter { !$0.detached }.map(\.cid.multihash))
+        for mh in before.subtracting(after) { try txn.adjust(mh, by: -1) }
+        return true
+    }
+
     /// Deletes the block (every codec) and drops one reference from each of its children; its own
     /// count is kept while references to it remain. False when absent.
     @discardableResult

@@ -59,7 +59,7 @@ extension Qindex {
             do { r = try record(cid) } catch QindexError.notFound { throw QindexError.invalid("incomplete history under \(root): record \(cid) is missing") }
             guard r.type == top.type, r.key == top.key else { throw QindexError.invalid("record \(cid) under \(root) is of \(r.type)/\(r.key), not \(top.type)/\(top.key)") }
             // Ours already: checked when it came.
-            if let known = try db.get(Keys.version(ptr, r.version)), known == cid.bytes { continue }
+            if let known = try VersionEntry(try db.get(Keys.version(ptr, r.version))), known.record == cid { continue }
             let parents = ([r.prev].compactMap { $0 }) + r.merged
             if r.isMerge {
                 let joined = try parents.map { (cid: $0, record: try record($0)) }

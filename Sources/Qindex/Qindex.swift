@@ -49,7 +49,8 @@ public struct NoRegisteredKeys: KeyAuthority {
 /// - `Q 02 ‖ target CID ‖ ptr` → `""`: current targets (reverse lookup);
 /// - `Q 03 ‖ tag ‖ 00 ‖ ptr` → `""`: current tags;
 /// - `Q 04 ‖ u64(updatedAt) ‖ ptr` → `""`: live pointers by the time they last moved;
-/// - `Q 05 ‖ ptr ‖ 00 ‖ u64(version)` → record CID: the main chain (the `prev` line from the head);
+/// - `Q 05 ‖ ptr ‖ 00 ‖ u64(version)` → record CID ‖ u64(createdAt) ‖ u64(version of its prev, 0:
+///   none): the main chain (the `prev` line from the head), walkable without reading records;
 /// - `Q 06 ‖ ptr ‖ 00 ‖ u64(createdAt) ‖ u64(version)` → record CID: the main chain by time;
 /// - `Q 07 ‖ IPNS name multihash` → the IPNS record held for that name (`IPNSNames`).
 /// Deleted pointers keep their `01` entry (their history goes on) and lose `02`–`04`.
@@ -67,6 +68,9 @@ public final class Qindex: Sendable {
     public let events: EventLog?
     /// The resource type (pinning policy) of head pins.
     public static let resourceType = "index-records"
+    /// How many of a pointer's newest main-chain records its history keeps (the `index-records`
+    /// policy's `keepLatest`; nil: all of them).
+    public let keepLatest: Int?
 
     public init(store: CountedBlockStore, pins: Pinner, nodeKey: SigningKey, nodeAuthor: IdentityRef,
                 authority: any KeyAuthority = NoRegisteredKeys(), events: EventLog? = nil) {
@@ -76,6 +80,7 @@ public final class Qindex: Sendable {
         self.nodeKey = nodeKey
         self.nodeAuthor = nodeAuthor
         self.authority = authority
+        keepLatest = (try? pins.policies.policy(Self.resourceType))?.condition?.keepLatest
         commits = GroupCommit(store: store, label: "qstore.qindex")
     }
 
@@ -235,6 +240,7 @@ public final class Qindex: Sendable {
             b.put(Keys.time(head.updatedAt, ptr), [])
         }
         try indexMainChain(ptr, from: recordCID, record, txn.batch, &changes)
+        try pruneHistory(ptr, head: record, txn, &changes)
         changes.heads[ptr] = .some(head)
         if let events {
             let topic = record.isMerge ? "q.qindex.record.merged.v1" : record.isTombstone ? "q.qindex.record.deleted.v1" : "q.qindex.record.created.v1"
@@ -244,6 +250,11 @@ public final class Qindex: Sendable {
             ]), at: txn.now, into: b)
         }
         return head
+    }
+
+    /// The version entry at `key` as this commit sees it (nil: none, or removed in this batch).
+    func versionEntry(_ key: [UInt8], _ changes: HeadChanges) throws -> VersionEntry? {
+        try VersionEntry(try changes.versions[key] ?? db.get(key))
     }
 
     /// Writes the version and time entries of the main chain from `cid` down, until an entry that
@@ -259,40 +270,74 @@ public final class Qindex: Sendable {
         var r = record
         while true {
             let vk = Keys.version(ptr, r.version)
-            let known = try changes.versions[vk] ?? db.get(vk)
-            if known == cid.bytes { return }
-            if let known { try unindex(ptr, version: r.version, known, b, &changes) }
-            b.put(vk, cid.bytes)
-            changes.versions[vk] = cid.bytes
+            let known = try versionEntry(vk, changes)
+            if known?.record == cid { return }
+            if let known { b.delete(Keys.created(ptr, known.createdAt, r.version)) }
+            // A record's prev is the version below it, except below a merge record (whose version
+            // counts the heads it joined): there it is read.
+            var prevVersion: Int64 = 0
+            var prevRecord: IndexRecord?
+            if let p = r.prev {
+                if r.isMerge {
+                    prevRecord = try changes.record(p, in: self)
+                    prevVersion = prevRecord!.version
+                } else {
+                    prevVersion = r.version - 1
+                }
+            }
+            let entry = VersionEntry(record: cid, createdAt: r.createdAtMilliseconds, prevVersion: prevVersion).bytes
+            b.put(vk, entry)
+            changes.versions[vk] = entry
             b.put(Keys.created(ptr, r.createdAtMilliseconds, r.version), cid.bytes)
             guard let p = r.prev else { return }
-            // The record below is usually version − 1 (always, except below a merge record): when
-            // the chain already names it there, the rest is indexed too and it need not be read;
-            // otherwise it is read to learn its version.
-            let below = Keys.version(ptr, r.version - 1)
-            if try (changes.versions[below] ?? db.get(below)) == p.bytes { return }
-            let pr = try changes.record(p, in: self)
-            if pr.version + 1 < r.version {
-                for v in (pr.version + 1)..<r.version {
+            // When the chain already names the record below, the rest is indexed too.
+            if try versionEntry(Keys.version(ptr, prevVersion), changes)?.record == p { return }
+            if prevVersion + 1 < r.version {
+                for v in (prevVersion + 1)..<r.version {
                     let gk = Keys.version(ptr, v)
-                    if let stale = try changes.versions[gk] ?? db.get(gk) {
-                        try unindex(ptr, version: v, stale, b, &changes)
+                    if let stale = try versionEntry(gk, changes) {
+                        b.delete(Keys.created(ptr, stale.createdAt, v))
                         b.delete(gk)
                         changes.versions[gk] = []
                     }
                 }
             }
             cid = p
-            r = pr
+            r = try prevRecord ?? changes.record(p, in: self)
         }
     }
 
-    /// Removes the time entry of the record `entry` names at `version` (an empty entry: removed
-    /// earlier in this batch).
-    private func unindex(_ ptr: [UInt8], version: Int64, _ entry: [UInt8], _ b: WriteBatch, _ changes: inout HeadChanges) throws {
-        guard !entry.isEmpty else { return }
-        let old = try changes.record(try CID(bytes: entry), in: self)
-        b.delete(Keys.created(ptr, old.createdAtMilliseconds, version))
+    /// Lets history past `keepLatest` go: the oldest kept record's `prev` link is detached (it stays
+    /// in the record's bytes but no longer holds the record below, which with everything only it
+    /// holds — older records, their targets, merged branches — becomes garbage, collected after
+    /// its grace period), and the version and time entries below it are removed, in the batch of
+    /// the update. A history never loses a record above its newest `keepLatest`. Reads only index
+    /// entries (point reads; no record is decoded, no range scanned over earlier deletions).
+    private func pruneHistory(_ ptr: [UInt8], head: IndexRecord, _ txn: CountTransaction, _ changes: inout HeadChanges) throws {
+        guard let k = keepLatest, head.version > Int64(k) else { return }
+        let horizon = head.version - Int64(k) + 1
+        // The oldest kept record: the main chain's at the horizon, or just above it (below a
+        // merge record the chain skips versions).
+        var kept: VersionEntry?
+        var v = horizon
+        while kept == nil, v <= head.version {
+            kept = try versionEntry(Keys.version(ptr, v), changes)
+            v += 1
+        }
+        guard let kept, kept.prevVersion > 0, let below = try versionEntry(Keys.version(ptr, kept.prevVersion), changes) else { return }
+        let entries = try store.base.linkEntries(of: kept.record)
+            ?? changes.records[kept.record].map { try Codecs.links(in: $0.encoded, codec: .dagCBOR).map { LinkEntry($0) } }
+        if let entries { try store.stageDetach(parent: kept.record, child: below.record, entries: entries, in: txn) }
+        // The index entries of the versions let go, down the chain until one already let go
+        // (normally one; every older one the first time).
+        var next: (version: Int64, entry: VersionEntry)? = (kept.prevVersion, below)
+        while let (version, entry) = next {
+            let vk = Keys.version(ptr, version)
+            txn.batch.delete(vk)
+            txn.batch.delete(Keys.created(ptr, entry.createdAt, version))
+            changes.versions[vk] = []
+            next = try entry.prevVersion > 0 ? versionEntry(Keys.version(ptr, entry.prevVersion), changes).map { (entry.prevVersion, $0) } : nil
+        }
     }
 
     // MARK: reading
@@ -323,11 +368,10 @@ public final class Qindex: Sendable {
     /// The main chain's record of `version`.
     public func record(type: String, key: String, version: Int64) throws -> (cid: CID, record: IndexRecord) {
         try IndexNames.check(type: type, key: key)
-        guard version >= 1, let bytes = try db.get(Keys.version(Keys.pointer(type, key), version)) else {
+        guard version >= 1, let entry = try VersionEntry(try db.get(Keys.version(Keys.pointer(type, key), version))) else {
             throw QindexError.notFound("no version \(version) of \(type)/\(key)")
         }
-        let cid = try CID(bytes: bytes)
-        return (cid, try record(cid))
+        return (entry.record, try record(entry.record))
     }
 
     /// The main chain's record that was the newest at `ms` (by its createdAt).
@@ -355,8 +399,8 @@ public final class Qindex: Sendable {
         if it.isValid { it.previous() } else { it.seekToLast() }
         var out: [(CID, IndexRecord)] = []
         while it.isValid, it.key.starts(with: prefix), out.count < limit {
-            let cid = try CID(bytes: it.value)
-            out.append((cid, try record(cid)))
+            guard let entry = try VersionEntry(it.value) else { throw QindexError.invalid("empty version entry") }
+            out.append((entry.record, try record(entry.record)))
             it.previous()
         }
         let more = it.isValid && it.key.starts(with: prefix)
@@ -474,6 +518,7 @@ enum Keys {
 
     static func pointer(_ type: String, _ key: String) -> [UInt8] { Array(type.utf8) + [0] + Array(key.utf8) }
     static func be(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+    static func be64(_ bytes: some Collection<UInt8>) -> UInt64 { bytes.reduce(0) { $0 << 8 | UInt64($1) } }
     static func space(_ sub: UInt8) -> [UInt8] { KeySpace.qindexHeads.key([sub]) }
 
     static var headPrefix: [UInt8] { space(heads) }
@@ -491,6 +536,27 @@ enum Keys {
     static func version(_ ptr: [UInt8], _ v: Int64) -> [UInt8] { versionPrefix(ptr) + be(UInt64(v)) }
     static func createdPrefix(_ ptr: [UInt8]) -> [UInt8] { space(created) + ptr + [0] }
     static func created(_ ptr: [UInt8], _ ms: UInt64, _ v: Int64) -> [UInt8] { createdPrefix(ptr) + be(ms) + be(UInt64(v)) }
+}
+
+/// A main-chain entry (`Q 05`): the record, when it was made, and the version of the record below
+/// it (0: none), so the chain can be walked and unindexed from the index alone.
+struct VersionEntry: Equatable {
+    var record: CID
+    var createdAt: UInt64
+    var prevVersion: Int64
+
+    var bytes: [UInt8] { record.bytes + Keys.be(createdAt) + Keys.be(UInt64(prevVersion)) }
+
+    /// Nil for no entry (or one removed earlier in the batch: empty).
+    init?(_ bytes: [UInt8]?) throws {
+        guard let bytes, !bytes.isEmpty else { return nil }
+        guard bytes.count > 16 else { throw QindexError.invalid("malformed version entry") }
+        record = try CID(bytes: Array(bytes.dropLast(16)))
+        createdAt = Keys.be64(bytes.suffix(16).prefix(8))
+        prevVersion = Int64(bitPattern: Keys.be64(bytes.suffix(8)))
+    }
+
+    init(record: CID, createdAt: UInt64, prevVersion: Int64) { (self.record, self.createdAt, self.prevVersion) = (record, createdAt, prevVersion) }
 }
 
 extension Head {

@@ -11,7 +11,7 @@ import TestSupport
 /// made on a head that moved before their commit and must be made again on the new head.
 @Suite struct StaleDraftTests {
     @Test func concurrentUpdatesOfOnePointerAllLandInOrder() async throws {
-        let r = try Replica()
+        let r = try Replica(keepLatest: 1_000_000)
         let targets = try (0..<24).map { try r.target("t\($0)") }
         let index = r.index
         let heads = try await withThrowingTaskGroup(of: Head.self) { group in

@@ -21,10 +21,18 @@ final class Replica: @unchecked Sendable {
     let clock = ManualClock(start: 1_790_000_000_000)
     let key: SigningKey
 
-    init() throws {
+    /// A replica with the default policies; `keepLatest` replaces the `index-records` policy's
+    /// (the most it allows, 1,000,000, keeps every history these tests make).
+    init(keepLatest: Int? = nil) throws {
         try Repository.initialize(at: dir.path)
         repository = try Repository(path: dir.path, purpose: "qindex tests")
-        policies = try PolicySet(files: defaultPolicyFiles.map { ($0.name, Data($0.contents.utf8)) }, source: "test")
+        policies = try PolicySet(files: defaultPolicyFiles.map { f in
+            var text = f.contents
+            if let keepLatest, f.name == "index-records.json" {
+                text = text.replacing(#/"keepLatest": [0-9]+/#, with: "\"keepLatest\": \(keepLatest)")
+            }
+            return (f.name, Data(text.utf8))
+        }, source: "test")
         key = SigningKey(repository.identity)
         (store, pins, index, events) = Self.open(repository, policies, clock)
     }
@@ -149,7 +157,7 @@ final class Replica: @unchecked Sendable {
     }
 
     @Test func concurrentWritersLoseNoUpdate() async throws {
-        let n = try Replica()
+        let n = try Replica(keepLatest: 1_000_000)
         let targets = try (0..<8).map { try n.target("writer \($0)") }
         try await n.put("ctr", "shared", targets[0])
         let wins = try await withThrowingTaskGroup(of: Int.self) { group in

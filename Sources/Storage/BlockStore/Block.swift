@@ -150,27 +150,52 @@ func extractLinks(_ block: Block) throws -> [CID] {
     }
 }
 
-/// Links as stored: each CID's bytes behind a varint length.
+/// One link of a stored links record: `detached` links are still in the block's bytes but no
+/// longer hold their child (a layer let the child go, e.g. Qindex history past `keepLatest`):
+/// reference counts, garbage collection and DAG walks skip them.
+public struct LinkEntry: Sendable, Equatable {
+    public var cid: CID
+    public var detached: Bool
+    public init(_ cid: CID, detached: Bool = false) { (self.cid, self.detached) = (cid, detached) }
+}
+
+/// Links as stored: each CID's bytes behind a varint length; a detached link is preceded by a
+/// zero byte (no CID is empty, so the zero cannot be a length).
 public enum LinkList {
-    /// The stored form of `links`.
-    public static func encode(_ links: [CID]) -> [UInt8] {
+    /// The stored form of `links` (all live).
+    public static func encode(_ links: [CID]) -> [UInt8] { encode(entries: links.map { LinkEntry($0) }) }
+
+    /// The stored form of `entries`.
+    public static func encode(entries: [LinkEntry]) -> [UInt8] {
         var out: [UInt8] = []
-        for l in links {
-            Varint.append(UInt64(l.bytes.count), to: &out)
-            out.append(contentsOf: l.bytes)
+        for e in entries {
+            if e.detached { out.append(0) }
+            Varint.append(UInt64(e.cid.bytes.count), to: &out)
+            out.append(contentsOf: e.cid.bytes)
         }
         return out
     }
 
-    /// The links of a stored links record.
-    public static func decode(_ bytes: [UInt8]) throws -> [CID] {
-        var out: [CID] = []
+    /// Every link of a stored links record, detached or not: the links the block holds.
+    public static func decode(_ bytes: [UInt8]) throws -> [CID] { try entries(bytes).map(\.cid) }
+
+    /// The links that hold their children (detached ones left out).
+    public static func live(_ bytes: [UInt8]) throws -> [CID] { try entries(bytes).filter { !$0.detached }.map(\.cid) }
+
+    /// The entries of a stored links record.
+    public static func entries(_ bytes: [UInt8]) throws -> [LinkEntry] {
+        var out: [LinkEntry] = []
         var pos = 0
         while pos < bytes.count {
+            var detached = false
+            if bytes[pos] == 0 {
+                detached = true
+                pos += 1
+            }
             let (n, len) = try Varint.decode(bytes, at: pos)
             pos += len
-            guard n <= UInt64(bytes.count - pos) else { throw BlockStoreError.invalidBlock(reason: "truncated link list") }
-            out.append(try CID(bytes: Array(bytes[pos..<pos + Int(n)])))
+            guard n > 0, n <= UInt64(bytes.count - pos) else { throw BlockStoreError.invalidBlock(reason: "truncated link list") }
+            out.append(LinkEntry(try CID(bytes: Array(bytes[pos..<pos + Int(n)])), detached: detached))
             pos += Int(n)
         }
         return out

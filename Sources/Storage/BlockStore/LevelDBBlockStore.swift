@@ -273,16 +273,28 @@ public final class LevelDBBlockStore: BlockStore {
         try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, v in
             batch.delete(k)
             var seen = Set<Multihash>()
-            for l in try LinkList.decode(v) where seen.insert(l.multihash).inserted { links.append(l) }
+            for l in try LinkList.live(v) where seen.insert(l.multihash).inserted { links.append(l) }
             return true
         }
         return (links, record.size)
     }
 
+    /// The links that hold their children (a detached link is left out): what DAG walks follow.
     public func links(of cid: CID) throws -> [CID]? {
-        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: try Block.identityData(cid))) }
+        try linkEntries(of: cid).map { $0.filter { !$0.detached }.map(\.cid) }
+    }
+
+    /// Every link recorded for the block, detached or not (what its bytes hold).
+    public func linkEntries(of cid: CID) throws -> [LinkEntry]? {
+        if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: try Block.identityData(cid))).map { LinkEntry($0) } }
         guard let bytes = try db.get(Self.linksKey(cid.multihash, cid.codec)) else { return nil }
-        return try LinkList.decode(bytes)
+        return try LinkList.entries(bytes)
+    }
+
+    /// Rewrites the links record of a stored (or staged) block with `entries` (the same links,
+    /// some detached), in `batch`. The caller adjusts the reference counts.
+    public func stageLinkEntries(_ cid: CID, _ entries: [LinkEntry], into batch: WriteBatch) {
+        batch.put(Self.linksKey(cid.multihash, cid.codec), LinkList.encode(entries: entries))
     }
 
     public func forEach(_ body: (CID) throws -> Bool) throws {

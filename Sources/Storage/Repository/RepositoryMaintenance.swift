@@ -87,7 +87,7 @@ extension Repository {
                 if codecs.isEmpty { report.problems.append("block \(cid) has no links record") }
                 for codec in codecs {
                     let c = CID(codec: codec, multihash: mh)
-                    let recorded = try blocks.links(of: c) ?? []
+                    let recorded = try blocks.linkEntries(of: c)?.map(\.cid) ?? []
                     let actual = (try? Codecs.links(in: data, codec: codec)) ?? []
                     if recorded != actual { report.problems.append("links recorded for \(c) differ from the block's links") }
                 }
