@@ -32,7 +32,7 @@ public final class IPNSNames: Sendable {
         return r
     }
 
-    var now: IPNSTime { IPNSTime(milliseconds: index.store.clock.now) }
+    var now: RFC3339Time { RFC3339Time(milliseconds: index.store.clock.now) }
 
     /// Signs and stores a record of `value` for the name of `key`: the sequence one past the
     /// stored record's (or `sequence` when given, which must then not go back), valid for

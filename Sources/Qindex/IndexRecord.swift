@@ -185,18 +185,8 @@ public enum IndexNames {
 public enum Timestamps {
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` of `ms` since 1970.
     public static func format(_ ms: UInt64) -> String {
-        let days = Int64(ms / 86_400_000)
+        let (y, m, d) = RFC3339Time.civil(Int64(ms / 86_400_000))
         let rest = Int(ms % 86_400_000)
-        // Howard Hinnant's civil-from-days.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
         func pad(_ v: some BinaryInteger, _ n: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s
@@ -210,37 +200,11 @@ public enum Timestamps {
         throw QindexError.invalid("\(field): an RFC 3339 time or Unix milliseconds")
     }
 
-    /// The ms since 1970 of `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (or `+00:00`); nil for anything else.
+    /// The ms since 1970 of an RFC 3339 time (`RFC3339Time`'s reading; fractions past the
+    /// millisecond dropped); nil for anything else or a time before 1970.
     public static func parse(_ text: String) -> UInt64? {
-        var u = Array(text.utf8)
-        if u.count > 6, u.suffix(6) == Array("+00:00".utf8) { u = Array(u.dropLast(6)) + [0x5a] }
-        guard u.count >= 20, u.last == 0x5a, u[4] == 0x2d, u[7] == 0x2d, u[10] == 0x54 || u[10] == 0x74, u[13] == 0x3a, u[16] == 0x3a else { return nil }
-        func num(_ r: Range<Int>) -> Int? {
-            var v = 0
-            for i in r {
-                guard u[i] >= 0x30 && u[i] <= 0x39 else { return nil }
-                v = v * 10 + Int(u[i] - 0x30)
-            }
-            return v
-        }
-        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13), let mi = num(14..<16), let s = num(17..<19),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 60, y >= 1970 else { return nil }
-        var ms = 0
-        if u.count > 20 {
-            guard u[19] == 0x2e, u.count > 21 else { return nil }
-            let digits = 20..<(u.count - 1)
-            guard let _ = num(digits) else { return nil }
-            for (i, k) in digits.prefix(3).enumerated() { ms += Int(u[k] - 0x30) * [100, 10, 1][i] }
-        } else if u.count != 20 { return nil }
-        // Days from civil.
-        let yy = mo <= 2 ? y - 1 : y
-        let era = yy / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        guard format(UInt64(days) * 86_400_000).prefix(10) == String(decoding: u.prefix(10), as: UTF8.self) else { return nil }
-        return UInt64(days) * 86_400_000 + UInt64(h * 3_600_000 + mi * 60_000 + s * 1000 + ms)
+        guard let t = RFC3339Time(rfc3339: text), t.seconds >= 0 else { return nil }
+        return UInt64(t.seconds) * 1000 + UInt64(t.nanoseconds / 1_000_000)
     }
 }
 

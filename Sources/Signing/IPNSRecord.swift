@@ -46,7 +46,7 @@ public struct IPNSRecord: Sendable, Equatable {
 
     /// A new record for `value`, signed by `key`, valid until `validity` (ns since 1970), with V1
     /// fields and signature for old readers.
-    public static func create(value: String, sequence: UInt64, validUntil validity: IPNSTime, ttl: UInt64, key: SigningKey) throws -> IPNSRecord {
+    public static func create(value: String, sequence: UInt64, validUntil validity: RFC3339Time, ttl: UInt64, key: SigningKey) throws -> IPNSRecord {
         let validityText = validity.rfc3339
         let data = try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: [
             ("Value", .bytes(Array(value.utf8))), ("Validity", .bytes(Array(validityText.utf8))),
@@ -115,7 +115,7 @@ public struct IPNSRecord: Sendable, Equatable {
     /// The record verified for `name` (the libp2p-key multihash of the IPNS name) at `now`, per the
     /// spec's steps: the V2 signature by the key the name inlines (or the record's `pubKey`, whose
     /// hash must be the name), V1 fields equal to the signed data, an EOL validity after `now`.
-    public func verify(name: Multihash, now: IPNSTime) throws {
+    public func verify(name: Multihash, now: RFC3339Time) throws {
         let key: [UInt8]
         if let pub = publicKey {
             guard let k = Libp2pKey.ed25519Key(fromProtobuf: pub) else { throw IPNSError.unsupportedKey("pubKey is not an Ed25519 key") }
@@ -138,16 +138,17 @@ public struct IPNSRecord: Sendable, Equatable {
             if (v1.ttl ?? 0) != ttl { throw IPNSError.v1Mismatch("ttl") }
         }
         guard validityType == 0 else { throw IPNSError.malformed("ValidityType \(validityType) is unknown (0, EOL, is the only one)") }
-        guard let end = IPNSTime(rfc3339: validity) else { throw IPNSError.malformed("Validity \"\(validity)\" is not an RFC 3339 time") }
+        guard let end = RFC3339Time(rfc3339: validity) else { throw IPNSError.malformed("Validity \"\(validity)\" is not an RFC 3339 time") }
         guard end > now else { throw IPNSError.expired(validity) }
     }
 
     /// The end of validity.
-    public var validUntil: IPNSTime? { IPNSTime(rfc3339: validity) }
+    public var validUntil: RFC3339Time? { RFC3339Time(rfc3339: validity) }
 }
 
-/// An instant with nanoseconds, as IPNS validity times are written (Go's RFC3339Nano).
-public struct IPNSTime: Sendable, Comparable, Hashable {
+/// An instant with nanoseconds, read from and written as RFC 3339 (IPNS validity times are Go's
+/// RFC3339Nano; Qindex's createdAt and `at=` use it too).
+public struct RFC3339Time: Sendable, Comparable, Hashable {
     /// Seconds since 1970 (UTC).
     public var seconds: Int64
     /// 0 ..< 1_000_000_000.
@@ -161,12 +162,12 @@ public struct IPNSTime: Sendable, Comparable, Hashable {
     /// From milliseconds since 1970.
     public init(milliseconds ms: UInt64) { self.init(seconds: Int64(ms / 1000), nanoseconds: Int64(ms % 1000) * 1_000_000) }
 
-    public static func < (a: IPNSTime, b: IPNSTime) -> Bool { (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds) }
+    public static func < (a: RFC3339Time, b: RFC3339Time) -> Bool { (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds) }
 
     /// `self` plus `ns` nanoseconds.
-    public func adding(nanoseconds ns: UInt64) -> IPNSTime {
+    public func adding(nanoseconds ns: UInt64) -> RFC3339Time {
         let (s, n) = ns.quotientAndRemainder(dividingBy: 1_000_000_000)
-        return IPNSTime(seconds: seconds &+ Int64(clamping: s), nanoseconds: nanoseconds + Int64(n))
+        return RFC3339Time(seconds: seconds &+ Int64(clamping: s), nanoseconds: nanoseconds + Int64(n))
     }
 
     /// `2026-12-04T20:21:00.123456789Z`, trailing zeros of the fraction dropped (none when whole).
@@ -244,7 +245,8 @@ public struct IPNSTime: Sendable, Comparable, Hashable {
         return era * 146_097 + doe - 719_468
     }
 
-    static func civil(_ z0: Int64) -> (Int64, Int64, Int64) {
+    /// The (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+    public static func civil(_ z0: Int64) -> (Int64, Int64, Int64) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

@@ -10,7 +10,7 @@ import TestSupport
 /// records made here verify and any tampering fails, and a name's record only moves forward.
 @Suite struct IPNSTests {
     static let fixtureFiles = Fixtures.files(under: "gateway-conformance", suffix: ".ipns-record")
-    static var now: IPNSTime { IPNSTime(seconds: Int64(Date().timeIntervalSince1970)) }
+    static var now: RFC3339Time { RFC3339Time(seconds: Int64(Date().timeIntervalSince1970)) }
 
     static func manifest(_ file: URL) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: file.path + ".manifest.json"))
@@ -79,7 +79,7 @@ import TestSupport
         }
         #expect(accepted.isEmpty, "bytes \(accepted) could be changed and still verify")
         // Expired, and over the size limit.
-        let old = try IPNSRecord.create(value: value, sequence: 1, validUntil: IPNSTime(seconds: 1_000_000), ttl: 0, key: key)
+        let old = try IPNSRecord.create(value: value, sequence: 1, validUntil: RFC3339Time(seconds: 1_000_000), ttl: 0, key: key)
         #expect(throws: IPNSError.expired(old.validity)) { try old.verify(name: name, now: Self.now) }
         #expect(throws: IPNSError.tooLarge(IPNSRecord.maximumSize + 1)) { try IPNSRecord.parse([UInt8](repeating: 0, count: IPNSRecord.maximumSize + 1)) }
     }
@@ -87,17 +87,17 @@ import TestSupport
     @Test func timesRoundTripThroughRFC3339() throws {
         var g = SeededGenerator(seed: 9)
         for _ in 0..<500 {
-            let t = IPNSTime(seconds: Int64.random(in: 0...9_000_000_000, using: &g), nanoseconds: Int64.random(in: 0..<1_000_000_000, using: &g))
-            #expect(IPNSTime(rfc3339: t.rfc3339) == t, "\(t.rfc3339)")
+            let t = RFC3339Time(seconds: Int64.random(in: 0...9_000_000_000, using: &g), nanoseconds: Int64.random(in: 0..<1_000_000_000, using: &g))
+            #expect(RFC3339Time(rfc3339: t.rfc3339) == t, "\(t.rfc3339)")
         }
         let f = ISO8601DateFormatter()
         let d = try #require(f.date(from: "2123-08-14T12:17:03Z"))
-        #expect(IPNSTime(rfc3339: "2123-08-14T12:17:03.694052Z") == IPNSTime(seconds: Int64(d.timeIntervalSince1970), nanoseconds: 694_052_000))
-        #expect(IPNSTime(rfc3339: "2123-08-14T14:17:03+02:00") == IPNSTime(seconds: Int64(d.timeIntervalSince1970)))
-        #expect(IPNSTime(rfc3339: "2024-02-29T00:00:00Z") != nil)
+        #expect(RFC3339Time(rfc3339: "2123-08-14T12:17:03.694052Z") == RFC3339Time(seconds: Int64(d.timeIntervalSince1970), nanoseconds: 694_052_000))
+        #expect(RFC3339Time(rfc3339: "2123-08-14T14:17:03+02:00") == RFC3339Time(seconds: Int64(d.timeIntervalSince1970)))
+        #expect(RFC3339Time(rfc3339: "2024-02-29T00:00:00Z") != nil)
         for bad in ["2123-08-14", "2123-08-14T12:17:03", "2123-13-14T12:17:03Z", "2123-08-14T12:17:03.Z", "x123-08-14T12:17:03Z",
                     "2123-02-31T00:00:00Z", "2023-02-29T00:00:00Z", "2123-08-14T12:17:60Z", "2123-08-14t12:17:03Z", "2123-08-14T12:17:03z"] {
-            #expect(IPNSTime(rfc3339: bad) == nil, "\(bad)")
+            #expect(RFC3339Time(rfc3339: bad) == nil, "\(bad)")
         }
     }
 
