@@ -19,7 +19,10 @@ import Storage
 struct EventsAPI {
     let node: Node
     let io: StorageThreads
+    /// A keep-alive goes out once the stream has been quiet this long…
     static let heartbeat: Duration = .seconds(15)
+    /// …checked this often (so the quiet never lasts much longer than `heartbeat`).
+    static let heartbeatCheck: Duration = .seconds(5)
 
     func register(on router: Router<ServerContext>) {
         router.get("/q/v1/events") { request, _ in try await self.stream(request) }
@@ -88,7 +91,7 @@ struct EventsAPI {
             let (signals, poke) = try node.followEvents()
             let beat = Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: Self.heartbeat)
+                    try? await Task.sleep(for: Self.heartbeatCheck)
                     poke.yield()
                 }
             }
