@@ -52,8 +52,10 @@ public struct NoRegisteredKeys: KeyAuthority {
 /// - `Q 05 ‖ ptr ‖ 00 ‖ u64(version)` → record CID ‖ u64(createdAt) ‖ u64(version of its prev, 0:
 ///   none): the main chain (the `prev` line from the head), walkable without reading records;
 /// - `Q 06 ‖ ptr ‖ 00 ‖ u64(createdAt) ‖ u64(version)` → record CID: the main chain by time;
-/// - `Q 07 ‖ IPNS name multihash` → the IPNS record held for that name (`IPNSNames`).
-/// Deleted pointers keep their `01` entry (their history goes on) and lose `02`–`04`.
+/// - `Q 07 ‖ IPNS name multihash` → the IPNS record held for that name (`IPNSNames`);
+/// - `Q 08 ‖ type ‖ 00 ‖ u64(updatedAt) ‖ ptr` → `""`: live pointers of one type by the time they
+///   last moved (a type's `sort=updatedAt` page without scanning the others).
+/// Deleted pointers keep their `01` entry (their history goes on) and lose `02`–`04` and `08`.
 public final class Qindex: Sendable {
     /// The counted store records go into.
     public let store: CountedBlockStore
@@ -232,12 +234,14 @@ public final class Qindex: Sendable {
             b.delete(Keys.target(old.target!, ptr))
             for t in old.tags { b.delete(Keys.tag(t, ptr)) }
             b.delete(Keys.time(old.updatedAt, ptr))
+            b.delete(Keys.typeTime(ptr, old.updatedAt))
         }
         b.put(Keys.head(ptr), head.encoded)
         if let t = head.target {
             b.put(Keys.target(t, ptr), [])
             for t in head.tags { b.put(Keys.tag(t, ptr), []) }
             b.put(Keys.time(head.updatedAt, ptr), [])
+            b.put(Keys.typeTime(ptr, head.updatedAt), [])
         }
         try indexMainChain(ptr, from: recordCID, record, txn.batch, &changes)
         try pruneHistory(ptr, head: record, txn, &changes)
@@ -442,6 +446,11 @@ public final class Qindex: Sendable {
             scan = Keys.tagPrefix(tag)
             ptrOffset = scan.count
             if let typePart { scan += typePart + keyPart }
+        } else if query.sort == .updatedAt, let type = query.type {
+            // One type's own time index: a page costs the same however many other types there are.
+            scan = Keys.typeTimePrefix(type)
+            ptrOffset = scan.count + 8
+            reverse = true
         } else if query.sort == .updatedAt {
             scan = Keys.timePrefix
             ptrOffset = scan.count + 8
@@ -469,7 +478,8 @@ public final class Qindex: Sendable {
             let k = it.key
             guard k.starts(with: scan) else { break }
             let ptr = k[ptrOffset...]
-            if matches(ptr), let h = try readHead(Array(ptr)), !h.isDeleted, query.sort == .key || query.target != nil || query.tag != nil || h.updatedAt == Keys.timeOf(k) {
+            if matches(ptr), let h = try readHead(Array(ptr)), !h.isDeleted,
+               query.sort == .key || query.target != nil || query.tag != nil || h.updatedAt == Keys.timeOf(k, at: ptrOffset - 8) {
                 out.append(h)
             }
             last = k
@@ -514,7 +524,7 @@ struct HeadChanges: CommitBatch {
 
 /// The `Q` key space's keys.
 enum Keys {
-    static let heads: UInt8 = 1, targets: UInt8 = 2, tags: UInt8 = 3, times: UInt8 = 4, versions: UInt8 = 5, created: UInt8 = 6
+    static let heads: UInt8 = 1, targets: UInt8 = 2, tags: UInt8 = 3, times: UInt8 = 4, versions: UInt8 = 5, created: UInt8 = 6, typeTimes: UInt8 = 8
 
     static func pointer(_ type: String, _ key: String) -> [UInt8] { Array(type.utf8) + [0] + Array(key.utf8) }
     static func be(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
@@ -529,8 +539,14 @@ enum Keys {
     static func tag(_ tag: String, _ ptr: [UInt8]) -> [UInt8] { tagPrefix(tag) + ptr }
     static var timePrefix: [UInt8] { space(times) }
     static func time(_ t: UInt64, _ ptr: [UInt8]) -> [UInt8] { space(times) + be(t) + ptr }
-    static func timeOf(_ key: [UInt8]) -> UInt64 {
-        key.dropFirst(2).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    static func timeOf(_ key: [UInt8], at offset: Int = 2) -> UInt64 {
+        key.dropFirst(offset).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+    static func typeTimePrefix(_ type: String) -> [UInt8] { space(typeTimes) + Array(type.utf8) + [0] }
+    /// `Q 08 ‖ type ‖ 00 ‖ u64(updatedAt) ‖ ptr`: live pointers of one type by the time they moved.
+    static func typeTime(_ ptr: [UInt8], _ t: UInt64) -> [UInt8] {
+        let type = ptr.prefix { $0 != 0 }
+        return space(typeTimes) + type + [0] + be(t) + ptr
     }
     static func versionPrefix(_ ptr: [UInt8]) -> [UInt8] { space(versions) + ptr + [0] }
     static func version(_ ptr: [UInt8], _ v: Int64) -> [UInt8] { versionPrefix(ptr) + be(UInt64(v)) }

@@ -245,6 +245,27 @@ final class Replica: @unchecked Sendable {
         #expect(newest.heads.map(\.key) == ["key-24", "key-23", "key-22"])
         q.cursor = newest.next
         #expect(try n.index.list(q).heads.map(\.key) == ["key-21", "key-20", "key-19"])
+        // One type by time, from that type's own index, paged; a moved pointer moves up, a deleted one leaves.
+        q = Qindex.Query()
+        q.type = "odd"
+        q.sort = .updatedAt
+        q.limit = 4
+        var odd: [String] = []
+        while true {
+            let page = try n.index.list(q)
+            odd += page.heads.map(\.key)
+            guard let next = page.next else { break }
+            q.cursor = next
+        }
+        #expect(odd == stride(from: 23, through: 1, by: -2).map { String(format: "key-%02d", $0) })
+        n.clock.advance(by: .milliseconds(10))
+        try await n.put("odd", "key-01", a)
+        var del = Qindex.Update(type: "odd", key: "key-23", target: nil)
+        del.expectedVersion = 1
+        _ = try await n.index.put(del)
+        q.cursor = nil
+        q.limit = 3
+        #expect(try n.index.list(q).heads.map(\.key) == ["key-01", "key-21", "key-19"])
         q = Qindex.Query()
         q.tag = "five"
         #expect(try n.index.list(q).heads.map(\.key).sorted() == ["key-00", "key-05", "key-10", "key-15", "key-20"])
