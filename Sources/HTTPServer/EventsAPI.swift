@@ -14,18 +14,20 @@ import Storage
 /// default all) filters; the stream starts after `Last-Event-ID` (header, as browsers resend
 /// it on reconnect) or `since` (query), else at the current end (only new events). Each event is
 /// `id: <sequence>`, `event: <topic>`, `data: {seq, topic, ts, …fields}`; a `: keep-alive`
-/// comment goes out every 15 s of quiet so proxies and clients see a live connection.
+/// comment goes out after 5 s of quiet so proxies and clients see a live connection (and a
+/// departed client is found out, its place among the followers freed).
 /// `follow=false` sends what is stored and ends; `limit=N` ends after N events.
 struct EventsAPI {
     let node: Node
     let io: StorageThreads
-    /// A keep-alive goes out once the stream has been quiet this long…
-    static let heartbeat: Duration = .seconds(15)
+    /// A keep-alive goes out once the stream has been quiet this long (a departed client is
+    /// noticed at the next write: its place is free again within about this long)…
+    static let heartbeat: Duration = .seconds(5)
     /// …checked this often (so the quiet never lasts much longer than `heartbeat`).
-    static let heartbeatCheck: Duration = .seconds(5)
+    static let heartbeatCheck: Duration = .seconds(2)
 
     func register(on router: Router<ServerContext>) {
-        router.get("/q/v1/events") { request, _ in try await self.stream(request) }
+        router.get("/q/v1/events") { request, _ in await qAsync { try await self.stream(request) } }
         router.get("/q/v1/openapi.yaml") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/yaml"
@@ -85,10 +87,15 @@ struct EventsAPI {
         let node = self.node
         let io = self.io
         // Checked before the 200, so a full house is a 503 the client can read (the follower itself
-        // is registered in the body, which ends it whatever way the body ends).
-        try node.checkEventFollowerRoom()
+        // is registered in the body, which ends it whatever way the body ends). A stream that does
+        // not follow takes no place.
+        if follow {
+            do { try node.checkEventFollowerRoom() } catch let e as EventLogError {
+                throw Overloaded(status: .serviceUnavailable, retryAfter: 5, message: e.description)
+            }
+        }
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let (signals, poke) = try node.followEvents()
+            let (signals, poke) = follow ? try node.followEvents() : AsyncStream<Void>.makeStream()
             let beat = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.heartbeatCheck)

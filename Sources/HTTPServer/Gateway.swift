@@ -78,7 +78,7 @@ struct Gateway: Sendable {
         /// `/ipns/` responses may be cached for the record's TTL, not forever.
         var cacheControl = Self.immutableCache
         if ipns {
-            if Self.wantsIPNSRecord(request) { return try await ipnsRecord(first, extraPath: segments.count > 1, head: head) }
+            if Self.wantsIPNSRecord(request) { return try await ipnsRecord(request, first, extraPath: segments.count > 1, head: head) }
             let record = try await io.run { try self.node.nameRecord(first) }
             let (r, p) = try await io.run { try self.node.contentPath(try self.node.resolveName(first) ) }
             root = r
@@ -202,7 +202,7 @@ struct Gateway: Sendable {
     }
 
     /// The signed record of an IPNS name held here (verified before it is served).
-    func ipnsRecord(_ name: String, extraPath: Bool, head: Bool) async throws -> Response {
+    func ipnsRecord(_ request: Request, _ name: String, extraPath: Bool, head: Bool) async throws -> Response {
         guard !extraPath else { throw RequestError(.badRequest, "an IPNS record is served for /ipns/{name} alone, without a path") }
         let record = try await io.run { try self.node.nameRecord(name) }
         var headers = HTTPFields()
@@ -210,6 +210,7 @@ struct Gateway: Sendable {
         headers[.contentDisposition] = "attachment; filename=\"\(name).ipns-record\""
         headers[.cacheControl] = Self.ipnsCacheControl(record)
         headers[.eTag] = "\"\(name).ipns-record.\(record.sequence)\""
+        if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
         headers[.contentLength] = String(record.bytes.count)
         headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipns/" + name
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"

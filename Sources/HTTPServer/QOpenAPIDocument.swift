@@ -518,7 +518,7 @@ paths:
         which wins, as an `EventSource` sends it when it reconnects) resumes after that sequence
         number (`since=0`: from the oldest event kept); without either the stream starts at its
         current end (new events only). The first lines are `retry: 3000` and a comment; a
-        `: keep-alive` comment follows every 15 s without events. Errors in the parameters are
+        `: keep-alive` comment follows every 5 s without events. Errors in the parameters are
         answered before the stream starts, as a JSON Q envelope. With `follow=false` the stream
         ends after the stored events; with `limit=N`, after N events; otherwise it stays open
         until the client leaves or the daemon stops.

@@ -23,10 +23,10 @@ struct QindexAPI {
     static let prefix = "/q/v1/index"
 
     func register(on router: Router<ServerContext>) {
-        router.get(RouterPath(Self.prefix)) { request, _ in try await self.list(request) }
-        router.post(RouterPath(Self.prefix + "/import")) { request, _ in try await self.importCAR(request) }
+        router.get(RouterPath(Self.prefix)) { request, _ in await qAsync { try await self.list(request) } }
+        router.post(RouterPath(Self.prefix + "/import")) { request, _ in await qAsync { try await self.importCAR(request) } }
         for method in [HTTPRequest.Method.get, .put, .delete, .post] {
-            router.on(RouterPath(Self.prefix + "/**"), method: method) { request, _ in try await self.pointer(request) }
+            router.on(RouterPath(Self.prefix + "/**"), method: method) { request, _ in await qAsync { try await self.pointer(request) } }
         }
     }
 
@@ -180,4 +180,10 @@ struct QindexAPI {
         guard let v = Int64(text), v >= 0 else { throw QindexError.invalid("\(name): an integer ≥ 0") }
         return v
     }
+}
+
+/// A Q API handler whose errors are answered here, in the Q envelope, so the metrics middleware
+/// sees the status the client gets (a thrown error reaches it as a 500).
+func qAsync(_ body: () async throws -> Response) async -> Response {
+    do { return try await body() } catch { return ErrorMapping.qResponse(error) }
 }

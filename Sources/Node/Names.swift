@@ -53,7 +53,7 @@ extension Node {
     /// `recursive` follows `/ipns/` values until an `/ipfs/` path (at most 32 steps).
     public func resolveName(_ name: String, recursive: Bool = true) throws -> String {
         var path = name.hasPrefix("/ipns/") ? name : "/ipns/" + name
-        for _ in 0..<32 {
+        for _ in 0...32 {  // 32 names, then the /ipfs/ path they end at
             let parts = path.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: true)
             guard parts.count >= 2, parts[0] == "ipns" else { return path }
             let record = try names.verifiedRecord(try IPNSName.multihash(String(parts[1])))

@@ -40,7 +40,7 @@ public final class IPNSNames: Sendable {
     public func publish(value: String, key: SigningKey, lifetime: UInt64, ttl: UInt64, sequence: UInt64? = nil) throws -> (name: Multihash, record: IPNSRecord) {
         let name = Libp2pKey.name(key.publicKey).multihash
         try IPNSPaths.check(value)
-        guard lifetime > 0 else { throw QindexError.invalid("lifetime: longer than 0 (a record valid for no time never resolves)") }
+        guard lifetime >= 1_000_000_000 else { throw QindexError.invalid("lifetime: at least 1s (a record expired on arrival never resolves)") }
         return try publishing.withLock { _ in
             let old = try record(name)
             let seq: UInt64

@@ -65,7 +65,10 @@ extension Qindex {
                 let joined = try parents.map { (cid: $0, record: try record($0)) }
                 guard IndexRecord.merge(joined).encoded == r.encoded else { throw QindexError.invalid("merge record \(cid) is not the merge of its parents") }
             } else {
-                do { try r.verifySignature() } catch let e as SigningError { throw SigningError.invalid("record \(cid) (version \(r.version) of \(r.type)/\(r.key)): \(e.detail)") }
+                do {
+                    try r.verifySignature()
+                    try checkSigner(r, allowingSelfCertifiedNodes: true)
+                } catch let e as SigningError { throw SigningError.invalid("record \(cid) (version \(r.version) of \(r.type)/\(r.key)): \(e.detail)") }
                 if let p = r.prev {
                     let pr: IndexRecord
                     do { pr = try record(p) } catch QindexError.notFound { throw QindexError.invalid("incomplete history under \(root): record \(p) is missing") }

@@ -82,16 +82,21 @@ public struct Keystore: Sendable {
     public func rename(_ old: String, to new: String, force: Bool) throws -> (entry: Entry, overwrote: Bool) {
         guard old != "self", new != "self" else { throw KeystoreError.selfKey }
         try Self.check(new)
-        let key = try key(old)
-        guard old != new else { return (Entry(name: new, key: key), false) }
         return try Self.changes.withLock { _ in
+            // Read under the lock: the key moved is the one reported.
+            let key = try key(old)
+            guard old != new else { return (Entry(name: new, key: key), false) }
             let exists = FileManager.default.fileExists(atPath: path(new))
             if force {
-                guard posixRename(path(old), path(new)) == 0 else { throw KeystoreError.io("rename \(old) → \(new): \(String(cString: strerror(errno)))") }
+                guard posixRename(path(old), path(new)) == 0 else {
+                    if errno == ENOENT { throw KeystoreError.notFound(old) }
+                    throw KeystoreError.io("rename \(old) → \(new): \(String(cString: strerror(errno)))")
+                }
             } else {
                 // link then unlink: the new name is taken only if free, and the key is never without a name.
                 guard link(path(old), path(new)) == 0 else {
                     if errno == EEXIST { throw KeystoreError.exists(new) }
+                    if errno == ENOENT { throw KeystoreError.notFound(old) }
                     throw KeystoreError.io("rename \(old) → \(new): \(String(cString: strerror(errno)))")
                 }
                 unlink(path(old))

@@ -333,6 +333,7 @@ extension LocalBackend {
     }
 
     func importPointers(_ file: String) async throws -> PointerMerge {
+        guard file == "-" || FileManager.default.isReadableFile(atPath: file) else { throw CLIError("index import: cannot read \(file)") }
         do {
             let source = file == "-" ? FileSource(descriptor: 0) : try FileSource(path: file)
             return PointerMerge(merged: try await node.importPointers(source).map(PointerSummary.init))
@@ -722,7 +723,10 @@ extension RemoteBackend {
     /// "/history" is not read as the history route).
     static func pointerPath(_ type: String, _ key: String) -> String {
         let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return "index/" + (type.addingPercentEncoding(withAllowedCharacters: unreserved) ?? type) + "/" + (key.addingPercentEncoding(withAllowedCharacters: unreserved) ?? key)
+        var encodedKey = key.addingPercentEncoding(withAllowedCharacters: unreserved) ?? key
+        // A segment "." or ".." would be collapsed by URL normalisation: its dots go encoded.
+        if key == "." || key == ".." { encodedKey = String(repeating: "%2E", count: key.count) }
+        return "index/" + (type.addingPercentEncoding(withAllowedCharacters: unreserved) ?? type) + "/" + encodedKey
     }
 
     func putPointer(type: String, key: String, _ update: PointerUpdate?, expectedVersion: Int64?) async throws -> PointerRecord {
@@ -756,6 +760,7 @@ extension RemoteBackend {
 
     func importPointers(_ file: String) async throws -> PointerMerge {
         try reporting("index import") {
+            guard file == "-" || FileManager.default.isReadableFile(atPath: file) else { throw CLIError("index import: cannot read \(file)") }
             let input = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
             return try q(PointerMerge.self, "POST", "index/import", body: input, contentType: "application/vnd.ipld.car")
         }

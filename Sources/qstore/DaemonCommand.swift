@@ -11,7 +11,7 @@ import Storage
 struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
-        abstract: "Run the node: the admin API (Kubo RPC /api/v0, /metrics) and the read-only gateway (/ipfs).",
+        abstract: "Run the node: the admin API (Kubo RPC /api/v0, the Pinning Service API /pins, the Q API /q/v1, /metrics) and the read-only gateway (/ipfs, /ipns).",
         discussion: """
             Opens the repository at $QSTORE_PATH (default ~/.qstore), creating it first when absent, \
             and serves until SIGINT or SIGTERM: in-flight requests finish, then the repository closes. \

@@ -5,7 +5,7 @@ import QAPI
 /// `qstore index`: Qindex pointers — signed, versioned `(type, key)` → CID with history.
 struct IndexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "index", abstract: "Signed mutable pointers (type, key) → CID with verifiable history: put, get, history, ls, rm, import.",
+        commandName: "index", abstract: "Signed mutable pointers (type, key) → CID with verifiable history: put, get, history, ls, rm, import, publish.",
         discussion: """
             A pointer update is a record (dag-cbor, signed by the node key) linked to the one before, so a pointer's \
             history is a hash-linked chain any IPLD tool can walk. Types match [a-z0-9][a-z0-9._-]{0,63}; keys are \
@@ -85,7 +85,7 @@ struct IndexCommand: AsyncParsableCommand {
             commandName: "ls", abstract: "List live pointers: `<type>/<key> <version> <cid> <updatedAt>`.",
             discussion: "Filters combine. At most --limit pointers; when more remain, the last line is `next: --cursor C`.")
         @Option(help: "Only this type.") var type: String?
-        @Option(help: "Only keys starting with this (with --type).") var prefix: String?
+        @Option(help: "Only keys starting with this.") var prefix: String?
         @Option(help: "Only pointers whose head has this tag.") var tag: String?
         @Option(help: "Only pointers whose target is this CID.") var target: String?
         @Option(help: "key or updatedAt (newest first).") var sort = "key"

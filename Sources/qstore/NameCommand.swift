@@ -35,7 +35,7 @@ struct NameCommand: ParsableCommand {
     struct Resolve: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The path a name points at (the node's own name when none is given).")
         @Argument(help: "The name (k51…, a peer ID, or /ipns/<name>).") var name: String?
-        @Flag(name: .shortAndLong, inversion: .prefixedNo, help: "Follow /ipns/ values until an /ipfs/ path.") var recursive = true
+        @Option(name: .shortAndLong, help: "Follow /ipns/ values until an /ipfs/ path (as Kubo: --recursive=false to stop after one name).") var recursive = true
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
             let r = try backend(purpose: "name resolve").resolveName(name, recursive: recursive)
@@ -72,7 +72,7 @@ struct RoutingCommand: ParsableCommand {
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key", abstract: "Named Ed25519 keys for IPNS names: gen, ls, rename, rm.",
-        discussion: "`self` is the node's identity key. Other keys live in <repo>/keystore/key-<name> (mode 0600). Names: 1–64 of A-Z a-z 0-9 . _ -.",
+        discussion: "`self` is the node's identity key. Other keys live in <repo>/keystore/key-<name> (mode 0600). Names: 1–64 of A-Z a-z 0-9 . _ -, not starting with a dot.",
         subcommands: [Gen.self, List.self, Rename.self, Remove.self])
 
     struct Gen: ParsableCommand {

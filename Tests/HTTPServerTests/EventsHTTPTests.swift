@@ -95,6 +95,9 @@ import TestSupport
                 let r = try await h.request("/q/v1/events" + bad, api: true)
                 #expect(r.status == 400 && (try? r.json()["code"] as? String) == "INVALID_INPUT", "\(bad): \(r.status) \(r.text)")
             }
+            // A stream that does not follow ends at once, whatever the followers.
+            let stored = try await h.request("/q/v1/events?follow=false&since=0", api: true)
+            #expect(stored.status == 200 && stored.text.contains("id: 4"), "\(stored.text)")
             let noToken = try await h.request("/q/v1/events?follow=false", api: true, authorized: false)
             #expect(noToken.status == 401)
         }

@@ -57,6 +57,8 @@ import TestSupport
             #expect(record.status == 200 && record.header("Content-Type") == "application/vnd.ipfs.ipns-record")
             let byAccept = try await h.request("/ipns/\(siteID)", headers: ["Accept": "application/vnd.ipfs.ipns-record"])
             #expect(byAccept.body == record.body)
+            let unchanged = try await h.request("/ipns/\(siteID)?format=ipns-record", headers: ["If-None-Match": record.header("ETag") ?? "none"])
+            #expect(unchanged.status == 304)
             let verdict = try Self.verify(name: siteID, record: record.body)
             #expect(verdict["valid"] as? Bool == true && verdict["validV1"] as? Bool == true, "\(verdict)")
             #expect(verdict["value"] as? String == "/ipfs/\(cid)" && verdict["sequence"] as? Int == 0)

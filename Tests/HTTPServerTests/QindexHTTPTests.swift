@@ -76,6 +76,12 @@ import Testing
             #expect((after["records"] as? [[String: Any]])?.count == 3)
             // The token is required, as for every API route.
             #expect(try await h.request("/q/v1/index?type=docs", api: true, authorized: false).status == 401)
+            // The metrics count each reply by the status the client got: the 404s and 400s above
+            // as such, none as a 500.
+            let metrics = try await h.request("/metrics", api: true).text
+            let qLines = metrics.split(separator: "\n").filter { $0.contains("http_route=\"/q/v1") && $0.hasPrefix("hb_requests{") }
+            #expect(qLines.contains { $0.contains("http_response_status_code=\"404\"") }, "\(qLines)")
+            #expect(!qLines.contains { $0.contains("http_response_status_code=\"500\"") }, "\(qLines)")
         }
     }
 }

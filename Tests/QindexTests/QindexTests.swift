@@ -377,6 +377,29 @@ final class Replica: @unchecked Sendable {
         }
     }
 
+    /// An import checks who signed, as a put does: a record by a key that is neither the node's,
+    /// nor the pointer name's, nor the peer ID its author claims is refused, nothing changed; a
+    /// node's own record (author = the peer ID of its signing key) merges.
+    @Test func anImportRefusesAStrangersRecord() async throws {
+        let n = try Replica()
+        let h = try await n.put("doc", "k", try n.target("x"))
+        let next = try n.target("y")
+        func record(_ key: SigningKey, author: String) -> IndexRecord {
+            var r = IndexRecord(type: "doc", key: "k", cid: next, version: 2, prev: h.record, tags: [], createdAt: Timestamps.format(n.clock.now + 1),
+                                author: IdentityRef(squidId: author))
+            r.sign(with: key, ts: Int64(n.clock.now + 1))
+            return r
+        }
+        let stranger = SigningKey()
+        let forged = record(stranger, author: "tester")
+        try n.store.put(forged.block)
+        await #expect(throws: SigningError.self) { try await n.index.merge(roots: [forged.block.cid]) }
+        #expect(try n.index.head(type: "doc", key: "k")?.record == h.record)
+        let otherNode = record(stranger, author: NodeIdentity.peerID(ofPublicKey: stranger.publicKey))
+        try n.store.put(otherNode.block)
+        #expect(try await n.index.merge(roots: [otherNode.block.cid]).first?.action == .fastForward)
+    }
+
     @Test func aMergeRefusesForgedHistory() async throws {
         let a = try Replica(), b = try Replica()
         try await a.put("doc", "k", try a.target("x"))

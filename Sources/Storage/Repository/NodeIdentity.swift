@@ -30,9 +30,11 @@ public struct NodeIdentity: Sendable {
     public var publicKeyProtobuf: [UInt8] { [0x08, 0x01, 0x12, 0x20] + publicKey }
 
     /// The peer ID: the identity multihash of the public key protobuf, in base58btc (`12D3KooW…`).
-    public var peerID: String {
-        let mh = Multihash(code: .identity, digest: publicKeyProtobuf)
-        return Multibase.base58btc.encodeWithoutPrefix(mh.bytes)
+    public var peerID: String { Self.peerID(ofPublicKey: publicKey) }
+
+    /// The peer ID of an Ed25519 public key.
+    public static func peerID(ofPublicKey key: [UInt8]) -> String {
+        Multibase.base58btc.encodeWithoutPrefix(Multihash(code: .identity, digest: [0x08, 0x01, 0x12, 0x20] + key).bytes)
     }
 
     /// The peer ID as a CIDv1 with the libp2p-key codec, in base36 (the form IPNS names use).
