@@ -73,6 +73,10 @@ extension Qindex {
                     let pr: IndexRecord
                     do { pr = try record(p) } catch QindexError.notFound { throw QindexError.invalid("incomplete history under \(root): record \(p) is missing") }
                     guard pr.version == r.version - 1 else { throw QindexError.invalid("record \(cid): version \(r.version) after version \(pr.version)") }
+                    // Time only goes forward along a history, so `?at=` finds the record then.
+                    guard r.createdAtMilliseconds >= pr.createdAtMilliseconds else {
+                        throw QindexError.invalid("record \(cid): createdAt \(r.createdAt) is before its prev's \(pr.createdAt)")
+                    }
                 }
             }
             stack.append(contentsOf: parents)

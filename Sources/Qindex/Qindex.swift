@@ -19,6 +19,8 @@ public struct Head: Sendable, Equatable {
     public var tags: [String]
     /// The pin that holds the head record.
     public var pin: PinID?
+    /// The head record's createdAt (ms): a record made on top of it is never dated earlier.
+    public var recordCreatedAt: UInt64 = 0
 
     public var isDeleted: Bool { target == nil }
 }
@@ -177,8 +179,9 @@ public final class Qindex: Sendable {
     private func draft(_ u: Update) throws -> Draft? {
         guard u.signed == nil else { return nil }
         let current = try readHead(Keys.pointer(u.type, u.key))
+        let now = max(store.clock.now, current?.recordCreatedAt ?? 0)
         var record = IndexRecord(type: u.type, key: u.key, cid: u.target, version: (current?.version ?? 0) + 1, prev: current?.record,
-                                 tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(store.clock.now), author: u.author ?? nodeAuthor)
+                                 tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(now), author: u.author ?? nodeAuthor)
         record.sign(with: nodeKey, ts: Int64(store.clock.now))
         return Draft(basis: current?.record, record: record, block: record.block)
     }
@@ -204,10 +207,17 @@ public final class Qindex: Sendable {
                 throw QindexError.versionConflict(expected: "version \(signed.version - 1) (the signed record's prev)", current: current)
             }
             guard signed.cid == u.target else { throw QindexError.invalid("the signed record's cid is not the update's") }
+            // Its time: not before the record below (`?at=` reads history by time), not from the future.
+            if let prev = signed.prev, try signed.createdAtMilliseconds < changes.record(prev, in: self).createdAtMilliseconds {
+                throw QindexError.invalid("the signed record's createdAt is before its prev's")
+            }
+            guard signed.createdAtMilliseconds <= txn.now + 300_000 else { throw QindexError.invalid("the signed record's createdAt is more than 5 minutes ahead") }
             record = signed
         } else {
+            // Never dated before the record below (a merged head may come from a node whose clock is ahead).
             record = IndexRecord(type: u.type, key: u.key, cid: u.target, version: (current?.version ?? 0) + 1, prev: current?.record,
-                                 tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(txn.now), author: u.author ?? nodeAuthor)
+                                 tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(max(txn.now, current?.recordCreatedAt ?? 0)),
+                                 author: u.author ?? nodeAuthor)
             record.sign(with: nodeKey, ts: Int64(txn.now))
         }
         if let t = record.cid, !u.allowMissing, t.multihash.code != .identity, try !store.has(t) { throw QindexError.targetMissing(t) }
@@ -233,7 +243,7 @@ public final class Qindex: Sendable {
         request.meta = ["qindex.version": String(record.version)]
         let pin = try pins.stageMovingPin(request, replacing: current?.pin, in: txn)
         let head = Head(type: record.type, key: record.key, record: recordCID, version: record.version, target: record.cid,
-                        updatedAt: txn.now, tags: record.tags, pin: pin.id)
+                        updatedAt: txn.now, tags: record.tags, pin: pin.id, recordCreatedAt: record.createdAtMilliseconds)
         let b = txn.batch
         if let old = current, !old.isDeleted {
             b.delete(Keys.target(old.target!, ptr))
@@ -585,6 +595,7 @@ extension Head {
         var f: [(String, IPLDNode)] = [("r", .link(record)), ("v", .int(version)), ("t", .int(updatedAt)),
                                        ("c", target.map(IPLDNode.link) ?? .null), ("g", .list(tags.map(IPLDNode.string)))]
         if let pin { f.append(("p", .bytes(pin.bytes))) }
+        f.append(("a", .int(recordCreatedAt)))
         return try! DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: f)))
     }
 
@@ -592,12 +603,13 @@ extension Head {
         let zero = ptr.firstIndex(of: 0)!
         type = String(decoding: ptr[..<zero], as: UTF8.self)
         key = String(decoding: ptr[(zero + 1)...], as: UTF8.self)
-        let m = try IPLDFields(try DAGCBOR().decode(bytes), field: "head", allowed: ["r", "v", "t", "c", "g", "p"])
+        let m = try IPLDFields(try DAGCBOR().decode(bytes), field: "head", allowed: ["r", "v", "t", "c", "g", "p", "a"])
         record = try m.link("r")
         version = try m.integer("v")
         updatedAt = UInt64(try m.integer("t"))
         target = try m.optionalLink("c")
         tags = try m.strings("g")
         pin = m.has("p") ? PinID(bytes: try m.bytes("p")) : nil
+        recordCreatedAt = m.has("a") ? UInt64(try m.integer("a")) : 0
     }
 }

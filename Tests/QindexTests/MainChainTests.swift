@@ -68,3 +68,20 @@ import TestSupport
         #expect(try a.countsClean() == [])
     }
 }
+
+/// Nodes whose clocks disagree still merge: a record made on top of a head from a node whose clock
+/// is ahead is dated no earlier than that head, so it is accepted back there.
+@Suite struct ClockSkewTests {
+    @Test func aNodeBehindInTimeStillMerges() async throws {
+        let ahead = try Replica(), behind = try Replica()
+        ahead.clock.advance(by: .seconds(3600))
+        let h1 = try await ahead.put("doc", "k", try ahead.target("from the future"))
+        try behind.receive(try ahead.historySet("doc", "k"), from: ahead)
+        _ = try await behind.index.merge(roots: [h1.record])
+        let h2 = try await behind.put("doc", "k", try behind.target("from the past"))
+        #expect(try behind.index.record(h2.record).createdAtMilliseconds >= (try ahead.index.record(h1.record)).createdAtMilliseconds)
+        try ahead.receive(try behind.historySet("doc", "k"), from: behind)
+        #expect(try await ahead.index.merge(roots: [h2.record]).first?.action == .fastForward)
+        #expect(try ahead.index.head(type: "doc", key: "k")?.record == h2.record)
+    }
+}

@@ -395,6 +395,12 @@ final class Replica: @unchecked Sendable {
         try n.store.put(forged.block)
         await #expect(throws: SigningError.self) { try await n.index.merge(roots: [forged.block.cid]) }
         #expect(try n.index.head(type: "doc", key: "k")?.record == h.record)
+        // A record made "before" its prev is refused too (time only goes forward along a history).
+        var early = IndexRecord(type: "doc", key: "k", cid: next, version: 2, prev: h.record, tags: [], createdAt: Timestamps.format(0),
+                                author: IdentityRef(squidId: NodeIdentity.peerID(ofPublicKey: stranger.publicKey)))
+        early.sign(with: stranger, ts: 0)
+        try n.store.put(early.block)
+        await #expect(throws: QindexError.self) { try await n.index.merge(roots: [early.block.cid]) }
         let otherNode = record(stranger, author: NodeIdentity.peerID(ofPublicKey: stranger.publicKey))
         try n.store.put(otherNode.block)
         #expect(try await n.index.merge(roots: [otherNode.block.cid]).first?.action == .fastForward)
