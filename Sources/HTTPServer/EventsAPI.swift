@@ -42,7 +42,7 @@ struct EventsAPI {
         var all = true
 
         init(_ text: String?) throws {
-            guard let text, !text.isEmpty else { return }
+            guard let text, text.contains(where: { $0 != "," && $0 != " " }) else { return }  // none named: all
             all = false
             for p in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !p.isEmpty {
                 guard p.utf8.count <= 128, p.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d || $0 == 0x5f || $0 == 0x2a }),

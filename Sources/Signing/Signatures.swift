@@ -108,6 +108,11 @@ public struct IdentityRef: Sendable, Hashable {
     /// daoId over 256 bytes (checked before an object is signed and stored, not only when read).
     public func check(field: String) throws {
         guard !squidId.isEmpty, squidId.utf8.count <= 256 else { throw SigningError.malformed("\(field).squidId: 1–256 bytes") }
+        for (name, value) in [("squidId", squidId), ("subId", subId), ("daoId", daoId)] {
+            if let value, value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw SigningError.malformed("\(field).\(name): no control characters")
+            }
+        }
         guard (subId?.utf8.count ?? 0) <= 256 else { throw SigningError.malformed("\(field).subId: at most 256 bytes") }
         guard (daoId?.utf8.count ?? 0) <= 256 else { throw SigningError.malformed("\(field).daoId: at most 256 bytes") }
     }

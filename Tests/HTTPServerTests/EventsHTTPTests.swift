@@ -86,6 +86,8 @@ import TestSupport
             let resumed = try Self.open(h, "?follow=false", lastEventID: 2)
             let after = Self.events(try await ThirdPartyClientTests.aside { resumed.readUntilClosed(timeout: 30) }.bytes)
             #expect(after.map(\.id) == [3, 4])
+            let everyTopic = try await h.request("/q/v1/events?follow=false&since=0&topics=,", api: true)
+            #expect(everyTopic.text.contains("id: 4"), "no topic named: every topic")
             let filtered = try Self.open(h, "?follow=false&since=0&topics=q.qindex.record.deleted.v1")
             let deletions = Self.events(try await ThirdPartyClientTests.aside { filtered.readUntilClosed(timeout: 30) }.bytes)
             #expect(deletions.map(\.id) == [4])

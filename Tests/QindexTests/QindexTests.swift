@@ -192,6 +192,13 @@ final class Replica: @unchecked Sendable {
             await #expect(throws: QindexError.self, "\(type)/\(key)") { try await n.put(type, key, a) }
         }
         await #expect(throws: QindexError.self) { try await n.put("t", "k", a, tags: ["x", "x"]) }
+        // Authors are checked before anything is signed: no control characters, at most 256 bytes.
+        for author in [IdentityRef(squidId: "tab\there"), IdentityRef(squidId: "ok", subId: "new\nline"), IdentityRef(squidId: String(repeating: "s", count: 257))] {
+            var u = Qindex.Update(type: "t", key: "authored", target: a)
+            u.author = author
+            await #expect(throws: SigningError.self) { try await n.index.put(u) }
+        }
+        #expect(try n.index.head(type: "t", key: "authored") == nil)
         #expect(try await n.put("a.b_c-9", String(repeating: "é", count: 256), a).version == 1)
         #expect(try n.countsClean() == [])
     }
