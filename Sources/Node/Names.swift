@@ -33,8 +33,18 @@ extension Node {
     /// must resolve here (its blocks present), as Kubo checks before publishing.
     public func publishName(_ value: String, key keyName: String = "self", lifetime: UInt64, ttl: UInt64, resolve: Bool = true) throws -> Publication {
         let path = try Self.ipnsValue(value)
-        if resolve { _ = try resolveContentPath(path) }
         let key = try keystore.key(keyName)
+        // A name may not lead back to itself (directly, or through the names its value follows).
+        let own = Libp2pKey.name(key.publicKey).multihash
+        var step = path
+        for _ in 0...32 {
+            let parts = step.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: true)
+            guard parts.count >= 2, parts[0] == "ipns", let next = try? IPNSName.multihash(String(parts[1])) else { break }
+            if next == own { throw NodeError.badInput("\(value) leads back to \(IPNSName.string(own)): a name cannot point at itself") }
+            guard let record = try? names.verifiedRecord(next) else { break }
+            step = record.value
+        }
+        if resolve { _ = try resolveContentPath(path) }
         let (name, record) = try names.publish(value: path, key: key, lifetime: lifetime, ttl: ttl)
         return Publication(name: IPNSName.string(name), value: path, sequence: record.sequence, record: record)
     }

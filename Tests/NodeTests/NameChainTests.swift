@@ -24,5 +24,9 @@ import TestSupport
         #expect(try f.node.resolveName(keys[1].id) == "/ipfs/" + target.string, "32 names")
         #expect(throws: NodeError.self) { try f.node.resolveName(keys[0].id) }
         #expect(try f.node.resolveName(keys[0].id, recursive: false) == "/ipns/" + keys[1].id)
+        // A loop is refused when it would be made: the last name pointed at the first, or at itself.
+        #expect(throws: NodeError.self) { try f.node.publishName("/ipns/" + keys[0].id, key: keys[32].name, lifetime: 3_600_000_000_000, ttl: 1, resolve: false) }
+        #expect(throws: NodeError.self) { try f.node.publishName("/ipns/" + keys[5].id, key: keys[5].name, lifetime: 3_600_000_000_000, ttl: 1) }
+        #expect(try f.node.resolveName(keys[1].id) == "/ipfs/" + target.string, "nothing changed")
     }
 }
