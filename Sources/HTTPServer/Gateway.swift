@@ -79,11 +79,15 @@ struct Gateway: Sendable {
         var cacheControl = Self.immutableCache
         if ipns {
             if Self.wantsIPNSRecord(request) { return try await ipnsRecord(request, first, extraPath: segments.count > 1, head: head) }
-            let record = try await io.run { try self.node.nameRecord(first) }
-            let (r, p) = try await io.run { try self.node.contentPath(try self.node.resolveName(first) ) }
+            // One read and verification of the name's record: its value is followed from there.
+            let (record, r, p) = try await io.run { () throws -> (IPNSRecord, CID, [String]) in
+                let record = try self.node.nameRecord(first)
+                let (root, path) = try self.node.contentPath(record.value)
+                return (record, root, path)
+            }
             root = r
             path = p + segments.dropFirst()
-            cacheControl = Self.ipnsCacheControl(record)
+            cacheControl = ipnsCacheControl(record)
         } else {
             do { root = try CID(first) } catch { throw RequestError(.badRequest, "invalid CID \"\(first)\": \(error)") }
             path = Array(segments.dropFirst())
@@ -186,10 +190,11 @@ struct Gateway: Sendable {
 
     /// How long a response under an IPNS name may be cached: the record's TTL, but never past the
     /// record's end of validity (at least a second).
-    static func ipnsCacheControl(_ record: IPNSRecord) -> String {
+    func ipnsCacheControl(_ record: IPNSRecord) -> String {
         var seconds = record.ttl / 1_000_000_000
         if let end = record.validUntil {
-            let left = end.seconds - Int64(Date().timeIntervalSince1970)
+            // The node's clock, as the record's validity was checked by it.
+            let left = end.seconds - Int64(node.clock.now / 1000)
             seconds = min(seconds, UInt64(max(0, left)))
         }
         return "public, max-age=\(max(1, seconds))"
@@ -208,7 +213,7 @@ struct Gateway: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.ipfs.ipns-record"
         headers[.contentDisposition] = "attachment; filename=\"\(name).ipns-record\""
-        headers[.cacheControl] = Self.ipnsCacheControl(record)
+        headers[.cacheControl] = ipnsCacheControl(record)
         headers[.eTag] = "\"\(name).ipns-record.\(record.sequence)\""
         if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
         headers[.contentLength] = String(record.bytes.count)

@@ -74,14 +74,17 @@ extension Node {
     }
 
     /// The verified record of a name, as stored (protobuf bytes).
-    public func nameRecord(_ name: String) throws -> IPNSRecord {
-        try names.verifiedRecord(try IPNSName.multihash(name.hasPrefix("/ipns/") ? String(name.dropFirst(6)) : name))
-    }
+    public func nameRecord(_ name: String) throws -> IPNSRecord { try names.verifiedRecord(try Self.nameMultihash(name)) }
 
     /// Stores a record made elsewhere for `name` once it verifies; false when a newer one is held.
     @discardableResult
     public func importNameRecord(_ name: String, _ bytes: [UInt8]) throws -> Bool {
-        try names.importRecord(bytes, name: try IPNSName.multihash(name.hasPrefix("/ipns/") ? String(name.dropFirst(6)) : name))
+        try names.importRecord(bytes, name: try Self.nameMultihash(name))
+    }
+
+    /// The multihash of `<name>` or `/ipns/<name>`.
+    static func nameMultihash(_ name: String) throws -> Multihash {
+        try IPNSName.multihash(name.hasPrefix("/ipns/") ? String(name.dropFirst(6)) : name)
     }
 
     /// Every name this node holds a record for, with the record (not re-verified).

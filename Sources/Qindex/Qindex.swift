@@ -554,9 +554,7 @@ enum Keys {
     static func tag(_ tag: String, _ ptr: [UInt8]) -> [UInt8] { tagPrefix(tag) + ptr }
     static var timePrefix: [UInt8] { space(times) }
     static func time(_ t: UInt64, _ ptr: [UInt8]) -> [UInt8] { space(times) + be(t) + ptr }
-    static func timeOf(_ key: [UInt8], at offset: Int = 2) -> UInt64 {
-        key.dropFirst(offset).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-    }
+    static func timeOf(_ key: [UInt8], at offset: Int = 2) -> UInt64 { be64(key.dropFirst(offset).prefix(8)) }
     static func typeTimePrefix(_ type: String) -> [UInt8] { space(typeTimes) + Array(type.utf8) + [0] }
     /// `Q 08 ‖ type ‖ 00 ‖ u64(updatedAt) ‖ ptr`: live pointers of one type by the time they moved.
     static func typeTime(_ ptr: [UInt8], _ t: UInt64) -> [UInt8] {
