@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Pinning", targets: ["Pinning"]),
         .library(name: "UnixFS", targets: ["UnixFS"]),
         .library(name: "Signing", targets: ["Signing"]),
+        .library(name: "Access", targets: ["Access"]),
         .library(name: "Qindex", targets: ["Qindex"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "KuboAPI", targets: ["KuboAPI"]),
@@ -62,25 +63,30 @@ let package = Package(
         .target(name: "Pinning", dependencies: ["Storage", "IPLD", "Multiformats"]),
         // UnixFS v1 files: chunkers, the balanced layout, reading byte ranges.
         .target(name: "UnixFS", dependencies: ["Storage", "CAR", "IPLD", "Multiformats"]),
+        // Identities, grants and scopes, signed requests, rate limits, idempotency records. No HTTP.
+        .target(
+            name: "Access",
+            dependencies: ["Pinning", "Signing", "Storage", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
             dependencies: [
-                "Qindex", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Qindex", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The Kubo RPC API's request and reply types, shared by the daemon and the CLI.
         .target(name: "KuboAPI"),
         // The Q API's (/q/v1) request and reply types, shared by the daemon and the CLI.
-        .target(name: "QAPI", dependencies: ["Qindex", "Signing", "Multiformats"]),
+        .target(name: "QAPI", dependencies: ["Access", "Qindex", "Signing", "Multiformats"]),
         // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "QAPI", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "QAPI", "Access", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -97,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Qindex", "Node", "KuboAPI", "QAPI", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Qindex", "Node", "KuboAPI", "QAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -113,10 +119,12 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"], exclude: ["Vectors"]),
+        .testTarget(name: "AccessTests", dependencies: ["Access", "Pinning", "Signing", "Storage", "Multiformats", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["Vectors"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
-            "HTTPServer", "Node", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
+            "HTTPServer", "Node", "Access", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

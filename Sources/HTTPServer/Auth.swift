@@ -1,36 +1,155 @@
+import Access
+import Foundation
 import HTTPTypes
 import Hummingbird
+import Multiformats
+import NIOCore
+import Node
 
-/// Every API request must carry the repository's token as `Authorization: Bearer <token>`,
-/// else 401. `/health` is open, so supervisors can probe without the secret.
-struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: String
+/// The caller of the request being handled, for handlers that record who acted (a Qindex
+/// record's author) without every function passing the context along.
+enum RequestCaller {
+    @TaskLocal static var principal: Principal?
+}
+
+/// The one place identity, grants, limits and idempotency are applied (Docs/access.md), in order:
+/// 1. the route's rule (`AccessRules`): public routes go straight on;
+/// 2. authentication: `Authorization: Bearer <token>` (the admin token or a made one), or a
+///    signed request (`x-squid-id`, `x-subid`, `x-ts`, `x-nonce`, `x-sig`; its body is read and
+///    hashed first, up to `access.maximumSignedBody`) — 401 `UNAUTHORIZED` / `SIGNATURE_INVALID`;
+/// 3. the caller's rate limit — 429 `RATE_LIMIT_EXCEEDED` with `Retry-After`;
+/// 4. the route's scopes — 403 `QONSENT_DENIED` naming the missing one;
+/// 5. `Idempotency-Key` on POST/PUT/DELETE of `/q/v1` and `/pins`: a retry gets the first
+///    response back; the same key for another request 422, while the first runs 409.
+/// Refusals are rendered in the shape of the surface the path belongs to.
+struct AccessMiddleware: RouterMiddleware {
+    typealias Context = ServerContext
+    let access: AccessControl
+    let rules: [RouteRule]
+    let limits: ServerLimits
+
+    static let signatureHeaders = (
+        squidId: HTTPField.Name("x-squid-id")!, subId: HTTPField.Name("x-subid")!, ts: HTTPField.Name("x-ts")!,
+        nonce: HTTPField.Name("x-nonce")!, sig: HTTPField.Name("x-sig")!
+    )
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/health" { return try await next(request, context) }
-        guard let given = Self.bearerToken(request.headers[.authorization]), constantTimeEqual(Array(given.utf8), Array(token.utf8)) else {
-            let message = "missing or wrong API token (Authorization: Bearer <token from the repository's api-token file>)"
-            var response = ErrorMapping.response(RequestError(.unauthorized, message), path: request.uri.path)
-            response.headers[.wwwAuthenticate] = "Bearer realm=\"qstore\""
-            return response
+        let rule = AccessRules.rule(in: rules, method: request.method, path: request.uri.path)
+        if rule?.isPublic == true { return try await next(request, context) }
+        var request = request
+        let principal: Principal
+        var bodyHash: String?
+        do {
+            let h = request.headers
+            if let sig = h[Self.signatureHeaders.sig] {
+                let body = try await RequestBodies.collect(request, limit: access.configuration.maximumSignedBody, timeout: limits.requestTimeout)
+                request.body = RequestBody(buffer: body)
+                bodyHash = SignedRequest.sha256Hex(body.readableBytesView)
+                guard let squid = h[Self.signatureHeaders.squidId], let ts = h[Self.signatureHeaders.ts], let nonce = h[Self.signatureHeaders.nonce] else {
+                    throw AccessError.signatureInvalid("a signed request needs x-squid-id, x-ts, x-nonce and x-sig")
+                }
+                let sub = h[Self.signatureHeaders.subId]
+                principal = try access.authenticate(SignedRequest(
+                    method: request.method.rawValue, path: request.uri.path, query: request.uri.query, squidId: squid,
+                    subId: sub?.isEmpty == false ? sub : nil, timestamp: ts, nonce: nonce, signature: sig, bodySHA256: bodyHash!))
+            } else if let token = BearerToken.parse(h[.authorization]) {
+                principal = try access.authenticate(bearer: token)
+            } else {
+                throw AccessError.unauthorized("missing credentials: Authorization: Bearer <token> (the repository's api-token, or one from `qstore token create`), or a signed request (Docs/access.md)")
+            }
+            try access.admit(principal, bytes: request.headers[.contentLength].flatMap(Int.init) ?? 0)
+            // Deny by default: a route the table does not know needs `admin`.
+            for scope in rule?.scopes(request) ?? [.admin] { try principal.require(scope) }
+        } catch {
+            return Self.refusal(error, request: request, context: context, bodyRead: bodyHash != nil)
         }
-        return try await next(request, context)
+        let response = try await RequestCaller.$principal.withValue(principal) {
+            try await idempotent(request, context: context, principal: principal, bodyHash: bodyHash, next: next)
+        }
+        if let n = response.body.contentLength { access.charge(principal, bytes: n) }
+        return response
     }
 
+    /// Runs the request once per `Idempotency-Key` (when it carries one and is a write of /q/v1 or /pins).
+    func idempotent(_ request: Request, context: Context, principal: Principal, bodyHash: String?,
+                    next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let key = request.headers[Self.idempotencyKey], [.post, .put, .delete, .patch].contains(request.method) else {
+            return try await next(request, context)
+        }
+        let path = request.uri.path
+        guard path.hasPrefix("/q/v1/") || path == "/pins" || path.hasPrefix("/pins/") else { return try await next(request, context) }
+        var request = request
+        let ticket: AccessControl.IdempotencyTicket
+        var hash = bodyHash
+        do {
+            if hash == nil {
+                let body = try await RequestBodies.collect(request, limit: access.configuration.maximumSignedBody, timeout: limits.requestTimeout)
+                request.body = RequestBody(buffer: body)
+                hash = SignedRequest.sha256Hex(body.readableBytesView)
+            }
+            let fingerprint = AccessControl.fingerprint(method: request.method.rawValue, path: path, query: request.uri.query, bodySHA256: hash!)
+            switch try access.beginIdempotent(subject: principal.subject, key: key, fingerprint: fingerprint) {
+            case .replay(let kept):
+                var headers = HTTPFields()
+                for (name, value) in kept.headers { if let n = HTTPField.Name(name) { headers[n] = value } }
+                headers[Self.replayed] = "true"
+                return Response(status: .init(code: kept.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: kept.body)))
+            case .run(let t): ticket = t
+            }
+        } catch {
+            return Self.refusal(error, request: request, context: context, bodyRead: hash != nil)
+        }
+        let response: Response
+        do { response = try await next(request, context) } catch {
+            access.finishIdempotent(ticket, status: nil)
+            throw error
+        }
+        // Keep the whole response (write responses of /q/v1 and /pins are small JSON).
+        let box = CollectedBody()
+        var body = response.body
+        do { try await body.write(CollectingWriter(box: box)) } catch {
+            access.finishIdempotent(ticket, status: nil)
+            throw error
+        }
+        let bytes = box.buffer
+        var keptHeaders: [String: String] = [:]
+        for field in response.headers where field.name != .contentLength && field.name != .transferEncoding { keptHeaders[field.name.canonicalName] = field.value }
+        access.finishIdempotent(ticket, status: response.status.code >= 500 ? nil : response.status.code, headers: keptHeaders,
+                                body: Array(bytes.readableBytesView))
+        return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
+    }
+
+    /// A refusal in the shape of the path's surface; the rest of a refused upload (one not read
+    /// already to hash it) is not read.
+    static func refusal(_ error: any Error, request: Request, context: Context, bodyRead: Bool) -> Response {
+        if !bodyRead, request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) { context.stopReading() }
+        return ErrorMapping.response(error, path: request.uri.path)
+    }
+}
+
+/// A response body read into memory.
+final class CollectedBody: @unchecked Sendable {
+    var buffer = ByteBuffer()
+}
+
+struct CollectingWriter: ResponseBodyWriter {
+    let box: CollectedBody
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        var b = buffer
+        box.buffer.writeBuffer(&b)
+    }
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+enum BearerToken {
     /// The credentials of an `Authorization: Bearer <token>` header. The scheme is
     /// case-insensitive and may be followed by more than one space (RFC 9110 §11.1, §11.4).
-    static func bearerToken(_ header: String?) -> Substring? {
+    static func parse(_ header: String?) -> Substring? {
         guard let header, let space = header.firstIndex(of: " ") else { return nil }
         guard header[..<space].lowercased() == "bearer" else { return nil }
         let token = header[space...].drop { $0 == " " }
         return token.isEmpty ? nil : token
-    }
-
-    /// Comparison whose time does not depend on where the inputs differ.
-    private func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in a.indices { diff |= a[i] ^ b[i] }
-        return diff == 0
     }
 }

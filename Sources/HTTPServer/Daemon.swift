@@ -147,10 +147,19 @@ public final class Daemon: Sendable {
 
     /// The admin API application.
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+        Application(
+            router: try apiRouter(), server: server,
+            configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    /// The admin API's routes and middleware.
+    func apiRouter() throws -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         router.add(middleware: RequestClientMiddleware())
         router.add(middleware: SurfaceErrorMiddleware())
-        router.add(middleware: BearerTokenMiddleware(token: try node.apiToken()))
+        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits))
         router.add(middleware: PostOnlyMiddleware())
         router.add(middleware: TransferCodingMiddleware())
         router.add(middleware: MetricsMiddleware<ServerContext>())
@@ -163,11 +172,8 @@ public final class Daemon: Sendable {
                           limits: configuration.limits).register(on: router)
         QindexAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         EventsAPI(node: node, io: io).register(on: router)
-        return Application(
-            router: router, server: server,
-            configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: logger)
+        AccessAPI(node: node, io: io).register(on: router)
+        return router
     }
 
     /// The read-only gateway application.
@@ -179,6 +185,9 @@ public final class Daemon: Sendable {
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
         router.add(middleware: GatewayCORSMiddleware())
         router.add(middleware: TransferCodingMiddleware())
+        if node.access.configuration.gatewayRequiresRead {
+            router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.gateway(requiresRead: true), limits: configuration.limits))
+        }
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, downloads: gatewayDownloads, limits: configuration.limits).register(on: router)
         return Application(

@@ -1,3 +1,4 @@
+import Access
 import CAR
 import Foundation
 import HTTPTypes
@@ -33,6 +34,10 @@ enum ErrorMapping {
         case .tooLarge: (.contentTooLarge, 1)
         case .unavailable: (.serviceUnavailable, 2)
         case .unsupported: (.notImplemented, 2)
+        case .unauthenticated: (.unauthorized, 1)
+        case .forbidden: (.forbidden, 1)
+        case .rateLimited: (.tooManyRequests, 2)
+        case .storageFull: (.init(code: 507, reasonPhrase: "Insufficient Storage"), 2)
         case .internal: (.internalServerError, 0)
         }
     }
@@ -51,6 +56,13 @@ enum ErrorMapping {
             var headers = HTTPFields()
             headers[.retryAfter] = String(e.retryAfter)
             return Mapped(status: e.status, code: 2, message: e.message, headers: headers)
+        case let e as AccessError:
+            var (status, code) = Self.status(of: e.kind)
+            var headers = HTTPFields()
+            if case .rateLimited(_, let seconds) = e { headers[.retryAfter] = String(seconds) }
+            if case .idempotencyMismatch = e { status = .unprocessableContent }
+            if e.kind == .unauthenticated { headers[.wwwAuthenticate] = "Bearer realm=\"qstore\"" }
+            return Mapped(status: status, code: code, message: "\(e)", headers: headers)
         case let e as HTTPError: return Mapped(status: e.status, code: e.status == .notFound ? 3 : 1, message: e.body ?? Self.describe(e.status))
         case let e as any KindedError:
             let (status, code) = Self.status(of: e.kind)

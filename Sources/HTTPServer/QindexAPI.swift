@@ -169,12 +169,9 @@ struct QindexAPI {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: QJSON.encode(QEnvelope(ok: data, cid: cid?.string)))))
     }
 
-    /// The caller's identity headers (`x-squid-id`, `x-subid`), recorded as the author.
-    static func author(_ request: Request) -> IdentityRef? {
-        guard let id = request.headers[HTTPField.Name("x-squid-id")!], !id.isEmpty else { return nil }
-        let sub = request.headers[HTTPField.Name("x-subid")!]
-        return IdentityRef(squidId: id, subId: sub?.isEmpty == false ? sub : nil)
-    }
+    /// The authenticated caller's identity (with its subidentity), recorded as the author; nil
+    /// (the node) for the admin token and tokens without an identity.
+    static func author(_ request: Request) -> IdentityRef? { RequestCaller.principal?.identity }
 
     static func integer(_ text: String, _ name: String) throws -> Int64 {
         guard let v = Int64(text), v >= 0 else { throw QindexError.invalid("\(name): an integer ≥ 0") }

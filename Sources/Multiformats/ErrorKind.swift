@@ -15,6 +15,14 @@ public enum ErrorKind: String, Sendable, CaseIterable {
     case unavailable
     /// Something this build does not do.
     case unsupported
+    /// The caller could not be authenticated (no or a wrong credential, a bad signature).
+    case unauthenticated
+    /// The caller is known but lacks the permission the operation needs.
+    case forbidden
+    /// The caller is over its rate limit; the same request may work later.
+    case rateLimited
+    /// The write would take the caller (or the node) over its storage quota.
+    case storageFull
     /// A fault of the node (corruption, I/O failure): never the client's.
     case `internal`
 }

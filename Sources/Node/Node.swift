@@ -1,3 +1,4 @@
+import Access
 import CAR
 import Foundation
 import IPLD
@@ -39,6 +40,8 @@ public final class Node: Sendable {
     package let names: IPNSNames
     /// The named keys (`self` is the node identity).
     package let keystore: Keystore
+    /// Identities, grants, tokens, rate limits and idempotency records: every request's decision.
+    public let access: AccessControl
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.
@@ -61,8 +64,11 @@ public final class Node: Sendable {
         packCompactionThreshold = gc.packCompactionThreshold
         commits = GroupCommit(store: blocks, label: "qstore.block-writes")
         events = EventLog(db: repository.blocks.db)
+        access = try AccessControl(db: repository.blocks.db, clock: clock,
+                                   configuration: try repository.configuration.section(AccessConfiguration.self),
+                                   adminToken: try repository.apiToken())
         index = Qindex(store: blocks, pins: pins, nodeKey: SigningKey(repository.identity),
-                       nodeAuthor: IdentityRef(squidId: repository.identity.peerID), events: events)
+                       nodeAuthor: IdentityRef(squidId: repository.identity.peerID), authority: RegisteredKeys(access: access), events: events)
         names = IPNSNames(index: index)
         keystore = Keystore(directory: repository.path + "/keystore", nodeKey: SigningKey(repository.identity))
         try initializeCounts()

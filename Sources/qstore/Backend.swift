@@ -77,6 +77,19 @@ protocol Backend {
     func keys() throws -> KeyList
     func renameKey(_ name: String, to new: String, force: Bool) throws -> KeyRenamed
     func removeKeys(_ names: [String]) throws -> KeyList
+
+    // Identities, grants and tokens, in the Q API's wire types (AccessCommands.swift).
+    func addIdentity(_ squidId: String, key: String, label: String?) throws -> IdentityInfo
+    func identities() throws -> IdentityList
+    func identity(_ squidId: String) throws -> IdentityInfo
+    func rotateKey(_ squidId: String, key: String, overlap: String?) throws -> IdentityInfo
+    func revokeIdentity(_ squidId: String) throws -> IdentityInfo
+    func addGrant(subject: String, scopes: [String], expires: String?) throws -> GrantInfo
+    func grants(subject: String?, all: Bool) throws -> GrantList
+    func revokeGrant(_ id: String) throws -> GrantInfo
+    func createToken(scopes: [String], identity: String?, expires: String?, label: String?) throws -> TokenCreated
+    func tokens(all: Bool) throws -> TokenList
+    func revokeToken(_ id: String) throws -> TokenInfo
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.

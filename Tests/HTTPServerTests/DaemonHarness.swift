@@ -31,11 +31,12 @@ final class DaemonHarness: @unchecked Sendable {
     private(set) var gatewayPort = 0
     private var task: Task<Void, any Error>?
     private var group: ServiceGroup?
-    private var daemon: Daemon?
+    private(set) var daemon: Daemon?
 
-    init(limits: ServerLimits = ServerLimits(), prepare: (Repository) throws -> Void = { _ in }) async throws {
+    init(limits: ServerLimits = ServerLimits(), configuration: Configuration = Configuration(),
+         prepare: (Repository) throws -> Void = { _ in }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-http-\(UUID().uuidString)").path
-        try Repository.initialize(at: directory)
+        try Repository.initialize(at: directory, configuration: configuration)
         repository = try Repository(path: directory, purpose: "http tests")
         token = try repository.apiToken()
         try prepare(repository)
@@ -61,8 +62,11 @@ final class DaemonHarness: @unchecked Sendable {
 
     /// Runs `body` against a new daemon and stops it afterwards, also when `body` throws (a
     /// daemon left running would keep its repository locked).
-    static func run<T>(limits: ServerLimits = ServerLimits(), _ body: (DaemonHarness) async throws -> T) async throws -> T {
-        let d = try await DaemonHarness(limits: limits)
+    static func run<T>(limits: ServerLimits = ServerLimits(), configure: (inout Configuration) throws -> Void = { _ in },
+                       _ body: (DaemonHarness) async throws -> T) async throws -> T {
+        var configuration = Configuration()
+        try configure(&configuration)
+        let d = try await DaemonHarness(limits: limits, configuration: configuration)
         do {
             let result = try await body(d)
             await d.stop()

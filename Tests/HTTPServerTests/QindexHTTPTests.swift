@@ -26,9 +26,11 @@ import Testing
     @Test func pointersThroughTheQAPI() async throws {
         try await DaemonHarness.run { h in
             let a = try await stored(h, "qindex a"), b = try await stored(h, "qindex b")
-            // Create (201), with the caller's identity as author; keys may hold slashes.
-            let created = try await put(h, "docs/mod/x", ["cid": a, "tags": ["stable"], "expectedVersion": 0],
-                                        headers: ["x-squid-id": "squid-1", "x-subid": "sub-2"])
+            // Create (201), with the (signed) caller's identity as author; keys may hold slashes.
+            let key = try await h.register("squid-1", scopes: ["index:write:docs"])
+            let created = try await h.signed("/q/v1/index/docs/mod/x", method: "PUT", key: key, squid: "squid-1", subId: "sub-2",
+                                             body: [UInt8](try JSONSerialization.data(withJSONObject: ["cid": a, "tags": ["stable"], "expectedVersion": 0])),
+                                             headers: ["Content-Type": "application/json"])
             #expect(created.status == 201, "\(created.text)")
             let d1 = try Self.data(created)
             #expect(d1["version"] as? Int == 1 && d1["cid"] as? String == a && d1["key"] as? String == "mod/x")

@@ -24,6 +24,8 @@ public enum KeySpace: UInt8, CaseIterable, Sendable {
     case replication = 0x58  // "X"
     /// The event stream: `E ‖ u64(sequence)` → the event (dag-cbor `{t, ts, d}`).
     case events = 0x45  // "E"
+    /// Identities, grants, tokens, idempotency records and quota usage (access layer).
+    case access = 0x55  // "U"
     /// Repository metadata.
     case meta = 0x4d  // "M"
     /// Pack-file bookkeeping (block store): `K 01 ‖ u32(pack) ‖ u64(offset)` → bytes of a deleted

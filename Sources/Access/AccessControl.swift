@@ -1,0 +1,349 @@
+import Crypto
+import Foundation
+import Multiformats
+import Pinning
+import Signing
+import Storage
+import Synchronization
+
+/// Identities, grants and tokens, and the decisions made from them: who a request is
+/// (`authenticate`), whether it may do what it asks (`Principal.require`), whether it is within
+/// its rate (`admit`), and idempotent replays (`beginIdempotent`). Knows nothing of HTTP.
+///
+/// Kept in key space `U` (JSON values), and in memory: every request is decided from memory,
+/// and every change is written (synced) before it takes effect, so a revocation holds from the
+/// next request and survives a crash.
+/// - `U 01 ‖ squidId` → `Identity`
+/// - `U 02 ‖ grant id` → `Grant`
+/// - `U 03 ‖ token id` → `Token`
+/// - `U 04 ‖ subject ‖ 00 ‖ Idempotency-Key` → `IdempotentResponse`
+/// - `U 05 ‖ u64(expires) ‖ subject ‖ 00 ‖ Idempotency-Key` → `""` (expiry order, for collection)
+/// - `U 06 ‖ subject` → u64 bytes pinned by the subject (quota usage)
+public final class AccessControl: Sendable {
+    struct State {
+        var identities: [String: Identity] = [:]
+        var grants: [String: Grant] = [:]
+        var tokens: [String: Token] = [:]
+        var tokenByHash: [String: String] = [:]
+    }
+
+    let db: LevelDB
+    let clock: any WallClock
+    public let configuration: AccessConfiguration
+    /// The signature window (ms, either way).
+    public let window: UInt64
+    let idempotencyTTL: UInt64
+    let adminToken: [UInt8]
+    let nonces: NonceCache
+    let limiter = RateLimiter()
+    private let state: Mutex<State>
+    /// Idempotent requests running: `subject ‖ 00 ‖ key` → request fingerprint.
+    let running = Mutex([String: String]())
+    /// Serializes quota charges (read, check, write).
+    private let usage = Mutex(())
+
+    static let identityPrefix: [UInt8] = [KeySpace.access.rawValue, 0x01]
+    static let grantPrefix: [UInt8] = [KeySpace.access.rawValue, 0x02]
+    static let tokenPrefix: [UInt8] = [KeySpace.access.rawValue, 0x03]
+    static let idempotencyPrefix: [UInt8] = [KeySpace.access.rawValue, 0x04]
+    static let expiryPrefix: [UInt8] = [KeySpace.access.rawValue, 0x05]
+    static let usagePrefix: [UInt8] = [KeySpace.access.rawValue, 0x06]
+
+    /// Loads the records of `db`; `adminToken` (the repository's api-token) has every scope.
+    public init(db: LevelDB, clock: any WallClock, configuration: AccessConfiguration, adminToken: String) throws {
+        self.db = db
+        self.clock = clock
+        self.configuration = configuration
+        let checked = try configuration.checked()
+        window = checked.window
+        idempotencyTTL = checked.idempotencyTTL
+        self.adminToken = Array(adminToken.utf8)
+        nonces = NonceCache(capacity: configuration.nonceCapacity)
+        var s = State()
+        let decoder = JSONDecoder()
+        let it = db.makeIterator()
+        try it.forEach(prefix: Self.identityPrefix) { _, v in
+            let i = try decoder.decode(Identity.self, from: Data(v))
+            s.identities[i.squidId] = i
+            return true
+        }
+        try it.forEach(prefix: Self.grantPrefix) { _, v in
+            let g = try decoder.decode(Grant.self, from: Data(v))
+            s.grants[g.id] = g
+            return true
+        }
+        try it.forEach(prefix: Self.tokenPrefix) { _, v in
+            let t = try decoder.decode(Token.self, from: Data(v))
+            s.tokens[t.id] = t
+            s.tokenByHash[t.hash] = t.id
+            return true
+        }
+        state = Mutex(s)
+    }
+
+    public var now: UInt64 { clock.now }
+
+    // MARK: authentication
+
+    /// The caller of a bearer token: the admin token, or a live token made by `createToken`.
+    public func authenticate(bearer token: Substring) throws -> Principal {
+        if constantTimeEqual(Array(token.utf8), adminToken) { return Principal(credential: .adminToken, identity: nil, scopes: [.admin]) }
+        let hash = SignedRequest.sha256Hex(Array(token.utf8))
+        let now = clock.now
+        return try state.withLock { s in
+            guard let id = s.tokenByHash[hash], let t = s.tokens[id] else {
+                throw AccessError.unauthorized("missing or wrong API token (Authorization: Bearer <token>)")
+            }
+            guard t.isLive(at: now) else { throw AccessError.unauthorized("token \(t.id) was \(t.revoked != nil ? "revoked" : "expired")") }
+            var identity: IdentityRef?
+            if let squid = t.identity {
+                guard let i = s.identities[squid], i.revoked == nil else { throw AccessError.unauthorized("token \(t.id) acts as \(squid), which was revoked") }
+                identity = IdentityRef(squidId: i.squidId)
+            }
+            return Principal(credential: .token(id: t.id), identity: identity, scopes: Self.union(t.scopes, Self.granted(to: "token:\(t.id)", s, now)))
+        }
+    }
+
+    /// The caller of a signed request, once its timestamp is inside the window, one of its
+    /// identity's keys valid at that time made the signature, and its nonce is new.
+    public func authenticate(_ request: SignedRequest) throws -> Principal {
+        let (ts, signature) = try request.parsed()
+        let now = clock.now
+        let skew = ts > now ? ts - now : now - ts
+        guard skew <= window else {
+            throw AccessError.signatureInvalid("x-ts is \(skew / 1000) s away from the node's clock (at most \(window / 1000) s either way)")
+        }
+        let (keys, scopes) = try state.withLock { s -> ([[UInt8]], [Scope]) in
+            guard let i = s.identities[request.squidId] else { throw AccessError.signatureInvalid("unknown identity \(request.squidId) (register it: qstore identity add)") }
+            guard i.revoked == nil else { throw AccessError.signatureInvalid("identity \(request.squidId) was revoked") }
+            return (i.keys(at: ts), Self.granted(to: i.squidId, s, now))
+        }
+        guard !keys.isEmpty else { throw AccessError.signatureInvalid("\(request.squidId) has no key valid at x-ts \(ts)") }
+        let message = Array(request.canonicalString.utf8)
+        guard keys.contains(where: { SignedRequest.verify(signature, key: $0, message: message) }) else {
+            throw AccessError.signatureInvalid("the signature does not verify with the keys of \(request.squidId) (check the canonical string: Docs/access.md)")
+        }
+        guard try nonces.insert(request.nonce, of: request.squidId, until: ts + window + 1, now: now) else {
+            throw AccessError.signatureInvalid("x-nonce was already used (a replayed request)")
+        }
+        return Principal(credential: .signature, identity: IdentityRef(squidId: request.squidId, subId: request.subId), scopes: scopes)
+    }
+
+    /// Whether `key` was a key of `squidId` at `ms` (and the identity not revoked by then).
+    public func isKey(_ key: [UInt8], of squidId: String, at ms: UInt64) -> Bool {
+        state.withLock { s in
+            guard let i = s.identities[squidId] else { return false }
+            if let r = i.revoked, r <= ms { return false }
+            return i.keys(at: ms).contains(key)
+        }
+    }
+
+    static func granted(to subject: String, _ s: State, _ now: UInt64) -> [Scope] {
+        var out: [Scope] = []
+        for g in s.grants.values where g.subject == subject && g.isLive(at: now) { out.append(contentsOf: g.scopes) }
+        return out
+    }
+
+    static func union(_ a: [Scope], _ b: [Scope]) -> [Scope] { b.isEmpty ? a : Array(Set(a + b)).sorted() }
+
+    private func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+
+    // MARK: rate limits
+
+    /// The limits of `subject`: its override, else the default (the admin token: none).
+    public func rateLimit(of subject: String) -> RateLimit {
+        configuration.rateLimitOverrides[subject] ?? (subject == "admin" ? RateLimit() : configuration.rateLimit)
+    }
+
+    /// Admits one request of `principal` declaring `bytes` of body, or throws `RATE_LIMIT_EXCEEDED`.
+    public func admit(_ principal: Principal, bytes: Int) throws {
+        try limiter.admit(principal.subject, limit: rateLimit(of: principal.subject), bytes: bytes)
+    }
+
+    /// Charges bytes learnt after admission (a response, a body of undeclared length).
+    public func charge(_ principal: Principal, bytes: Int) {
+        limiter.charge(principal.subject, limit: rateLimit(of: principal.subject), bytes: bytes)
+    }
+
+    // MARK: records
+
+    private func write(_ key: [UInt8], _ value: some Encodable) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = .sortedKeys
+        let batch = WriteBatch()
+        batch.put(key, Array(try e.encode(value)))
+        try db.write(batch, sync: true)
+    }
+
+    static func randomID(_ bytes: Int) -> String {
+        var g = SystemRandomNumberGenerator()
+        return Base16.encode((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &g) })
+    }
+
+    /// Registers `squidId` with its first key (valid from now).
+    public func addIdentity(_ squidId: String, key: String, label: String? = nil) throws -> Identity {
+        try Identity.check(squidId: squidId)
+        let raw = try IdentityKey.decode(key)
+        guard (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else { throw AccessError.invalid("key: not an Ed25519 public key") }
+        if let label { try Self.checkLabel(label) }
+        let now = clock.now
+        return try state.withLock { s in
+            guard s.identities[squidId] == nil else { throw AccessError.exists("identity \(squidId) exists (rotate its key: qstore identity rotate-key)") }
+            let i = Identity(squidId: squidId, label: label, keys: [IdentityKey(publicKey: Data(raw).base64EncodedString(), notBefore: now)], created: now)
+            try write(Self.identityPrefix + Array(squidId.utf8), i)
+            s.identities[squidId] = i
+            return i
+        }
+    }
+
+    public func identities() -> [Identity] { state.withLock { $0.identities.values.sorted { $0.squidId < $1.squidId } } }
+
+    public func identity(_ squidId: String) throws -> Identity {
+        guard let i = state.withLock({ $0.identities[squidId] }) else { throw AccessError.notFound("no identity \(squidId)") }
+        return i
+    }
+
+    /// Adds `key` (valid from now) and ends every other open key `overlap` ms from now: requests
+    /// signed with the old key are accepted until then, and what it signed before stays verifiable.
+    public func rotateKey(_ squidId: String, key: String, overlap: UInt64) throws -> Identity {
+        let raw = try IdentityKey.decode(key)
+        guard (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else { throw AccessError.invalid("key: not an Ed25519 public key") }
+        let encoded = Data(raw).base64EncodedString()
+        let now = clock.now
+        return try state.withLock { s in
+            guard var i = s.identities[squidId] else { throw AccessError.notFound("no identity \(squidId)") }
+            guard i.revoked == nil else { throw AccessError.invalid("identity \(squidId) was revoked") }
+            guard !i.keys.contains(where: { $0.publicKey == encoded && $0.isValid(at: now) }) else { throw AccessError.exists("that key is already a current key of \(squidId)") }
+            for k in i.keys.indices where i.keys[k].notAfter.map({ $0 > now + overlap }) ?? true {
+                i.keys[k].notAfter = now + overlap
+            }
+            i.keys.append(IdentityKey(publicKey: encoded, notBefore: now))
+            try write(Self.identityPrefix + Array(squidId.utf8), i)
+            s.identities[squidId] = i
+            return i
+        }
+    }
+
+    /// Revokes `squidId`: no request of it (signed, or by a token acting as it) is accepted from now.
+    public func revokeIdentity(_ squidId: String) throws -> Identity {
+        let now = clock.now
+        return try state.withLock { s in
+            guard var i = s.identities[squidId] else { throw AccessError.notFound("no identity \(squidId)") }
+            if i.revoked == nil {
+                i.revoked = now
+                try write(Self.identityPrefix + Array(squidId.utf8), i)
+                s.identities[squidId] = i
+            }
+            return i
+        }
+    }
+
+    /// Gives `subject` (a registered sQuid id, or `token:ID` of a live token) `scopes` until `expires`.
+    public func addGrant(to subject: String, scopes: [Scope], expires: UInt64?, by grantor: String) throws -> Grant {
+        guard !scopes.isEmpty else { throw AccessError.invalid("scope: at least one") }
+        let now = clock.now
+        if let expires, expires <= now { throw AccessError.invalid("expires: in the future") }
+        return try state.withLock { s in
+            if subject.hasPrefix("token:") {
+                guard let t = s.tokens[String(subject.dropFirst(6))], t.isLive(at: now) else { throw AccessError.notFound("no live token \(subject.dropFirst(6))") }
+            } else {
+                guard let i = s.identities[subject] else { throw AccessError.notFound("no identity \(subject) (register it first: qstore identity add)") }
+                guard i.revoked == nil else { throw AccessError.invalid("identity \(subject) was revoked") }
+            }
+            let g = Grant(id: "g" + Self.randomID(8), subject: subject, scopes: scopes, created: now, expires: expires, grantedBy: grantor)
+            try write(Self.grantPrefix + Array(g.id.utf8), g)
+            s.grants[g.id] = g
+            return g
+        }
+    }
+
+    /// Grants, newest first; only `subject`'s when given; revoked and expired ones too when `all`.
+    public func grants(subject: String? = nil, all: Bool = false) -> [Grant] {
+        let now = clock.now
+        return state.withLock { s in
+            s.grants.values.filter { (subject == nil || $0.subject == subject) && (all || $0.isLive(at: now)) }
+                .sorted { ($0.created, $0.id) > ($1.created, $1.id) }
+        }
+    }
+
+    public func revokeGrant(_ id: String) throws -> Grant {
+        let now = clock.now
+        return try state.withLock { s in
+            guard var g = s.grants[id] else { throw AccessError.notFound("no grant \(id)") }
+            if g.revoked == nil {
+                g.revoked = now
+                try write(Self.grantPrefix + Array(id.utf8), g)
+                s.grants[id] = g
+            }
+            return g
+        }
+    }
+
+    /// Makes a token with `scopes`, acting as `identity` when given; returns the token (shown
+    /// once: only its hash is kept) and its record.
+    public func createToken(scopes: [Scope], identity: String?, expires: UInt64?, label: String?) throws -> (token: String, record: Token) {
+        guard !scopes.isEmpty else { throw AccessError.invalid("scope: at least one") }
+        if let label { try Self.checkLabel(label) }
+        let now = clock.now
+        if let expires, expires <= now { throw AccessError.invalid("expires: in the future") }
+        var g = SystemRandomNumberGenerator()
+        let secret = "qst_" + Multibase.base64url.encodeWithoutPrefix((0..<32).map { _ in UInt8.random(in: 0...255, using: &g) })
+        let t = Token(id: "t" + Self.randomID(8), hash: SignedRequest.sha256Hex(Array(secret.utf8)), scopes: scopes, identity: identity,
+                      label: label, created: now, expires: expires)
+        try state.withLock { s in
+            if let identity {
+                guard let i = s.identities[identity] else { throw AccessError.notFound("no identity \(identity) (register it first: qstore identity add)") }
+                guard i.revoked == nil else { throw AccessError.invalid("identity \(identity) was revoked") }
+            }
+            try write(Self.tokenPrefix + Array(t.id.utf8), t)
+            s.tokens[t.id] = t
+            s.tokenByHash[t.hash] = t.id
+        }
+        return (secret, t)
+    }
+
+    public func tokens(all: Bool = false) -> [Token] {
+        let now = clock.now
+        return state.withLock { s in s.tokens.values.filter { all || $0.isLive(at: now) }.sorted { ($0.created, $0.id) > ($1.created, $1.id) } }
+    }
+
+    public func revokeToken(_ id: String) throws -> Token {
+        let now = clock.now
+        return try state.withLock { s in
+            guard var t = s.tokens[id] else { throw AccessError.notFound("no token \(id)") }
+            if t.revoked == nil {
+                t.revoked = now
+                try write(Self.tokenPrefix + Array(id.utf8), t)
+                s.tokens[id] = t
+            }
+            return t
+        }
+    }
+
+    static func checkLabel(_ label: String) throws {
+        guard label.utf8.count <= 256, !label.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw AccessError.invalid("label: at most 256 bytes, no control characters")
+        }
+    }
+}
+
+extension AccessControl {
+    /// The instant (ms) `duration` (`30d`, `12h`) from now; nil for nil. `field` names it in errors.
+    public func expiry(_ duration: String?, field: String = "expires") throws -> UInt64? {
+        guard let duration else { return nil }
+        guard let ms = parseDuration(duration), ms > 0 else { throw AccessError.invalid("\(field) \"\(duration)\": a positive duration such as 30d, 12h, 90m") }
+        return clock.now + ms
+    }
+
+    /// A duration (`24h`) in ms; `fallback` when nil.
+    public static func duration(_ text: String?, fallback: UInt64, field: String) throws -> UInt64 {
+        guard let text else { return fallback }
+        guard let ms = parseDuration(text) else { throw AccessError.invalid("\(field) \"\(text)\": a duration such as 24h, 30m, 0s") }
+        return ms
+    }
+}

@@ -1,0 +1,91 @@
+/// A permission a grant or a token gives (Qonsent: deny by default, least privilege).
+///
+/// Grammar: a root (`read`, `write`, `pin`, `gc`, `metrics`, `admin`, `index:write`,
+/// `registry:publish`, `registry:promote`, `drive`, `audit:read`, `cluster:admin`), optionally
+/// narrowed by qualifiers after `:` — `index:write:TYPE[/KEY-PREFIX]`, `registry:publish:MODULE`,
+/// `drive:read`, `drive:write`, `drive:*`. A granted scope covers a required one when they are
+/// equal, when the granted one is `admin`, when the required one narrows it (`index:write`
+/// covers `index:write:profile/alice`; `index:write:profile` covers `index:write:profile/alice`;
+/// `index:write:profile/al` covers `index:write:profile/alice`), or when it ends in `*` and the
+/// required one starts with what precedes it (`drive:*` covers `drive:read`). Nothing else implies
+/// anything: `write` does not give `read`.
+public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public let value: String
+
+    /// The roots a scope may start with, and whether they take qualifiers.
+    public static let roots: [(name: String, qualified: Bool)] = [
+        ("read", false), ("write", false), ("pin", false), ("gc", false), ("metrics", false), ("admin", false),
+        ("index:write", true), ("registry:publish", true), ("registry:promote", false),
+        ("drive", true), ("audit:read", false), ("cluster:admin", false),
+    ]
+
+    public static let read = Scope(trusted: "read")
+    public static let write = Scope(trusted: "write")
+    public static let pin = Scope(trusted: "pin")
+    public static let gc = Scope(trusted: "gc")
+    public static let metrics = Scope(trusted: "metrics")
+    public static let admin = Scope(trusted: "admin")
+    public static let indexWrite = Scope(trusted: "index:write")
+
+    init(trusted value: String) { self.value = value }
+
+    /// Parses and checks `text`: unknown roots and malformed qualifiers are refused, so a typo
+    /// cannot grant nothing (or something else) silently.
+    public init(_ text: String) throws {
+        guard !text.isEmpty, text.utf8.count <= 512 else { throw AccessError.invalid("scope \"\(text)\": 1 to 512 characters") }
+        guard text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f && $0 != "," }) else {
+            throw AccessError.invalid("scope \"\(text)\": no spaces, commas or control characters")
+        }
+        for (root, qualified) in Self.roots {
+            if text == root { self.value = text; return }
+            if qualified, text.hasPrefix(root + ":"), text.count > root.count + 1 {
+                if root == "drive" {
+                    let q = text.dropFirst(root.count + 1)
+                    guard ["read", "write", "share", "*"].contains(q) else {
+                        throw AccessError.invalid("scope \"\(text)\": drive takes :read, :write, :share or :*")
+                    }
+                }
+                if root == "index:write" {
+                    let q = text.dropFirst(root.count + 1)
+                    let type = q.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                    guard !type.isEmpty else { throw AccessError.invalid("scope \"\(text)\": index:write:TYPE[/KEY-PREFIX] needs a type") }
+                }
+                self.value = text
+                return
+            }
+        }
+        throw AccessError.invalid("unknown scope \"\(text)\" (scopes: \(Self.roots.map { $0.qualified ? $0.name + "[:…]" : $0.name }.joined(separator: ", ")))")
+    }
+
+    /// A comma-separated list (`read,pin`), each checked; empty entries refused.
+    public static func list(_ text: String) throws -> [Scope] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !parts.isEmpty, !parts.contains("") else { throw AccessError.invalid("scopes: a comma-separated list such as read,pin") }
+        return Array(Set(try parts.map { try Scope($0) })).sorted()
+    }
+
+    /// The scope `index:write:TYPE/KEY` an update of that pointer needs.
+    public static func indexWrite(type: String, key: String) -> Scope { Scope(trusted: "index:write:\(type)/\(key)") }
+
+    /// Whether holding `self` gives `required`.
+    public func covers(_ required: Scope) -> Bool {
+        let g = value, r = required.value
+        if g == "admin" || g == r { return true }
+        if r.hasPrefix(g + ":") || r.hasPrefix(g + "/") { return true }
+        if g.hasSuffix("*") && r.hasPrefix(g.dropLast()) { return true }
+        // A key prefix: the qualifier after the type holds a "/".
+        if g.hasPrefix("index:write:"), g.dropFirst("index:write:".count).contains("/"), r.hasPrefix(g) { return true }
+        return false
+    }
+
+    public var description: String { value }
+    public static func < (a: Scope, b: Scope) -> Bool { a.value < b.value }
+
+    public init(from decoder: any Decoder) throws { try self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(value)
+    }
+}
+
+import Foundation

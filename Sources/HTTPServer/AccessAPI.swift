@@ -1,0 +1,95 @@
+import Access
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Node
+import QAPI
+
+/// `/q/v1/identities`, `/q/v1/grants`, `/q/v1/tokens` (scope `admin`) and `/q/v1/whoami` (any
+/// caller), in the Q envelope (Docs/access.md).
+struct AccessAPI {
+    let node: Node
+    let io: StorageThreads
+
+    func register(on router: Router<ServerContext>) {
+        router.get("/q/v1/whoami") { _, _ in await qAsync {
+            guard let p = RequestCaller.principal else { throw AccessError.unauthorized("no caller") }
+            return QindexAPI.ok(CallerInfo(p))
+        } }
+        router.get("/q/v1/identities") { _, _ in await qAsync {
+            let now = node.access.now
+            return QindexAPI.ok(IdentityList(node.identities().map { IdentityInfo($0, now: now) }))
+        } }
+        router.post("/q/v1/identities") { request, _ in await qAsync {
+            let body = try await Self.decode(IdentityCreate.self, request)
+            let i = try await io.run { try node.addIdentity(body.squidId, key: body.key, label: body.label) }
+            return QindexAPI.ok(IdentityInfo(i, now: node.access.now), status: .created)
+        } }
+        router.get("/q/v1/identities/{id}") { _, context in await qAsync {
+            let i = try node.identity(context.parameters.get("id") ?? "")
+            return QindexAPI.ok(IdentityInfo(i, now: node.access.now))
+        } }
+        router.post("/q/v1/identities/{id}/keys") { request, context in await qAsync {
+            let body = try await Self.decode(KeyRotation.self, request)
+            let overlap = try AccessControl.duration(body.overlap, fallback: 86_400_000, field: "overlap")
+            let i = try await io.run { try node.rotateIdentityKey(context.parameters.get("id") ?? "", key: body.key, overlap: overlap) }
+            return QindexAPI.ok(IdentityInfo(i, now: node.access.now))
+        } }
+        router.delete("/q/v1/identities/{id}") { _, context in await qAsync {
+            let i = try await io.run { try node.revokeIdentity(context.parameters.get("id") ?? "") }
+            return QindexAPI.ok(IdentityInfo(i, now: node.access.now))
+        } }
+        router.get("/q/v1/grants") { request, _ in await qAsync {
+            let q = request.uri.queryParameters
+            let now = node.access.now
+            let all = ["true", "1"].contains(q.get("all") ?? "")
+            return QindexAPI.ok(GrantList(node.grants(subject: q.get("subject"), all: all).map { GrantInfo($0, now: now) }))
+        } }
+        router.post("/q/v1/grants") { request, _ in await qAsync {
+            let body = try await Self.decode(GrantCreate.self, request)
+            let scopes = try Array(Set(body.scopes.map { try Scope($0) })).sorted()
+            let expires = try node.access.expiry(body.expires)
+            let g = try await io.run { try node.addGrant(to: body.subject, scopes: scopes, expires: expires, by: Self.caller) }
+            return QindexAPI.ok(GrantInfo(g, now: node.access.now), status: .created)
+        } }
+        router.delete("/q/v1/grants/{id}") { _, context in await qAsync {
+            let g = try await io.run { try node.revokeGrant(context.parameters.get("id") ?? "") }
+            return QindexAPI.ok(GrantInfo(g, now: node.access.now))
+        } }
+        router.get("/q/v1/tokens") { request, _ in await qAsync {
+            let now = node.access.now
+            let all = ["true", "1"].contains(request.uri.queryParameters.get("all") ?? "")
+            return QindexAPI.ok(TokenList(node.tokens(all: all).map { TokenInfo($0, now: now) }))
+        } }
+        router.post("/q/v1/tokens") { request, _ in await qAsync {
+            let body = try await Self.decode(TokenCreate.self, request)
+            let scopes = try Array(Set(body.scopes.map { try Scope($0) })).sorted()
+            let expires = try node.access.expiry(body.expires)
+            let made = try await io.run { try node.createToken(scopes: scopes, identity: body.identity, expires: expires, label: body.label) }
+            var r = QindexAPI.ok(TokenCreated(token: made.token, record: TokenInfo(made.record, now: node.access.now)), status: .created)
+            r.headers[.cacheControl] = "no-store"
+            return r
+        } }
+        router.delete("/q/v1/tokens/{id}") { _, context in await qAsync {
+            let t = try await io.run { try node.revokeToken(context.parameters.get("id") ?? "") }
+            return QindexAPI.ok(TokenInfo(t, now: node.access.now))
+        } }
+    }
+
+    /// Who made a grant: the caller's subject.
+    static var caller: String { RequestCaller.principal?.subject ?? "admin" }
+
+    /// A JSON request body of `T` (at most 64 KiB); a missing or mistyped field is named.
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        let body = try await RequestBodies.collect(request, limit: 64 << 10, timeout: .seconds(60))
+        do { return try JSONDecoder().decode(T.self, from: Data(buffer: body)) } catch let e as DecodingError {
+            switch e {
+            case .keyNotFound(let k, _): throw AccessError.invalid("the body lacks \"\(k.stringValue)\"")
+            case .typeMismatch(_, let c), .valueNotFound(_, let c):
+                throw AccessError.invalid("\"\(c.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type")
+            default: throw AccessError.invalid("the body is not a JSON object of the expected shape")
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Access
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// What a route needs: nothing (public), or an authenticated caller holding every scope of
+/// `scopes(request)` (none: any authenticated caller).
+struct RouteRule: Sendable {
+    let method: HTTPRequest.Method
+    /// The route's path as the router describes it (`/pins/{requestid}`, `/q/v1/index/**`).
+    let path: String
+    let isPublic: Bool
+    /// The scope as the docs show it (`index:write:{type}/{key}`, `write (+pin when pin=true)`).
+    let summary: String
+    let scopes: @Sendable (Request) -> [Scope]
+
+    init(_ method: HTTPRequest.Method, _ path: String, _ scope: Scope) {
+        self.method = method
+        self.path = path
+        isPublic = false
+        summary = scope.value
+        scopes = { _ in [scope] }
+    }
+
+    init(_ method: HTTPRequest.Method, _ path: String, summary: String, isPublic: Bool = false, scopes: @escaping @Sendable (Request) -> [Scope]) {
+        self.method = method
+        self.path = path
+        self.isPublic = isPublic
+        self.summary = summary
+        self.scopes = scopes
+    }
+
+    static func open(_ method: HTTPRequest.Method, _ path: String) -> RouteRule {
+        RouteRule(method, path, summary: "public", isPublic: true) { _ in [] }
+    }
+
+    /// `write`, plus `pin` when the request's `flag` (default `pinByDefault`) is true.
+    static func writing(_ path: String, pinFlag flag: String, pinByDefault: Bool) -> RouteRule {
+        RouteRule(.post, path, summary: "write (+pin when \(flag)=true\(pinByDefault ? ", the default" : ""))") { request in
+            let v = request.uri.queryParameters.get(flag).map { ["", "true", "1", "yes"].contains($0.lowercased()) } ?? pinByDefault
+            return v ? [.write, .pin] : [.write]
+        }
+    }
+
+    /// Whether `path` (as requested) matches the route's pattern.
+    func matches(_ requestPath: Substring) -> Bool {
+        var p = path.split(separator: "/", omittingEmptySubsequences: true)[...]
+        var r = requestPath.split(separator: "/", omittingEmptySubsequences: true)[...]
+        while let head = p.first {
+            if head == "**" { return !r.isEmpty }
+            guard let part = r.first else { return false }
+            if !(head.hasPrefix("{") && head.hasSuffix("}")) && head != part { return false }
+            p = p.dropFirst()
+            r = r.dropFirst()
+        }
+        return r.isEmpty
+    }
+}
+
+/// The scope every route of each listener needs: the one table the middleware applies, the docs
+/// render (Docs/access.md, `qstore daemon --help`) and the tests walk (a route without a rule
+/// fails them).
+enum AccessRules {
+    static let api: [RouteRule] = {
+        var rules: [RouteRule] = [
+            .open(.get, "/health"), .open(.head, "/health"),
+            RouteRule(.get, "/metrics", .metrics),
+            .open(.get, "/q/v1/openapi.yaml"),
+            RouteRule(.get, "/q/v1/whoami", summary: "any authenticated caller") { _ in [] },
+            RouteRule(.put, "/ipfs/{cid}", .write),
+            .writing("/api/v0/block/put", pinFlag: "pin", pinByDefault: false),
+            .writing("/api/v0/dag/put", pinFlag: "pin", pinByDefault: false),
+            .writing("/api/v0/dag/import", pinFlag: "pin-roots", pinByDefault: true),
+            .writing("/api/v0/add", pinFlag: "pin", pinByDefault: true),
+            RouteRule(.post, "/api/v0/block/rm", .write),
+            RouteRule(.post, "/api/v0/repo/gc", .gc),
+            RouteRule(.post, "/api/v0/repo/verify", .admin),
+            RouteRule(.post, "/api/v0/key/gen", .admin),
+            RouteRule(.post, "/api/v0/key/rename", .admin),
+            RouteRule(.post, "/api/v0/key/rm", .admin),
+            RouteRule(.post, "/api/v0/name/publish", summary: "index:write:ipns/{key}") { request in
+                [Scope.indexWrite(type: "ipns", key: request.uri.queryParameters.get("key") ?? "self")]
+            },
+            RouteRule(.post, "/api/v0/routing/put", Scope.indexWrite(type: "ipns", key: "")),
+            RouteRule(.get, "/q/v1/index", .read),
+            RouteRule(.post, "/q/v1/index/import", .indexWrite),
+            RouteRule(.get, "/q/v1/events", .read),
+            RouteRule(.get, "/pins", .read), RouteRule(.get, "/pins/{requestid}", .read),
+            RouteRule(.post, "/pins", .pin), RouteRule(.post, "/pins/{requestid}", .pin), RouteRule(.delete, "/pins/{requestid}", .pin),
+            // 405 answers (the Pinning Service API has no such operations).
+            RouteRule(.put, "/pins", .pin), RouteRule(.patch, "/pins", .pin), RouteRule(.delete, "/pins", .pin),
+            RouteRule(.put, "/pins/{requestid}", .pin), RouteRule(.patch, "/pins/{requestid}", .pin),
+            RouteRule(.get, "/q/v1/index/**", .read),
+        ]
+        for command in ["pin/add", "pin/rm", "pin/update"] { rules.append(RouteRule(.post, "/api/v0/" + command, .pin)) }
+        for command in ["version", "id", "block/get", "block/stat", "dag/get", "dag/export", "cat", "ls", "get", "repo/stat",
+                        "pin/ls", "pin/verify", "pin/policies", "name/resolve", "routing/get", "key/list"] {
+            rules.append(RouteRule(.post, "/api/v0/" + command, .read))
+        }
+        for method in [HTTPRequest.Method.put, .delete, .post] {
+            rules.append(RouteRule(method, "/q/v1/index/**", summary: "index:write:{type}/{key}") { request in [indexScope(request.uri.path)] })
+        }
+        for (method, path) in [(HTTPRequest.Method.get, "/q/v1/identities"), (.post, "/q/v1/identities"), (.get, "/q/v1/identities/{id}"),
+                               (.delete, "/q/v1/identities/{id}"), (.post, "/q/v1/identities/{id}/keys"),
+                               (.get, "/q/v1/grants"), (.post, "/q/v1/grants"), (.delete, "/q/v1/grants/{id}"),
+                               (.get, "/q/v1/tokens"), (.post, "/q/v1/tokens"), (.delete, "/q/v1/tokens/{id}")] {
+            rules.append(RouteRule(method, path, .admin))
+        }
+        return rules
+    }()
+
+    /// The gateway's routes: public, or `read` when `access.gatewayRequiresRead`.
+    static func gateway(requiresRead: Bool) -> [RouteRule] {
+        var rules: [RouteRule] = [.open(.get, "/health"), .open(.head, "/health")]
+        for namespace in ["/ipfs/**", "/ipns/**"] {
+            for method in [HTTPRequest.Method.get, .head, .options, .post, .put, .delete, .patch] {
+                rules.append(requiresRead && method != .options ? RouteRule(method, namespace, .read) : .open(method, namespace))
+            }
+        }
+        return rules
+    }
+
+    /// `index:write:{type}/{key}` of `/q/v1/index/{type}/{key}[/publish]` (the key percent-decoded,
+    /// as the handler reads it).
+    static func indexScope(_ path: String) -> Scope {
+        var rest = Substring(path.dropFirst(QindexAPI.prefix.count + 1))
+        if rest.hasSuffix("/publish") { rest = rest.dropLast("/publish".count) }
+        guard let slash = rest.firstIndex(of: "/") else { return .indexWrite(type: String(rest), key: "") }
+        let key = String(rest[rest.index(after: slash)...])
+        return .indexWrite(type: String(rest[..<slash]), key: key.removingPercentEncoding ?? key)
+    }
+
+    /// The rule of `method` on `path`: the first whose pattern matches (literal routes are listed
+    /// before the `**` ones that would also match them).
+    static func rule(in rules: [RouteRule], method: HTTPRequest.Method, path: String) -> RouteRule? {
+        let p = Substring(path)
+        return rules.first { $0.method == method && !$0.path.contains("*") && $0.matches(p) }
+            ?? rules.first { $0.method == method && $0.matches(p) }
+    }
+}

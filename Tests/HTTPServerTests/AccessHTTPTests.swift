@@ -1,0 +1,295 @@
+import Access
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import HTTPTypes
+import Hummingbird
+@testable import HTTPServer
+import Node
+import Pinning
+import Storage
+import Testing
+import TestSupport
+
+extension DaemonHarness {
+    /// Registers `squid` with a new key and grants it `scopes`, through the API with the admin token.
+    func register(_ squid: String, scopes: [String]) async throws -> Curve25519.Signing.PrivateKey {
+        let key = Curve25519.Signing.PrivateKey()
+        let r = try await json("/q/v1/identities", ["squidId": squid, "key": key.publicKey.rawRepresentation.base64EncodedString()])
+        try #require(r.status == 201, "\(r.text)")
+        if !scopes.isEmpty {
+            let g = try await json("/q/v1/grants", ["subject": squid, "scopes": scopes])
+            try #require(g.status == 201, "\(g.text)")
+        }
+        return key
+    }
+
+    /// A token with `scopes` (acting as `identity` when given): its secret and id.
+    func token(_ scopes: [String], identity: String? = nil) async throws -> (secret: String, id: String) {
+        var body: [String: Any] = ["scopes": scopes]
+        if let identity { body["identity"] = identity }
+        let r = try await json("/q/v1/tokens", body)
+        try #require(r.status == 201, "\(r.text)")
+        let data = try #require(try r.json()["data"] as? [String: Any])
+        return (try #require(data["token"] as? String), try #require((data["record"] as? [String: Any])?["id"] as? String))
+    }
+
+    /// A JSON request on the API with the admin token (or `bearer`).
+    func json(_ path: String, _ body: Any, method: String = "POST", bearer: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        var h = headers.merging(["Content-Type": "application/json"]) { a, _ in a }
+        if let bearer { h["Authorization"] = "Bearer " + bearer }
+        return try await request(path, method: method, api: true, headers: h, body: [UInt8](try JSONSerialization.data(withJSONObject: body, options: .sortedKeys)),
+                                 authorized: bearer == nil)
+    }
+
+    /// `path` (with its query) signed by `key` as `squid`.
+    func signed(_ path: String, method: String = "GET", key: Curve25519.Signing.PrivateKey, squid: String, subId: String? = nil,
+                body: [UInt8] = [], headers: [String: String] = [:], nonce: String? = nil, ts: UInt64? = nil) async throws -> Reply {
+        let parts = path.split(separator: "?", maxSplits: 1)
+        let r = SignedRequest(method: method, path: String(parts[0]), query: parts.count > 1 ? String(parts[1]) : nil, squidId: squid, subId: subId,
+                              timestamp: String(ts ?? clock.now), nonce: nonce ?? "n" + UUID().uuidString.replacingOccurrences(of: "-", with: ""),
+                              signature: "", bodySHA256: SignedRequest.sha256Hex(body))
+        var h = headers
+        h["x-squid-id"] = squid
+        if let subId { h["x-subid"] = subId }
+        h["x-ts"] = r.timestamp
+        h["x-nonce"] = r.nonce
+        h["x-sig"] = try key.signature(for: Array(r.canonicalString.utf8)).base64EncodedString()
+        return try await request(path, method: method, api: true, headers: h, body: body.isEmpty && method == "GET" ? nil : body, authorized: false)
+    }
+
+    func code(_ r: Reply) -> String? { (try? r.json())?["code"] as? String }
+}
+
+/// Identity and access over real HTTP: signed requests, the route table, grants and tokens,
+/// revocation, rate limits and idempotency.
+@Suite struct AccessHTTPTests {
+    /// A concrete path of a route pattern.
+    static func example(_ pattern: String) -> String {
+        pattern.split(separator: "/").map { part -> String in
+            if part == "**" { return "t/k" }
+            if part.hasPrefix("{") { return "x" }
+            return String(part)
+        }.reduce("") { $0 + "/" + $1 }
+    }
+
+    /// Every route the API serves has a rule in the table and every rule a route; each route
+    /// refuses a caller without credentials (401) and one without its scope (403 naming it).
+    @Test func everyRouteDeclaresItsScopeAndRefusesCallersWithoutIt() async throws {
+        try await DaemonHarness.run { h in
+            let routes = try #require(h.daemon).apiRouter().routes.map { "\($0.method) \($0.path)" }
+            let rules = AccessRules.api.map { "\($0.method) \($0.path)" }
+            #expect(Set(routes).subtracting(rules).isEmpty, "routes without a rule: \(Set(routes).subtracting(rules).sorted())")
+            #expect(Set(rules).subtracting(routes).isEmpty, "rules without a route: \(Set(rules).subtracting(routes).sorted())")
+            #expect(rules.count == Set(rules).count, "a route has two rules")
+            // A token whose one scope no route needs.
+            let (useless, _) = try await h.token(["registry:promote"])
+            for rule in AccessRules.api {
+                let path = Self.example(rule.path)
+                let method = rule.method.rawValue
+                let anonymous = try await h.request(path, method: method, api: true, authorized: false)
+                if rule.isPublic {
+                    #expect(anonymous.status < 400 || anonymous.status == 404, "\(method) \(path) is public: \(anonymous.status)")
+                    continue
+                }
+                #expect(anonymous.status == 401, "\(method) \(path) without credentials: \(anonymous.status)")
+                #expect(anonymous.header("WWW-Authenticate") != nil)
+                let denied = try await h.request(path, method: method, api: true, headers: ["Authorization": "Bearer " + useless], authorized: false)
+                if rule.summary == "any authenticated caller" {
+                    #expect(denied.status == 200, "\(method) \(path): \(denied.status)")
+                    continue
+                }
+                #expect(denied.status == 403, "\(method) \(path) without its scope: \(denied.status) \(denied.text)")
+                let asked = Request(head: HTTPRequest(method: rule.method, scheme: "http", authority: "x", path: path), body: .init(buffer: .init()))
+                let first = try #require(rule.scopes(asked).first)
+                #expect(denied.text.contains("lacks the scope \(first)"), "\(method) \(path): \(denied.text)")
+                if path.hasPrefix("/q/") { #expect(h.code(denied) == "QONSENT_DENIED") }
+            }
+            // A path no route serves: still authenticated first, and denied (deny by default) to a scoped token.
+            #expect(try await h.request("/q/v1/nothing", api: true, authorized: false).status == 401)
+            #expect(try await h.request("/q/v1/nothing", api: true, headers: ["Authorization": "Bearer " + useless], authorized: false).status == 403)
+            #expect(try await h.request("/q/v1/nothing", api: true).status == 404)
+        }
+    }
+
+    /// A signed request is authenticated, recorded as the author with its subidentity, and refused
+    /// when replayed, stale, re-signed over another body, or by an unknown or revoked identity.
+    @Test func signedRequestsEndToEnd() async throws {
+        try await DaemonHarness.run { h in
+            let key = try await h.register("alice", scopes: ["read", "write", "index:write:notes/alice-"])
+            let who = try await h.signed("/q/v1/whoami", key: key, squid: "alice", subId: "phone")
+            #expect(who.status == 200, "\(who.text)")
+            let data = try #require(try who.json()["data"] as? [String: Any])
+            #expect(data["credential"] as? String == "signature" && data["scopes"] as? [String] == ["index:write:notes/alice-", "read", "write"])
+            // Put a block (multipart body, signed) and point a note at it.
+            let (one, type) = DaemonHarness.multipart([Array("signed".utf8)])
+            let put = try await h.signed("/api/v0/block/put?pin=false", method: "POST", key: key, squid: "alice", body: one, headers: ["Content-Type": type])
+            #expect(put.status == 200, "\(put.text)")
+            let cid = try #require(try put.json()["Key"] as? String)
+            let body = [UInt8](try JSONSerialization.data(withJSONObject: ["cid": cid]))
+            let nonce = "replayable-nonce-0001"
+            let note = try await h.signed("/q/v1/index/notes/alice-1", method: "PUT", key: key, squid: "alice", subId: "phone", body: body,
+                                          headers: ["Content-Type": "application/json"], nonce: nonce)
+            #expect(note.status == 201, "\(note.text)")
+            let author = try #require((try note.json()["data"] as? [String: Any])?["author"] as? [String: Any])
+            #expect(author["squidId"] as? String == "alice" && author["subId"] as? String == "phone")
+            let replay = try await h.signed("/q/v1/index/notes/alice-1", method: "PUT", key: key, squid: "alice", subId: "phone", body: body,
+                                            headers: ["Content-Type": "application/json"], nonce: nonce)
+            #expect(replay.status == 401 && h.code(replay) == "SIGNATURE_INVALID", "\(replay.text)")
+            // Outside the key prefix granted: 403 naming the scope.
+            let other = try await h.signed("/q/v1/index/notes/bob-1", method: "PUT", key: key, squid: "alice", body: body, headers: ["Content-Type": "application/json"])
+            #expect(other.status == 403 && h.code(other) == "QONSENT_DENIED" && other.text.contains("index:write:notes/bob-1"), "\(other.text)")
+            // Stale, and a body other than the one signed.
+            let stale = try await h.signed("/q/v1/whoami", key: key, squid: "alice", ts: h.clock.now - 5 * 60_000 - 1)
+            #expect(stale.status == 401 && h.code(stale) == "SIGNATURE_INVALID")
+            var headers = ["Content-Type": "application/json", "x-squid-id": "alice", "x-ts": String(h.clock.now), "x-nonce": "tampered-nonce-0001"]
+            let signedBody = SignedRequest(method: "PUT", path: "/q/v1/index/notes/alice-2", query: nil, squidId: "alice", subId: nil, timestamp: headers["x-ts"]!,
+                                           nonce: headers["x-nonce"]!, signature: "", bodySHA256: SignedRequest.sha256Hex(body))
+            headers["x-sig"] = try key.signature(for: Array(signedBody.canonicalString.utf8)).base64EncodedString()
+            let tampered = try await h.request("/q/v1/index/notes/alice-2", method: "PUT", api: true, headers: headers, body: body + [0x20], authorized: false)
+            #expect(tampered.status == 401 && h.code(tampered) == "SIGNATURE_INVALID", "\(tampered.text)")
+            // Unknown identity; then revocation, effective on the next request.
+            let stranger = try await h.signed("/q/v1/whoami", key: Curve25519.Signing.PrivateKey(), squid: "mallory")
+            #expect(stranger.status == 401 && h.code(stranger) == "SIGNATURE_INVALID")
+            #expect(try await h.request("/q/v1/identities/alice", method: "DELETE", api: true).status == 200)
+            let revoked = try await h.signed("/q/v1/whoami", key: key, squid: "alice")
+            #expect(revoked.status == 401 && revoked.text.contains("revoked"), "\(revoked.text)")
+            // Bearer callers cannot claim an identity with headers.
+            let (t, _) = try await h.token(["index:write"])
+            let claimed = try await h.json("/q/v1/index/notes/claimed", ["cid": cid], method: "PUT", bearer: t, headers: ["x-squid-id": "alice"])
+            let claimedAuthor = (try claimed.json()["data"] as? [String: Any])?["author"] as? [String: Any]
+            #expect(claimed.status == 201 && claimedAuthor?["squidId"] as? String != "alice", "\(claimed.text)")
+        }
+    }
+
+    /// The Python client (PyPI `cryptography`, written from Docs/access.md) signs requests the
+    /// daemon accepts, and sees replays, stale times and missing scopes refused.
+    @Test func pythonClientSignsRequestsTheDaemonAccepts() async throws {
+        let python = try ThirdPartyClientTests.python()
+        try await DaemonHarness.run { h in
+            let script = Fixtures.repositoryRoot + "/Tests/E2E/signed_client.py"
+            let (rc, out) = try await ThirdPartyClientTests.runAside(python, [script, "run", "http://127.0.0.1:\(h.apiPort)", h.token])
+            #expect(rc == 0, "\(out)")
+        }
+    }
+
+    /// Grants and tokens revoked through the API stop working on the very next request.
+    @Test func revocationIsImmediate() async throws {
+        try await DaemonHarness.run { h in
+            let (secret, id) = try await h.token(["read"])
+            #expect(try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + secret], authorized: false).status == 200)
+            #expect(try await h.request("/q/v1/tokens/" + id, method: "DELETE", api: true).status == 200)
+            let after = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + secret], authorized: false)
+            #expect(after.status == 401 && h.code(after) == "UNAUTHORIZED")
+            let key = try await h.register("carol", scopes: [])
+            let g = try await h.json("/q/v1/grants", ["subject": "carol", "scopes": ["pin", "read"], "expires": "1d"])
+            let gid = try #require((try g.json()["data"] as? [String: Any])?["id"] as? String)
+            #expect(try await h.signed("/pins", key: key, squid: "carol").status == 200)
+            #expect(try await h.request("/q/v1/grants/" + gid, method: "DELETE", api: true).status == 200)
+            let denied = try await h.signed("/pins", key: key, squid: "carol")
+            #expect(denied.status == 403, "\(denied.text)")
+            // Listing shows the revoked grant only when asked for all.
+            let live = try await h.request("/q/v1/grants?subject=carol", api: true)
+            #expect(((try live.json()["data"] as? [String: Any])?["grants"] as? [Any])?.count == 0)
+            let all = try await h.request("/q/v1/grants?subject=carol&all=true", api: true)
+            #expect((((try all.json()["data"] as? [String: Any])?["grants"] as? [[String: Any]])?.first?["status"] as? String) == "revoked")
+        }
+    }
+
+    /// 32 concurrent clients of one identity get within 10% of burst + rate × time accepted; the
+    /// rest are 429 RATE_LIMIT_EXCEEDED with Retry-After.
+    @Test func rateLimitHoldsUnderConcurrency() async throws {
+        let rate = 10.0, burst = 5.0
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.rateLimit = RateLimit(requestsPerSecond: rate, requestBurst: burst)
+            try c.setSection(a)
+        }) { h in
+            let (secret, _) = try await h.token(["read"])
+            let start = ContinuousClock.now
+            let until = start + .seconds(4)
+            let counts = try await withThrowingTaskGroup(of: (Int, Int, Bool).self) { group in
+                for _ in 0..<32 {
+                    group.addTask {
+                        var ok = 0, limited = 0, retryAfter = true
+                        while ContinuousClock.now < until {
+                            let r = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + secret], authorized: false)
+                            if r.status == 200 { ok += 1 } else if r.status == 429 {
+                                limited += 1
+                                // Still far above the rate (32 × 20/s), without burning the cores other tests need.
+                                try await Task.sleep(for: .milliseconds(50))
+                                retryAfter = retryAfter && r.header("Retry-After").flatMap(Int.init).map { $0 >= 1 } == true && h.code(r) == "RATE_LIMIT_EXCEEDED"
+                            }
+                        }
+                        return (ok, limited, retryAfter)
+                    }
+                }
+                var total = (0, 0, true)
+                for try await c in group { total = (total.0 + c.0, total.1 + c.1, total.2 && c.2) }
+                return total
+            }
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let expected = burst + rate * seconds
+            #expect(counts.1 > 0 && counts.2, "429s carry Retry-After and the code")
+            #expect(abs(Double(counts.0) - expected) <= 0.1 * expected, "accepted \(counts.0), limited \(counts.1), expected \(expected) (± 10%) in \(seconds) s")
+            // The admin token is not limited by default.
+            #expect(try await h.request("/q/v1/whoami", api: true).status == 200)
+        }
+    }
+
+    /// Concurrent retries of one idempotent request do the work once: one pin, one pointer
+    /// version; every answer is the first one (or 409 while it runs); another request under the
+    /// same key is 422.
+    @Test func idempotentRetriesNeverDoTheWorkTwice() async throws {
+        try await DaemonHarness.run { h in
+            let (one, type) = DaemonHarness.multipart([Array("idempotent".utf8)])
+            let cid = try #require(try await h.rpc("block/put", body: one, headers: ["Content-Type": type]).json()["Key"] as? String)
+            let replies = try await withThrowingTaskGroup(of: DaemonHarness.Reply.self) { group in
+                for _ in 0..<16 { group.addTask { try await h.json("/pins", ["cid": cid, "name": "once"], headers: ["Idempotency-Key": "pin-once"]) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let accepted = replies.filter { $0.status == 202 }
+            #expect(replies.allSatisfy { $0.status == 202 || $0.status == 409 }, "\(replies.map(\.status))")
+            #expect(Set(try accepted.map { try #require($0.json()["requestid"] as? String) }).count == 1)
+            let retry = try await h.json("/pins", ["cid": cid, "name": "once"], headers: ["Idempotency-Key": "pin-once"])
+            #expect(retry.status == 202 && retry.header("Idempotent-Replayed") == "true" && retry.text == accepted[0].text)
+            let list = try await h.request("/pins?name=once", api: true)
+            #expect(try list.json()["count"] as? Int == 1, "\(list.text)")
+            let other = try await h.json("/pins", ["cid": cid, "name": "twice"], headers: ["Idempotency-Key": "pin-once"])
+            #expect(other.status == 422 && other.text.contains("different request"), "\(other.text)")
+            // Pointer updates: 8 concurrent retries make one version.
+            let updates = try await withThrowingTaskGroup(of: DaemonHarness.Reply.self) { group in
+                for _ in 0..<8 { group.addTask { try await h.json("/q/v1/index/docs/once", ["cid": cid], method: "PUT", headers: ["Idempotency-Key": "index-once"]) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(updates.allSatisfy { $0.status == 201 || $0.status == 409 }, "\(updates.map(\.status))")
+            let history = try await h.request("/q/v1/index/docs/once/history", api: true)
+            #expect(((try history.json()["data"] as? [String: Any])?["records"] as? [Any])?.count == 1, "\(history.text)")
+            // Idempotency is per caller: another token's same key is its own request.
+            let (t, _) = try await h.token(["pin"])
+            let mine = try await h.json("/pins", ["cid": cid, "name": "theirs"], bearer: t, headers: ["Idempotency-Key": "pin-once"])
+            #expect(mine.status == 202 && mine.header("Idempotent-Replayed") == nil, "\(mine.text)")
+        }
+    }
+
+    /// With `access.gatewayRequiresRead`, the gateway serves only callers with `read`.
+    @Test func gatewayCanRequireRead() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.gatewayRequiresRead = true
+            try c.setSection(a)
+        }) { h in
+            let (one, type) = DaemonHarness.multipart([Array("gated".utf8)])
+            let cid = try #require(try await h.rpc("block/put", body: one, headers: ["Content-Type": type]).json()["Key"] as? String)
+            #expect(try await h.request("/ipfs/\(cid)?format=raw").status == 401)
+            #expect(try await h.request("/health").status == 200)
+            let (reader, _) = try await h.token(["read"])
+            let (writer, _) = try await h.token(["write"])
+            #expect(try await h.request("/ipfs/\(cid)?format=raw", headers: ["Authorization": "Bearer " + reader]).status == 200)
+            #expect(try await h.request("/ipfs/\(cid)?format=raw", headers: ["Authorization": "Bearer " + writer]).status == 403)
+        }
+    }
+}
