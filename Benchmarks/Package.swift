@@ -45,6 +45,16 @@ let package = Package(
             ],
             path: "Tools/StoreThroughput"
         ),
+        // Pre-signed requests for the authentication benchmark (HTTP/auth.sh).
+        .executableTarget(
+            name: "SignRequests",
+            dependencies: [
+                .product(name: "Access", package: "Qstore"),
+                .product(name: "Multiformats", package: "Qstore"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tools/SignRequests"
+        ),
         // Pinning figures (GC cost against live size, pin ls, pin add, counting overhead).
         .executableTarget(
             name: "PinningFigures",

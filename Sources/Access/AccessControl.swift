@@ -170,6 +170,12 @@ public final class AccessControl: Sendable {
         limiter.charge(principal.subject, limit: rateLimit(of: principal.subject), bytes: bytes)
     }
 
+    /// The storage quota of `subject` in bytes (0: none): its override, else the default (the
+    /// admin token: none).
+    public func storageQuota(of subject: String) -> UInt64 {
+        configuration.storageQuotaOverrides[subject] ?? (subject == "admin" ? 0 : configuration.storageQuota)
+    }
+
     // MARK: records
 
     private func write(_ key: [UInt8], _ value: some Encodable) throws {

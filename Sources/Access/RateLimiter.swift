@@ -45,14 +45,18 @@ final class RateLimiter: Sendable {
         var last: ContinuousClock.Instant
     }
     private let buckets = Mutex([String: Bucket]())
-    private let clock = ContinuousClock()
+    /// Now (monotonic); tests give their own.
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    init(now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) { self.now = now }
 
     /// Takes a request (and `bytes`) for `subject` under `limit`; throws `RATE_LIMIT_EXCEEDED`
     /// with the whole seconds until it would pass.
     func admit(_ subject: String, limit: RateLimit, bytes: Int) throws {
         if limit.requestsPerSecond == 0 && limit.bytesPerSecond == 0 { return }
-        let now = clock.now
         try buckets.withLock { all in
+            // Read under the lock: a time read before it could be older than the bucket's.
+            let now = self.now()
             var b = all[subject] ?? Bucket(requests: limit.requestCapacity, bytes: limit.byteCapacity, last: now)
             refill(&b, limit: limit, now: now)
             if limit.requestsPerSecond > 0, b.requests < 1 {
@@ -75,8 +79,8 @@ final class RateLimiter: Sendable {
     /// Charges `bytes` learnt after the request was admitted.
     func charge(_ subject: String, limit: RateLimit, bytes: Int) {
         guard limit.bytesPerSecond > 0, bytes > 0 else { return }
-        let now = clock.now
         buckets.withLock { all in
+            let now = self.now()
             guard var b = all[subject] else { return }
             refill(&b, limit: limit, now: now)
             b.bytes -= Double(bytes)

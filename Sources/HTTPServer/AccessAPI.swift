@@ -15,7 +15,9 @@ struct AccessAPI {
     func register(on router: Router<ServerContext>) {
         router.get("/q/v1/whoami") { _, _ in await qAsync {
             guard let p = RequestCaller.principal else { throw AccessError.unauthorized("no caller") }
-            return QindexAPI.ok(CallerInfo(p))
+            let owner = RequestCaller.owner
+            let storage = try await owner.asyncMap { o in try await io.run { try node.storageUsage(of: o) } }
+            return QindexAPI.ok(CallerInfo(p, storage: storage))
         } }
         router.get("/q/v1/identities") { _, _ in await qAsync {
             let now = node.access.now
@@ -91,5 +93,13 @@ struct AccessAPI {
             default: throw AccessError.invalid("the body is not a JSON object of the expected shape")
             }
         }
+    }
+}
+
+extension Optional {
+    /// `transform` of the wrapped value, awaited; nil for nil.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let v = self else { return nil }
+        return try await transform(v)
     }
 }

@@ -10,6 +10,13 @@ import Node
 /// record's author) without every function passing the context along.
 enum RequestCaller {
     @TaskLocal static var principal: Principal?
+
+    /// The owner recorded on pins the caller makes (quotas count them): its subject, except for
+    /// the admin token (the node's own pins).
+    static var owner: String? {
+        guard let p = principal, p.credential != .adminToken else { return nil }
+        return p.subject
+    }
 }
 
 /// The one place identity, grants, limits and idempotency are applied (Docs/access.md), in order:

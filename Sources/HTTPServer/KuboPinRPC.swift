@@ -35,6 +35,7 @@ extension KuboRPC {
         let recursive = q.get("recursive").map { Self.flag($0) } ?? true
         let cids = try await resolvedArguments(request)
         var template = Pinner.Request(cid: cids[0], type: recursive ? .recursive : .direct)
+        template.owner = RequestCaller.owner
         template.name = q.get("name")
         template.resourceType = q.get("resource-type")
         if let e = q.get("expires-in") {

@@ -75,6 +75,7 @@ struct KuboRPC: Sendable {
         let hash = try Self.multicodec(q.get("mhtype") ?? "sha2-256")
         let mhlen = Int(q.get("mhlen") ?? "-1") ?? -1
         let pin = Self.flag(q.get("pin"))
+        let owner = RequestCaller.owner
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         let chosenCodec = codec
         // Held from put to pin, so a collection in between cannot take the blocks.
@@ -82,7 +83,12 @@ struct KuboRPC: Sendable {
             var out = ByteBuffer()
             for data in files {
                 let block = try await node.putBlock(data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
-                if pin { _ = try await io.run { try self.node.pin(Pinner.Request(cid: block.cid)) } }
+                if pin {
+                    var request = Pinner.Request(cid: block.cid)
+                    request.owner = owner
+                    let r = request
+                    _ = try await io.run { try self.node.pin(r) }
+                }
                 var cid = block.cid
                 if cidVersion == 0 { cid = try block.cid.toV0() }
                 var line = JSONOutput.line(BlockStat(key: cid.string, size: data.count))
@@ -140,7 +146,10 @@ struct KuboRPC: Sendable {
             var out = ByteBuffer()
             for data in files {
                 let cid = try await node.putDAG(data, input: input, store: store, hash: hash)
-                if pin { _ = try await io.run { try self.node.pinPut(cid) } }
+                if pin {
+                    let owner = RequestCaller.owner
+                    _ = try await io.run { try self.node.pinPut(cid, owner: owner) }
+                }
                 var line = JSONOutput.line(DAGPutResult(cid: cid.string))
                 out.writeBuffer(&line)
             }
@@ -175,6 +184,7 @@ struct KuboRPC: Sendable {
         let q = request.uri.queryParameters
         let stats = Self.flag(q.get("stats"))
         let pinRoots = q.get("pin-roots").map { Self.flag($0) } ?? true
+        let owner = RequestCaller.owner
         guard let contentType = request.headers[.contentType], let boundary = MultipartReader<BodyPipe>.boundary(of: contentType) else {
             throw RequestError(.badRequest, "expected a multipart/form-data body with CAR files")
         }
@@ -183,7 +193,7 @@ struct KuboRPC: Sendable {
             let (imports, pinErrors) = try self.node.withLease { () throws -> ([ImportSummary], [CID: String]) in
                 var all: [ImportSummary] = []
                 while try reader.nextPart() != nil { all.append(try self.node.importCAR(reader)) }
-                return (all, pinRoots ? try self.node.pinRoots(all.flatMap(\.roots)) : [:])
+                return (all, pinRoots ? try self.node.pinRoots(all.flatMap(\.roots), owner: owner) : [:])
             }
             // Kubo reports each root once, after every CAR is read, only when pinning roots.
             var reported = Set<CID>()
@@ -231,7 +241,12 @@ struct KuboRPC: Sendable {
         add.wrap = Self.flag(q.get("wrap-with-directory"))
         if !options.onlyHash && (q.get("pin").map { Self.flag($0) } ?? true) {
             let name = q.get("pin-name").map { String($0) }
-            add.pin = { Pinner.Request(cid: $0, name: name) }
+            let owner = RequestCaller.owner
+            add.pin = {
+                var r = Pinner.Request(cid: $0, name: name)
+                r.owner = owner
+                return r
+            }
         }
         let progress: UInt64? = Self.flag(q.get("progress")) ? 256 << 10 : nil
         let settings = add

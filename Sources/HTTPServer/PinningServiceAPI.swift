@@ -157,6 +157,7 @@ struct PinningServiceAPI: Sendable {
         let cid: CID
         do { cid = try CID(cidText) } catch { throw Failure(.badRequest, "BAD_REQUEST", "invalid CID \(cidText): \(error)") }
         var r = Pinner.Request(cid: cid)
+        r.owner = RequestCaller.owner
         if let n = object["name"], !(n is NSNull) {
             guard let name = n as? String else { throw Failure(.badRequest, "BAD_REQUEST", "name must be a string") }
             try Self.checkName(name)

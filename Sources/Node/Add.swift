@@ -161,7 +161,7 @@ public final class AddSession {
             try report(.added(name: "", cid: w.cid, dagSize: w.dagSize))
         }
         if let node, let request = options.pin {
-            for cid in roots { try node.pins.pin(try request(cid)) }
+            for cid in roots { try node.pins.pin(try node.withQuota(try request(cid))) }
         }
         return roots
     }

@@ -157,8 +157,10 @@ public final class Node: Sendable {
     /// children are not all here yet (a client putting them later), as a queued pin that completes
     /// when they arrive, instead of refusing the put (Kubo's default is not to pin at all).
     @discardableResult
-    public func pinPut(_ cid: CID) throws -> Pin {
-        try pins.pin(Pinner.Request(cid: cid), queueIfIncomplete: true)
+    public func pinPut(_ cid: CID, owner: String? = nil) throws -> Pin {
+        var r = Pinner.Request(cid: cid)
+        r.owner = owner
+        return try pins.pin(try withQuota(r), queueIfIncomplete: true)
     }
 
     /// The block `putDAG` would store: `data` decoded with `input`, encoded canonically with `store`.
@@ -196,10 +198,12 @@ public final class Node: Sendable {
 
     /// Kubo's `dag import --pin-roots`: pins each root recursively; returns, per root that could
     /// not be pinned, why.
-    public func pinRoots(_ roots: [CID]) throws -> [CID: String] {
+    public func pinRoots(_ roots: [CID], owner: String? = nil) throws -> [CID: String] {
         var errors: [CID: String] = [:]
         for r in roots {
-            do { try pins.pin(Pinner.Request(cid: r)) } catch let e as PinningError { errors[r] = "\(e)" }
+            var request = Pinner.Request(cid: r)
+            request.owner = owner
+            do { try pins.pin(try withQuota(request)) } catch let e as PinningError { errors[r] = "\(e)" }
         }
         return errors
     }

@@ -1,3 +1,4 @@
+import Access
 import CAR
 import Foundation
 import Multiformats
@@ -14,7 +15,26 @@ extension Node {
     /// Kubo's `pin add`: `progress` is told the blocks walked, every 1,000 and at the end.
     @discardableResult
     public func pin(_ request: Pinner.Request, progress: (Int) throws -> Void = { _ in }) throws -> Pin {
-        try pins.pin(request, progress: progress)
+        try pins.pin(try withQuota(request), progress: progress)
+    }
+
+    /// `request` with its owner's storage left, when the owner has a quota (`access.storageQuota`):
+    /// the pin is refused (507 `QDRIVE_STORAGE_FULL`) if its DAG holds more. Concurrent pins of
+    /// one owner are each checked against the usage before them, so together they may pass the
+    /// quota by at most one pin each.
+    func withQuota(_ request: Pinner.Request) throws -> Pinner.Request {
+        guard let owner = request.owner else { return request }
+        let quota = access.storageQuota(of: owner)
+        guard quota > 0 else { return request }
+        var r = request
+        let used = try pins.usage(of: owner)
+        r.quota = (available: quota > used ? quota - used : 0, total: quota)
+        return r
+    }
+
+    /// The bytes `owner`'s pins hold, and its quota (0: none).
+    public func storageUsage(of owner: String) throws -> (used: UInt64, quota: UInt64) {
+        (try pins.usage(of: owner), access.storageQuota(of: owner))
     }
 
     /// Kubo's `pin rm`: the pins removed.
@@ -34,13 +54,13 @@ extension Node {
     // MARK: pins (the Pinning Service API's pin objects)
 
     /// A new pin object (queued while its blocks are missing).
-    public func addPinObject(_ request: Pinner.Request) throws -> Pin { try pins.add(request) }
+    public func addPinObject(_ request: Pinner.Request) throws -> Pin { try pins.add(try withQuota(request)) }
 
     /// The pin object `id`, nil when there is none.
     public func pinObject(_ id: PinID) throws -> Pin? { try pins.pin(id: id) }
 
     /// Replaces pin object `id` with `request`, in one batch.
-    public func replacePinObject(_ id: PinID, with request: Pinner.Request) throws -> Pin { try pins.replace(id: id, with: request) }
+    public func replacePinObject(_ id: PinID, with request: Pinner.Request) throws -> Pin { try pins.replace(id: id, with: try withQuota(request)) }
 
     /// Removes pin object `id`.
     @discardableResult

@@ -69,9 +69,10 @@ public struct CountVerifier: Sendable {
             if let e = pin.expires { expectedIndex.insert(PinIndex.expiryKey(e, id)) }
             if pin.status == .queued { expectedIndex.insert(PinIndex.queuedKey(id)) }
             if let n = pin.name { expectedIndex.insert(PinIndex.nameKey(n, id)) }
+            if let o = pin.owner { expectedIndex.insert(PinIndex.ownerKey(o, id)) }
             return true
         }
-        for sub in [PinIndex.byMultihash, PinIndex.byExpiry, PinIndex.queued, PinIndex.byName] {
+        for sub in [PinIndex.byMultihash, PinIndex.byExpiry, PinIndex.queued, PinIndex.byName, PinIndex.byOwner] {
             var found = Set<[UInt8]>()
             try db.makeIterator(snapshot: snapshot, fillCache: false).forEach(prefix: PinIndex.key(sub)) { k, _ in
                 found.insert(k)

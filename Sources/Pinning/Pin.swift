@@ -84,11 +84,15 @@ public struct Pin: Sendable, Equatable {
     public var meta: [String: String]
     /// Why the pin failed, or what it waits for.
     public var info: [String: String]
+    /// Who made it (a sQuid id, or `token:ID`), for quotas; nil: the node or the admin.
+    public var owner: String?
+    /// The bytes of its DAG present when it was made (measured for owned pins).
+    public var size: UInt64?
 
     /// A pin.
     public init(id: PinID, cid: CID, type: PinType, status: PinStatus = .pinned, name: String? = nil, resourceType: String,
                 created: UInt64, expires: UInt64? = nil, replicationFactor: Int = 1, origins: [String] = [],
-                meta: [String: String] = [:], info: [String: String] = [:]) {
+                meta: [String: String] = [:], info: [String: String] = [:], owner: String? = nil, size: UInt64? = nil) {
         self.id = id
         self.cid = cid
         self.type = type
@@ -101,6 +105,8 @@ public struct Pin: Sendable, Equatable {
         self.origins = origins
         self.meta = meta
         self.info = info
+        self.owner = owner
+        self.size = size
     }
 
     /// Whether the pin holds a reference on its root (queued pins hold one so arriving blocks stay).
@@ -118,6 +124,8 @@ public struct Pin: Sendable, Equatable {
         func strings(_ d: [String: String]) -> IPLDNode { .map(IPLDMap(uniqueKeysWithValues: d.map { ($0.key, .string($0.value)) })) }
         if !meta.isEmpty { pairs.append(("meta", strings(meta))) }
         if !info.isEmpty { pairs.append(("info", strings(info))) }
+        if let owner { pairs.append(("owner", .string(owner))) }
+        if let size { pairs.append(("size", .int(size))) }
         // Every field is built here from typed values, so encoding cannot fail.
         return try! DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: pairs)))
     }
@@ -143,9 +151,13 @@ public struct Pin: Sendable, Equatable {
         if case .integer(let e)? = m["expires"], let v = e.int64 { expires = UInt64(max(0, v)) }
         var origins: [String] = []
         if case .list(let l)? = m["origins"] { origins = l.compactMap { if case .string(let s) = $0 { s } else { nil } } }
+        var owner: String?
+        if case .string(let o)? = m["owner"] { owner = o }
+        var size: UInt64?
+        if case .integer(let z)? = m["size"], let v = z.int64 { size = UInt64(max(0, v)) }
         self.init(id: id, cid: cid, type: type, status: status, name: name, resourceType: resourceType,
                   created: UInt64(max(0, createdValue)), expires: expires, replicationFactor: replication,
-                  origins: origins, meta: strings(m["meta"]), info: strings(m["info"]))
+                  origins: origins, meta: strings(m["meta"]), info: strings(m["info"]), owner: owner, size: size)
     }
 }
 
@@ -175,6 +187,8 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidPolicy(file: String, field: String, problem: String)
     /// Stored pinning data cannot be read.
     case corrupted(String)
+    /// The pin would take its owner over its storage quota (bytes).
+    case quotaExceeded(owner: String, needed: UInt64, available: UInt64, quota: UInt64)
 
     public var description: String {
         switch self {
@@ -191,6 +205,8 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalid(let m): m
         case .invalidPolicy(let f, let field, let p): "invalid pinning policy \(f): field \"\(field)\": \(p)"
         case .corrupted(let m): m
+        case .quotaExceeded(let o, let needed, let available, let quota):
+            "\(o) would go over its storage quota of \(quota) bytes: the pin holds \(needed) bytes, \(available) are left"
         }
     }
 }
@@ -202,6 +218,9 @@ extension PinningError: KindedError {
         case .pinnedRecursively, .alreadyPinnedRecursively, .pinned, .retained: .conflict
         case .unknownResourceType, .invalid, .invalidPolicy: .invalidInput
         case .corrupted: .internal
+        case .quotaExceeded: .storageFull
         }
     }
+
+    public var code: String? { if case .quotaExceeded = self { "QDRIVE_STORAGE_FULL" } else { nil } }
 }

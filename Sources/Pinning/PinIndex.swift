@@ -9,12 +9,13 @@ import Storage
 ///   and by what" is one seek, and `pin ls` reads this index alone (no record decoding);
 /// - `P 03 ‖ u64(expires) ‖ id` → pins that end by themselves, soonest first;
 /// - `P 04 ‖ id` → queued pins, waiting for blocks;
-/// - `P 05 ‖ name ‖ 00 ‖ id` → named pins by name.
+/// - `P 05 ‖ name ‖ 00 ‖ id` → named pins by name;
+/// - `P 06 ‖ owner ‖ 00 ‖ id` → u64(size): owned pins by owner, with the bytes each holds (quotas).
 ///
 /// Invariant: a record exists iff its `02` entry does, and its `03`/`04`/`05` entries exist
-/// iff it has an expiry / is queued / has a name (checked by `CountVerifier`).
+/// iff it has an expiry / is queued / has a name / has an owner (checked by `CountVerifier`).
 enum PinIndex {
-    static let records: UInt8 = 1, byMultihash: UInt8 = 2, byExpiry: UInt8 = 3, queued: UInt8 = 4, byName: UInt8 = 5
+    static let records: UInt8 = 1, byMultihash: UInt8 = 2, byExpiry: UInt8 = 3, queued: UInt8 = 4, byName: UInt8 = 5, byOwner: UInt8 = 6
 
     static func key(_ sub: UInt8, _ parts: [UInt8]...) -> [UInt8] {
         var k = KeySpace.pins.key([sub])
@@ -29,6 +30,8 @@ enum PinIndex {
     static func queuedKey(_ id: PinID) -> [UInt8] { key(queued, id.bytes) }
     static func namePrefix(_ name: String) -> [UInt8] { key(byName, Array(name.utf8), [0]) }
     static func nameKey(_ name: String, _ id: PinID) -> [UInt8] { key(byName, Array(name.utf8), [0], id.bytes) }
+    static func ownerPrefix(_ owner: String) -> [UInt8] { key(byOwner, Array(owner.utf8), [0]) }
+    static func ownerKey(_ owner: String, _ id: PinID) -> [UInt8] { key(byOwner, Array(owner.utf8), [0], id.bytes) }
 
     static func bigEndian(_ t: UInt64) -> [UInt8] { withUnsafeBytes(of: t.bigEndian) { Array($0) } }
 
@@ -41,6 +44,7 @@ enum PinIndex {
         if let e = pin.expires { batch.put(expiryKey(e, pin.id), []) }
         if pin.status == .queued { batch.put(queuedKey(pin.id), []) }
         if let n = pin.name { batch.put(nameKey(n, pin.id), []) }
+        if let o = pin.owner { batch.put(ownerKey(o, pin.id), bigEndian(pin.size ?? 0)) }
     }
 
     /// Adds the removal of every entry of `pin` to `batch`.
@@ -50,6 +54,7 @@ enum PinIndex {
         if let e = pin.expires { batch.delete(expiryKey(e, pin.id)) }
         if pin.status == .queued { batch.delete(queuedKey(pin.id)) }
         if let n = pin.name { batch.delete(nameKey(n, pin.id)) }
+        if let o = pin.owner { batch.delete(ownerKey(o, pin.id)) }
     }
 
     static func listingValue(_ pin: Pin) -> [UInt8] {

@@ -44,6 +44,10 @@ public final class Pinner: Sendable {
         public var origins: [String] = []
         /// Free-form metadata.
         public var meta: [String: String] = [:]
+        /// Who asks (a sQuid id, or `token:ID`): the pin records it and its DAG's size.
+        public var owner: String?
+        /// The owner's storage left (bytes): a pin holding more is refused (`quotaExceeded`).
+        public var quota: (available: UInt64, total: UInt64)?
         /// A request.
         public init(cid: CID, type: PinType = .recursive, name: String? = nil, resourceType: String? = nil) {
             self.cid = cid
@@ -95,9 +99,12 @@ public final class Pinner: Sendable {
                     try checkRetention(old, now: txn.now)
                     try stageRemove(old, txn)
                 }
-                let dag = try early ?? check(request.cid, type: request.type)
+                let dag = try early ?? check(request.cid, type: request.type, measure: request.owner != nil)
                 if let m = dag.missing, !allowQueued {
                     throw m == request.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: request.cid)
+                }
+                if let owner = request.owner, let q = request.quota, dag.bytes > q.available {
+                    throw PinningError.quotaExceeded(owner: owner, needed: dag.bytes, available: q.available, quota: q.total)
                 }
                 try recordLinks(dag, txn)
                 // Merging, a queued pin of the same CID is the same promise: it is not made twice.
@@ -117,7 +124,8 @@ public final class Pinner: Sendable {
                 let p = Pin(id: PinID(created: now), cid: request.cid, type: request.type, status: dag.missing == nil ? .pinned : .queued,
                             name: request.name, resourceType: resourceType, created: now, expires: expires,
                             replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins,
-                            meta: request.meta, info: dag.missing.map { ["missing": $0.description] } ?? [:])
+                            meta: request.meta, info: dag.missing.map { ["missing": $0.description] } ?? [:],
+                            owner: request.owner, size: request.owner == nil ? nil : dag.bytes)
                 if merge {
                     // A recursive pin supersedes direct pins of the same CID.
                     for d in existing where d.type == .direct && request.type == .recursive { try stageRemove(d, txn, grace: 0) }
@@ -132,7 +140,7 @@ public final class Pinner: Sendable {
         }
         for _ in 0..<3 {
             let epoch = store.deletionCount
-            if let p = try attempt(early: try check(request.cid, type: request.type, progress: progress), epoch: epoch) { return p }
+            if let p = try attempt(early: try check(request.cid, type: request.type, measure: request.owner != nil, progress: progress), epoch: epoch) { return p }
         }
         // A busy collector cannot starve a pin: this walk runs under the lock, so it cannot go stale.
         guard let p = try attempt(early: nil, epoch: store.deletionCount) else { throw PinningError.invalid("pin: the repository changed during the pin; try again") }
@@ -145,6 +153,8 @@ public final class Pinner: Sendable {
     struct DAGCheck {
         var missing: CID?
         var unrecorded: [CID] = []
+        /// The bytes of the blocks walked (when measured).
+        var bytes: UInt64 = 0
     }
 
     /// Gives the blocks a walk found stored only under another codec their links records, in `txn`.
@@ -154,7 +164,8 @@ public final class Pinner: Sendable {
     }
 
     /// Walks the DAG under `root` (recursive) or just the root (direct), skipping `known` CIDs.
-    func check(_ root: CID, type: PinType, known: (CID) -> Bool = { _ in false }, progress: (Int) throws -> Void = { _ in }) throws -> DAGCheck {
+    func check(_ root: CID, type: PinType, measure: Bool = false, known: (CID) -> Bool = { _ in false },
+               progress: (Int) throws -> Void = { _ in }) throws -> DAGCheck {
         var result = DAGCheck()
         var stack = [root]
         var seen = Set<CID>()
@@ -163,6 +174,7 @@ public final class Pinner: Sendable {
             guard seen.insert(c).inserted, !known(c) else { continue }
             if seen.count % 1000 == 0 { try progress(seen.count) }
             if let links = try store.links(of: c) {
+                if measure { result.bytes += UInt64(try store.size(c) ?? 0) }
                 if type == .recursive { stack.append(contentsOf: links) }
                 continue
             }
@@ -175,12 +187,24 @@ public final class Pinner: Sendable {
                 throw PinningError.invalid("block \(c) is not valid \(c.codec.name): \(error)")
             }
             result.unrecorded.append(c)
+            result.bytes += UInt64(data.count)
             if type == .recursive { stack.append(contentsOf: links) }
         }
         return result
     }
 
     // MARK: reading
+
+    /// The bytes the pins of `owner` hold (each pin's DAG as measured when it was made): one
+    /// scan of the owner's entries in the owner index.
+    public func usage(of owner: String) throws -> UInt64 {
+        var total: UInt64 = 0
+        try db.makeIterator().forEach(prefix: PinIndex.ownerPrefix(owner)) { _, v in
+            if v.count == 8 { total += v.reduce(0) { $0 << 8 | UInt64($1) } }
+            return true
+        }
+        return total
+    }
 
     /// Every pin on the multihash (any codec, any status): one seek in the index.
     public func pins(of mh: Multihash) throws -> [Pin] {

@@ -100,8 +100,13 @@ public struct CallerInfo: Codable, Sendable, Equatable {
     public var tokenId: String?
     public var identity: AuthorInfo?
     public var scopes: [String]
+    /// Bytes the caller's pins hold, and its storage quota (0: none); absent for the admin token.
+    public var storageUsed: UInt64?
+    public var storageQuota: UInt64?
 
-    public init(_ p: Principal) {
+    public init(_ p: Principal, storage: (used: UInt64, quota: UInt64)? = nil) {
+        storageUsed = storage?.used
+        storageQuota = storage?.quota
         subject = p.subject
         switch p.credential {
         case .adminToken: credential = "admin-token"

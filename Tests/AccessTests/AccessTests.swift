@@ -1,3 +1,4 @@
+import Synchronization
 import Crypto
 import Foundation
 import Multiformats
@@ -287,27 +288,47 @@ extension Curve25519.Signing.PrivateKey {
 }
 
 @Suite struct RateLimiterTests {
-    /// Threads hammering one subject get burst + rate × time admitted (± 10%).
-    @Test func bucketUnderContention() async throws {
-        let limiter = RateLimiter()
-        let limit = RateLimit(requestsPerSecond: 200, requestBurst: 20)
-        let start = ContinuousClock.now
-        let until = start + .seconds(1)
-        let admitted = await withTaskGroup(of: Int.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    var n = 0
-                    while ContinuousClock.now < until {
-                        if (try? limiter.admit("s", limit: limit, bytes: 0)) != nil { n += 1 }
-                        await Task.yield()
-                    }
-                    return n
-                }
+    /// 32 concurrent callers every millisecond for 3 s (a clock the test moves): exactly burst +
+    /// rate × time are admitted, for requests and for bytes.
+    @Test(arguments: [(200.0, 20.0), (1000.0, 1.0), (7.5, 3.0)])
+    func bucketUnderContention(rate: Double, burst: Double) async throws {
+        let offset = Atomic<Int64>(0)
+        let base = ContinuousClock.now
+        let limiter = RateLimiter(now: { base + .nanoseconds(offset.load(ordering: .relaxed)) })
+        let limit = RateLimit(requestsPerSecond: rate, requestBurst: burst)
+        var admitted = 0
+        for _ in 0..<3000 {
+            offset.add(1_000_000, ordering: .relaxed)
+            admitted += await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<32 { group.addTask { (try? limiter.admit("s", limit: limit, bytes: 0)) != nil ? 1 : 0 } }
+                return await group.reduce(0, +)
             }
-            return await group.reduce(0, +)
         }
-        let e = ContinuousClock.now - start
-        let expected = 20 + 200 * (Double(e.components.seconds) + Double(e.components.attoseconds) / 1e18)
-        #expect(abs(Double(admitted) - expected) <= 0.1 * expected, "admitted \(admitted), expected \(expected)")
+        // The bucket starts full at the first request (at 1 ms).
+        let expected = burst + rate * 2.999
+        #expect(abs(Double(admitted) - expected) <= 1.5, "admitted \(admitted), expected \(expected)")
+        // Bytes: 1 MB/s with a 64 KiB burst, 4 KiB requests.
+        let bytes = RateLimit(bytesPerSecond: 1_000_000, bytesBurst: 65_536)
+        var sent = 0
+        for _ in 0..<1000 {
+            offset.add(1_000_000, ordering: .relaxed)
+            for _ in 0..<4 where (try? limiter.admit("b", limit: bytes, bytes: 4096)) != nil { sent += 4096 }
+        }
+        #expect(abs(Double(sent) - (65_536 + 1_000_000 * 0.999)) <= 4096, "sent \(sent)")
+    }
+
+    /// Bytes learnt after admission (a response) are charged: the next request waits for them.
+    @Test func chargesAfterTheFactDelayTheNextRequest() throws {
+        let offset = Atomic<Int64>(0)
+        let base = ContinuousClock.now
+        let limiter = RateLimiter(now: { base + .nanoseconds(offset.load(ordering: .relaxed)) })
+        let limit = RateLimit(bytesPerSecond: 1000, bytesBurst: 1000)
+        try limiter.admit("s", limit: limit, bytes: 0)
+        limiter.charge("s", limit: limit, bytes: 3000)
+        do { try limiter.admit("s", limit: limit, bytes: 0); Issue.record("admitted in debt") } catch AccessError.rateLimited(_, let retry) {
+            #expect(retry == 2)
+        }
+        offset.add(2_000_000_001, ordering: .relaxed)
+        try limiter.admit("s", limit: limit, bytes: 0)
     }
 }

@@ -234,7 +234,12 @@ extension DaemonHarness {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let expected = burst + rate * seconds
             #expect(counts.1 > 0 && counts.2, "429s carry Retry-After and the code")
-            #expect(abs(Double(counts.0) - expected) <= 0.1 * expected, "accepted \(counts.0), limited \(counts.1), expected \(expected) (± 10%) in \(seconds) s")
+            // The limit holds whatever the load: never more than 10% over. Under is the clients'
+            // doing when the machine starves them (the bucket's arithmetic under contention is
+            // checked exactly by RateLimiterTests); checked when they offered 5× the budget.
+            let report = "accepted \(counts.0), limited \(counts.1), expected \(expected) (± 10%) in \(seconds) s"
+            #expect(Double(counts.0) <= 1.1 * expected, "\(report)")
+            if Double(counts.0 + counts.1) >= 5 * expected { #expect(Double(counts.0) >= 0.9 * expected, "\(report)") }
             // The admin token is not limited by default.
             #expect(try await h.request("/q/v1/whoami", api: true).status == 200)
         }
@@ -290,6 +295,49 @@ extension DaemonHarness {
             let (writer, _) = try await h.token(["write"])
             #expect(try await h.request("/ipfs/\(cid)?format=raw", headers: ["Authorization": "Bearer " + reader]).status == 200)
             #expect(try await h.request("/ipfs/\(cid)?format=raw", headers: ["Authorization": "Bearer " + writer]).status == 403)
+        }
+    }
+
+    /// Pins a caller makes count against its storage quota (the bytes of their DAGs): a pin that
+    /// would pass it is refused with 507 QDRIVE_STORAGE_FULL on every surface; unpinning gives
+    /// the room back; the owner index stays consistent (repo verify).
+    @Test func storageQuotaCountsPinnedBytes() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.storageQuota = 2000
+            try c.setSection(a)
+        }) { h in
+            let (secret, _) = try await h.token(["write", "pin", "read"])
+            let auth = ["Authorization": "Bearer " + secret]
+            func put(_ size: Int, seed: UInt8, pin: Bool) async throws -> DaemonHarness.Reply {
+                let (one, type) = DaemonHarness.multipart([[UInt8](repeating: seed, count: size)])
+                return try await h.request("/api/v0/block/put?pin=\(pin)", method: "POST", api: true,
+                                           headers: auth.merging(["Content-Type": type]) { a, _ in a }, body: one, authorized: false)
+            }
+            let first = try await put(1500, seed: 1, pin: true)
+            #expect(first.status == 200, "\(first.text)")
+            let firstCID = try #require(try first.json()["Key"] as? String)
+            let over = try await put(1000, seed: 2, pin: true)
+            #expect(over.status == 507 && over.text.contains("storage quota"), "\(over.text)")
+            // The block is stored unpinned (garbage): only pins count. Pinning it through /pins: 507 too.
+            let second = try await put(1000, seed: 2, pin: false)
+            let secondCID = try #require(try second.json()["Key"] as? String)
+            let viaPins = try await h.json("/pins", ["cid": secondCID], bearer: secret)
+            #expect(viaPins.status == 507 && viaPins.text.contains("INSUFFICIENT_STORAGE"), "\(viaPins.text)")
+            let who = try await h.request("/q/v1/whoami", api: true, headers: auth, authorized: false)
+            let data = try #require(try who.json()["data"] as? [String: Any])
+            #expect(data["storageUsed"] as? Int == 1500 && data["storageQuota"] as? Int == 2000, "\(who.text)")
+            // Unpinning gives the room back.
+            let rm = try await h.request("/api/v0/pin/rm?arg=\(firstCID)", method: "POST", api: true, headers: auth, authorized: false)
+            #expect(rm.status == 200, "\(rm.text)")
+            let again = try await h.request("/api/v0/pin/add?arg=\(secondCID)", method: "POST", api: true, headers: auth, authorized: false)
+            #expect(again.status == 200, "\(again.text)")
+            // The admin token has no quota.
+            #expect(try await put(5000, seed: 3, pin: true).status == 507)
+            let (big, type) = DaemonHarness.multipart([[UInt8](repeating: 3, count: 5000)])
+            #expect(try await h.rpc("block/put?pin=true", body: big, headers: ["Content-Type": type]).status == 200)
+            let verify = try await h.rpc("repo/verify")
+            #expect(verify.status == 200 && !verify.text.contains("names no pin") && !verify.text.contains("is missing"), "\(verify.text)")
         }
     }
 }

@@ -1,0 +1,44 @@
+// Pre-signs requests for the authentication benchmark (Benchmarks/HTTP/auth.sh): wrk's Lua
+// cannot make Ed25519 signatures, so each request's nonce and signature are made here, one per
+// line ("nonce sig"), and the Lua script sends them in order. Signing is the client's cost and is
+// not measured; the daemon's verification is.
+//
+//   SignRequests pubkey SEED_HEX
+//   SignRequests get SEED_HEX SQUID PATH QUERY COUNT            (GET, empty body)
+//   SignRequests put SEED_HEX SQUID PATH QUERY COUNT            (POST of put-block-signed.lua's bodies)
+import Access
+import Crypto
+import Foundation
+import Multiformats
+
+let args = CommandLine.arguments
+guard args.count >= 3, let seed = try? Base16.decode(args[2]), seed.count == 32,
+      let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+    FileHandle.standardError.write(Data("usage: SignRequests pubkey|get|put SEED_HEX [SQUID PATH QUERY COUNT]\n".utf8))
+    exit(2)
+}
+if args[1] == "pubkey" {
+    print(key.publicKey.rawRepresentation.base64EncodedString())
+    exit(0)
+}
+guard args.count == 7, let count = Int(args[6]) else { exit(2) }
+let (kind, squid, path, query) = (args[1], args[3], args[4], args[5])
+let ts = String(UInt64(Date().timeIntervalSince1970 * 1000))
+let filler = String(repeating: "x", count: 1000)
+var out = ts + "\n"
+out.reserveCapacity(count * 120)
+for i in 0..<count {
+    let nonce = String(format: "bench-%016d", i)
+    var body: [UInt8] = []
+    if kind == "put" {
+        // The same bytes put-block-signed.lua builds for request i (a distinct 1 KiB block each).
+        let payload = String((String(format: "%016d-", i) + filler).prefix(1024))
+        body = Array(("--qstorebench\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            + payload + "\r\n--qstorebench--\r\n").utf8)
+    }
+    let r = SignedRequest(method: kind == "put" ? "POST" : "GET", path: path, query: query.isEmpty ? nil : query, squidId: squid, subId: nil,
+                          timestamp: ts, nonce: nonce, signature: "", bodySHA256: SignedRequest.sha256Hex(body))
+    let sig = try key.signature(for: Array(r.canonicalString.utf8)).base64EncodedString()
+    out += nonce + " " + sig + "\n"
+}
+FileHandle.standardOutput.write(Data(out.utf8))
