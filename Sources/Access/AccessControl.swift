@@ -23,6 +23,8 @@ public final class AccessControl: Sendable {
     struct State {
         var identities: [String: Identity] = [:]
         var grants: [String: Grant] = [:]
+        /// Grant ids by subject (a request reads only its subject's).
+        var grantsBySubject: [String: [String]] = [:]
         var tokens: [String: Token] = [:]
         var tokenByHash: [String: String] = [:]
     }
@@ -70,6 +72,7 @@ public final class AccessControl: Sendable {
         try it.forEach(prefix: Self.grantPrefix) { _, v in
             let g = try decoder.decode(Grant.self, from: Data(v))
             s.grants[g.id] = g
+            s.grantsBySubject[g.subject, default: []].append(g.id)
             return true
         }
         try it.forEach(prefix: Self.tokenPrefix) { _, v in
@@ -104,9 +107,14 @@ public final class AccessControl: Sendable {
         }
     }
 
-    /// The caller of a signed request, once its timestamp is inside the window, one of its
-    /// identity's keys valid at that time made the signature, and its nonce is new.
-    public func authenticate(_ request: SignedRequest) throws -> Principal {
+    /// Checks what a signed request's headers say before its body is read (their shapes, the
+    /// time window, an active identity with a key valid then), so a request that cannot verify
+    /// is refused without reading (and holding) its body. `bodySHA256` is not used.
+    public func precheck(_ request: SignedRequest) throws {
+        _ = try keysAndScopes(request)
+    }
+
+    private func keysAndScopes(_ request: SignedRequest) throws -> (ts: UInt64, signature: [UInt8], keys: [[UInt8]], scopes: [Scope]) {
         let (ts, signature) = try request.parsed()
         let now = clock.now
         let skew = ts > now ? ts - now : now - ts
@@ -119,6 +127,14 @@ public final class AccessControl: Sendable {
             return (i.keys(at: ts), Self.granted(to: i.squidId, s, now))
         }
         guard !keys.isEmpty else { throw AccessError.signatureInvalid("\(request.squidId) has no key valid at x-ts \(ts)") }
+        return (ts, signature, keys, scopes)
+    }
+
+    /// The caller of a signed request, once its timestamp is inside the window, one of its
+    /// identity's keys valid at that time made the signature, and its nonce is new.
+    public func authenticate(_ request: SignedRequest) throws -> Principal {
+        let (ts, signature, keys, scopes) = try keysAndScopes(request)
+        let now = clock.now
         let message = Array(request.canonicalString.utf8)
         guard keys.contains(where: { SignedRequest.verify(signature, key: $0, message: message) }) else {
             throw AccessError.signatureInvalid("the signature does not verify with the keys of \(request.squidId) (check the canonical string: Docs/access.md)")
@@ -140,7 +156,9 @@ public final class AccessControl: Sendable {
 
     static func granted(to subject: String, _ s: State, _ now: UInt64) -> [Scope] {
         var out: [Scope] = []
-        for g in s.grants.values where g.subject == subject && g.isLive(at: now) { out.append(contentsOf: g.scopes) }
+        for id in s.grantsBySubject[subject] ?? [] {
+            if let g = s.grants[id], g.isLive(at: now) { out.append(contentsOf: g.scopes) }
+        }
         return out
     }
 
@@ -264,6 +282,7 @@ public final class AccessControl: Sendable {
             let g = Grant(id: "g" + Self.randomID(8), subject: subject, scopes: scopes, created: now, expires: expires, grantedBy: grantor)
             try write(Self.grantPrefix + Array(g.id.utf8), g)
             s.grants[g.id] = g
+            s.grantsBySubject[g.subject, default: []].append(g.id)
             return g
         }
     }

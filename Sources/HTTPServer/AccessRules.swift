@@ -13,10 +13,15 @@ struct RouteRule: Sendable {
     /// The scope as the docs show it (`index:write:{type}/{key}`, `write (+pin when pin=true)`).
     let summary: String
     let scopes: @Sendable (Request) -> [Scope]
+    /// The pattern's segments, split once.
+    let segments: [Substring]
+    /// Whether it ends in `**` (literal routes are matched first).
+    var isWildcard: Bool { segments.last == "**" }
 
     init(_ method: HTTPRequest.Method, _ path: String, _ scope: Scope) {
         self.method = method
         self.path = path
+        segments = path.split(separator: "/")
         isPublic = false
         summary = scope.value
         scopes = { _ in [scope] }
@@ -25,6 +30,7 @@ struct RouteRule: Sendable {
     init(_ method: HTTPRequest.Method, _ path: String, summary: String, isPublic: Bool = false, scopes: @escaping @Sendable (Request) -> [Scope]) {
         self.method = method
         self.path = path
+        segments = path.split(separator: "/")
         self.isPublic = isPublic
         self.summary = summary
         self.scopes = scopes
@@ -42,10 +48,10 @@ struct RouteRule: Sendable {
         }
     }
 
-    /// Whether `path` (as requested) matches the route's pattern.
-    func matches(_ requestPath: Substring) -> Bool {
-        var p = path.split(separator: "/", omittingEmptySubsequences: true)[...]
-        var r = requestPath.split(separator: "/", omittingEmptySubsequences: true)[...]
+    /// Whether the requested path, split at "/", matches the route's pattern.
+    func matches(_ requestSegments: ArraySlice<Substring>) -> Bool {
+        var p = segments[...]
+        var r = requestSegments
         while let head = p.first {
             if head == "**" { return !r.isEmpty }
             guard let part = r.first else { return false }
@@ -133,8 +139,8 @@ enum AccessRules {
     /// The rule of `method` on `path`: the first whose pattern matches (literal routes are listed
     /// before the `**` ones that would also match them).
     static func rule(in rules: [RouteRule], method: HTTPRequest.Method, path: String) -> RouteRule? {
-        let p = Substring(path)
-        return rules.first { $0.method == method && !$0.path.contains("*") && $0.matches(p) }
+        let p = path.split(separator: "/")[...]
+        return rules.first { $0.method == method && !$0.isWildcard && $0.matches(p) }
             ?? rules.first { $0.method == method && $0.matches(p) }
     }
 }

@@ -51,16 +51,23 @@ struct AccessMiddleware: RouterMiddleware {
         do {
             let h = request.headers
             if let sig = h[Self.signatureHeaders.sig] {
-                let body = try await RequestBodies.collect(request, limit: access.configuration.maximumSignedBody, timeout: limits.requestTimeout)
-                request.body = RequestBody(buffer: body)
-                bodyHash = SignedRequest.sha256Hex(body.readableBytesView)
                 guard let squid = h[Self.signatureHeaders.squidId], let ts = h[Self.signatureHeaders.ts], let nonce = h[Self.signatureHeaders.nonce] else {
                     throw AccessError.signatureInvalid("a signed request needs x-squid-id, x-ts, x-nonce and x-sig")
                 }
                 let sub = h[Self.signatureHeaders.subId]
-                principal = try access.authenticate(SignedRequest(
-                    method: request.method.rawValue, path: request.uri.path, query: request.uri.query, squidId: squid,
-                    subId: sub?.isEmpty == false ? sub : nil, timestamp: ts, nonce: nonce, signature: sig, bodySHA256: bodyHash!))
+                var signed = SignedRequest(method: request.method.rawValue, path: request.uri.path, query: request.uri.query, squidId: squid,
+                                           subId: sub?.isEmpty == false ? sub : nil, timestamp: ts, nonce: nonce, signature: sig, bodySHA256: "")
+                // Nothing is read (or held) for a request that cannot verify, nor for one over the limit.
+                try access.precheck(signed)
+                let limit = access.configuration.maximumSignedBody
+                if let n = h[.contentLength].flatMap(Int.init), n > limit {
+                    throw RequestError(.contentTooLarge, "a signed request's body is hashed before the request runs, so it is at most \(limit) bytes (access.maximumSignedBody); send larger uploads with a token")
+                }
+                let body = try await RequestBodies.collect(request, limit: limit, timeout: limits.requestTimeout)
+                request.body = RequestBody(buffer: body)
+                bodyHash = SignedRequest.sha256Hex(body.readableBytesView)
+                signed.bodySHA256 = bodyHash!
+                principal = try access.authenticate(signed)
             } else if let token = BearerToken.parse(h[.authorization]) {
                 principal = try access.authenticate(bearer: token)
             } else {

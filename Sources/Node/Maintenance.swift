@@ -31,6 +31,8 @@ extension Node {
     @discardableResult
     public func collectGarbage(removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> GarbageCollector.Result {
         try pins.maintain()
+        // Idempotency-Key records past their time go too (each new record also takes a few).
+        try access.collectExpiredIdempotency()
         var result = try collector.collect(removed: removed)
         (result.packsCompacted, result.packBytesReclaimed) = try blocks.compactPacks(threshold: packCompactionThreshold)
         return result

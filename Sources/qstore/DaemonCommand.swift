@@ -15,8 +15,13 @@ struct DaemonCommand: AsyncParsableCommand {
         discussion: """
             Opens the repository at $QSTORE_PATH (default ~/.qstore), creating it first when absent, \
             and serves until SIGINT or SIGTERM: in-flight requests finish, then the repository closes. \
-            The API needs `Authorization: Bearer <token>` (the repository's api-token file); the CLI \
-            sends it. The API address is written to <repo>/api while the daemon runs.
+            Every API request is authenticated: `Authorization: Bearer <token>` (the repository's api-token file \
+            is the admin token, which the CLI sends; `qstore token create` makes scoped ones), or a request signed by \
+            a registered identity (x-squid-id, x-ts, x-nonce, x-sig). Each route needs a scope (read, write, pin, gc, \
+            index:write:TYPE/KEY, admin, …) that grants give (`qstore grant add`); callers are rate-limited and pins \
+            count against storage quotas (config section `access`). The gateway is public unless \
+            access.gatewayRequiresRead (or QSTORE_GATEWAY_REQUIRES_READ=1). See Docs/access.md. \
+            The API address is written to <repo>/api while the daemon runs.
             """
     )
 

@@ -220,6 +220,29 @@ import TestSupport
             try q(["key", "rm", "self"])
             try q(["key", "rm", "blog"])
             try q(["key", "ls"])
+            // Identities, grants and tokens.
+            let alice = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", alice2 = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
+            try q(["identity", "add", "alice", "--key", alice, "--label", "Alice"])
+            try q(["identity", "add", "alice", "--key", alice])
+            try q(["identity", "add", "bad id", "--key", alice])
+            try q(["identity", "add", "bob", "--key", "c2hvcnQ="])
+            try q(["identity", "rotate-key", "alice", "--key", alice2, "--overlap", "1h"])
+            try q(["identity", "show", "alice"])
+            try q(["identity", "show", "nobody"])
+            let grant = word(try q(["grant", "add", "alice", "--scope", "read,index:write:notes", "--expires", "30d"]), 0)
+            try q(["grant", "add", "alice", "--scope", "reed"])
+            try q(["grant", "add", "nobody", "--scope", "read"])
+            try q(["grant", "ls", "--subject", "alice"])
+            try q(["grant", "revoke", grant])
+            try q(["grant", "ls", "--all"])
+            try q(["token", "create", "--scope", "pin", "--identity", "alice", "--label", "ci"])
+            try q(["token", "create", "--scope", "pin", "--identity", "nobody"])
+            let tokens = try JSONSerialization.jsonObject(with: Data(try q(["token", "ls", "--json"]).utf8)) as? [String: Any]
+            let tokenID = (tokens?["tokens"] as? [[String: Any]])?.first?["id"] as? String ?? ""
+            try q(["token", "revoke", tokenID])
+            try q(["token", "ls", "--all"])
+            try q(["identity", "revoke", "alice"])
+            try q(["identity", "ls"])
             // The repository.
             try q(["repo", "stat"])
             try q(["repo", "stat", "-H"])
@@ -250,7 +273,8 @@ import TestSupport
         }
         // The transcript is worth comparing: commands succeeded and failed where they should.
         let failures = offline.filter { $0.split(separator: "\n")[0].hasSuffix("→ 1") }.map { String($0.split(separator: "\n")[0]) }
-        #expect(failures.count >= 27 && failures.count <= 37, "\(failures.joined(separator: "\n"))")
+        #expect(failures.count >= 34 && failures.count <= 44, "\(failures.joined(separator: "\n"))")
+        #expect(offline.contains { $0.hasPrefix("$ qstore token ls --all → 0") && $0.contains("revoked") }, "the token was revoked")
         #expect(offline.contains { $0.hasPrefix("$ qstore index get docs qstore/guide → 0") && $0.contains("version:  2") }, "the CAS update moved the pointer")
         #expect(offline.contains { $0.contains("wrote out/sub/c.txt: gamma") }, "get wrote the tree")
         #expect(offline.contains { $0.hasPrefix("$ qstore name resolve <ipns-name> → 0") }, "the published name resolved")
@@ -267,6 +291,7 @@ import TestSupport
             (#"(record|prev|merged|author|signed|head is version \d+)(:? *|\s\(?)(ed25519 )?[A-Za-z0-9+/=]{20,}"#, "$1$2$3<masked>"),
             (#"(\t)bafyrei[a-z2-7]+$"#, "$1<record>"),
             (#"k51[a-z0-9]{50,}"#, "<ipns-name>"),
+            (#"\bg[0-9a-f]{16}\b"#, "<grant>"), (#"\bt[0-9a-f]{16}\b"#, "<token-id>"), (#"qst_[A-Za-z0-9_-]{43}"#, "<token>"),
         ] {
             out = (try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]))
                 .map { $0.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: template) } ?? out

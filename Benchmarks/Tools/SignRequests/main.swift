@@ -21,6 +21,21 @@ if args[1] == "pubkey" {
     print(key.publicKey.rawRepresentation.base64EncodedString())
     exit(0)
 }
+if args[1] == "verify-speed" {
+    // What one verification costs the daemon (the canonical string, its signature check).
+    let r = SignedRequest(method: "GET", path: "/ipfs/bafkqaaa", query: "format=raw", squidId: "bench", subId: nil,
+                          timestamp: "1767225600000", nonce: "bench-0000000000000000", signature: "", bodySHA256: SignedRequest.emptyBodySHA256)
+    let message = Array(r.canonicalString.utf8)
+    let sig = try key.signature(for: message)
+    let pub = key.publicKey
+    var ok = 0
+    let n = 20_000
+    let start = ContinuousClock.now
+    for _ in 0..<n where pub.isValidSignature(sig, for: message) { ok += 1 }
+    let elapsed = ContinuousClock.now - start
+    print("Ed25519 verify (swift-crypto): \(elapsed / n) per signature (\(ok) of \(n) valid)")
+    exit(0)
+}
 guard args.count == 7, let count = Int(args[6]) else { exit(2) }
 let (kind, squid, path, query) = (args[1], args[3], args[4], args[5])
 let ts = String(UInt64(Date().timeIntervalSince1970 * 1000))
