@@ -29,7 +29,7 @@ config() { python3 - "$QSTORE_PATH/config.json" "$1" <<'PY'
 import json, sys
 path, gated = sys.argv[1], sys.argv[2] == "true"
 c = json.load(open(path))
-c["access"] = {"rateLimitOverrides": {"bench": {}}, "gatewayRequiresRead": gated}
+c["access"] = {"rateLimitOverrides": {"bench": {"requestsPerSecond": 0, "bytesPerSecond": 0}}, "gatewayRequiresRead": gated}
 json.dump(c, open(path, "w"), indent=1)
 PY
 }

@@ -33,7 +33,10 @@ public struct AccessConfiguration: ConfigurationSection {
         maximumSignedBody = try c.decodeIfPresent(Int.self, forKey: .maximumSignedBody) ?? d.maximumSignedBody
         nonceCapacity = try c.decodeIfPresent(Int.self, forKey: .nonceCapacity) ?? d.nonceCapacity
         rateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit) ?? d.rateLimit
-        rateLimitOverrides = try c.decodeIfPresent([String: RateLimit].self, forKey: .rateLimitOverrides) ?? [:]
+        // An override names what differs from the default; the fields it leaves out are the default's.
+        let base = rateLimit
+        rateLimitOverrides = try (c.decodeIfPresent([String: PartialRateLimit].self, forKey: .rateLimitOverrides) ?? [:])
+            .mapValues { $0.over(base) }
         storageQuota = try c.decodeIfPresent(UInt64.self, forKey: .storageQuota) ?? 0
         storageQuotaOverrides = try c.decodeIfPresent([String: UInt64].self, forKey: .storageQuotaOverrides) ?? [:]
         idempotencyTTL = try c.decodeIfPresent(String.self, forKey: .idempotencyTTL) ?? d.idempotencyTTL
@@ -41,7 +44,13 @@ public struct AccessConfiguration: ConfigurationSection {
     }
 
     public mutating func applyEnvironment(_ env: [String: String]) throws {
-        if let v = env["QSTORE_GATEWAY_REQUIRES_READ"] { gatewayRequiresRead = ["1", "true", "yes"].contains(v.lowercased()) }
+        if let v = env["QSTORE_GATEWAY_REQUIRES_READ"] {
+            switch v.lowercased() {
+            case "1", "true", "yes": gatewayRequiresRead = true
+            case "0", "false", "no": gatewayRequiresRead = false
+            default: throw RepositoryError.invalidConfiguration("QSTORE_GATEWAY_REQUIRES_READ=\(v): 1, true, yes, 0, false or no")
+            }
+        }
     }
 
     /// The checked values, durations in ms.
@@ -65,5 +74,18 @@ public struct AccessConfiguration: ConfigurationSection {
             for (k, v) in rateLimitOverrides { _ = try v.validated("access.rateLimitOverrides.\(k)") }
         } catch let e as AccessError { throw RepositoryError.invalidConfiguration("\(e)") }
         return Checked(window: window, idempotencyTTL: ttl)
+    }
+}
+
+/// A rate-limit override as written: the fields it names.
+struct PartialRateLimit: Decodable {
+    var requestsPerSecond: Double?
+    var requestBurst: Double?
+    var bytesPerSecond: Double?
+    var bytesBurst: Double?
+
+    func over(_ base: RateLimit) -> RateLimit {
+        RateLimit(requestsPerSecond: requestsPerSecond ?? base.requestsPerSecond, requestBurst: requestBurst ?? base.requestBurst,
+                  bytesPerSecond: bytesPerSecond ?? base.bytesPerSecond, bytesBurst: bytesBurst ?? base.bytesBurst)
     }
 }

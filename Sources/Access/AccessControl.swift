@@ -18,7 +18,6 @@ import Synchronization
 /// - `U 03 ‖ token id` → `Token`
 /// - `U 04 ‖ subject ‖ 00 ‖ Idempotency-Key` → `IdempotentResponse`
 /// - `U 05 ‖ u64(expires) ‖ subject ‖ 00 ‖ Idempotency-Key` → `""` (expiry order, for collection)
-/// - `U 06 ‖ subject` → u64 bytes pinned by the subject (quota usage)
 public final class AccessControl: Sendable {
     struct State {
         var identities: [String: Identity] = [:]
@@ -38,6 +37,9 @@ public final class AccessControl: Sendable {
     let adminToken: [UInt8]
     let nonces: NonceCache
     let limiter = RateLimiter()
+    /// When this process started deciding (ms): nonces are kept in memory only, so a request
+    /// dated earlier (which an earlier process may have seen) is refused — no replay across a restart.
+    let startedAt: UInt64
     private let state: Mutex<State>
     /// Idempotent requests running: `subject ‖ 00 ‖ key` → request fingerprint.
     let running = Mutex([String: String]())
@@ -49,7 +51,6 @@ public final class AccessControl: Sendable {
     static let tokenPrefix: [UInt8] = [KeySpace.access.rawValue, 0x03]
     static let idempotencyPrefix: [UInt8] = [KeySpace.access.rawValue, 0x04]
     static let expiryPrefix: [UInt8] = [KeySpace.access.rawValue, 0x05]
-    static let usagePrefix: [UInt8] = [KeySpace.access.rawValue, 0x06]
 
     /// Loads the records of `db`; `adminToken` (the repository's api-token) has every scope.
     public init(db: LevelDB, clock: any WallClock, configuration: AccessConfiguration, adminToken: String) throws {
@@ -61,6 +62,7 @@ public final class AccessControl: Sendable {
         idempotencyTTL = checked.idempotencyTTL
         self.adminToken = Array(adminToken.utf8)
         nonces = NonceCache(capacity: configuration.nonceCapacity)
+        startedAt = clock.now
         var s = State()
         let decoder = JSONDecoder()
         let it = db.makeIterator()
@@ -120,6 +122,9 @@ public final class AccessControl: Sendable {
         let skew = ts > now ? ts - now : now - ts
         guard skew <= window else {
             throw AccessError.signatureInvalid("x-ts is \(skew / 1000) s away from the node's clock (at most \(window / 1000) s either way)")
+        }
+        guard ts >= startedAt else {
+            throw AccessError.signatureInvalid("x-ts is before the node started (nonces seen before a restart are not remembered): sign the request anew")
         }
         let (keys, scopes) = try state.withLock { s -> ([[UInt8]], [Scope]) in
             guard let i = s.identities[request.squidId] else { throw AccessError.signatureInvalid("unknown identity \(request.squidId) (register it: qstore identity add)") }
@@ -361,14 +366,16 @@ extension AccessControl {
     /// The instant (ms) `duration` (`30d`, `12h`) from now; nil for nil. `field` names it in errors.
     public func expiry(_ duration: String?, field: String = "expires") throws -> UInt64? {
         guard let duration else { return nil }
-        guard let ms = parseDuration(duration), ms > 0 else { throw AccessError.invalid("\(field) \"\(duration)\": a positive duration such as 30d, 12h, 90m") }
+        guard let ms = parseDuration(duration), ms > 0 else {
+            throw AccessError.invalid("\(field) \"\(duration)\": a positive duration such as 30d, 12h, 90m (at most 1000 years)")
+        }
         return clock.now + ms
     }
 
     /// A duration (`24h`) in ms; `fallback` when nil.
     public static func duration(_ text: String?, fallback: UInt64, field: String) throws -> UInt64 {
         guard let text else { return fallback }
-        guard let ms = parseDuration(text) else { throw AccessError.invalid("\(field) \"\(text)\": a duration such as 24h, 30m, 0s") }
+        guard let ms = parseDuration(text) else { throw AccessError.invalid("\(field) \"\(text)\": a duration such as 24h, 30m, 0s (at most 1000 years)") }
         return ms
     }
 }

@@ -36,8 +36,9 @@ public struct RateLimit: Codable, Sendable, Equatable {
 }
 
 /// Token buckets per subject. A request takes one request token and, when it declares its body
-/// size, that many byte tokens; bytes learnt only afterwards (responses, bodies without a length)
-/// are charged after the fact and may take the bucket below zero, delaying the next request.
+/// size, that many byte tokens; a response of known length is charged after the fact and may take
+/// the bucket below zero, delaying the next request. Bodies of undeclared length (chunked uploads,
+/// streamed downloads) are not counted in bytes (only as requests).
 final class RateLimiter: Sendable {
     private struct Bucket {
         var requests: Double

@@ -144,8 +144,6 @@ public struct Token: Codable, Sendable, Equatable {
     public var created: UInt64
     public var expires: UInt64?
     public var revoked: UInt64?
-    /// Last used (ms), kept in memory and written now and then; shown by `token ls`.
-    public var lastUsed: UInt64?
 
     public func isLive(at ms: UInt64) -> Bool { revoked == nil && (expires.map { ms < $0 } ?? true) }
 }

@@ -3,7 +3,8 @@
 /// Grammar: a root (`read`, `write`, `pin`, `gc`, `metrics`, `admin`, `index:write`,
 /// `registry:publish`, `registry:promote`, `drive`, `audit:read`, `cluster:admin`), optionally
 /// narrowed by qualifiers after `:` — `index:write:TYPE[/KEY-PREFIX]`, `registry:publish:MODULE`,
-/// `drive:read`, `drive:write`, `drive:*`. A granted scope covers a required one when they are
+/// `drive:read`, `drive:write`, `drive:*`, `name:publish:KEY` (the IPNS name of the node's key
+/// KEY). A granted scope covers a required one when they are
 /// equal, when the granted one is `admin`, when the required one narrows it (`index:write`
 /// covers `index:write:profile/alice`; `index:write:profile` covers `index:write:profile/alice`;
 /// `index:write:profile/al` covers `index:write:profile/alice`), or when it ends in `*` and the
@@ -16,7 +17,7 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
     public static let roots: [(name: String, qualified: Bool)] = [
         ("read", false), ("write", false), ("pin", false), ("gc", false), ("metrics", false), ("admin", false),
         ("index:write", true), ("registry:publish", true), ("registry:promote", false),
-        ("drive", true), ("audit:read", false), ("cluster:admin", false),
+        ("drive", true), ("audit:read", false), ("cluster:admin", false), ("name:publish", true),
     ]
 
     public static let read = Scope(trusted: "read")
@@ -63,6 +64,9 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
         guard !parts.isEmpty, !parts.contains("") else { throw AccessError.invalid("scopes: a comma-separated list such as read,pin") }
         return Array(Set(try parts.map { try Scope($0) })).sorted()
     }
+
+    /// The scope `name:publish:KEY` publishing the IPNS name of the node's key `KEY` needs.
+    public static func namePublish(key: String) -> Scope { Scope(trusted: "name:publish:\(key)") }
 
     /// The scope `index:write:TYPE/KEY` an update of that pointer needs.
     public static func indexWrite(type: String, key: String) -> Scope { Scope(trusted: "index:write:\(type)/\(key)") }

@@ -11,6 +11,13 @@ import QAPI
 struct AccessAPI {
     let node: Node
     let io: StorageThreads
+    let limits: ServerLimits
+
+    /// The `{id}` path parameter, percent-decoded (sQuid ids may hold `:` and `@`).
+    static func id(_ context: ServerContext) -> String {
+        let raw = context.parameters.get("id") ?? ""
+        return raw.removingPercentEncoding ?? raw
+    }
 
     func register(on router: Router<ServerContext>) {
         router.get("/q/v1/whoami") { _, _ in await qAsync {
@@ -24,22 +31,22 @@ struct AccessAPI {
             return QindexAPI.ok(IdentityList(node.identities().map { IdentityInfo($0, now: now) }))
         } }
         router.post("/q/v1/identities") { request, _ in await qAsync {
-            let body = try await Self.decode(IdentityCreate.self, request)
+            let body = try await decode(IdentityCreate.self, request)
             let i = try await io.run { try node.addIdentity(body.squidId, key: body.key, label: body.label) }
             return QindexAPI.ok(IdentityInfo(i, now: node.access.now), status: .created)
         } }
         router.get("/q/v1/identities/{id}") { _, context in await qAsync {
-            let i = try node.identity(context.parameters.get("id") ?? "")
+            let i = try node.identity(Self.id(context))
             return QindexAPI.ok(IdentityInfo(i, now: node.access.now))
         } }
         router.post("/q/v1/identities/{id}/keys") { request, context in await qAsync {
-            let body = try await Self.decode(KeyRotation.self, request)
+            let body = try await decode(KeyRotation.self, request)
             let overlap = try AccessControl.duration(body.overlap, fallback: 86_400_000, field: "overlap")
-            let i = try await io.run { try node.rotateIdentityKey(context.parameters.get("id") ?? "", key: body.key, overlap: overlap) }
+            let i = try await io.run { try node.rotateIdentityKey(Self.id(context), key: body.key, overlap: overlap) }
             return QindexAPI.ok(IdentityInfo(i, now: node.access.now))
         } }
         router.delete("/q/v1/identities/{id}") { _, context in await qAsync {
-            let i = try await io.run { try node.revokeIdentity(context.parameters.get("id") ?? "") }
+            let i = try await io.run { try node.revokeIdentity(Self.id(context)) }
             return QindexAPI.ok(IdentityInfo(i, now: node.access.now))
         } }
         router.get("/q/v1/grants") { request, _ in await qAsync {
@@ -49,14 +56,14 @@ struct AccessAPI {
             return QindexAPI.ok(GrantList(node.grants(subject: q.get("subject"), all: all).map { GrantInfo($0, now: now) }))
         } }
         router.post("/q/v1/grants") { request, _ in await qAsync {
-            let body = try await Self.decode(GrantCreate.self, request)
+            let body = try await decode(GrantCreate.self, request)
             let scopes = try Array(Set(body.scopes.map { try Scope($0) })).sorted()
             let expires = try node.access.expiry(body.expires)
             let g = try await io.run { try node.addGrant(to: body.subject, scopes: scopes, expires: expires, by: Self.caller) }
             return QindexAPI.ok(GrantInfo(g, now: node.access.now), status: .created)
         } }
         router.delete("/q/v1/grants/{id}") { _, context in await qAsync {
-            let g = try await io.run { try node.revokeGrant(context.parameters.get("id") ?? "") }
+            let g = try await io.run { try node.revokeGrant(Self.id(context)) }
             return QindexAPI.ok(GrantInfo(g, now: node.access.now))
         } }
         router.get("/q/v1/tokens") { request, _ in await qAsync {
@@ -65,7 +72,7 @@ struct AccessAPI {
             return QindexAPI.ok(TokenList(node.tokens(all: all).map { TokenInfo($0, now: now) }))
         } }
         router.post("/q/v1/tokens") { request, _ in await qAsync {
-            let body = try await Self.decode(TokenCreate.self, request)
+            let body = try await decode(TokenCreate.self, request)
             let scopes = try Array(Set(body.scopes.map { try Scope($0) })).sorted()
             let expires = try node.access.expiry(body.expires)
             let made = try await io.run { try node.createToken(scopes: scopes, identity: body.identity, expires: expires, label: body.label) }
@@ -74,7 +81,7 @@ struct AccessAPI {
             return r
         } }
         router.delete("/q/v1/tokens/{id}") { _, context in await qAsync {
-            let t = try await io.run { try node.revokeToken(context.parameters.get("id") ?? "") }
+            let t = try await io.run { try node.revokeToken(Self.id(context)) }
             return QindexAPI.ok(TokenInfo(t, now: node.access.now))
         } }
     }
@@ -83,8 +90,8 @@ struct AccessAPI {
     static var caller: String { RequestCaller.principal?.subject ?? "admin" }
 
     /// A JSON request body of `T` (at most 64 KiB); a missing or mistyped field is named.
-    static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
-        let body = try await RequestBodies.collect(request, limit: 64 << 10, timeout: .seconds(60))
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        let body = try await RequestBodies.collect(request, limit: 64 << 10, timeout: limits.requestTimeout)
         do { return try JSONDecoder().decode(T.self, from: Data(buffer: body)) } catch let e as DecodingError {
             switch e {
             case .keyNotFound(let k, _): throw AccessError.invalid("the body lacks \"\(k.stringValue)\"")

@@ -43,7 +43,8 @@ struct RouteRule: Sendable {
     /// `write`, plus `pin` when the request's `flag` (default `pinByDefault`) is true.
     static func writing(_ path: String, pinFlag flag: String, pinByDefault: Bool) -> RouteRule {
         RouteRule(.post, path, summary: "write (+pin when \(flag)=true\(pinByDefault ? ", the default" : ""))") { request in
-            let v = request.uri.queryParameters.get(flag).map { ["", "true", "1", "yes"].contains($0.lowercased()) } ?? pinByDefault
+            // Read as the handlers read it (KuboRPC.flag).
+            let v = request.uri.queryParameters.get(flag).map { KuboRPC.flag($0) } ?? pinByDefault
             return v ? [.write, .pin] : [.write]
         }
     }
@@ -84,10 +85,10 @@ enum AccessRules {
             RouteRule(.post, "/api/v0/key/gen", .admin),
             RouteRule(.post, "/api/v0/key/rename", .admin),
             RouteRule(.post, "/api/v0/key/rm", .admin),
-            RouteRule(.post, "/api/v0/name/publish", summary: "index:write:ipns/{key}") { request in
-                [Scope.indexWrite(type: "ipns", key: request.uri.queryParameters.get("key") ?? "self")]
+            RouteRule(.post, "/api/v0/name/publish", summary: "name:publish:{key} (the key parameter, default self)") { request in
+                [Scope.namePublish(key: request.uri.queryParameters.get("key") ?? "self")]
             },
-            RouteRule(.post, "/api/v0/routing/put", Scope.indexWrite(type: "ipns", key: "")),
+            RouteRule(.post, "/api/v0/routing/put", .write),
             RouteRule(.get, "/q/v1/index", .read),
             RouteRule(.post, "/q/v1/index/import", .indexWrite),
             RouteRule(.get, "/q/v1/events", .read),
@@ -103,9 +104,13 @@ enum AccessRules {
                         "pin/ls", "pin/verify", "pin/policies", "name/resolve", "routing/get", "key/list"] {
             rules.append(RouteRule(.post, "/api/v0/" + command, .read))
         }
-        for method in [HTTPRequest.Method.put, .delete, .post] {
+        for method in [HTTPRequest.Method.put, .delete] {
             rules.append(RouteRule(method, "/q/v1/index/**", summary: "index:write:{type}/{key}") { request in [indexScope(request.uri.path)] })
         }
+        // …/{type}/{key}/publish: the pointer, and the name it is published under.
+        rules.append(RouteRule(.post, "/q/v1/index/**", summary: "index:write:{type}/{key} and name:publish:{key parameter, default self}") { request in
+            [indexScope(request.uri.path), .namePublish(key: request.uri.queryParameters.get("key") ?? "self")]
+        })
         for (method, path) in [(HTTPRequest.Method.get, "/q/v1/identities"), (.post, "/q/v1/identities"), (.get, "/q/v1/identities/{id}"),
                                (.delete, "/q/v1/identities/{id}"), (.post, "/q/v1/identities/{id}/keys"),
                                (.get, "/q/v1/grants"), (.post, "/q/v1/grants"), (.delete, "/q/v1/grants/{id}"),

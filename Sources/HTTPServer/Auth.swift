@@ -130,7 +130,9 @@ struct AccessMiddleware: RouterMiddleware {
         let bytes = box.buffer
         var keptHeaders: [String: String] = [:]
         for field in response.headers where field.name != .contentLength && field.name != .transferEncoding { keptHeaders[field.name.canonicalName] = field.value }
-        access.finishIdempotent(ticket, status: response.status.code >= 500 ? nil : response.status.code, headers: keptHeaders,
+        // Answers worth retrying (a timeout, a rate limit, the node's faults) are not kept.
+        let retryable = response.status.code >= 500 || response.status.code == 408 || response.status.code == 429
+        access.finishIdempotent(ticket, status: retryable ? nil : response.status.code, headers: keptHeaders,
                                 body: Array(bytes.readableBytesView))
         return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
     }

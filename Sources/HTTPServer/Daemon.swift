@@ -159,10 +159,11 @@ public final class Daemon: Sendable {
         let router = Router(context: ServerContext.self)
         router.add(middleware: RequestClientMiddleware())
         router.add(middleware: SurfaceErrorMiddleware())
-        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits))
-        router.add(middleware: PostOnlyMiddleware())
-        router.add(middleware: TransferCodingMiddleware())
+        // Metrics first, so refusals (401, 403, 429) are counted; GET on /api/v0 is 405 for anyone.
         router.add(middleware: MetricsMiddleware<ServerContext>())
+        router.add(middleware: PostOnlyMiddleware())
+        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits))
+        router.add(middleware: TransferCodingMiddleware())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
         Health(node: node, listener: "api").register(on: router)
         metrics.register(on: router, node: node, io: io)
@@ -172,7 +173,7 @@ public final class Daemon: Sendable {
                           limits: configuration.limits).register(on: router)
         QindexAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         EventsAPI(node: node, io: io).register(on: router)
-        AccessAPI(node: node, io: io).register(on: router)
+        AccessAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         return router
     }
 

@@ -10,13 +10,41 @@ info:
   description: |
     The Q-native API of the Qstore daemon, under `/q/v1` on the API listener (admin; loopback by
     default, `127.0.0.1:5001`). Qindex pointers (Docs/qindex.md), their publication as IPNS names,
-    the event stream, and this document.
+    the event stream, identities, grants and tokens (Docs/access.md), and this document.
 
     ## Authentication
 
-    Every request carries `Authorization: Bearer <token>`, the token in `<repo>/api-token`
-    (the scheme in any case, RFC 9110 §11.1). Without it, or with a wrong one: `401`, the Q error
-    envelope with code `UNAUTHORIZED` and `WWW-Authenticate: Bearer realm="qstore"`.
+    Every request except `GET /q/v1/openapi.yaml` is authenticated, in one of two ways:
+
+    - a bearer token, `Authorization: Bearer <token>` (the scheme in any case, RFC 9110 §11.1):
+      the admin token in `<repo>/api-token` (every scope), or a token made by `qstore token
+      create` / `POST /q/v1/tokens` (`qst_…`, with its scopes);
+    - a signed request (security scheme `signature`): `x-squid-id`, `x-subid` (optional), `x-ts`
+      (Unix ms), `x-nonce` (16–64 of `A-Z a-z 0-9 _ -`) and `x-sig`, the standard base64 of the
+      Ed25519 signature over the canonical string (method, path, sorted query, `x-ts`, `x-nonce`,
+      body SHA-256, `x-squid-id`, `x-subid`, joined by newlines) made with a key registered for the
+      identity. When `x-sig` is present the request is checked as signed and `Authorization` is
+      ignored. Docs/access.md has the rules and a worked example.
+
+    No credential, or a wrong, revoked or expired token: `401` with code `UNAUTHORIZED`; a signed
+    request that does not verify (bad signature, unknown or revoked identity, no key valid at
+    `x-ts`, `x-ts` more than 5 minutes away, a nonce already used): `401 SIGNATURE_INVALID`; both
+    with `WWW-Authenticate: Bearer realm="qstore"`.
+
+    Then the caller needs the operation's scope (deny by default): reads need `read`, pointer
+    writes `index:write:{type}/{key}` (or a broader `index:write…`), imports `index:write`,
+    identities, grants and tokens `admin`; else `403 QONSENT_DENIED`, the message naming the
+    missing scope. Each caller (the sQuid id, `token:ID`, or `admin`) is rate limited (requests
+    and bytes per second): past the limit `429 RATE_LIMIT_EXCEEDED` with `Retry-After` (seconds).
+
+    ## Idempotency
+
+    Writes (`POST`, `PUT`, `DELETE`) take an optional `Idempotency-Key` header (1–255 visible ASCII
+    characters). The first answer below 500 is kept for 24 h, keyed by the caller and the key; a
+    retry of the same request (method, path, query and body bytes) gets it back with
+    `Idempotent-Replayed: true` without the work being done again. The same key for another
+    request: `422 IDEMPOTENCY_KEY_REUSED`; while the first one still runs:
+    `409 IDEMPOTENCY_KEY_IN_USE`.
 
     ## The Q envelope
 
@@ -27,7 +55,9 @@ info:
       replies) or `null`;
     - error: `{"status": "error", "code", "message", "data", "cid": null}` — `code` the error's
       ecosystem code when it has one (`QINDEX_NOT_FOUND`, `VERSION_CONFLICT`, `SIGNATURE_INVALID`,
-      `TARGET_MISSING`, `IPNS_RECORD_EXPIRED`), else its kind in upper snake case (`NOT_FOUND`,
+      `TARGET_MISSING`, `IPNS_RECORD_EXPIRED`, `UNAUTHORIZED`, `QONSENT_DENIED`,
+      `RATE_LIMIT_EXCEEDED`, `IDEMPOTENCY_KEY_REUSED`, `IDEMPOTENCY_KEY_IN_USE`), else its kind in
+      upper snake case (`NOT_FOUND`,
       `INVALID_INPUT`, `CONFLICT`, `TOO_LARGE`, `UNAVAILABLE`, `UNSUPPORTED`, `INTERNAL`,
       `UNAUTHORIZED`); `data` the details a caller acts on (a `VERSION_CONFLICT`'s current head),
       else `null`.
@@ -38,9 +68,10 @@ info:
 
     ## Statuses
 
-    The status follows the error's kind on every surface: `400` invalid input, `404` not found
-    (also an unknown route or a method a route does not take), `409` conflict, `413` a body over
-    its limit, `408` a body that did not arrive within `http.requestTimeout`, `503` the store is
+    The status follows the error's kind on every surface: `400` invalid input, `401` not
+    authenticated, `403` a missing scope, `404` not found (also an unknown route or a method a
+    route does not take, for a caller with `admin`), `409` conflict, `413` a body over its limit,
+    `422` an `Idempotency-Key` reused for another request, `429` over the rate limit, `408` a body that did not arrive within `http.requestTimeout`, `503` the store is
     closed or busy, `500` the node's own faults. A request with a `Transfer-Encoding` other than
     `chunked` is refused before its body is read: `400` (chunked not last), `415` (a compression
     coding), `501` (any other coding).
@@ -57,6 +88,7 @@ servers:
     description: the API listener's default address
 security:
   - bearer: []
+  - signature: []
 tags:
   - name: index
     description: Qindex, signed pointers (type, key) → CID with hash-linked history.
@@ -64,6 +96,8 @@ tags:
     description: Publishing pointers as IPNS names.
   - name: events
     description: The event stream.
+  - name: access
+    description: Identities, grants, tokens and the caller (Docs/access.md); `admin` scope except `whoami`.
   - name: meta
     description: This document.
 
@@ -80,6 +114,7 @@ paths:
         next page (`null`: no more).
       security:
         - bearer: []
+        - signature: []
       parameters:
         - name: type
           in: query
@@ -127,6 +162,10 @@ paths:
           $ref: '#/components/responses/BadRequest'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -144,9 +183,13 @@ paths:
         recomputed); a root that fails refuses the whole import before anything moves. Then each
         pointer's head becomes the merge of its tips (Docs/qindex.md, "Merge"). `data.merged`
         has one entry per root: the pointer's head after the merge, what the merge did (`action`)
-        and the root (`root`).
+        and the root (`root`). Needs the scope `index:write` (of every type: the CAR may hold any
+        pointer).
       security:
         - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
       requestBody:
         required: true
         description: The CAR's bytes (at most 64 MiB), whatever the Content-Type says.
@@ -177,6 +220,8 @@ paths:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
         '404':
           description: '`QINDEX_NOT_FOUND`: a root names a record that is neither in the CAR nor in the repository.'
           content:
@@ -195,6 +240,10 @@ paths:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '415':
           $ref: '#/components/responses/UnsupportedTransferCoding'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '501':
@@ -218,6 +267,7 @@ paths:
         `cid` (of the envelope) is the record's CID.
       security:
         - bearer: []
+        - signature: []
       parameters:
         - name: version
           in: query
@@ -248,8 +298,12 @@ paths:
           $ref: '#/components/responses/BadRequest'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
         '404':
           $ref: '#/components/responses/PointerNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -265,10 +319,14 @@ paths:
         compare-and-swap (`expectedVersion: 0`: the pointer must not exist yet); a mismatch is
         `409 VERSION_CONFLICT` with the current head in `data`. A target that is not stored is
         `409 TARGET_MISSING` unless `allowMissing` (then its pin is queued until it arrives). The
-        caller's `x-squid-id` / `x-subid` become the record's author.
+        record's author is the authenticated caller: the identity (and `x-subid`) of a signed
+        request, the identity a token acts as, else the node (Docs/access.md); a client-signed
+        `record` keeps its own author. Needs the scope `index:write:{type}/{key}`.
       security:
         - bearer: []
+        - signature: []
       parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
         - $ref: '#/components/parameters/SquidId'
         - $ref: '#/components/parameters/SubId'
         - name: allow-missing
@@ -314,6 +372,8 @@ paths:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
         '404':
           $ref: '#/components/responses/NoSuchRoute'
         '408':
@@ -328,6 +388,10 @@ paths:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '415':
           $ref: '#/components/responses/UnsupportedTransferCoding'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '501':
@@ -341,10 +405,13 @@ paths:
       description: |
         Appends a tombstone record (`cid` null, `deleted` true, no tags): the pointer leaves reads
         and lists, its history stays, and a later `PUT` continues its versions. `expectedVersion`
-        makes it a compare-and-swap. The caller's `x-squid-id` / `x-subid` become the author.
+        makes it a compare-and-swap. The author is the authenticated caller, as for `PUT`. Needs the
+        scope `index:write:{type}/{key}`.
       security:
         - bearer: []
+        - signature: []
       parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
         - $ref: '#/components/parameters/SquidId'
         - $ref: '#/components/parameters/SubId'
         - name: expectedVersion
@@ -365,10 +432,16 @@ paths:
           $ref: '#/components/responses/BadRequest'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
         '404':
           $ref: '#/components/responses/PointerNotFound'
         '409':
           $ref: '#/components/responses/Conflict'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -388,6 +461,7 @@ paths:
         version (as a decimal string) to pass as `cursor`, or `null` when there is no more.
       security:
         - bearer: []
+        - signature: []
       parameters:
         - $ref: '#/components/parameters/Limit'
         - name: cursor
@@ -408,12 +482,16 @@ paths:
           $ref: '#/components/responses/BadRequest'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
         '404':
           description: '`QINDEX_NOT_FOUND`: the pointer never existed.'
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -433,10 +511,13 @@ paths:
         higher sequence is `409 CONFLICT`; publishing the same version again is allowed. No request
         body. Note that the query parameter `key` is the keystore key's name, not the pointer's key
         (that is the path's `{key}`). (A `POST` to `/q/v1/index/{type}/{key}` without `/publish`
-        is answered `405`, code `INVALID_INPUT`.)
+        is answered `405`, code `INVALID_INPUT`.) Needs the scopes `index:write:{type}/{key}` and
+        `name:publish:{the key parameter}`.
       security:
         - bearer: []
+        - signature: []
       parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
         - name: key
           in: query
           description: The keystore key whose name is published (`self`, the node's identity, by default).
@@ -471,6 +552,8 @@ paths:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
         '404':
           description: |
             `QINDEX_NOT_FOUND`: the pointer never existed or is deleted;
@@ -480,11 +563,17 @@ paths:
               schema:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '409':
-          description: '`CONFLICT`: the IPNS name is already at a higher sequence than the pointer''s version.'
+          description: |
+            `CONFLICT`: the IPNS name is already at a higher sequence than the pointer's version;
+            `IDEMPOTENCY_KEY_IN_USE`: a request with the same `Idempotency-Key` is still running.
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/ErrorEnvelope'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -524,6 +613,7 @@ paths:
         until the client leaves or the daemon stops.
       security:
         - bearer: []
+        - signature: []
       parameters:
         - name: topics
           in: query
@@ -576,6 +666,599 @@ paths:
                 $ref: '#/components/schemas/ErrorEnvelope'
         '401':
           $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/whoami:
+    get:
+      tags: [access]
+      operationId: whoami
+      summary: How the node sees the caller
+      description: |
+        The authenticated caller: its subject (the key rate limits and idempotency records are kept
+        under: `admin`, a sQuid id, or `token:ID`), its credential, the token's id, the identity it
+        acts as (with `subId` for a signed request), the scopes in force for this request, and
+        (except for the admin token) the bytes its pins hold and its storage quota. Any
+        authenticated caller may ask; no scope is needed.
+      security:
+        - bearer: []
+        - signature: []
+      responses:
+        '200':
+          description: The caller; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/CallerReply'
+              example:
+                status: ok
+                code: OK
+                message: ''
+                data:
+                  subject: alice
+                  credential: signature
+                  identity:
+                    squidId: alice
+                    subId: phone-1
+                  scopes: ['index:write:notes', read]
+                cid: null
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/identities:
+    get:
+      tags: [access]
+      operationId: listIdentities
+      summary: List identities
+      description: Every identity the node knows, revoked ones included, by sQuid id. Scope `admin`.
+      security:
+        - bearer: []
+        - signature: []
+      responses:
+        '200':
+          description: The identities; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/IdentityListReply'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    post:
+      tags: [access]
+      operationId: createIdentity
+      summary: Register an identity with its first key
+      description: |
+        Registers `squidId` with the Ed25519 public key `key`, valid from now (a key signs only
+        requests whose `x-ts` is at or after its registration). It can do nothing until a grant
+        gives it scopes (`POST /q/v1/grants`). Scope `admin`. As `qstore identity add`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      requestBody:
+        required: true
+        description: A JSON object (at most 64 KiB); unknown fields are ignored, `null` is absent.
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/IdentityCreate'
+            example:
+              squidId: alice
+              key: A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=
+              label: Alice's laptop
+      responses:
+        '201':
+          description: The identity; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/IdentityReply'
+        '400':
+          description: |
+            `INVALID_INPUT`: a body that is not a JSON object with `squidId` and `key` strings, a
+            bad or reserved sQuid id (`admin`, `token:…`), a key that is not standard base64 of 32
+            bytes, a label over 256 bytes or with a control character, a bad `Idempotency-Key`.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          description: |
+            `CONFLICT`: the identity exists (revoked ones too: a sQuid id is registered once; to
+            change its key, rotate it); `IDEMPOTENCY_KEY_IN_USE`.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '413':
+          $ref: '#/components/responses/SmallBodyTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedTransferCoding'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '501':
+          $ref: '#/components/responses/NotImplemented'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/identities/{id}:
+    parameters:
+      - $ref: '#/components/parameters/IdentityId'
+    get:
+      tags: [access]
+      operationId: getIdentity
+      summary: Read an identity
+      description: The identity and each key's validity window. Scope `admin`.
+      security:
+        - bearer: []
+        - signature: []
+      responses:
+        '200':
+          description: The identity; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/IdentityReply'
+              example:
+                status: ok
+                code: OK
+                message: ''
+                data:
+                  squidId: alice
+                  label: Alice's laptop
+                  keys:
+                    - publicKey: A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=
+                      notBefore: '2026-12-01T09:00:00.000Z'
+                      notAfter: '2026-12-03T10:30:00.000Z'
+                      current: true
+                    - publicKey: Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=
+                      notBefore: '2026-12-02T10:30:00.000Z'
+                      current: true
+                  created: '2026-12-01T09:00:00.000Z'
+                  status: active
+                cid: null
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AccessRecordNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    delete:
+      tags: [access]
+      operationId: revokeIdentity
+      summary: Revoke an identity
+      description: |
+        Marks the identity revoked: from the next request on, nothing it signs is accepted, nor any
+        token acting as it. The record stays (with `revoked` and `status: revoked`; a `GET` still
+        returns it), Qindex records it signed before stay valid, and revoking again changes
+        nothing. Scope `admin`. As `qstore identity revoke`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      responses:
+        '200':
+          description: The identity, revoked; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/IdentityReply'
+        '400':
+          $ref: '#/components/responses/BadIdempotencyKey'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AccessRecordNotFound'
+        '409':
+          $ref: '#/components/responses/IdempotencyKeyInUse'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/identities/{id}/keys:
+    parameters:
+      - $ref: '#/components/parameters/IdentityId'
+    post:
+      tags: [access]
+      operationId: rotateIdentityKey
+      summary: Rotate an identity's key
+      description: |
+        Adds `key`, valid from now, and ends every other key `overlap` from now (default `24h`;
+        `0s` ends them at once): until then both sign. A retired key keeps verifying what it signed
+        while it was valid. Scope `admin`. As `qstore identity rotate-key`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      requestBody:
+        required: true
+        description: A JSON object (at most 64 KiB); unknown fields are ignored, `null` is absent.
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/KeyRotation'
+            example:
+              key: Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=
+              overlap: 24h
+      responses:
+        '200':
+          description: The identity with its keys' new windows; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/IdentityReply'
+        '400':
+          description: |
+            `INVALID_INPUT`: a body that is not a JSON object with a `key` string, a key that is
+            not standard base64 of 32 bytes, an `overlap` that is not a duration, a revoked
+            identity, a bad `Idempotency-Key`.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AccessRecordNotFound'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          description: '`CONFLICT`: the key is already a current key of the identity; `IDEMPOTENCY_KEY_IN_USE`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '413':
+          $ref: '#/components/responses/SmallBodyTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedTransferCoding'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '501':
+          $ref: '#/components/responses/NotImplemented'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/grants:
+    get:
+      tags: [access]
+      operationId: listGrants
+      summary: List grants
+      description: Grants in force, newest first; only one subject's with `subject`; revoked and expired ones too with `all`. Scope `admin`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - name: subject
+          in: query
+          description: Only the grants of this subject (a sQuid id, or `token:ID`).
+          schema:
+            type: string
+          example: alice
+        - $ref: '#/components/parameters/All'
+      responses:
+        '200':
+          description: The grants; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/GrantListReply'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    post:
+      tags: [access]
+      operationId: createGrant
+      summary: Give a subject scopes
+      description: |
+        Gives `subject` (a registered, unrevoked sQuid id, or `token:ID` of a live token) `scopes`
+        until `expires` from now (absent: no end). It counts from the next request. Scope
+        `admin`; `grantedBy` records the caller's subject. As `qstore grant add`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      requestBody:
+        required: true
+        description: A JSON object (at most 64 KiB); unknown fields are ignored, `null` is absent.
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/GrantCreate'
+            example:
+              subject: alice
+              scopes: [read, 'index:write:notes']
+              expires: 30d
+      responses:
+        '201':
+          description: The grant; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/GrantReply'
+        '400':
+          description: |
+            `INVALID_INPUT`: a body that is not a JSON object with `subject` and `scopes`, no
+            scope, an unknown or malformed scope, an `expires` that is not a positive duration, a
+            revoked identity, a bad `Idempotency-Key`.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`NOT_FOUND`: no such identity, or no live token of that id.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/IdempotencyKeyInUse'
+        '413':
+          $ref: '#/components/responses/SmallBodyTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedTransferCoding'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '501':
+          $ref: '#/components/responses/NotImplemented'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/grants/{id}:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        description: The grant's id (`g` and 16 hex digits).
+        schema:
+          type: string
+        example: g0123456789abcdef
+    delete:
+      tags: [access]
+      operationId: revokeGrant
+      summary: Revoke a grant
+      description: |
+        Marks the grant revoked: it stops counting on the next request. The record stays (listed
+        with `all=true`); revoking again changes nothing. Scope `admin`. As `qstore grant revoke`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      responses:
+        '200':
+          description: The grant, revoked; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/GrantReply'
+        '400':
+          $ref: '#/components/responses/BadIdempotencyKey'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AccessRecordNotFound'
+        '409':
+          $ref: '#/components/responses/IdempotencyKeyInUse'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/tokens:
+    get:
+      tags: [access]
+      operationId: listTokens
+      summary: List tokens
+      description: Tokens (never their secrets), newest first; revoked and expired ones too with `all`. Scope `admin`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/All'
+      responses:
+        '200':
+          description: The tokens; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/TokenListReply'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    post:
+      tags: [access]
+      operationId: createToken
+      summary: Make a bearer token
+      description: |
+        Makes a token with `scopes` (plus, later, grants to `token:ID`), acting as `identity` when
+        given (recorded as the author of what it writes; it stops working when that identity is
+        revoked), until `expires` from now (absent: no end). The reply carries the token this once
+        (`Cache-Control: no-store`): only its SHA-256 is kept. Scope `admin`. As
+        `qstore token create`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      requestBody:
+        required: true
+        description: A JSON object (at most 64 KiB); unknown fields are ignored, `null` is absent.
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/TokenCreate'
+            example:
+              scopes: [read]
+              expires: 30d
+              label: dashboards
+      responses:
+        '201':
+          description: The token and its record; `cid` is null.
+          headers:
+            Cache-Control:
+              description: '`no-store`.'
+              schema:
+                type: string
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/TokenCreatedReply'
+        '400':
+          description: |
+            `INVALID_INPUT`: a body that is not a JSON object with `scopes`, no scope, an unknown or
+            malformed scope, an `expires` that is not a positive duration, a label over 256 bytes or
+            with a control character, a revoked identity, a bad `Idempotency-Key`.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`NOT_FOUND`: no such identity.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/IdempotencyKeyInUse'
+        '413':
+          $ref: '#/components/responses/SmallBodyTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedTransferCoding'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '501':
+          $ref: '#/components/responses/NotImplemented'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/tokens/{id}:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        description: The token's id (`t` and 16 hex digits), as `token ls` shows it; not the token itself.
+        schema:
+          type: string
+        example: t0123456789abcdef
+    delete:
+      tags: [access]
+      operationId: revokeToken
+      summary: Revoke a token
+      description: |
+        Marks the token revoked: from the next request on it gets `401`. The record stays (listed
+        with `all=true`); revoking again changes nothing. Scope `admin`. As `qstore token revoke`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - $ref: '#/components/parameters/IdempotencyKey'
+      responses:
+        '200':
+          description: The token's record, revoked; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/TokenReply'
+        '400':
+          $ref: '#/components/responses/BadIdempotencyKey'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AccessRecordNotFound'
+        '409':
+          $ref: '#/components/responses/IdempotencyKeyInUse'
+        '422':
+          $ref: '#/components/responses/IdempotencyKeyReused'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
         '503':
@@ -586,9 +1269,8 @@ paths:
       tags: [meta]
       operationId: getOpenAPIDocument
       summary: This document
-      description: The OpenAPI document of `/q/v1` as YAML (no envelope).
-      security:
-        - bearer: []
+      description: The OpenAPI document of `/q/v1` as YAML (no envelope). Public (no credentials needed).
+      security: []
       responses:
         '200':
           description: This document.
@@ -597,8 +1279,6 @@ paths:
               schema:
                 type: object
                 description: The OpenAPI document (a YAML mapping).
-        '401':
-          $ref: '#/components/responses/Unauthorized'
         '500':
           $ref: '#/components/responses/InternalError'
 
@@ -607,7 +1287,33 @@ components:
     bearer:
       type: http
       scheme: bearer
-      description: 'The repository''s API token (`<repo>/api-token`), as `Authorization: Bearer <token>`.'
+      description: |
+        `Authorization: Bearer <token>`: the admin token (the repository's `<repo>/api-token` file,
+        every scope) or a token made by `qstore token create` / `POST /q/v1/tokens` (`qst_` and 43
+        base64url characters; its scopes, plus grants to `token:ID`).
+    signature:
+      type: apiKey
+      in: header
+      name: x-sig
+      description: |
+        A request signed with an Ed25519 key registered for a sQuid identity (Docs/access.md,
+        "Signed requests"). Five headers go together:
+
+        - `x-squid-id`: the registered sQuid id;
+        - `x-subid`: the subidentity (optional; at most 128 characters, no control characters);
+        - `x-ts`: the time of signing, Unix milliseconds, within 5 minutes of the node's clock
+          (`access.signatureWindow`);
+        - `x-nonce`: 16–64 characters of `A-Z a-z 0-9 _ -`, never reused within the window;
+        - `x-sig`: standard base64 of the 64-byte Ed25519 signature over the UTF-8 canonical
+          string, eight lines joined by `\n`: the method in upper case; the path as sent
+          (percent-encoding kept); the query parameters as sent, sorted by name then value and
+          joined `k=v&…` (empty if none); `x-ts`; `x-nonce`; the lowercase hex SHA-256 of the body
+          (of the empty string if none); `x-squid-id`; `x-subid` (empty if absent).
+
+        The key must have been valid at `x-ts` (a key signs from its registration; a rotated-out
+        key until the end of its overlap). The body is read into memory to be hashed, at most
+        `access.maximumSignedBody` (64 MiB). The caller's scopes are the live grants to the
+        identity. A request that does not verify: `401 SIGNATURE_INVALID`.
 
   parameters:
     Type:
@@ -641,18 +1347,52 @@ components:
     SquidId:
       name: x-squid-id
       in: header
-      description: The caller's identity, recorded as the record's `author.squidId` (without it, the node's). 1–256 bytes.
+      description: |
+        Part of a signed request (the `signature` security scheme, with `x-ts`, `x-nonce` and
+        `x-sig`): the identity that signs. Without `x-sig` it is ignored; it never names the
+        author by itself (the author is the authenticated caller).
       schema:
         type: string
-        minLength: 1
-        maxLength: 256
     SubId:
       name: x-subid
       in: header
-      description: The caller's sub-identity, recorded as `author.subId` (only with `x-squid-id`).
+      description: |
+        Part of a signed request: the signer's subidentity, recorded as `author.subId` of the
+        records the request makes. Ignored without `x-sig`.
       schema:
         type: string
+    IdempotencyKey:
+      name: Idempotency-Key
+      in: header
+      description: |
+        Makes a retry safe: the first answer below 500 is kept for 24 h (`access.idempotencyTTL`)
+        under (caller, key), and a retry of the same request (method, path, query and the very
+        same body bytes) gets it back with `Idempotent-Replayed: true`, without the work being
+        done again. The same key with another request: `422 IDEMPOTENCY_KEY_REUSED`; while the
+        first still runs: `409 IDEMPOTENCY_KEY_IN_USE`. 1–255 visible ASCII characters (else `400`).
+      schema:
+        type: string
+        minLength: 1
+        maxLength: 255
+        pattern: '^[!-~]+$'
 
+    IdentityId:
+      name: id
+      in: path
+      required: true
+      description: |
+        The sQuid id (`A-Z a-z 0-9 . _ : @ -`; none of these needs percent-encoding in a path,
+        send it as is).
+      schema:
+        type: string
+      example: alice
+    All:
+      name: all
+      in: query
+      description: '`true` (or `1`): also revoked and expired records. Any other value, or none, lists only those in force.'
+      schema:
+        type: string
+      example: 'true'
   responses:
     BadRequest:
       description: |
@@ -663,13 +1403,72 @@ components:
           schema:
             $ref: '#/components/schemas/ErrorEnvelope'
     Unauthorized:
-      description: '`UNAUTHORIZED`: no `Authorization: Bearer` header, or the wrong token.'
+      description: |
+        `UNAUTHORIZED`: no credentials, or a wrong, revoked or expired token (or one acting as a
+        revoked identity); `SIGNATURE_INVALID`: a signed request that does not verify (signature,
+        unknown or revoked identity, no key valid at `x-ts`, `x-ts` outside the window, a reused
+        nonce, a missing or malformed signature header).
       headers:
         WWW-Authenticate:
           required: true
           description: '`Bearer realm="qstore"`.'
           schema:
             type: string
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    Forbidden:
+      description: |
+        `QONSENT_DENIED`: the caller lacks the operation's scope; the message names it (and the
+        `qstore grant add … --scope …` that would give it).
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    TooManyRequests:
+      description: |
+        `RATE_LIMIT_EXCEEDED`: the caller is over its rate limit (requests or bytes per second),
+        or the node holds as many signature nonces as it may; the request was not run.
+      headers:
+        Retry-After:
+          required: true
+          description: Whole seconds (at least 1) until the request would pass.
+          schema:
+            type: string
+            pattern: '^[0-9]+$'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    IdempotencyKeyReused:
+      description: |
+        `IDEMPOTENCY_KEY_REUSED`: the `Idempotency-Key` was used (by this caller, within its
+        24 h) for a different request: another method, path, query or body.
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    SmallBodyTooLarge:
+      description: '`TOO_LARGE`: the body is over 64 KiB.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    AccessRecordNotFound:
+      description: '`NOT_FOUND`: no such identity, grant or token.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    BadIdempotencyKey:
+      description: '`INVALID_INPUT`: an `Idempotency-Key` that is not 1–255 visible ASCII characters.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    IdempotencyKeyInUse:
+      description: '`IDEMPOTENCY_KEY_IN_USE`: a request with the same `Idempotency-Key` is still running; retry when it has finished.'
       content:
         application/json:
           schema:
@@ -693,7 +1492,8 @@ components:
         `VERSION_CONFLICT`: the head is not the expected version or record (or a client record
         does not follow the head); `data` is the current head (`null` when the pointer does not
         exist). `TARGET_MISSING`: the target is not stored and `allowMissing` was not given.
-        `CONFLICT`: another conflict with the stored state.
+        `CONFLICT`: another conflict with the stored state. `IDEMPOTENCY_KEY_IN_USE`: a request
+        with the same `Idempotency-Key` is still running (retry when it has finished).
       content:
         application/json:
           schema:
@@ -834,8 +1634,9 @@ components:
               type: string
               description: |
                 QINDEX_NOT_FOUND, VERSION_CONFLICT, SIGNATURE_INVALID, TARGET_MISSING,
-                IPNS_RECORD_EXPIRED, or the kind: NOT_FOUND, INVALID_INPUT, CONFLICT, TOO_LARGE,
-                UNAVAILABLE, UNSUPPORTED, INTERNAL, UNAUTHORIZED.
+                IPNS_RECORD_EXPIRED, UNAUTHORIZED, QONSENT_DENIED, RATE_LIMIT_EXCEEDED,
+                IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_USE, or the kind: NOT_FOUND,
+                INVALID_INPUT, CONFLICT, TOO_LARGE, UNAVAILABLE, UNSUPPORTED, INTERNAL.
               example: QINDEX_NOT_FOUND
             data:
               $ref: '#/components/schemas/ConflictHead'
@@ -924,6 +1725,62 @@ components:
             data:
               $ref: '#/components/schemas/Publication'
 
+    IdentityReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/IdentityInfo'
+    IdentityListReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/IdentityList'
+    GrantReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/GrantInfo'
+    GrantListReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/GrantList'
+    TokenReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/TokenInfo'
+    TokenListReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/TokenList'
+    TokenCreatedReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/TokenCreated'
+    CallerReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/CallerInfo'
     # Data
 
     AuthorInfo:
@@ -1172,6 +2029,264 @@ components:
         record:
           type: string
           description: The new head record's CID.
+
+    # Identities, grants and tokens (Docs/access.md)
+
+    SquidId:
+      type: string
+      description: '1–128 of A-Z a-z 0-9 . _ : @ - (not `admin`, not starting with `token:`).'
+      pattern: '^[A-Za-z0-9._:@-]{1,128}$'
+      example: alice
+    Ed25519PublicKey:
+      type: string
+      description: The raw 32-byte Ed25519 public key in standard base64 (with its `=` padding).
+      pattern: '^[A-Za-z0-9+/]{43}=$'
+      example: A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=
+    Scope:
+      type: string
+      description: |
+        `read`, `write`, `pin`, `gc`, `metrics`, `admin`, `index:write[:TYPE[/KEY-PREFIX]]`,
+        `registry:publish[:MODULE]`, `registry:promote`, `drive[:read|:write|:share|:*]`,
+        `audit:read`, `cluster:admin`, `name:publish[:KEY]` (Docs/access.md, "Grants and scopes"). At most 512 bytes; no
+        spaces, commas or control characters. `admin` covers every scope; a scope covers those it
+        is a prefix of at a `:` or `/` (`index:write:notes` covers `index:write:notes/a`); nothing
+        else implies anything (`write` does not give `read`).
+      minLength: 1
+      maxLength: 512
+      pattern: '^(read|write|pin|gc|metrics|admin|registry:promote|audit:read|cluster:admin|index:write|registry:publish|drive|name:publish|(index:write|registry:publish|drive|name:publish):[^\u0000-\u0020\u007F,]+)$'
+      example: 'index:write:notes'
+    Duration:
+      type: string
+      nullable: true
+      description: A duration, `90s`, `30m`, `24h`, `30d`, or combined (`1h30m`).
+      pattern: '^([0-9]{1,9}[smhd])+$'
+      example: 30d
+    Label:
+      type: string
+      nullable: true
+      description: A note for people, at most 256 bytes of UTF-8, no control characters.
+      maxLength: 256
+      pattern: '^[^\u0000-\u001F\u007F]*$'
+      example: ci
+    IdentityCreate:
+      type: object
+      description: The body of `POST /q/v1/identities`.
+      required: [squidId, key]
+      properties:
+        squidId:
+          $ref: '#/components/schemas/SquidId'
+        key:
+          $ref: '#/components/schemas/Ed25519PublicKey'
+        label:
+          $ref: '#/components/schemas/Label'
+    KeyRotation:
+      type: object
+      description: The body of `POST /q/v1/identities/{id}/keys`.
+      required: [key]
+      properties:
+        key:
+          $ref: '#/components/schemas/Ed25519PublicKey'
+        overlap:
+          allOf:
+            - $ref: '#/components/schemas/Duration'
+          description: How long the keys it replaces still sign (`0s`, at once); default `24h`.
+          default: 24h
+    GrantCreate:
+      type: object
+      description: The body of `POST /q/v1/grants`.
+      required: [subject, scopes]
+      properties:
+        subject:
+          type: string
+          description: A registered sQuid id, or `token:ID` of a live token.
+          pattern: '^(token:t[0-9a-f]{16}|[A-Za-z0-9._:@-]{1,128})$'
+          example: alice
+        scopes:
+          type: array
+          minItems: 1
+          items:
+            $ref: '#/components/schemas/Scope'
+        expires:
+          allOf:
+            - $ref: '#/components/schemas/Duration'
+          description: The grant ends this long from now (a positive duration); absent, never.
+    TokenCreate:
+      type: object
+      description: The body of `POST /q/v1/tokens`.
+      required: [scopes]
+      properties:
+        scopes:
+          type: array
+          minItems: 1
+          items:
+            $ref: '#/components/schemas/Scope'
+        identity:
+          type: string
+          nullable: true
+          description: A registered, unrevoked sQuid id the token acts as.
+          pattern: '^[A-Za-z0-9._:@-]{1,128}$'
+        expires:
+          allOf:
+            - $ref: '#/components/schemas/Duration'
+          description: The token ends this long from now (a positive duration); absent, never.
+        label:
+          $ref: '#/components/schemas/Label'
+    IdentityKeyInfo:
+      type: object
+      description: One key of an identity and its validity window (`notAfter` left out while it has no end).
+      required: [publicKey, notBefore, current]
+      properties:
+        publicKey:
+          type: string
+          description: Standard base64 of the raw 32 bytes.
+        notBefore:
+          $ref: '#/components/schemas/Timestamp'
+        notAfter:
+          $ref: '#/components/schemas/Timestamp'
+        current:
+          type: boolean
+          description: Whether it signs now (inside its window, the identity not revoked).
+    IdentityInfo:
+      type: object
+      description: An identity (`label`, `revoked` left out when absent).
+      required: [squidId, keys, created, status]
+      properties:
+        squidId:
+          type: string
+        label:
+          type: string
+        keys:
+          type: array
+          description: In the order they were added.
+          items:
+            $ref: '#/components/schemas/IdentityKeyInfo'
+        created:
+          $ref: '#/components/schemas/Timestamp'
+        revoked:
+          $ref: '#/components/schemas/Timestamp'
+        status:
+          type: string
+          enum: [active, revoked]
+    GrantInfo:
+      type: object
+      description: A grant (`expires`, `revoked`, `grantedBy` left out when absent).
+      required: [id, subject, scopes, created, status]
+      properties:
+        id:
+          type: string
+          pattern: '^g[0-9a-f]{16}$'
+          example: g0123456789abcdef
+        subject:
+          type: string
+          description: A sQuid id, or `token:ID`.
+        scopes:
+          type: array
+          items:
+            type: string
+        created:
+          $ref: '#/components/schemas/Timestamp'
+        expires:
+          $ref: '#/components/schemas/Timestamp'
+        revoked:
+          $ref: '#/components/schemas/Timestamp'
+        grantedBy:
+          type: string
+          description: The subject that made it (`admin` for the admin token and the command line).
+        status:
+          type: string
+          enum: [active, expired, revoked]
+    TokenInfo:
+      type: object
+      description: A token's record, never its secret (`identity`, `label`, `expires`, `revoked` left out when absent).
+      required: [id, scopes, created, status]
+      properties:
+        id:
+          type: string
+          pattern: '^t[0-9a-f]{16}$'
+          example: t0123456789abcdef
+        scopes:
+          type: array
+          items:
+            type: string
+        identity:
+          type: string
+          description: The sQuid id it acts as.
+        label:
+          type: string
+        created:
+          $ref: '#/components/schemas/Timestamp'
+        expires:
+          $ref: '#/components/schemas/Timestamp'
+        revoked:
+          $ref: '#/components/schemas/Timestamp'
+        status:
+          type: string
+          enum: [active, expired, revoked]
+    TokenCreated:
+      type: object
+      required: [token, record]
+      properties:
+        token:
+          type: string
+          description: The bearer token, shown this once.
+          pattern: '^qst_[A-Za-z0-9_-]{43}$'
+        record:
+          $ref: '#/components/schemas/TokenInfo'
+    IdentityList:
+      type: object
+      required: [identities]
+      properties:
+        identities:
+          type: array
+          items:
+            $ref: '#/components/schemas/IdentityInfo'
+    GrantList:
+      type: object
+      required: [grants]
+      properties:
+        grants:
+          type: array
+          items:
+            $ref: '#/components/schemas/GrantInfo'
+    TokenList:
+      type: object
+      required: [tokens]
+      properties:
+        tokens:
+          type: array
+          items:
+            $ref: '#/components/schemas/TokenInfo'
+    CallerInfo:
+      type: object
+      description: How the node sees the caller (`tokenId`, `identity`, `storageUsed`, `storageQuota` left out when absent).
+      required: [subject, credential, scopes]
+      properties:
+        subject:
+          type: string
+          description: What rate limits and idempotency records are kept under, `admin`, a sQuid id or `token:ID`.
+        credential:
+          type: string
+          enum: [admin-token, token, signature]
+        tokenId:
+          type: string
+          description: The token's id (`credential` `token`).
+        identity:
+          $ref: '#/components/schemas/AuthorInfo'
+        scopes:
+          type: array
+          description: The scopes in force for this request.
+          items:
+            type: string
+        storageUsed:
+          type: integer
+          format: int64
+          minimum: 0
+          description: Bytes the pins the caller made hold (absent for the admin token).
+        storageQuota:
+          type: integer
+          format: int64
+          minimum: 0
+          description: The caller's storage quota in bytes, `0` for none (absent for the admin token).
 
 """###
 }

@@ -108,7 +108,12 @@ public struct PinningPolicy: Sendable, Equatable, Codable {
     }
 }
 
-/// Parses `90s`, `1h30m`, `7d` (whole numbers with units s, m, h, d) into milliseconds.
+/// The longest duration `parseDuration` accepts: 1,000 years (so a time that far from now is
+/// still far from overflowing, and formats as a four-digit year).
+public let maximumDuration: UInt64 = 1000 * 365 * 86_400_000
+
+/// Parses `90s`, `1h30m`, `7d` (whole numbers with units s, m, h, d) into milliseconds; nil when
+/// malformed or longer than `maximumDuration`.
 public func parseDuration(_ text: String) -> UInt64? {
     guard text.range(of: "^([0-9]{1,9}[smhd])+$", options: .regularExpression) != nil else { return nil }
     var total: UInt64 = 0
@@ -118,7 +123,10 @@ public func parseDuration(_ text: String) -> UInt64? {
             number = number * 10 + UInt64(d)
         } else {
             let unit: UInt64 = switch ch { case "s": 1000; case "m": 60_000; case "h": 3_600_000; default: 86_400_000 }
-            total += number * unit
+            let (part, o1) = number.multipliedReportingOverflow(by: unit)
+            let (sum, o2) = total.addingReportingOverflow(part)
+            guard !o1, !o2, sum <= maximumDuration else { return nil }
+            total = sum
             number = 0
         }
     }

@@ -72,7 +72,7 @@ struct GrantCommand: ParsableCommand {
         commandName: "grant", abstract: "Scopes given to an identity or a token (deny by default): add, ls, revoke.",
         discussion: """
             Scopes: read, write, pin, gc, metrics, admin, index:write[:TYPE[/KEY-PREFIX]], registry:publish[:MODULE], \
-            registry:promote, drive[:read|:write|:share|:*], audit:read, cluster:admin. Every route needs one \
+            registry:promote, drive[:read|:write|:share|:*], audit:read, cluster:admin, name:publish[:KEY]. Every route needs one \
             (Docs/access.md lists them); a revoked grant stops counting on the next request.
             """,
         subcommands: [Add.self, List.self, Revoke.self])

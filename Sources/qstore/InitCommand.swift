@@ -1,3 +1,4 @@
+import Access
 import ArgumentParser
 import Foundation
 import HTTPServer
@@ -42,5 +43,6 @@ func newConfiguration(_ env: [String: String] = ProcessInfo.processInfo.environm
     try add(PinningConfiguration.self)
     try add(GCConfiguration.self)
     try add(HTTPConfiguration.self)
+    try add(AccessConfiguration.self)
     return c
 }

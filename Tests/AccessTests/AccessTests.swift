@@ -156,6 +156,30 @@ extension Curve25519.Signing.PrivateKey {
         #expect(throws: AccessError.self) { try h.access.authenticate(r) }
     }
 
+    /// Nonces are kept in memory only: after a restart, requests dated before it are refused, so
+    /// one seen by the earlier process cannot be replayed to the new one.
+    @Test func noReplayAcrossARestart() throws {
+        let h = try AccessHarness()
+        let alice = Curve25519.Signing.PrivateKey()
+        _ = try h.access.addIdentity("alice", key: alice.publicBase64)
+        let r = try h.signed(alice, squid: "alice")
+        _ = try h.access.authenticate(r)
+        h.clock.advance(by: .milliseconds(1))
+        try h.reopen()
+        #expect(throws: AccessError.self) { try h.access.authenticate(r) }
+        _ = try h.access.authenticate(h.signed(alice, squid: "alice"))
+    }
+
+    /// Durations past 1000 years (or past UInt64) are refused, never wrapped or trapped on.
+    @Test func durationsAreBounded() throws {
+        #expect(parseDuration("90s") == 90_000 && parseDuration("1h30m") == 5_400_000)
+        #expect(parseDuration("365000d") == maximumDuration && parseDuration("365001d") == nil)
+        #expect(parseDuration(String(repeating: "999999999d", count: 214)) == nil)
+        let h = try AccessHarness()
+        #expect(throws: AccessError.self) { try h.access.expiry("3000000d") }
+        #expect(throws: AccessError.self) { try AccessControl.duration("999999999d999999999d", fallback: 0, field: "overlap") }
+    }
+
     /// A nonce is remembered until its request's time leaves the window, then forgotten (and the
     /// request is then refused for its time anyway).
     @Test func replayWindow() throws {

@@ -114,6 +114,18 @@ extension DaemonHarness {
         }
     }
 
+    /// Docs/access.md renders the table: every rule's path (commands of /api/v0 may be listed by
+    /// their name) and scope appear in it.
+    @Test func theDocsListEveryRule() throws {
+        let doc = try String(contentsOfFile: Fixtures.repositoryRoot + "/Docs/access.md", encoding: .utf8)
+        for rule in AccessRules.api + AccessRules.gateway(requiresRead: true) {
+            let short = rule.path.hasPrefix("/api/v0/") ? String(rule.path.dropFirst("/api/v0/".count)) : rule.path
+            #expect(doc.contains("`\(rule.path)`") || doc.contains("`\(short)`"), "Docs/access.md does not list \(rule.method) \(rule.path)")
+            let scope = rule.summary.split(separator: " ")[0]
+            #expect(rule.isPublic || rule.summary.hasPrefix("any") || doc.contains("`\(scope)`"), "Docs/access.md does not name \(scope) (\(rule.path))")
+        }
+    }
+
     /// A signed request is authenticated, recorded as the author with its subidentity, and refused
     /// when replayed, stale, re-signed over another body, or by an unknown or revoked identity.
     @Test func signedRequestsEndToEnd() async throws {
@@ -138,6 +150,9 @@ extension DaemonHarness {
             let replay = try await h.signed("/q/v1/index/notes/alice-1", method: "PUT", key: key, squid: "alice", subId: "phone", body: body,
                                             headers: ["Content-Type": "application/json"], nonce: nonce)
             #expect(replay.status == 401 && h.code(replay) == "SIGNATURE_INVALID", "\(replay.text)")
+            // Publishing a pointer under the node's name needs that name's scope too.
+            let publish = try await h.signed("/q/v1/index/notes/alice-1/publish", method: "POST", key: key, squid: "alice")
+            #expect(publish.status == 403 && publish.text.contains("name:publish:self"), "\(publish.text)")
             // Outside the key prefix granted: 403 naming the scope.
             let other = try await h.signed("/q/v1/index/notes/bob-1", method: "PUT", key: key, squid: "alice", body: body, headers: ["Content-Type": "application/json"])
             #expect(other.status == 403 && h.code(other) == "QONSENT_DENIED" && other.text.contains("index:write:notes/bob-1"), "\(other.text)")
@@ -184,6 +199,10 @@ extension DaemonHarness {
             let after = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + secret], authorized: false)
             #expect(after.status == 401 && h.code(after) == "UNAUTHORIZED")
             let key = try await h.register("carol", scopes: [])
+            // Ids with ":" and "@" travel percent-encoded in paths.
+            _ = try await h.register("did:key:carol@home", scopes: [])
+            let shown = try await h.request("/q/v1/identities/did%3Akey%3Acarol%40home", api: true)
+            #expect(shown.status == 200 && shown.text.contains("did:key:carol@home"), "\(shown.text)")
             let g = try await h.json("/q/v1/grants", ["subject": "carol", "scopes": ["pin", "read"], "expires": "1d"])
             let gid = try #require((try g.json()["data"] as? [String: Any])?["id"] as? String)
             #expect(try await h.signed("/pins", key: key, squid: "carol").status == 200)
@@ -198,8 +217,8 @@ extension DaemonHarness {
         }
     }
 
-    /// 32 concurrent clients of one identity get within 10% of burst + rate × time accepted; the
-    /// rest are 429 RATE_LIMIT_EXCEEDED with Retry-After.
+    /// 32 concurrent clients of one token get no more than burst + rate × time accepted (+ 10%);
+    /// the rest are 429 RATE_LIMIT_EXCEEDED with Retry-After.
     @Test func rateLimitHoldsUnderConcurrency() async throws {
         let rate = 10.0, burst = 5.0
         try await DaemonHarness.run(configure: { c in
@@ -234,12 +253,13 @@ extension DaemonHarness {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let expected = burst + rate * seconds
             #expect(counts.1 > 0 && counts.2, "429s carry Retry-After and the code")
-            // The limit holds whatever the load: never more than 10% over. Under is the clients'
-            // doing when the machine starves them (the bucket's arithmetic under contention is
-            // checked exactly by RateLimiterTests); checked when they offered 5× the budget.
-            let report = "accepted \(counts.0), limited \(counts.1), expected \(expected) (± 10%) in \(seconds) s"
-            #expect(Double(counts.0) <= 1.1 * expected, "\(report)")
-            if Double(counts.0 + counts.1) >= 5 * expected { #expect(Double(counts.0) >= 0.9 * expected, "\(report)") }
+            // The limit holds whatever the load: never more than 10% over. Fewer is the clients'
+            // doing when the shared machine stalls them for longer than the burst lasts (tokens
+            // do not pile up past the burst); that the bucket admits burst + rate × time (± 10%)
+            // under 32 concurrent callers is checked exactly, with a clock the test moves, by
+            // RateLimiterTests.bucketUnderContention.
+            let report = "accepted \(counts.0), limited \(counts.1), expected at most \(expected) (+ 10%) in \(seconds) s"
+            #expect(counts.0 >= Int(burst) && Double(counts.0) <= 1.1 * expected, "\(report)")
             // The admin token is not limited by default.
             #expect(try await h.request("/q/v1/whoami", api: true).status == 200)
         }
