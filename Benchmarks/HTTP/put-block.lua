@@ -1,8 +1,10 @@
 -- wrk script: POST /api/v0/block/put with a distinct 1 KiB block per request.
--- The token comes from the environment (QSTORE_TOKEN).
+-- The token comes from the environment (QSTORE_TOKEN); QSTORE_RUN (optional) makes one run's
+-- blocks differ from another's.
 local counter = 0
 local boundary = "qstorebench"
 local token = os.getenv("QSTORE_TOKEN")
+local run = os.getenv("QSTORE_RUN") or "" 
 local filler = string.rep("x", 1000)
 
 function setup(thread)
@@ -13,7 +15,7 @@ end
 local n = 0
 request = function()
   n = n + 1
-  local payload = string.format("%08d-%08d-", id, n) .. filler
+  local payload = run .. string.format("%08d-%08d-", id, n) .. filler
   payload = string.sub(payload, 1, 1024)
   local body = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\nContent-Type: application/octet-stream\r\n\r\n"
     .. payload .. "\r\n--" .. boundary .. "--\r\n"

@@ -1,10 +1,12 @@
 -- wrk script: requests signed ahead of time by SignRequests (one "nonce sig" line each, after a
 -- first line with the shared x-ts). Environment: QSTORE_SIGNED (the file), QSTORE_SQUID,
--- QSTORE_KIND (get | put: the 1 KiB block bodies SignRequests signed), QSTORE_PATH_QUERY.
+-- QSTORE_KIND (get | put: the 1 KiB block bodies SignRequests signed), QSTORE_PATH_QUERY,
+-- QSTORE_RUN (the prefix SignRequests was given, so one run's blocks differ from another's).
 local file = os.getenv("QSTORE_SIGNED")
 local squid = os.getenv("QSTORE_SQUID")
 local kind = os.getenv("QSTORE_KIND")
 local target = os.getenv("QSTORE_PATH_QUERY")
+local run = os.getenv("QSTORE_RUN") or "" 
 local filler = string.rep("x", 1000)
 local threads = 0
 
@@ -30,7 +32,7 @@ request = function()
   local nonce, sig = line:match("^(%S+) (%S+)$")
   local headers = { ["x-squid-id"] = squid, ["x-ts"] = ts, ["x-nonce"] = nonce, ["x-sig"] = sig }
   if kind == "put" then
-    local payload = string.sub(string.format("%016d-", index) .. filler, 1, 1024)
+    local payload = string.sub(run .. string.format("%016d-", index) .. filler, 1, 1024)
     local body = "--qstorebench\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\nContent-Type: application/octet-stream\r\n\r\n"
       .. payload .. "\r\n--qstorebench--\r\n"
     headers["Content-Type"] = "multipart/form-data; boundary=qstorebench"

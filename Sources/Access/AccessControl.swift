@@ -25,7 +25,8 @@ public final class AccessControl: Sendable {
         /// Grant ids by subject (a request reads only its subject's).
         var grantsBySubject: [String: [String]] = [:]
         var tokens: [String: Token] = [:]
-        var tokenByHash: [String: String] = [:]
+        /// Token ids by the SHA-256 of the token (raw bytes: no hex per request).
+        var tokenByHash: [[UInt8]: String] = [:]
     }
 
     let db: LevelDB
@@ -80,7 +81,7 @@ public final class AccessControl: Sendable {
         try it.forEach(prefix: Self.tokenPrefix) { _, v in
             let t = try decoder.decode(Token.self, from: Data(v))
             s.tokens[t.id] = t
-            s.tokenByHash[t.hash] = t.id
+            s.tokenByHash[(try? Base16.decode(t.hash)) ?? []] = t.id
             return true
         }
         state = Mutex(s)
@@ -92,8 +93,9 @@ public final class AccessControl: Sendable {
 
     /// The caller of a bearer token: the admin token, or a live token made by `createToken`.
     public func authenticate(bearer token: Substring) throws -> Principal {
-        if constantTimeEqual(Array(token.utf8), adminToken) { return Principal(credential: .adminToken, identity: nil, scopes: [.admin]) }
-        let hash = SignedRequest.sha256Hex(Array(token.utf8))
+        if constantTimeEqual(token.utf8, adminToken) { return Principal(credential: .adminToken, identity: nil, scopes: [.admin]) }
+        var t = token
+        let hash = t.withUTF8 { Array(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
         let now = clock.now
         return try state.withLock { s in
             guard let id = s.tokenByHash[hash], let t = s.tokens[id] else {
@@ -169,10 +171,10 @@ public final class AccessControl: Sendable {
 
     static func union(_ a: [Scope], _ b: [Scope]) -> [Scope] { b.isEmpty ? a : Array(Set(a + b)).sorted() }
 
-    private func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    private func constantTimeEqual(_ a: Substring.UTF8View, _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0
-        for i in a.indices { diff |= a[i] ^ b[i] }
+        for (x, y) in zip(a, b) { diff |= x ^ y }
         return diff == 0
     }
 
@@ -332,7 +334,7 @@ public final class AccessControl: Sendable {
             }
             try write(Self.tokenPrefix + Array(t.id.utf8), t)
             s.tokens[t.id] = t
-            s.tokenByHash[t.hash] = t.id
+            s.tokenByHash[(try? Base16.decode(t.hash)) ?? []] = t.id
         }
         return (secret, t)
     }

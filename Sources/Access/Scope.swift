@@ -73,12 +73,16 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
 
     /// Whether holding `self` gives `required`.
     public func covers(_ required: Scope) -> Bool {
-        let g = value, r = required.value
-        if g == "admin" || g == r { return true }
-        if r.hasPrefix(g + ":") || r.hasPrefix(g + "/") { return true }
-        if g.hasSuffix("*") && r.hasPrefix(g.dropLast()) { return true }
-        // A key prefix: the qualifier after the type holds a "/".
-        if g.hasPrefix("index:write:"), g.dropFirst("index:write:".count).contains("/"), r.hasPrefix(g) { return true }
+        let g = value.utf8, r = required.value.utf8
+        if value == "admin" || value == required.value { return true }
+        // Byte comparisons, no allocation: this runs on every request.
+        if r.count > g.count, r.starts(with: g) {
+            let next = r[r.index(r.startIndex, offsetBy: g.count)]
+            if next == UInt8(ascii: ":") || next == UInt8(ascii: "/") { return true }
+            // A key prefix: the qualifier after the type holds a "/".
+            if value.hasPrefix("index:write:"), g.dropFirst(12).contains(UInt8(ascii: "/")) { return true }
+        }
+        if g.last == UInt8(ascii: "*"), r.starts(with: g.dropLast()) { return true }
         return false
     }
 

@@ -144,8 +144,24 @@ enum AccessRules {
     /// The rule of `method` on `path`: the first whose pattern matches (literal routes are listed
     /// before the `**` ones that would also match them).
     static func rule(in rules: [RouteRule], method: HTTPRequest.Method, path: String) -> RouteRule? {
+        RuleTable(rules).rule(method: method, path: path)
+    }
+}
+
+/// Rules by method, literal patterns before wildcards: what the middleware looks up per request.
+struct RuleTable: Sendable {
+    private let byMethod: [HTTPRequest.Method: [RouteRule]]
+
+    init(_ rules: [RouteRule]) {
+        var m: [HTTPRequest.Method: [RouteRule]] = [:]
+        for r in rules where !r.isWildcard { m[r.method, default: []].append(r) }
+        for r in rules where r.isWildcard { m[r.method, default: []].append(r) }
+        byMethod = m
+    }
+
+    func rule(method: HTTPRequest.Method, path: String) -> RouteRule? {
+        guard let candidates = byMethod[method] else { return nil }
         let p = path.split(separator: "/")[...]
-        return rules.first { $0.method == method && !$0.isWildcard && $0.matches(p) }
-            ?? rules.first { $0.method == method && $0.matches(p) }
+        return candidates.first { $0.matches(p) }
     }
 }

@@ -32,8 +32,14 @@ enum RequestCaller {
 struct AccessMiddleware: RouterMiddleware {
     typealias Context = ServerContext
     let access: AccessControl
-    let rules: [RouteRule]
+    let rules: RuleTable
     let limits: ServerLimits
+
+    init(access: AccessControl, rules: [RouteRule], limits: ServerLimits) {
+        self.access = access
+        self.rules = RuleTable(rules)
+        self.limits = limits
+    }
 
     static let signatureHeaders = (
         squidId: HTTPField.Name("x-squid-id")!, subId: HTTPField.Name("x-subid")!, ts: HTTPField.Name("x-ts")!,
@@ -43,7 +49,7 @@ struct AccessMiddleware: RouterMiddleware {
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let rule = AccessRules.rule(in: rules, method: request.method, path: request.uri.path)
+        let rule = rules.rule(method: request.method, path: request.uri.path)
         if rule?.isPublic == true { return try await next(request, context) }
         var request = request
         let principal: Principal
@@ -164,7 +170,7 @@ enum BearerToken {
     /// case-insensitive and may be followed by more than one space (RFC 9110 §11.1, §11.4).
     static func parse(_ header: String?) -> Substring? {
         guard let header, let space = header.firstIndex(of: " ") else { return nil }
-        guard header[..<space].lowercased() == "bearer" else { return nil }
+        guard header[..<space].utf8.elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
         let token = header[space...].drop { $0 == " " }
         return token.isEmpty ? nil : token
     }

@@ -4,8 +4,9 @@
 // not measured; the daemon's verification is.
 //
 //   SignRequests pubkey SEED_HEX
-//   SignRequests get SEED_HEX SQUID PATH QUERY COUNT            (GET, empty body)
-//   SignRequests put SEED_HEX SQUID PATH QUERY COUNT            (POST of put-block-signed.lua's bodies)
+//   SignRequests get SEED_HEX SQUID PATH QUERY COUNT RUN        (GET, empty body)
+//   SignRequests put SEED_HEX SQUID PATH QUERY COUNT RUN        (POST of signed.lua's block bodies)
+// RUN ([A-Za-z0-9], at most 24) goes into every nonce (and block), so runs never replay each other.
 import Access
 import Crypto
 import Foundation
@@ -36,18 +37,19 @@ if args[1] == "verify-speed" {
     print("Ed25519 verify (swift-crypto): \(elapsed / n) per signature (\(ok) of \(n) valid)")
     exit(0)
 }
-guard args.count == 7, let count = Int(args[6]) else { exit(2) }
+guard args.count == 8, let count = Int(args[6]) else { exit(2) }
+let run = args[7]
 let (kind, squid, path, query) = (args[1], args[3], args[4], args[5])
 let ts = String(UInt64(Date().timeIntervalSince1970 * 1000))
 let filler = String(repeating: "x", count: 1000)
 var out = ts + "\n"
 out.reserveCapacity(count * 120)
 for i in 0..<count {
-    let nonce = String(format: "bench-%016d", i)
+    let nonce = "b" + run + "-" + String(format: "%016d", i)
     var body: [UInt8] = []
     if kind == "put" {
-        // The same bytes put-block-signed.lua builds for request i (a distinct 1 KiB block each).
-        let payload = String((String(format: "%016d-", i) + filler).prefix(1024))
+        // The same bytes signed.lua builds for request i (a distinct 1 KiB block each).
+        let payload = String((run + String(format: "%016d-", i) + filler).prefix(1024))
         body = Array(("--qstorebench\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\nContent-Type: application/octet-stream\r\n\r\n"
             + payload + "\r\n--qstorebench--\r\n").utf8)
     }
