@@ -10,6 +10,9 @@ public struct AccessConfiguration: ConfigurationSection {
     /// Largest body of a signed or idempotent request (the body is hashed before the request
     /// runs, so it is held in memory); larger uploads use a token.
     public var maximumSignedBody = 64 << 20
+    /// Bytes of signed request bodies held at once before their signatures are checked (all
+    /// clients; one client address may hold one `maximumSignedBody`); past it, 503.
+    public var unverifiedBodyBudget = 256 << 20
     /// Nonces held at once (all identities); more signed requests in the window are refused.
     public var nonceCapacity = 1_000_000
     /// Limits of every identity and token without an override (0: unlimited).
@@ -32,6 +35,7 @@ public struct AccessConfiguration: ConfigurationSection {
         signatureWindow = try c.decodeIfPresent(String.self, forKey: .signatureWindow) ?? d.signatureWindow
         maximumSignedBody = try c.decodeIfPresent(Int.self, forKey: .maximumSignedBody) ?? d.maximumSignedBody
         nonceCapacity = try c.decodeIfPresent(Int.self, forKey: .nonceCapacity) ?? d.nonceCapacity
+        unverifiedBodyBudget = try c.decodeIfPresent(Int.self, forKey: .unverifiedBodyBudget) ?? d.unverifiedBodyBudget
         rateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit) ?? d.rateLimit
         // An override names what differs from the default; the fields it leaves out are the default's.
         let base = rateLimit
@@ -66,8 +70,8 @@ public struct AccessConfiguration: ConfigurationSection {
         guard let ttl = parseDuration(idempotencyTTL), ttl > 0 else {
             throw RepositoryError.invalidConfiguration("access.idempotencyTTL \"\(idempotencyTTL)\" is not a positive duration (e.g. 24h)")
         }
-        guard maximumSignedBody > 0, nonceCapacity > 0 else {
-            throw RepositoryError.invalidConfiguration("access.maximumSignedBody and access.nonceCapacity must be at least 1")
+        guard maximumSignedBody > 0, nonceCapacity > 0, unverifiedBodyBudget > 0 else {
+            throw RepositoryError.invalidConfiguration("access.maximumSignedBody, access.nonceCapacity and access.unverifiedBodyBudget must be at least 1")
         }
         do {
             _ = try rateLimit.validated("access.rateLimit")

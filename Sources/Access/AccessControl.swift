@@ -137,8 +137,9 @@ public final class AccessControl: Sendable {
         return (ts, signature, keys, scopes)
     }
 
-    /// The caller of a signed request, once its timestamp is inside the window, one of its
-    /// identity's keys valid at that time made the signature, and its nonce is new.
+    /// The caller of a signed request, once its timestamp is inside the window and one of its
+    /// identity's keys valid at that time made the signature. The nonce is checked and recorded
+    /// by `recordNonce`, once the request is admitted (so refused requests take no room).
     public func authenticate(_ request: SignedRequest) throws -> Principal {
         let (ts, signature, keys, scopes) = try keysAndScopes(request)
         let now = clock.now
@@ -146,10 +147,36 @@ public final class AccessControl: Sendable {
         guard keys.contains(where: { SignedRequest.verify(signature, key: $0, message: message) }) else {
             throw AccessError.signatureInvalid("the signature does not verify with the keys of \(request.squidId) (check the canonical string: Docs/access.md)")
         }
-        guard try nonces.insert(request.nonce, of: request.squidId, until: ts + window + 1, now: now) else {
+        _ = now
+        return Principal(credential: .signature, identity: IdentityRef(squidId: request.squidId, subId: request.subId), scopes: scopes)
+    }
+
+    /// Records the nonce of an authenticated, admitted signed request; a nonce seen within the
+    /// window is a replay (401 `SIGNATURE_INVALID`).
+    public func recordNonce(_ request: SignedRequest) throws {
+        guard let ts = UInt64(request.timestamp) else { throw AccessError.signatureInvalid("x-ts: Unix time in milliseconds") }
+        guard try nonces.insert(request.nonce, of: request.squidId, until: ts + window + 1, now: clock.now) else {
             throw AccessError.signatureInvalid("x-nonce was already used (a replayed request)")
         }
-        return Principal(credential: .signature, identity: IdentityRef(squidId: request.squidId, subId: request.subId), scopes: scopes)
+    }
+
+    /// Whether `principal` would still be let through for `scope` now: its token or identity not
+    /// revoked or expired, the grants it had still in force (for long-lived requests such as the
+    /// event stream, which end when this turns false).
+    public func stillAllows(_ principal: Principal, _ scope: Scope) -> Bool {
+        let now = clock.now
+        return state.withLock { s in
+            switch principal.credential {
+            case .adminToken: return true
+            case .token(let id):
+                guard let t = s.tokens[id], t.isLive(at: now) else { return false }
+                if let squid = t.identity, s.identities[squid]?.revoked != nil { return false }
+                return Self.union(t.scopes, Self.granted(to: "token:\(id)", s, now)).contains { $0.covers(scope) }
+            case .signature:
+                guard let squid = principal.identity?.squidId, let i = s.identities[squid], i.revoked == nil else { return false }
+                return Self.granted(to: squid, s, now).contains { $0.covers(scope) }
+            }
+        }
     }
 
     /// Whether `key` was a key of `squidId` at `ms` (and the identity not revoked by then).

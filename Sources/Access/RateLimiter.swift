@@ -71,7 +71,9 @@ final class RateLimiter: Sendable {
                 throw AccessError.rateLimited("\(subject) is over its rate limit of \(Self.format(limit.bytesPerSecond)) bytes/s", retryAfter: max(1, Int((need / limit.bytesPerSecond).rounded(.up))))
             }
             if limit.requestsPerSecond > 0 { b.requests -= 1 }
-            if limit.bytesPerSecond > 0 { b.bytes -= Double(bytes) }
+            // At most one burst is charged for what is only declared (a Content-Length the body
+            // may never match): a lie cannot lock the subject out for longer than a burst takes.
+            if limit.bytesPerSecond > 0 { b.bytes -= min(Double(bytes), limit.byteCapacity) }
             all[subject] = b
             if all.count > 100_000 { all = all.filter { now - $0.value.last < .seconds(60) } }
         }

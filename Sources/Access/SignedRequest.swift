@@ -62,15 +62,19 @@ public struct SignedRequest: Sendable {
 
     /// Checks the headers' shapes; returns the timestamp (ms) and the 64 signature bytes.
     func parsed() throws -> (ms: UInt64, signature: [UInt8]) {
-        guard let ms = UInt64(timestamp), timestamp.utf8.count <= 16 else { throw AccessError.signatureInvalid("x-ts: Unix time in milliseconds") }
+        guard timestamp.utf8.count <= 16, timestamp.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let ms = UInt64(timestamp) else {
+            throw AccessError.signatureInvalid("x-ts: Unix time in milliseconds (decimal digits)")
+        }
         guard (16...64).contains(nonce.utf8.count), nonce.unicodeScalars.allSatisfy({
             $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
         }) else { throw AccessError.signatureInvalid("x-nonce: 16 to 64 characters of A-Z a-z 0-9 _ -") }
         guard let sig = Data(base64Encoded: signature), sig.count == 64 else {
             throw AccessError.signatureInvalid("x-sig: standard base64 of the 64-byte Ed25519 signature")
         }
-        if let subId, subId.utf8.count > 128 || subId.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            throw AccessError.signatureInvalid("x-subid: at most 128 characters, no control characters")
+        if let subId, subId.utf8.count > 128 || subId.unicodeScalars.contains(where: {
+            [.control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned].contains($0.properties.generalCategory)
+        }) {
+            throw AccessError.signatureInvalid("x-subid: at most 128 bytes, no control, format or separator characters")
         }
         return (ms, [UInt8](sig))
     }
@@ -89,6 +93,8 @@ final class NonceCache: Sendable {
     private struct State {
         var seen: [String: UInt64] = [:]
         var nextSweep: UInt64 = 0
+        /// When a full cache was last swept: a full cache is swept at most once a second, so a
+        /// flood of refused requests cannot make each one scan it.
     }
     private let state = Mutex(State())
     let capacity: Int
@@ -98,7 +104,7 @@ final class NonceCache: Sendable {
     /// Records `nonce` of `squidId` until `until` (ms); false if it is already there.
     func insert(_ nonce: String, of squidId: String, until: UInt64, now: UInt64) throws -> Bool {
         try state.withLock { s in
-            if now >= s.nextSweep || s.seen.count >= capacity {
+            if now >= s.nextSweep || (s.seen.count >= capacity && now >= s.nextSweep - 9_000) {
                 s.seen = s.seen.filter { $0.value > now }
                 s.nextSweep = now + 10_000
             }

@@ -76,7 +76,10 @@ struct AccessAPI {
             let scopes = try Array(Set(body.scopes.map { try Scope($0) })).sorted()
             let expires = try node.access.expiry(body.expires)
             let made = try await io.run { try node.createToken(scopes: scopes, identity: body.identity, expires: expires, label: body.label) }
-            var r = QindexAPI.ok(TokenCreated(token: made.token, record: TokenInfo(made.record, now: node.access.now)), status: .created)
+            let info = TokenInfo(made.record, now: node.access.now)
+            var r = QindexAPI.ok(TokenCreated(token: made.token, record: info), status: .created)
+            // A retry under the same Idempotency-Key gets the record, not the secret (never stored).
+            RequestCaller.keptBody?.bytes = QJSON.encode(QEnvelope(ok: TokenCreated(token: nil, record: info)))
             r.headers[.cacheControl] = "no-store"
             return r
         } }

@@ -1,3 +1,4 @@
+import Synchronization
 import Access
 import Foundation
 import HTTPTypes
@@ -10,6 +11,8 @@ import Node
 /// record's author) without every function passing the context along.
 enum RequestCaller {
     @TaskLocal static var principal: Principal?
+    /// Set while an idempotent request runs: what its handler wants kept instead of its answer.
+    @TaskLocal static var keptBody: KeptBody?
 
     /// The owner recorded on pins the caller makes (quotas count them): its subject, except for
     /// the admin token (the node's own pins).
@@ -34,11 +37,15 @@ struct AccessMiddleware: RouterMiddleware {
     let access: AccessControl
     let rules: RuleTable
     let limits: ServerLimits
+    /// Bodies of signed requests held before their signature is checked, in bytes.
+    let unverified: BodyBudget
 
     init(access: AccessControl, rules: [RouteRule], limits: ServerLimits) {
         self.access = access
         self.rules = RuleTable(rules)
         self.limits = limits
+        let most = access.configuration.maximumSignedBody
+        unverified = BodyBudget(total: max(most, access.configuration.unverifiedBodyBudget), perClient: most)
     }
 
     static let signatureHeaders = (
@@ -54,6 +61,7 @@ struct AccessMiddleware: RouterMiddleware {
         var request = request
         let principal: Principal
         var bodyHash: String?
+        var signedRequest: SignedRequest?
         do {
             let h = request.headers
             if let sig = h[Self.signatureHeaders.sig] {
@@ -69,19 +77,28 @@ struct AccessMiddleware: RouterMiddleware {
                 if let n = h[.contentLength].flatMap(Int.init), n > limit {
                     throw RequestError(.contentTooLarge, "a signed request's body is hashed before the request runs, so it is at most \(limit) bytes (access.maximumSignedBody); send larger uploads with a token")
                 }
-                let body = try await RequestBodies.collect(request, limit: limit, timeout: limits.requestTimeout)
+                // Anyone who knows an identity's name can send such a body: what is held before the
+                // signature is checked is bounded, in all and per client address (else 503).
+                let declared = h[.contentLength].flatMap(Int.init) ?? limit
+                let body = try await unverified.holding(declared, client: context.client) {
+                    try await RequestBodies.collect(request, limit: limit, timeout: limits.requestTimeout)
+                }
                 request.body = RequestBody(buffer: body)
                 bodyHash = SignedRequest.sha256Hex(body.readableBytesView)
                 signed.bodySHA256 = bodyHash!
                 principal = try access.authenticate(signed)
+                signedRequest = signed
             } else if let token = BearerToken.parse(h[.authorization]) {
                 principal = try access.authenticate(bearer: token)
             } else {
                 throw AccessError.unauthorized("missing credentials: Authorization: Bearer <token> (the repository's api-token, or one from `qstore token create`), or a signed request (Docs/access.md)")
             }
-            try access.admit(principal, bytes: request.headers[.contentLength].flatMap(Int.init) ?? 0)
-            // Deny by default: a route the table does not know needs `admin`.
+            // Deny by default: a route the table does not know needs `admin`. Scopes before the
+            // rate limit, so a caller cannot spend another's budget on a route it may not use.
             for scope in rule?.scopes(request) ?? [.admin] { try principal.require(scope) }
+            try access.admit(principal, bytes: request.headers[.contentLength].flatMap(Int.init) ?? 0)
+            // The nonce last: a refused request takes no room among the nonces.
+            if let signedRequest { try access.recordNonce(signedRequest) }
         } catch {
             return Self.refusal(error, request: request, context: context, bodyRead: bodyHash != nil)
         }
@@ -122,7 +139,8 @@ struct AccessMiddleware: RouterMiddleware {
             return Self.refusal(error, request: request, context: context, bodyRead: hash != nil)
         }
         let response: Response
-        do { response = try await next(request, context) } catch {
+        let kept = KeptBody()
+        do { response = try await RequestCaller.$keptBody.withValue(kept) { try await next(request, context) } } catch {
             access.finishIdempotent(ticket, status: nil)
             throw error
         }
@@ -134,12 +152,14 @@ struct AccessMiddleware: RouterMiddleware {
             throw error
         }
         let bytes = box.buffer
+        // A handler may keep something else than what it answered (a secret shown once).
+        let keptBody = kept.bytes ?? Array(bytes.readableBytesView)
         var keptHeaders: [String: String] = [:]
         for field in response.headers where field.name != .contentLength && field.name != .transferEncoding { keptHeaders[field.name.canonicalName] = field.value }
         // Answers worth retrying (a timeout, a rate limit, the node's faults) are not kept.
         let retryable = response.status.code >= 500 || response.status.code == 408 || response.status.code == 429
         access.finishIdempotent(ticket, status: retryable ? nil : response.status.code, headers: keptHeaders,
-                                body: Array(bytes.readableBytesView))
+                                body: keptBody)
         return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
     }
 
@@ -173,5 +193,50 @@ enum BearerToken {
         guard header[..<space].utf8.elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
         let token = header[space...].drop { $0 == " " }
         return token.isEmpty ? nil : token
+    }
+}
+
+/// What an idempotent request's handler wants kept for replays instead of the body it answers
+/// (`POST /q/v1/tokens` keeps its answer without the token: a secret is shown once, never stored).
+final class KeptBody: @unchecked Sendable {
+    // Set once by the handler, read by the middleware after the handler returned.
+    var bytes: [UInt8]?
+}
+
+/// Bytes of request bodies held at once, in all and per client address: `holding` reserves a
+/// body's declared size while it is read, or refuses (503 with Retry-After) past either bound.
+final class BodyBudget: Sendable {
+    private struct State {
+        var held = 0
+        var byClient: [String: Int] = [:]
+    }
+    private let state = Mutex(State())
+    let total: Int
+    let perClient: Int
+
+    init(total: Int, perClient: Int) {
+        self.total = total
+        self.perClient = perClient
+    }
+
+    func holding<T>(_ bytes: Int, client: String, _ body: () async throws -> T) async throws -> T {
+        let n = max(0, bytes)
+        try state.withLock { s in
+            let mine = s.byClient[client, default: 0]
+            guard s.held + n <= total, mine + n <= perClient else {
+                throw Overloaded(status: .serviceUnavailable, retryAfter: 1,
+                                 message: "too many signed request bodies are being read at once (access.unverifiedBodyBudget); try again")
+            }
+            s.held += n
+            s.byClient[client] = mine + n
+        }
+        defer {
+            state.withLock { s in
+                s.held -= n
+                let left = s.byClient[client, default: n] - n
+                s.byClient[client] = left > 0 ? left : nil
+            }
+        }
+        return try await body()
     }
 }

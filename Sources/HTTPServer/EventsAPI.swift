@@ -94,6 +94,8 @@ struct EventsAPI {
                 throw Overloaded(status: .serviceUnavailable, retryAfter: 5, message: e.description)
             }
         }
+        // The caller as of now: a stream that follows ends when its token or grant goes.
+        let caller = RequestCaller.principal
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let (signals, poke) = follow ? try node.followEvents() : AsyncStream<Void>.makeStream()
             let beat = Task {
@@ -132,6 +134,7 @@ struct EventsAPI {
                     }
                     if !follow { return }
                     guard await waiting.next() != nil else { return }
+                    if let caller, !node.access.stillAllows(caller, .read) { return }
                     if ContinuousClock.now - lastWrite >= Self.heartbeat {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                         lastWrite = .now

@@ -81,7 +81,8 @@ extension KuboRPC {
     func pinRemove(_ request: Request) async throws -> Response {
         let recursive = request.uri.queryParameters.get("recursive").map { Self.flag($0) } ?? true
         let cids = try await resolvedArguments(request)
-        try await io.run { for c in cids { try self.node.unpin(c, recursive: recursive) } }
+        let owner = RequestCaller.owner
+        try await io.run { for c in cids { try self.node.unpin(c, recursive: recursive, owner: owner) } }
         return JSONOutput.reply(PinsResult(pins: cids.map(\.string)))
     }
 
@@ -138,7 +139,8 @@ extension KuboRPC {
         let cids = try await resolvedArguments(request)
         guard cids.count == 2 else { throw RequestError(.badRequest, "pin update takes two arguments: from-path and to-path") }
         let unpin = request.uri.queryParameters.get("unpin").map { Self.flag($0) } ?? true
-        _ = try await io.run { try self.node.updatePin(from: cids[0], to: cids[1], unpin: unpin) }
+        let owner = RequestCaller.owner
+        _ = try await io.run { try self.node.updatePin(from: cids[0], to: cids[1], unpin: unpin, owner: owner) }
         return JSONOutput.reply(PinsResult(pins: cids.map(\.string)))
     }
 

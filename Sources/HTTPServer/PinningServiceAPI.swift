@@ -76,6 +76,7 @@ struct PinningServiceAPI: Sendable {
             }
         }
         let (statusSet, cidList, metaFilter) = (statuses, cids, meta)
+        let owner = RequestCaller.owner
         let (count, results) = try await io.run { () throws -> (Int, [Pin]) in
             let (statuses, cids, meta) = (statusSet, cidList, metaFilter)
             var count = 0
@@ -97,7 +98,8 @@ struct PinningServiceAPI: Sendable {
                 return true
             }
             let visit: (Pin) -> Bool = { p in
-                guard test(p) else { return true }
+                // A caller other than the admin sees its own pins: the API is per user.
+                guard owner == nil || p.owner == owner, test(p) else { return true }
                 count += 1
                 if results.count < limit { results.append(p) }
                 return true
@@ -124,7 +126,10 @@ struct PinningServiceAPI: Sendable {
 
     func get(_ id: String) async throws -> Response {
         let pinID = try Self.pinID(id)
-        guard let pin = try await io.run({ try self.node.pinObject(pinID) }) else { throw Failure(.notFound, "NOT_FOUND", "no pin with request id \(id)") }
+        let owner = RequestCaller.owner
+        guard let pin = try await io.run({ try self.node.pinObject(pinID) }), owner == nil || pin.owner == owner else {
+            throw Failure(.notFound, "NOT_FOUND", "no pin with request id \(id)")
+        }
         return Self.json(status(pin))
     }
 
@@ -137,7 +142,8 @@ struct PinningServiceAPI: Sendable {
 
     func delete(_ id: String) async throws -> Response {
         let pinID = try Self.pinID(id)
-        _ = try await io.run { try self.node.removePinObject(pinID) }
+        let owner = RequestCaller.owner
+        _ = try await io.run { try self.node.removePinObject(pinID, owner: owner) }
         return Response(status: .accepted)
     }
 

@@ -2228,7 +2228,8 @@ components:
       properties:
         token:
           type: string
-          description: The bearer token, shown this once.
+          nullable: true
+          description: The bearer token, shown this once; `null` in an idempotent replay (the secret is never stored).
           pattern: '^qst_[A-Za-z0-9_-]{43}$'
         record:
           $ref: '#/components/schemas/TokenInfo'

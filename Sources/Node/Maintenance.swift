@@ -30,7 +30,7 @@ extension Node {
     /// Ends expired pins, then collects garbage; `removed` is told each deleted block.
     @discardableResult
     public func collectGarbage(removed: (CID, Int) throws -> Bool = { _, _ in true }) throws -> GarbageCollector.Result {
-        try pins.maintain()
+        try maintainPins()
         // Idempotency-Key records past their time go too (each new record also takes a few).
         try access.collectExpiredIdempotency()
         var result = try collector.collect(removed: removed)

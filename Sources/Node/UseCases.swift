@@ -39,11 +39,17 @@ extension Node {
 
     /// Kubo's `pin rm`: the pins removed.
     @discardableResult
-    public func unpin(_ cid: CID, recursive: Bool = true) throws -> [Pin] { try pins.unpin(cid, recursive: recursive) }
+    /// `owner` (a caller other than the admin) removes only its own pins.
+    public func unpin(_ cid: CID, recursive: Bool = true, owner: String? = nil) throws -> [Pin] { try pins.unpin(cid, recursive: recursive, owner: owner) }
 
     /// Kubo's `pin update`: the new pin.
     @discardableResult
-    public func updatePin(from: CID, to: CID, unpin: Bool = true) throws -> Pin { try pins.update(from: from, to: to, unpin: unpin) }
+    /// `owner` (a caller other than the admin) updates only its own pin, within its quota.
+    public func updatePin(from: CID, to: CID, unpin: Bool = true, owner: String? = nil) throws -> Pin {
+        var request = Pinner.Request(cid: to)
+        request.owner = owner
+        return try pins.update(from: from, to: to, unpin: unpin, owner: owner, quota: try withQuota(request).quota)
+    }
 
     /// Kubo's `pin verify`: each pin's verdict (recursive pins' DAGs, direct pins' own blocks).
     public func verifyPins(_ body: (Pinner.Verification) throws -> Void) throws { try pins.verify(body) }
@@ -64,7 +70,7 @@ extension Node {
 
     /// Removes pin object `id`.
     @discardableResult
-    public func removePinObject(_ id: PinID) throws -> Pin { try pins.remove(id: id) }
+    public func removePinObject(_ id: PinID, owner: String? = nil) throws -> Pin { try pins.remove(id: id, owner: owner) }
 
     /// The pins on `cid`'s multihash.
     public func pinObjects(of cid: CID) throws -> [Pin] { try pins.pins(of: cid.multihash) }
@@ -79,7 +85,7 @@ extension Node {
 
     /// Ends expired pins, completes queued ones whose blocks arrived, fails those past their timeout.
     @discardableResult
-    public func maintainPins() throws -> Pinner.Upkeep { try pins.maintain() }
+    public func maintainPins() throws -> Pinner.Upkeep { try pins.maintain(quota: { self.access.storageQuota(of: $0) }) }
 
     // MARK: the repository
 

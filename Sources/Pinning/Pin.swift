@@ -187,6 +187,8 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidPolicy(file: String, field: String, problem: String)
     /// Stored pinning data cannot be read.
     case corrupted(String)
+    /// The CID's pins belong to other owners than the caller (who may remove only its own).
+    case notOwner(CID)
     /// The pin would take its owner over its storage quota (bytes).
     case quotaExceeded(owner: String, needed: UInt64, available: UInt64, quota: UInt64)
 
@@ -205,6 +207,7 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalid(let m): m
         case .invalidPolicy(let f, let field, let p): "invalid pinning policy \(f): field \"\(field)\": \(p)"
         case .corrupted(let m): m
+        case .notOwner(let c): "\(c) is pinned, but not by this caller (a caller removes and updates only its own pins)"
         case .quotaExceeded(let o, let needed, let available, let quota):
             "\(o) would go over its storage quota of \(quota) bytes: the pin holds \(needed) bytes, \(available) are left"
         }
@@ -219,8 +222,15 @@ extension PinningError: KindedError {
         case .unknownResourceType, .invalid, .invalidPolicy: .invalidInput
         case .corrupted: .internal
         case .quotaExceeded: .storageFull
+        case .notOwner: .forbidden
         }
     }
 
-    public var code: String? { if case .quotaExceeded = self { "QDRIVE_STORAGE_FULL" } else { nil } }
+    public var code: String? {
+        switch self {
+        case .quotaExceeded: "QDRIVE_STORAGE_FULL"
+        case .notOwner: "QONSENT_DENIED"
+        default: nil
+        }
+    }
 }

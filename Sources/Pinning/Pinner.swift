@@ -103,9 +103,6 @@ public final class Pinner: Sendable {
                 if let m = dag.missing, !allowQueued {
                     throw m == request.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: request.cid)
                 }
-                if let owner = request.owner, let q = request.quota, dag.bytes > q.available {
-                    throw PinningError.quotaExceeded(owner: owner, needed: dag.bytes, available: q.available, quota: q.total)
-                }
                 try recordLinks(dag, txn)
                 // Merging, a queued pin of the same CID is the same promise: it is not made twice.
                 let existing = try pins(of: request.cid.multihash).filter {
@@ -117,6 +114,10 @@ public final class Pinner: Sendable {
                         return r
                     }
                     if request.type == .direct, let d = existing.first(where: { $0.type == .direct }) { return d }
+                }
+                // A new pin (not one already there): it must fit in its owner's quota.
+                if let owner = request.owner, let q = request.quota, dag.bytes > q.available {
+                    throw PinningError.quotaExceeded(owner: owner, needed: dag.bytes, available: q.available, quota: q.total)
                 }
                 let now = txn.now
                 var expires = request.expires ?? request.expiresIn.map { now + $0 }
@@ -290,10 +291,13 @@ public final class Pinner: Sendable {
     /// Kubo's `pin rm`: removes the pins on this CID (recursive ones only when `recursive`;
     /// a recursively pinned CID with `recursive: false` is an error). Returns what was removed.
     @discardableResult
-    public func unpin(_ cid: CID, recursive: Bool = true) throws -> [Pin] {
+    /// `owner` (a caller other than the admin): only its own pins are removed.
+    public func unpin(_ cid: CID, recursive: Bool = true, owner: String? = nil) throws -> [Pin] {
         try store.transaction { txn in
-            let on = try pins(of: cid.multihash).filter { $0.cid.codec == cid.codec }
-            guard !on.isEmpty else { throw PinningError.notPinned(cid) }
+            let all = try pins(of: cid.multihash).filter { $0.cid.codec == cid.codec }
+            guard !all.isEmpty else { throw PinningError.notPinned(cid) }
+            let on = owner.map { o in all.filter { $0.owner == o } } ?? all
+            guard !on.isEmpty else { throw PinningError.notOwner(cid) }
             if !recursive && on.contains(where: { $0.type == .recursive }) { throw PinningError.pinnedRecursively(cid) }
             for p in on { try checkRetention(p, now: txn.now) }
             for p in on { try stageRemove(p, txn) }
@@ -303,9 +307,9 @@ public final class Pinner: Sendable {
 
     /// Removes the pin with this ID (Pinning Service API `DELETE`).
     @discardableResult
-    public func remove(id: PinID) throws -> Pin {
+    public func remove(id: PinID, owner: String? = nil) throws -> Pin {
         try store.transaction { txn in
-            guard let p = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
+            guard let p = try pin(id: id), owner == nil || p.owner == owner else { throw PinningError.noSuchPin(id.description) }
             try checkRetention(p, now: txn.now)
             try stageRemove(p, txn)
             return p
@@ -314,17 +318,25 @@ public final class Pinner: Sendable {
 
     /// Replaces the pin with this ID by a new pin for `request` (Pinning Service API replace):
     /// the new pin is made, then the old one removed, in one batch.
+    /// A caller other than the admin (`request.owner`) replaces only its own pins.
     public func replace(id: PinID, with request: Request) throws -> Pin {
-        guard try pin(id: id) != nil else { throw PinningError.noSuchPin(id.description) }
+        guard let old = try pin(id: id), request.owner == nil || old.owner == request.owner else { throw PinningError.noSuchPin(id.description) }
         return try insert(request, merge: false, allowQueued: true, replacing: id)
     }
 
     /// Kubo's `pin update`: pins `to` like the recursive pin on `from` (name, resource type,
     /// metadata) and, with `unpin`, removes `from`'s pins, in one batch. The completeness walk
     /// skips every subtree `to` shares with `from` (pinned, so complete): it walks only what differs.
-    public func update(from: CID, to: CID, unpin: Bool = true) throws -> Pin {
-        let old = try pins(of: from.multihash).filter { $0.cid.codec == from.codec && $0.type == .recursive && $0.status == .pinned }
-        guard let template = old.first else { throw PinningError.invalid("'from' cid was not recursively pinned already") }
+    ///
+    /// `owner` (a caller other than the admin) updates only its own pins; the new pin is its own,
+    /// with its DAG measured, and must fit in `quota` (what the owner has left, plus what the pins
+    /// it unpins held).
+    public func update(from: CID, to: CID, unpin: Bool = true, owner: String? = nil, quota: (available: UInt64, total: UInt64)? = nil) throws -> Pin {
+        let all = try pins(of: from.multihash).filter { $0.cid.codec == from.codec && $0.type == .recursive && $0.status == .pinned }
+        guard !all.isEmpty else { throw PinningError.invalid("'from' cid was not recursively pinned already") }
+        let old = owner.map { o in all.filter { $0.owner == o } } ?? all
+        guard let template = old.first else { throw PinningError.notOwner(from) }
+        let size = owner == nil ? template.size : try check(to, type: .recursive, measure: true).bytes
         let shared = try sharedSubtrees(from, to)
         let epoch = store.deletionCount
         let dag = try check(to, type: .recursive, known: { shared.contains($0) })
@@ -335,10 +347,16 @@ public final class Pinner: Sendable {
             if unpin { for p in old { try checkRetention(p, now: txn.now); try stageRemove(p, txn) } }
             let existing = try pins(of: to.multihash).first { $0.cid.codec == to.codec && $0.type == .recursive && $0.status == .pinned }
             if let existing { return existing }
+            if let owner, let q = quota, let size {
+                let freed = unpin ? old.reduce(0) { $0 + ($1.size ?? 0) } : 0
+                if size > q.available + freed { throw PinningError.quotaExceeded(owner: owner, needed: size, available: q.available + freed, quota: q.total) }
+            }
             var p = template
             p.id = PinID(created: txn.now)
             p.cid = to
             p.created = txn.now
+            if let owner { p.owner = owner }
+            p.size = p.owner == nil ? nil : size
             PinIndex.stagePut(p, into: txn.batch)
             try txn.adjust(to.multihash, by: 1)
             return p
@@ -411,7 +429,10 @@ public final class Pinner: Sendable {
     /// Ends expired pins, completes queued pins whose DAG is now present, fails those that
     /// waited longer than `queuedTimeout`. Each change is its own transaction.
     @discardableResult
-    public func maintain(now: UInt64? = nil) throws -> Upkeep {
+    ///
+    /// A queued pin with an owner is measured when it completes; if its DAG does not fit in
+    /// `quota(owner)` (bytes; 0: none) beside the owner's other pins, it fails instead.
+    public func maintain(now: UInt64? = nil, quota: (String) -> UInt64 = { _ in 0 }) throws -> Upkeep {
         let now = now ?? store.clock.now
         var result = Upkeep()
         var due: [PinID] = []
@@ -438,12 +459,22 @@ public final class Pinner: Sendable {
         for id in queued {
             guard let p = try pin(id: id), p.status == .queued else { continue }
             let epoch = store.deletionCount
-            let early = try check(p.cid, type: p.type)
+            let early = try check(p.cid, type: p.type, measure: p.owner != nil)
+            let limit = p.owner.map(quota) ?? 0
+            let used = limit > 0 ? try usage(of: p.owner!) : 0
             try store.transaction { txn in
                 guard var q = try pin(id: id), q.status == .queued else { return }
                 // Walked again (under the lock) only if something was deleted since the first walk.
-                let dag = store.deletionCount == epoch ? early : try check(q.cid, type: q.type)
-                if dag.missing == nil {
+                let dag = store.deletionCount == epoch ? early : try check(q.cid, type: q.type, measure: q.owner != nil)
+                if dag.missing == nil, limit > 0, used - min(used, q.size ?? 0) + dag.bytes > limit {
+                    PinIndex.stageDelete(q, from: txn.batch)
+                    try txn.adjust(q.cid.multihash, by: -1)
+                    q.status = .failed
+                    q.info = ["reason": "its DAG (\(dag.bytes) bytes) does not fit in \(q.owner!)'s storage quota of \(limit) bytes"]
+                    PinIndex.stagePut(q, into: txn.batch)
+                    result.failed += 1
+                } else if dag.missing == nil {
+                    if q.owner != nil { q.size = dag.bytes }
                     try recordLinks(dag, txn)
                     PinIndex.stageDelete(q, from: txn.batch)
                     q.status = .pinned

@@ -82,9 +82,16 @@ public struct TokenInfo: Codable, Sendable, Equatable {
 
 /// `POST /q/v1/tokens`'s reply: the token (shown this once) and its record.
 public struct TokenCreated: Codable, Sendable {
-    public var token: String
+    /// The token; null in an idempotent replay (a secret is shown once and never stored).
+    public var token: String?
     public var record: TokenInfo
-    public init(token: String, record: TokenInfo) { (self.token, self.record) = (token, record) }
+    public init(token: String?, record: TokenInfo) { (self.token, self.record) = (token, record) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(token, forKey: .token)
+        try c.encode(record, forKey: .record)
+    }
 }
 
 public struct IdentityList: Codable, Sendable { public var identities: [IdentityInfo]; public init(_ i: [IdentityInfo]) { identities = i } }

@@ -138,7 +138,8 @@ struct TokenCommand: ParsableCommand {
             let scopes = try reporting("token create") { try Scope.list(scope).map(\.value) }
             let t = try backend(purpose: "token create").createToken(scopes: scopes, identity: identity, expires: expires, label: label)
             if json { try Output.json(t); return }
-            print(t.token)
+            guard let secret = t.token else { throw CLIError("token create: the daemon did not return the token (an idempotent replay?)") }
+            print(secret)
         }
     }
 

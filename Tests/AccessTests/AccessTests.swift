@@ -25,6 +25,13 @@ final class AccessHarness: @unchecked Sendable {
         access = try AccessControl(db: db, clock: clock, configuration: configuration, adminToken: adminToken)
     }
 
+    /// Authenticates a signed request and records its nonce, as the middleware does once admitted.
+    func accept(_ r: SignedRequest) throws -> Principal {
+        let p = try access.authenticate(r)
+        try access.recordNonce(r)
+        return p
+    }
+
     /// Closes and opens the store again (what a restart sees).
     func reopen() throws {
         db.close()
@@ -107,15 +114,15 @@ extension Curve25519.Signing.PrivateKey {
         }
         #expect(request().canonicalString == v.canonical)
         // Grant nothing: authentication succeeds with no scopes.
-        let p = try h.access.authenticate(request())
+        let p = try h.accept(request())
         #expect(p.identity?.squidId == v.squidId && p.identity?.subId == v.subId && p.scopes.isEmpty)
         // The same nonce again: a replay.
-        #expect(throws: AccessError.self) { try h.access.authenticate(request()) }
+        #expect(throws: AccessError.self) { try h.accept(request()) }
         let reordered = v.query.split(separator: "&").reversed().joined(separator: "&")
         let fresh = { (r: inout SignedRequest) in r.nonce = "other-nonce-" + UUID().uuidString.prefix(8) }
         // What is signed covers the nonce: a fresh nonce with the old signature fails…
         #expect(throws: AccessError.signatureInvalid("the signature does not verify with the keys of \(v.squidId) (check the canonical string: Docs/access.md)")) {
-            try h.access.authenticate(request(fresh))
+            try h.accept(request(fresh))
         }
         // …so each change below is checked against a request otherwise valid.
         #expect(request { $0.query = reordered }.canonicalString == v.canonical)
@@ -130,8 +137,8 @@ extension Curve25519.Signing.PrivateKey {
             #expect(request(change).canonicalString != v.canonical, "\(name)")
             let h2 = try AccessHarness(start: UInt64(v.ts)!)
             _ = try h2.access.addIdentity(v.squidId, key: Self.vectors.publicKey)
-            #expect(throws: AccessError.self, "\(name)") { try h2.access.authenticate(request(change)) }
-            #expect(try h2.access.authenticate(request()).identity?.squidId == v.squidId, "the unchanged request still verifies")
+            #expect(throws: AccessError.self, "\(name)") { try h2.accept(request(change)) }
+            #expect(try h2.accept(request()).identity?.squidId == v.squidId, "the unchanged request still verifies")
         }
     }
 
@@ -140,20 +147,20 @@ extension Curve25519.Signing.PrivateKey {
         let alice = Curve25519.Signing.PrivateKey(), mallory = Curve25519.Signing.PrivateKey()
         _ = try h.access.addIdentity("alice", key: alice.publicBase64)
         // A key signs from its registration on: a request dated before it is refused.
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice", ts: h.clock.now - 1)) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice", ts: h.clock.now - 1)) }
         h.clock.advance(by: .milliseconds(Int64(h.access.window + 10)))
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(mallory, squid: "alice")) }
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "bob")) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(mallory, squid: "alice")) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "bob")) }
         let window = h.access.window
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice", ts: h.clock.now - window - 1)) }
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice", ts: h.clock.now + window + 1)) }
-        #expect(try h.access.authenticate(h.signed(alice, squid: "alice", ts: h.clock.now - window)).identity?.squidId == "alice")
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice", nonce: "short")) }
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice", nonce: String(repeating: "a", count: 65))) }
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice", nonce: "has space in the nonce")) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice", ts: h.clock.now - window - 1)) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice", ts: h.clock.now + window + 1)) }
+        #expect(try h.accept(h.signed(alice, squid: "alice", ts: h.clock.now - window)).identity?.squidId == "alice")
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice", nonce: "short")) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice", nonce: String(repeating: "a", count: 65))) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice", nonce: "has space in the nonce")) }
         var r = try h.signed(alice, squid: "alice")
         r.signature = "not base64!"
-        #expect(throws: AccessError.self) { try h.access.authenticate(r) }
+        #expect(throws: AccessError.self) { try h.accept(r) }
     }
 
     /// Nonces are kept in memory only: after a restart, requests dated before it are refused, so
@@ -163,11 +170,11 @@ extension Curve25519.Signing.PrivateKey {
         let alice = Curve25519.Signing.PrivateKey()
         _ = try h.access.addIdentity("alice", key: alice.publicBase64)
         let r = try h.signed(alice, squid: "alice")
-        _ = try h.access.authenticate(r)
+        _ = try h.accept(r)
         h.clock.advance(by: .milliseconds(1))
         try h.reopen()
-        #expect(throws: AccessError.self) { try h.access.authenticate(r) }
-        _ = try h.access.authenticate(h.signed(alice, squid: "alice"))
+        #expect(throws: AccessError.self) { try h.accept(r) }
+        _ = try h.accept(h.signed(alice, squid: "alice"))
     }
 
     /// Durations past 1000 years (or past UInt64) are refused, never wrapped or trapped on.
@@ -187,15 +194,15 @@ extension Curve25519.Signing.PrivateKey {
         let alice = Curve25519.Signing.PrivateKey()
         _ = try h.access.addIdentity("alice", key: alice.publicBase64)
         let r = try h.signed(alice, squid: "alice", nonce: "replayed-nonce-0001")
-        _ = try h.access.authenticate(r)
+        _ = try h.accept(r)
         h.clock.advance(by: .milliseconds(Int64(h.access.window)))
-        #expect(throws: AccessError.signatureInvalid("x-nonce was already used (a replayed request)")) { try h.access.authenticate(r) }
+        #expect(throws: AccessError.signatureInvalid("x-nonce was already used (a replayed request)")) { try h.accept(r) }
         h.clock.advance(by: .milliseconds(Int64(2)))
-        #expect(throws: AccessError.self) { try h.access.authenticate(r) }
+        #expect(throws: AccessError.self) { try h.accept(r) }
         // The same nonce from another identity is not a replay.
         let bob = Curve25519.Signing.PrivateKey()
         _ = try h.access.addIdentity("bob", key: bob.publicBase64)
-        _ = try h.access.authenticate(h.signed(bob, squid: "bob", nonce: "replayed-nonce-0001"))
+        _ = try h.accept(h.signed(bob, squid: "bob", nonce: "replayed-nonce-0001"))
     }
 }
 
@@ -210,11 +217,11 @@ extension Curve25519.Signing.PrivateKey {
         h.clock.advance(by: .milliseconds(Int64(1000)))
         let rotated = try h.access.rotateKey("alice", key: new.publicBase64, overlap: 60_000)
         #expect(rotated.keys.count == 2 && rotated.keys[0].notAfter == h.clock.now + 60_000)
-        _ = try h.access.authenticate(h.signed(old, squid: "alice"))
-        _ = try h.access.authenticate(h.signed(new, squid: "alice"))
+        _ = try h.accept(h.signed(old, squid: "alice"))
+        _ = try h.accept(h.signed(new, squid: "alice"))
         h.clock.advance(by: .milliseconds(Int64(60_001)))
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(old, squid: "alice")) }
-        _ = try h.access.authenticate(h.signed(new, squid: "alice"))
+        #expect(throws: AccessError.self) { try h.accept(h.signed(old, squid: "alice")) }
+        _ = try h.accept(h.signed(new, squid: "alice"))
         #expect(h.access.isKey(Array(old.publicKey.rawRepresentation), of: "alice", at: before + 10))
         #expect(!h.access.isKey(Array(old.publicKey.rawRepresentation), of: "alice", at: h.clock.now))
         #expect(!h.access.isKey(Array(new.publicKey.rawRepresentation), of: "alice", at: before))
@@ -229,25 +236,25 @@ extension Curve25519.Signing.PrivateKey {
         #expect(throws: AccessError.self) { try h.access.addGrant(to: "nobody", scopes: [.read], expires: nil, by: "admin") }
         let g = try h.access.addGrant(to: "alice", scopes: [.read, Scope("index:write:notes")], expires: nil, by: "admin")
         let short = try h.access.addGrant(to: "alice", scopes: [.pin], expires: h.clock.now + 1000, by: "admin")
-        var p = try h.access.authenticate(h.signed(alice, squid: "alice"))
+        var p = try h.accept(h.signed(alice, squid: "alice"))
         #expect(p.allows(.read) && p.allows(.indexWrite(type: "notes", key: "x")) && p.allows(.pin) && !p.allows(.write))
         #expect(throws: AccessError.denied(required: .write, subject: "alice", grantTo: "alice")) { try p.require(.write) }
         h.clock.advance(by: .milliseconds(Int64(1000)))
-        p = try h.access.authenticate(h.signed(alice, squid: "alice"))
+        p = try h.accept(h.signed(alice, squid: "alice"))
         #expect(!p.allows(.pin))
         #expect(h.access.grants(subject: "alice").map(\.id) == [g.id])
         #expect(Set(h.access.grants(subject: "alice", all: true).map(\.id)) == [g.id, short.id])
         _ = try h.access.revokeGrant(g.id)
-        p = try h.access.authenticate(h.signed(alice, squid: "alice"))
+        p = try h.accept(h.signed(alice, squid: "alice"))
         #expect(p.scopes.isEmpty)
         _ = try h.access.addGrant(to: "alice", scopes: [.read], expires: nil, by: "admin")
         try h.reopen()
-        p = try h.access.authenticate(h.signed(alice, squid: "alice"))
+        p = try h.accept(h.signed(alice, squid: "alice"))
         #expect(p.scopes == [.read])
         #expect(try h.access.identity("alice").label == "Alice's laptop")
         _ = try h.access.revokeIdentity("alice")
         try h.reopen()
-        #expect(throws: AccessError.self) { try h.access.authenticate(h.signed(alice, squid: "alice")) }
+        #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice")) }
     }
 
     /// Only the token's hash is stored; a token acts with its scopes (and grants to `token:ID`),
@@ -339,6 +346,19 @@ extension Curve25519.Signing.PrivateKey {
             for _ in 0..<4 where (try? limiter.admit("b", limit: bytes, bytes: 4096)) != nil { sent += 4096 }
         }
         #expect(abs(Double(sent) - (65_536 + 1_000_000 * 0.999)) <= 4096, "sent \(sent)")
+    }
+
+    /// A declared length is charged at most one burst's worth: a lie cannot lock a subject out
+    /// for longer than a burst takes to refill.
+    @Test func aDeclaredLengthCostsAtMostABurst() throws {
+        let offset = Atomic<Int64>(0)
+        let base = ContinuousClock.now
+        let limiter = RateLimiter(now: { base + .nanoseconds(offset.load(ordering: .relaxed)) })
+        let limit = RateLimit(bytesPerSecond: 1000, bytesBurst: 1000)
+        try limiter.admit("s", limit: limit, bytes: Int.max)
+        #expect(throws: AccessError.self) { try limiter.admit("s", limit: limit, bytes: 1) }
+        offset.add(1_000_000_001, ordering: .relaxed)
+        try limiter.admit("s", limit: limit, bytes: 1000)
     }
 
     /// Bytes learnt after admission (a response) are charged: the next request waits for them.

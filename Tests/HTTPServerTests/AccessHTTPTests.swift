@@ -237,8 +237,8 @@ extension DaemonHarness {
                             let r = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + secret], authorized: false)
                             if r.status == 200 { ok += 1 } else if r.status == 429 {
                                 limited += 1
-                                // Still far above the rate (32 × 20/s), without burning the cores other tests need.
-                                try await Task.sleep(for: .milliseconds(50))
+                                // Still far above the rate (32 × 10/s), without burning the cores other tests need.
+                                try await Task.sleep(for: .milliseconds(100))
                                 retryAfter = retryAfter && r.header("Retry-After").flatMap(Int.init).map { $0 >= 1 } == true && h.code(r) == "RATE_LIMIT_EXCEEDED"
                             }
                         }
@@ -358,6 +358,139 @@ extension DaemonHarness {
             #expect(try await h.rpc("block/put?pin=true", body: big, headers: ["Content-Type": type]).status == 200)
             let verify = try await h.rpc("repo/verify")
             #expect(verify.status == 200 && !verify.text.contains("names no pin") && !verify.text.contains("is missing"), "\(verify.text)")
+        }
+    }
+
+    /// Pins belong to who made them: another caller cannot remove, replace, update or list them
+    /// (the admin can); pin/update makes the caller's own pin and checks its quota; a queued pin
+    /// is measured when it completes, and fails if it does not fit.
+    @Test func pinsAreIsolatedAndEveryPathCountsAgainstTheQuota() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.storageQuota = 4000
+            try c.setSection(a)
+        }) { h in
+            let (mallory, _) = try await h.token(["write", "pin", "read"])
+            let (bob, _) = try await h.token(["write", "pin", "read"])
+            func call(_ path: String, _ token: String, method: String = "POST", body: [UInt8]? = nil, type: String? = nil) async throws -> DaemonHarness.Reply {
+                var headers = ["Authorization": "Bearer " + token]
+                if let type { headers["Content-Type"] = type }
+                return try await h.request(path, method: method, api: true, headers: headers, body: body, authorized: false)
+            }
+            func block(_ size: Int, _ seed: UInt8, pin: Bool, as token: String) async throws -> String {
+                let (one, type) = DaemonHarness.multipart([[UInt8](repeating: seed, count: size)])
+                let r = try await call("/api/v0/block/put?pin=\(pin)", token, body: one, type: type)
+                return try #require(try r.json()["Key"] as? String, "\(r.text)")
+            }
+            let bobs = try await block(1500, 1, pin: true, as: bob)
+            let viaPins = try await h.json("/pins", ["cid": bobs, "name": "bobs"], bearer: bob)
+            let bobsID = try #require(try viaPins.json()["requestid"] as? String, "\(viaPins.text)")
+            // Another caller: 403 on pin/rm and pin/update, 404 on the Pinning Service API, and its list does not show them.
+            let rm = try await call("/api/v0/pin/rm?arg=\(bobs)", mallory)
+            #expect(rm.status == 403 && rm.text.contains("not by this caller"), "\(rm.text)")
+            let small = try await block(10, 2, pin: false, as: mallory)
+            let update = try await call("/api/v0/pin/update?arg=\(bobs)&arg=\(small)&unpin=false", mallory)
+            #expect(update.status == 403, "\(update.text)")
+            #expect(try await call("/pins/\(bobsID)", mallory, method: "DELETE").status == 404)
+            #expect(try await call("/pins/\(bobsID)", mallory, method: "GET").status == 404)
+            #expect(try await h.json("/pins/\(bobsID)", ["cid": small], bearer: mallory).status == 404)
+            let listed = try await call("/pins?name=bobs", mallory, method: "GET")
+            #expect(try listed.json()["count"] as? Int == 0, "\(listed.text)")
+            #expect(try await call("/pins?name=bobs", bob, method: "GET").json()["count"] as? Int == 1)
+            // pin/update by the owner: its own pin, measured, within its quota (3000 used of 4000).
+            let big = try await block(3500, 3, pin: false, as: bob)
+            let tooBig = try await call("/api/v0/pin/update?arg=\(bobs)&arg=\(big)&unpin=false", bob)
+            #expect(tooBig.status == 507, "\(tooBig.text)")
+            let swapped = try await call("/api/v0/pin/update?arg=\(bobs)&arg=\(big)", bob)
+            #expect(swapped.status == 200, "\(swapped.text)")
+            // A queued pin is measured when its blocks arrive: one that does not fit fails.
+            let later = [UInt8](repeating: 4, count: 2000)
+            let (one, type) = DaemonHarness.multipart([later])
+            let stored = try await h.request("/api/v0/block/put?pin=false", method: "POST", api: true, headers: ["Content-Type": type], body: one)
+            let cid = try #require(try stored.json()["Key"] as? String)
+            #expect(try await h.rpc("block/rm?arg=\(cid)").status == 200)
+            let queued = try await h.json("/pins", ["cid": cid], bearer: bob)
+            let queuedID = try #require(try queued.json()["requestid"] as? String)
+            #expect(try queued.json()["status"] as? String == "queued", "\(queued.text)")
+            _ = try await call("/api/v0/block/put?pin=false", bob, body: one, type: type)
+            #expect(try await h.rpc("repo/gc").status == 200)
+            let after = try await call("/pins/\(queuedID)", bob, method: "GET")
+            #expect(try after.json()["status"] as? String == "failed" && after.text.contains("storage quota"), "\(after.text)")
+            let who = try await call("/q/v1/whoami", bob, method: "GET")
+            #expect((try who.json()["data"] as? [String: Any])?["storageUsed"] as? Int == 4500 - 1000, "\(who.text)")
+            // The admin may remove anyone's pin.
+            #expect(try await h.rpc("pin/rm?arg=\(big)").status == 200)
+        }
+    }
+
+    /// A token's secret is shown once: an idempotent retry of its creation gets the record with a
+    /// null token, and the secret is nowhere in the database.
+    @Test func tokenSecretsAreNotKeptForReplays() async throws {
+        try await DaemonHarness.run { h in
+            let first = try await h.json("/q/v1/tokens", ["scopes": ["read"]], headers: ["Idempotency-Key": "mint-1"])
+            let secret = try #require((try first.json()["data"] as? [String: Any])?["token"] as? String)
+            let again = try await h.json("/q/v1/tokens", ["scopes": ["read"]], headers: ["Idempotency-Key": "mint-1"])
+            let data = try #require(try again.json()["data"] as? [String: Any])
+            #expect(again.status == 201 && again.header("Idempotent-Replayed") == "true" && data["token"] is NSNull, "\(again.text)")
+            #expect(!again.text.contains(secret))
+            let list = try await h.request("/q/v1/tokens", api: true)
+            #expect(((try list.json()["data"] as? [String: Any])?["tokens"] as? [Any])?.count == 1, "\(list.text)")
+        }
+    }
+
+    /// Requests refused by the rate limit take no nonce: a hammering identity does not fill the
+    /// nonce cache for the others.
+    @Test func refusedRequestsTakeNoNonces() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.nonceCapacity = 10
+            a.rateLimitOverrides = ["ratey": RateLimit(requestsPerSecond: 0.05, requestBurst: 3)]
+            try c.setSection(a)
+        }) { h in
+            let ratey = try await h.register("ratey", scopes: ["read"])
+            let other = try await h.register("other", scopes: ["read"])
+            var statuses: [Int] = []
+            for _ in 0..<20 { statuses.append(try await h.signed("/q/v1/whoami", key: ratey, squid: "ratey").status) }
+            // The burst, and one more if the machine took 20 s over these (0.05/s).
+            #expect((3...4).contains(statuses.filter { $0 == 200 }.count) && statuses.filter { $0 == 429 }.count >= 16, "\(statuses)")
+            for _ in 0..<5 {
+                let r = try await h.signed("/q/v1/whoami", key: other, squid: "other")
+                #expect(r.status == 200, "\(r.text)")
+            }
+        }
+    }
+
+    /// Bodies of signed requests held before their signatures are checked are bounded per client
+    /// address and in all.
+    @Test func unverifiedBodiesAreBounded() async throws {
+        let budget = BodyBudget(total: 100, perClient: 60)
+        let (entered, enteredSignal) = AsyncStream<Void>.makeStream()
+        let (release, releaseSignal) = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await budget.holding(50, client: "a") {
+                enteredSignal.yield()
+                for await _ in release { break }
+            }
+        }
+        for await _ in entered { break }
+        await #expect(throws: Overloaded.self) { try await budget.holding(20, client: "a") {} }
+        try await budget.holding(40, client: "b") {}
+        await #expect(throws: Overloaded.self) { try await budget.holding(60, client: "c") {} }
+        releaseSignal.yield()
+        try await holder.value
+        try await budget.holding(60, client: "a") {}
+    }
+
+    /// A following event stream ends once its token is revoked.
+    @Test func anEventStreamEndsWhenItsTokenIsRevoked() async throws {
+        try await DaemonHarness.run { h in
+            let (secret, id) = try await h.token(["read"])
+            // Blocking socket reads go off the cooperative pool (the daemon runs on it, in this process).
+            let c = try RawConnection(port: h.apiPort)
+            try c.send("GET /q/v1/events?follow=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(secret)\r\nConnection: close\r\n\r\n")
+            #expect(try await ThirdPartyClientTests.aside { c.read(until: "events after", timeout: 30) })
+            #expect(try await h.request("/q/v1/tokens/" + id, method: "DELETE", api: true).status == 200)
+            #expect(try await ThirdPartyClientTests.aside { c.closedByServer(within: 30) }, "the stream outlived its token")
         }
     }
 }
