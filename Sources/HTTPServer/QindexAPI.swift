@@ -53,7 +53,7 @@ struct QindexAPI {
             var u = Qindex.Update(type: type, key: key, target: nil)
             u.expectedVersion = try q.get("expectedVersion").map { try Self.integer($0, "expectedVersion") }
             u.author = Self.author(request)
-            let head = try await node.putPointer(u)
+            let head = try await node.putPointer(try await charged(u))
             return try await headReply(head)
         default:
             if history {
@@ -110,8 +110,19 @@ struct QindexAPI {
             u.tags = u.signed!.tags
         }
         u.author = Self.author(request)
-        let head = try await node.putPointer(u)
+        let head = try await node.putPointer(try await charged(u))
         return try await headReply(head, status: head.version == 1 ? .created : .ok)
+    }
+
+    /// `u` counted for the caller's storage (its head pin owned, its target measured, its quota
+    /// checked) when the caller is not the admin.
+    func charged(_ u: Qindex.Update) async throws -> Qindex.Update {
+        guard let owner = RequestCaller.owner else { return u }
+        return try await io.run {
+            var v = u
+            try self.node.chargePointer(&v, to: owner)
+            return v
+        }
     }
 
     /// `GET /q/v1/index?type=&prefix=&tag=&target=&sort=key|updatedAt&limit=&cursor=`.

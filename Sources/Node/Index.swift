@@ -1,3 +1,5 @@
+import Pinning
+import Access
 import CAR
 import Multiformats
 import Qindex
@@ -8,6 +10,23 @@ import Storage
 extension Node {
     /// Applies a pointer update (put, or delete with a nil target); returns the new head once durable.
     public func putPointer(_ update: Qindex.Update) async throws -> Head { try await index.put(update) }
+
+    /// For an update made by `owner` (a caller other than the admin): the head's pin is counted
+    /// for it, with the target DAG's bytes, and must fit in its storage quota (the pin it replaces,
+    /// if the owner's, makes room). Walks the target: run it off the cooperative pool.
+    public func chargePointer(_ update: inout Qindex.Update, to owner: String) throws {
+        let bytes = try update.target.map { try pins.measure($0) } ?? 0
+        update.owner = (owner, bytes)
+        let quota = access.storageQuota(of: owner)
+        guard quota > 0 else { return }
+        var used = try pins.usage(of: owner)
+        if let head = try index.head(type: update.type, key: update.key), let id = head.pin, let old = try pins.pin(id: id), old.owner == owner {
+            used -= min(used, old.size ?? 0)
+        }
+        guard used + bytes <= quota else {
+            throw PinningError.quotaExceeded(owner: owner, needed: bytes, available: quota > used ? quota - used : 0, quota: quota)
+        }
+    }
 
     /// `putPointer` for threads that may block (it waits for the group commit).
     public func putPointerBlocking(_ update: Qindex.Update) throws -> Head { try index.putBlocking(update) }

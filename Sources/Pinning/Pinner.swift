@@ -48,6 +48,9 @@ public final class Pinner: Sendable {
         public var owner: String?
         /// The owner's storage left (bytes): a pin holding more is refused (`quotaExceeded`).
         public var quota: (available: UInt64, total: UInt64)?
+        /// The DAG's bytes when the caller measured them (a pin moved inside another layer's
+        /// commit, which does not walk the DAG).
+        public var knownSize: UInt64?
         /// A request.
         public init(cid: CID, type: PinType = .recursive, name: String? = nil, resourceType: String? = nil) {
             self.cid = cid
@@ -196,6 +199,31 @@ public final class Pinner: Sendable {
 
     // MARK: reading
 
+    /// The bytes of the DAG under `root` that are here (missing blocks count nothing).
+    public func measure(_ root: CID) throws -> UInt64 {
+        var dag = try check(root, type: .recursive, measure: true)
+        // `check` stops at the first missing block: count what is here past it too.
+        if dag.missing != nil { dag.bytes = try presentBytes(under: root) }
+        return dag.bytes
+    }
+
+    private func presentBytes(under root: CID) throws -> UInt64 {
+        var total: UInt64 = 0
+        var stack = [root]
+        var seen = Set<CID>()
+        while let c = stack.popLast() {
+            guard seen.insert(c).inserted else { continue }
+            if let links = try store.links(of: c) {
+                total += UInt64(try store.size(c) ?? 0)
+                stack.append(contentsOf: links)
+            } else if let data = try store.get(c) {
+                total += UInt64(data.count)
+                stack.append(contentsOf: (try? Codecs.links(in: data, codec: c.codec)) ?? [])
+            }
+        }
+        return total
+    }
+
     /// The bytes the pins of `owner` hold (each pin's DAG as measured when it was made): one
     /// scan of the owner's entries in the owner index.
     public func usage(of owner: String) throws -> UInt64 {
@@ -266,7 +294,8 @@ public final class Pinner: Sendable {
         if let id = replacing, let old = try pin(id: id) { try stageRemove(old, txn) }
         let p = Pin(id: PinID(created: txn.now), cid: request.cid, type: .direct, status: .pinned, name: request.name,
                     resourceType: resourceType, created: txn.now, expires: nil,
-                    replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins, meta: request.meta)
+                    replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins, meta: request.meta,
+                    owner: request.owner, size: request.owner == nil ? nil : request.knownSize ?? 0)
         PinIndex.stagePut(p, into: txn.batch)
         try txn.adjust(p.cid.multihash, by: 1)
         return p

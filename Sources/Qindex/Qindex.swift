@@ -109,6 +109,8 @@ public final class Qindex: Sendable {
         public var allowMissing = false
         /// A record the client signed (its fields must match the update's place in the chain).
         public var signed: IndexRecord?
+        /// Who the head's pin is counted for (quotas), with the target DAG's bytes; nil: no one.
+        public var owner: (name: String, bytes: UInt64)?
 
         public init(type: String, key: String, target: CID?, tags: [String] = []) {
             self.type = type
@@ -224,7 +226,7 @@ public final class Qindex: Sendable {
         let block = made ?? record.block
         try store.stage([block], in: txn)
         changes.records[block.cid] = record
-        return try move(ptr, from: current, to: block.cid, record, txn, &changes)
+        return try move(ptr, from: current, to: block.cid, record, txn, &changes, owner: u.owner)
     }
 
     /// A target that was allowed to be missing gets a queued pin that completes when it arrives.
@@ -238,9 +240,11 @@ public final class Qindex: Sendable {
     /// Moves the head of `ptr` from `current` to `recordCID` (already staged or stored): the pin,
     /// the head entry and every index, in `txn`.
     func move(_ ptr: [UInt8], from current: Head?, to recordCID: CID, _ record: IndexRecord, _ txn: CountTransaction,
-              _ changes: inout HeadChanges) throws -> Head {
+              _ changes: inout HeadChanges, owner: (name: String, bytes: UInt64)? = nil) throws -> Head {
         var request = Pinner.Request(cid: recordCID, name: "qindex:\(record.type)/\(record.key)", resourceType: Self.resourceType)
         request.meta = ["qindex.version": String(record.version)]
+        request.owner = owner?.name
+        request.knownSize = owner?.bytes
         let pin = try pins.stageMovingPin(request, replacing: current?.pin, in: txn)
         let head = Head(type: record.type, key: record.key, record: recordCID, version: record.version, target: record.cid,
                         updatedAt: txn.now, tags: record.tags, pin: pin.id, recordCreatedAt: record.createdAtMilliseconds)

@@ -423,6 +423,42 @@ extension DaemonHarness {
         }
     }
 
+    /// A pointer keeps its target alive: the head's pin is counted for the caller who moved it,
+    /// with the target's bytes, within its quota; moving it elsewhere (or deleting it) gives the
+    /// room back.
+    @Test func pointersCountAgainstTheQuota() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.storageQuota = 3000
+            try c.setSection(a)
+        }) { h in
+            let (t, _) = try await h.token(["write", "read", "index:write:notes"])
+            func block(_ size: Int, _ seed: UInt8) async throws -> String {
+                let (one, type) = DaemonHarness.multipart([[UInt8](repeating: seed, count: size)])
+                let r = try await h.request("/api/v0/block/put?pin=false", method: "POST", api: true,
+                                            headers: ["Authorization": "Bearer " + t, "Content-Type": type], body: one, authorized: false)
+                return try #require(try r.json()["Key"] as? String, "\(r.text)")
+            }
+            func used() async throws -> Int? {
+                let who = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + t], authorized: false)
+                return (try who.json()["data"] as? [String: Any])?["storageUsed"] as? Int
+            }
+            let a = try await block(2000, 1), b = try await block(2500, 2), c = try await block(1500, 3)
+            #expect(try await h.json("/q/v1/index/notes/one", ["cid": a], method: "PUT", bearer: t).status == 201)
+            #expect(try await used() == 2000)
+            let over = try await h.json("/q/v1/index/notes/two", ["cid": c], method: "PUT", bearer: t)
+            #expect(over.status == 507 && h.code(over) == "QDRIVE_STORAGE_FULL", "\(over.text)")
+            // Moving `one` to a bigger target: its old pin's bytes make room (2500 ≤ 3000).
+            #expect(try await h.json("/q/v1/index/notes/one", ["cid": b], method: "PUT", bearer: t).status == 200)
+            #expect(try await used() == 2500)
+            #expect(try await h.request("/q/v1/index/notes/one", method: "DELETE", api: true, headers: ["Authorization": "Bearer " + t], authorized: false).status == 200)
+            #expect(try await used() == 0)
+            #expect(try await h.json("/q/v1/index/notes/two", ["cid": c], method: "PUT", bearer: t).status == 201)
+            let verify = try await h.rpc("repo/verify")
+            #expect(verify.status == 200 && !verify.text.contains("names no pin") && !verify.text.contains("is missing"), "\(verify.text)")
+        }
+    }
+
     /// A token's secret is shown once: an idempotent retry of its creation gets the record with a
     /// null token, and the secret is nowhere in the database.
     @Test func tokenSecretsAreNotKeptForReplays() async throws {
