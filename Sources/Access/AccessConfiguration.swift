@@ -19,6 +19,9 @@ public struct AccessConfiguration: ConfigurationSection {
     public var rateLimit = RateLimit(requestsPerSecond: 1000, requestBurst: 2000, bytesPerSecond: 268_435_456, bytesBurst: 1_073_741_824)
     /// Limits by subject: a sQuid id, `token:ID`, or `admin` (the admin token is unlimited otherwise).
     public var rateLimitOverrides: [String: RateLimit] = [:]
+    /// Failed authentications (401) one client address may make (requests/s and burst; 0:
+    /// unlimited): past them its requests get 429 before any signature is checked.
+    public var failedAuthenticationLimit = RateLimit(requestsPerSecond: 50, requestBurst: 500)
     /// Bytes each identity may pin (0: no quota), and overrides by subject.
     public var storageQuota: UInt64 = 0
     public var storageQuotaOverrides: [String: UInt64] = [:]
@@ -41,6 +44,8 @@ public struct AccessConfiguration: ConfigurationSection {
         let base = rateLimit
         rateLimitOverrides = try (c.decodeIfPresent([String: PartialRateLimit].self, forKey: .rateLimitOverrides) ?? [:])
             .mapValues { $0.over(base) }
+        failedAuthenticationLimit = try c.decodeIfPresent(PartialRateLimit.self, forKey: .failedAuthenticationLimit)?
+            .over(d.failedAuthenticationLimit) ?? d.failedAuthenticationLimit
         storageQuota = try c.decodeIfPresent(UInt64.self, forKey: .storageQuota) ?? 0
         storageQuotaOverrides = try c.decodeIfPresent([String: UInt64].self, forKey: .storageQuotaOverrides) ?? [:]
         idempotencyTTL = try c.decodeIfPresent(String.self, forKey: .idempotencyTTL) ?? d.idempotencyTTL
@@ -75,6 +80,7 @@ public struct AccessConfiguration: ConfigurationSection {
         }
         do {
             _ = try rateLimit.validated("access.rateLimit")
+            _ = try failedAuthenticationLimit.validated("access.failedAuthenticationLimit")
             for (k, v) in rateLimitOverrides { _ = try v.validated("access.rateLimitOverrides.\(k)") }
         } catch let e as AccessError { throw RepositoryError.invalidConfiguration("\(e)") }
         return Checked(window: window, idempotencyTTL: ttl)

@@ -207,6 +207,19 @@ public final class AccessControl: Sendable {
 
     // MARK: rate limits
 
+    /// Refuses (429) a client address past its failed authentications, before anything is
+    /// verified: guessing tokens or sending forged signatures costs the node little.
+    public func checkFailures(client: String) throws {
+        if let wait = limiter.peek("client:" + client, limit: configuration.failedAuthenticationLimit) {
+            throw AccessError.rateLimited("too many failed authentications from \(client.isEmpty ? "this client" : client); try again later", retryAfter: wait)
+        }
+    }
+
+    /// Counts a failed authentication of a client address.
+    public func recordFailure(client: String) {
+        _ = try? limiter.admit("client:" + client, limit: configuration.failedAuthenticationLimit, bytes: 0)
+    }
+
     /// The limits of `subject`: its override, else the default (the admin token: none).
     public func rateLimit(of subject: String) -> RateLimit {
         configuration.rateLimitOverrides[subject] ?? (subject == "admin" ? RateLimit() : configuration.rateLimit)

@@ -79,6 +79,18 @@ final class RateLimiter: Sendable {
         }
     }
 
+    /// Whether `subject` has a request token left (nil), else the whole seconds until it will;
+    /// takes nothing.
+    func peek(_ subject: String, limit: RateLimit) -> Int? {
+        guard limit.requestsPerSecond > 0 else { return nil }
+        return buckets.withLock { all -> Int? in
+            guard var b = all[subject] else { return nil }
+            refill(&b, limit: limit, now: self.now())
+            all[subject] = b
+            return b.requests >= 1 ? nil : max(1, Int(((1 - b.requests) / limit.requestsPerSecond).rounded(.up)))
+        }
+    }
+
     /// Charges `bytes` learnt after the request was admitted.
     func charge(_ subject: String, limit: RateLimit, bytes: Int) {
         guard limit.bytesPerSecond > 0, bytes > 0 else { return }

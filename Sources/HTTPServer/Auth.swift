@@ -63,6 +63,11 @@ struct AccessMiddleware: RouterMiddleware {
         var bodyHash: String?
         var signedRequest: SignedRequest?
         do {
+            try access.checkFailures(client: context.client)
+        } catch {
+            return Self.refusal(error, request: request, context: context, bodyRead: false)
+        }
+        do {
             let h = request.headers
             if let sig = h[Self.signatureHeaders.sig] {
                 guard let squid = h[Self.signatureHeaders.squidId], let ts = h[Self.signatureHeaders.ts], let nonce = h[Self.signatureHeaders.nonce] else {
@@ -100,6 +105,7 @@ struct AccessMiddleware: RouterMiddleware {
             // The nonce last: a refused request takes no room among the nonces.
             if let signedRequest { try access.recordNonce(signedRequest) }
         } catch {
+            if (error as? AccessError)?.kind == .unauthenticated { access.recordFailure(client: context.client) }
             return Self.refusal(error, request: request, context: context, bodyRead: bodyHash != nil)
         }
         let response = try await RequestCaller.$principal.withValue(principal) {

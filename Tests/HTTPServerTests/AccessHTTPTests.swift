@@ -459,6 +459,25 @@ extension DaemonHarness {
         }
     }
 
+    /// A client address past its failed authentications gets 429 before anything is verified
+    /// (guessing tokens, forging signatures), whatever it sends next.
+    @Test func failedAuthenticationsAreLimitedPerClient() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.failedAuthenticationLimit = RateLimit(requestsPerSecond: 0.01, requestBurst: 5)
+            try c.setSection(a)
+        }) { h in
+            for i in 0..<5 {
+                let r = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer qst_guess\(i)"], authorized: false)
+                #expect(r.status == 401)
+            }
+            let next = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer qst_guess"], authorized: false)
+            #expect(next.status == 429 && next.header("Retry-After") != nil && next.text.contains("failed authentications"), "\(next.text)")
+            let forged = try await h.signed("/q/v1/whoami", key: Curve25519.Signing.PrivateKey(), squid: "nobody")
+            #expect(forged.status == 429)
+        }
+    }
+
     /// A token's secret is shown once: an idempotent retry of its creation gets the record with a
     /// null token, and the secret is nowhere in the database.
     @Test func tokenSecretsAreNotKeptForReplays() async throws {
