@@ -36,9 +36,9 @@ public struct RateLimit: Codable, Sendable, Equatable {
 }
 
 /// Token buckets per subject. A request takes one request token and, when it declares its body
-/// size, that many byte tokens; a response of known length is charged after the fact and may take
-/// the bucket below zero, delaying the next request. Bodies of undeclared length (chunked uploads,
-/// streamed downloads) are not counted in bytes (only as requests).
+/// size, that many byte tokens; a response is charged after the fact (whole, or as it streams) and
+/// may take the bucket below zero, delaying the next request. Request bodies of undeclared length
+/// (chunked uploads) are not counted in bytes (only as requests).
 final class RateLimiter: Sendable {
     private struct Bucket {
         var requests: Double

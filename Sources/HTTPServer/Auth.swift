@@ -111,7 +111,18 @@ struct AccessMiddleware: RouterMiddleware {
         let response = try await RequestCaller.$principal.withValue(principal) {
             try await idempotent(request, context: context, principal: principal, bodyHash: bodyHash, next: next)
         }
-        if let n = response.body.contentLength { access.charge(principal, bytes: n) }
+        if let n = response.body.contentLength {
+            access.charge(principal, bytes: n)
+        } else if access.rateLimit(of: principal.subject).bytesPerSecond > 0 {
+            // A streamed answer (a file, a CAR, an event stream) is charged as it goes.
+            var counted = response
+            let access = self.access
+            counted.body = response.body.map { buffer in
+                access.charge(principal, bytes: buffer.readableBytes)
+                return buffer
+            }
+            return counted
+        }
         return response
     }
 
