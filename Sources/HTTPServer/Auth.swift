@@ -84,7 +84,7 @@ struct AccessMiddleware: RouterMiddleware {
                 }
                 // Anyone who knows an identity's name can send such a body: what is held before the
                 // signature is checked is bounded, in all and per client address (else 503).
-                let declared = h[.contentLength].flatMap(Int.init) ?? limit
+                let declared = Self.bytesToHold(h, limit: limit)
                 let body = try await unverified.holding(declared, client: context.client) {
                     try await RequestBodies.collect(request, limit: limit, timeout: limits.requestTimeout)
                 }
@@ -178,6 +178,12 @@ struct AccessMiddleware: RouterMiddleware {
         access.finishIdempotent(ticket, status: retryable ? nil : response.status.code, headers: keptHeaders,
                                 body: keptBody)
         return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
+    }
+
+    /// What reading a request's body may hold: its declared length; a chunked body, up to the
+    /// limit; no body (neither header), nothing.
+    static func bytesToHold(_ headers: HTTPFields, limit: Int) -> Int {
+        headers[.contentLength].flatMap(Int.init) ?? (headers[.transferEncoding] != nil ? limit : 0)
     }
 
     /// A refusal in the shape of the path's surface; the rest of a refused upload (one not read

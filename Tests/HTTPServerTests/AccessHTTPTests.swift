@@ -554,6 +554,29 @@ extension DaemonHarness {
         try await budget.holding(60, client: "a") {}
     }
 
+    /// Signed requests without a body hold nothing of the budget: many at once from one client
+    /// address all pass.
+    @Test func concurrentSignedRequestsWithoutBodies() async throws {
+        try await DaemonHarness.run { h in
+            let raw = try await h.register("many", scopes: ["read"]).rawRepresentation
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<32 {
+                    group.addTask {
+                        try await h.signed("/q/v1/whoami", key: try Curve25519.Signing.PrivateKey(rawRepresentation: raw), squid: "many").status
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+        }
+        var h = HTTPFields()
+        #expect(AccessMiddleware.bytesToHold(h, limit: 1000) == 0)
+        h[.transferEncoding] = "chunked"
+        #expect(AccessMiddleware.bytesToHold(h, limit: 1000) == 1000)
+        h[.contentLength] = "12"
+        #expect(AccessMiddleware.bytesToHold(h, limit: 1000) == 12)
+    }
+
     /// A following event stream ends once its token is revoked.
     @Test func anEventStreamEndsWhenItsTokenIsRevoked() async throws {
         try await DaemonHarness.run { h in
