@@ -44,8 +44,6 @@ public final class AccessControl: Sendable {
     private let state: Mutex<State>
     /// Idempotent requests running: `subject ‖ 00 ‖ key` → request fingerprint.
     let running = Mutex([String: String]())
-    /// Serializes quota charges (read, check, write).
-    private let usage = Mutex(())
 
     static let identityPrefix: [UInt8] = [KeySpace.access.rawValue, 0x01]
     static let grantPrefix: [UInt8] = [KeySpace.access.rawValue, 0x02]
@@ -149,6 +147,14 @@ public final class AccessControl: Sendable {
         }
         _ = now
         return Principal(credential: .signature, identity: IdentityRef(squidId: request.squidId, subId: request.subId), scopes: scopes)
+    }
+
+    /// Refuses a replayed signed request before it is admitted (so replays of a captured request
+    /// cannot spend its identity's rate limit); records nothing.
+    public func checkNonce(_ request: SignedRequest) throws {
+        if nonces.contains(request.nonce, of: request.squidId, now: clock.now) {
+            throw AccessError.signatureInvalid("x-nonce was already used (a replayed request)")
+        }
     }
 
     /// Records the nonce of an authenticated, admitted signed request; a nonce seen within the

@@ -46,6 +46,8 @@ final class RateLimiter: Sendable {
         var last: ContinuousClock.Instant
     }
     private let buckets = Mutex([String: Bucket]())
+    /// When the bucket table was last swept of idle buckets (at most once a second).
+    private let lastSweep = Mutex(ContinuousClock.Instant.now)
     /// Now (monotonic); tests give their own.
     private let now: @Sendable () -> ContinuousClock.Instant
 
@@ -75,7 +77,14 @@ final class RateLimiter: Sendable {
             // may never match): a lie cannot lock the subject out for longer than a burst takes.
             if limit.bytesPerSecond > 0 { b.bytes -= min(Double(bytes), limit.byteCapacity) }
             all[subject] = b
-            if all.count > 100_000 { all = all.filter { now - $0.value.last < .seconds(60) } }
+            if all.count > 100_000, lastSweep.withLock({ last in
+                guard now - last >= .seconds(1) else { return false }
+                last = now
+                return true
+            }) {
+                // Idle a minute: full again (a debt older than that is forgiven).
+                all = all.filter { now - $0.value.last < .seconds(60) }
+            }
         }
     }
 

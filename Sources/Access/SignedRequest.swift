@@ -118,5 +118,10 @@ final class NonceCache: Sendable {
         }
     }
 
+    /// Whether `nonce` of `squidId` is held (seen within the window); records nothing.
+    func contains(_ nonce: String, of squidId: String, now: UInt64) -> Bool {
+        state.withLock { ($0.seen[squidId + "\u{0}" + nonce] ?? 0) > now }
+    }
+
     var count: Int { state.withLock { $0.seen.count } }
 }

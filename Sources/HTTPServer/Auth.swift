@@ -92,6 +92,7 @@ struct AccessMiddleware: RouterMiddleware {
                 bodyHash = SignedRequest.sha256Hex(body.readableBytesView)
                 signed.bodySHA256 = bodyHash!
                 principal = try access.authenticate(signed)
+                try access.checkNonce(signed)
                 signedRequest = signed
             } else if let token = BearerToken.parse(h[.authorization]) {
                 principal = try access.authenticate(bearer: token)
@@ -101,7 +102,7 @@ struct AccessMiddleware: RouterMiddleware {
             // Deny by default: a route the table does not know needs `admin`. Scopes before the
             // rate limit, so a caller cannot spend another's budget on a route it may not use.
             for scope in rule?.scopes(request) ?? [.admin] { try principal.require(scope) }
-            try access.admit(principal, bytes: request.headers[.contentLength].flatMap(Int.init) ?? 0)
+            try access.admit(principal, bytes: max(0, request.headers[.contentLength].flatMap(Int.init) ?? 0))
             // The nonce last: a refused request takes no room among the nonces.
             if let signedRequest { try access.recordNonce(signedRequest) }
         } catch {

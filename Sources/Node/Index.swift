@@ -14,15 +14,19 @@ extension Node {
     /// For an update made by `owner` (a caller other than the admin): the head's pin is counted
     /// for it, with the target DAG's bytes, and must fit in its storage quota (the pin it replaces,
     /// if the owner's, makes room). Walks the target: run it off the cooperative pool.
+    ///
+    /// A deletion keeps the charge of the head it replaces: the tombstone's pin still keeps the
+    /// history, and its targets, alive.
     public func chargePointer(_ update: inout Qindex.Update, to owner: String) throws {
-        let bytes = try update.target.map { try pins.measure($0) } ?? 0
+        let head = try index.head(type: update.type, key: update.key)
+        let old = try head?.pin.flatMap { try pins.pin(id: $0) }
+        let kept = old?.owner == owner ? old?.size ?? 0 : 0
+        let bytes = try update.target.map { try pins.measure($0) } ?? kept
         update.owner = (owner, bytes)
         let quota = access.storageQuota(of: owner)
         guard quota > 0 else { return }
         var used = try pins.usage(of: owner)
-        if let head = try index.head(type: update.type, key: update.key), let id = head.pin, let old = try pins.pin(id: id), old.owner == owner {
-            used -= min(used, old.size ?? 0)
-        }
+        used -= min(used, kept)
         guard used + bytes <= quota else {
             throw PinningError.quotaExceeded(owner: owner, needed: bytes, available: quota > used ? quota - used : 0, quota: quota)
         }

@@ -58,7 +58,8 @@ public final class Node: Sendable {
         let gc = try repository.configuration.section(GCConfiguration.self).validated()
         let policies = try pinning.policySet()
         blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
-        pins = Pinner(store: blocks, policies: policies, queuedTimeout: try pinning.queuedTimeoutMilliseconds())
+        pins = Pinner(store: blocks, policies: policies, queuedTimeout: try pinning.queuedTimeoutMilliseconds(),
+                      reservedTypes: [Qindex.resourceType])
         collector = GarbageCollector(store: blocks, batchSize: gc.batchSize)
         gcInterval = gc.interval
         packCompactionThreshold = gc.packCompactionThreshold

@@ -16,10 +16,22 @@ public final class Pinner: Sendable {
     public let queuedTimeout: UInt64
 
     /// Pins over `store` governed by `policies`.
-    public init(store: CountedBlockStore, policies: PolicySet, queuedTimeout: UInt64 = 86_400_000) {
+    /// Resource types whose pins a layer above moves itself (Qindex's `index-records`): callers
+    /// other than the admin may not make, remove, replace or update them.
+    let reservedTypes: Set<String>
+
+    public init(store: CountedBlockStore, policies: PolicySet, queuedTimeout: UInt64 = 86_400_000, reservedTypes: Set<String> = []) {
         self.store = store
         self.policies = policies
         self.queuedTimeout = queuedTimeout
+        self.reservedTypes = reservedTypes
+    }
+
+    /// Refuses a caller other than the admin (`owner`) a pin of a reserved resource type.
+    func checkReserved(_ pin: Pin, owner: String?) throws {
+        if owner != nil, reservedTypes.contains(pin.resourceType) {
+            throw PinningError.invalid("\(pin.cid)'s pin (\(pin.resourceType)) is managed by the node; only the admin may change it")
+        }
     }
 
     var db: LevelDB { store.db }
@@ -89,6 +101,12 @@ public final class Pinner: Sendable {
                         progress: (Int) throws -> Void = { _ in }) throws -> Pin {
         let resourceType = request.resourceType ?? "default"
         let policy = try policies.policy(resourceType)
+        if request.owner != nil, reservedTypes.contains(resourceType) {
+            throw PinningError.invalid("resource type \(resourceType) is the node's own (pins a layer moves itself)")
+        }
+        // An owned pin is charged what it keeps alive: every block under its root that is here
+        // (a direct pin keeps its children through their links; a queued one what has arrived).
+        let ownedBytes = try request.owner.map { _ in try presentBytes(under: request.cid) }
         if let n = request.name {
             guard n.utf8.count <= 255, !n.utf8.contains(0) else { throw PinningError.invalid("a pin name is at most 255 bytes and has no NUL") }
         }
@@ -97,10 +115,12 @@ public final class Pinner: Sendable {
         func attempt(early: DAGCheck?, epoch: UInt64) throws -> Pin? {
             try store.transaction { txn in
                 if early != nil && store.deletionCount != epoch { return nil }
+                var freed: UInt64 = 0
                 if let id = replacing {
                     guard let old = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
                     try checkRetention(old, now: txn.now)
                     try stageRemove(old, txn)
+                    if old.owner != nil, old.owner == request.owner { freed = old.size ?? 0 }
                 }
                 let dag = try early ?? check(request.cid, type: request.type, measure: request.owner != nil)
                 if let m = dag.missing, !allowQueued {
@@ -119,8 +139,12 @@ public final class Pinner: Sendable {
                     if request.type == .direct, let d = existing.first(where: { $0.type == .direct }) { return d }
                 }
                 // A new pin (not one already there): it must fit in its owner's quota.
-                if let owner = request.owner, let q = request.quota, dag.bytes > q.available {
-                    throw PinningError.quotaExceeded(owner: owner, needed: dag.bytes, available: q.available, quota: q.total)
+                let size = ownedBytes ?? dag.bytes
+                if let owner = request.owner, let q = request.quota {
+                    let room = q.available.addingReportingOverflow(freed)
+                    if !room.overflow, size > room.partialValue {
+                        throw PinningError.quotaExceeded(owner: owner, needed: size, available: room.partialValue, quota: q.total)
+                    }
                 }
                 let now = txn.now
                 var expires = request.expires ?? request.expiresIn.map { now + $0 }
@@ -129,10 +153,10 @@ public final class Pinner: Sendable {
                             name: request.name, resourceType: resourceType, created: now, expires: expires,
                             replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins,
                             meta: request.meta, info: dag.missing.map { ["missing": $0.description] } ?? [:],
-                            owner: request.owner, size: request.owner == nil ? nil : dag.bytes)
+                            owner: request.owner, size: request.owner == nil ? nil : size)
                 if merge {
-                    // A recursive pin supersedes direct pins of the same CID.
-                    for d in existing where d.type == .direct && request.type == .recursive { try stageRemove(d, txn, grace: 0) }
+                    // A recursive pin supersedes direct pins of the same CID (the same owner's).
+                    for d in existing where d.type == .direct && request.type == .recursive && d.owner == request.owner { try stageRemove(d, txn, grace: 0) }
                 }
                 PinIndex.stagePut(p, into: txn.batch)
                 try txn.adjust(p.cid.multihash, by: 1)
@@ -200,14 +224,9 @@ public final class Pinner: Sendable {
     // MARK: reading
 
     /// The bytes of the DAG under `root` that are here (missing blocks count nothing).
-    public func measure(_ root: CID) throws -> UInt64 {
-        var dag = try check(root, type: .recursive, measure: true)
-        // `check` stops at the first missing block: count what is here past it too.
-        if dag.missing != nil { dag.bytes = try presentBytes(under: root) }
-        return dag.bytes
-    }
+    public func measure(_ root: CID) throws -> UInt64 { try presentBytes(under: root) }
 
-    private func presentBytes(under root: CID) throws -> UInt64 {
+    func presentBytes(under root: CID) throws -> UInt64 {
         var total: UInt64 = 0
         var stack = [root]
         var seen = Set<CID>()
@@ -327,6 +346,7 @@ public final class Pinner: Sendable {
             guard !all.isEmpty else { throw PinningError.notPinned(cid) }
             let on = owner.map { o in all.filter { $0.owner == o } } ?? all
             guard !on.isEmpty else { throw PinningError.notOwner(cid) }
+            for p in on { try checkReserved(p, owner: owner) }
             if !recursive && on.contains(where: { $0.type == .recursive }) { throw PinningError.pinnedRecursively(cid) }
             for p in on { try checkRetention(p, now: txn.now) }
             for p in on { try stageRemove(p, txn) }
@@ -339,6 +359,7 @@ public final class Pinner: Sendable {
     public func remove(id: PinID, owner: String? = nil) throws -> Pin {
         try store.transaction { txn in
             guard let p = try pin(id: id), owner == nil || p.owner == owner else { throw PinningError.noSuchPin(id.description) }
+            try checkReserved(p, owner: owner)
             try checkRetention(p, now: txn.now)
             try stageRemove(p, txn)
             return p
@@ -350,6 +371,7 @@ public final class Pinner: Sendable {
     /// A caller other than the admin (`request.owner`) replaces only its own pins.
     public func replace(id: PinID, with request: Request) throws -> Pin {
         guard let old = try pin(id: id), request.owner == nil || old.owner == request.owner else { throw PinningError.noSuchPin(id.description) }
+        try checkReserved(old, owner: request.owner)
         return try insert(request, merge: false, allowQueued: true, replacing: id)
     }
 
@@ -365,7 +387,9 @@ public final class Pinner: Sendable {
         guard !all.isEmpty else { throw PinningError.invalid("'from' cid was not recursively pinned already") }
         let old = owner.map { o in all.filter { $0.owner == o } } ?? all
         guard let template = old.first else { throw PinningError.notOwner(from) }
-        let size = owner == nil ? template.size : try check(to, type: .recursive, measure: true).bytes
+        for p in old { try checkReserved(p, owner: owner) }
+        // The new pin's owner (the caller's, else the template's) is charged what it keeps.
+        let size = (owner ?? template.owner) == nil ? nil : try presentBytes(under: to)
         let shared = try sharedSubtrees(from, to)
         let epoch = store.deletionCount
         let dag = try check(to, type: .recursive, known: { shared.contains($0) })
@@ -377,8 +401,11 @@ public final class Pinner: Sendable {
             let existing = try pins(of: to.multihash).first { $0.cid.codec == to.codec && $0.type == .recursive && $0.status == .pinned }
             if let existing { return existing }
             if let owner, let q = quota, let size {
-                let freed = unpin ? old.reduce(0) { $0 + ($1.size ?? 0) } : 0
-                if size > q.available + freed { throw PinningError.quotaExceeded(owner: owner, needed: size, available: q.available + freed, quota: q.total) }
+                let freed = unpin ? old.reduce(UInt64(0)) { $0 &+ ($1.size ?? 0) } : 0
+                let room = q.available.addingReportingOverflow(freed)
+                if !room.overflow, size > room.partialValue {
+                    throw PinningError.quotaExceeded(owner: owner, needed: size, available: room.partialValue, quota: q.total)
+                }
             }
             var p = template
             p.id = PinID(created: txn.now)
@@ -427,7 +454,9 @@ public final class Pinner: Sendable {
     private func enforceKeepLatest(_ n: Int, name: String, resourceType: String, adding: Pin, _ txn: CountTransaction) throws {
         var same: [Pin] = []
         try db.makeIterator().forEach(prefix: PinIndex.namePrefix(name)) { k, _ in
-            if let id = PinIndex.trailingID(k), let p = try pin(id: id), p.resourceType == resourceType, p.status != .failed { same.append(p) }
+            if let id = PinIndex.trailingID(k), let p = try pin(id: id), p.resourceType == resourceType, p.status != .failed, p.owner == adding.owner {
+                same.append(p)
+            }
             return true
         }
         // Index order is creation order; the pin being added is the newest.
@@ -488,22 +517,24 @@ public final class Pinner: Sendable {
         for id in queued {
             guard let p = try pin(id: id), p.status == .queued else { continue }
             let epoch = store.deletionCount
-            let early = try check(p.cid, type: p.type, measure: p.owner != nil)
+            let early = try check(p.cid, type: p.type)
+            let ownedBytes = p.owner == nil ? 0 : try presentBytes(under: p.cid)
             let limit = p.owner.map(quota) ?? 0
             let used = limit > 0 ? try usage(of: p.owner!) : 0
             try store.transaction { txn in
                 guard var q = try pin(id: id), q.status == .queued else { return }
                 // Walked again (under the lock) only if something was deleted since the first walk.
-                let dag = store.deletionCount == epoch ? early : try check(q.cid, type: q.type, measure: q.owner != nil)
-                if dag.missing == nil, limit > 0, used - min(used, q.size ?? 0) + dag.bytes > limit {
+                let dag = store.deletionCount == epoch ? early : try check(q.cid, type: q.type)
+                if dag.missing == nil, limit > 0, used - min(used, q.size ?? 0) + ownedBytes > limit {
                     PinIndex.stageDelete(q, from: txn.batch)
                     try txn.adjust(q.cid.multihash, by: -1)
                     q.status = .failed
-                    q.info = ["reason": "its DAG (\(dag.bytes) bytes) does not fit in \(q.owner!)'s storage quota of \(limit) bytes"]
+                    q.size = q.owner == nil ? nil : 0
+                    q.info = ["reason": "its DAG (\(ownedBytes) bytes) does not fit in \(q.owner!)'s storage quota of \(limit) bytes"]
                     PinIndex.stagePut(q, into: txn.batch)
                     result.failed += 1
                 } else if dag.missing == nil {
-                    if q.owner != nil { q.size = dag.bytes }
+                    if q.owner != nil { q.size = ownedBytes }
                     try recordLinks(dag, txn)
                     PinIndex.stageDelete(q, from: txn.batch)
                     q.status = .pinned
@@ -514,6 +545,7 @@ public final class Pinner: Sendable {
                     PinIndex.stageDelete(q, from: txn.batch)
                     try txn.adjust(q.cid.multihash, by: -1)
                     q.status = .failed
+                    if q.owner != nil { q.size = 0 }
                     q.info = ["reason": "blocks did not arrive within \(formatDuration(queuedTimeout))", "missing": dag.missing!.description]
                     PinIndex.stagePut(q, into: txn.batch)
                     result.failed += 1

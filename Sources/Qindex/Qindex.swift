@@ -234,6 +234,8 @@ public final class Qindex: Sendable {
         guard u.allowMissing, let t = head.target, try !store.has(t) else { return }
         var r = Pinner.Request(cid: t, name: "qindex:\(head.type)/\(head.key)", resourceType: Self.resourceType)
         r.meta = ["qindex.record": head.record.string]
+        // The caller's: measured (and checked against its quota) when it completes.
+        r.owner = u.owner?.name
         try pins.pin(r, queueIfIncomplete: true)
     }
 

@@ -432,7 +432,7 @@ extension DaemonHarness {
             a.storageQuota = 3000
             try c.setSection(a)
         }) { h in
-            let (t, _) = try await h.token(["write", "read", "index:write:notes"])
+            let (t, tid) = try await h.token(["write", "read", "index:write:notes"])
             func block(_ size: Int, _ seed: UInt8) async throws -> String {
                 let (one, type) = DaemonHarness.multipart([[UInt8](repeating: seed, count: size)])
                 let r = try await h.request("/api/v0/block/put?pin=false", method: "POST", api: true,
@@ -451,9 +451,33 @@ extension DaemonHarness {
             // Moving `one` to a bigger target: its old pin's bytes make room (2500 ≤ 3000).
             #expect(try await h.json("/q/v1/index/notes/one", ["cid": b], method: "PUT", bearer: t).status == 200)
             #expect(try await used() == 2500)
+            // Deleting keeps the charge (the tombstone's pin keeps the history and its targets).
             #expect(try await h.request("/q/v1/index/notes/one", method: "DELETE", api: true, headers: ["Authorization": "Bearer " + t], authorized: false).status == 200)
-            #expect(try await used() == 0)
-            #expect(try await h.json("/q/v1/index/notes/two", ["cid": c], method: "PUT", bearer: t).status == 201)
+            #expect(try await used() == 2500)
+            #expect(try await h.json("/q/v1/index/notes/two", ["cid": c], method: "PUT", bearer: t).status == 507)
+            // Pointing `one` at something smaller makes room again.
+            #expect(try await h.json("/q/v1/index/notes/one", ["cid": c], method: "PUT", bearer: t).status == 200)
+            #expect(try await used() == 1500)
+            // A direct pin is charged all it keeps alive (its children, through their links).
+            let (file, ftype) = DaemonHarness.multipart([[UInt8](repeating: 9, count: 600_000)])
+            let root = try #require(try await h.request("/api/v0/add?pin=false&chunker=size-262144", method: "POST", api: true,
+                                                        headers: ["Authorization": "Bearer " + t, "Content-Type": ftype], body: file, authorized: false)
+                .jsonLines().last?["Hash"] as? String)
+            let (pinner, _) = try await h.token(["pin"])
+            let direct = try await h.request("/api/v0/pin/add?arg=\(root)&recursive=false", method: "POST", api: true,
+                                             headers: ["Authorization": "Bearer " + pinner], authorized: false)
+            #expect(direct.status == 507, "\(direct.text)")
+            // Pins made by the node's layers are not the callers' to make or remove.
+            let reserved = try await h.request("/api/v0/pin/add?arg=\(c)&resource-type=index-records", method: "POST", api: true,
+                                               headers: ["Authorization": "Bearer " + pinner], authorized: false)
+            #expect(reserved.status == 400, "\(reserved.text)")
+            // Even its owner (given `pin`) cannot unpin a pointer's head pin: Qindex moves it.
+            #expect(try await h.json("/q/v1/grants", ["subject": "token:\(tid)", "scopes": ["pin"]]).status == 201)
+            let head = try #require(try await h.request("/q/v1/index/notes/one", api: true).json()["cid"] as? String)
+            let unpinHead = try await h.request("/api/v0/pin/rm?arg=\(head)", method: "POST", api: true,
+                                                headers: ["Authorization": "Bearer " + t], authorized: false)
+            #expect(unpinHead.status == 500 || unpinHead.status == 400, "\(unpinHead.text)")
+            #expect(unpinHead.text.contains("managed by the node"), "\(unpinHead.text)")
             let verify = try await h.rpc("repo/verify")
             #expect(verify.status == 200 && !verify.text.contains("names no pin") && !verify.text.contains("is missing"), "\(verify.text)")
         }

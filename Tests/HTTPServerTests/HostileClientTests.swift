@@ -313,7 +313,8 @@ import Glibc
         var limits = ServerLimits()
         limits.downloads = SlotLimits(total: 2, perClient: 1, wait: .seconds(1))
         try await DaemonHarness.run(limits: limits) { d in
-            let data = Self.randomBytes(8 << 20, seed: 15)
+            // Larger than what loopback socket buffers can absorb, so a stalled download stays stalled.
+            let data = Self.randomBytes(32 << 20, seed: 15)
             let (body, type) = DaemonHarness.multipart([data])
             let cid = try #require(try await d.rpc("add?cid-version=1", body: body, headers: ["Content-Type": type]).jsonLines().last?["Hash"] as? String)
             let leaf = try #require(try await d.rpc("add?cid-version=1", body: DaemonHarness.multipart([Array("leaf".utf8)]).body,
