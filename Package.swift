@@ -70,7 +70,7 @@ let package = Package(
             dependencies: ["Pinning", "Signing", "Storage", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The Qerberos audit log: RFC 9162 Merkle tree, proofs, C2SP signed checkpoints.
-        .target(name: "Audit", dependencies: ["Signing", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Audit", dependencies: ["Signing", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(name: "AccessTests", dependencies: ["Access", "Pinning", "Signing", "Storage", "Multiformats", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["Vectors"]),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "TestSupport"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
