@@ -36,22 +36,39 @@ public struct Checkpoint: Sendable, Equatable {
         self.init(origin: lines[0], size: size, rootHash: [UInt8](root), extensions: Array(lines[3...]))
     }
 
+    /// The signed note of the checkpoint, by `key` named `name`.
+    public func signed(by key: SigningKey, name: String) -> String { SignedNote.sign(text, by: key, name: name) }
+
+    /// Reads a signed note and checks the signature of the key `name`/`publicKey` on it; returns
+    /// the checkpoint.
+    public static func verify(note: String, name: String, publicKey: [UInt8]) throws -> Checkpoint {
+        try Checkpoint(text: try SignedNote.open(note, name: name, publicKey: publicKey))
+    }
+
     /// The signed-note key ID of an Ed25519 key named `name`.
+    public static func keyID(name: String, publicKey: [UInt8]) -> [UInt8] { SignedNote.keyID(name: name, publicKey: publicKey) }
+}
+
+/// C2SP signed notes (c2sp.org/signed-note) with Ed25519 keys: a text ending in a newline, a
+/// blank line, then signature lines "— <key name> <base64(key ID ‖ signature)>"; the key ID is
+/// the first four bytes of SHA-256(key name ‖ 0x0A ‖ 0x01 ‖ public key), the signature covers the
+/// text with its final newline.
+public enum SignedNote {
     public static func keyID(name: String, publicKey: [UInt8]) -> [UInt8] {
         var h = SHA256()
         h.update(data: Array(name.utf8) + [0x0a, 0x01] + publicKey)
         return Array(h.finalize().prefix(4))
     }
 
-    /// The signed note: the text, a blank line, the signature line of `key` named `name`.
-    public func signed(by key: SigningKey, name: String) -> String {
+    /// `text` (ending in a newline) signed by `key` named `name`.
+    public static func sign(_ text: String, by key: SigningKey, name: String) -> String {
         let signature = key.sign(Array(text.utf8))
-        return text + "\n" + "— \(name) " + Data(Self.keyID(name: name, publicKey: key.publicKey) + signature).base64EncodedString() + "\n"
+        return text + "\n" + "— \(name) " + Data(keyID(name: name, publicKey: key.publicKey) + signature).base64EncodedString() + "\n"
     }
 
-    /// Reads a signed note and checks the signature of the key `name`/`publicKey` on it (other
-    /// signatures are ignored, as the spec says); returns the checkpoint.
-    public static func verify(note: String, name: String, publicKey: [UInt8]) throws -> Checkpoint {
+    /// The text of `note` once the signature of the key `name`/`publicKey` on it verifies
+    /// (signatures of other keys are ignored; a failing one of this key refuses the note).
+    public static func open(_ note: String, name: String, publicKey: [UInt8]) throws -> String {
         guard let split = note.range(of: "\n\n", options: .backwards) else { throw CheckpointError.malformed("no blank line before the signatures") }
         let text = String(note[..<split.lowerBound]) + "\n"
         let wantedID = keyID(name: name, publicKey: publicKey)
@@ -61,7 +78,7 @@ public struct Checkpoint: Sendable, Equatable {
             guard parts.count == 3, parts[0] == "—", parts[1] == name, let blob = Data(base64Encoded: String(parts[2])), blob.count == 68,
                   Array(blob.prefix(4)) == wantedID else { continue }
             guard key.isValidSignature(blob.dropFirst(4), for: Array(text.utf8)) else { throw CheckpointError.badSignature(name) }
-            return try Checkpoint(text: text)
+            return text
         }
         throw CheckpointError.unsigned(name)
     }

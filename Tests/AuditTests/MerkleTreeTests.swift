@@ -123,3 +123,26 @@ import Testing
         }
     }
 }
+
+/// The signed-note example of Go's golang.org/x/mod/sumdb/note (its package documentation and
+/// note_test.go: the PeterNeumann key pair and note), an independent implementation's vector.
+@Suite struct SignedNoteVectorTests {
+    static let seed = "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"  // 0x01 ‖ Ed25519 seed (the signer key's last field)
+    static let verifier = "ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"  // 0x01 ‖ public key
+    static let text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+    static let note = text + "\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+
+    @Test func goReferenceNote() throws {
+        let seed = [UInt8](Data(base64Encoded: Self.seed)!), verifier = [UInt8](Data(base64Encoded: Self.verifier)!)
+        #expect(seed[0] == 0x01 && verifier[0] == 0x01)
+        let key = try SigningKey(rawRepresentation: Array(seed.dropFirst()))
+        #expect(key.publicKey == Array(verifier.dropFirst()))
+        #expect(SignedNote.keyID(name: "PeterNeumann", publicKey: key.publicKey) == [0xc7, 0x4f, 0x20, 0xa3])
+        // Ed25519 is deterministic: the same note, byte for byte.
+        #expect(SignedNote.sign(Self.text, by: key, name: "PeterNeumann") == Self.note)
+        #expect(try SignedNote.open(Self.note, name: "PeterNeumann", publicKey: key.publicKey) == Self.text)
+        #expect(throws: CheckpointError.badSignature("PeterNeumann")) {
+            try SignedNote.open(Self.note.replacingOccurrences(of: "cryptography", with: "cryptographY"), name: "PeterNeumann", publicKey: key.publicKey)
+        }
+    }
+}
