@@ -137,10 +137,21 @@ struct PinOption {
     }
 }
 
-/// The daemon when one answers at `<repo>/api`, else the repository itself.
+/// The daemon at `$QSTORE_API` (host:port, with `$QSTORE_API_TOKEN`: any daemon, as any caller);
+/// else the one that answers at `<repo>/api` (with the repository's admin token, or
+/// `$QSTORE_API_TOKEN`); else the repository itself.
 func backend(purpose: String) throws -> any Backend {
+    let env = ProcessInfo.processInfo.environment
+    let token = env["QSTORE_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    if let address = env["QSTORE_API"], !address.isEmpty {
+        guard let token else { throw CLIError("QSTORE_API is set: set QSTORE_API_TOKEN too (a token from `qstore token create`, or the daemon's api-token)") }
+        return RemoteBackend(origin: address.hasPrefix("http") ? address : "http://" + address, token: token)
+    }
     let path = Repository.defaultPath()
-    if let remote = RemoteBackend(repository: path), remote.isAlive() { return remote }
+    if var remote = RemoteBackend(repository: path), remote.isAlive() {
+        if let token { remote = RemoteBackend(origin: remote.origin, token: token) }
+        return remote
+    }
     return LocalBackend(node: try localNode(purpose: purpose))
 }
 
@@ -442,6 +453,11 @@ struct RemoteBackend: Backend {
     let origin: String
     let token: String
     var base: String { origin + "/api/v0/" }
+
+    init(origin: String, token: String) {
+        self.origin = origin
+        self.token = token
+    }
 
     /// The daemon named by `<repo>/api`, with the repository's token; nil when none is announced.
     init?(repository path: String) {

@@ -520,6 +520,26 @@ extension DaemonHarness {
         }
     }
 
+    /// The CLI acts as another caller with QSTORE_API and QSTORE_API_TOKEN: what the token's
+    /// scopes allow works, the rest is refused naming the scope; no local repository is opened.
+    @Test func theCLIActsAsAnyCaller() async throws {
+        try await DaemonHarness.run { h in
+            let (reader, _) = try await h.token(["read"])
+            let empty = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: empty) }
+            let env = ["QSTORE_PATH": empty + "/repo", "HOME": empty, "QSTORE_API": "127.0.0.1:\(h.apiPort)"]
+            let (rc, out) = try await ThirdPartyClientTests.runAside(ChildDaemon.binary, ["index", "ls"], environment: env.merging(["QSTORE_API_TOKEN": reader]) { a, _ in a })
+            #expect(rc == 0, "\(out)")
+            let (rc2, out2) = try await ThirdPartyClientTests.runAside(ChildDaemon.binary, ["token", "ls"], environment: env.merging(["QSTORE_API_TOKEN": reader]) { a, _ in a })
+            #expect(rc2 != 0 && out2.contains("lacks the scope admin"), "\(out2)")
+            let (rc3, out3) = try await ThirdPartyClientTests.runAside(ChildDaemon.binary, ["token", "ls"], environment: env.merging(["QSTORE_API_TOKEN": h.token]) { a, _ in a })
+            #expect(rc3 == 0, "\(out3)")
+            let (rc4, out4) = try await ThirdPartyClientTests.runAside(ChildDaemon.binary, ["index", "ls"], environment: env)
+            #expect(rc4 != 0 && out4.contains("QSTORE_API_TOKEN"), "\(out4)")
+            #expect(!FileManager.default.fileExists(atPath: empty + "/repo"), "no repository was made")
+        }
+    }
+
     /// A token's secret is shown once: an idempotent retry of its creation gets the record with a
     /// null token, and the secret is nowhere in the database.
     @Test func tokenSecretsAreNotKeptForReplays() async throws {
