@@ -93,7 +93,7 @@ public final class AccessControl: Sendable {
     public func authenticate(bearer token: Substring) throws -> Principal {
         if constantTimeEqual(token.utf8, adminToken) { return Principal(credential: .adminToken, identity: nil, scopes: [.admin]) }
         var t = token
-        let hash = t.withUTF8 { Array(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+        let hash = t.withUTF8 { Array(SignedRequest.sha256(UnsafeRawBufferPointer($0))) }
         let now = clock.now
         return try state.withLock { s in
             guard let id = s.tokenByHash[hash], let t = s.tokens[id] else {
@@ -308,15 +308,22 @@ public final class AccessControl: Sendable {
 
     /// Revokes `squidId`: no request of it (signed, or by a token acting as it) is accepted from now.
     public func revokeIdentity(_ squidId: String) throws -> Identity {
+        try revoke(squidId, in: \.identities, at: \.revoked, prefix: Self.identityPrefix, what: "identity")
+    }
+
+    /// Marks the record `id` of `table` revoked from now (kept, written before it takes effect);
+    /// revoking it again changes nothing.
+    private func revoke<R: Codable & Sendable>(_ id: String, in table: WritableKeyPath<State, [String: R]>, at revoked: WritableKeyPath<R, UInt64?>,
+                                    prefix: [UInt8], what: String) throws -> R {
         let now = clock.now
         return try state.withLock { s in
-            guard var i = s.identities[squidId] else { throw AccessError.notFound("no identity \(squidId)") }
-            if i.revoked == nil {
-                i.revoked = now
-                try write(Self.identityPrefix + Array(squidId.utf8), i)
-                s.identities[squidId] = i
+            guard var r = s[keyPath: table][id] else { throw AccessError.notFound("no \(what) \(id)") }
+            if r[keyPath: revoked] == nil {
+                r[keyPath: revoked] = now
+                try write(prefix + Array(id.utf8), r)
+                s[keyPath: table][id] = r
             }
-            return i
+            return r
         }
     }
 
@@ -350,16 +357,7 @@ public final class AccessControl: Sendable {
     }
 
     public func revokeGrant(_ id: String) throws -> Grant {
-        let now = clock.now
-        return try state.withLock { s in
-            guard var g = s.grants[id] else { throw AccessError.notFound("no grant \(id)") }
-            if g.revoked == nil {
-                g.revoked = now
-                try write(Self.grantPrefix + Array(id.utf8), g)
-                s.grants[id] = g
-            }
-            return g
-        }
+        try revoke(id, in: \.grants, at: \.revoked, prefix: Self.grantPrefix, what: "grant")
     }
 
     /// Makes a token with `scopes`, acting as `identity` when given; returns the token (shown
@@ -391,16 +389,7 @@ public final class AccessControl: Sendable {
     }
 
     public func revokeToken(_ id: String) throws -> Token {
-        let now = clock.now
-        return try state.withLock { s in
-            guard var t = s.tokens[id] else { throw AccessError.notFound("no token \(id)") }
-            if t.revoked == nil {
-                t.revoked = now
-                try write(Self.tokenPrefix + Array(id.utf8), t)
-                s.tokens[id] = t
-            }
-            return t
-        }
+        try revoke(id, in: \.tokens, at: \.revoked, prefix: Self.tokenPrefix, what: "token")
     }
 
     static func checkLabel(_ label: String) throws {

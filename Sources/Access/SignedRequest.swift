@@ -36,8 +36,15 @@ public struct SignedRequest: Sendable {
     }
 
     /// The lowercase hex SHA-256 of `bytes`.
-    public static func sha256Hex<D: DataProtocol>(_ bytes: D) -> String {
-        Base16.encode(Array(SHA256.hash(data: bytes)))
+    /// (The project's SHA-256: OpenSSL on the CPU's SHA extensions, through `Multihash.compute`.)
+    public static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String { Base16.encode(sha256(bytes)) }
+
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { sha256Hex($0) } }
+
+    /// The SHA-256 digest of `bytes`.
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> ArraySlice<UInt8> {
+        // sha2-256 is always computed: compute throws only for identity or unknown functions.
+        ArraySlice((try! Multihash.compute(bytes, function: .sha2_256)).digest)
     }
 
     /// The SHA-256 of an empty body.
@@ -92,9 +99,11 @@ public struct SignedRequest: Sendable {
 final class NonceCache: Sendable {
     private struct State {
         var seen: [String: UInt64] = [:]
+        /// When expired nonces are next swept (every 10 s).
         var nextSweep: UInt64 = 0
-        /// When a full cache was last swept: a full cache is swept at most once a second, so a
-        /// flood of refused requests cannot make each one scan it.
+        /// When the cache was last swept: a full one is swept at most once a second, so a flood
+        /// of refused requests cannot make each one scan it.
+        var lastSweep: UInt64 = 0
     }
     private let state = Mutex(State())
     let capacity: Int
@@ -104,8 +113,9 @@ final class NonceCache: Sendable {
     /// Records `nonce` of `squidId` until `until` (ms); false if it is already there.
     func insert(_ nonce: String, of squidId: String, until: UInt64, now: UInt64) throws -> Bool {
         try state.withLock { s in
-            if now >= s.nextSweep || (s.seen.count >= capacity && now >= s.nextSweep - 9_000) {
+            if now >= s.nextSweep || (s.seen.count >= capacity && now >= s.lastSweep + 1_000) {
                 s.seen = s.seen.filter { $0.value > now }
+                s.lastSweep = now
                 s.nextSweep = now + 10_000
             }
             let key = squidId + "\u{0}" + nonce

@@ -55,9 +55,7 @@ public struct Checkpoint: Sendable, Equatable {
 /// text with its final newline.
 public enum SignedNote {
     public static func keyID(name: String, publicKey: [UInt8]) -> [UInt8] {
-        var h = SHA256()
-        h.update(data: Array(name.utf8) + [0x0a, 0x01] + publicKey)
-        return Array(h.finalize().prefix(4))
+        Array(MerkleHash.sha256(Array(name.utf8) + [0x0a, 0x01] + publicKey).prefix(4))
     }
 
     /// `text` (ending in a newline) signed by `key` named `name`.

@@ -1,25 +1,18 @@
-import Crypto
+import Multiformats
 
 /// RFC 9162 §2.1 Merkle tree hashing: a leaf is SHA-256(0x00 ‖ data), an interior node
 /// SHA-256(0x01 ‖ left ‖ right); the tree of n leaves splits at the largest power of two below n.
 public enum MerkleHash {
-    public static func leaf(_ data: some Sequence<UInt8>) -> [UInt8] {
-        var h = SHA256()
-        h.update(data: [0x00])
-        h.update(data: Array(data))
-        return Array(h.finalize())
-    }
+    public static func leaf(_ data: some Sequence<UInt8>) -> [UInt8] { sha256([0x00] + data) }
 
-    public static func node(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
-        var h = SHA256()
-        h.update(data: [0x01])
-        h.update(data: left)
-        h.update(data: right)
-        return Array(h.finalize())
-    }
+    public static func node(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] { sha256([0x01] + left + right) }
 
     /// The hash of the empty tree: SHA-256 of nothing.
-    public static let empty: [UInt8] = Array(SHA256.hash(data: [UInt8]()))
+    public static let empty: [UInt8] = sha256([])
+
+    /// The project's SHA-256 (OpenSSL on the CPU's SHA extensions, through `Multihash.compute`;
+    /// sha2-256 never fails there).
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] { Array((try! Multihash.compute(bytes, function: .sha2_256)).digest) }
 }
 
 /// Where the hashes of complete subtrees come from: the one at `level` and `index` covers

@@ -140,15 +140,10 @@ enum AccessRules {
         let key = String(rest[rest.index(after: slash)...])
         return .indexWrite(type: String(rest[..<slash]), key: key.removingPercentEncoding ?? key)
     }
-
-    /// The rule of `method` on `path`: the first whose pattern matches (literal routes are listed
-    /// before the `**` ones that would also match them).
-    static func rule(in rules: [RouteRule], method: HTTPRequest.Method, path: String) -> RouteRule? {
-        RuleTable(rules).rule(method: method, path: path)
-    }
 }
 
-/// Rules by method, literal patterns before wildcards: what the middleware looks up per request.
+/// Rules by method, literal patterns before wildcards: what the middleware looks up per request
+/// (the first whose pattern matches; a literal route wins over a `**` one that also matches).
 struct RuleTable: Sendable {
     private let byMethod: [HTTPRequest.Method: [RouteRule]]
 

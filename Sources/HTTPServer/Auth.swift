@@ -89,7 +89,7 @@ struct AccessMiddleware: RouterMiddleware {
                     try await RequestBodies.collect(request, limit: limit, timeout: limits.requestTimeout)
                 }
                 request.body = RequestBody(buffer: body)
-                bodyHash = SignedRequest.sha256Hex(body.readableBytesView)
+                bodyHash = body.withUnsafeReadableBytes { SignedRequest.sha256Hex($0) }
                 signed.bodySHA256 = bodyHash!
                 principal = try access.authenticate(signed)
                 try access.checkNonce(signed)
@@ -142,7 +142,7 @@ struct AccessMiddleware: RouterMiddleware {
             if hash == nil {
                 let body = try await RequestBodies.collect(request, limit: access.configuration.maximumSignedBody, timeout: limits.requestTimeout)
                 request.body = RequestBody(buffer: body)
-                hash = SignedRequest.sha256Hex(body.readableBytesView)
+                hash = body.withUnsafeReadableBytes { SignedRequest.sha256Hex($0) }
             }
             let fingerprint = AccessControl.fingerprint(method: request.method.rawValue, path: path, query: request.uri.query, bodySHA256: hash!)
             switch try access.beginIdempotent(subject: principal.subject, key: key, fingerprint: fingerprint) {

@@ -106,7 +106,7 @@ public final class Pinner: Sendable {
         }
         // An owned pin is charged what it keeps alive: every block under its root that is here
         // (a direct pin keeps its children through their links; a queued one what has arrived).
-        let ownedBytes = try request.owner.map { _ in try presentBytes(under: request.cid) }
+        let ownedBytes = try request.owner.map { _ in try measure(request.cid) }
         if let n = request.name {
             guard n.utf8.count <= 255, !n.utf8.contains(0) else { throw PinningError.invalid("a pin name is at most 255 bytes and has no NUL") }
         }
@@ -122,7 +122,7 @@ public final class Pinner: Sendable {
                     try stageRemove(old, txn)
                     if old.owner != nil, old.owner == request.owner { freed = old.size ?? 0 }
                 }
-                let dag = try early ?? check(request.cid, type: request.type, measure: request.owner != nil)
+                let dag = try early ?? check(request.cid, type: request.type)
                 if let m = dag.missing, !allowQueued {
                     throw m == request.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: request.cid)
                 }
@@ -139,7 +139,7 @@ public final class Pinner: Sendable {
                     if request.type == .direct, let d = existing.first(where: { $0.type == .direct }) { return d }
                 }
                 // A new pin (not one already there): it must fit in its owner's quota.
-                let size = ownedBytes ?? dag.bytes
+                let size = ownedBytes ?? 0
                 if let owner = request.owner, let q = request.quota {
                     let room = q.available.addingReportingOverflow(freed)
                     if !room.overflow, size > room.partialValue {
@@ -168,7 +168,7 @@ public final class Pinner: Sendable {
         }
         for _ in 0..<3 {
             let epoch = store.deletionCount
-            if let p = try attempt(early: try check(request.cid, type: request.type, measure: request.owner != nil, progress: progress), epoch: epoch) { return p }
+            if let p = try attempt(early: try check(request.cid, type: request.type, progress: progress), epoch: epoch) { return p }
         }
         // A busy collector cannot starve a pin: this walk runs under the lock, so it cannot go stale.
         guard let p = try attempt(early: nil, epoch: store.deletionCount) else { throw PinningError.invalid("pin: the repository changed during the pin; try again") }
@@ -181,8 +181,6 @@ public final class Pinner: Sendable {
     struct DAGCheck {
         var missing: CID?
         var unrecorded: [CID] = []
-        /// The bytes of the blocks walked (when measured).
-        var bytes: UInt64 = 0
     }
 
     /// Gives the blocks a walk found stored only under another codec their links records, in `txn`.
@@ -192,8 +190,7 @@ public final class Pinner: Sendable {
     }
 
     /// Walks the DAG under `root` (recursive) or just the root (direct), skipping `known` CIDs.
-    func check(_ root: CID, type: PinType, measure: Bool = false, known: (CID) -> Bool = { _ in false },
-               progress: (Int) throws -> Void = { _ in }) throws -> DAGCheck {
+    func check(_ root: CID, type: PinType, known: (CID) -> Bool = { _ in false }, progress: (Int) throws -> Void = { _ in }) throws -> DAGCheck {
         var result = DAGCheck()
         var stack = [root]
         var seen = Set<CID>()
@@ -202,7 +199,6 @@ public final class Pinner: Sendable {
             guard seen.insert(c).inserted, !known(c) else { continue }
             if seen.count % 1000 == 0 { try progress(seen.count) }
             if let links = try store.links(of: c) {
-                if measure { result.bytes += UInt64(try store.size(c) ?? 0) }
                 if type == .recursive { stack.append(contentsOf: links) }
                 continue
             }
@@ -215,7 +211,6 @@ public final class Pinner: Sendable {
                 throw PinningError.invalid("block \(c) is not valid \(c.codec.name): \(error)")
             }
             result.unrecorded.append(c)
-            result.bytes += UInt64(data.count)
             if type == .recursive { stack.append(contentsOf: links) }
         }
         return result
@@ -223,10 +218,9 @@ public final class Pinner: Sendable {
 
     // MARK: reading
 
-    /// The bytes of the DAG under `root` that are here (missing blocks count nothing).
-    public func measure(_ root: CID) throws -> UInt64 { try presentBytes(under: root) }
-
-    func presentBytes(under root: CID) throws -> UInt64 {
+    /// The bytes of the DAG under `root` that are here (missing blocks count nothing): what a pin
+    /// on it keeps alive, directly or through the links of what is stored.
+    public func measure(_ root: CID) throws -> UInt64 {
         var total: UInt64 = 0
         var stack = [root]
         var seen = Set<CID>()
@@ -389,7 +383,7 @@ public final class Pinner: Sendable {
         guard let template = old.first else { throw PinningError.notOwner(from) }
         for p in old { try checkReserved(p, owner: owner) }
         // The new pin's owner (the caller's, else the template's) is charged what it keeps.
-        let size = (owner ?? template.owner) == nil ? nil : try presentBytes(under: to)
+        let size = (owner ?? template.owner) == nil ? nil : try measure(to)
         let shared = try sharedSubtrees(from, to)
         let epoch = store.deletionCount
         let dag = try check(to, type: .recursive, known: { shared.contains($0) })
@@ -518,7 +512,7 @@ public final class Pinner: Sendable {
             guard let p = try pin(id: id), p.status == .queued else { continue }
             let epoch = store.deletionCount
             let early = try check(p.cid, type: p.type)
-            let ownedBytes = p.owner == nil ? 0 : try presentBytes(under: p.cid)
+            let ownedBytes = p.owner == nil ? 0 : try measure(p.cid)
             let limit = p.owner.map(quota) ?? 0
             let used = limit > 0 ? try usage(of: p.owner!) : 0
             try store.transaction { txn in
