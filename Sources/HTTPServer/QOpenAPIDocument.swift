@@ -1353,14 +1353,18 @@ components:
         author by itself (the author is the authenticated caller).
       schema:
         type: string
+        pattern: '^[A-Za-z0-9._:@-]{1,128}$'
     SubId:
       name: x-subid
       in: header
       description: |
         Part of a signed request: the signer's subidentity, recorded as `author.subId` of the
-        records the request makes. Ignored without `x-sig`.
+        records the request makes. Ignored without `x-sig`. As a header value it is printable
+        ASCII here (the daemon takes any UTF-8 without control, format or separator characters,
+        up to 128 bytes; HTTP parsers may refuse other bytes in a header).
       schema:
         type: string
+        pattern: '^[!-~]{1,128}$'
     IdempotencyKey:
       name: Idempotency-Key
       in: header
