@@ -61,7 +61,7 @@ let package = Package(
             dependencies: ["Storage", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Pins, pinning policies, reference counts, garbage collection.
-        .target(name: "Pinning", dependencies: ["Storage", "IPLD", "Multiformats"]),
+        .target(name: "Pinning", dependencies: ["Signing", "Storage", "IPLD", "Multiformats"]),
         // UnixFS v1 files: chunkers, the balanced layout, reading byte ranges.
         .target(name: "UnixFS", dependencies: ["Storage", "CAR", "IPLD", "Multiformats"]),
         // Identities, grants and scopes, signed requests, rate limits, idempotency records. No HTTP.
@@ -70,26 +70,26 @@ let package = Package(
             dependencies: ["Pinning", "Signing", "Storage", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The Qerberos audit log: RFC 9162 Merkle tree, proofs, C2SP signed checkpoints.
-        .target(name: "Audit", dependencies: ["Signing", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Audit", dependencies: ["Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
             dependencies: [
-                "Access", "Qindex", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Audit", "Qindex", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The Kubo RPC API's request and reply types, shared by the daemon and the CLI.
         .target(name: "KuboAPI"),
         // The Q API's (/q/v1) request and reply types, shared by the daemon and the CLI.
-        .target(name: "QAPI", dependencies: ["Access", "Qindex", "Signing", "Multiformats"]),
+        .target(name: "QAPI", dependencies: ["Access", "Audit", "Qindex", "Signing", "IPLD", "Multiformats"]),
         // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "QAPI", "Access", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Qindex", "Node", "KuboAPI", "QAPI", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Qindex", "Node", "KuboAPI", "QAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -30,6 +30,7 @@ public final class AccessControl: Sendable {
     }
 
     let db: LevelDB
+    let store: CountedBlockStore?
     let clock: any WallClock
     public let configuration: AccessConfiguration
     /// The signature window (ms, either way).
@@ -52,8 +53,10 @@ public final class AccessControl: Sendable {
     static let expiryPrefix: [UInt8] = [KeySpace.access.rawValue, 0x05]
 
     /// Loads the records of `db`; `adminToken` (the repository's api-token) has every scope.
-    public init(db: LevelDB, clock: any WallClock, configuration: AccessConfiguration, adminToken: String) throws {
+    /// `store`: where changes are written (their audit entries ride along); nil: the database alone.
+    public init(db: LevelDB, store: CountedBlockStore? = nil, clock: any WallClock, configuration: AccessConfiguration, adminToken: String) throws {
         self.db = db
+        self.store = store
         self.clock = clock
         self.configuration = configuration
         let checked = try configuration.checked()
@@ -249,12 +252,21 @@ public final class AccessControl: Sendable {
 
     // MARK: records
 
-    private func write(_ key: [UInt8], _ value: some Encodable) throws {
+    /// Writes a record (synced) with the audit entry of the change.
+    private func write(_ key: [UInt8], _ value: some Encodable, audit entry: AuditEntry) throws {
         let e = JSONEncoder()
         e.outputFormatting = .sortedKeys
-        let batch = WriteBatch()
-        batch.put(key, Array(try e.encode(value)))
-        try db.write(batch, sync: true)
+        let bytes = Array(try e.encode(value))
+        if let store {
+            try store.transaction { txn in
+                txn.batch.put(key, bytes)
+                txn.audit(entry)
+            }
+        } else {
+            let batch = WriteBatch()
+            batch.put(key, bytes)
+            try db.write(batch, sync: true)
+        }
     }
 
     static func randomID(_ bytes: Int) -> String {
@@ -272,7 +284,9 @@ public final class AccessControl: Sendable {
         return try state.withLock { s in
             guard s.identities[squidId] == nil else { throw AccessError.exists("identity \(squidId) exists (rotate its key: qstore identity rotate-key)") }
             let i = Identity(squidId: squidId, label: label, keys: [IdentityKey(publicKey: Data(raw).base64EncodedString(), notBefore: now)], created: now)
-            try write(Self.identityPrefix + Array(squidId.utf8), i)
+            try write(Self.identityPrefix + Array(squidId.utf8), i, audit: AuditEntry("q.access.identity.add.v1", ref: squidId, details: [
+                ("key", .string(i.keys[0].publicKey)), ("label", label.map { .string($0) } ?? .null),
+            ]))
             s.identities[squidId] = i
             return i
         }
@@ -300,7 +314,9 @@ public final class AccessControl: Sendable {
                 i.keys[k].notAfter = now + overlap
             }
             i.keys.append(IdentityKey(publicKey: encoded, notBefore: now))
-            try write(Self.identityPrefix + Array(squidId.utf8), i)
+            try write(Self.identityPrefix + Array(squidId.utf8), i, audit: AuditEntry("q.access.identity.rotate.v1", ref: squidId, details: [
+                ("key", .string(encoded)), ("overlapMs", .int(overlap)),
+            ]))
             s.identities[squidId] = i
             return i
         }
@@ -320,7 +336,7 @@ public final class AccessControl: Sendable {
             guard var r = s[keyPath: table][id] else { throw AccessError.notFound("no \(what) \(id)") }
             if r[keyPath: revoked] == nil {
                 r[keyPath: revoked] = now
-                try write(prefix + Array(id.utf8), r)
+                try write(prefix + Array(id.utf8), r, audit: AuditEntry("q.access.\(what).revoke.v1", ref: id))
                 s[keyPath: table][id] = r
             }
             return r
@@ -340,7 +356,10 @@ public final class AccessControl: Sendable {
                 guard i.revoked == nil else { throw AccessError.invalid("identity \(subject) was revoked") }
             }
             let g = Grant(id: "g" + Self.randomID(8), subject: subject, scopes: scopes, created: now, expires: expires, grantedBy: grantor)
-            try write(Self.grantPrefix + Array(g.id.utf8), g)
+            try write(Self.grantPrefix + Array(g.id.utf8), g, audit: AuditEntry("q.access.grant.add.v1", ref: g.id, details: [
+                ("subject", .string(subject)), ("scopes", .list(scopes.map { .string($0.value) })),
+                ("expires", expires.map { .int($0) } ?? .null), ("grantedBy", .string(grantor)),
+            ]))
             s.grants[g.id] = g
             s.grantsBySubject[g.subject, default: []].append(g.id)
             return g
@@ -376,7 +395,10 @@ public final class AccessControl: Sendable {
                 guard let i = s.identities[identity] else { throw AccessError.notFound("no identity \(identity) (register it first: qstore identity add)") }
                 guard i.revoked == nil else { throw AccessError.invalid("identity \(identity) was revoked") }
             }
-            try write(Self.tokenPrefix + Array(t.id.utf8), t)
+            try write(Self.tokenPrefix + Array(t.id.utf8), t, audit: AuditEntry("q.access.token.create.v1", ref: t.id, details: [
+                ("scopes", .list(scopes.map { .string($0.value) })), ("identity", identity.map { .string($0) } ?? .null),
+                ("expires", expires.map { .int($0) } ?? .null), ("label", label.map { .string($0) } ?? .null),
+            ]))
             s.tokens[t.id] = t
             s.tokenByHash[(try? Base16.decode(t.hash)) ?? []] = t.id
         }

@@ -27,6 +27,7 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
     public static let metrics = Scope(trusted: "metrics")
     public static let admin = Scope(trusted: "admin")
     public static let indexWrite = Scope(trusted: "index:write")
+    public static let auditRead = Scope(trusted: "audit:read")
 
     init(trusted value: String) { self.value = value }
 

@@ -1,5 +1,6 @@
 import IPLD
 import Multiformats
+import Pinning
 import Signing
 
 /// One entry of the audit log: a change (or a refusal) of one layer, who did it, and what it
@@ -9,9 +10,7 @@ import Signing
 /// cid?, ts, requestId}` — `type` is `q.<layer>.<action>.v<N>` and names its own layer; `ts` in
 /// Unix milliseconds; `details` a map of whatever the layer records (counts, names, reasons).
 public struct AuditEvent: Sendable, Equatable {
-    public enum Verdict: String, Sendable, CaseIterable {
-        case allow = "ALLOW", deny = "DENY", warn = "WARN"
-    }
+    public typealias Verdict = AuditVerdict
 
     public var type: String
     public var ref: String

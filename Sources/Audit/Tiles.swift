@@ -96,3 +96,30 @@ public struct TiledHashes<Reader: TileReader>: SubtreeHashes {
         return TileEdge.reduce(tile[offset..<(offset + count)])
     }
 }
+
+extension TileEdge {
+    /// The edge of a log of `size` leaves whose partial tiles hold `partial` (what a stored log
+    /// reads back to go on appending).
+    public init(size: UInt64, partial: [[[UInt8]]]) {
+        self.size = size
+        self.partial = partial.isEmpty ? [[]] : partial
+    }
+
+    /// The root hash of the tree of the `size` leaves appended (RFC 9162 MTH), from the partial
+    /// tiles alone: each set bit of the size is one complete subtree, the largest leftmost.
+    public func rootHash() -> [UInt8] {
+        guard size > 0 else { return MerkleHash.empty }
+        var subtrees: [[UInt8]] = []
+        for level in partial.indices.reversed() {
+            let hashes = partial[level]
+            var start = 0
+            for bit in stride(from: 7, through: 0, by: -1) where hashes.count & (1 << bit) != 0 {
+                subtrees.append(Self.reduce(hashes[start..<(start + (1 << bit))]))
+                start += 1 << bit
+            }
+        }
+        var acc = subtrees.removeLast()
+        while let left = subtrees.popLast() { acc = MerkleHash.node(left, acc) }
+        return acc
+    }
+}

@@ -92,6 +92,7 @@ enum AccessRules {
             RouteRule(.get, "/q/v1/index", .read),
             RouteRule(.post, "/q/v1/index/import", .indexWrite),
             RouteRule(.get, "/q/v1/events", .read),
+            RouteRule(.get, "/q/v1/audit/**", .auditRead),
             RouteRule(.get, "/pins", .read), RouteRule(.get, "/pins/{requestid}", .read),
             RouteRule(.post, "/pins", .pin), RouteRule(.post, "/pins/{requestid}", .pin), RouteRule(.delete, "/pins/{requestid}", .pin),
             // 405 answers (the Pinning Service API has no such operations).

@@ -6,6 +6,9 @@ import Hummingbird
 import Multiformats
 import NIOCore
 import Node
+import Pinning
+import IPLD
+import Signing
 
 /// The caller of the request being handled, for handlers that record who acted (a Qindex
 /// record's author) without every function passing the context along.
@@ -35,13 +38,16 @@ enum RequestCaller {
 struct AccessMiddleware: RouterMiddleware {
     typealias Context = ServerContext
     let access: AccessControl
+    /// Where refusals are recorded (the audit log: DENY, and WARN for a credential that failed).
+    let recordRefusal: @Sendable (AuditEntry) async -> Void
     let rules: RuleTable
     let limits: ServerLimits
     /// Bodies of signed requests held before their signature is checked, in bytes.
     let unverified: BodyBudget
 
-    init(access: AccessControl, rules: [RouteRule], limits: ServerLimits) {
+    init(access: AccessControl, rules: [RouteRule], limits: ServerLimits, recordRefusal: @escaping @Sendable (AuditEntry) async -> Void = { _ in }) {
         self.access = access
+        self.recordRefusal = recordRefusal
         self.rules = RuleTable(rules)
         self.limits = limits
         let most = access.configuration.maximumSignedBody
@@ -54,14 +60,49 @@ struct AccessMiddleware: RouterMiddleware {
     )
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
+    static let requestID = HTTPField.Name("X-Request-Id")!
+
+    /// The request's id: the client's `X-Request-Id` when it is 1–128 printable ASCII characters,
+    /// else a new one. Audit events of the request carry it; the response names it.
+    static func requestID(_ request: Request) -> String {
+        if let v = request.headers[requestID], !v.isEmpty, v.utf8.count <= 128, v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { return v }
+        return AuditContext.newRequestID(prefix: "req-")
+    }
+
+    /// Who acts, as the audit log names them: the identity, else the subject (`admin`, `token:ID`).
+    static func actor(_ p: Principal) -> IdentityRef { p.identity ?? IdentityRef(squidId: p.subject) }
+
+    /// The audit event of a refusal, if it is one the log keeps: a credential that failed (WARN)
+    /// or a caller without credentials or the scope (DENY). Rate limits and size limits are not
+    /// kept (they are how the log's own growth is bounded under attack).
+    func refusalEntry(_ error: any Error, request: Request, context: Context, principal: Principal?, claimed: String?, requestId: String) -> AuditEntry? {
+        guard let e = error as? AccessError else { return nil }
+        let verdict: AuditVerdict
+        switch e.kind {
+        case .unauthenticated:
+            let presented = request.headers[.authorization] != nil || request.headers[Self.signatureHeaders.sig] != nil
+            verdict = presented ? .warn : .deny
+        case .forbidden: verdict = .deny
+        default: return nil
+        }
+        var details: [(String, IPLDNode)] = [("method", .string(request.method.rawValue)), ("client", .string(context.client)),
+                                             ("reason", .string(e.description)), ("status", .int(e.kind == .forbidden ? 403 : 401))]
+        if principal == nil, let claimed { details.append(("claimedSquidId", .string(claimed))) }
+        let type = verdict == .warn ? (request.headers[Self.signatureHeaders.sig] != nil ? "q.access.signature.invalid.v1" : "q.access.credential.invalid.v1")
+            : "q.access.denied.v1"
+        return AuditEntry(type, ref: String(request.uri.path.prefix(1024)), verdict: verdict, details: details,
+                          actor: principal.map(Self.actor) ?? IdentityRef(squidId: "anonymous"), requestId: requestId)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let rule = rules.rule(method: request.method, path: request.uri.path)
         if rule?.isPublic == true { return try await next(request, context) }
         var request = request
+        let requestId = Self.requestID(request)
         let principal: Principal
         var bodyHash: String?
         var signedRequest: SignedRequest?
+        var authenticated: Principal?
         do {
             try access.checkFailures(client: context.client)
         } catch {
@@ -99,6 +140,7 @@ struct AccessMiddleware: RouterMiddleware {
             } else {
                 throw AccessError.unauthorized("missing credentials: Authorization: Bearer <token> (the repository's api-token, or one from `qstore token create`), or a signed request (Docs/access.md)")
             }
+            authenticated = principal
             // Deny by default: a route the table does not know needs `admin`. Scopes before the
             // rate limit, so a caller cannot spend another's budget on a route it may not use.
             for scope in rule?.scopes(request) ?? [.admin] { try principal.require(scope) }
@@ -107,11 +149,21 @@ struct AccessMiddleware: RouterMiddleware {
             if let signedRequest { try access.recordNonce(signedRequest) }
         } catch {
             if (error as? AccessError)?.kind == .unauthenticated { access.recordFailure(client: context.client) }
-            return Self.refusal(error, request: request, context: context, bodyRead: bodyHash != nil)
+            if let entry = refusalEntry(error, request: request, context: context, principal: authenticated,
+                                        claimed: request.headers[Self.signatureHeaders.squidId], requestId: requestId) {
+                await recordRefusal(entry)
+            }
+            var refused = Self.refusal(error, request: request, context: context, bodyRead: bodyHash != nil)
+            refused.headers[Self.requestID] = requestId
+            return refused
         }
-        let response = try await RequestCaller.$principal.withValue(principal) {
-            try await idempotent(request, context: context, principal: principal, bodyHash: bodyHash, next: next)
+        let who = AuditContext(actor: Self.actor(principal), requestId: requestId)
+        var response = try await RequestCaller.$principal.withValue(principal) {
+            try await AuditContext.$current.withValue(who) {
+                try await idempotent(request, context: context, principal: principal, bodyHash: bodyHash, next: next)
+            }
         }
+        response.headers[Self.requestID] = requestId
         if let n = response.body.contentLength {
             access.charge(principal, bytes: n)
         } else if access.rateLimit(of: principal.subject).bytesPerSecond > 0 {

@@ -1,4 +1,5 @@
 import CAR
+import Pinning
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -15,8 +16,10 @@ final class StorageThreads: Sendable {
     }
 
     /// Runs `body` on the pool and returns its result.
+    /// Who the request is (`AuditContext`) goes along, so changes made there are logged as theirs.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await pool.runIfActive(body)
+        let context = AuditContext.current
+        return try await pool.runIfActive { try AuditContext.$current.withValue(context) { try body() } }
     }
 
     func shutdown() async throws { try await pool.shutdownGracefully() }

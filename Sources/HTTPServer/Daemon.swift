@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -162,7 +163,8 @@ public final class Daemon: Sendable {
         // Metrics first, so refusals (401, 403, 429) are counted; GET on /api/v0 is 405 for anyone.
         router.add(middleware: MetricsMiddleware<ServerContext>())
         router.add(middleware: PostOnlyMiddleware())
-        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits))
+        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits,
+                                                recordRefusal: { [node] in await node.auditRefusal($0) }))
         router.add(middleware: TransferCodingMiddleware())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
         Health(node: node, listener: "api").register(on: router)
@@ -174,6 +176,7 @@ public final class Daemon: Sendable {
         QindexAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         EventsAPI(node: node, io: io).register(on: router)
         AccessAPI(node: node, io: io, limits: configuration.limits).register(on: router)
+        AuditAPI(node: node, io: io, downloads: apiDownloads).register(on: router)
         return router
     }
 
@@ -187,7 +190,8 @@ public final class Daemon: Sendable {
         router.add(middleware: GatewayCORSMiddleware())
         router.add(middleware: TransferCodingMiddleware())
         if node.access.configuration.gatewayRequiresRead {
-            router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.gateway(requiresRead: true), limits: configuration.limits))
+            router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.gateway(requiresRead: true), limits: configuration.limits,
+                                                    recordRefusal: { [node] in await node.auditRefusal($0) }))
         }
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, downloads: gatewayDownloads, limits: configuration.limits).register(on: router)
@@ -211,6 +215,7 @@ public final class Daemon: Sendable {
         let gateway = gatewayApplication { port in await announce("gateway", port) }
         var services: [any Service] = [api, gateway]
         if node.gcInterval > 0 { services.append(BackgroundCollector(node: node, io: io, logger: logger)) }
+        if node.auditEnabled { services.append(AuditCheckpointer(node: node, io: io, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { try? FileManager.default.removeItem(atPath: apiFile) }
         try await group.run()
@@ -259,6 +264,28 @@ struct BackgroundCollector: Service {
                 logger.error("background garbage collection failed", metadata: ["error": "\(error)"])
             }
         }
+    }
+}
+
+/// Signs a checkpoint of the audit log when events have waited `audit.checkpointInterval` for
+/// one (checkpoints every `audit.checkpointEvery` events are made in the appending batch), and a
+/// last one on the way out, so a clean shutdown leaves every event covered.
+struct AuditCheckpointer: Service {
+    let node: Node
+    let io: StorageThreads
+    let logger: Logger
+
+    func run() async throws {
+        let tick = max(250, node.audit.interval / 4)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(tick)) } } catch { break }
+            if Task.isShuttingDownGracefully { break }
+            do { try await io.run { try self.node.auditCheckpointIfDue() } } catch {
+                logger.error("audit checkpoint failed", metadata: ["error": "\(error)"])
+            }
+        }
+        do { _ = try await io.run { try self.node.auditCheckpoint(fresh: true) } } catch AuditError.notFound {
+        } catch { logger.error("audit checkpoint at shutdown failed", metadata: ["error": "\(error)"]) }
     }
 }
 

@@ -96,6 +96,8 @@ struct EventsAPI {
         }
         // The caller as of now: a stream that follows ends when its token or grant goes.
         let caller = RequestCaller.principal
+        // The audit log's events (who did what) only for callers that may read the log.
+        let seesAudit = caller?.allows(.auditRead) ?? true
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let (signals, poke) = follow ? try node.followEvents() : AsyncStream<Void>.makeStream()
             let beat = Task {
@@ -120,7 +122,7 @@ struct EventsAPI {
                     while true {
                         let want = min(256, (limit ?? .max) - sent)
                         let after = cursor
-                        let page = try await io.run { try node.events(after: after, limit: want, matching: topics.matches) }
+                        let page = try await io.run { try node.events(after: after, limit: want, matching: { topics.matches($0) && (seesAudit || !$0.hasPrefix("q.qerberos.")) }) }
                         var out = ByteBuffer()
                         for e in page.events { out.writeString(Self.render(e)) }
                         if out.readableBytes > 0 {

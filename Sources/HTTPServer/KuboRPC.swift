@@ -496,8 +496,9 @@ struct KuboRPC: Sendable {
                 case .own(let slots, let client):
                     try await slots.acquire(client: client)
                     defer { slots.release(client: client) }
+                    let context = AuditContext.current
                     try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                        Thread.detachNewThread { c.resume(with: Result { try produce(channel) }) }
+                        Thread.detachNewThread { c.resume(with: Result { try AuditContext.$current.withValue(context) { try produce(channel) } }) }
                     }
                 }
                 channel.finish()

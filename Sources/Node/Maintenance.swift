@@ -35,6 +35,13 @@ extension Node {
         try access.collectExpiredIdempotency()
         var result = try collector.collect(removed: removed)
         (result.packsCompacted, result.packBytesReclaimed) = try blocks.compactPacks(threshold: packCompactionThreshold)
+        // A run someone asked for is logged; the daemon's own, when it removed something.
+        if result.blocks > 0 || result.packsCompacted > 0 || AuditContext.current != nil {
+            try auditAlone(AuditEntry("q.gc.run.v1", ref: "gc", details: [
+                ("blocks", .int(result.blocks)), ("bytes", .int(result.bytes)),
+                ("packsCompacted", .int(result.packsCompacted)), ("packBytesReclaimed", .int(result.packBytesReclaimed)),
+            ]))
+        }
         return result
     }
 

@@ -1,4 +1,5 @@
 import Multiformats
+import Pinning
 import Qindex
 import Signing
 import Storage
@@ -11,14 +12,22 @@ extension Node {
     /// A new Ed25519 key (`type` must be `ed25519`: no other kind is made here).
     public func generateKey(_ name: String, type: String = "ed25519") throws -> Keystore.Entry {
         guard type.lowercased() == "ed25519" else { throw NodeError.unsupported("key type \(type) (ed25519 is the only one)") }
-        return try keystore.generate(name)
+        let e = try keystore.generate(name)
+        try auditAlone(AuditEntry("q.key.gen.v1", ref: name, details: [("id", .string(e.id))]))
+        return e
     }
 
     public func renameKey(_ old: String, to new: String, force: Bool) throws -> (entry: Keystore.Entry, overwrote: Bool) {
-        try keystore.rename(old, to: new, force: force)
+        let r = try keystore.rename(old, to: new, force: force)
+        try auditAlone(AuditEntry("q.key.rename.v1", ref: new, details: [("from", .string(old)), ("id", .string(r.entry.id)), ("overwrote", .bool(r.overwrote))]))
+        return r
     }
 
-    public func removeKeys(_ names: [String]) throws -> [Keystore.Entry] { try keystore.remove(names) }
+    public func removeKeys(_ names: [String]) throws -> [Keystore.Entry] {
+        let removed = try keystore.remove(names)
+        for e in removed { try auditAlone(AuditEntry("q.key.rm.v1", ref: e.name, details: [("id", .string(e.id))])) }
+        return removed
+    }
 
     /// What `name publish` made: the name and the value it now points at.
     public struct Publication: Sendable {

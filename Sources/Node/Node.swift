@@ -1,4 +1,5 @@
 import Access
+import Audit
 import CAR
 import Foundation
 import IPLD
@@ -42,6 +43,10 @@ public final class Node: Sendable {
     package let keystore: Keystore
     /// Identities, grants, tokens, rate limits and idempotency records: every request's decision.
     public let access: AccessControl
+    /// The Qerberos audit log (every change and refusal, signed checkpoints).
+    package let audit: AuditLog
+    /// Whether changes are logged (`audit.enabled`).
+    public let auditEnabled: Bool
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.
@@ -59,13 +64,19 @@ public final class Node: Sendable {
         let policies = try pinning.policySet()
         blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
         pins = Pinner(store: blocks, policies: policies, queuedTimeout: try pinning.queuedTimeoutMilliseconds(),
-                      reservedTypes: [Qindex.resourceType])
+                      reservedTypes: [Qindex.resourceType, AuditLog.resourceType])
         collector = GarbageCollector(store: blocks, batchSize: gc.batchSize)
         gcInterval = gc.interval
         packCompactionThreshold = gc.packCompactionThreshold
         commits = GroupCommit(store: blocks, label: "qstore.block-writes")
         events = EventLog(db: repository.blocks.db)
-        access = try AccessControl(db: repository.blocks.db, clock: clock,
+        let auditing = try repository.configuration.section(AuditConfiguration.self)
+        audit = try AuditLog(store: blocks, pins: pins, events: events, key: SigningKey(repository.identity),
+                             origin: Self.auditOrigin(repository.identity.peerID), nodeActor: IdentityRef(squidId: repository.identity.peerID),
+                             checkpointEvery: auditing.checkpointEvery, interval: try auditing.checkedInterval(), clock: clock)
+        auditEnabled = auditing.enabled
+        if auditing.enabled { blocks.setAuditSink(audit) }
+        access = try AccessControl(db: repository.blocks.db, store: blocks, clock: clock,
                                    configuration: try repository.configuration.section(AccessConfiguration.self),
                                    adminToken: try repository.apiToken())
         index = Qindex(store: blocks, pins: pins, nodeKey: SigningKey(repository.identity),
@@ -73,6 +84,8 @@ public final class Node: Sendable {
         names = IPNSNames(index: index)
         keystore = Keystore(directory: repository.path + "/keystore", nodeKey: SigningKey(repository.identity))
         try initializeCounts()
+        // Events a crash left without a checkpoint are covered now.
+        if auditing.enabled, audit.checkpointDue { try audit.checkpointNow() }
     }
 
     // MARK: blocks
@@ -84,10 +97,18 @@ public final class Node: Sendable {
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?, pin: Bool = false) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
         try withLease {
-            try commits.run { _, batch in batch.blocks.append(block) }
+            try commits.run { txn, batch in
+                batch.blocks.append(block)
+                Self.auditPut(block, "q.block.put.v1", txn)
+            }
             if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
         }
         return block
+    }
+
+    /// The event of a block stored by a caller.
+    static func auditPut(_ block: Block, _ type: String, _ txn: CountTransaction) {
+        txn.audit(type, ref: block.cid.description, cid: block.cid, details: [("codec", .string(block.cid.codec.name)), ("size", .int(block.data.count))])
     }
 
     /// `putBlock` for async callers (the RPC), without the pin: the block is hashed on the
@@ -96,7 +117,10 @@ public final class Node: Sendable {
     /// slower). A put then pinned runs both inside `withLease`, then `pin`.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) async throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
-        try await commits.run { _, batch in batch.blocks.append(block) }
+        try await commits.run { txn, batch in
+            batch.blocks.append(block)
+            Self.auditPut(block, "q.block.put.v1", txn)
+        }
         return block
     }
 
@@ -104,7 +128,10 @@ public final class Node: Sendable {
     /// (`PUT /ipfs/{cid}`).
     public func putBlock(_ data: [UInt8], as cid: CID) async throws -> Block {
         let block = try Block(cid: cid, data: data)
-        try await commits.run { _, batch in batch.blocks.append(block) }
+        try await commits.run { txn, batch in
+            batch.blocks.append(block)
+            Self.auditPut(block, "q.block.put.v1", txn)
+        }
         return block
     }
 
@@ -131,7 +158,12 @@ public final class Node: Sendable {
         if let count = try blocks.countRecord(cid.multihash)?.count, count > UInt64(on.count), let root = try pins.recursiveRoot(containing: cid) {
             throw PinningError.pinned(cid, how: "indirect through \(root)")
         }
-        guard try blocks.delete(cid) else { throw NodeError.notFound(cid) }
+        let removed = try cid.multihash.code != .identity && blocks.transaction { txn in
+            guard let size = try blocks.stageDelete(cid.multihash, in: txn) else { return false }
+            txn.audit("q.block.rm.v1", ref: cid.description, cid: cid, details: [("size", .int(size))])
+            return true
+        }
+        guard removed else { throw NodeError.notFound(cid) }
     }
 
     // MARK: DAGs
@@ -139,7 +171,10 @@ public final class Node: Sendable {
     /// `putDAG` for async callers, without the pin (see the async `putBlock`); `pinPut` pins it.
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) async throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
-        try await commits.run { _, batch in batch.blocks.append(block) }
+        try await commits.run { txn, batch in
+            batch.blocks.append(block)
+            Self.auditPut(block, "q.dag.put.v1", txn)
+        }
         return block.cid
     }
 
@@ -148,7 +183,10 @@ public final class Node: Sendable {
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = false) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
         try withLease {
-            try commits.run { _, batch in batch.blocks.append(block) }
+            try commits.run { txn, batch in
+                batch.blocks.append(block)
+                Self.auditPut(block, "q.dag.put.v1", txn)
+            }
             if pin { try pinPut(block.cid) }
         }
         return block.cid
@@ -194,7 +232,12 @@ public final class Node: Sendable {
                                               progress: (_ blocks: Int, _ bytes: UInt64) -> Void = { _, _ in }) throws -> ImportSummary {
         var reader: CARReader<Source>
         do { reader = try CARReader(source, fileSize: fileSize) } catch let e as CARError { throw NodeError.badInput("\(e)") }
-        do { return try DAGTransfer.import(from: &reader, into: blocks, progress: progress) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        let summary: ImportSummary
+        do { summary = try DAGTransfer.import(from: &reader, into: blocks, progress: progress) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        try auditAlone(AuditEntry("q.dag.import.v1", ref: summary.roots.map(\.description).joined(separator: ","), cid: summary.roots.first, details: [
+            ("roots", .list(summary.roots.map { .string($0.description) })), ("blocks", .int(summary.blocks)), ("bytes", .int(summary.bytes)),
+        ]))
+        return summary
     }
 
     /// Kubo's `dag import --pin-roots`: pins each root recursively; returns, per root that could

@@ -29,6 +29,11 @@ public final class CountedBlockStore: BlockStore, Sendable {
     /// One collection at a time (the scan floor assumes it).
     let collecting = NSLock()
     private let deletions = Atomic<UInt64>(0)
+    /// Where transactions' audit entries go (set once by the node; none: they are dropped).
+    private let auditSink = Mutex<(any AuditSink)?>(nil)
+
+    /// Sends every later transaction's audit entries to `sink`.
+    public func setAuditSink(_ sink: (any AuditSink)?) { auditSink.withLock { $0 = sink } }
 
     /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms of `clock`.
     public init(base: LevelDBBlockStore, putGracePeriod: UInt64, clock: any WallClock = SystemClock()) {
@@ -47,8 +52,20 @@ public final class CountedBlockStore: BlockStore, Sendable {
         try base.exclusively {
             let txn = CountTransaction(db: base.db, now: clock.now)
             let result = try body(txn)
+            // The audit entries the operation recorded join its batch (and so its fsync).
+            let sink = auditSink.withLock { $0 }
+            var staged: (any Sendable)?
+            if let sink, !txn.auditEntries.isEmpty || txn.auditCheckpoint {
+                staged = try sink.stage(txn.auditEntries, checkpoint: txn.auditCheckpoint, in: txn, store: self)
+            }
             txn.commit()
-            if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
+            do {
+                if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
+            } catch {
+                if let sink, let staged { sink.settle(staged, written: false) }
+                throw error
+            }
+            if let sink, let staged { sink.settle(staged, written: true) }
             // After the write, so a scan that begins later sees the candidate and one under way
             // learns of it.
             if let t = txn.lowestNewCandidate { candidates.withLock { $0.floor = min($0.floor, t); $0.low = min($0.low, t) } }

@@ -20,6 +20,8 @@ public final class GroupCommit<Batch: CommitBatch>: Sendable {
     private struct Op: Sendable {
         let stage: @Sendable (CountTransaction, inout Batch) throws -> any Sendable
         let done: @Sendable (Result<any Sendable, any Error>) -> Void
+        /// Who asked (audit entries the operation records name them).
+        let context = AuditContext.current
     }
 
     private struct Pending {
@@ -94,7 +96,7 @@ public final class GroupCommit<Batch: CommitBatch>: Sendable {
                 outcomes = []
                 for op in batch {
                     let mark = txn.mark
-                    do { outcomes.append(.success(try op.stage(txn, &shared))) } catch {
+                    do { outcomes.append(.success(try AuditContext.$current.withValue(op.context) { try op.stage(txn, &shared) })) } catch {
                         guard txn.mark == mark else { throw error }
                         outcomes.append(.failure(error))
                     }

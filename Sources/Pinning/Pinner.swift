@@ -119,7 +119,7 @@ public final class Pinner: Sendable {
                 if let id = replacing {
                     guard let old = try pin(id: id) else { throw PinningError.noSuchPin(id.description) }
                     try checkRetention(old, now: txn.now)
-                    try stageRemove(old, txn)
+                    try stageRemove(old, txn, reason: "replaced")
                     if old.owner != nil, old.owner == request.owner { freed = old.size ?? 0 }
                 }
                 let dag = try early ?? check(request.cid, type: request.type)
@@ -156,8 +156,9 @@ public final class Pinner: Sendable {
                             owner: request.owner, size: request.owner == nil ? nil : size)
                 if merge {
                     // A recursive pin supersedes direct pins of the same CID (the same owner's).
-                    for d in existing where d.type == .direct && request.type == .recursive && d.owner == request.owner { try stageRemove(d, txn, grace: 0) }
+                    for d in existing where d.type == .direct && request.type == .recursive && d.owner == request.owner { try stageRemove(d, txn, grace: 0, reason: "superseded") }
                 }
+                Self.audit(replacing == nil ? "q.pin.add.v1" : "q.pin.replace.v1", p, txn, replacing.map { [("replaces", .string($0.description))] } ?? [])
                 PinIndex.stagePut(p, into: txn.batch)
                 try txn.adjust(p.cid.multihash, by: 1)
                 if let condition = policy.condition, let name = p.name {
@@ -304,7 +305,7 @@ public final class Pinner: Sendable {
     public func stageMovingPin(_ request: Request, replacing: PinID?, in txn: CountTransaction) throws -> Pin {
         let resourceType = request.resourceType ?? "default"
         let policy = try policies.policy(resourceType)
-        if let id = replacing, let old = try pin(id: id) { try stageRemove(old, txn) }
+        if let id = replacing, let old = try pin(id: id) { try stageRemove(old, txn, reason: nil) }
         let p = Pin(id: PinID(created: txn.now), cid: request.cid, type: .direct, status: .pinned, name: request.name,
                     resourceType: resourceType, created: txn.now, expires: nil,
                     replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins, meta: request.meta,
@@ -317,11 +318,23 @@ public final class Pinner: Sendable {
     // MARK: removing
 
     /// Removes `pin` in `txn`: its index entries, its reference, and a grace period on its root.
-    func stageRemove(_ pin: Pin, _ txn: CountTransaction, grace: UInt64? = nil) throws {
+    /// `reason` names why in the audit event (nil: none, for pins a layer moves itself).
+    func stageRemove(_ pin: Pin, _ txn: CountTransaction, grace: UInt64? = nil, reason: String? = "unpin") throws {
+        if let reason { Self.audit("q.pin.rm.v1", pin, txn, [("reason", .string(reason))]) }
         PinIndex.stageDelete(pin, from: txn.batch)
         if pin.holdsReference { try txn.adjust(pin.cid.multihash, by: -1) }
         let g = try grace ?? policies.policy(pin.resourceType).gracePeriod
         try txn.protect(pin.cid.multihash, until: txn.now + g)
+    }
+
+    /// The audit event of a change to `pin`.
+    static func audit(_ type: String, _ pin: Pin, _ txn: CountTransaction, _ extra: [(String, IPLDNode)] = []) {
+        var d: [(String, IPLDNode)] = [("pin", .string(pin.type.rawValue)), ("status", .string(pin.status.rawValue)),
+                                       ("resourceType", .string(pin.resourceType))]
+        if let n = pin.name { d.append(("name", .string(n))) }
+        if let o = pin.owner { d.append(("owner", .string(o))) }
+        if let e = pin.expires { d.append(("expires", .int(e))) }
+        txn.audit(type, ref: pin.id.description, cid: pin.cid, details: d + extra)
     }
 
     private func checkRetention(_ pin: Pin, now: UInt64) throws {
@@ -391,7 +404,7 @@ public final class Pinner: Sendable {
             let d = store.deletionCount == epoch ? dag : try check(to, type: .recursive, known: { shared.contains($0) })
             if let m = d.missing { throw m == to ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: to) }
             try recordLinks(d, txn)
-            if unpin { for p in old { try checkRetention(p, now: txn.now); try stageRemove(p, txn) } }
+            if unpin { for p in old { try checkRetention(p, now: txn.now); try stageRemove(p, txn, reason: "updated") } }
             let existing = try pins(of: to.multihash).first { $0.cid.codec == to.codec && $0.type == .recursive && $0.status == .pinned }
             if let existing { return existing }
             if let owner, let q = quota, let size {
@@ -407,6 +420,7 @@ public final class Pinner: Sendable {
             p.created = txn.now
             if let owner { p.owner = owner }
             p.size = p.owner == nil ? nil : size
+            Self.audit("q.pin.update.v1", p, txn, [("from", .string(from.description))])
             PinIndex.stagePut(p, into: txn.batch)
             try txn.adjust(to.multihash, by: 1)
             return p
@@ -454,7 +468,7 @@ public final class Pinner: Sendable {
             return true
         }
         // Index order is creation order; the pin being added is the newest.
-        for old in same.dropLast(max(0, n - 1)) { try stageRemove(old, txn) }
+        for old in same.dropLast(max(0, n - 1)) { try stageRemove(old, txn, reason: "keepLatest") }
     }
 
     /// What one round of upkeep did.
@@ -499,7 +513,7 @@ public final class Pinner: Sendable {
         for id in due {
             try store.transaction { txn in
                 guard let p = try pin(id: id) else { return }
-                try stageRemove(p, txn)
+                try stageRemove(p, txn, reason: "expired")
                 result.expired += 1
             }
         }
@@ -526,6 +540,7 @@ public final class Pinner: Sendable {
                     q.size = q.owner == nil ? nil : 0
                     q.info = ["reason": "its DAG (\(ownedBytes) bytes) does not fit in \(q.owner!)'s storage quota of \(limit) bytes"]
                     PinIndex.stagePut(q, into: txn.batch)
+                    Self.audit("q.pin.fail.v1", q, txn, [("reason", .string(q.info["reason"] ?? ""))])
                     result.failed += 1
                 } else if dag.missing == nil {
                     if q.owner != nil { q.size = ownedBytes }
@@ -534,6 +549,7 @@ public final class Pinner: Sendable {
                     q.status = .pinned
                     q.info = [:]
                     PinIndex.stagePut(q, into: txn.batch)
+                    Self.audit("q.pin.complete.v1", q, txn)
                     result.completed += 1
                 } else if now >= q.created + queuedTimeout {
                     PinIndex.stageDelete(q, from: txn.batch)
@@ -542,6 +558,7 @@ public final class Pinner: Sendable {
                     if q.owner != nil { q.size = 0 }
                     q.info = ["reason": "blocks did not arrive within \(formatDuration(queuedTimeout))", "missing": dag.missing!.description]
                     PinIndex.stagePut(q, into: txn.batch)
+                    Self.audit("q.pin.fail.v1", q, txn, [("reason", .string(q.info["reason"] ?? ""))])
                     result.failed += 1
                 } else {
                     // Still waiting: note what for.
@@ -559,11 +576,13 @@ public final class Pinner: Sendable {
 
     /// Every CID below a recursive pin (not counting the roots themselves), each once, with a
     /// recursive root it is under (Kubo's indirect pins). Walks every recursive DAG.
-    public func indirect(_ body: (CID, CID) throws -> Bool) throws {
+    /// `layerHeads`: also below the direct pins a layer moves itself (Qindex heads, the audit
+    /// log's head), whose links hold their DAGs.
+    public func indirect(layerHeads: Bool = false, _ body: (CID, CID) throws -> Bool) throws {
         var seen = Set<CID>()
         var roots: [CID] = []
         try forEachPin { p in
-            if p.type == .recursive && p.status == .pinned { roots.append(p.cid) }
+            if p.status == .pinned, p.type == .recursive || (layerHeads && reservedTypes.contains(p.resourceType)) { roots.append(p.cid) }
             return true
         }
         for r in roots {
@@ -576,10 +595,10 @@ public final class Pinner: Sendable {
         }
     }
 
-    /// The recursive pin whose DAG holds `cid`, if any (walks recursive DAGs until found).
+    /// The recursive pin (or layer head) whose DAG holds `cid`, if any (walks their DAGs until found).
     public func recursiveRoot(containing cid: CID) throws -> CID? {
         var found: CID?
-        try indirect { c, root in
+        try indirect(layerHeads: true) { c, root in
             if c.multihash == cid.multihash { found = root; return false }
             return true
         }

@@ -100,8 +100,13 @@ public final class CountTransaction {
     }
 
     private var mutations = 0
-    /// Changes so far (batch entries, count changes): equal marks mean nothing was staged between.
-    public var mark: (Int, Int) { (batch.count, mutations) }
+    /// Changes so far (batch entries, count changes, audit entries): equal marks mean nothing was
+    /// staged between.
+    public var mark: (Int, Int) { (batch.count, mutations + auditEntries.count) }
+    /// The audit entries recorded (`audit(_:)`), staged by the store's audit sink at commit.
+    public internal(set) var auditEntries: [AuditEntry] = []
+    /// Whether a checkpoint of the audit log was asked for.
+    var auditCheckpoint = false
 
     /// Protects the block from collection until `until` at least (a put, an unpin's grace).
     public func protect(_ mh: Multihash, until: UInt64) throws {

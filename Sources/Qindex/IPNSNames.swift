@@ -61,7 +61,7 @@ public final class IPNSNames: Sendable {
             if let old, !Self.isNewer(r, than: old) {
                 throw QindexError.conflict("\(IPNSName.string(name)) holds sequence \(old.sequence) valid until \(old.validity), later than this record's \(r.validity)")
             }
-            try store(r, name: name)
+            try store(r, name: name, type: "q.ipns.publish.v1")
             return (name, r)
         }
     }
@@ -76,7 +76,7 @@ public final class IPNSNames: Sendable {
         return try publishing.withLock { _ in
             let old = try record(name)
             if let old, !Self.isNewer(r, than: old) { return false }
-            try store(r, name: name)
+            try store(r, name: name, type: "q.ipns.import.v1")
             return true
         }
     }
@@ -88,9 +88,12 @@ public final class IPNSNames: Sendable {
         return x > y
     }
 
-    private func store(_ r: IPNSRecord, name: Multihash) throws {
+    private func store(_ r: IPNSRecord, name: Multihash, type: String) throws {
         let key = Self.key(name)
-        try index.commits.run { txn, _ in txn.batch.put(key, r.bytes) }
+        try index.commits.run { txn, _ in
+            txn.batch.put(key, r.bytes)
+            txn.audit(type, ref: IPNSName.string(name), details: [("value", .string(r.value)), ("sequence", .int(r.sequence))])
+        }
     }
 
     /// Every name held, with its stored record.

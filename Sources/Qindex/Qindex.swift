@@ -267,8 +267,12 @@ public final class Qindex: Sendable {
         try indexMainChain(ptr, from: recordCID, record, txn.batch, &changes)
         try pruneHistory(ptr, head: record, txn, &changes)
         changes.heads[ptr] = .some(head)
+        let topic = record.isMerge ? "q.qindex.record.merged.v1" : record.isTombstone ? "q.qindex.record.deleted.v1" : "q.qindex.record.created.v1"
+        txn.audit(topic, ref: "\(head.type)/\(head.key)", cid: recordCID, details: [
+            ("version", .int(head.version)), ("target", head.target.map { .string($0.string) } ?? .null),
+            ("author", .string(record.author.squidId)),
+        ])
         if let events {
-            let topic = record.isMerge ? "q.qindex.record.merged.v1" : record.isTombstone ? "q.qindex.record.deleted.v1" : "q.qindex.record.created.v1"
             events.stage(topic, IPLDMap(uniqueKeysWithValues: [
                 ("type", .string(head.type)), ("key", .string(head.key)), ("version", .int(head.version)),
                 ("cid", head.target.map { .string($0.string) } ?? .null), ("record", .string(recordCID.string)),

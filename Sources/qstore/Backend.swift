@@ -1,3 +1,4 @@
+import Audit
 import CAR
 import Foundation
 #if canImport(FoundationNetworking)
@@ -90,6 +91,13 @@ protocol Backend {
     func createToken(scopes: [String], identity: String?, expires: String?, label: String?) throws -> TokenCreated
     func tokens(all: Bool) throws -> TokenList
     func revokeToken(_ id: String) throws -> TokenInfo
+
+    // The audit log, in the Q API's wire types (AuditCommand.swift).
+    func auditCheckpoint() throws -> AuditCheckpointInfo
+    func auditEvents(_ query: [(String, String)]) throws -> AuditEventPage
+    /// Writes the log as a CAR (`car`) or JSON lines (`jsonl`) to `write`.
+    func auditExport(format: String, query: [(String, String)], into write: @escaping ([UInt8]) throws -> Void) throws
+    func auditVerify(key: String?, progress: Bool) throws -> AuditVerification
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.
@@ -485,7 +493,8 @@ struct RemoteBackend: Backend {
     }
 
     /// One request to `url` (already percent-encoded); returns the status and the body whatever the status.
-    func exchange(method: String, url: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> (Int, Data) {
+    func exchange(method: String, url: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600,
+                  headers: [String: String] = [:]) throws -> (Int, Data) {
         var components = URLComponents(string: url)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
         // URLComponents leaves "+" as is; a server reads it as a space.
@@ -494,6 +503,7 @@ struct RemoteBackend: Backend {
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
         let box = ResultBox()
         let task: URLSessionTask
         if let bodyFile {
@@ -509,11 +519,11 @@ struct RemoteBackend: Backend {
     /// A streamed RPC reply (cat, get, dag export): the body is handed to `write` piece by piece
     /// as it arrives, never held whole, so the CLI's memory stays flat whatever the size. An error
     /// status gives the daemon's message; a reply cut short (the daemon failed mid-stream) is an error.
-    func stream(_ command: String, _ query: [(String, String)], into write: @escaping ([UInt8]) throws -> Void) throws {
-        var components = URLComponents(string: base + command)!
+    func stream(_ command: String, _ query: [(String, String)], method: String = "POST", url: String? = nil, into write: @escaping ([UInt8]) throws -> Void) throws {
+        var components = URLComponents(string: url ?? base + command)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
         var request = URLRequest(url: components.url!, timeoutInterval: 3600)
-        request.httpMethod = "POST"
+        request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         let receiver = StreamReceiver(write)
         let queue = OperationQueue()

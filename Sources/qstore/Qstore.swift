@@ -1,11 +1,27 @@
 import ArgumentParser
 import Foundation
+import Pinning
+import Signing
 import Storage
 
 /// The `qstore` command line.
 @main
 struct Qstore: AsyncParsableCommand {
     static let version = "0.1.0"
+
+    /// Changes made on the repository directly (no daemon) are logged as the admin's (whoever
+    /// may open the repository holds its admin token), under one request id per command.
+    static func main() async {
+        let context = AuditContext(actor: IdentityRef(squidId: "admin"), requestId: AuditContext.newRequestID(prefix: "cli-"))
+        await AuditContext.$current.withValue(context) {
+            do {
+                var command = try parseAsRoot()
+                if var c = command as? any AsyncParsableCommand { try await c.run() } else { try command.run() }
+            } catch {
+                exit(withError: error)
+            }
+        }
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "qstore",
@@ -14,7 +30,7 @@ struct Qstore: AsyncParsableCommand {
         version: version,
         subcommands: [
             Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, GetCommand.self, BlockCommand.self, DagCommand.self, PinCommand.self, IndexCommand.self, NameCommand.self, KeyCommand.self, RoutingCommand.self, RepoCommand.self,
-            IdentityCommand.self, GrantCommand.self, TokenCommand.self,
+            IdentityCommand.self, GrantCommand.self, TokenCommand.self, AuditCommand.self,
             CIDCommand.self, HashCommand.self, MultibaseCommand.self, CARCommand.self, DebugCommand.self,
         ]
     )

@@ -1,0 +1,478 @@
+import Foundation
+import IPLD
+import Multiformats
+import Pinning
+import Signing
+import Storage
+import Synchronization
+
+/// The Qerberos audit log: every change of the node (and every refusal) as an `AuditEvent`
+/// block, the leaves of an RFC 9162 Merkle tree kept as C2SP tiles in blocks, with signed
+/// checkpoints. It is the store's `AuditSink`: a transaction's entries are staged into the
+/// transaction's own batch (durable with the change, none for a change that failed).
+///
+/// As blocks (all pinned through one moving pin of resource type `audit-logs`):
+/// - an event: its dag-cbor block (the leaf; leaf hash SHA-256(0x00 ‖ block));
+/// - a full tile: a raw block of its 256 hashes (as `tile/L/N` serves it) and a tile node,
+///   dag-cbor `{level, index, tile: Link(raw), children: [Link]}`, whose children are the 256
+///   events (level 0) or the 256 tile nodes of the level below;
+/// - a checkpoint: dag-cbor `{note, size, prev?: Link}` (the signed note; all of them chained);
+/// - the head, made at each checkpoint and pinned: dag-cbor `{origin, key, size, checkpoint:
+///   Link, pending: [[Link]]}` — `pending[L]` the children of level L's partial tile (events for
+///   L = 0), in log order from the highest level down. Walking it yields every event in order.
+///
+/// The index (key space `A`): `A 01 ‖ u64(i)` → leaf hash ‖ event CID; `A 02 ‖ u8(L) ‖ u64(N)` →
+/// subtree hash ‖ tile node CID (full tiles); `A 03 ‖ u64(ts) ‖ u64(i)` (events by time);
+/// `A 04 ‖ u64(size)` → checkpoint block CID; `A 05` → head CID.
+public final class AuditLog: AuditSink {
+    /// The pinning policy the log is kept under.
+    public static let resourceType = "audit-logs"
+    /// The name of the log's pin.
+    public static let pinName = "qerberos audit log"
+
+    let store: CountedBlockStore
+    let pins: Pinner
+    let events: EventLog?
+    let key: SigningKey
+    /// The checkpoints' origin line, also the signing key's name.
+    public let origin: String
+    /// Who acts when no context names anyone: the node.
+    let nodeActor: IdentityRef
+    let every: UInt64
+    /// How long events may wait for a checkpoint (ms).
+    public let interval: UInt64
+    let clock: any WallClock
+    private let state: Mutex<State>
+    private let tiles = TileCache()
+
+    struct State: Sendable {
+        var edge: LogEdge
+        var checkpoint: Latest?
+        var head: CID?
+        /// The time of the first event not covered by a checkpoint.
+        var uncoveredSince: UInt64?
+    }
+
+    /// The latest checkpoint.
+    public struct Latest: Sendable, Equatable {
+        public var size: UInt64
+        public var rootHash: [UInt8]
+        public var note: String
+        public var cid: CID
+    }
+
+    /// The log in `store`'s database, signing with `key`; appends continue after what is stored.
+    public init(store: CountedBlockStore, pins: Pinner, events: EventLog?, key: SigningKey, origin: String, nodeActor: IdentityRef,
+                checkpointEvery: UInt64, interval: UInt64, clock: any WallClock = SystemClock()) throws {
+        self.store = store
+        self.pins = pins
+        self.events = events
+        self.key = key
+        self.origin = origin
+        self.nodeActor = nodeActor
+        self.every = max(1, checkpointEvery)
+        self.interval = interval
+        self.clock = clock
+        let db = store.db
+        let edge = try Self.readEdge(db)
+        var latest: Latest?
+        let it = db.makeIterator()
+        it.seek(Self.checkpointKey(.max))
+        if it.isValid { it.previous() } else { it.seekToLast() }
+        if it.isValid, it.key.count == 10, it.key.starts(with: Self.checkpointPrefix) {
+            let cid = try CID(bytes: it.value)
+            latest = try Self.readCheckpoint(cid, store: store)
+        }
+        let head = try db.get(Self.headKey).map { try CID(bytes: $0) }
+        state = Mutex(State(edge: edge, checkpoint: latest, head: head, uncoveredSince: edge.tiles.size > (latest?.size ?? 0) ? 0 : nil))
+    }
+
+    // MARK: keys
+
+    static let prefix = KeySpace.auditHead.prefix
+    static func be(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+    static func leafKey(_ i: UInt64) -> [UInt8] { prefix + [1] + be(i) }
+    static func tileKey(_ c: TileCoordinate) -> [UInt8] { prefix + [2, UInt8(c.level)] + be(c.index) }
+    static func timeKey(_ ts: UInt64, _ i: UInt64) -> [UInt8] { prefix + [3] + be(ts) + be(i) }
+    static let checkpointPrefix = prefix + [4]
+    static func checkpointKey(_ size: UInt64) -> [UInt8] { checkpointPrefix + be(size) }
+    static let headKey = prefix + [5]
+    static func uint(_ b: some Collection<UInt8>) -> UInt64 { b.reduce(0) { $0 << 8 | UInt64($1) } }
+
+    /// The stored leaf `i`: its hash and event CID.
+    func leaf(_ i: UInt64, snapshot: LevelDB.Snapshot? = nil) throws -> (hash: [UInt8], cid: CID)? {
+        guard let v = try store.db.get(Self.leafKey(i), snapshot: snapshot) else { return nil }
+        guard v.count > 32 else { throw AuditError.corrupt("index entry of event \(i)") }
+        return (Array(v[0..<32]), try CID(bytes: Array(v[32...])))
+    }
+
+    /// The stored full tile `c`: its subtree hash and tile node CID.
+    func fullTile(_ c: TileCoordinate) throws -> (hash: [UInt8], node: CID)? {
+        guard let v = try store.db.get(Self.tileKey(c)) else { return nil }
+        guard v.count > 32 else { throw AuditError.corrupt("index entry of \(c)") }
+        return (Array(v[0..<32]), try CID(bytes: Array(v[32...])))
+    }
+
+    /// Rebuilds the right edge from the index: the leaves after the last full level-0 tile, and
+    /// the subtree hashes of the full tiles not yet under a full tile of the level above.
+    static func readEdge(_ db: LevelDB) throws -> LogEdge {
+        let it = db.makeIterator()
+        it.seek(leafKey(.max))
+        if it.isValid { it.previous() } else { it.seekToLast() }
+        guard it.isValid, it.key.count == 10, it.key.starts(with: prefix + [1]) else { return LogEdge() }
+        let size = uint(it.key[2...]) + 1
+        var partial: [[[UInt8]]] = []
+        var children: [[CID]] = []
+        var level = 0
+        while level == 0 || size >> UInt64(8 * level) > 0 {
+            let count = size >> UInt64(8 * level)
+            let first = count - count % 256
+            var hashes: [[UInt8]] = []
+            var kids: [CID] = []
+            for i in first..<count {
+                let key = level == 0 ? leafKey(i) : tileKey(TileCoordinate(level: level - 1, index: i))
+                guard let v = try db.get(key), v.count > 32 else {
+                    throw AuditError.corrupt(level == 0 ? "index entry of event \(i) is missing" : "index entry of tile/\(level - 1)/\(i) is missing")
+                }
+                hashes.append(Array(v[0..<32]))
+                kids.append(try CID(bytes: Array(v[32...])))
+            }
+            partial.append(hashes)
+            children.append(kids)
+            level += 1
+        }
+        return LogEdge(tiles: TileEdge(size: size, partial: partial), children: children)
+    }
+
+    static func readCheckpoint(_ cid: CID, store: some BlockStore) throws -> Latest {
+        guard let bytes = try store.get(cid) else { throw AuditError.corrupt("checkpoint block \(cid) is missing") }
+        let m = try IPLDFields(try DAGCBOR().decode(bytes), field: "checkpoint", allowed: ["note", "size", "prev"])
+        let note = try m.string("note")
+        let text = note.components(separatedBy: "\n\n").first ?? ""
+        let c = try Checkpoint(text: text + "\n")
+        return Latest(size: c.size, rootHash: c.rootHash, note: note, cid: cid)
+    }
+
+    // MARK: state
+
+    /// Events appended (and written).
+    public var size: UInt64 { state.withLock { $0.edge.tiles.size } }
+    /// The latest checkpoint, nil before the first.
+    public var latestCheckpoint: Latest? { state.withLock { $0.checkpoint } }
+    /// The pinned head (nil before the first checkpoint).
+    public var head: CID? { state.withLock { $0.head } }
+    /// The node's public key, as checkpoints are signed with.
+    public var publicKey: [UInt8] { key.publicKey }
+    /// Whether the events appended are all covered by a checkpoint older than `interval`… i.e.
+    /// whether a timed checkpoint is due now.
+    public var checkpointDue: Bool {
+        state.withLock { s in
+            guard let since = s.uncoveredSince else { return false }
+            return s.edge.tiles.size > (s.checkpoint?.size ?? 0) && clock.now >= since + interval
+        }
+    }
+
+    // MARK: AuditSink
+
+    struct Staged: Sendable {
+        var edge: LogEdge
+        var checkpoint: Latest?
+        var head: CID?
+        var first: UInt64?
+    }
+
+    public func stage(_ entries: [AuditEntry], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable {
+        let (committed, latest, head) = state.withLock { ($0.edge, $0.checkpoint, $0.head) }
+        var edge = committed
+        var blocks: [Block] = []
+        blocks.reserveCapacity(entries.count + 4)
+        let batch = txn.batch
+        var generated: String?
+        for entry in entries {
+            let requestId = entry.requestId ?? {
+                if generated == nil { generated = AuditContext.newRequestID(prefix: "node-") }
+                return generated!
+            }()
+            let actor = entry.actor ?? nodeActor
+            let event = try AuditEvent(type: entry.type, ref: entry.ref, actor: actor, verdict: entry.verdict,
+                                       details: entry.details, cid: entry.cid, ts: txn.now, requestId: requestId)
+            let bytes = try event.encoded()
+            let block = try Block(data: bytes, codec: .dagCBOR, hash: .sha2_256)
+            let leaf = MerkleHash.leaf(bytes)
+            let index = edge.tiles.size
+            batch.put(Self.leafKey(index), leaf + block.cid.bytes)
+            batch.put(Self.timeKey(txn.now, index), [])
+            blocks.append(block)
+            for filled in try edge.append(leafHash: leaf, cid: block.cid) {
+                blocks.append(filled.raw)
+                blocks.append(filled.node)
+                batch.put(Self.tileKey(filled.coordinate), filled.subtreeHash + filled.node.cid.bytes)
+            }
+            if let events {
+                var data: [(String, IPLDNode)] = [("index", .int(index)), ("cid", .string(block.cid.description)), ("type", .string(entry.type)),
+                                                  ("verdict", .string(entry.verdict.rawValue)), ("actor", .string(actor.squidId)), ("ref", .string(entry.ref))]
+                if let c = entry.cid { data.append(("subject", .string(c.description))) }
+                events.stage("q.qerberos." + entry.type.dropFirst(2), IPLDMap(uniqueKeysWithValues: data), at: txn.now, into: batch)
+            }
+        }
+        var staged = Staged(edge: edge, checkpoint: nil, head: nil, first: entries.isEmpty ? nil : committed.tiles.size)
+        let covered = latest?.size ?? 0
+        if edge.tiles.size > covered, checkpoint || edge.tiles.size - covered >= every {
+            let root = edge.tiles.rootHash()
+            let note = Checkpoint(origin: origin, size: edge.tiles.size, rootHash: root).signed(by: key, name: origin)
+            var cp: [(String, IPLDNode)] = [("note", .string(note)), ("size", .int(edge.tiles.size))]
+            if let prev = latest?.cid { cp.append(("prev", .link(prev))) }
+            let cpBlock = try Block(data: try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: cp))), codec: .dagCBOR, hash: .sha2_256)
+            let headBlock = try Self.headBlock(origin: origin, key: key.publicKey, size: edge.tiles.size, checkpoint: cpBlock.cid, edge: edge)
+            blocks.append(cpBlock)
+            blocks.append(headBlock)
+            batch.put(Self.checkpointKey(edge.tiles.size), cpBlock.cid.bytes)
+            batch.put(Self.headKey, headBlock.cid.bytes)
+            staged.checkpoint = Latest(size: edge.tiles.size, rootHash: root, note: note, cid: cpBlock.cid)
+            staged.head = headBlock.cid
+            try store.stage(blocks, in: txn)
+            // The head moves: one direct pin whose links hold everything (a retained type no caller may touch).
+            let old = try head.map { h in try pins.pins(of: h.multihash).first { $0.resourceType == Self.resourceType }?.id } ?? nil
+            var request = Pinner.Request(cid: headBlock.cid)
+            request.name = Self.pinName
+            request.resourceType = Self.resourceType
+            _ = try pins.stageMovingPin(request, replacing: old, in: txn)
+        } else if !blocks.isEmpty {
+            try store.stage(blocks, in: txn)
+        }
+        return staged
+    }
+
+    public func settle(_ staged: any Sendable, written: Bool) {
+        guard written, let s = staged as? Staged else { return }
+        let now = clock.now
+        state.withLock { st in
+            st.edge = s.edge
+            if let c = s.checkpoint {
+                st.checkpoint = c
+                st.head = s.head
+            }
+            let covered = st.checkpoint?.size ?? 0
+            if st.edge.tiles.size <= covered { st.uncoveredSince = nil } else if st.uncoveredSince == nil { st.uncoveredSince = now }
+        }
+        if s.first != nil { events?.published() }
+    }
+
+    static func headBlock(origin: String, key: [UInt8], size: UInt64, checkpoint: CID, edge: LogEdge) throws -> Block {
+        let pending: [IPLDNode] = edge.children.reversed().map { .list($0.map { .link($0) }) }
+        let node = IPLDNode.map(IPLDMap(uniqueKeysWithValues: [
+            ("origin", .string(origin)), ("key", .bytes(key)), ("size", .int(size)), ("checkpoint", .link(checkpoint)), ("pending", .list(pending)),
+        ]))
+        return try Block(data: try DAGCBOR().encode(node), codec: .dagCBOR, hash: .sha2_256)
+    }
+
+    // MARK: appending outside a change
+
+    /// Appends `entries` in a transaction of their own (refusals, runs that span many
+    /// transactions), durable when this returns.
+    public func append(_ entries: [AuditEntry]) throws {
+        try store.transaction { txn in for e in entries { txn.audit(e) } }
+    }
+
+    /// Signs a checkpoint now if events were appended since the last one; returns the latest.
+    @discardableResult
+    public func checkpointNow() throws -> Latest? {
+        try store.transaction { txn in txn.requestAuditCheckpoint() }
+        return latestCheckpoint
+    }
+
+    // MARK: reading
+
+    /// The event at `index` (its CID and bytes); nil beyond the log.
+    public func event(at index: UInt64) throws -> (cid: CID, bytes: [UInt8])? {
+        guard index < size, let l = try leaf(index) else { return nil }
+        guard let bytes = try store.get(l.cid) else { throw AuditError.corrupt("event \(index) (\(l.cid)) is missing") }
+        return (l.cid, bytes)
+    }
+
+    /// The first index whose event is at or after `ts` (ms).
+    public func index(atOrAfter ts: UInt64) throws -> UInt64 {
+        let it = store.db.makeIterator()
+        it.seek(Self.timeKey(ts, 0))
+        guard it.isValid, it.key.count == 18, it.key.starts(with: Self.prefix + [3]) else { return size }
+        return Self.uint(it.key[10...])
+    }
+
+    /// The hashes of tile `c` as far as the tree of the first `size` leaves has them; nil when it
+    /// has none of them.
+    public func tileHashes(_ c: TileCoordinate, size: UInt64? = nil) throws -> [[UInt8]]? {
+        let edge = state.withLock { $0.edge }
+        let n = min(size ?? edge.tiles.size, edge.tiles.size)
+        let shift = UInt64(8 * c.level)
+        let atLevel = c.level < 8 ? n >> shift : 0
+        let full = atLevel / 256
+        if c.index < full { return try storedTile(c) }
+        guard c.index == full, atLevel % 256 > 0 else { return nil }
+        let width = Int(atLevel % 256)
+        // The partial tile: from the edge when it still is the edge's, else from the full tile it became.
+        if edge.tiles.size >> shift / 256 == c.index, c.level < edge.tiles.partial.count {
+            return Array(edge.tiles.partial[c.level].prefix(width))
+        }
+        return try storedTile(c).map { Array($0.prefix(width)) }
+    }
+
+    func storedTile(_ c: TileCoordinate) throws -> [[UInt8]]? {
+        if let t = tiles.get(c) { return t }
+        guard let (_, nodeCID) = try fullTile(c) else { return nil }
+        guard let nodeBytes = try store.get(nodeCID) else { throw AuditError.corrupt("tile node of \(c) (\(nodeCID)) is missing") }
+        let node = try TileNode(decoding: nodeBytes)
+        guard let raw = try store.get(node.tile) else { throw AuditError.corrupt("\(c) (\(node.tile)) is missing") }
+        guard raw.count == 256 * 32 else { throw AuditError.corrupt("\(c) is \(raw.count) bytes, not 8192") }
+        let hashes = stride(from: 0, to: raw.count, by: 32).map { Array(raw[$0..<($0 + 32)]) }
+        tiles.put(c, hashes)
+        return hashes
+    }
+
+    /// Subtree hashes of the log as it is now, for proofs.
+    struct Hashes: SubtreeHashes, TileReader {
+        let log: AuditLog
+        let size: UInt64
+        func tile(_ c: TileCoordinate) throws -> [[UInt8]]? { try log.tileHashes(c, size: size) }
+        func hash(level: Int, index: UInt64) throws -> [UInt8] { try TiledHashes(self).hash(level: level, index: index) }
+    }
+
+    /// The root hash of the first `size` events.
+    public func rootHash(size: UInt64) throws -> [UInt8] {
+        guard size <= self.size else { throw AuditError.outOfRange("size \(size) is past the log's \(self.size) events") }
+        return try MerkleTree.root(of: size, Hashes(log: self, size: size))
+    }
+
+    /// The inclusion proof of event `index` in the tree of `size` events, and its leaf hash.
+    public func inclusionProof(index: UInt64, size: UInt64) throws -> (leafHash: [UInt8], hashes: [[UInt8]]) {
+        guard size <= self.size else { throw AuditError.outOfRange("size \(size) is past the log's \(self.size) events") }
+        guard index < size else { throw AuditError.outOfRange("index \(index) is not below size \(size)") }
+        guard let l = try leaf(index) else { throw AuditError.corrupt("index entry of event \(index) is missing") }
+        return (l.hash, try MerkleTree.inclusionProof(index: index, size: size, Hashes(log: self, size: size)))
+    }
+
+    /// The consistency proof between the trees of `from` and `to` events.
+    public func consistencyProof(from: UInt64, to: UInt64) throws -> [[UInt8]] {
+        guard to <= size else { throw AuditError.outOfRange("to \(to) is past the log's \(size) events") }
+        guard from <= to else { throw AuditError.outOfRange("from \(from) is after to \(to)") }
+        guard from > 0 else { return [] }
+        return try MerkleTree.consistencyProof(from: from, to: to, Hashes(log: self, size: to))
+    }
+
+    /// Every checkpoint kept, oldest first (at most `limit`, from size `after` on).
+    public func checkpoints(after: UInt64 = 0, limit: Int = .max) throws -> [Latest] {
+        var out: [Latest] = []
+        try store.db.makeIterator().forEach(prefix: Self.checkpointPrefix, from: Self.checkpointKey(after &+ 1)) { _, v in
+            out.append(try Self.readCheckpoint(try CID(bytes: v), store: store))
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// A head for the log as it is now (for export): the latest checkpoint and every event so far.
+    /// Not stored; nil before the first checkpoint.
+    public func currentHead() throws -> Block? {
+        let (edge, cp) = state.withLock { ($0.edge, $0.checkpoint) }
+        guard let cp else { return nil }
+        return try Self.headBlock(origin: origin, key: key.publicKey, size: edge.tiles.size, checkpoint: cp.cid, edge: edge)
+    }
+}
+
+/// The right edge of the log: the tiles' partial hashes, and beside each hash the CID of what it
+/// covers (an event at level 0, a tile node above).
+struct LogEdge: Sendable, Equatable {
+    var tiles = TileEdge()
+    var children: [[CID]] = [[]]
+
+    struct Filled {
+        var coordinate: TileCoordinate
+        var subtreeHash: [UInt8]
+        var raw: Block
+        var node: Block
+    }
+
+    /// Appends a leaf; returns the tiles it filled, each as its raw block and its tile node.
+    mutating func append(leafHash: [UInt8], cid: CID) throws -> [Filled] {
+        children[0].append(cid)
+        let filled = tiles.append(leafHash: leafHash)
+        var out: [Filled] = []
+        for (c, hashes) in filled {
+            let kids = children[c.level]
+            children[c.level] = []
+            let raw = try Block(data: Array(hashes.joined()), codec: .raw, hash: .sha2_256)
+            let node = try Block(data: TileNode(level: c.level, index: c.index, tile: raw.cid, children: kids).encoded(), codec: .dagCBOR, hash: .sha2_256)
+            if children.count == c.level + 1 { children.append([]) }
+            children[c.level + 1].append(node.cid)
+            out.append(Filled(coordinate: c, subtreeHash: TileEdge.reduce(hashes[...]), raw: raw, node: node))
+        }
+        return out
+    }
+}
+
+/// A full tile's node: `{level, index, tile: Link(raw tile), children: [Link]}`.
+struct TileNode: Equatable {
+    var level: Int
+    var index: UInt64
+    var tile: CID
+    var children: [CID]
+
+    init(level: Int, index: UInt64, tile: CID, children: [CID]) {
+        (self.level, self.index, self.tile, self.children) = (level, index, tile, children)
+    }
+
+    func encoded() throws -> [UInt8] {
+        try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: [
+            ("level", .int(UInt64(level))), ("index", .int(index)), ("tile", .link(tile)), ("children", .list(children.map { .link($0) })),
+        ])))
+    }
+
+    init(decoding bytes: [UInt8]) throws {
+        let m = try IPLDFields(try DAGCBOR().decode(bytes), field: "tile node", allowed: ["level", "index", "tile", "children"])
+        let l = try m.integer("level"), i = try m.integer("index")
+        guard (0..<8).contains(l), i >= 0 else { throw AuditError.corrupt("tile node: level 0–7, index ≥ 0") }
+        level = Int(l)
+        index = UInt64(i)
+        tile = try m.link("tile")
+        guard case .list(let items)? = m.map["children"] else { throw AuditError.corrupt("tile node: children must be a list") }
+        children = try items.map { guard case .link(let c) = $0 else { throw AuditError.corrupt("tile node: children must be links") }; return c }
+        guard children.count == TileEdge.width else { throw AuditError.corrupt("tile node \(level)/\(index): \(children.count) children, not 256") }
+    }
+}
+
+/// The most recently read full tiles (they never change).
+final class TileCache: Sendable {
+    private let entries = Mutex<[TileCoordinate: [[UInt8]]]>([:])
+    func get(_ c: TileCoordinate) -> [[UInt8]]? { entries.withLock { $0[c] } }
+    func put(_ c: TileCoordinate, _ t: [[UInt8]]) {
+        entries.withLock { e in
+            if e.count >= 512 { e.removeAll(keepingCapacity: true) }
+            e[c] = t
+        }
+    }
+}
+
+/// Failures of the audit log.
+public enum AuditError: Error, Equatable, Sendable, CustomStringConvertible, KindedError {
+    case corrupt(String)
+    case outOfRange(String)
+    case invalid(String)
+    case notFound(String)
+    case disabled
+    public var description: String {
+        switch self {
+        case .notFound(let s): s
+        case .corrupt(let s): "audit log: \(s)"
+        case .outOfRange(let s): s
+        case .invalid(let s): s
+        case .disabled: "the audit log is off (audit.enabled is false)"
+        }
+    }
+    public var kind: ErrorKind {
+        switch self {
+        case .corrupt: .internal
+        case .outOfRange: .invalidInput
+        case .invalid: .invalidInput
+        case .notFound: .notFound
+        case .disabled: .unavailable
+        }
+    }
+}
