@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "AccessTests", dependencies: ["Access", "Pinning", "Signing", "Storage", "Multiformats", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["Vectors"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
             "HTTPServer", "Node", "Access", "Audit", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -54,13 +54,15 @@ public struct AuditEvent: Sendable, Equatable {
         try actor.check(field: "actor")
     }
 
-    /// The event as a dag-cbor map (absent `cid` left out).
+    /// The event as a dag-cbor map (absent `cid` left out). `cid` is the CID's string, not a
+    /// link: the log records what a change was about without holding it (a link would keep every
+    /// block ever put alive through the log, and make a walk of the log a walk of all the data).
     public var node: IPLDNode {
         var pairs: [(String, IPLDNode)] = [
             ("type", .string(type)), ("ref", .string(ref)), ("actor", actor.node), ("layer", .string(layer)),
             ("verdict", .string(verdict.rawValue)), ("details", .map(details)), ("ts", .int(ts)), ("requestId", .string(requestId)),
         ]
-        if let cid { pairs.append(("cid", .link(cid))) }
+        if let cid { pairs.append(("cid", .string(cid.string))) }
         return .map(IPLDMap(uniqueKeysWithValues: pairs))
     }
 
@@ -83,7 +85,10 @@ public struct AuditEvent: Sendable, Equatable {
         verdict = v
         guard case .map(let d)? = m.map["details"] else { throw SigningError.malformed("details: expected a map") }
         details = d
-        cid = try m.optionalLink("cid")
+        cid = try m.optionalString("cid").map { text in
+            guard let c = try? CID(text) else { throw SigningError.malformed("cid: not a CID") }
+            return c
+        }
         let t = try m.integer("ts")
         guard t >= 0 else { throw SigningError.malformed("ts: Unix milliseconds") }
         ts = UInt64(t)

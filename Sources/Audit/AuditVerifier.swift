@@ -72,9 +72,9 @@ struct LogChecker {
                 report(nil, "\(c) is missing")
                 continue
             }
-            if stored != hashes {
-                let k = stored.indices.first { $0 >= hashes.count || stored[$0] != hashes[$0] } ?? 0
-                let span = UInt64(1) << UInt64(8 * c.level)
+            // Each position that differs: at level 0, an event index.
+            let span = UInt64(1) << UInt64(8 * c.level)
+            for k in stored.indices where k >= hashes.count || stored[k] != hashes[k] {
                 let first = (c.index * 256 + UInt64(k)) * span
                 report(c.level == 0 ? first : nil, c.level == 0
                        ? "not the event the log's \(c) holds at this index (changed, removed or moved)"
@@ -104,7 +104,7 @@ extension SignedNote {
 
     /// Reads a verifier key: its name and Ed25519 public key (the key ID must match).
     public static func parseVerifierKey(_ text: String) throws -> (name: String, publicKey: [UInt8]) {
-        let parts = text.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = text.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, let blob = Data(base64Encoded: String(parts[2])), blob.count == 33, blob.first == 0x01 else {
             throw AuditError.invalid("verifier key \"\(text)\": NAME+KEYID+base64(0x01 ‖ Ed25519 key)")
         }
@@ -229,7 +229,10 @@ public enum AuditArchive {
     /// C2SP verifier key; nil: the key the head names, reported for the caller to compare).
     public static func verify(carAt path: String, key: String?) throws -> AuditVerification {
         var reader: CARReader<FileSource>
-        do { reader = try CARReader(try FileSource(path: path)) } catch { throw AuditError.invalid("\(path): \(error)") }
+        // Blocks are checked here, so a changed one is reported by its event index, not as a read error.
+        var options = CARReader<FileSource>.Options()
+        options.verifyBlocks = false
+        do { reader = try CARReader(try FileSource(path: path), options: options) } catch { throw AuditError.invalid("\(path): \(error)") }
         guard let root = reader.roots.first else { throw AuditError.invalid("\(path): the CAR names no root") }
         var blocks: [CID: [UInt8]] = [:]
         var modified: Set<CID> = []

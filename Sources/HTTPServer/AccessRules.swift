@@ -92,7 +92,10 @@ enum AccessRules {
             RouteRule(.get, "/q/v1/index", .read),
             RouteRule(.post, "/q/v1/index/import", .indexWrite),
             RouteRule(.get, "/q/v1/events", .read),
-            RouteRule(.get, "/q/v1/audit/**", .auditRead),
+            RouteRule(.get, "/q/v1/audit/checkpoint", .auditRead), RouteRule(.get, "/q/v1/audit/checkpoints", .auditRead),
+            RouteRule(.get, "/q/v1/audit/proof/inclusion", .auditRead), RouteRule(.get, "/q/v1/audit/proof/consistency", .auditRead),
+            RouteRule(.get, "/q/v1/audit/tile/**", .auditRead), RouteRule(.get, "/q/v1/audit/events", .auditRead),
+            RouteRule(.get, "/q/v1/audit/export", .auditRead),
             RouteRule(.get, "/pins", .read), RouteRule(.get, "/pins/{requestid}", .read),
             RouteRule(.post, "/pins", .pin), RouteRule(.post, "/pins/{requestid}", .pin), RouteRule(.delete, "/pins/{requestid}", .pin),
             // 405 answers (the Pinning Service API has no such operations).

@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import Signing
+import Storage
 import Testing
 import TestSupport
 
@@ -40,5 +41,64 @@ import TestSupport
         try JSONSerialization.data(withJSONObject: spec).write(to: file)
         let (rc, out) = try await ThirdPartyClientTests.runAside(python, [Fixtures.repositoryRoot + "/Tests/E2E/verify_tlog.py", file.path])
         #expect(rc == 0 && out.contains("ok:"), "\(out)")
+    }
+}
+
+/// The audit log as a running daemon serves it.
+@Suite struct AuditHTTPTests {
+    /// 400 puts (so full tiles and several checkpoints), refusals of three kinds: the independent
+    /// Python verifier checks every checkpoint signature (with the key `/api/v0/id` reports), every
+    /// event block against its CID, the roots, inclusion and consistency proofs and the tiles.
+    @Test func pythonVerifiesTheDaemonsLog() async throws {
+        let python = try ThirdPartyClientTests.python()
+        try await DaemonHarness.run(configure: { c in
+            var a = AuditConfiguration()
+            a.checkpointEvery = 97
+            try c.setSection(a)
+        }) { h in
+            for i in 0..<400 {
+                let (one, type) = DaemonHarness.multipart([Array("audit http \(i)".utf8)])
+                let r = try await h.rpc("block/put?pin=\(i % 50 == 0)", body: one, headers: ["Content-Type": type, "X-Request-Id": "put-\(i)"])
+                try #require(r.status == 200, "\(r.text)")
+                #expect(r.header("X-Request-Id") == "put-\(i)")
+            }
+            // Refusals: no credentials (DENY), a wrong token (WARN), a token without the scope (DENY).
+            #expect(try await h.request("/q/v1/audit/events", api: true, authorized: false).status == 401)
+            #expect(try await h.request("/q/v1/audit/events", api: true, headers: ["Authorization": "Bearer qst_wrong"], authorized: false).status == 401)
+            let reader = try await h.token(["read"])
+            #expect(try await h.request("/q/v1/audit/events", api: true, headers: ["Authorization": "Bearer \(reader.secret)"], authorized: false).status == 403)
+            // An export signs a checkpoint covering everything first.
+            let car = try await h.request("/q/v1/audit/export", api: true)
+            #expect(car.status == 200 && car.header("Content-Type")?.hasPrefix("application/vnd.ipld.car") == true)
+
+            let (rc, out) = try await ThirdPartyClientTests.runAside(python, [Fixtures.repositoryRoot + "/Tests/E2E/verify_tlog.py", "daemon", "http://127.0.0.1:\(h.apiPort)", h.token])
+            #expect(rc == 0 && out.contains("ok:"), "\(out)")
+
+            func events(_ query: String) async throws -> [[String: Any]] {
+                let r = try await h.request("/q/v1/audit/events?" + query, api: true)
+                try #require(r.status == 200, "\(r.text)")
+                return try #require((try r.json()["data"] as? [String: Any])?["events"] as? [[String: Any]])
+            }
+            let puts = try await events("type=q.block.put.v1&limit=1000")
+            #expect(puts.count == 400)
+            #expect((puts[7]["event"] as? [String: Any])?["requestId"] as? String == "put-7")
+            let denied = try await events("verdict=DENY")
+            #expect(denied.compactMap { (($0["event"] as? [String: Any])?["actor"] as? [String: Any])?["squidId"] as? String } == ["anonymous", "token:\(reader.id)"])
+            let warned = try await events("verdict=WARN")
+            #expect(warned.count == 1 && (warned[0]["event"] as? [String: Any])?["type"] as? String == "q.access.credential.invalid.v1")
+            #expect(try await events("type=q.pin.*").count == 8)
+            // Bad queries are refused, named.
+            let bad = try await h.request("/q/v1/audit/events?verdict=MAYBE", api: true)
+            #expect(bad.status == 400 && bad.text.contains("verdict"))
+            let past = try await h.request("/q/v1/audit/proof/inclusion?index=0&size=99999", api: true)
+            #expect(past.status == 400)
+            #expect(try await h.request("/q/v1/audit/tile/0/x1/000", api: true).status == 400)
+            #expect(try await h.request("/q/v1/audit/tile/0/999", api: true).status == 404)
+            // The checkpoint as C2SP clients read it, and as JSON.
+            let note = try await h.request("/q/v1/audit/checkpoint", api: true)
+            #expect(note.status == 200 && note.text.hasPrefix("qstore.audit/") && note.text.contains("\n\n— "))
+            let json = try await h.request("/q/v1/audit/checkpoint", api: true, headers: ["Accept": "application/json"])
+            #expect((try json.json()["data"] as? [String: Any])?["verifierKey"] as? String != nil)
+        }
     }
 }
