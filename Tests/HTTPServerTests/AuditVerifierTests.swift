@@ -94,6 +94,12 @@ import TestSupport
             #expect(past.status == 400)
             #expect(try await h.request("/q/v1/audit/tile/0/x1/000", api: true).status == 400)
             #expect(try await h.request("/q/v1/audit/tile/0/999", api: true).status == 404)
+            // The log's events share the event stream, for callers that may read the log only.
+            let streamed = try await h.request("/q/v1/events?follow=false&since=0&topics=q.qerberos.*&limit=5", api: true)
+            #expect(streamed.status == 200 && streamed.text.contains("event: q.qerberos.block.put.v1"), "\(streamed.text)")
+            let hidden = try await h.request("/q/v1/events?follow=false&since=0&topics=q.qerberos.*&limit=5", api: true,
+                                             headers: ["Authorization": "Bearer \(reader.secret)"], authorized: false)
+            #expect(hidden.status == 200 && !hidden.text.contains("q.qerberos."), "\(hidden.text)")
             // The checkpoint as C2SP clients read it, and as JSON.
             let note = try await h.request("/q/v1/audit/checkpoint", api: true)
             #expect(note.status == 200 && note.text.hasPrefix("qstore.audit/") && note.text.contains("\n\n— "))
