@@ -69,6 +69,18 @@ let package = Package(
             ],
             path: "Tools/PinningFigures"
         ),
+        // Audit log figures (appends/s, proofs at size, verify speed).
+        .executableTarget(
+            name: "AuditFigures",
+            dependencies: [
+                .product(name: "Audit", package: "Qstore"),
+                .product(name: "Pinning", package: "Qstore"),
+                .product(name: "Signing", package: "Qstore"),
+                .product(name: "Storage", package: "Qstore"),
+                .product(name: "Multiformats", package: "Qstore"),
+            ],
+            path: "Tools/AuditFigures"
+        ),
         // Qindex figures (updates/s with group commit, head reads, history and list pages, IPNS).
         .executableTarget(
             name: "QindexFigures",

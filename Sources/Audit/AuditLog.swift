@@ -316,16 +316,24 @@ public final class AuditLog: AuditSink {
         return try storedTile(c).map { Array($0.prefix(width)) }
     }
 
-    func storedTile(_ c: TileCoordinate) throws -> [[UInt8]]? {
+    func storedTile(_ c: TileCoordinate) throws -> [[UInt8]]? { try storedTileLevels(c)?[0] }
+
+    /// A full tile's hashes and every level of the subtree they make (`[0]` the tile's 256,
+    /// `[k]` the 256 >> k hashes k levels up), computed once per tile read.
+    func storedTileLevels(_ c: TileCoordinate) throws -> [[[UInt8]]]? {
         if let t = tiles.get(c) { return t }
         guard let (_, nodeCID) = try fullTile(c) else { return nil }
         guard let nodeBytes = try store.get(nodeCID) else { throw AuditError.corrupt("tile node of \(c) (\(nodeCID)) is missing") }
         let node = try TileNode(decoding: nodeBytes)
         guard let raw = try store.get(node.tile) else { throw AuditError.corrupt("\(c) (\(node.tile)) is missing") }
         guard raw.count == 256 * 32 else { throw AuditError.corrupt("\(c) is \(raw.count) bytes, not 8192") }
-        let hashes = stride(from: 0, to: raw.count, by: 32).map { Array(raw[$0..<($0 + 32)]) }
-        tiles.put(c, hashes)
-        return hashes
+        var levels = [stride(from: 0, to: raw.count, by: 32).map { Array(raw[$0..<($0 + 32)]) }]
+        while levels.last!.count > 1 {
+            let row = levels.last!
+            levels.append(stride(from: 0, to: row.count, by: 2).map { MerkleHash.node(row[$0], row[$0 + 1]) })
+        }
+        tiles.put(c, levels)
+        return levels
     }
 
     /// Subtree hashes of the log as it is now, for proofs.
@@ -333,7 +341,18 @@ public final class AuditLog: AuditSink {
         let log: AuditLog
         let size: UInt64
         func tile(_ c: TileCoordinate) throws -> [[UInt8]]? { try log.tileHashes(c, size: size) }
-        func hash(level: Int, index: UInt64) throws -> [UInt8] { try TiledHashes(self).hash(level: level, index: index) }
+        /// From a full tile's precomputed levels when the subtree is in one (the usual case: one
+        /// lookup), else reduced from the partial tile's hashes.
+        func hash(level: Int, index: UInt64) throws -> [UInt8] {
+            let tileLevel = level / 8, k = level % 8
+            let first = index << UInt64(k)
+            let c = TileCoordinate(level: tileLevel, index: first / UInt64(TileEdge.width))
+            let atLevel = tileLevel < 8 ? size >> UInt64(8 * tileLevel) : 0
+            if c.index < atLevel / UInt64(TileEdge.width), let levels = try log.storedTileLevels(c) {
+                return levels[k][Int(first % UInt64(TileEdge.width)) >> k]
+            }
+            return try TiledHashes(self).hash(level: level, index: index)
+        }
     }
 
     /// The root hash of the first `size` events.
@@ -440,9 +459,9 @@ struct TileNode: Equatable {
 
 /// The most recently read full tiles (they never change).
 final class TileCache: Sendable {
-    private let entries = Mutex<[TileCoordinate: [[UInt8]]]>([:])
-    func get(_ c: TileCoordinate) -> [[UInt8]]? { entries.withLock { $0[c] } }
-    func put(_ c: TileCoordinate, _ t: [[UInt8]]) {
+    private let entries = Mutex<[TileCoordinate: [[[UInt8]]]]>([:])
+    func get(_ c: TileCoordinate) -> [[[UInt8]]]? { entries.withLock { $0[c] } }
+    func put(_ c: TileCoordinate, _ t: [[[UInt8]]]) {
         entries.withLock { e in
             if e.count >= 512 { e.removeAll(keepingCapacity: true) }
             e[c] = t
