@@ -380,6 +380,7 @@ public final class AuditLog: AuditSink {
     /// Every checkpoint kept, oldest first (at most `limit`, from size `after` on).
     public func checkpoints(after: UInt64 = 0, limit: Int = .max) throws -> [Latest] {
         var out: [Latest] = []
+        guard after < .max, limit > 0 else { return out }
         try store.db.makeIterator().forEach(prefix: Self.checkpointPrefix, from: Self.checkpointKey(after &+ 1)) { _, v in
             out.append(try Self.readCheckpoint(try CID(bytes: v), store: store))
             return out.count < limit

@@ -35,7 +35,9 @@ struct AuditAPI {
     func checkpoint(_ request: Request) async throws -> Response {
         let c = try await io.run { try self.node.auditCheckpoint() }
         if (request.headers[.accept] ?? "").contains("application/json") {
-            return QindexAPI.ok(AuditCheckpointInfo(c, origin: node.auditOrigin, verifierKey: node.auditVerifierKey))
+            var reply = QindexAPI.ok(AuditCheckpointInfo(c, origin: node.auditOrigin, verifierKey: node.auditVerifierKey))
+            reply.headers[.cacheControl] = "no-cache"
+            return reply
         }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"
@@ -94,7 +96,10 @@ struct AuditAPI {
         for (i, g) in parts.enumerated() {
             let digits = i < parts.count - 1 ? (g.hasPrefix("x") ? String(g.dropFirst()) : "") : g
             guard digits.count == 3, digits.allSatisfy(\.isASCII), let v = UInt64(digits), parts.count <= 7 else { throw bad }
-            index = index * 1000 + v
+            let (shifted, o1) = index.multipliedReportingOverflow(by: 1000)
+            let (sum, o2) = shifted.addingReportingOverflow(v)
+            guard !o1, !o2 else { throw bad }
+            index = sum
         }
         return (TileCoordinate(level: level, index: index), width)
     }
@@ -126,7 +131,9 @@ struct AuditAPI {
                 try sink.flush()
             })
         case "jsonl":
-            let query = try Self.query(request)
+            // The filters of `events`; every matching event is written (no page: no limit or cursor).
+            let q = request.uri.queryParameters
+            let query = try AuditQuery(parameters: { ["limit", "cursor"].contains($0) ? nil : q.get($0) })
             headers[.contentType] = "application/jsonl"
             return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 var sink = ChannelSink(channel)

@@ -10,7 +10,8 @@ info:
   description: |
     The Q-native API of the Qstore daemon, under `/q/v1` on the API listener (admin; loopback by
     default, `127.0.0.1:5001`). Qindex pointers (Docs/qindex.md), their publication as IPNS names,
-    the event stream, identities, grants and tokens (Docs/access.md), and this document.
+    the event stream, identities, grants and tokens (Docs/access.md), the Qerberos audit log
+    (Docs/audit.md), and this document.
 
     ## Authentication
 
@@ -33,9 +34,10 @@ info:
 
     Then the caller needs the operation's scope (deny by default): reads need `read`, pointer
     writes `index:write:{type}/{key}` (or a broader `index:write…`), imports `index:write`,
-    identities, grants and tokens `admin`; else `403 QONSENT_DENIED`, the message naming the
-    missing scope. Each caller (the sQuid id, `token:ID`, or `admin`) is rate limited (requests
-    and bytes per second): past the limit `429 RATE_LIMIT_EXCEEDED` with `Retry-After` (seconds).
+    identities, grants and tokens `admin`, the audit log's routes (`/q/v1/audit/…`) `audit:read`;
+    else `403 QONSENT_DENIED`, the message naming the missing scope. Each caller (the sQuid id,
+    `token:ID`, or `admin`) is rate limited (requests and bytes per second): past the limit
+    `429 RATE_LIMIT_EXCEEDED` with `Retry-After` (seconds).
 
     ## Idempotency
 
@@ -45,6 +47,15 @@ info:
     `Idempotent-Replayed: true` without the work being done again. The same key for another
     request: `422 IDEMPOTENCY_KEY_REUSED`; while the first one still runs:
     `409 IDEMPOTENCY_KEY_IN_USE`.
+
+    ## Request ids
+
+    Every response to a request for an authenticated route carries an `X-Request-Id` header,
+    refusals (`401`, `403`, `429`) included — all but the `429` a client address gets after too
+    many failed authentications, which is answered before anything else. It is the request's own
+    `X-Request-Id` header when that is 1–128 printable ASCII characters without spaces (`!`–`~`),
+    else one the node makes up (`req-` and 16 hex digits). The audit events the request causes
+    (and a logged refusal of it) carry it as `requestId` (`GET /q/v1/audit/events`).
 
     ## The Q envelope
 
@@ -98,6 +109,8 @@ tags:
     description: The event stream.
   - name: access
     description: Identities, grants, tokens and the caller (Docs/access.md); `admin` scope except `whoami`.
+  - name: audit
+    description: 'The Qerberos audit log (Docs/audit.md): events, proofs, tiles, checkpoints; scope `audit:read`.'
   - name: meta
     description: This document.
 
@@ -1264,6 +1277,604 @@ paths:
         '503':
           $ref: '#/components/responses/Unavailable'
 
+  /q/v1/audit/checkpoint:
+    get:
+      tags: [audit]
+      operationId: auditCheckpoint
+      summary: The latest signed checkpoint
+      description: |
+        The audit log's latest checkpoint. By default the C2SP signed note itself, as text (this is
+        the `checkpoint` of the C2SP tlog-tiles log whose prefix is `/q/v1/audit`):
+
+        ```
+        qstore.audit/<peer ID>
+        <tree size>
+        <root hash, standard base64>
+
+        — qstore.audit/<peer ID> <base64(key ID ‖ Ed25519 signature)>
+        ```
+
+        each line ending in a newline; the key ID is the first 4 bytes of SHA-256(key name ‖ 0x0A ‖
+        0x01 ‖ public key), the key the node's identity key. With `Accept: application/json` (any
+        `Accept` naming `application/json`), the same checkpoint in the Q envelope: its origin,
+        size, root hash, the note, the checkpoint block's CID and the node's C2SP verifier key.
+        Checkpoints are made every `audit.checkpointEvery` events and after events have waited
+        `audit.checkpointInterval`, so the latest one may trail the log by a few seconds. Scope
+        `audit:read`.
+      security:
+        - bearer: []
+        - signature: []
+      responses:
+        '200':
+          description: The latest checkpoint; `cid` (of the envelope) is null.
+          headers:
+            Cache-Control:
+              description: '`no-cache` (on the text note).'
+              schema:
+                type: string
+          content:
+            text/plain; charset=utf-8:
+              schema:
+                type: string
+                description: The C2SP signed note (UTF-8).
+              example: |
+                qstore.audit/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN
+                42
+                SBNJTRN+FjG7owHVrKtue7eqdM4RhdRWVl71HXN2d7I=
+
+                — qstore.audit/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN Lp9XTkowYzrRMxqq7SCZfPgPBnQbAjIIC5W/KUJODmnu/wvVZ6cQclb06i37/EHWtUojGbOXnrpRjGHIFU2Rr710HA8=
+            application/json:
+              schema:
+                $ref: '#/components/schemas/AuditCheckpointReply'
+              example:
+                status: ok
+                code: OK
+                message: ''
+                data:
+                  origin: qstore.audit/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN
+                  size: 42
+                  rootHash: SBNJTRN+FjG7owHVrKtue7eqdM4RhdRWVl71HXN2d7I=
+                  note: "qstore.audit/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\n42\nSBNJTRN+FjG7owHVrKtue7eqdM4RhdRWVl71HXN2d7I=\n\n— qstore.audit/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN Lp9XTkowYzrRMxqq7SCZfPgPBnQbAjIIC5W/KUJODmnu/wvVZ6cQclb06i37/EHWtUojGbOXnrpRjGHIFU2Rr710HA8=\n"
+                  cid: bafyreibt7zxbawqzscuxwee7hmliaffx26mssefkf3ncmdjzmsxv4ibhlm
+                  verifierKey: qstore.audit/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN+2e9f574e+AYJUwympKFD21TndN29IFu4nZFF9peAjVRSvQzFkSA16
+                cid: null
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AuditNoCheckpoint'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/audit/checkpoints:
+    get:
+      tags: [audit]
+      operationId: auditCheckpoints
+      summary: Every checkpoint kept
+      description: |
+        The checkpoints kept (all of them: each links the one before), oldest first, from those of
+        a size above `after` on; at most `limit`. Scope `audit:read`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - name: after
+          in: query
+          description: Only checkpoints of a size above this (a decimal integer ≥ 0).
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+            default: 0
+        - name: limit
+          in: query
+          description: |
+            At most this many (a decimal integer ≥ 0; more than 1000 is taken as 1000, and `0`
+            returns at most one).
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+            default: 100
+      responses:
+        '200':
+          description: The checkpoints, oldest first (an empty list when none is past `after`); `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/AuditCheckpointListReply'
+        '400':
+          description: '`INVALID_INPUT`: an `after` or `limit` that is not a decimal integer from 0 to 2⁶⁴ − 1.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/audit/proof/inclusion:
+    get:
+      tags: [audit]
+      operationId: auditInclusionProof
+      summary: An inclusion proof
+      description: |
+        The RFC 9162 inclusion proof of event `index` in the tree of the first `size` events:
+        the event's leaf hash (SHA-256 of 0x00 ‖ its dag-cbor block) and the audit path, leaf to
+        root, each hash in standard base64. `size` defaults to the latest checkpoint's; any size up
+        to the log's current one is answered (a checkpoint of that size need not exist). Scope
+        `audit:read`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - name: index
+          in: query
+          required: true
+          description: The event's index (0 is the first event).
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+        - name: size
+          in: query
+          description: The tree size (default the latest checkpoint's); above `index`, at most the log's size.
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+      responses:
+        '200':
+          description: The proof; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/AuditInclusionProofReply'
+        '400':
+          description: |
+            `INVALID_INPUT`: `index` missing, an `index` or `size` that is not a decimal integer
+            from 0 to 2⁶⁴ − 1, a `size` past the log's events, or an `index` not below the size.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AuditNoCheckpoint'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/audit/proof/consistency:
+    get:
+      tags: [audit]
+      operationId: auditConsistencyProof
+      summary: A consistency proof
+      description: |
+        The RFC 9162 consistency proof between the trees of the first `from` and the first `to`
+        events (standard base64 hashes; empty when `from` is 0 or equals `to`). `to` defaults to
+        the latest checkpoint's size; any size up to the log's current one is answered. Scope
+        `audit:read`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - name: from
+          in: query
+          required: true
+          description: The older tree size.
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+        - name: to
+          in: query
+          description: The newer tree size (default the latest checkpoint's); at least `from`, at most the log's size.
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+      responses:
+        '200':
+          description: The proof; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/AuditConsistencyProofReply'
+        '400':
+          description: |
+            `INVALID_INPUT`: `from` missing, a `from` or `to` that is not a decimal integer from 0
+            to 2⁶⁴ − 1, a `to` past the log's events, or a `from` above `to`.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/AuditNoCheckpoint'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/audit/tile/{level}/{index}:
+    parameters:
+      - name: level
+        in: path
+        required: true
+        description: The tile level `L`, 0–7 (a tile of level L holds hashes of tree level 8·L).
+        schema:
+          type: integer
+          minimum: 0
+          maximum: 7
+        example: 0
+      - name: index
+        in: path
+        required: true
+        description: |
+          The tile index `N` as C2SP tlog-tiles writes it. Described here is the one-group form,
+          three digits (tiles 0–999); the route takes the whole rest of the path, see the
+          operation's description for the longer forms and partial tiles.
+        schema:
+          type: string
+          pattern: '^[0-9]{3}$'
+        example: '000'
+    get:
+      tags: [audit]
+      operationId: auditTile
+      summary: A tile of the log's hashes (C2SP tlog-tiles)
+      description: |
+        A tile of the log's Merkle tree as C2SP tlog-tiles serves it, with `/q/v1/audit` as the
+        log's prefix: the path after `tile/` is `<L>/<N>[.p/<W>]`.
+
+        - `L`, the level, 0–7: a tile of level L holds 256 hashes of tree level 8·L (level 0: the
+          leaf hashes).
+        - `N`, the tile's index, in groups of three digits, every group but the last prefixed with
+          `x`: `000` is tile 0, `067` tile 67, `x001/234` tile 1234, `x001/x234/067` tile 1234067.
+          Each group is exactly three digits (`67` or `x1/234` is `400`).
+        - `.p/<W>` (appended to the last group, e.g. `tile/0/x001/234.p/17`) asks for the partial
+          tile of width `W`, 1–255: the first W hashes of the tile, while the tile has at least W
+          (a partial tile's prefix never changes).
+
+        The body is the hashes, 32 bytes each, one after the other: 8,192 bytes for a full tile,
+        32·W for a partial one. A full tile never changes (`Cache-Control: public,
+        max-age=31536000, immutable`); a partial one is `no-cache`. Tiles are served for the log as
+        it is now, also past the latest checkpoint. Scope `audit:read`.
+
+        (OpenAPI cannot template a path parameter that spans segments, so `{index}` is described
+        here in its one-group form; the server takes any of the forms above.)
+      security:
+        - bearer: []
+        - signature: []
+      responses:
+        '200':
+          description: The tile's hashes.
+          headers:
+            Cache-Control:
+              required: true
+              description: '`public, max-age=31536000, immutable` for a full tile; `no-cache` for a partial one.'
+              schema:
+                type: string
+                enum: ['public, max-age=31536000, immutable', no-cache]
+          content:
+            application/octet-stream:
+              schema:
+                type: string
+                format: binary
+                description: 32-byte hashes, concatenated (8,192 bytes, or 32·W).
+        '400':
+          description: |
+            `INVALID_INPUT`: a path that is not `<L>/<N>[.p/<W>]`: a level outside 0–7, a group of
+            `N` that is not three digits (or, but for the last, not prefixed with `x`), more than 7
+            groups, a width outside 1–255.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: |
+            `NOT_FOUND`: the log has no hash of that tile yet; a full tile asked for that is still
+            partial (the message names the `.p/<W>` to ask for); a partial width above the
+            hashes the tile has.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/audit/events:
+    get:
+      tags: [audit]
+      operationId: auditEvents
+      summary: A page of audit events
+      description: |
+        Events of the log in index order, in a range (`from`, `to`: each an event index or a
+        time) and filtered by type, actor, verdict and ref. A page looks at no more than 64 ×
+        `limit` events, so a narrow filter over a long log may return fewer than `limit` events
+        (even none) and a `cursor`: pass it as `cursor` (with the same filters) for the next page;
+        `cursor: null` is the end. Scope `audit:read`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - name: from
+          in: query
+          description: |
+            Where to start (inclusive): an event index (digits only), or a time — RFC 3339
+            (`2026-12-05T10:00:00Z`, `2026-12-05T10:00:00.250+01:00`) or a date alone
+            (`2026-12-05`, its midnight UTC) — meaning the first event at or after it. A time
+            before 1970 is `400`; empty is no bound.
+          schema:
+            $ref: '#/components/schemas/AuditPosition'
+          examples:
+            index:
+              value: '0'
+            date:
+              value: '2026-12-05'
+        - name: to
+          in: query
+          description: Where to end (exclusive), as `from`.
+          schema:
+            $ref: '#/components/schemas/AuditPosition'
+          examples:
+            index:
+              value: '100'
+            time:
+              value: '2026-12-05T10:00:00Z'
+        - name: type
+          in: query
+          description: |
+            Only events of this type, `q.<layer>.<action>.v<N>` exactly (`q.pin.add.v1`), or a
+            prefix ending in `*` (`q.pin.*`, `q.access.*`). Any string; empty is no filter.
+          schema:
+            type: string
+          example: q.pin.*
+        - name: actor
+          in: query
+          description: |
+            Only events whose actor's sQuid id is this: an identity, `admin`, `token:ID`,
+            `anonymous` (refusals without a verified credential) or the node's peer ID (its own
+            work). Any string; empty is no filter.
+          schema:
+            type: string
+          example: alice
+        - name: verdict
+          in: query
+          description: Only events of this verdict, `ALLOW`, `DENY` or `WARN` (in any case); empty is no filter.
+          schema:
+            type: string
+            pattern: '^([Aa][Ll][Ll][Oo][Ww]|[Dd][Ee][Nn][Yy]|[Ww][Aa][Rr][Nn])?$'
+          example: DENY
+        - name: ref
+          in: query
+          description: Only events about this (a CID, a pin id, `type/key`, a path, …), exactly. Any string; empty is no filter.
+          schema:
+            type: string
+        - $ref: '#/components/parameters/Limit'
+        - name: cursor
+          in: query
+          description: The `cursor` of a previous page (an event index).
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 18446744073709551615
+      responses:
+        '200':
+          description: A page of events; `cid` is null.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/AuditEventPageReply'
+              example:
+                status: ok
+                code: OK
+                message: ''
+                data:
+                  events:
+                    - index: 7
+                      cid: bafyreibt7zxbawqzscuxwee7hmliaffx26mssefkf3ncmdjzmsxv4ibhlm
+                      event:
+                        type: q.block.put.v1
+                        ref: bafkreie3ms2vcknpeqr5sgabirdq5ibfnbt425svbqym57ivs2flyir224
+                        actor:
+                          squidId: admin
+                        layer: block
+                        verdict: ALLOW
+                        details:
+                          codec: raw
+                          size: 12
+                        cid: bafkreie3ms2vcknpeqr5sgabirdq5ibfnbt425svbqym57ivs2flyir224
+                        ts: 1796237287123
+                        time: '2026-12-02T18:48:07.123Z'
+                        requestId: req-3f9a0c17d2b45e68
+                  cursor: null
+                cid: null
+        '400':
+          description: |
+            `INVALID_INPUT`: a malformed parameter, the message naming it: a `from` or `to` that is
+            neither an index (a decimal integer from 0 to 2⁶⁴ − 1) nor an RFC 3339 time or date at
+            or after 1970, a `verdict` other than ALLOW, DENY or WARN, a `limit` that is not a
+            decimal integer from 1 to 1000, a `cursor` that is not a decimal integer from 0 to
+            2⁶⁴ − 1.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/audit/export:
+    get:
+      tags: [audit]
+      operationId: auditExport
+      summary: The whole log, as a CAR or JSON lines
+      description: |
+        The log, streamed. First, when events are not covered by a checkpoint yet, one is signed
+        (so this `GET` may append a checkpoint; it adds no event).
+
+        - `format=car` (the default): a CARv1 whose root is a head for the log as it is now
+          (`{origin, key, size, checkpoint: Link, pending: [[Link]]}`, Docs/audit.md), followed by
+          every block of the log: the head, the checkpoints, tile nodes and raw tiles, and every
+          event. `qstore audit verify --car` checks it with no repository. The filters are not
+          read.
+        - `format=jsonl`: one JSON object `{index, cid, event}` per line (the `AuditEntry` schema,
+          as `GET /q/v1/audit/events` gives them), in index order, with the filters of
+          `GET /q/v1/audit/events` (`from`, `to`, `type`, `actor`, `verdict`, `ref`; a malformed
+          one is `400`); every matching event is written (`limit` and `cursor` are not read). An
+          empty log gives an empty body.
+
+        Once the body has started, an error can only cut it short. Scope `audit:read`.
+      security:
+        - bearer: []
+        - signature: []
+      parameters:
+        - name: format
+          in: query
+          description: '`car` or `jsonl` (exactly; anything else is `400`).'
+          schema:
+            type: string
+            enum: [car, jsonl]
+            default: car
+        - name: from
+          in: query
+          description: '`format=jsonl`: as for `GET /q/v1/audit/events` (not read for a CAR).'
+          schema:
+            type: string
+        - name: to
+          in: query
+          description: '`format=jsonl`: as for `GET /q/v1/audit/events` (not read for a CAR).'
+          schema:
+            type: string
+        - name: type
+          in: query
+          description: '`format=jsonl`: as for `GET /q/v1/audit/events` (not read for a CAR).'
+          schema:
+            type: string
+        - name: actor
+          in: query
+          description: '`format=jsonl`: as for `GET /q/v1/audit/events` (not read for a CAR).'
+          schema:
+            type: string
+        - name: verdict
+          in: query
+          description: '`format=jsonl`: as for `GET /q/v1/audit/events` (not read for a CAR).'
+          schema:
+            type: string
+        - name: ref
+          in: query
+          description: '`format=jsonl`: as for `GET /q/v1/audit/events` (not read for a CAR).'
+          schema:
+            type: string
+      responses:
+        '200':
+          description: The log.
+          headers:
+            Content-Disposition:
+              description: '`attachment; filename="audit-log.car"` (the CAR only).'
+              schema:
+                type: string
+          content:
+            application/vnd.ipld.car; version=1:
+              schema:
+                type: string
+                format: binary
+                description: A CARv1; its one root is the head.
+            application/jsonl:
+              schema:
+                type: string
+                description: 'Newline-terminated lines, each an `AuditEntry` as JSON.'
+                x-jsonl-line:
+                  $ref: '#/components/schemas/AuditEntry'
+        '400':
+          description: |
+            `INVALID_INPUT`: a `format` other than `car` or `jsonl`; with `jsonl`, a malformed
+            filter (as for `GET /q/v1/audit/events`).
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`NOT_FOUND`: `format=car` and the log is empty (no checkpoint to root it).'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          description: |
+            `RATE_LIMIT_EXCEEDED`: the caller is over its rate limit; `UNAVAILABLE`: the client
+            already has as many downloads running as it may (`http.downloadsPerClient`).
+          headers:
+            Retry-After:
+              required: true
+              description: Whole seconds (at least 1) until the request would pass.
+              schema:
+                type: string
+                pattern: '^[0-9]+$'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          description: |
+            `UNAVAILABLE`: the store is closed or locked, or every download slot
+            (`http.downloadSlots`) stayed busy for the wait (`Retry-After` then says when to retry).
+          headers:
+            Retry-After:
+              description: Whole seconds until a retry may pass (when the download slots were busy).
+              schema:
+                type: string
+                pattern: '^[0-9]+$'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+
   /q/v1/openapi.yaml:
     get:
       tags: [meta]
@@ -1548,6 +2159,12 @@ components:
         application/json:
           schema:
             $ref: '#/components/schemas/ErrorEnvelope'
+    AuditNoCheckpoint:
+      description: '`NOT_FOUND`: no checkpoint yet (the log is empty), or no such route.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
 
   schemas:
     # Names and values
@@ -1785,6 +2402,44 @@ components:
           properties:
             data:
               $ref: '#/components/schemas/CallerInfo'
+    AuditCheckpointReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/AuditCheckpointInfo'
+    AuditCheckpointListReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: array
+              description: Oldest first.
+              items:
+                $ref: '#/components/schemas/AuditCheckpointInfo'
+    AuditInclusionProofReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/AuditInclusionProof'
+    AuditConsistencyProofReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/AuditConsistencyProof'
+    AuditEventPageReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/AuditEventPage'
     # Data
 
     AuthorInfo:
@@ -2292,6 +2947,168 @@ components:
           format: int64
           minimum: 0
           description: The caller's storage quota in bytes, `0` for none (absent for the admin token).
+
+    # The audit log (Docs/audit.md)
+
+    AuditPosition:
+      type: string
+      description: |
+        An event index (a decimal integer from 0 to 2⁶⁴ − 1), or a time: RFC 3339 with seconds and an offset
+        (`2026-12-05T10:00:00Z`, fractions of a second allowed), or a date alone (its midnight
+        UTC); not before 1970. Empty: no bound.
+      pattern: '^([0-9]{1,20}|(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?)?$'
+    AuditHash:
+      type: string
+      description: A SHA-256 hash (32 bytes) in standard base64.
+      pattern: '^[A-Za-z0-9+/]{43}=$'
+      example: SBNJTRN+FjG7owHVrKtue7eqdM4RhdRWVl71HXN2d7I=
+    AuditCheckpointInfo:
+      type: object
+      description: A checkpoint, its signed note and what the note says.
+      required: [origin, size, rootHash, note, cid, verifierKey]
+      properties:
+        origin:
+          type: string
+          description: The log's origin line (and its key's name), `qstore.audit/<peer ID>`.
+          pattern: '^qstore\.audit/'
+        size:
+          type: integer
+          format: int64
+          minimum: 0
+          description: The tree size, the events it covers.
+        rootHash:
+          allOf:
+            - $ref: '#/components/schemas/AuditHash'
+          description: The tree's root hash (RFC 9162), standard base64.
+        note:
+          type: string
+          description: The C2SP signed note, as `GET /q/v1/audit/checkpoint` serves it as text.
+        cid:
+          type: string
+          description: The checkpoint block's CID (dag-cbor `{note, size, prev}`).
+        verifierKey:
+          type: string
+          description: |
+            The C2SP verifier key of the node's checkpoints, `<name>+<key ID, 8 hex digits>+<base64(0x01 ‖
+            Ed25519 public key)>` (`qstore audit verify --key` takes it).
+          pattern: '^qstore\.audit/[^+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}$'
+    AuditInclusionProof:
+      type: object
+      required: [index, size, leafHash, hashes]
+      properties:
+        index:
+          type: integer
+          format: int64
+          minimum: 0
+        size:
+          type: integer
+          format: int64
+          minimum: 1
+          description: The tree size the proof is for (the latest checkpoint's when not asked for).
+        leafHash:
+          allOf:
+            - $ref: '#/components/schemas/AuditHash'
+          description: SHA-256(0x00 ‖ the event's dag-cbor block).
+        hashes:
+          type: array
+          description: The audit path, from the leaf up.
+          items:
+            $ref: '#/components/schemas/AuditHash'
+    AuditConsistencyProof:
+      type: object
+      required: [from, to, hashes]
+      properties:
+        from:
+          type: integer
+          format: int64
+          minimum: 0
+        to:
+          type: integer
+          format: int64
+          minimum: 0
+          description: The newer size (the latest checkpoint's when not asked for).
+        hashes:
+          type: array
+          description: The proof (RFC 9162 §2.1.4); empty when `from` is 0 or equals `to`.
+          items:
+            $ref: '#/components/schemas/AuditHash'
+    AuditEventInfo:
+      type: object
+      description: An event as JSON (`cid` left out when the event names none).
+      required: [type, ref, actor, layer, verdict, details, ts, time, requestId]
+      properties:
+        type:
+          type: string
+          description: '`q.<layer>.<action>.v<N>`, lower case (Docs/audit.md lists them).'
+          example: q.pin.add.v1
+        ref:
+          type: string
+          description: What the event is about (a CID, a pin id, `type/key`, a path, …).
+        actor:
+          allOf:
+            - $ref: '#/components/schemas/AuthorInfo'
+          description: |
+            Who acted: the identity of a signed request or of a token acting as one, else the
+            caller's subject (`admin`, `token:ID`); `anonymous` for a refused request without a
+            verified credential; the node's peer ID for its own work.
+        layer:
+          type: string
+          description: The second word of `type`.
+          example: pin
+        verdict:
+          type: string
+          enum: [ALLOW, DENY, WARN]
+        details:
+          type: object
+          description: |
+            What the layer records (counts, names, reasons), in the DAG-JSON data model: a link
+            is `{"/": "<cid>"}`, bytes are `{"/": {"bytes": "<unpadded standard base64>"}}`, an
+            integer beyond 64 bits is a string.
+          additionalProperties: true
+        cid:
+          type: string
+          description: The CID the change was about, as a string (not a link).
+        ts:
+          type: integer
+          format: int64
+          minimum: 0
+          description: When, Unix milliseconds.
+        time:
+          $ref: '#/components/schemas/Timestamp'
+        requestId:
+          type: string
+          description: The `X-Request-Id` of the request that caused it (`cli-…` for a command, `node-…` for the node's own work).
+          minLength: 1
+          maxLength: 128
+    AuditEntry:
+      type: object
+      description: One event of the log.
+      required: [index, cid, event]
+      properties:
+        index:
+          type: integer
+          format: int64
+          minimum: 0
+        cid:
+          type: string
+          description: The event block's CID (dag-cbor; the log's leaf).
+        event:
+          $ref: '#/components/schemas/AuditEventInfo'
+    AuditEventPage:
+      type: object
+      required: [events, cursor]
+      properties:
+        events:
+          type: array
+          description: In index order.
+          items:
+            $ref: '#/components/schemas/AuditEntry'
+        cursor:
+          type: integer
+          format: int64
+          minimum: 0
+          nullable: true
+          description: Where the next page starts (pass it as `cursor`); null when there is no more.
 
 """###
 }

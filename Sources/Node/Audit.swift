@@ -4,6 +4,7 @@ import Foundation
 import IPLD
 import Multiformats
 import Pinning
+import Qindex
 import Signing
 import Storage
 
@@ -181,12 +182,8 @@ public struct AuditQuery: Sendable {
 
     /// RFC 3339 (a date alone: its midnight UTC), in ms.
     public static func time(_ text: String, _ name: String) throws -> UInt64 {
-        let full = text.count == 10 ? text + "T00:00:00Z" : text
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: full) ?? ISO8601DateFormatter().date(from: full), d.timeIntervalSince1970 >= 0 {
-            return UInt64(d.timeIntervalSince1970 * 1000)
-        }
+        // The reading every other time parameter gets (`Timestamps.parse`, as `?at=`).
+        if let ms = Timestamps.parse(text.utf8.count == 10 ? text + "T00:00:00Z" : text) { return ms }
         throw AuditError.invalid("\(name): an event index, or a time in RFC 3339 (2026-12-05T10:00:00Z, or 2026-12-05)")
     }
 

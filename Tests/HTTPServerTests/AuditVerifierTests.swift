@@ -94,6 +94,13 @@ import TestSupport
             #expect(past.status == 400)
             #expect(try await h.request("/q/v1/audit/tile/0/x1/000", api: true).status == 400)
             #expect(try await h.request("/q/v1/audit/tile/0/999", api: true).status == 404)
+            // An index past 2^64 is a malformed path, not a crash.
+            #expect(try await h.request("/q/v1/audit/tile/0/x999/x999/x999/x999/x999/x999/999", api: true).status == 400)
+            for query in ["after=18446744073709551615", "limit=0"] {
+                let none = try await h.request("/q/v1/audit/checkpoints?" + query, api: true)
+                let data = try none.json()["data"] as? [Any]
+                #expect(none.status == 200 && data?.isEmpty == true, "\(query): \(none.text)")
+            }
             // The log's events share the event stream, for callers that may read the log only.
             let streamed = try await h.request("/q/v1/events?follow=false&since=0&topics=q.qerberos.*&limit=5", api: true)
             #expect(streamed.status == 200 && streamed.text.contains("event: q.qerberos.block.put.v1"), "\(streamed.text)")
