@@ -61,7 +61,7 @@ public struct AuditEventInfo: Codable, Sendable, Equatable {
     public var actor: AuthorInfo
     public var layer: String
     public var verdict: String
-    public var details: QJSONValue
+    public var details: JSONValue
     public var cid: String?
     public var ts: UInt64
     public var time: String
@@ -73,7 +73,7 @@ public struct AuditEventInfo: Codable, Sendable, Equatable {
         actor = AuthorInfo(e.actor)
         layer = e.layer
         verdict = e.verdict.rawValue
-        details = QJSONValue(.map(e.details))
+        details = JSONValue(.map(e.details))
         cid = e.cid?.string
         ts = e.ts
         time = Timestamps.format(e.ts)
@@ -102,51 +102,5 @@ public struct AuditEventPage: Codable, Sendable, Equatable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(events, forKey: .events)
         try c.encode(cursor, forKey: .cursor)
-    }
-}
-
-/// Any JSON value (objects with their keys sorted when encoded).
-public indirect enum QJSONValue: Codable, Sendable, Equatable {
-    case null
-    case bool(Bool)
-    case int(Int64)
-    case double(Double)
-    case string(String)
-    case array([QJSONValue])
-    case object([String: QJSONValue])
-
-    /// An IPLD value in the DAG-JSON data model.
-    public init(_ node: IPLDNode) {
-        switch node {
-        case .null: self = .null
-        case .bool(let b): self = .bool(b)
-        case .integer(let i): self = i.int64.map { .int($0) } ?? .string(i.description)
-        case .float(let d): self = .double(d)
-        case .string(let s): self = .string(s)
-        case .bytes(let b): self = .object(["/": .object(["bytes": .string(Data(b).base64EncodedString().replacingOccurrences(of: "=", with: ""))])])
-        case .list(let l): self = .array(l.map(QJSONValue.init))
-        case .map(let m): self = .object(Dictionary(m.entries.map { ($0.key, QJSONValue($0.value)) }, uniquingKeysWith: { a, _ in a }))
-        case .link(let c): self = .object(["/": .string(c.string)])
-        }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null } else if let b = try? c.decode(Bool.self) { self = .bool(b) } else if let i = try? c.decode(Int64.self) { self = .int(i) }
-        else if let d = try? c.decode(Double.self) { self = .double(d) } else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([QJSONValue].self) { self = .array(a) } else { self = .object(try c.decode([String: QJSONValue].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .int(let i): try c.encode(i)
-        case .double(let d): try c.encode(d)
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
-        }
     }
 }
