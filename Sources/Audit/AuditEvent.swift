@@ -38,13 +38,19 @@ public struct AuditEvent: Sendable, Equatable {
 
     /// The layer a type names: `q.<layer>.<action>.v<N>`, lower case.
     static func layer(of type: String) throws -> String {
-        let parts = type.split(separator: ".", omittingEmptySubsequences: false)
-        let word = { (s: Substring) in !s.isEmpty && s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x5f } }
-        guard parts.count >= 4, parts[0] == "q", parts.dropFirst().dropLast().allSatisfy(word),
-              let v = parts.last, v.hasPrefix("v"), v.count > 1, v.dropFirst().allSatisfy(\.isNumber), type.utf8.count <= 128 else {
-            throw SigningError.malformed("type \"\(type)\": q.<layer>.<action>.v<N>, lower case")
+        // One pass over the bytes (every event is checked when made and when read).
+        let bad = SigningError.malformed("type \"\(type)\": q.<layer>.<action>.v<N>, lower case")
+        let u = Array(type.utf8)
+        guard u.count <= 128, u.count >= 7, u[0] == 0x71, u[1] == 0x2e else { throw bad }  // "q."
+        var dots: [Int] = [1]
+        for (i, b) in u.enumerated().dropFirst(2) {
+            if b == 0x2e { dots.append(i); continue }
+            guard (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b == 0x2d || b == 0x5f else { throw bad }
         }
-        return String(parts[1])
+        // q . layer . action [. more] . vN — every word non-empty, the last v + digits.
+        guard dots.count >= 3, zip(dots, dots.dropFirst()).allSatisfy({ $1 > $0 + 1 }), let last = dots.last, last + 2 < u.count,
+              u[last + 1] == 0x76, u[(last + 2)...].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw bad }
+        return String(decoding: u[(dots[0] + 1)..<dots[1]], as: UTF8.self)
     }
 
     func check() throws {

@@ -21,9 +21,10 @@ import Synchronization
 ///   Link, pending: [[Link]]}` — `pending[L]` the children of level L's partial tile (events for
 ///   L = 0), in log order from the highest level down. Walking it yields every event in order.
 ///
-/// The index (key space `A`): `A 01 ‖ u64(i)` → leaf hash ‖ event CID; `A 02 ‖ u8(L) ‖ u64(N)` →
-/// subtree hash ‖ tile node CID (full tiles); `A 03 ‖ u64(ts) ‖ u64(i)` (events by time);
-/// `A 04 ‖ u64(size)` → checkpoint block CID; `A 05` → head CID.
+/// The index (key space `A`): `A 01 ‖ u64(i)` → leaf hash ‖ u64(time appended) ‖ event CID (the
+/// times never decrease along the log, so a time is found by bisection); `A 02 ‖ u8(L) ‖ u64(N)`
+/// → subtree hash ‖ tile node CID (full tiles); `A 04 ‖ u64(size)` → checkpoint block CID;
+/// `A 05` → head CID.
 public final class AuditLog: AuditSink {
     /// The pinning policy the log is kept under.
     public static let resourceType = "audit-logs"
@@ -93,17 +94,21 @@ public final class AuditLog: AuditSink {
     static func be(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
     static func leafKey(_ i: UInt64) -> [UInt8] { prefix + [1] + be(i) }
     static func tileKey(_ c: TileCoordinate) -> [UInt8] { prefix + [2, UInt8(c.level)] + be(c.index) }
-    static func timeKey(_ ts: UInt64, _ i: UInt64) -> [UInt8] { prefix + [3] + be(ts) + be(i) }
     static let checkpointPrefix = prefix + [4]
     static func checkpointKey(_ size: UInt64) -> [UInt8] { checkpointPrefix + be(size) }
     static let headKey = prefix + [5]
     static func uint(_ b: some Collection<UInt8>) -> UInt64 { b.reduce(0) { $0 << 8 | UInt64($1) } }
 
-    /// The stored leaf `i`: its hash and event CID.
-    func leaf(_ i: UInt64, snapshot: LevelDB.Snapshot? = nil) throws -> (hash: [UInt8], cid: CID)? {
+    /// The stored leaf `i`: its hash, the time it was appended and its event CID.
+    func leaf(_ i: UInt64, snapshot: LevelDB.Snapshot? = nil) throws -> (hash: [UInt8], time: UInt64, cid: CID)? {
         guard let v = try store.db.get(Self.leafKey(i), snapshot: snapshot) else { return nil }
-        guard v.count > 32 else { throw AuditError.corrupt("index entry of event \(i)") }
-        return (Array(v[0..<32]), try CID(bytes: Array(v[32...])))
+        guard let l = Self.parseLeaf(v) else { throw AuditError.corrupt("index entry of event \(i)") }
+        return l
+    }
+
+    static func parseLeaf(_ v: [UInt8]) -> (hash: [UInt8], time: UInt64, cid: CID)? {
+        guard v.count > 40, let cid = try? CID(bytes: Array(v[40...])) else { return nil }
+        return (Array(v[0..<32]), uint(v[32..<40]), cid)
     }
 
     /// The stored full tile `c`: its subtree hash and tile node CID.
@@ -123,6 +128,7 @@ public final class AuditLog: AuditSink {
         let size = uint(it.key[2...]) + 1
         var partial: [[[UInt8]]] = []
         var children: [[CID]] = []
+        guard let last = parseLeaf(it.value) else { throw AuditError.corrupt("index entry of event \(size - 1)") }
         var level = 0
         while level == 0 || size >> UInt64(8 * level) > 0 {
             let count = size >> UInt64(8 * level)
@@ -131,17 +137,22 @@ public final class AuditLog: AuditSink {
             var kids: [CID] = []
             for i in first..<count {
                 let key = level == 0 ? leafKey(i) : tileKey(TileCoordinate(level: level - 1, index: i))
-                guard let v = try db.get(key), v.count > 32 else {
+                let v = try db.get(key)
+                if level == 0, let l = v.flatMap(parseLeaf) {
+                    hashes.append(l.hash)
+                    kids.append(l.cid)
+                } else if level > 0, let v, v.count > 32 {
+                    hashes.append(Array(v[0..<32]))
+                    kids.append(try CID(bytes: Array(v[32...])))
+                } else {
                     throw AuditError.corrupt(level == 0 ? "index entry of event \(i) is missing" : "index entry of tile/\(level - 1)/\(i) is missing")
                 }
-                hashes.append(Array(v[0..<32]))
-                kids.append(try CID(bytes: Array(v[32...])))
             }
             partial.append(hashes)
             children.append(kids)
             level += 1
         }
-        return LogEdge(tiles: TileEdge(size: size, partial: partial), children: children)
+        return LogEdge(tiles: TileEdge(size: size, partial: partial), children: children, lastTime: last.time)
     }
 
     static func readCheckpoint(_ cid: CID, store: some BlockStore) throws -> Latest {
@@ -181,41 +192,66 @@ public final class AuditLog: AuditSink {
         var first: UInt64?
     }
 
-    public func stage(_ entries: [AuditEntry], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable {
+    /// An event made ahead of its transaction: its block, its leaf hash, its time, and its entry
+    /// on the event stream, encoded.
+    struct Prepared: Sendable {
+        var block: Block
+        var leaf: [UInt8]
+        var ts: UInt64
+        var streamed: [UInt8]?
+    }
+
+    public func prepare(_ entry: AuditEntry, at ts: UInt64) throws -> any Sendable {
+        try prepared(entry, at: ts, requestId: entry.requestId ?? AuditContext.newRequestID(prefix: "node-"))
+    }
+
+    func prepared(_ entry: AuditEntry, at ts: UInt64, requestId: String) throws -> Prepared {
+        let actor = entry.actor ?? nodeActor
+        let event = try AuditEvent(type: entry.type, ref: entry.ref, actor: actor, verdict: entry.verdict,
+                                   details: entry.details, cid: entry.cid, ts: ts, requestId: requestId)
+        let bytes = try event.encoded()
+        let block = try Block(data: bytes, codec: .dagCBOR, hash: .sha2_256)
+        var streamed: [UInt8]?
+        if events != nil {
+            var data: [(String, IPLDNode)] = [("cid", .string(block.cid.description)), ("type", .string(entry.type)),
+                                              ("verdict", .string(entry.verdict.rawValue)), ("actor", .string(actor.squidId)), ("ref", .string(entry.ref))]
+            if let c = entry.cid { data.append(("subject", .string(c.description))) }
+            streamed = EventLog.encode("q.qerberos." + entry.type.dropFirst(2), IPLDMap(uniqueKeysWithValues: data), at: ts)
+        }
+        return Prepared(block: block, leaf: MerkleHash.leaf(bytes), ts: ts, streamed: streamed)
+    }
+
+    public func stage(_ items: [AuditItem], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable {
         let (committed, latest, head) = state.withLock { ($0.edge, $0.checkpoint, $0.head) }
         var edge = committed
         var blocks: [Block] = []
-        blocks.reserveCapacity(entries.count + 4)
+        blocks.reserveCapacity(items.count + 4)
         let batch = txn.batch
+        // Entries recorded without a request id share one made up for the transaction.
         var generated: String?
-        for entry in entries {
-            let requestId = entry.requestId ?? {
-                if generated == nil { generated = AuditContext.newRequestID(prefix: "node-") }
-                return generated!
-            }()
-            let actor = entry.actor ?? nodeActor
-            let event = try AuditEvent(type: entry.type, ref: entry.ref, actor: actor, verdict: entry.verdict,
-                                       details: entry.details, cid: entry.cid, ts: txn.now, requestId: requestId)
-            let bytes = try event.encoded()
-            let block = try Block(data: bytes, codec: .dagCBOR, hash: .sha2_256)
-            let leaf = MerkleHash.leaf(bytes)
+        for item in items {
+            let p: Prepared
+            switch item {
+            case .prepared(let v): p = v as! Prepared
+            case .entry(let entry):
+                let requestId = entry.requestId ?? {
+                    if generated == nil { generated = AuditContext.newRequestID(prefix: "node-") }
+                    return generated!
+                }()
+                p = try prepared(entry, at: txn.now, requestId: requestId)
+            }
             let index = edge.tiles.size
-            batch.put(Self.leafKey(index), leaf + block.cid.bytes)
-            batch.put(Self.timeKey(txn.now, index), [])
-            blocks.append(block)
-            for filled in try edge.append(leafHash: leaf, cid: block.cid) {
+            edge.lastTime = max(edge.lastTime, txn.now)
+            batch.put(Self.leafKey(index), p.leaf + Self.be(edge.lastTime) + p.block.cid.bytes)
+            blocks.append(p.block)
+            for filled in try edge.append(leafHash: p.leaf, cid: p.block.cid) {
                 blocks.append(filled.raw)
                 blocks.append(filled.node)
                 batch.put(Self.tileKey(filled.coordinate), filled.subtreeHash + filled.node.cid.bytes)
             }
-            if let events {
-                var data: [(String, IPLDNode)] = [("index", .int(index)), ("cid", .string(block.cid.description)), ("type", .string(entry.type)),
-                                                  ("verdict", .string(entry.verdict.rawValue)), ("actor", .string(actor.squidId)), ("ref", .string(entry.ref))]
-                if let c = entry.cid { data.append(("subject", .string(c.description))) }
-                events.stage("q.qerberos." + entry.type.dropFirst(2), IPLDMap(uniqueKeysWithValues: data), at: txn.now, into: batch)
-            }
+            if let events, let streamed = p.streamed { events.stage(encoded: streamed, into: batch) }
         }
-        var staged = Staged(edge: edge, checkpoint: nil, head: nil, first: entries.isEmpty ? nil : committed.tiles.size)
+        var staged = Staged(edge: edge, checkpoint: nil, head: nil, first: items.isEmpty ? nil : committed.tiles.size)
         let covered = latest?.size ?? 0
         if edge.tiles.size > covered, checkpoint || edge.tiles.size - covered >= every {
             let root = edge.tiles.rootHash()
@@ -290,12 +326,15 @@ public final class AuditLog: AuditSink {
         return (l.cid, bytes)
     }
 
-    /// The first index whose event is at or after `ts` (ms).
+    /// The first index appended at or after `ts` (ms): a bisection over the index's times.
     public func index(atOrAfter ts: UInt64) throws -> UInt64 {
-        let it = store.db.makeIterator()
-        it.seek(Self.timeKey(ts, 0))
-        guard it.isValid, it.key.count == 18, it.key.starts(with: Self.prefix + [3]) else { return size }
-        return Self.uint(it.key[10...])
+        var (lo, hi) = (UInt64(0), size)
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            guard let l = try leaf(mid) else { throw AuditError.corrupt("index entry of event \(mid) is missing") }
+            if l.time < ts { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     /// The hashes of tile `c` as far as the tree of the first `size` leaves has them; nil when it
@@ -402,6 +441,8 @@ public final class AuditLog: AuditSink {
 struct LogEdge: Sendable, Equatable {
     var tiles = TileEdge()
     var children: [[CID]] = [[]]
+    /// When the last event was appended (ms; never decreases along the log).
+    var lastTime: UInt64 = 0
 
     struct Filled {
         var coordinate: TileCoordinate

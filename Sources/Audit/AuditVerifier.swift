@@ -160,9 +160,9 @@ extension AuditLog {
             var leaf: [UInt8]
             var cid: CID?
             if it.isValid, it.key.count == 10, it.key.starts(with: Self.prefix + [1]), Self.uint(it.key[2...]) == expected {
-                let v = it.value
-                leaf = v.count > 32 ? Array(v[0..<32]) : Array(repeating: 0, count: 32)
-                cid = v.count > 32 ? try? CID(bytes: Array(v[32...])) : nil
+                let parsed = Self.parseLeaf(it.value)
+                leaf = parsed?.hash ?? Array(repeating: 0, count: 32)
+                cid = parsed?.cid
                 it.next()
             } else {
                 checker.report(expected, "missing from the log's index")

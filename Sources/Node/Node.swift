@@ -97,18 +97,21 @@ public final class Node: Sendable {
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?, pin: Bool = false) throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
         try withLease {
+            let event = try auditPut(block, "q.block.put.v1")
             try commits.run { txn, batch in
                 batch.blocks.append(block)
-                Self.auditPut(block, "q.block.put.v1", txn)
+                txn.audit(event)
             }
             if pin { try pins.pin(Pinner.Request(cid: block.cid)) }
         }
         return block
     }
 
-    /// The event of a block stored by a caller.
-    static func auditPut(_ block: Block, _ type: String, _ txn: CountTransaction) {
-        txn.audit(type, ref: block.cid.description, cid: block.cid, details: [("codec", .string(block.cid.codec.name)), ("size", .int(block.data.count))])
+    /// The event of a block stored by a caller, prepared on the caller's thread (the commit only
+    /// places it in the log).
+    func auditPut(_ block: Block, _ type: String) throws -> AuditItem? {
+        try blocks.prepareAudit(AuditEntry(type, ref: block.cid.description, cid: block.cid,
+                                           details: [("codec", .string(block.cid.codec.name)), ("size", .int(block.data.count))]))
     }
 
     /// `putBlock` for async callers (the RPC), without the pin: the block is hashed on the
@@ -117,9 +120,10 @@ public final class Node: Sendable {
     /// slower). A put then pinned runs both inside `withLease`, then `pin`.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) async throws -> Block {
         let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
+        let event = try auditPut(block, "q.block.put.v1")
         try await commits.run { txn, batch in
             batch.blocks.append(block)
-            Self.auditPut(block, "q.block.put.v1", txn)
+            txn.audit(event)
         }
         return block
     }
@@ -128,9 +132,10 @@ public final class Node: Sendable {
     /// (`PUT /ipfs/{cid}`).
     public func putBlock(_ data: [UInt8], as cid: CID) async throws -> Block {
         let block = try Block(cid: cid, data: data)
+        let event = try auditPut(block, "q.block.put.v1")
         try await commits.run { txn, batch in
             batch.blocks.append(block)
-            Self.auditPut(block, "q.block.put.v1", txn)
+            txn.audit(event)
         }
         return block
     }
@@ -171,9 +176,10 @@ public final class Node: Sendable {
     /// `putDAG` for async callers, without the pin (see the async `putBlock`); `pinPut` pins it.
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec) async throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
+        let event = try auditPut(block, "q.dag.put.v1")
         try await commits.run { txn, batch in
             batch.blocks.append(block)
-            Self.auditPut(block, "q.dag.put.v1", txn)
+            txn.audit(event)
         }
         return block.cid
     }
@@ -183,9 +189,10 @@ public final class Node: Sendable {
     public func putDAG(_ data: [UInt8], input: Multicodec, store: Multicodec, hash: Multicodec, pin: Bool = false) throws -> CID {
         let block = try encodeDAG(data, input: input, store: store, hash: hash)
         try withLease {
+            let event = try auditPut(block, "q.dag.put.v1")
             try commits.run { txn, batch in
                 batch.blocks.append(block)
-                Self.auditPut(block, "q.dag.put.v1", txn)
+                txn.audit(event)
             }
             if pin { try pinPut(block.cid) }
         }

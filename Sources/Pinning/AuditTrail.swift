@@ -2,6 +2,7 @@ import IPLD
 import Multiformats
 import Signing
 import Storage
+import Synchronization
 
 /// How every layer reports its changes to the audit log (DESIGN.md, "Audit"): a layer describes a
 /// change where it stages it (`CountTransaction.audit`), the caller's identity and request come
@@ -57,11 +58,23 @@ public struct AuditContext: Sendable, Equatable {
     /// The context of the code running now (nil: the node's own work).
     @TaskLocal public static var current: AuditContext?
 
-    /// A new request id: 16 hex digits, random.
+    /// A new request id: 16 hex digits, unique in this process and unlikely to repeat across
+    /// processes (a random start drawn once, then a counter: no system call per request).
     public static func newRequestID(prefix: String = "") -> String {
-        var g = SystemRandomNumberGenerator()
-        return prefix + Base16.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &g) })
+        let n = nextID.add(1, ordering: .relaxed).newValue
+        let hex = String(n, radix: 16)
+        return prefix + String(repeating: "0", count: max(0, 16 - hex.count)) + hex
     }
+
+    private static let nextID = Atomic<UInt64>(UInt64.random(in: 0...(UInt64.max >> 8)))
+}
+
+/// An entry as the transaction holds it: as recorded, or already prepared by the sink (encoded
+/// and hashed on the caller's thread, off the writer lock: `CountedBlockStore.prepareAudit`).
+public enum AuditItem: @unchecked Sendable {
+    case entry(AuditEntry)
+    /// What `AuditSink.prepare` returned.
+    case prepared(any Sendable)
 }
 
 /// Where a transaction's audit entries go: staged into its batch under the writer lock, then told
@@ -69,23 +82,44 @@ public struct AuditContext: Sendable, Equatable {
 /// the writer lock is released, so an implementation may keep its in-memory state as "committed"
 /// plus "what this batch would make it".
 public protocol AuditSink: Sendable {
-    /// Stages `entries` (and a checkpoint when `checkpoint`, or when its own rules say) into `txn`.
-    func stage(_ entries: [AuditEntry], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable
+    /// Does ahead of the transaction what does not depend on the log's state (encoding, hashing),
+    /// for an entry of time `ts` whose actor and request are filled in.
+    func prepare(_ entry: AuditEntry, at ts: UInt64) throws -> any Sendable
+    /// Stages `items` (and a checkpoint when `checkpoint`, or when its own rules say) into `txn`.
+    func stage(_ items: [AuditItem], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable
     /// The batch holding what `stage` returned was written (`true`) or abandoned.
     func settle(_ staged: any Sendable, written: Bool)
+}
+
+extension AuditEntry {
+    /// The entry with its actor and request from `AuditContext.current` where it names none.
+    func inContext() -> AuditEntry {
+        var e = self
+        if let c = AuditContext.current {
+            if e.actor == nil { e.actor = c.actor }
+            if e.requestId == nil { e.requestId = c.requestId }
+        }
+        return e
+    }
+}
+
+extension CountedBlockStore {
+    /// `entry` (in the caller's `AuditContext`) prepared for a later `CountTransaction.audit(_:)`
+    /// on this thread, so the transaction — under the writer lock every writer waits on — does
+    /// only what needs the log's state; nil when nothing is logged.
+    public func prepareAudit(_ entry: AuditEntry) throws -> AuditItem? {
+        guard let sink = currentAuditSink else { return nil }
+        return .prepared(try sink.prepare(entry.inContext(), at: clock.now))
+    }
 }
 
 extension CountTransaction {
     /// Records a change of this transaction for the audit log, as done by the caller of
     /// `AuditContext.current` (or the node).
-    public func audit(_ entry: AuditEntry) {
-        var e = entry
-        if let c = AuditContext.current {
-            if e.actor == nil { e.actor = c.actor }
-            if e.requestId == nil { e.requestId = c.requestId }
-        }
-        auditEntries.append(e)
-    }
+    public func audit(_ entry: AuditEntry) { auditItems.append(.entry(entry.inContext())) }
+
+    /// Records an entry prepared ahead (`CountedBlockStore.prepareAudit`); nil: nothing.
+    public func audit(_ item: AuditItem?) { if let item { auditItems.append(item) } }
 
     /// `audit(AuditEntry(...))`.
     public func audit(_ type: String, ref: String, verdict: AuditVerdict = .allow, cid: CID? = nil, details: [(String, IPLDNode)] = []) {

@@ -35,6 +35,9 @@ public final class CountedBlockStore: BlockStore, Sendable {
     /// Sends every later transaction's audit entries to `sink`.
     public func setAuditSink(_ sink: (any AuditSink)?) { auditSink.withLock { $0 = sink } }
 
+    /// Where audit entries go now (nil: nowhere).
+    var currentAuditSink: (any AuditSink)? { auditSink.withLock { $0 } }
+
     /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms of `clock`.
     public init(base: LevelDBBlockStore, putGracePeriod: UInt64, clock: any WallClock = SystemClock()) {
         self.base = base
@@ -55,8 +58,8 @@ public final class CountedBlockStore: BlockStore, Sendable {
             // The audit entries the operation recorded join its batch (and so its fsync).
             let sink = auditSink.withLock { $0 }
             var staged: (any Sendable)?
-            if let sink, !txn.auditEntries.isEmpty || txn.auditCheckpoint {
-                staged = try sink.stage(txn.auditEntries, checkpoint: txn.auditCheckpoint, in: txn, store: self)
+            if let sink, !txn.auditItems.isEmpty || txn.auditCheckpoint {
+                staged = try sink.stage(txn.auditItems, checkpoint: txn.auditCheckpoint, in: txn, store: self)
             }
             txn.commit()
             do {

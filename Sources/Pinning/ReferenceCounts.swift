@@ -102,9 +102,9 @@ public final class CountTransaction {
     private var mutations = 0
     /// Changes so far (batch entries, count changes, audit entries): equal marks mean nothing was
     /// staged between.
-    public var mark: (Int, Int) { (batch.count, mutations + auditEntries.count) }
+    public var mark: (Int, Int) { (batch.count, mutations + auditItems.count) }
     /// The audit entries recorded (`audit(_:)`), staged by the store's audit sink at commit.
-    public internal(set) var auditEntries: [AuditEntry] = []
+    public internal(set) var auditItems: [AuditItem] = []
     /// Whether a checkpoint of the audit log was asked for.
     var auditCheckpoint = false
 

@@ -182,6 +182,26 @@ import TestSupport
         #expect(try f.node.verifyRepository().isClean)
     }
 
+    /// `from`/`to` as times find the events appended in the period (the index's times never
+    /// decrease), and the filters combine with them.
+    @Test func queriesByTimeAndFilters() throws {
+        let f = try Fixture()
+        try f.put(5, tag: "morning")
+        let noon = f.clock.now + 3_600_000
+        f.clock.advance(by: .seconds(3600))
+        try f.put(7, tag: "noon")
+        f.clock.advance(by: .seconds(3600))
+        try f.put(3, tag: "evening")
+        let iso = { (ms: UInt64) in Timestamps.format(ms) }
+        var q = try AuditQuery(parameters: { name in ["from": iso(noon), "to": iso(noon + 3_600_000)][name] })
+        #expect(try f.node.auditEvents(q).events.map(\.index) == Array(5..<12))
+        q = try AuditQuery(parameters: { name in ["from": iso(noon), "type": "q.block.*", "limit": "2"][name] })
+        let page = try f.node.auditEvents(q)
+        #expect(page.events.map(\.index) == [5, 6] && page.cursor == 7)
+        #expect(throws: AuditError.self) { try AuditQuery(parameters: { name in ["from": "yesterday"][name] }) }
+        #expect(throws: AuditError.self) { try AuditQuery(parameters: { name in ["verdict": "MAYBE"][name] }) }
+    }
+
     /// A byte flipped in an event's stored block, an event block removed, two index entries
     /// swapped: `audit verify` names the index each time; an exported log with an event changed
     /// or missing is caught offline the same way.

@@ -61,6 +61,18 @@ public final class EventLog: Sendable {
     /// that stages the change); returns its sequence. Subscribers learn of it from `published()`.
     @discardableResult
     public func stage(_ topic: String, _ data: IPLDMap, at timestamp: UInt64, into batch: WriteBatch) -> UInt64 {
+        stage(encoded: Self.encode(topic, data, at: timestamp), into: batch)
+    }
+
+    /// An event's stored bytes, made ahead of `stage(encoded:into:)` (off the writer lock).
+    public static func encode(_ topic: String, _ data: IPLDMap, at timestamp: UInt64) -> [UInt8] {
+        let node = IPLDNode.map(IPLDMap(uniqueKeysWithValues: [("t", .string(topic)), ("ts", .int(timestamp)), ("d", .map(data))]))
+        return try! DAGCBOR().encode(node)
+    }
+
+    /// Stages an event encoded by `encode` (see `stage(_:_:at:into:)`).
+    @discardableResult
+    public func stage(encoded: [UInt8], into batch: WriteBatch) -> UInt64 {
         let (seq, expired) = state.withLock { s in
             defer { s.next += 1 }
             // Up to 16 of the events now past the bound leave with this one (a lowered retention
@@ -69,8 +81,7 @@ public final class EventLog: Sendable {
             while s.oldest + retention <= s.next, s.oldest - from < 16 { s.oldest += 1 }
             return (s.next, from..<s.oldest)
         }
-        let node = IPLDNode.map(IPLDMap(uniqueKeysWithValues: [("t", .string(topic)), ("ts", .int(timestamp)), ("d", .map(data))]))
-        batch.put(Self.key(seq), try! DAGCBOR().encode(node))
+        batch.put(Self.key(seq), encoded)
         for old in expired { batch.delete(Self.key(old)) }
         return seq
     }
