@@ -23,7 +23,7 @@ import Synchronization
 ///
 /// The index (key space `A`): `A 01 ‖ u64(i)` → leaf hash ‖ u64(time appended) ‖ event CID (the
 /// times never decrease along the log, so a time is found by bisection); `A 02 ‖ u8(L) ‖ u64(N)`
-/// → subtree hash ‖ tile node CID (full tiles); `A 04 ‖ u64(size)` → checkpoint block CID;
+/// → subtree hash ‖ u8(length) ‖ tile node CID ‖ raw tile CID (full tiles); `A 04 ‖ u64(size)` → checkpoint block CID;
 /// `A 05` → head CID.
 public final class AuditLog: AuditSink {
     /// The pinning policy the log is kept under.
@@ -45,6 +45,8 @@ public final class AuditLog: AuditSink {
     let clock: any WallClock
     private let state: Mutex<State>
     private let tiles = TileCache()
+    /// Hashes of complete subtrees reduced from partial tiles (keyed by tree level and index).
+    let subtrees = TileCache()
 
     struct State: Sendable {
         var edge: LogEdge
@@ -111,11 +113,21 @@ public final class AuditLog: AuditSink {
         return (Array(v[0..<32]), uint(v[32..<40]), cid)
     }
 
-    /// The stored full tile `c`: its subtree hash and tile node CID.
-    func fullTile(_ c: TileCoordinate) throws -> (hash: [UInt8], node: CID)? {
+    /// The stored full tile `c`: its subtree hash, tile node CID and raw tile CID.
+    func fullTile(_ c: TileCoordinate) throws -> (hash: [UInt8], node: CID, raw: CID)? {
         guard let v = try store.db.get(Self.tileKey(c)) else { return nil }
-        guard v.count > 32 else { throw AuditError.corrupt("index entry of \(c)") }
-        return (Array(v[0..<32]), try CID(bytes: Array(v[32...])))
+        guard let t = Self.parseTile(v) else { throw AuditError.corrupt("index entry of \(c)") }
+        return t
+    }
+
+    /// `A 02` values: subtree hash ‖ u8(length) ‖ tile node CID ‖ raw tile CID.
+    static func tileValue(_ hash: [UInt8], node: CID, raw: CID) -> [UInt8] { hash + [UInt8(node.bytes.count)] + node.bytes + raw.bytes }
+
+    static func parseTile(_ v: [UInt8]) -> (hash: [UInt8], node: CID, raw: CID)? {
+        guard v.count > 33 else { return nil }
+        let n = Int(v[32])
+        guard v.count > 33 + n, let node = try? CID(bytes: Array(v[33..<(33 + n)])), let raw = try? CID(bytes: Array(v[(33 + n)...])) else { return nil }
+        return (Array(v[0..<32]), node, raw)
     }
 
     /// Rebuilds the right edge from the index: the leaves after the last full level-0 tile, and
@@ -141,9 +153,9 @@ public final class AuditLog: AuditSink {
                 if level == 0, let l = v.flatMap(parseLeaf) {
                     hashes.append(l.hash)
                     kids.append(l.cid)
-                } else if level > 0, let v, v.count > 32 {
-                    hashes.append(Array(v[0..<32]))
-                    kids.append(try CID(bytes: Array(v[32...])))
+                } else if level > 0, let t = v.flatMap(parseTile) {
+                    hashes.append(t.hash)
+                    kids.append(t.node)
                 } else {
                     throw AuditError.corrupt(level == 0 ? "index entry of event \(i) is missing" : "index entry of tile/\(level - 1)/\(i) is missing")
                 }
@@ -247,7 +259,7 @@ public final class AuditLog: AuditSink {
             for filled in try edge.append(leafHash: p.leaf, cid: p.block.cid) {
                 blocks.append(filled.raw)
                 blocks.append(filled.node)
-                batch.put(Self.tileKey(filled.coordinate), filled.subtreeHash + filled.node.cid.bytes)
+                batch.put(Self.tileKey(filled.coordinate), Self.tileValue(filled.subtreeHash, node: filled.node.cid, raw: filled.raw.cid))
             }
             if let events, let streamed = p.streamed { events.stage(encoded: streamed, into: batch) }
         }
@@ -361,10 +373,8 @@ public final class AuditLog: AuditSink {
     /// `[k]` the 256 >> k hashes k levels up), computed once per tile read.
     func storedTileLevels(_ c: TileCoordinate) throws -> [[[UInt8]]]? {
         if let t = tiles.get(c) { return t }
-        guard let (_, nodeCID) = try fullTile(c) else { return nil }
-        guard let nodeBytes = try store.get(nodeCID) else { throw AuditError.corrupt("tile node of \(c) (\(nodeCID)) is missing") }
-        let node = try TileNode(decoding: nodeBytes)
-        guard let raw = try store.get(node.tile) else { throw AuditError.corrupt("\(c) (\(node.tile)) is missing") }
+        guard let (_, _, rawCID) = try fullTile(c) else { return nil }
+        guard let raw = try store.get(rawCID) else { throw AuditError.corrupt("\(c) (\(rawCID)) is missing") }
         guard raw.count == 256 * 32 else { throw AuditError.corrupt("\(c) is \(raw.count) bytes, not 8192") }
         var levels = [stride(from: 0, to: raw.count, by: 32).map { Array(raw[$0..<($0 + 32)]) }]
         while levels.last!.count > 1 {
@@ -390,7 +400,12 @@ public final class AuditLog: AuditSink {
             if c.index < atLevel / UInt64(TileEdge.width), let levels = try log.storedTileLevels(c) {
                 return levels[k][Int(first % UInt64(TileEdge.width)) >> k]
             }
-            return try TiledHashes(self).hash(level: level, index: index)
+            // A complete subtree's hash never changes: one computed from a partial tile is kept.
+            let key = TileCoordinate(level: level, index: index)
+            if let h = log.subtrees.get(key)?.first?.first { return h }
+            let h = try TiledHashes(self).hash(level: level, index: index)
+            if level > 0 { log.subtrees.put(key, [[h]]) }
+            return h
         }
     }
 

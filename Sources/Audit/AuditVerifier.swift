@@ -211,8 +211,9 @@ extension AuditLog {
 
     /// A stored full tile, read again (not from the cache).
     func storedTileUncached(_ c: TileCoordinate) throws -> [[UInt8]]? {
-        guard let (_, nodeCID) = try fullTile(c), let nodeBytes = try store.get(nodeCID),
-              let node = try? TileNode(decoding: nodeBytes), let raw = try store.get(node.tile), raw.count == 8192 else { return nil }
+        // Through the tile node (what the DAG holds), and the index's raw tile must be its tile.
+        guard let (_, nodeCID, rawCID) = try fullTile(c), let nodeBytes = try store.get(nodeCID),
+              let node = try? TileNode(decoding: nodeBytes), node.tile == rawCID, let raw = try store.get(node.tile), raw.count == 8192 else { return nil }
         return stride(from: 0, to: raw.count, by: 32).map { Array(raw[$0..<($0 + 32)]) }
     }
 }

@@ -5,14 +5,22 @@ import Multiformats
 public enum MerkleHash {
     public static func leaf(_ data: some Sequence<UInt8>) -> [UInt8] { sha256([0x00] + data) }
 
-    public static func node(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] { sha256([0x01] + left + right) }
+    /// SHA-256(0x01 ‖ left ‖ right), assembled on the stack (proofs and tiles hash many).
+    public static func node(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1 + left.count + right.count) { buf in
+            buf[0] = 0x01
+            _ = UnsafeMutableBufferPointer(rebasing: buf[1...]).initialize(from: left)
+            _ = UnsafeMutableBufferPointer(rebasing: buf[(1 + left.count)...]).initialize(from: right)
+            return Multihash.sha256Digest(UnsafeRawBufferPointer(buf))
+        }
+    }
 
     /// The hash of the empty tree: SHA-256 of nothing.
     public static let empty: [UInt8] = sha256([])
 
     /// The project's SHA-256 (OpenSSL on the CPU's SHA extensions, through `Multihash.compute`;
     /// sha2-256 never fails there).
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] { Array((try! Multihash.compute(bytes, function: .sha2_256)).digest) }
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes { Multihash.sha256Digest($0) } }
 }
 
 /// Where the hashes of complete subtrees come from: the one at `level` and `index` covers

@@ -62,6 +62,12 @@ public struct Multihash: Hashable, Sendable, CustomStringConvertible {
         return (mh, total)
     }
 
+    /// The SHA-256 digest of `data` alone (no multihash around it): for structures that hash
+    /// many small values (Merkle trees), one allocation per hash.
+    public static func sha256Digest(_ data: UnsafeRawBufferPointer) -> [UInt8] {
+        OpenSSLDigest.digest(.sha2_256, data)
+    }
+
     /// Hashes `data` with `function`, truncating the digest to `length` bytes when given.
     public static func compute(
         _ data: UnsafeRawBufferPointer, function: Multicodec = .sha2_256, length: Int? = nil
