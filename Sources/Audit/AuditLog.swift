@@ -40,6 +40,9 @@ public final class AuditLog: AuditSink {
     /// Who acts when no context names anyone: the node.
     let nodeActor: IdentityRef
     let every: UInt64
+    /// Whether changes are logged (`audit.enabled`); when not, entries are dropped, and events a
+    /// crash left uncovered still get their checkpoint.
+    public let isRecording: Bool
     /// How long events may wait for a checkpoint (ms).
     public let interval: UInt64
     let clock: any WallClock
@@ -66,7 +69,8 @@ public final class AuditLog: AuditSink {
 
     /// The log in `store`'s database, signing with `key`; appends continue after what is stored.
     public init(store: CountedBlockStore, pins: Pinner, events: EventLog?, key: SigningKey, origin: String, nodeActor: IdentityRef,
-                checkpointEvery: UInt64, interval: UInt64, clock: any WallClock = SystemClock()) throws {
+                checkpointEvery: UInt64, interval: UInt64, recording: Bool = true, clock: any WallClock = SystemClock()) throws {
+        self.isRecording = recording
         self.store = store
         self.pins = pins
         self.events = events
@@ -99,6 +103,8 @@ public final class AuditLog: AuditSink {
     static let checkpointPrefix = prefix + [4]
     static func checkpointKey(_ size: UInt64) -> [UInt8] { checkpointPrefix + be(size) }
     static let headKey = prefix + [5]
+    /// `A 06 ‖ CID` of each full tile's raw block and tile node (what `holds` asks).
+    static func memberKey(_ cid: CID) -> [UInt8] { prefix + [6] + cid.bytes }
     static func uint(_ b: some Collection<UInt8>) -> UInt64 { b.reduce(0) { $0 << 8 | UInt64($1) } }
 
     /// The stored leaf `i`: its hash, the time it was appended and its event CID.
@@ -241,7 +247,7 @@ public final class AuditLog: AuditSink {
         let batch = txn.batch
         // Entries recorded without a request id share one made up for the transaction.
         var generated: String?
-        for item in items {
+        for item in items where isRecording {
             let p: Prepared
             switch item {
             case .prepared(let v): p = v as! Prepared
@@ -260,6 +266,8 @@ public final class AuditLog: AuditSink {
                 blocks.append(filled.raw)
                 blocks.append(filled.node)
                 batch.put(Self.tileKey(filled.coordinate), Self.tileValue(filled.subtreeHash, node: filled.node.cid, raw: filled.raw.cid))
+                batch.put(Self.memberKey(filled.raw.cid), [])
+                batch.put(Self.memberKey(filled.node.cid), [])
             }
             if let events, let streamed = p.streamed { events.stage(encoded: streamed, into: batch) }
         }
@@ -429,6 +437,20 @@ public final class AuditLog: AuditSink {
         guard from <= to else { throw AuditError.outOfRange("from \(from) is after to \(to)") }
         guard from > 0 else { return [] }
         return try MerkleTree.consistencyProof(from: from, to: to, Hashes(log: self, size: to))
+    }
+
+    /// Whether the block `cid` (its `bytes`) is part of the log: an event, a tile, a tile node, a
+    /// checkpoint or the head. `referenced`: whether something links it (its count is above its
+    /// pins). Such blocks are refused removal: the log's pin holds them through links, and the
+    /// events after the latest checkpoint only by the put grace period.
+    public func holds(_ cid: CID, bytes: [UInt8], referenced: Bool) throws -> Bool {
+        let pending = state.withLock { s in s.head == cid || s.edge.children.contains { $0.contains(cid) } }
+        if pending { return true }
+        if try store.db.get(Self.memberKey(cid)) != nil { return true }
+        guard referenced, cid.codec == .dagCBOR else { return false }
+        if (try? AuditEvent(decoding: bytes)) != nil { return true }
+        if let m = try? IPLDFields(try DAGCBOR().decode(bytes), field: "", allowed: ["note", "size", "prev"]), m.has("note") { return true }
+        return false
     }
 
     /// Every checkpoint kept, oldest first (at most `limit`, from size `after` on).

@@ -250,6 +250,7 @@ public enum AuditArchive {
         let origin = try head.string("origin")
         let headKey = try head.bytes("key")
         let size = try head.integer("size")
+        guard size >= 0 else { throw AuditError.invalid("head: size must be ≥ 0") }
         var name = origin, publicKey = headKey
         if let key {
             (name, publicKey) = try SignedNote.parseVerifierKey(key)
@@ -273,8 +274,13 @@ public enum AuditArchive {
         guard case .list(let pending)? = head.map["pending"] else { throw AuditError.invalid("head: pending must be a list") }
         var claimed: [TileCoordinate: [[UInt8]]] = [:]
         var index: UInt64 = 0
+        // A hostile CAR cannot make the walk revisit a node (a DAG whose nodes repeat would be
+        // walked 256^levels times) nor read past the events the head declares.
+        var visited = Set<CID>()
+        var nextTile = [UInt64](repeating: 0, count: 8)
 
         func feedEvent(_ cid: CID) {
+            guard index < UInt64(size) else { return }
             var leaf = [UInt8](repeating: 0, count: 32)
             if let bytes = blocks[cid] {
                 if modified.contains(cid) { checker.report(index, "its block's bytes do not match its CID \(cid) (modified)") }
@@ -287,10 +293,16 @@ public enum AuditArchive {
             index += 1
         }
         func walk(_ cid: CID, level: Int) {
-            guard let bytes = blocks[cid], !modified.contains(cid), let node = try? TileNode(decoding: bytes), node.level == level else {
-                checker.report(index, "the tile node \(cid) at level \(level) is missing, modified or malformed; its events cannot be read")
+            guard index < UInt64(size), visited.insert(cid).inserted else {
+                checker.report(index, "the tile node \(cid) appears twice or past the head's \(size) events")
                 return
             }
+            guard let bytes = blocks[cid], !modified.contains(cid), let node = try? TileNode(decoding: bytes), node.level == level,
+                  node.index == nextTile[level] else {
+                checker.report(index, "the tile node \(cid) at level \(level) is missing, modified, malformed or out of place; its events cannot be read")
+                return
+            }
+            nextTile[level] += 1
             if let raw = blocks[node.tile], !modified.contains(node.tile), raw.count == 8192 {
                 claimed[TileCoordinate(level: level, index: node.index)] = stride(from: 0, to: raw.count, by: 32).map { Array(raw[$0..<($0 + 32)]) }
             }

@@ -82,12 +82,16 @@ struct AccessMiddleware: RouterMiddleware {
         case .unauthenticated:
             let presented = request.headers[.authorization] != nil || request.headers[Self.signatureHeaders.sig] != nil
             verdict = presented ? .warn : .deny
-        case .forbidden: verdict = .deny
+        case .forbidden:
+            // A caller refused a scope spends its rate like any request: past it, nothing is logged.
+            if let principal, (try? access.admit(principal, bytes: 0)) == nil { return nil }
+            verdict = .deny
         default: return nil
         }
+        // What a caller controls is kept short (the log keeps it for the policy's retention).
         var details: [(String, IPLDNode)] = [("method", .string(request.method.rawValue)), ("client", .string(context.client)),
-                                             ("reason", .string(e.description)), ("status", .int(e.kind == .forbidden ? 403 : 401))]
-        if principal == nil, let claimed { details.append(("claimedSquidId", .string(claimed))) }
+                                             ("reason", .string(String(e.description.prefix(256)))), ("status", .int(e.kind == .forbidden ? 403 : 401))]
+        if principal == nil, let claimed { details.append(("claimedSquidId", .string(String(claimed.prefix(128))))) }
         let type = verdict == .warn ? (request.headers[Self.signatureHeaders.sig] != nil ? "q.access.signature.invalid.v1" : "q.access.credential.invalid.v1")
             : "q.access.denied.v1"
         return AuditEntry(type, ref: String(request.uri.path.prefix(1024)), verdict: verdict, details: details,

@@ -91,11 +91,12 @@ extension KuboRPC {
         let type = String(q.get("type") ?? "all")
         let stream = Self.flag(q.get("stream")), names = Self.flag(q.get("names"))
         let nameFilter = q.get("name")
+        let showAudit = RequestCaller.principal?.allows(.auditRead) ?? true
         let rows: [PinListing]
         if q.getAll("arg").isEmpty {
             rows = try await io.run {
                 var out: [PinListing] = []
-                try self.node.listPins(type: type, nameContains: nameFilter) { out.append($0) }
+                try self.node.listPins(type: type, nameContains: nameFilter, showingAuditLog: showAudit) { out.append($0) }
                 return out
             }
         } else {

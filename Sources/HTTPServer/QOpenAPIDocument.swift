@@ -1375,7 +1375,7 @@ paths:
           in: query
           description: |
             At most this many (a decimal integer ≥ 0; more than 1000 is taken as 1000, and `0`
-            returns at most one).
+            returns none).
           schema:
             type: integer
             minimum: 0
@@ -1634,8 +1634,9 @@ paths:
           description: |
             Where to start (inclusive): an event index (digits only), or a time — RFC 3339
             (`2026-12-05T10:00:00Z`, `2026-12-05T10:00:00.250+01:00`) or a date alone
-            (`2026-12-05`, its midnight UTC) — meaning the first event at or after it. A time
-            before 1970 is `400`; empty is no bound.
+            (`2026-12-05`, its midnight UTC) — meaning the first event appended to the log at or
+            after it (an event's `ts` is when its change was asked for, at most a commit earlier).
+            A time before 1970 is `400`; empty is no bound.
           schema:
             $ref: '#/components/schemas/AuditPosition'
           examples:

@@ -25,7 +25,7 @@ extension Node {
 
     /// The latest checkpoint; made now when events are not covered yet and `fresh`.
     public func auditCheckpoint(fresh: Bool = false) throws -> AuditLog.Latest {
-        if fresh, auditEnabled, audit.size > (audit.latestCheckpoint?.size ?? 0) { try audit.checkpointNow() }
+        if fresh, audit.size > (audit.latestCheckpoint?.size ?? 0) { try audit.checkpointNow() }
         guard let c = audit.latestCheckpoint else { throw AuditError.notFound("no audit checkpoint yet (the log is empty)") }
         return c
     }
@@ -35,7 +35,7 @@ extension Node {
 
     /// Signs a checkpoint when one is due (the daemon's timer).
     public func auditCheckpointIfDue() throws {
-        if auditEnabled, audit.checkpointDue { try audit.checkpointNow() }
+        if audit.checkpointDue { try audit.checkpointNow() }
     }
 
     public func auditInclusionProof(index: UInt64, size: UInt64?) throws -> (size: UInt64, leafHash: [UInt8], hashes: [[UInt8]]) {
@@ -94,20 +94,15 @@ extension Node {
         guard let head = try audit.currentHead() else { throw AuditError.notFound("no audit checkpoint yet (the log is empty)") }
         var w = try CARWriter(roots: [head.cid], sink: sink)
         try w.write(cid: head.cid, data: head.data)
+        // Depth first with an explicit stack (the chain of checkpoints is as deep as it is long).
         var seen = Set<CID>()
-        func put(_ cid: CID) throws -> [UInt8] {
-            guard let bytes = try blocks.get(cid) else { throw AuditError.corrupt("block \(cid) of the log is missing") }
-            if seen.insert(cid).inserted { try w.write(cid: cid, data: bytes) }
-            return bytes
-        }
-        func walk(_ cid: CID) throws {
-            guard seen.insert(cid).inserted else { return }
+        var stack = Array(try DAGCBOR().decode(head.data).links.reversed())
+        while let cid = stack.popLast() {
+            guard seen.insert(cid).inserted else { continue }
             guard let bytes = try blocks.get(cid) else { throw AuditError.corrupt("block \(cid) of the log is missing") }
             try w.write(cid: cid, data: bytes)
-            if cid.codec == .raw { return }
-            for l in try DAGCBOR().decode(bytes).links { try walk(l) }
+            if cid.codec != .raw { stack.append(contentsOf: try DAGCBOR().decode(bytes).links.reversed()) }
         }
-        for l in try DAGCBOR().decode(head.data).links { try walk(l) }
         return try w.finish()
     }
 

@@ -73,9 +73,11 @@ public final class Node: Sendable {
         let auditing = try repository.configuration.section(AuditConfiguration.self)
         audit = try AuditLog(store: blocks, pins: pins, events: events, key: SigningKey(repository.identity),
                              origin: Self.auditOrigin(repository.identity.peerID), nodeActor: IdentityRef(squidId: repository.identity.peerID),
-                             checkpointEvery: auditing.checkpointEvery, interval: try auditing.checkedInterval(), clock: clock)
+                             checkpointEvery: auditing.checkpointEvery, interval: try auditing.checkedInterval(),
+                             recording: auditing.enabled, clock: clock)
         auditEnabled = auditing.enabled
-        if auditing.enabled { blocks.setAuditSink(audit) }
+        // Set even when off: entries are then dropped, but checkpoints still cover what is there.
+        blocks.setAuditSink(audit)
         access = try AccessControl(db: repository.blocks.db, store: blocks, clock: clock,
                                    configuration: try repository.configuration.section(AccessConfiguration.self),
                                    adminToken: try repository.apiToken())
@@ -84,8 +86,9 @@ public final class Node: Sendable {
         names = IPNSNames(index: index)
         keystore = Keystore(directory: repository.path + "/keystore", nodeKey: SigningKey(repository.identity))
         try initializeCounts()
-        // Events a crash left without a checkpoint are covered now.
-        if auditing.enabled, audit.checkpointDue { try audit.checkpointNow() }
+        // Events a crash left without a checkpoint are covered now (whether or not logging is on:
+        // until then only the put grace period keeps them from garbage collection).
+        if audit.checkpointDue { try audit.checkpointNow() }
     }
 
     // MARK: blocks
@@ -160,8 +163,12 @@ public final class Node: Sendable {
     public func removeBlock(_ cid: CID) throws {
         let on = try pins.pins(of: cid.multihash).filter { $0.status == .pinned }
         if let p = on.first { throw PinningError.pinned(cid, how: p.type.rawValue) }
-        if let count = try blocks.countRecord(cid.multihash)?.count, count > UInt64(on.count), let root = try pins.recursiveRoot(containing: cid) {
+        let count = try blocks.countRecord(cid.multihash)?.count ?? 0
+        if count > UInt64(on.count), let root = try pins.recursiveRoot(containing: cid) {
             throw PinningError.pinned(cid, how: "indirect through \(root)")
+        }
+        if let bytes = try blocks.get(cid), try audit.holds(cid, bytes: bytes, referenced: count > UInt64(on.count)) {
+            throw PinningError.pinned(cid, how: "by the audit log")
         }
         let removed = try cid.multihash.code != .identity && blocks.transaction { txn in
             guard let size = try blocks.stageDelete(cid.multihash, in: txn) else { return false }

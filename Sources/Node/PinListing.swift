@@ -15,15 +15,19 @@ public struct PinListing: Sendable, Equatable {
 extension Node {
     /// Kubo's `pin ls` without arguments: pins of `type` (all, recursive, direct, indirect),
     /// one line per CID and type; indirect CIDs come from walking the recursive DAGs.
-    public func listPins(type: String = "all", nameContains: String? = nil, _ body: (PinListing) throws -> Void) throws {
+    ///
+    /// `showingAuditLog` false (a caller without `audit:read`): the audit log's pin is left out —
+    /// its head is the way into every event.
+    public func listPins(type: String = "all", nameContains: String? = nil, showingAuditLog: Bool = true, _ body: (PinListing) throws -> Void) throws {
         guard ["all", "recursive", "direct", "indirect"].contains(type) else {
             throw NodeError.badInput("invalid type '\(type)', must be one of {direct, indirect, recursive, all}")
         }
         var last: (CID, PinType)?
         var roots = Set<Multihash>()
+        let hidden = showingAuditLog ? nil : audit.head
         // The multihash index lists pins without decoding records; entries of one CID are adjacent.
         try pins.forEachListing { cid, pinType, status, name in
-            guard status == .pinned else { return true }
+            guard status == .pinned, cid != hidden else { return true }
             if pinType == .recursive { roots.insert(cid.multihash) }
             guard type == "all" || type == pinType.rawValue else { return true }
             if let nameContains, !name.contains(nameContains) { return true }

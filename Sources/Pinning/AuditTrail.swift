@@ -82,6 +82,8 @@ public enum AuditItem: @unchecked Sendable {
 /// the writer lock is released, so an implementation may keep its in-memory state as "committed"
 /// plus "what this batch would make it".
 public protocol AuditSink: Sendable {
+    /// Whether entries are kept (false: they are dropped; checkpoints are still made when asked).
+    var isRecording: Bool { get }
     /// Does ahead of the transaction what does not depend on the log's state (encoding, hashing),
     /// for an entry of time `ts` whose actor and request are filled in.
     func prepare(_ entry: AuditEntry, at ts: UInt64) throws -> any Sendable
@@ -108,7 +110,7 @@ extension CountedBlockStore {
     /// on this thread, so the transaction — under the writer lock every writer waits on — does
     /// only what needs the log's state; nil when nothing is logged.
     public func prepareAudit(_ entry: AuditEntry) throws -> AuditItem? {
-        guard let sink = currentAuditSink else { return nil }
+        guard let sink = currentAuditSink, sink.isRecording else { return nil }
         return .prepared(try sink.prepare(entry.inContext(), at: clock.now))
     }
 }

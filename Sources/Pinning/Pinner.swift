@@ -305,7 +305,8 @@ public final class Pinner: Sendable {
     public func stageMovingPin(_ request: Request, replacing: PinID?, in txn: CountTransaction) throws -> Pin {
         let resourceType = request.resourceType ?? "default"
         let policy = try policies.policy(resourceType)
-        if let id = replacing, let old = try pin(id: id) { try stageRemove(old, txn, reason: nil) }
+        // The old root is linked by the new one (or by nothing the layer keeps): no grace.
+        if let id = replacing, let old = try pin(id: id) { try stageRemove(old, txn, grace: 0, reason: nil) }
         let p = Pin(id: PinID(created: txn.now), cid: request.cid, type: .direct, status: .pinned, name: request.name,
                     resourceType: resourceType, created: txn.now, expires: nil,
                     replicationFactor: request.replicationFactor ?? policy.replicationFactor, origins: request.origins, meta: request.meta,
@@ -576,13 +577,16 @@ public final class Pinner: Sendable {
 
     /// Every CID below a recursive pin (not counting the roots themselves), each once, with a
     /// recursive root it is under (Kubo's indirect pins). Walks every recursive DAG.
-    /// `layerHeads`: also below the direct pins a layer moves itself (Qindex heads, the audit
-    /// log's head), whose links hold their DAGs.
+    /// `layerHeads`: also below the direct pins a layer moves itself (Qindex heads), whose links
+    /// hold their DAGs — except the audit log's (a walk of it is a walk of every event; its blocks
+    /// are refused removal by the node, which knows them).
     public func indirect(layerHeads: Bool = false, _ body: (CID, CID) throws -> Bool) throws {
         var seen = Set<CID>()
         var roots: [CID] = []
         try forEachPin { p in
-            if p.status == .pinned, p.type == .recursive || (layerHeads && reservedTypes.contains(p.resourceType)) { roots.append(p.cid) }
+            if p.status == .pinned, p.type == .recursive || (layerHeads && reservedTypes.contains(p.resourceType) && p.resourceType != "audit-logs") {
+                roots.append(p.cid)
+            }
             return true
         }
         for r in roots {

@@ -201,7 +201,7 @@ struct AuditReport: Encodable {
 extension LocalBackend {
     func auditCheckpoint() throws -> AuditCheckpointInfo {
         try reporting("audit checkpoint") {
-            AuditCheckpointInfo(try node.auditCheckpoint(fresh: true), origin: node.auditOrigin, verifierKey: node.auditVerifierKey)
+            AuditCheckpointInfo(try node.auditCheckpoint(), origin: node.auditOrigin, verifierKey: node.auditVerifierKey)
         }
     }
 

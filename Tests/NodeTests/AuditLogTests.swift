@@ -285,6 +285,17 @@ import TestSupport
         #expect(throws: PinningError.self) { try f.node.unpin(head, owner: "alice") }
         let event = try #require(try f.events().first)
         #expect(throws: PinningError.self) { try f.node.removeBlock(event.cid) }
+        // Events after the latest checkpoint (held by the put grace period only), a raw tile and
+        // a tile node are refused too.
+        try f.put(3, tag: "late")
+        let late = try #require(try f.events().last)
+        #expect(throws: PinningError.self) { try f.node.removeBlock(late.cid) }
+        let tile = try f.node.auditTile(TileCoordinate(level: 0, index: 0), width: nil)
+        let rawTile = try Block(data: tile, codec: .raw, hash: .sha2_256)
+        #expect(throws: PinningError.self) { try f.node.removeBlock(rawTile.cid) }
+        // An ordinary block with the same shape of count is still removable.
+        let loose = try f.node.putBlock(Array("loose".utf8), codec: .raw, hash: .sha2_256, hashLength: nil)
+        try f.node.removeBlock(loose.cid)
         // Past every grace period: the unpinned blocks go, the log stays whole.
         f.clock.advance(by: .seconds(40 * 86_400))
         let gc = try f.node.collectGarbage()
