@@ -73,7 +73,7 @@ let package = Package(
         // The Qerberos audit log: RFC 9162 Merkle tree, proofs, C2SP signed checkpoints.
         .target(name: "Audit", dependencies: ["Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // The module registry: semantic versions and npm ranges (more to come: issue 15).
-        .target(name: "Registry", dependencies: []),
+        .target(name: "Registry", dependencies: ["Signing", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "UnixFSTests", dependencies: ["UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(name: "AccessTests", dependencies: ["Access", "Pinning", "Signing", "Storage", "Multiformats", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], exclude: ["Vectors"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),

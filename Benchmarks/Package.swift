@@ -69,6 +69,12 @@ let package = Package(
             ],
             path: "Tools/PinningFigures"
         ),
+        // Registry figures (dependency resolution, range matching).
+        .executableTarget(
+            name: "RegistryFigures",
+            dependencies: [.product(name: "Registry", package: "Qstore")],
+            path: "Tools/RegistryFigures"
+        ),
         // Audit log figures (appends/s, proofs at size, verify speed).
         .executableTarget(
             name: "AuditFigures",
