@@ -31,6 +31,8 @@ public final class AccessControl: Sendable {
 
     let db: LevelDB
     let store: CountedBlockStore?
+    /// Serialises administrative changes (identities, grants, tokens).
+    private let changes = NSLock()
     let clock: any WallClock
     public let configuration: AccessConfiguration
     /// The signature window (ms, either way).
@@ -252,20 +254,41 @@ public final class AccessControl: Sendable {
 
     // MARK: records
 
-    /// Writes a record (synced) with the audit entry of the change.
-    private func write(_ key: [UInt8], _ value: some Encodable, audit entry: AuditEntry) throws {
-        let e = JSONEncoder()
-        e.outputFormatting = .sortedKeys
-        let bytes = Array(try e.encode(value))
-        if let store {
-            try store.transaction { txn in
-                txn.batch.put(key, bytes)
-                txn.audit(entry)
+    /// What an administrative change does, decided under the state lock.
+    private enum Plan<R> {
+        /// Nothing to write (e.g. revoked already).
+        case done(R)
+        /// Write `bytes` at `key` with `entry`, then `apply` to the state.
+        case write(key: [UInt8], bytes: [UInt8], entry: AuditEntry, apply: (inout State) -> R)
+
+        static func record(_ key: [UInt8], _ value: some Encodable, _ entry: AuditEntry, apply: @escaping (inout State) -> R) throws -> Plan<R> {
+            let e = JSONEncoder()
+            e.outputFormatting = .sortedKeys
+            return .write(key: key, bytes: Array(try e.encode(value)), entry: entry, apply: apply)
+        }
+    }
+
+    /// Runs an administrative change: `decide` reads the state (under its lock) and plans; the
+    /// record is written (synced, with its audit entry) outside that lock — requests are
+    /// authenticated meanwhile — and only then applied. Changes are serialised by their own
+    /// lock, so what `decide` saw still holds when its plan is applied.
+    private func change<R>(_ decide: (State) throws -> Plan<R>) throws -> R {
+        try changes.withLock {
+            switch try state.withLock({ try decide($0) }) {
+            case .done(let r): return r
+            case .write(let key, let bytes, let entry, let apply):
+                if let store {
+                    try store.transaction { txn in
+                        txn.batch.put(key, bytes)
+                        txn.audit(entry)
+                    }
+                } else {
+                    let batch = WriteBatch()
+                    batch.put(key, bytes)
+                    try db.write(batch, sync: true)
+                }
+                return state.withLock { apply(&$0) }
             }
-        } else {
-            let batch = WriteBatch()
-            batch.put(key, bytes)
-            try db.write(batch, sync: true)
         }
     }
 
@@ -281,14 +304,15 @@ public final class AccessControl: Sendable {
         guard (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else { throw AccessError.invalid("key: not an Ed25519 public key") }
         if let label { try Self.checkLabel(label) }
         let now = clock.now
-        return try state.withLock { s in
+        return try change { s in
             guard s.identities[squidId] == nil else { throw AccessError.exists("identity \(squidId) exists (rotate its key: qstore identity rotate-key)") }
             let i = Identity(squidId: squidId, label: label, keys: [IdentityKey(publicKey: Data(raw).base64EncodedString(), notBefore: now)], created: now)
-            try write(Self.identityPrefix + Array(squidId.utf8), i, audit: AuditEntry("q.access.identity.add.v1", ref: squidId, details: [
+            return try .record(Self.identityPrefix + Array(squidId.utf8), i, AuditEntry("q.access.identity.add.v1", ref: squidId, details: [
                 ("key", .string(i.keys[0].publicKey)), ("label", label.map { .string($0) } ?? .null),
-            ]))
-            s.identities[squidId] = i
-            return i
+            ])) { s in
+                s.identities[squidId] = i
+                return i
+            }
         }
     }
 
@@ -306,7 +330,7 @@ public final class AccessControl: Sendable {
         guard (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else { throw AccessError.invalid("key: not an Ed25519 public key") }
         let encoded = Data(raw).base64EncodedString()
         let now = clock.now
-        return try state.withLock { s in
+        return try change { s in
             guard var i = s.identities[squidId] else { throw AccessError.notFound("no identity \(squidId)") }
             guard i.revoked == nil else { throw AccessError.invalid("identity \(squidId) was revoked") }
             guard !i.keys.contains(where: { $0.publicKey == encoded && $0.isValid(at: now) }) else { throw AccessError.exists("that key is already a current key of \(squidId)") }
@@ -314,11 +338,13 @@ public final class AccessControl: Sendable {
                 i.keys[k].notAfter = now + overlap
             }
             i.keys.append(IdentityKey(publicKey: encoded, notBefore: now))
-            try write(Self.identityPrefix + Array(squidId.utf8), i, audit: AuditEntry("q.access.identity.rotate.v1", ref: squidId, details: [
+            let rotated = i
+            return try .record(Self.identityPrefix + Array(squidId.utf8), rotated, AuditEntry("q.access.identity.rotate.v1", ref: squidId, details: [
                 ("key", .string(encoded)), ("overlapMs", .int(overlap)),
-            ]))
-            s.identities[squidId] = i
-            return i
+            ])) { s in
+                s.identities[squidId] = rotated
+                return rotated
+            }
         }
     }
 
@@ -332,14 +358,15 @@ public final class AccessControl: Sendable {
     private func revoke<R: Codable & Sendable>(_ id: String, in table: WritableKeyPath<State, [String: R]>, at revoked: WritableKeyPath<R, UInt64?>,
                                     prefix: [UInt8], what: String) throws -> R {
         let now = clock.now
-        return try state.withLock { s in
+        return try change { s in
             guard var r = s[keyPath: table][id] else { throw AccessError.notFound("no \(what) \(id)") }
-            if r[keyPath: revoked] == nil {
-                r[keyPath: revoked] = now
-                try write(prefix + Array(id.utf8), r, audit: AuditEntry("q.access.\(what).revoke.v1", ref: id))
-                s[keyPath: table][id] = r
+            guard r[keyPath: revoked] == nil else { return .done(r) }
+            r[keyPath: revoked] = now
+            let record = r
+            return try .record(prefix + Array(id.utf8), record, AuditEntry("q.access.\(what).revoke.v1", ref: id)) { s in
+                s[keyPath: table][id] = record
+                return record
             }
-            return r
         }
     }
 
@@ -348,7 +375,7 @@ public final class AccessControl: Sendable {
         guard !scopes.isEmpty else { throw AccessError.invalid("scope: at least one") }
         let now = clock.now
         if let expires, expires <= now { throw AccessError.invalid("expires: in the future") }
-        return try state.withLock { s in
+        return try change { s in
             if subject.hasPrefix("token:") {
                 guard let t = s.tokens[String(subject.dropFirst(6))], t.isLive(at: now) else { throw AccessError.notFound("no live token \(subject.dropFirst(6))") }
             } else {
@@ -356,13 +383,14 @@ public final class AccessControl: Sendable {
                 guard i.revoked == nil else { throw AccessError.invalid("identity \(subject) was revoked") }
             }
             let g = Grant(id: "g" + Self.randomID(8), subject: subject, scopes: scopes, created: now, expires: expires, grantedBy: grantor)
-            try write(Self.grantPrefix + Array(g.id.utf8), g, audit: AuditEntry("q.access.grant.add.v1", ref: g.id, details: [
+            return try .record(Self.grantPrefix + Array(g.id.utf8), g, AuditEntry("q.access.grant.add.v1", ref: g.id, details: [
                 ("subject", .string(subject)), ("scopes", .list(scopes.map { .string($0.value) })),
                 ("expires", expires.map { .int($0) } ?? .null), ("grantedBy", .string(grantor)),
-            ]))
-            s.grants[g.id] = g
-            s.grantsBySubject[g.subject, default: []].append(g.id)
-            return g
+            ])) { s in
+                s.grants[g.id] = g
+                s.grantsBySubject[g.subject, default: []].append(g.id)
+                return g
+            }
         }
     }
 
@@ -390,17 +418,18 @@ public final class AccessControl: Sendable {
         let secret = "qst_" + Multibase.base64url.encodeWithoutPrefix((0..<32).map { _ in UInt8.random(in: 0...255, using: &g) })
         let t = Token(id: "t" + Self.randomID(8), hash: SignedRequest.sha256Hex(Array(secret.utf8)), scopes: scopes, identity: identity,
                       label: label, created: now, expires: expires)
-        try state.withLock { s in
+        try change { s in
             if let identity {
                 guard let i = s.identities[identity] else { throw AccessError.notFound("no identity \(identity) (register it first: qstore identity add)") }
                 guard i.revoked == nil else { throw AccessError.invalid("identity \(identity) was revoked") }
             }
-            try write(Self.tokenPrefix + Array(t.id.utf8), t, audit: AuditEntry("q.access.token.create.v1", ref: t.id, details: [
+            return try .record(Self.tokenPrefix + Array(t.id.utf8), t, AuditEntry("q.access.token.create.v1", ref: t.id, details: [
                 ("scopes", .list(scopes.map { .string($0.value) })), ("identity", identity.map { .string($0) } ?? .null),
                 ("expires", expires.map { .int($0) } ?? .null), ("label", label.map { .string($0) } ?? .null),
-            ]))
-            s.tokens[t.id] = t
-            s.tokenByHash[(try? Base16.decode(t.hash)) ?? []] = t.id
+            ])) { s in
+                s.tokens[t.id] = t
+                s.tokenByHash[(try? Base16.decode(t.hash)) ?? []] = t.id
+            }
         }
         return (secret, t)
     }
