@@ -84,18 +84,20 @@ struct AuditAPI {
     static func parseTile(_ path: String) throws -> (TileCoordinate, Int?) {
         let bad = AuditError.invalid("tile path \"\(path)\": <L>/<N>[.p/<W>], N in groups of three digits (x001/x234/067)")
         var parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 2, let level = Int(parts[0]), (0..<8).contains(level) else { throw bad }
+        let isDigits = { (t: String) in !t.isEmpty && t.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        guard parts.count >= 2, parts[0].count == 1, isDigits(parts[0]), let level = Int(parts[0]), (0..<8).contains(level) else { throw bad }
         parts.removeFirst()
         var width: Int?
         if parts.count >= 2, parts[parts.count - 2].hasSuffix(".p") {
-            guard let w = Int(parts.removeLast()), (1..<256).contains(w) else { throw bad }
+            let text = parts.removeLast()
+            guard isDigits(text), !text.hasPrefix("0"), let w = Int(text), (1..<256).contains(w) else { throw bad }
             width = w
             parts[parts.count - 1].removeLast(2)
         }
         var index: UInt64 = 0
         for (i, g) in parts.enumerated() {
             let digits = i < parts.count - 1 ? (g.hasPrefix("x") ? String(g.dropFirst()) : "") : g
-            guard digits.count == 3, digits.allSatisfy(\.isASCII), let v = UInt64(digits), parts.count <= 7 else { throw bad }
+            guard digits.count == 3, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let v = UInt64(digits), parts.count <= 7 else { throw bad }
             let (shifted, o1) = index.multipliedReportingOverflow(by: 1000)
             let (sum, o2) = shifted.addingReportingOverflow(v)
             guard !o1, !o2 else { throw bad }

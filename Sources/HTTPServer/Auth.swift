@@ -65,8 +65,21 @@ struct AccessMiddleware: RouterMiddleware {
     /// The request's id: the client's `X-Request-Id` when it is 1–128 printable ASCII characters,
     /// else a new one. Audit events of the request carry it; the response names it.
     static func requestID(_ request: Request) -> String {
-        if let v = request.headers[requestID], !v.isEmpty, v.utf8.count <= 128, v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { return v }
+        if let v = request.headers[requestID], !v.isEmpty, v.utf8.count <= 128, v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }),
+           !AuditContext.reservedPrefixes.contains(where: v.hasPrefix) { return v }
         return AuditContext.newRequestID(prefix: "req-")
+    }
+
+    /// At most `n` bytes of `text` (whole characters).
+    static func bytes(_ text: String, _ n: Int) -> String {
+        var out = ""
+        var used = 0
+        for c in text {
+            used += c.utf8.count
+            if used > n { break }
+            out.append(c)
+        }
+        return out
     }
 
     /// Who acts, as the audit log names them: the identity, else the subject (`admin`, `token:ID`).
@@ -90,8 +103,8 @@ struct AccessMiddleware: RouterMiddleware {
         }
         // What a caller controls is kept short (the log keeps it for the policy's retention).
         var details: [(String, IPLDNode)] = [("method", .string(request.method.rawValue)), ("client", .string(context.client)),
-                                             ("reason", .string(String(e.description.prefix(256)))), ("status", .int(e.kind == .forbidden ? 403 : 401))]
-        if principal == nil, let claimed { details.append(("claimedSquidId", .string(String(claimed.prefix(128))))) }
+                                             ("reason", .string(Self.bytes(e.description, 256))), ("status", .int(e.kind == .forbidden ? 403 : 401))]
+        if principal == nil, let claimed { details.append(("claimedSquidId", .string(Self.bytes(claimed, 128)))) }
         let type = verdict == .warn ? (request.headers[Self.signatureHeaders.sig] != nil ? "q.access.signature.invalid.v1" : "q.access.credential.invalid.v1")
             : "q.access.denied.v1"
         return AuditEntry(type, ref: String(request.uri.path.prefix(1024)), verdict: verdict, details: details,

@@ -103,7 +103,7 @@ extension KuboRPC {
             let cids = try await resolvedArguments(request)
             rows = try await io.run {
                 try cids.map { c in
-                    guard let l = try self.node.pinListing(of: c, type: type) else { throw RequestError(.notFound, "path '\(c)' is not pinned") }
+                    guard let l = try self.node.pinListing(of: c, type: type, showingAuditLog: showAudit) else { throw RequestError(.notFound, "path '\(c)' is not pinned") }
                     return l
                 }
             }

@@ -1750,8 +1750,8 @@ paths:
       operationId: auditExport
       summary: The whole log, as a CAR or JSON lines
       description: |
-        The log, streamed. First, when events are not covered by a checkpoint yet, one is signed
-        (so this `GET` may append a checkpoint; it adds no event).
+        The log, streamed. With `format=car`, when events are not covered by a checkpoint yet, one
+        is signed first (so this `GET` may append a checkpoint; it adds no event).
 
         - `format=car` (the default): a CARv1 whose root is a head for the log as it is now
           (`{origin, key, size, checkpoint: Link, pending: [[Link]]}`, Docs/audit.md), followed by

@@ -160,15 +160,16 @@ public final class AddSession {
             roots = [w.cid]
             try report(.added(name: "", cid: w.cid, dagSize: w.dagSize))
         }
+        if let node, let request = options.pin {
+            for cid in roots { try node.pins.pin(try node.withQuota(try request(cid))) }
+        }
+        // Once the pins hold (a refused pin fails the add: its blocks are garbage, not a change).
         if let node {
             let sizes = Dictionary(top.map { ($0.cid, $0.dagSize) }, uniquingKeysWith: { a, _ in a })
             try node.auditAlone(AuditEntry("q.unixfs.add.v1", ref: roots.map(\.description).joined(separator: ","), cid: roots.first, details: [
                 ("roots", .list(roots.map { .string($0.description) })), ("dagSize", .int(roots.compactMap { sizes[$0] }.reduce(0, +))),
                 ("pinned", .bool(options.pin != nil)),
             ]))
-        }
-        if let node, let request = options.pin {
-            for cid in roots { try node.pins.pin(try node.withQuota(try request(cid))) }
         }
         return roots
     }

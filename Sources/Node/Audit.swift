@@ -169,9 +169,12 @@ public struct AuditQuery: Sendable {
         cursor = try Self.number(get("cursor"), "cursor")
     }
 
+    /// Decimal digits only (no sign, no spaces).
     public static func number(_ text: String?, _ name: String) throws -> UInt64? {
         guard let text else { return nil }
-        guard let v = UInt64(text) else { throw AuditError.invalid("\(name): an integer ≥ 0") }
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let v = UInt64(text) else {
+            throw AuditError.invalid("\(name): an integer ≥ 0 (decimal digits)")
+        }
         return v
     }
 

@@ -161,6 +161,7 @@ public final class Node: Sendable {
     /// Removes a block; `NodeError.notFound` when absent, `PinningError.pinned` when a pin protects
     /// it (directly, or as part of a recursive pin's DAG, as Kubo refuses).
     public func removeBlock(_ cid: CID) throws {
+        if cid == audit.head { throw PinningError.pinned(cid, how: "by the audit log") }
         let on = try pins.pins(of: cid.multihash).filter { $0.status == .pinned }
         if let p = on.first { throw PinningError.pinned(cid, how: p.type.rawValue) }
         let count = try blocks.countRecord(cid.multihash)?.count ?? 0
@@ -247,7 +248,21 @@ public final class Node: Sendable {
         var reader: CARReader<Source>
         do { reader = try CARReader(source, fileSize: fileSize) } catch let e as CARError { throw NodeError.badInput("\(e)") }
         let summary: ImportSummary
-        do { summary = try DAGTransfer.import(from: &reader, into: blocks, progress: progress) } catch let e as CARError { throw NodeError.badInput("\(e)") }
+        var stored = (blocks: 0, bytes: UInt64(0))
+        do {
+            summary = try DAGTransfer.import(from: &reader, into: blocks) { n, b in
+                stored = (n, b)
+                progress(n, b)
+            }
+        } catch {
+            // What was stored before the failure stays (unpinned: garbage after the grace period);
+            // the log says so.
+            try? auditAlone(AuditEntry("q.dag.import.v1", ref: reader.roots.map(\.description).joined(separator: ","), verdict: .warn, cid: reader.roots.first,
+                                       details: [("roots", .list(reader.roots.map { .string($0.description) })), ("blocks", .int(stored.blocks)),
+                                                 ("bytes", .int(stored.bytes)), ("error", .string(String("\(error)".utf8.prefix(256)) ?? ""))]))
+            if let e = error as? CARError { throw NodeError.badInput("\(e)") }
+            throw error
+        }
         try auditAlone(AuditEntry("q.dag.import.v1", ref: summary.roots.map(\.description).joined(separator: ","), cid: summary.roots.first, details: [
             ("roots", .list(summary.roots.map { .string($0.description) })), ("blocks", .int(summary.blocks)), ("bytes", .int(summary.bytes)),
         ]))

@@ -44,7 +44,9 @@ extension Node {
     }
 
     /// Kubo's `pin ls <cid>`: how `cid` is pinned, or nil when it is not (in the way asked).
-    public func pinListing(of cid: CID, type: String = "all") throws -> PinListing? {
+    /// `showingAuditLog` false: the audit log's head is answered as not pinned (see `listPins`).
+    public func pinListing(of cid: CID, type: String = "all", showingAuditLog: Bool = true) throws -> PinListing? {
+        if !showingAuditLog, cid == audit.head { return nil }
         let on = try pins.pins(of: cid.multihash).filter { $0.status == .pinned && $0.cid.codec == cid.codec }
         if let p = on.first(where: { $0.type == .recursive }) ?? on.first, type == "all" || type == p.type.rawValue {
             return PinListing(cid: cid, type: p.type.rawValue, name: p.name ?? "")

@@ -58,15 +58,15 @@ public struct AuditContext: Sendable, Equatable {
     /// The context of the code running now (nil: the node's own work).
     @TaskLocal public static var current: AuditContext?
 
-    /// A new request id: 16 hex digits, unique in this process and unlikely to repeat across
-    /// processes (a random start drawn once, then a counter: no system call per request).
+    /// A new request id: 16 random hex digits (not guessable from the ids before it).
     public static func newRequestID(prefix: String = "") -> String {
-        let n = nextID.add(1, ordering: .relaxed).newValue
-        let hex = String(n, radix: 16)
+        var g = SystemRandomNumberGenerator()
+        let hex = String(g.next() as UInt64, radix: 16)
         return prefix + String(repeating: "0", count: max(0, 16 - hex.count)) + hex
     }
 
-    private static let nextID = Atomic<UInt64>(UInt64.random(in: 0...(UInt64.max >> 8)))
+    /// The prefixes of the ids the node makes; a client's `X-Request-Id` may not use them.
+    public static let reservedPrefixes = ["req-", "node-", "cli-"]
 }
 
 /// An entry as the transaction holds it: as recorded, or already prepared by the sink (encoded

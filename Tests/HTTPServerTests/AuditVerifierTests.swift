@@ -94,6 +94,23 @@ import TestSupport
             #expect(past.status == 400)
             #expect(try await h.request("/q/v1/audit/tile/0/x1/000", api: true).status == 400)
             #expect(try await h.request("/q/v1/audit/tile/0/999", api: true).status == 404)
+            // Numbers are decimal digits only.
+            for path in ["tile/+0/000", "tile/00/000", "tile/0/+01", "tile/0/000.p/01", "proof/inclusion?index=%2B5"] {
+                #expect(try await h.request("/q/v1/audit/" + path, api: true).status == 400, "\(path)")
+            }
+            // The node's own request id prefixes are not a client's to use.
+            let (one, type) = DaemonHarness.multipart([Array("prefixed".utf8)])
+            let forged = try await h.rpc("block/put", body: one, headers: ["Content-Type": type, "X-Request-Id": "req-0000000000000001"])
+            #expect(forged.status == 200 && forged.header("X-Request-Id") != "req-0000000000000001")
+            // The log's head: not shown to a reader, not removable, named as the log's.
+            // (the only direct pin here: the puts above pinned recursively)
+            let pins = try await h.rpc("pin/ls?type=direct")
+            let headCID = try #require((try pins.json()["Keys"] as? [String: Any])?.keys.first { $0.hasPrefix("bafyrei") }, "\(pins.text)")
+            let asReader = try await h.request("/api/v0/pin/ls?arg=" + headCID, method: "POST", api: true,
+                                               headers: ["Authorization": "Bearer \(reader.secret)"], authorized: false)
+            #expect(asReader.status != 200, "\(asReader.text)")
+            let rm = try await h.rpc("block/rm?arg=" + headCID)
+            #expect(rm.text.contains("audit log"), "\(rm.text)")
             // An index past 2^64 is a malformed path, not a crash.
             #expect(try await h.request("/q/v1/audit/tile/0/x999/x999/x999/x999/x999/x999/999", api: true).status == 400)
             for query in ["after=18446744073709551615", "limit=0"] {

@@ -182,6 +182,22 @@ import TestSupport
         #expect(try f.node.verifyRepository().isClean)
     }
 
+    /// An import that fails part way leaves what it stored as garbage and says so in the log (a
+    /// WARN event with the blocks stored); an add whose pin is refused has no add event.
+    @Test func failedOperationsAreNotLoggedAsChanges() throws {
+        let f = try Fixture()
+        let good = try (0..<3).map { try Block(data: Array("good \($0)".utf8), codec: .raw, hash: .sha2_256) }
+        let bad = try Block(data: Array("bad".utf8), codec: .raw, hash: .sha2_256)
+        var w = try CARWriter(roots: [good[0].cid], sink: ArraySink())
+        for b in good { try w.write(cid: b.cid, data: b.data) }
+        try w.write(cid: bad.cid, data: Array("not bad".utf8))
+        let car = try w.finish().bytes
+        #expect(throws: (any Error).self) { _ = try f.node.importCAR(BytesSource(car)) }
+        let warned = try #require(try f.events().last)
+        #expect(warned.event.type == "q.dag.import.v1" && warned.event.verdict == .warn)
+        #expect(warned.event.details["blocks"] == .int(3), "\(warned.event.details)")
+    }
+
     /// `from`/`to` as times find the events appended in the period (the index's times never
     /// decrease), and the filters combine with them.
     @Test func queriesByTimeAndFilters() throws {

@@ -67,7 +67,8 @@ public enum DAGTransfer {
                 if summary.blocks % 256 == 0 { progress(summary.blocks, summary.bytes) }
             }
         } catch {
-            _ = try? batcher.finish()
+            // What was read and verified before the failure is stored (and reported).
+            if (try? batcher.finish()) != nil { progress(summary.blocks, summary.bytes) }
             throw error
         }
         try batcher.finish()
