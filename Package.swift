@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Access", "Audit", "Qindex", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Audit", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Qindex", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
             "HTTPServer", "Node", "Access", "Audit", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
             .product(name: "Crypto", package: "swift-crypto"),
