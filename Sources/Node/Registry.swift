@@ -202,3 +202,44 @@ extension Node {
         return try ModuleMetadata(decoding: bytes)
     }
 }
+
+/// The published versions, as the resolver reads them: `module-version/<name>@<version>`
+/// pointers (deleted ones left out), each version's dependencies from its verified metadata.
+struct PublishedModules: ModuleCatalog {
+    let node: Node
+
+    func versions(of module: String) throws -> [SemVer]? {
+        var out: [SemVer] = []
+        var q = Qindex.Query()
+        q.type = Node.moduleVersionType
+        q.prefix = module + "@"
+        q.limit = 1000
+        while true {
+            let page = try node.listPointers(q)
+            for h in page.heads where h.target != nil {
+                if let v = try? SemVer(String(h.key.dropFirst(module.count + 1))) { out.append(v) }
+            }
+            guard let next = page.next else { break }
+            q.cursor = next
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    func dependencies(of module: String, _ version: SemVer) throws -> [Dependency] {
+        let head = try node.pointer(type: Node.moduleVersionType, key: "\(module)@\(version)")
+        guard let target = head.target, let m = try node.moduleMetadata(signed: target) else {
+            throw RegistryError.invalid("\(module)@\(version) names no module metadata")
+        }
+        return try m.dependencies.map { try $0.dependency() }
+    }
+}
+
+extension Node {
+    /// Resolves `module@range` over the published versions: one version per module (the highest
+    /// satisfying every requirement), or the conflict, missing module or cycle by name.
+    public func resolveModule(_ module: String, range: String) throws -> Resolution {
+        let r: SemVerRange
+        do { r = try SemVerRange(range) } catch { throw RegistryError.invalid("range: \(error)") }
+        return try Resolver(catalog: PublishedModules(node: self)).resolve(module, r)
+    }
+}

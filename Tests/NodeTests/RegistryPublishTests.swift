@@ -56,6 +56,27 @@ import TestSupport
         #expect(try node.verifyRepository().isClean)
     }
 
+    /// Resolution over what was published: the highest satisfying versions; a missing
+    /// dependency named.
+    @Test func resolvesOverPublishedVersions() throws {
+        let dir = TemporaryDirectory()
+        try Repository.initialize(at: dir.path + "/repo")
+        let node = try Node(repository: try Repository(path: dir.path + "/repo", purpose: "registry tests"), clock: ManualClock())
+        func publish(_ name: String, _ version: String, deps: String) throws {
+            let root = try Self.module(dir.path, name: name, version: version)
+            try Data(#"{"module": "\#(name)", "version": "\#(version)", "type": "library", "dependencies": [\#(deps)]}"#.utf8)
+                .write(to: URL(fileURLWithPath: root + "/module.json"))
+            _ = try node.publishModule(directory: root)
+        }
+        for v in ["1.0.0", "1.4.2", "2.0.0"] { try publish("q-core", v, deps: "") }
+        try publish("q-ui", "0.3.1", deps: #"{"module": "q-core", "range": "^1.2"}"#)
+        try publish("q-app", "1.0.0", deps: #"{"module": "q-ui", "range": "~0.3"}, {"module": "q-core", "range": ">=1.0.0"}"#)
+        let r = try node.resolveModule("q-app", range: "^1")
+        #expect(r.versions.mapValues(\.description) == ["q-app": "1.0.0", "q-ui": "0.3.1", "q-core": "1.4.2"])
+        try publish("q-lone", "1.0.0", deps: #"{"module": "q-ghost", "range": "^1"}"#)
+        #expect { try node.resolveModule("q-lone", range: "*") } throws: { e in (e as? ResolutionError)?.code == "DEPENDENCY_MISSING" }
+    }
+
     @Test func manifestErrorsNameTheField() throws {
         let dir = TemporaryDirectory()
         try Repository.initialize(at: dir.path + "/repo")
