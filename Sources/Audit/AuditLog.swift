@@ -47,9 +47,9 @@ public final class AuditLog: AuditSink {
     public let interval: UInt64
     let clock: any WallClock
     private let state: Mutex<State>
-    private let tiles = TileCache()
+    private let tiles = Memo<TileCoordinate, [[[UInt8]]]>()
     /// Hashes of complete subtrees reduced from partial tiles (keyed by tree level and index).
-    let subtrees = TileCache()
+    let subtrees = Memo<TileCoordinate, [UInt8]>()
 
     struct State: Sendable {
         var edge: LogEdge
@@ -322,13 +322,7 @@ public final class AuditLog: AuditSink {
         return try Block(data: try DAGCBOR().encode(node), codec: .dagCBOR, hash: .sha2_256)
     }
 
-    // MARK: appending outside a change
-
-    /// Appends `entries` in a transaction of their own (refusals, runs that span many
-    /// transactions), durable when this returns.
-    public func append(_ entries: [AuditEntry]) throws {
-        try store.transaction { txn in for e in entries { txn.audit(e) } }
-    }
+    // MARK: checkpoints outside a change
 
     /// Signs a checkpoint now if events were appended since the last one; returns the latest.
     @discardableResult
@@ -410,9 +404,9 @@ public final class AuditLog: AuditSink {
             }
             // A complete subtree's hash never changes: one computed from a partial tile is kept.
             let key = TileCoordinate(level: level, index: index)
-            if let h = log.subtrees.get(key)?.first?.first { return h }
+            if let h = log.subtrees.get(key) { return h }
             let h = try TiledHashes(self).hash(level: level, index: index)
-            if level > 0 { log.subtrees.put(key, [[h]]) }
+            if level > 0 { log.subtrees.put(key, h) }
             return h
         }
     }
@@ -536,14 +530,15 @@ struct TileNode: Equatable {
     }
 }
 
-/// The most recently read full tiles (they never change).
-final class TileCache: Sendable {
-    private let entries = Mutex<[TileCoordinate: [[[UInt8]]]]>([:])
-    func get(_ c: TileCoordinate) -> [[[UInt8]]]? { entries.withLock { $0[c] } }
-    func put(_ c: TileCoordinate, _ t: [[[UInt8]]]) {
+/// Values that never change once computed (full tiles, complete subtree hashes), the most recent
+/// 512 kept.
+final class Memo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let entries = Mutex<[Key: Value]>([:])
+    func get(_ k: Key) -> Value? { entries.withLock { $0[k] } }
+    func put(_ k: Key, _ v: Value) {
         entries.withLock { e in
             if e.count >= 512 { e.removeAll(keepingCapacity: true) }
-            e[c] = t
+            e[k] = v
         }
     }
 }

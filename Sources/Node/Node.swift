@@ -64,7 +64,7 @@ public final class Node: Sendable {
         let policies = try pinning.policySet()
         blocks = CountedBlockStore(base: repository.blocks, putGracePeriod: policies.defaultPolicy.gracePeriod, clock: clock)
         pins = Pinner(store: blocks, policies: policies, queuedTimeout: try pinning.queuedTimeoutMilliseconds(),
-                      reservedTypes: [Qindex.resourceType, AuditLog.resourceType])
+                      reservedTypes: [Qindex.resourceType, AuditLog.resourceType], walkedHeadTypes: [Qindex.resourceType])
         collector = GarbageCollector(store: blocks, batchSize: gc.batchSize)
         gcInterval = gc.interval
         packCompactionThreshold = gc.packCompactionThreshold

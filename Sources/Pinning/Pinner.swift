@@ -19,12 +19,18 @@ public final class Pinner: Sendable {
     /// Resource types whose pins a layer above moves itself (Qindex's `index-records`): callers
     /// other than the admin may not make, remove, replace or update them.
     let reservedTypes: Set<String>
+    /// Reserved types whose direct pins hold their DAGs through links and whose DAGs count as
+    /// pinned below them (`recursiveRoot`: `block rm`, `pin ls <cid>`) — small ones, like Qindex
+    /// heads; not a layer that guards its own blocks (the audit log: a walk of it is every event).
+    let walkedHeadTypes: Set<String>
 
-    public init(store: CountedBlockStore, policies: PolicySet, queuedTimeout: UInt64 = 86_400_000, reservedTypes: Set<String> = []) {
+    public init(store: CountedBlockStore, policies: PolicySet, queuedTimeout: UInt64 = 86_400_000, reservedTypes: Set<String> = [],
+                walkedHeadTypes: Set<String> = []) {
         self.store = store
         self.policies = policies
         self.queuedTimeout = queuedTimeout
         self.reservedTypes = reservedTypes
+        self.walkedHeadTypes = walkedHeadTypes
     }
 
     /// Refuses a caller other than the admin (`owner`) a pin of a reserved resource type.
@@ -577,14 +583,12 @@ public final class Pinner: Sendable {
 
     /// Every CID below a recursive pin (not counting the roots themselves), each once, with a
     /// recursive root it is under (Kubo's indirect pins). Walks every recursive DAG.
-    /// `layerHeads`: also below the direct pins a layer moves itself (Qindex heads), whose links
-    /// hold their DAGs — except the audit log's (a walk of it is a walk of every event; its blocks
-    /// are refused removal by the node, which knows them).
+    /// `layerHeads`: also below the direct pins of `walkedHeadTypes`, whose links hold their DAGs.
     public func indirect(layerHeads: Bool = false, _ body: (CID, CID) throws -> Bool) throws {
         var seen = Set<CID>()
         var roots: [CID] = []
         try forEachPin { p in
-            if p.status == .pinned, p.type == .recursive || (layerHeads && reservedTypes.contains(p.resourceType) && p.resourceType != "audit-logs") {
+            if p.status == .pinned, p.type == .recursive || (layerHeads && walkedHeadTypes.contains(p.resourceType)) {
                 roots.append(p.cid)
             }
             return true
