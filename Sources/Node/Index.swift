@@ -3,13 +3,20 @@ import Access
 import CAR
 import Multiformats
 import Qindex
+import Registry
 import Signing
 import Storage
 
 /// Qindex use cases: signed mutable pointers with history.
 extension Node {
     /// Applies a pointer update (put, or delete with a nil target); returns the new head once durable.
-    public func putPointer(_ update: Qindex.Update) async throws -> Head { try await index.put(update) }
+    /// The registry's pointer types are moved by the registry only (`qstore module …`).
+    public func putPointer(_ update: Qindex.Update) async throws -> Head {
+        guard !ModuleNamespace.pointerTypes.contains(update.type) else {
+            throw QindexError.invalid("\(update.type) pointers are the module registry's: change them with qstore module (or /q/v1/modules)")
+        }
+        return try await index.put(update)
+    }
 
     /// For an update made by `owner` (a caller other than the admin): the head's pin is counted
     /// for it, with the target DAG's bytes, and must fit in its storage quota (the pin it replaces,
@@ -66,6 +73,7 @@ extension Node {
         try await withLease {
             let summary = try importCAR(source)
             guard !summary.roots.isEmpty else { throw NodeError.badInput("the CAR names no roots (the heads to merge)") }
+            defer { registry.forget() }  // merged histories may move the registry's pointers
             return try await index.merge(roots: summary.roots)
         }
     }

@@ -47,6 +47,8 @@ public final class Node: Sendable {
     package let audit: AuditLog
     /// Whether changes are logged (`audit.enabled`).
     public let auditEnabled: Bool
+    /// The registry's summaries and fetch counters (Registry.swift).
+    let registry = RegistryState()
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.

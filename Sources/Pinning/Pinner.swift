@@ -225,6 +225,9 @@ public final class Pinner: Sendable {
 
     // MARK: reading
 
+    /// The first block found missing under `root` (nil: the whole DAG is here).
+    public func missingBlock(under root: CID) throws -> CID? { try check(root, type: .recursive).missing }
+
     /// The bytes of the DAG under `root` that are here (missing blocks count nothing): what a pin
     /// on it keeps alive, directly or through the links of what is stored.
     public func measure(_ root: CID) throws -> UInt64 {

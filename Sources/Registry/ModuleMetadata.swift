@@ -73,6 +73,10 @@ public struct ModuleMetadata: Sendable, Equatable {
     /// The audit checkpoint the registration happened under (its signed note's root, as text).
     public var auditHash: String
     public var activatedBy: IdentityRef?
+    /// Withdrawn from resolution (content stays retrievable; an exact request still gets it).
+    public var yanked = false
+    /// Why the status or `yanked` last changed (a deprecation's message); nil when not stated.
+    public var reason: String?
     /// RFC 3339.
     public var createdAt: String
     public var updatedAt: String
@@ -112,6 +116,7 @@ public struct ModuleMetadata: Sendable, Equatable {
         for (field, text) in [("repository", repository), ("changelog", changelog)] {
             if let text, text.isEmpty || text.utf8.count > 2048 { throw SigningError.malformed("\(field): 1 to 2048 bytes") }
         }
+        if let reason, reason.isEmpty || reason.utf8.count > 1024 { throw SigningError.malformed("reason: 1 to 1024 bytes") }
         guard auditHash.utf8.count <= 512 else { throw SigningError.malformed("auditHash: at most 512 bytes") }
         for (field, t) in [("createdAt", createdAt), ("updatedAt", updatedAt)] where RFC3339Time(rfc3339: t) == nil {
             throw SigningError.malformed("\(field): \"\(t.prefix(40))\" is not an RFC 3339 time")
@@ -141,6 +146,8 @@ public struct ModuleMetadata: Sendable, Equatable {
         if let repository { pairs.append(("repository", .string(repository))) }
         if let changelog { pairs.append(("changelog", .string(changelog))) }
         if let activatedBy { pairs.append(("activatedBy", activatedBy.node)) }
+        if yanked { pairs.append(("yanked", .bool(true))) }
+        if let reason { pairs.append(("reason", .string(reason))) }
         return .map(IPLDMap(uniqueKeysWithValues: pairs))
     }
 
@@ -149,8 +156,22 @@ public struct ModuleMetadata: Sendable, Equatable {
 
     public static let fields: Set<String> = [
         "module", "version", "description", "identity", "type", "capabilities", "identitiesSupported", "integrations", "dependencies",
-        "status", "compliance", "package", "checksum", "documentation", "repository", "changelog", "auditHash", "activatedBy", "createdAt", "updatedAt",
+        "status", "compliance", "package", "checksum", "documentation", "repository", "changelog", "auditHash", "activatedBy", "yanked", "reason", "createdAt", "updatedAt",
     ]
+
+    /// Whether `other` is the same release: everything but the registry's state (status, yanked,
+    /// reason, activatedBy, updatedAt) and when it was registered (auditHash) is equal. A version's
+    /// metadata may only move between versions of the same release.
+    public func isSameRelease(as other: ModuleMetadata) -> Bool {
+        var a = self, b = other
+        a.status = b.status
+        a.yanked = b.yanked
+        a.reason = b.reason
+        a.activatedBy = b.activatedBy
+        a.updatedAt = b.updatedAt
+        a.auditHash = b.auditHash
+        return a == b && a.version.build == b.version.build
+    }
 
     /// Reads a metadata block (unknown fields refused; every field checked).
     public init(decoding bytes: [UInt8]) throws {
@@ -203,6 +224,11 @@ public struct ModuleMetadata: Sendable, Equatable {
         changelog = try m.optionalString("changelog")
         auditHash = try m.string("auditHash")
         activatedBy = m.has("activatedBy") ? try IdentityRef(m.map["activatedBy"], field: "activatedBy") : nil
+        if let y = m.map["yanked"] {
+            guard case .bool(true) = y else { throw SigningError.malformed("yanked: true when present") }
+            yanked = true
+        }
+        reason = try m.optionalString("reason")
         createdAt = try m.string("createdAt")
         updatedAt = try m.string("updatedAt")
         try check()

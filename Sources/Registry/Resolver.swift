@@ -33,6 +33,21 @@ public protocol ModuleCatalog {
     func versions(of module: String) throws -> [SemVer]?
     /// What `module@version` requires.
     func dependencies(of module: String, _ version: SemVer) throws -> [Dependency]
+    /// The versions of `module` resolution skips unless a requirement names one exactly (yanked).
+    func withdrawn(of module: String) throws -> Set<SemVer>
+}
+
+extension ModuleCatalog {
+    public func withdrawn(of module: String) throws -> Set<SemVer> { [] }
+
+    /// The highest version of `module` satisfying every range, skipping withdrawn versions that
+    /// none of them names exactly.
+    public func choose(_ module: String, from all: [SemVer], _ ranges: [SemVerRange]) throws -> SemVer? {
+        let withdrawn = try self.withdrawn(of: module)
+        return all.filter { v in
+            ranges.allSatisfy { $0.contains(v) } && (!withdrawn.contains(v) || ranges.contains { $0.isExactly(v) })
+        }.max()
+    }
 }
 
 /// A resolved graph.
@@ -107,7 +122,7 @@ public struct Resolver {
                     let w = wanted.last!
                     throw ResolutionError.missing(module: module, range: w.range.text, requiredBy: w.by)
                 }
-                guard let version = all.filter({ v in wanted.allSatisfy { $0.range.contains(v) } }).max() else {
+                guard let version = try catalog.choose(module, from: all, wanted.map(\.range)) else {
                     // Which two disagree: the first requirement no version shares with another.
                     for (i, a) in wanted.enumerated() {
                         for b in wanted[(i + 1)...] where !all.contains(where: { a.range.contains($0) && b.range.contains($0) }) {
@@ -122,7 +137,7 @@ public struct Resolver {
                 for dep in try catalog.dependencies(of: module, version) {
                     if dep.optional || dep.kind != .dependency {
                         // Resolved when it can be; never a reason to fail.
-                        guard let vs = try catalog.versions(of: dep.module), vs.contains(where: dep.range.contains) else { continue }
+                        guard let vs = try catalog.versions(of: dep.module), try catalog.choose(dep.module, from: vs, [dep.range]) != nil else { continue }
                     }
                     edges.append(Resolution.Edge(from: module, to: dep.module, kind: dep.kind))
                     constraints[dep.module, default: []].append((dep.range, by))
@@ -142,6 +157,30 @@ public struct Resolver {
             return resolution
         }
         throw ResolutionError.conflict(module: root, first: (range.text, "the request"), second: ("(no stable choice)", "\(maximumRounds) rounds"))
+    }
+
+    /// The cycle of `dependency` edges that publishing `module@version` with `dependencies` would
+    /// close, as a path (`a@1.0.0 → b@2.1.0 → a`), or nil. Each requirement is followed to the
+    /// version resolution would pick (the highest it admits); modules that are not there end a path.
+    public func cycle(closedBy module: String, _ version: SemVer, dependencies: [Dependency]) throws -> [String]? {
+        var visited = Set<String>()
+        var path = ["\(module)@\(version)"]
+        func follow(_ deps: [Dependency]) throws -> [String]? {
+            for d in deps where d.kind == .dependency {
+                if d.module == module {
+                    if d.range.contains(version) { return path + [module] }
+                    continue
+                }
+                guard let all = try catalog.versions(of: d.module), let v = try catalog.choose(d.module, from: all, [d.range]) else { continue }
+                let name = "\(d.module)@\(v)"
+                guard visited.insert(name).inserted else { continue }
+                path.append(name)
+                if let c = try follow(try catalog.dependencies(of: d.module, v)) { return c }
+                path.removeLast()
+            }
+            return nil
+        }
+        return try follow(dependencies)
     }
 
     /// A cycle of `dependency` edges as a path of `name@version` ending in the first name again.

@@ -192,6 +192,15 @@ public struct SemVerRange: Sendable, CustomStringConvertible {
         return contains(v)
     }
 
+    /// Whether the range asks for `version` exactly (`1.2.3`, `=1.2.3`): what brings back a
+    /// version resolution otherwise skips (yanked).
+    public func isExactly(_ version: SemVer) -> Bool {
+        sets.allSatisfy { set in
+            guard set.count == 1, case .equal(let v) = set[0] else { return false }
+            return v == version
+        }
+    }
+
     /// The highest of `versions` in the range.
     public func highest<S: Sequence>(of versions: S) -> SemVer? where S.Element == SemVer {
         versions.filter(contains).max()

@@ -27,15 +27,17 @@ import TestSupport
         let dir = TemporaryDirectory()
         try Repository.initialize(at: dir.path + "/repo")
         let node = try Node(repository: try Repository(path: dir.path + "/repo", purpose: "registry tests"), clock: ManualClock())
-        let published = try node.publishModule(directory: try Self.module(dir.path, version: "1.2.0"))
+        let first = try node.publishModule(directory: try Self.module(dir.path, version: "1.2.0"))
+        #expect(first.created)
+        let published = first.release
         let m = published.metadata
         #expect(m.module == "q-docs" && m.version.description == "1.2.0" && m.identity.squidId == node.identity.peerID)
         #expect(m.dependencies == [.init(module: "q-core", range: "^1.0.0")])
         // The pointers name the signed block; the metadata verifies and reads back equal.
         let exact = try node.pointer(type: "module-version", key: "q-docs@1.2.0")
-        #expect(exact.target == published.signedCID)
-        #expect(try node.pointer(type: "module", key: "q-docs").target == published.signedCID)
-        #expect(try node.moduleMetadata(signed: published.signedCID) == m)
+        #expect(exact.target == published.signed)
+        #expect(try node.pointer(type: "module", key: "q-docs").target == published.signed)
+        #expect(try node.moduleMetadata(signed: published.signed) == m)
         // The checksum is the SHA-256 of the package's tar stream; package and docs are pinned.
         var tarBytes: [UInt8] = []
         try node.tar(m.package, name: "q-docs") { tarBytes.append(contentsOf: $0) }
@@ -43,12 +45,17 @@ import TestSupport
         #expect(try node.pinObjects(of: m.package).map(\.resourceType) == ["module-packages"])
         #expect(try node.pinObjects(of: m.documentation).map(\.resourceType) == ["module-docs"])
         // Never twice; the latest pointer follows the highest version only.
-        #expect(throws: RegistryError.self) { try node.publishModule(directory: try Self.module(dir.path + "/again", version: "1.2.0")) }
-        let older = try node.publishModule(directory: try Self.module(dir.path, version: "1.1.9"))
-        #expect(try node.pointer(type: "module", key: "q-docs").target == published.signedCID)
-        #expect(try node.pointer(type: "module-version", key: "q-docs@1.1.9").target == older.signedCID)
-        let newer = try node.publishModule(directory: try Self.module(dir.path, version: "2.0.0"))
-        #expect(try node.pointer(type: "module", key: "q-docs").target == newer.signedCID)
+        // The same release again is found published (a rerun); other contents are refused.
+        let again = try node.publishModule(directory: try Self.module(dir.path + "/again", version: "1.2.0"))
+        #expect(!again.created && again.release.signed == published.signed)
+        let changed = try Self.module(dir.path + "/changed", version: "1.2.0")
+        try Data("changed\n".utf8).write(to: URL(fileURLWithPath: changed + "/package/lib/index.js"))
+        #expect { try node.publishModule(directory: changed) } throws: { e in (e as? RegistryError)?.code == "MODULE_VERSION_EXISTS" }
+        let older = try node.publishModule(directory: try Self.module(dir.path, version: "1.1.9")).release
+        #expect(try node.pointer(type: "module", key: "q-docs").target == published.signed)
+        #expect(try node.pointer(type: "module-version", key: "q-docs@1.1.9").target == older.signed)
+        let newer = try node.publishModule(directory: try Self.module(dir.path, version: "2.0.0")).release
+        #expect(try node.pointer(type: "module", key: "q-docs").target == newer.signed)
         // Each publication is an audit event.
         var q = AuditQuery()
         q.type = "q.registry.publish.v1"
@@ -74,7 +81,7 @@ import TestSupport
         let r = try node.resolveModule("q-app", range: "^1")
         #expect(r.versions.mapValues(\.description) == ["q-app": "1.0.0", "q-ui": "0.3.1", "q-core": "1.4.2"])
         try publish("q-lone", "1.0.0", deps: #"{"module": "q-ghost", "range": "^1"}"#)
-        #expect { try node.resolveModule("q-lone", range: "*") } throws: { e in (e as? ResolutionError)?.code == "DEPENDENCY_MISSING" }
+        #expect { try node.resolveModule("q-lone", range: "*") } throws: { e in (e as? RegistryError)?.code == "DEPENDENCY_MISSING" }
     }
 
     @Test func manifestErrorsNameTheField() throws {
