@@ -69,6 +69,11 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
     /// The scope `name:publish:KEY` publishing the IPNS name of the node's key `KEY` needs.
     public static func namePublish(key: String) -> Scope { Scope(trusted: "name:publish:\(key)") }
 
+    /// `registry:publish:MODULE`: publishing and changing the versions of `MODULE`.
+    public static func registryPublish(module: String) -> Scope { Scope(trusted: "registry:publish:\(module)") }
+    /// `registry:promote`: moving versions from the sandbox to production.
+    public static let registryPromote = Scope(trusted: "registry:promote")
+
     /// The scope `index:write:TYPE/KEY` an update of that pointer needs.
     public static func indexWrite(type: String, key: String) -> Scope { Scope(trusted: "index:write:\(type)/\(key)") }
 

@@ -102,7 +102,14 @@ enum AccessRules {
             RouteRule(.put, "/pins", .pin), RouteRule(.patch, "/pins", .pin), RouteRule(.delete, "/pins", .pin),
             RouteRule(.put, "/pins/{requestid}", .pin), RouteRule(.patch, "/pins/{requestid}", .pin),
             RouteRule(.get, "/q/v1/index/**", .read),
+            RouteRule(.get, "/q/v1/modules", .read), RouteRule(.get, "/q/v1/modules/**", .read),
+            RouteRule(.post, "/q/v1/modules/**", summary: "registry:publish:{name} (…/promote: registry:promote)") { request in
+                request.uri.path.hasSuffix("/promote") ? [.registryPromote] : [registryScope(request.uri.path)]
+            },
         ]
+        for method in [HTTPRequest.Method.patch, .delete] {
+            rules.append(RouteRule(method, "/q/v1/modules/**", summary: "registry:publish:{name}") { request in [registryScope(request.uri.path)] })
+        }
         for command in ["pin/add", "pin/rm", "pin/update"] { rules.append(RouteRule(.post, "/api/v0/" + command, .pin)) }
         for command in ["version", "id", "block/get", "block/stat", "dag/get", "dag/export", "cat", "ls", "get", "repo/stat",
                         "pin/ls", "pin/verify", "pin/policies", "name/resolve", "routing/get", "key/list"] {
@@ -127,12 +134,19 @@ enum AccessRules {
     /// The gateway's routes: public, or `read` when `access.gatewayRequiresRead`.
     static func gateway(requiresRead: Bool) -> [RouteRule] {
         var rules: [RouteRule] = [.open(.get, "/health"), .open(.head, "/health")]
-        for namespace in ["/ipfs/**", "/ipns/**"] {
+        for namespace in ["/ipfs/**", "/ipns/**", "/modules/**"] {
             for method in [HTTPRequest.Method.get, .head, .options, .post, .put, .delete, .patch] {
                 rules.append(requiresRead && method != .options ? RouteRule(method, namespace, .read) : .open(method, namespace))
             }
         }
         return rules
+    }
+
+    /// `registry:publish:{name}` of `/q/v1/modules/{name}[@…][/…]`.
+    static func registryScope(_ path: String) -> Scope {
+        let ref = path.dropFirst("/q/v1/modules/".count).prefix { $0 != "/" }
+        let decoded = String(ref).removingPercentEncoding ?? String(ref)
+        return .registryPublish(module: String(decoded.prefix { $0 != "@" }))
     }
 
     /// `index:write:{type}/{key}` of `/q/v1/index/{type}/{key}[/publish]` (the key percent-decoded,

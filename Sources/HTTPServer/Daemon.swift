@@ -177,6 +177,7 @@ public final class Daemon: Sendable {
         EventsAPI(node: node, io: io).register(on: router)
         AccessAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         AuditAPI(node: node, io: io, downloads: apiDownloads).register(on: router)
+        RegistryAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         return router
     }
 

@@ -19,9 +19,11 @@ struct Gateway: Sendable {
     let limits: ServerLimits
 
     static let immutableCache = "public, max-age=29030400, immutable"
+    /// A module name's docs: the name may move to a new release at any time.
+    static let moduleCache = "public, max-age=60"
 
     func register(on router: Router<ServerContext>) {
-        for namespace in ["/ipfs/**", "/ipns/**"] {
+        for namespace in ["/ipfs/**", "/ipns/**", "/modules/**"] {
             router.get(RouterPath(namespace)) { request, _ in await self.handle(request, head: false) }
             router.head(RouterPath(namespace)) { request, _ in await self.handle(request, head: true) }
             router.on(RouterPath(namespace), method: .options) { _, _ in Response(status: .ok) }
@@ -72,12 +74,28 @@ struct Gateway: Sendable {
             String($0).removingPercentEncoding ?? String($0)
         }
         let ipns = request.uri.path.hasPrefix("/ipns/")
-        guard let first = segments.first else { throw RequestError(.badRequest, ipns ? "expected /ipns/{name}" : "expected /ipfs/{cid}") }
+        let module = request.uri.path.hasPrefix("/modules/")
+        guard let first = segments.first else {
+            throw RequestError(.badRequest, ipns ? "expected /ipns/{name}" : module ? "expected /modules/{name}[@range]/docs/{path}" : "expected /ipfs/{cid}")
+        }
         let root: CID
         let path: [String]
         /// `/ipns/` responses may be cached for the record's TTL, not forever.
         var cacheControl = Self.immutableCache
-        if ipns {
+        /// What the content is at (the request's path, or the immutable one a module name resolved to).
+        var contentPath = request.uri.path
+        if module {
+            // A module's docs: the name moves with each release, so the answer is cached briefly;
+            // X-Ipfs-Path names the immutable path it resolved to.
+            guard segments.count >= 2, segments[1] == "docs" else { throw RequestError(.notFound, "expected /modules/{name}[@range]/docs/{path}") }
+            let (name, range) = try Node.moduleReference(first)
+            let release = try await io.run { try self.node.moduleDocs(name, range: range) }
+            root = release.metadata.documentation
+            path = Array(segments.dropFirst(2))
+            cacheControl = Self.moduleCache
+            contentPath = Self.percentEncodedPath("/ipfs/" + ([root.string] + path).joined(separator: "/"))
+                + (request.uri.path.hasSuffix("/") && !path.isEmpty ? "/" : "")
+        } else if ipns {
             if Self.wantsIPNSRecord(request) { return try await ipnsRecord(request, first, extraPath: segments.count > 1, head: head) }
             // One read and verification of the name's record: its value is followed from there.
             let (record, r, p) = try await io.run { () throws -> (IPNSRecord, CID, [String]) in
@@ -97,7 +115,7 @@ struct Gateway: Sendable {
         let terminal = resolved.terminal
         var headers = HTTPFields()
         headers[.cacheControl] = cacheControl
-        headers[HTTPField.Name("X-Ipfs-Path")!] = request.uri.path
+        headers[HTTPField.Name("X-Ipfs-Path")!] = contentPath
         headers[HTTPField.Name("X-Ipfs-Roots")!] = (resolved.crossed + [terminal]).map(\.string).joined(separator: ",")
         headers[.vary] = "Accept"
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
@@ -172,7 +190,7 @@ struct Gateway: Sendable {
                     let html = Self.dagPreview(terminal, data)
                     headers[.contentType] = "text/html; charset=utf-8"
                     headers[.eTag] = "\"DagIndex-qstore1_CID-\(terminal.string)\""
-                    if !Self.isIPNS(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
+                    if !Self.isMutable(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
                     return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(string: html)))
                 }
                 headers[.contentType] = Self.mediaType(of: terminal.codec)
@@ -185,8 +203,8 @@ struct Gateway: Sendable {
         }
     }
 
-    /// Whether the request names content through an IPNS name (which may move).
-    static func isIPNS(_ request: Request) -> Bool { request.uri.path.hasPrefix("/ipns/") }
+    /// Whether the request names content through a name that may move (IPNS, a module).
+    static func isMutable(_ request: Request) -> Bool { request.uri.path.hasPrefix("/ipns/") || request.uri.path.hasPrefix("/modules/") }
 
     /// How long a response under an IPNS name may be cached: the record's TTL, but never past the
     /// record's end of validity (at least a second).

@@ -54,7 +54,7 @@ extension Gateway {
             let html = DirectoryListing.html(path: requestPath, cid: terminal, entries: entries, isRoot: requestPath.split(separator: "/").count <= 2)
             let etag = "\"DirIndex-\(DirectoryListing.templateVersion)_CID-\(terminal.string)\""
             headers[.eTag] = etag
-            if !Self.isIPNS(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
+            if !Self.isMutable(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
             if Self.matches(request, etag: etag) { return Response(status: .notModified, headers: headers) }
             headers[.contentType] = "text/html; charset=utf-8"
             headers[.contentLength] = String(html.utf8.count)

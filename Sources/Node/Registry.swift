@@ -48,18 +48,6 @@ public struct ModulePublication: Sendable {
     public var created: Bool
 }
 
-/// A change of a version's registry state (`module deprecate|yank|status`).
-public struct ModuleChange: Sendable, Equatable {
-    public var status: ModuleMetadata.Status?
-    public var yanked: Bool?
-    /// Why (kept in the metadata's `reason`); a change without one clears the previous reason.
-    public var reason: String?
-
-    public init(status: ModuleMetadata.Status? = nil, yanked: Bool? = nil, reason: String? = nil) {
-        (self.status, self.yanked, self.reason) = (status, yanked, reason)
-    }
-}
-
 /// The registry's memory: module summaries for search and listing (built on first use from the
 /// pointers, kept current by this node's registry operations, dropped when pointer histories are
 /// merged in) and the fetch counters (persisted, unsynced, in key space `I`:

@@ -223,3 +223,16 @@ public struct ModuleDependent: Sendable, Equatable {
         (self.module, self.version, self.range, self.kind, self.optional, self.satisfiedByLatest) = (module, version, range, kind, optional, satisfiedByLatest)
     }
 }
+
+/// A change of a version's registry state (`module deprecate|yank|status`).
+public struct ModuleChange: Sendable, Equatable {
+    public var status: ModuleMetadata.Status?
+    public var yanked: Bool?
+    /// Why (kept in the metadata's `reason`); a change without one clears the previous reason.
+    public var reason: String?
+
+    public init(status: ModuleMetadata.Status? = nil, yanked: Bool? = nil, reason: String? = nil) {
+        (self.status, self.yanked, self.reason) = (status, yanked, reason)
+    }
+}
+

@@ -12,6 +12,7 @@ import Node
 import Pinning
 import QAPI
 import Qindex
+import Registry
 import Signing
 import Storage
 import UnixFS
@@ -98,6 +99,19 @@ protocol Backend {
     /// Writes the log as a CAR (`car`) or JSON lines (`jsonl`) to `write`.
     func auditExport(format: String, query: [(String, String)], into write: @escaping ([UInt8]) throws -> Void) throws
     func auditVerify(key: String?, progress: Bool) throws -> AuditVerification
+
+    // The module registry, in the Q API's wire types (ModuleCommand.swift); `ref` is name[@range].
+    func publishModule(_ directory: String, namespace: ModuleNamespace, key: String) throws -> ModulePublished
+    func module(_ ref: String, namespace: ModuleNamespace) throws -> ModuleVersionsInfo
+    func verifyModule(_ ref: String, namespace: ModuleNamespace) throws -> ModuleVerifyReport
+    /// `action`: `deprecate`, `yank`, or nil (a status change).
+    func changeModule(_ ref: String, action: String?, _ change: ModuleChangeRequest, namespace: ModuleNamespace) throws -> ModuleInfo
+    func promoteModule(_ ref: String) throws -> ModuleInfo
+    func deregisterModule(_ ref: String, namespace: ModuleNamespace) throws -> ModuleDeregistered
+    func searchModules(_ parameters: [(String, String)]) throws -> ModulePage
+    func moduleGraph(_ ref: String, namespace: ModuleNamespace) throws -> ModuleGraphInfo
+    func moduleDependents(_ name: String, namespace: ModuleNamespace) throws -> ModuleDependents
+    func moduleDocs(_ ref: String) throws -> ModuleDocsInfo
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.
