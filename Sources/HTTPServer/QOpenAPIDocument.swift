@@ -11,7 +11,7 @@ info:
     The Q-native API of the Qstore daemon, under `/q/v1` on the API listener (admin; loopback by
     default, `127.0.0.1:5001`). Qindex pointers (Docs/qindex.md), their publication as IPNS names,
     the event stream, identities, grants and tokens (Docs/access.md), the Qerberos audit log
-    (Docs/audit.md), and this document.
+    (Docs/audit.md), the module registry (Docs/registry.md), and this document.
 
     ## Authentication
 
@@ -34,7 +34,8 @@ info:
 
     Then the caller needs the operation's scope (deny by default): reads need `read`, pointer
     writes `index:write:{type}/{key}` (or a broader `index:write…`), imports `index:write`,
-    identities, grants and tokens `admin`, the audit log's routes (`/q/v1/audit/…`) `audit:read`;
+    identities, grants and tokens `admin`, the audit log's routes (`/q/v1/audit/…`) `audit:read`,
+    registry writes `registry:publish:{name}` (promotion `registry:promote`);
     else `403 QONSENT_DENIED`, the message naming the missing scope. Each caller (the sQuid id,
     `token:ID`, or `admin`) is rate limited (requests and bytes per second): past the limit
     `429 RATE_LIMIT_EXCEEDED` with `Retry-After` (seconds).
@@ -111,6 +112,8 @@ tags:
     description: Identities, grants, tokens and the caller (Docs/access.md); `admin` scope except `whoami`.
   - name: audit
     description: 'The Qerberos audit log (Docs/audit.md): events, proofs, tiles, checkpoints; scope `audit:read`.'
+  - name: modules
+    description: 'The module registry (Docs/registry.md): publish, verify, promote, deprecate, yank, deregister, search, dependencies, docs.'
   - name: meta
     description: This document.
 
@@ -1894,6 +1897,591 @@ paths:
         '500':
           $ref: '#/components/responses/InternalError'
 
+  /q/v1/modules:
+    get:
+      tags: [modules]
+      operationId: searchModules
+      summary: Search the module registry
+      description: |
+        Modules (their latest version's fields, their number of versions and fetch counts)
+        matching every filter given, sorted, a page at a time. `next` is the following page's
+        `cursor` (null: the last page). Scope `read`.
+      parameters:
+        - name: q
+          in: query
+          description: Words that must all appear in the name or the description (case-insensitive).
+          schema:
+            type: string
+            maxLength: 256
+        - name: type
+          in: query
+          description: Only modules of this type.
+          schema:
+            type: string
+            maxLength: 64
+        - name: capability
+          in: query
+          description: Only modules whose latest version lists this capability.
+          schema:
+            type: string
+            maxLength: 128
+        - name: publisher
+          in: query
+          description: Only modules published by this sQuid id.
+          schema:
+            type: string
+            maxLength: 256
+        - name: status
+          in: query
+          description: Only modules whose latest version has this status (any case).
+          schema:
+            type: string
+            enum: [DEVELOPMENT, TESTING, PRODUCTION, DEPRECATED, SUSPENDED]
+        - $ref: '#/components/parameters/ModuleNamespace'
+        - name: sort
+          in: query
+          description: '`name` (ascending by default), `updated`, `versions`, `fetches` (descending by default).'
+          schema:
+            type: string
+            enum: [name, updated, versions, fetches]
+            default: name
+        - name: order
+          in: query
+          schema:
+            type: string
+            enum: [asc, desc]
+        - name: limit
+          in: query
+          description: The page size.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 1000
+            default: 50
+        - name: cursor
+          in: query
+          description: The `next` of a previous page.
+          schema:
+            type: string
+            pattern: '^[0-9]{1,9}$'
+      responses:
+        '200':
+          description: A page of modules.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModulePageReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    get:
+      tags: [modules]
+      operationId: showModule
+      summary: A module's versions, or the version a range picks
+      description: |
+        With `name`: every live version, lowest first. With `name@range`: the version resolution
+        would pick (the highest the range admits; yanked and suspended versions only when the
+        range names them exactly), and `cid` is its signed metadata block. Scope `read`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      responses:
+        '200':
+          description: The versions.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleVersionsReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+    post:
+      tags: [modules]
+      operationId: publishModule
+      summary: Publish a module version
+      description: |
+        The module directory as `multipart/form-data`, one part per file or directory, each named
+        (`filename`, percent-encoded) by its path relative to the directory: `module.json` (the
+        manifest: `module`, `version`, `type`, `description`, `capabilities`,
+        `identitiesSupported`, `integrations`, `dependencies` [`{module, range, kind, optional}`],
+        `status`, `compliance`, `repository`, `changelog`), `package/…` and `docs/…` (directories
+        as `application/x-directory`; no symlinks), at most 256 MiB. `ref` is the module's name and
+        must be module.json's. The node adds package and docs as UnixFS, computes the checksum
+        (SHA-256 of the package's tar stream), checks and signs the metadata with the keystore key
+        `key` (a key of the caller's identity when the caller is one), refuses a dependency cycle,
+        makes `module-version/<name>@<version>` (a version is never published twice) and moves
+        `module/<name>`. `201`: published; `200`: this very release was published already (the
+        call completes what an interrupted one left). Scope `registry:publish:{name}`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+        - name: key
+          in: query
+          description: The keystore key that signs.
+          schema:
+            $ref: '#/components/schemas/KeyName'
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              properties:
+                file:
+                  type: array
+                  items:
+                    type: string
+                    format: binary
+      responses:
+        '200':
+          description: Already published (the same release); completed.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModulePublishedReply'
+        '201':
+          description: Published.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModulePublishedReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+    patch:
+      tags: [modules]
+      operationId: changeModuleStatus
+      summary: Change a version's status or yanked flag
+      description: |
+        `ref` is `name@version`. A new metadata revision (signed by the node as the registry's
+        operator; everything else as published) with the status (DEVELOPMENT → TESTING →
+        PRODUCTION ⇄ DEPRECATED, TESTING → DEVELOPMENT, any → SUSPENDED → any; another move is
+        `409 MODULE_STATE`), `yanked` and `reason`. A change that changes nothing returns the
+        version as it is. Scope `registry:publish:{name}`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ModuleChangeRequest'
+      responses:
+        '200':
+          description: The version's current metadata.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+    delete:
+      tags: [modules]
+      operationId: deregisterModule
+      summary: Deregister a version, or every version of a module
+      description: |
+        `ref` is `name@version` or `name`. Each version pointer gets a tombstone (its history
+        stays; the version is never published again), package and docs lose their policy pins,
+        and `module/<name>` moves to the highest version left (or is deleted). Scope
+        `registry:publish:{name}`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      responses:
+        '200':
+          description: The versions removed.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleDeregisteredReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/verify:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    get:
+      tags: [modules]
+      operationId: verifyModule
+      summary: Verify versions
+      description: |
+        Every version `ref` admits (all without a range), each with its checks: `signature` (every
+        revision of the version's pointer verifies; the first by a key of the publisher valid when
+        it signed, later ones by the publisher or this node, each the same release with an allowed
+        status move), `package` and `docs` (complete here, pinned under module-packages and
+        module-docs), `checksum` (the package's tar stream), `dependencies` (resolvable),
+        `status` (not SUSPENDED, nor anything it resolves to). Scope `read`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      responses:
+        '200':
+          description: The report (`ok` false when any check failed).
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleVerifyReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/graph:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    get:
+      tags: [modules]
+      operationId: moduleGraph
+      summary: The resolved dependency graph
+      description: |
+        `ref` (`name[@range]`, `*` without a range) resolved to one version per module, the highest
+        satisfying every requirement; nodes and typed edges (`dependency`, `integration`,
+        `data-flow`). Production unless `namespace=sandbox` (which sees the sandbox and
+        production). A cycle, a missing module or incompatible requirements are `409` with
+        `DEPENDENCY_CYCLE` (the path), `DEPENDENCY_MISSING` or `VERSION_CONFLICT` (the two
+        requirements). Scope `read`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      responses:
+        '200':
+          description: The graph.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleGraphReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/rdeps:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    get:
+      tags: [modules]
+      operationId: moduleDependents
+      summary: The modules that require one
+      description: |
+        `ref` is a name. The modules whose latest version requires it (any kind), with the range
+        and whether its latest version satisfies it. Scope `read`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      responses:
+        '200':
+          description: The dependents, by name.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleDependentsReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/docs:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    get:
+      tags: [modules]
+      operationId: moduleDocs
+      summary: The docs a module name resolves to
+      description: |
+        The docs CID of the production version `ref` picks (counted as a docs fetch); the gateway
+        serves the files at `/modules/{name}[@range]/docs/{path}`. Scope `read`.
+      responses:
+        '200':
+          description: The docs; `cid` is the docs root.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleDocsReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/package:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    get:
+      tags: [modules]
+      operationId: modulePackage
+      summary: A module's package, as a tar stream
+      description: |
+        The package of the production version `ref` picks, as the tar stream its checksum hashes
+        (`X-Module-Checksum`), counted as a package fetch. Scope `read`.
+      responses:
+        '200':
+          description: The tar stream.
+          headers:
+            X-Module-Checksum:
+              description: The metadata's checksum, base16 multibase (`f1220` + the SHA-256 in hex).
+              schema:
+                type: string
+            X-Ipfs-Path:
+              description: '`/ipfs/<package CID>`.'
+              schema:
+                type: string
+          content:
+            application/x-tar:
+              schema:
+                type: string
+                format: binary
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/promote:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    post:
+      tags: [modules]
+      operationId: promoteModule
+      summary: Move a version from the sandbox to production
+      description: |
+        `ref` is `name@version`. After a full verify in production's terms (signature chain,
+        package and docs complete, checksum, dependencies resolvable in production, status; a
+        failure is `409 MODULE_STATE` naming the checks), production's pointer starts from the
+        publisher-signed metadata the sandbox started from, then a revision naming `activatedBy`
+        (the caller's identity, else the node); the sandbox pointer gets a tombstone. Scope
+        `registry:promote`.
+      responses:
+        '200':
+          description: The version in production.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/deprecate:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    post:
+      tags: [modules]
+      operationId: deprecateModule
+      summary: Deprecate a version
+      description: |
+        `ref` is `name@version`; the body's `reason` is required. Status DEPRECATED (from
+        PRODUCTION), as `PATCH` does. Scope `registry:publish:{name}`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ModuleChangeRequest'
+      responses:
+        '200':
+          description: The version's current metadata.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/modules/{ref}/yank:
+    parameters:
+      - $ref: '#/components/parameters/ModuleRef'
+    post:
+      tags: [modules]
+      operationId: yankModule
+      summary: Yank a version (or undo it)
+      description: |
+        `ref` is `name@version`. Resolution skips a yanked version unless a range names it
+        exactly; its content stays retrievable. Body optional: `{"yanked": false}` undoes it;
+        `reason` says why. Scope `registry:publish:{name}`.
+      parameters:
+        - $ref: '#/components/parameters/ModuleNamespace'
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ModuleChangeRequest'
+      responses:
+        '200':
+          description: The version's current metadata.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ModuleReply'
+        '400':
+          $ref: '#/components/responses/ModuleBadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ModuleNotFound'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/ModuleConflict'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
 components:
   securitySchemes:
     bearer:
@@ -1928,6 +2516,25 @@ components:
         identity. A request that does not verify: `401 SIGNATURE_INVALID`.
 
   parameters:
+    ModuleRef:
+      name: ref
+      in: path
+      required: true
+      description: |
+        A module name (`^[a-z][a-z0-9-]{1,63}$`), `name@version`, or `name@range` (npm ranges:
+        `^1.2`, `~1.2.3`, `>=1 <2`, `1.x`; percent-encoded as a URL path segment needs).
+      schema:
+        type: string
+        pattern: '^[a-z][a-z0-9-]{1,63}(@.{1,256})?$'
+      example: q-docs@^1.2
+    ModuleNamespace:
+      name: namespace
+      in: query
+      description: '`production` (the default) or `sandbox` (versions published with `--sandbox`, not yet promoted).'
+      schema:
+        type: string
+        enum: [production, sandbox]
+        default: production
     Type:
       name: type
       in: path
@@ -2010,6 +2617,39 @@ components:
         type: string
       example: 'true'
   responses:
+    ModuleBadRequest:
+      description: |
+        `INVALID_INPUT`: a malformed name, version, range or parameter, a module.json field (the
+        message names it: `module.json: dependencies[0].range: …`), a body that is not the
+        expected JSON or multipart, an upload without module.json or naming another module, a
+        path that would leave the module directory, a symlink.
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    ModuleNotFound:
+      description: '`MODULE_NOT_FOUND`: no such module or version (in the namespace asked), or no such route.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    ModuleConflict:
+      description: |
+        `MODULE_VERSION_EXISTS`: the version was published before (with other contents, in the
+        other namespace, or deregistered since: a version is never published twice);
+        `MODULE_STATE`: a status move the life cycle does not allow, or a promotion of a version
+        that does not verify (the failed checks named); `DEPENDENCY_CYCLE`, `DEPENDENCY_MISSING`,
+        `VERSION_CONFLICT`: a resolution that fails, naming the path or the requirements.
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    ModuleTooLarge:
+      description: '`TOO_LARGE`: the body is over its limit (a module upload: 256 MiB; a change: 16 KiB).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
     BadRequest:
       description: |
         `INVALID_INPUT`: a bad type, key, tag, CID, cursor, time, limit (1–1000) or integer
@@ -3110,6 +3750,357 @@ components:
           minimum: 0
           nullable: true
           description: Where the next page starts (pass it as `cursor`); null when there is no more.
+    # The module registry
+
+    ModuleChangeRequest:
+      type: object
+      description: A change of a version's state; `reason` says why (a change without one clears the previous).
+      additionalProperties: false
+      properties:
+        status:
+          type: string
+          enum: [DEVELOPMENT, TESTING, PRODUCTION, DEPRECATED, SUSPENDED]
+        yanked:
+          type: boolean
+        reason:
+          type: string
+          minLength: 1
+          maxLength: 1024
+    ModuleDependency:
+      type: object
+      required: [module, range, kind, optional]
+      properties:
+        module:
+          type: string
+        range:
+          type: string
+        kind:
+          type: string
+          enum: [dependency, integration, data-flow]
+        optional:
+          type: boolean
+    ModuleInfo:
+      type: object
+      description: One version's metadata (its current revision), the signed block its pointer names and who signed it.
+      required: [module, version, namespace, status, yanked, description, publisher, type, capabilities, identitiesSupported, integrations,
+                 dependencies, compliance, package, checksum, documentation, auditHash, createdAt, updatedAt, signed, signer, revision]
+      properties:
+        module:
+          type: string
+        version:
+          type: string
+        namespace:
+          type: string
+          enum: [production, sandbox]
+        status:
+          type: string
+          enum: [DEVELOPMENT, TESTING, PRODUCTION, DEPRECATED, SUSPENDED]
+        yanked:
+          type: boolean
+        reason:
+          type: string
+        description:
+          type: string
+        publisher:
+          type: string
+          description: The publisher's sQuid id.
+        type:
+          type: string
+        capabilities:
+          type: array
+          items:
+            type: string
+        identitiesSupported:
+          type: array
+          items:
+            type: string
+        integrations:
+          type: array
+          items:
+            type: string
+        dependencies:
+          type: array
+          items:
+            $ref: '#/components/schemas/ModuleDependency'
+        compliance:
+          type: object
+          required: [audit, riskScoring, privacyEnforced, kycSupport, gdprCompliant, dataRetentionPolicy]
+          properties:
+            audit:
+              type: boolean
+            riskScoring:
+              type: boolean
+            privacyEnforced:
+              type: boolean
+            kycSupport:
+              type: boolean
+            gdprCompliant:
+              type: boolean
+            dataRetentionPolicy:
+              type: string
+        package:
+          type: string
+          description: The package's UnixFS root.
+        checksum:
+          type: string
+          description: The multihash of the package's tar stream, base16 multibase (`f1220` + the SHA-256 in hex).
+        documentation:
+          type: string
+          description: The docs' UnixFS root.
+        repository:
+          type: string
+        changelog:
+          type: string
+        auditHash:
+          type: string
+          description: The audit checkpoint at registration (`<size> <base64 root>`).
+        activatedBy:
+          type: string
+          description: Who promoted it to production.
+        createdAt:
+          type: string
+        updatedAt:
+          type: string
+        signed:
+          type: string
+          description: The signed metadata block the version's pointer names.
+        signer:
+          type: string
+          description: The Ed25519 public key (base64) that signed this revision.
+        revision:
+          type: integer
+          format: int64
+          minimum: 1
+    ModuleSummary:
+      type: object
+      required: [module, namespace, latest, description, type, capabilities, publisher, status, versions, updatedAt, fetches]
+      properties:
+        module:
+          type: string
+        namespace:
+          type: string
+          enum: [production, sandbox]
+        latest:
+          type: string
+        description:
+          type: string
+        type:
+          type: string
+        capabilities:
+          type: array
+          items:
+            type: string
+        publisher:
+          type: string
+        status:
+          type: string
+        versions:
+          type: integer
+          minimum: 0
+        updatedAt:
+          type: string
+        fetches:
+          type: object
+          required: [package, docs]
+          properties:
+            package:
+              type: integer
+              minimum: 0
+            docs:
+              type: integer
+              minimum: 0
+    ModulePageReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [modules]
+              properties:
+                modules:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/ModuleSummary'
+                next:
+                  type: string
+                  nullable: true
+    ModuleVersionsReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [module, namespace, versions]
+              properties:
+                module:
+                  type: string
+                namespace:
+                  type: string
+                versions:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/ModuleInfo'
+    ModuleReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/ModuleInfo'
+    ModulePublishedReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [created, module]
+              properties:
+                created:
+                  type: boolean
+                module:
+                  $ref: '#/components/schemas/ModuleInfo'
+    ModuleDeregisteredReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [module, namespace, versions]
+              properties:
+                module:
+                  type: string
+                namespace:
+                  type: string
+                versions:
+                  type: array
+                  items:
+                    type: string
+    ModuleVerifyReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [ok, versions]
+              properties:
+                ok:
+                  type: boolean
+                versions:
+                  type: array
+                  items:
+                    type: object
+                    required: [module, version, namespace, ok, checks]
+                    properties:
+                      module:
+                        type: string
+                      version:
+                        type: string
+                      namespace:
+                        type: string
+                      ok:
+                        type: boolean
+                      checks:
+                        type: array
+                        items:
+                          type: object
+                          required: [name, ok, detail]
+                          properties:
+                            name:
+                              type: string
+                              enum: [signature, package, docs, checksum, dependencies, status]
+                            ok:
+                              type: boolean
+                            detail:
+                              type: string
+    ModuleGraphReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [root, range, namespace, nodes, edges]
+              properties:
+                root:
+                  type: string
+                range:
+                  type: string
+                namespace:
+                  type: string
+                nodes:
+                  type: array
+                  items:
+                    type: object
+                    required: [module, version]
+                    properties:
+                      module:
+                        type: string
+                      version:
+                        type: string
+                edges:
+                  type: array
+                  items:
+                    type: object
+                    required: [from, to, kind]
+                    properties:
+                      from:
+                        type: string
+                      to:
+                        type: string
+                      kind:
+                        type: string
+                        enum: [dependency, integration, data-flow]
+    ModuleDependentsReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [module, dependents]
+              properties:
+                module:
+                  type: string
+                dependents:
+                  type: array
+                  items:
+                    type: object
+                    required: [module, version, range, kind, optional, satisfiedByLatest]
+                    properties:
+                      module:
+                        type: string
+                      version:
+                        type: string
+                      range:
+                        type: string
+                      kind:
+                        type: string
+                      optional:
+                        type: boolean
+                      satisfiedByLatest:
+                        type: boolean
+    ModuleDocsReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [module, version, cid, path]
+              properties:
+                module:
+                  type: string
+                version:
+                  type: string
+                cid:
+                  type: string
+                path:
+                  type: string
 
 """###
 }
