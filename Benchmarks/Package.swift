@@ -72,7 +72,11 @@ let package = Package(
         // Registry figures (dependency resolution, range matching).
         .executableTarget(
             name: "RegistryFigures",
-            dependencies: [.product(name: "Registry", package: "Qstore")],
+            dependencies: [
+                .product(name: "Registry", package: "Qstore"),
+                .product(name: "Node", package: "Qstore"),
+                .product(name: "Storage", package: "Qstore"),
+            ],
             path: "Tools/RegistryFigures"
         ),
         // Audit log figures (appends/s, proofs at size, verify speed).

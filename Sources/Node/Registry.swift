@@ -48,18 +48,43 @@ public struct ModulePublication: Sendable {
     public var created: Bool
 }
 
-/// The registry's memory: module summaries for search and listing (built on first use from the
-/// pointers, kept current by this node's registry operations, dropped when pointer histories are
-/// merged in) and the fetch counters (persisted, unsynced, in key space `I`:
-/// `I 01 ‖ name` → u64 package fetches ‖ u64 docs fetches).
+/// The registry's memory, all of it derived from the pointers and blocks and kept current by this
+/// node's registry operations (a pointer import drops it):
+/// - each module's summary for search and listing (built on first use), with the names sorted;
+/// - each module's live version pointers (what resolution lists), per namespace;
+/// - each signed metadata block's dependencies (content-addressed: never stale);
+/// - the fetch counters, persisted unsynced in key space `I` (`I 01 ‖ name` → u64 package
+///   fetches ‖ u64 docs fetches).
+/// A reader stores what it read only when no write moved the generation meanwhile.
 final class RegistryState: Sendable {
     struct Contents {
         var summaries: [ModuleNamespace: [String: ModuleSummary]] = [:]
+        var sorted: [ModuleNamespace: [ModuleSummary]] = [:]
+        var versions: [ModuleNamespace: [String: [(version: SemVer, head: Head)]]] = [:]
+        var dependencies: [CID: [Dependency]] = [:]
+        var generation: UInt64 = 0
         var fetches: [String: (package: UInt64, docs: UInt64)]?
     }
     let contents = Mutex(Contents())
+    /// At most this many signed blocks' dependencies are held (then the map starts again).
+    static let dependencyEntries = 200_000
 
-    func forget() { contents.withLock { $0.summaries = [:] } }
+    func forget() {
+        contents.withLock {
+            $0.summaries = [:]
+            $0.sorted = [:]
+            $0.versions = [:]
+            $0.generation += 1
+        }
+    }
+
+    /// Drops what is held of one module's versions (before and after its pointers move).
+    func forget(_ name: String, _ namespace: ModuleNamespace) {
+        contents.withLock {
+            $0.versions[namespace]?[name] = nil
+            $0.generation += 1
+        }
+    }
 }
 
 extension Node {
@@ -272,8 +297,17 @@ extension Node {
         return ModuleRelease(metadata: m, signed: target, signer: signer, namespace: namespace, revision: head.version)
     }
 
-    /// The live version pointers of `name` in `namespace`, lowest version first.
+    /// The live version pointers of `name` in `namespace`, lowest version first (held in memory
+    /// between registry writes).
     func versionHeads(_ name: String, _ namespace: ModuleNamespace) throws -> [(version: SemVer, head: Head)] {
+        let (held, generation) = registry.contents.withLock { ($0.versions[namespace]?[name], $0.generation) }
+        if let held { return held }
+        let read = try readVersionHeads(name, namespace)
+        registry.contents.withLock { if $0.generation == generation { $0.versions[namespace, default: [:]][name] = read } }
+        return read
+    }
+
+    func readVersionHeads(_ name: String, _ namespace: ModuleNamespace) throws -> [(version: SemVer, head: Head)] {
         var out: [(SemVer, Head)] = []
         var q = Qindex.Query()
         q.type = namespace.versionType
@@ -465,7 +499,9 @@ extension Node {
     /// Points `module/<name>` at the highest live version's current metadata (deletes it when
     /// none is left) and refreshes the module's summary.
     func moveLatest(_ name: String, _ namespace: ModuleNamespace) throws {
-        let heads = try versionHeads(name, namespace)
+        registry.forget(name, namespace)
+        defer { registry.forget(name, namespace) }
+        let heads = try readVersionHeads(name, namespace)
         let current = try pointerHead(type: namespace.moduleType, key: name)
         let live = current.flatMap { $0.isDeleted ? nil : $0 }
         if let top = heads.last {
@@ -608,7 +644,8 @@ extension Node {
 
     /// A page of modules matching `search`, with their fetch counts.
     public func searchModules(_ search: ModuleSearch) throws -> (modules: [ModuleSummary], next: Int?) {
-        search.page(try summaries(search.namespace).values)
+        let fetches = try fetchCounts()
+        return search.page(try sortedSummaries(search.namespace)) { fetches[$0] ?? (0, 0) }
     }
 
     /// The modules whose latest version requires `name` (any kind), with the range and whether
@@ -626,10 +663,11 @@ extension Node {
         return out.sorted { $0.module < $1.module }
     }
 
-    /// Every module's summary in `namespace`, built from the pointers on first use.
+    /// Every module's summary in `namespace` (without fetch counts), built from the pointers on
+    /// first use.
     func summaries(_ namespace: ModuleNamespace) throws -> [String: ModuleSummary] {
-        let fetches = try fetchCounts()
-        if let built = registry.contents.withLock({ $0.summaries[namespace] }) { return Self.withFetches(built, fetches) }
+        let (held, generation) = registry.contents.withLock { ($0.summaries[namespace], $0.generation) }
+        if let held { return held }
         var counts: [String: Int] = [:]
         var q = Qindex.Query()
         q.type = namespace.versionType
@@ -654,18 +692,23 @@ extension Node {
             guard let next = page.next else { break }
             q.cursor = next
         }
-        registry.contents.withLock { $0.summaries[namespace] = built }
-        return Self.withFetches(built, fetches)
+        registry.contents.withLock { if $0.generation == generation { $0.summaries[namespace] = built } }
+        return built
     }
 
-    static func withFetches(_ s: [String: ModuleSummary], _ fetches: [String: (package: UInt64, docs: UInt64)]) -> [String: ModuleSummary] {
-        guard !fetches.isEmpty else { return s }
-        var out = s
-        for (name, f) in fetches where out[name] != nil {
-            out[name]!.packageFetches = f.package
-            out[name]!.docsFetches = f.docs
+    /// The summaries sorted by name (what a search pages through).
+    func sortedSummaries(_ namespace: ModuleNamespace) throws -> [ModuleSummary] {
+        if let held = registry.contents.withLock({ $0.sorted[namespace] }) { return held }
+        let all = try summaries(namespace)
+        let sorted = all.values.sorted { $0.module < $1.module }
+        registry.contents.withLock { c in
+            // Kept only if the summaries it was made from are still the ones held.
+            if let current = c.summaries[namespace], current.count == all.count, c.sorted[namespace] == nil,
+               sorted.allSatisfy({ current[$0.module] == $0 }) {
+                c.sorted[namespace] = sorted
+            }
         }
-        return out
+        return sorted
     }
 
     /// Brings one module's summary up to date, when summaries are held.
@@ -675,7 +718,10 @@ extension Node {
         if let top = versions.last, let t = top.head.target, let m = try moduleMetadata(signed: t, verified: false) {
             summary = ModuleSummary(m, namespace: namespace, versions: versions.count)
         }
-        registry.contents.withLock { $0.summaries[namespace]?[name] = summary }
+        registry.contents.withLock {
+            $0.summaries[namespace]?[name] = summary
+            $0.sorted[namespace] = nil
+        }
     }
 
     /// The fetch counters (read once from key space `I`).
@@ -708,6 +754,20 @@ extension Node {
         let batch = WriteBatch()
         batch.put(KeySpace.registry.key([0x01] + Array(name.utf8)), bytes)
         try? repository.blocks.db.write(batch, sync: false)
+    }
+}
+
+extension Node {
+    /// The dependencies a signed metadata block states (held in memory: a block never changes).
+    func dependencies(signed cid: CID) throws -> [Dependency] {
+        if let held = registry.contents.withLock({ $0.dependencies[cid] }) { return held }
+        guard let m = try moduleMetadata(signed: cid, verified: false) else { throw RegistryError.notFound("\(cid) is not module metadata") }
+        let deps = try m.dependencies.map { try $0.dependency() }
+        registry.contents.withLock {
+            if $0.dependencies.count >= RegistryState.dependencyEntries { $0.dependencies = [:] }
+            $0.dependencies[cid] = deps
+        }
+        return deps
     }
 }
 
@@ -750,10 +810,9 @@ final class PublishedModules: ModuleCatalog {
 
     func dependencies(of module: String, _ version: SemVer) throws -> [Dependency] {
         if let e = extra, e.module == module, e.version == version { return e.dependencies }
-        guard let head = try live(module).first(where: { $0.version == version })?.head, let target = head.target,
-              let m = try node.moduleMetadata(signed: target, verified: false) else {
+        guard let head = try live(module).first(where: { $0.version == version })?.head, let target = head.target else {
             throw RegistryError.notFound("\(module)@\(version) names no module metadata")
         }
-        return try m.dependencies.map { try $0.dependency() }
+        return try node.dependencies(signed: target)
     }
 }

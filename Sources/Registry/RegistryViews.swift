@@ -92,8 +92,11 @@ public struct ModuleSummary: Sendable, Equatable {
     public var dependencies: [ModuleMetadata.DependencyEntry]
     public var packageFetches: UInt64 = 0
     public var docsFetches: UInt64 = 0
+    /// The name and description in lower case: what text search reads.
+    public let searchText: String
 
     public init(_ m: ModuleMetadata, namespace: ModuleNamespace, versions: Int) {
+        searchText = (m.module + "\n" + m.description).lowercased()
         module = m.module
         self.namespace = namespace
         latest = m.version
@@ -166,25 +169,31 @@ public struct ModuleSearch: Sendable, Equatable {
         if let capability, !s.capabilities.contains(capability) { return false }
         if let publisher, s.publisher != publisher { return false }
         if let status, s.status != status { return false }
-        for w in words where !s.module.lowercased().contains(w) && !s.description.lowercased().contains(w) { return false }
+        for w in words where !s.searchText.contains(w) { return false }
         return true
     }
 
-    /// One page of `all` (any order): the matching summaries sorted, and the next page's cursor.
-    public func page(_ all: some Sequence<ModuleSummary>) -> (modules: [ModuleSummary], next: Int?) {
+    /// One page of `all`, which is sorted by name: the matching summaries sorted, with their
+    /// fetch counts, and the next page's cursor. Only the page is given its counts, unless the
+    /// sort is by them.
+    public func page(_ all: [ModuleSummary], fetches: (String) -> (package: UInt64, docs: UInt64)) -> (modules: [ModuleSummary], next: Int?) {
         let words = (text ?? "").lowercased().split(separator: " ")
-        var hits = all.filter { matches($0, words: words) }
+        let filtering = type != nil || capability != nil || publisher != nil || status != nil || !words.isEmpty
+        var hits = filtering ? all.filter { matches($0, words: words) } : all
         let up = ascending ?? (sort == .name)
         switch sort {
-        case .name: hits.sort { up ? $0.module < $1.module : $0.module > $1.module }
+        case .name: if !up { hits.reverse() }
         case .updated: hits.sort { ($0.updatedAt, $0.module) < ($1.updatedAt, $1.module) ? up : !up }
         case .versions: hits.sort { ($0.versions, $0.module) < ($1.versions, $1.module) ? up : !up }
         case .fetches:
+            for i in hits.indices { (hits[i].packageFetches, hits[i].docsFetches) = fetches(hits[i].module) }
             hits.sort { ($0.packageFetches + $0.docsFetches, $0.module) < ($1.packageFetches + $1.docsFetches, $1.module) ? up : !up }
         }
         let start = min(offset, hits.count)
         let end = min(start + limit, hits.count)
-        return (Array(hits[start..<end]), end < hits.count ? end : nil)
+        var page = Array(hits[start..<end])
+        if sort != .fetches { for i in page.indices { (page[i].packageFetches, page[i].docsFetches) = fetches(page[i].module) } }
+        return (page, end < hits.count ? end : nil)
     }
 }
 
