@@ -92,11 +92,11 @@ public struct ModuleSummary: Sendable, Equatable {
     public var dependencies: [ModuleMetadata.DependencyEntry]
     public var packageFetches: UInt64 = 0
     public var docsFetches: UInt64 = 0
-    /// The name and description in lower case: what text search reads.
-    public let searchText: String
+    /// The name and description in lower case, as UTF-8: what text search reads.
+    public let searchText: [UInt8]
 
     public init(_ m: ModuleMetadata, namespace: ModuleNamespace, versions: Int) {
-        searchText = (m.module + "\n" + m.description).lowercased()
+        searchText = Array((m.module + "\n" + m.description).lowercased().utf8)
         module = m.module
         self.namespace = namespace
         latest = m.version
@@ -164,20 +164,44 @@ public struct ModuleSearch: Sendable, Equatable {
         }
     }
 
-    public func matches(_ s: ModuleSummary, words: [Substring]) -> Bool {
+    public func matches(_ s: ModuleSummary, words: [[UInt8]]) -> Bool {
         if let type, s.type != type { return false }
         if let capability, !s.capabilities.contains(capability) { return false }
         if let publisher, s.publisher != publisher { return false }
         if let status, s.status != status { return false }
-        for w in words where !s.searchText.contains(w) { return false }
+        for w in words where !Self.find(w, in: s.searchText) { return false }
         return true
+    }
+
+    /// Whether `needle` occurs in `haystack` (bytes: a search reads thousands of summaries).
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Bool {
+        guard let first = needle.first else { return true }
+        guard haystack.count >= needle.count else { return false }
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                var i = 0
+                let last = h.count - n.count
+                outer: while i <= last {
+                    if h[i] == first {
+                        var j = 1
+                        while j < n.count {
+                            if h[i + j] != n[j] { i += 1; continue outer }
+                            j += 1
+                        }
+                        return true
+                    }
+                    i += 1
+                }
+                return false
+            }
+        }
     }
 
     /// One page of `all`, which is sorted by name: the matching summaries sorted, with their
     /// fetch counts, and the next page's cursor. Only the page is given its counts, unless the
     /// sort is by them.
     public func page(_ all: [ModuleSummary], fetches: (String) -> (package: UInt64, docs: UInt64)) -> (modules: [ModuleSummary], next: Int?) {
-        let words = (text ?? "").lowercased().split(separator: " ")
+        let words = (text ?? "").lowercased().split(separator: " ").map { Array($0.utf8) }
         let filtering = type != nil || capability != nil || publisher != nil || status != nil || !words.isEmpty
         var hits = filtering ? all.filter { matches($0, words: words) } : all
         let up = ascending ?? (sort == .name)
