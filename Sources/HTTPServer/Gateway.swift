@@ -84,14 +84,21 @@ struct Gateway: Sendable {
         var cacheControl = Self.immutableCache
         /// What the content is at (the request's path, or the immutable one a module name resolved to).
         var contentPath = request.uri.path
+        var preResolved: ResolvedPath?
         if module {
             // A module's docs: the name moves with each release, so the answer is cached briefly;
             // X-Ipfs-Path names the immutable path it resolved to.
             guard segments.count >= 2, segments[1] == "docs" else { throw RequestError(.notFound, "expected /modules/{name}[@range]/docs/{path}") }
             let (name, range) = try Node.moduleReference(first)
-            let release = try await io.run { try self.node.moduleDocs(name, range: range) }
-            root = release.metadata.documentation
-            path = Array(segments.dropFirst(2))
+            let rest = Array(segments.dropFirst(2))
+            // One trip to the storage threads: the name, then the path in its docs.
+            let (docs, r) = try await io.run { () throws -> (CID, ResolvedPath) in
+                let docs = try self.node.moduleDocs(name, range: range).metadata.documentation
+                return (docs, try self.node.resolve(docs, path: rest))
+            }
+            root = docs
+            path = rest
+            preResolved = r
             cacheControl = Self.moduleCache
             contentPath = Self.percentEncodedPath("/ipfs/" + ([root.string] + path).joined(separator: "/"))
                 + (request.uri.path.hasSuffix("/") && !path.isEmpty ? "/" : "")
@@ -111,7 +118,8 @@ struct Gateway: Sendable {
             path = Array(segments.dropFirst())
         }
         let representation = try Self.negotiate(request)
-        let resolved = try await io.run { try self.node.resolve(root, path: path) }
+        let resolved: ResolvedPath
+        if let preResolved { resolved = preResolved } else { resolved = try await io.run { try self.node.resolve(root, path: path) } }
         let terminal = resolved.terminal
         var headers = HTTPFields()
         headers[.cacheControl] = cacheControl

@@ -62,6 +62,8 @@ final class RegistryState: Sendable {
         var sorted: [ModuleNamespace: [ModuleSummary]] = [:]
         var versions: [ModuleNamespace: [String: [(version: SemVer, head: Head)]]] = [:]
         var dependencies: [CID: [Dependency]] = [:]
+        /// The release a production `name[@range]` picks (docs and package requests).
+        var picked: [String: ModuleRelease] = [:]
         var generation: UInt64 = 0
         var fetches: [String: (package: UInt64, docs: UInt64)]?
     }
@@ -74,6 +76,7 @@ final class RegistryState: Sendable {
             $0.summaries = [:]
             $0.sorted = [:]
             $0.versions = [:]
+            $0.picked = [:]
             $0.generation += 1
         }
     }
@@ -82,6 +85,7 @@ final class RegistryState: Sendable {
     func forget(_ name: String, _ namespace: ModuleNamespace) {
         contents.withLock {
             $0.versions[namespace]?[name] = nil
+            $0.picked = [:]
             $0.generation += 1
         }
     }
@@ -367,15 +371,30 @@ extension Node {
 
     /// The docs of the version `range` picks (production), counted as a docs fetch.
     public func moduleDocs(_ name: String, range: SemVerRange?) throws -> ModuleRelease {
-        let r = try moduleRelease(name, range: range)
+        let r = try pickedRelease(name, range)
         countFetch(name, docs: true)
         return r
     }
 
     /// The package of the version `range` picks (production), counted as a package fetch.
     public func modulePackage(_ name: String, range: SemVerRange?) throws -> ModuleRelease {
-        let r = try moduleRelease(name, range: range)
+        let r = try pickedRelease(name, range)
         countFetch(name, docs: false)
+        return r
+    }
+
+    /// `moduleRelease` in production, the answer held until a registry write (docs by name are
+    /// asked for far more often than versions change).
+    func pickedRelease(_ name: String, _ range: SemVerRange?) throws -> ModuleRelease {
+        let key = name + "@" + (range?.text ?? "")
+        let (held, generation) = registry.contents.withLock { ($0.picked[key], $0.generation) }
+        if let held { return held }
+        let r = try moduleRelease(name, range: range)
+        registry.contents.withLock {
+            guard $0.generation == generation else { return }
+            if $0.picked.count >= 10_000 { $0.picked = [:] }
+            $0.picked[key] = r
+        }
         return r
     }
 
