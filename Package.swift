@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Qindex", targets: ["Qindex"]),
         .library(name: "Audit", targets: ["Audit"]),
         .library(name: "Registry", targets: ["Registry"]),
+        .library(name: "Backup", targets: ["Backup"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "KuboAPI", targets: ["KuboAPI"]),
         .library(name: "QAPI", targets: ["QAPI"]),
@@ -74,13 +75,15 @@ let package = Package(
         .target(name: "Audit", dependencies: ["Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // The module registry: versions and npm ranges, signed module metadata, dependency resolution, search.
         .target(name: "Registry", dependencies: ["Signing", "IPLD", "Multiformats"]),
+        // Backup sets: CARv2 parts and signed manifests; writing, reading, verifying, pruning.
+        .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
             dependencies: [
-                "Access", "Audit", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Audit", "Backup", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -129,7 +132,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Backup", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
             "HTTPServer", "Node", "Access", "Audit", "Qindex", "Registry", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
             .product(name: "Crypto", package: "swift-crypto"),

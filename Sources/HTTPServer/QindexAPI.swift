@@ -150,7 +150,8 @@ struct QindexAPI {
     /// `POST /q/v1/index/import`: a CAR of records (body ≤ 64 MiB) whose roots are heads to merge.
     func importCAR(_ request: Request) async throws -> Response {
         let body = try await RequestBodies.collect(request, limit: 64 << 20, timeout: limits.requestTimeout)
-        let outcomes = try await node.importPointers(BytesSource(Array(buffer: body)))
+        let admin = RequestCaller.principal?.scopes.contains(.admin) ?? false
+        let outcomes = try await node.importPointers(BytesSource(Array(buffer: body)), registryAllowed: admin)
         return Self.ok(PointerMerge(merged: outcomes.map(PointerSummary.init)))
     }
 

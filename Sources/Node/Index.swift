@@ -69,10 +69,20 @@ extension Node {
 
     /// Imports a CAR of records and merges the histories its roots head (under a lease, so
     /// nothing imported is collected before the heads hold it).
-    public func importPointers<Source: ByteSource>(_ source: Source) async throws -> [Qindex.MergeOutcome] {
+    /// The registry's pointers merge only when `registryAllowed` (an admin's import): they are
+    /// the registry's to move, and a merged history could publish a module by another way than
+    /// `registry:publish`.
+    public func importPointers<Source: ByteSource>(_ source: Source, registryAllowed: Bool = true) async throws -> [Qindex.MergeOutcome] {
         try await withLease {
             let summary = try importCAR(source)
             guard !summary.roots.isEmpty else { throw NodeError.badInput("the CAR names no roots (the heads to merge)") }
+            if !registryAllowed {
+                for root in summary.roots {
+                    if let r = try? index.record(root), ModuleNamespace.pointerTypes.contains(r.type) {
+                        throw QindexError.invalid("\(r.type)/\(r.key): the registry's pointers are merged by an admin only")
+                    }
+                }
+            }
             defer { registry.forget() }  // merged histories may move the registry's pointers
             return try await index.merge(roots: summary.roots)
         }

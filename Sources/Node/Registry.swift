@@ -573,6 +573,7 @@ extension Node {
         let version = (try? SemVer(String(key[key.index(after: at)...]))) ?? SemVer(major: 0, minor: 0, patch: 0)
         var checks: [ModuleVerification.Check] = []
         let nodeKey = try keystore.key("self").publicKey
+        let operators = try registryOperators()
         // The signature chain.
         var current: ModuleMetadata?
         do {
@@ -588,16 +589,20 @@ extension Node {
                 do { try s.verify(metadataBytes: bytes) } catch { throw RegistryError.state("\(label): \(error)") }
                 let m = try ModuleMetadata(decoding: bytes)
                 guard m.module == name, m.version == version else { throw RegistryError.state("\(label) is the metadata of \(m.module)@\(m.version)") }
-                let byPublisher = (m.identity.squidId == identity.peerID && s.sig.pub == nodeKey)
+                // The publisher's key: a node's own (its peer ID is its key), or one registered for the identity.
+                let byPublisher = NodeIdentity.peerID(ofPublicKey: s.sig.pub) == m.identity.squidId
                     || access.isKey(s.sig.pub, of: m.identity.squidId, at: UInt64(max(0, s.sig.ts)))
+                let byOperator = s.sig.pub == nodeKey || operators.contains(NodeIdentity.peerID(ofPublicKey: s.sig.pub))
                 if i == 0 {
                     // A history pruned below its first revision may start at one the node signed.
-                    guard byPublisher || (record.prev != nil && s.sig.pub == nodeKey) else {
+                    guard byPublisher || (record.prev != nil && byOperator) else {
                         throw RegistryError.state("\(label): not signed by a key of the publisher \(m.identity.squidId)")
                     }
                     first = m
                 } else {
-                    guard byPublisher || s.sig.pub == nodeKey else { throw RegistryError.state("\(label): signed by a key of neither the publisher nor this node") }
+                    guard byPublisher || byOperator else {
+                        throw RegistryError.state("\(label): signed by a key of neither the publisher nor this node (nor a node whose backup it restored)")
+                    }
                     guard m.isSameRelease(as: first!) else { throw RegistryError.state("\(label) changes the release (only status, yanked, reason, activatedBy and updatedAt may change)") }
                     if let p = previous, p.status != m.status, !p.status.canMove(to: m.status) {
                         throw RegistryError.state("\(label): \(p.status.rawValue) → \(m.status.rawValue) is not an allowed move")
@@ -741,6 +746,26 @@ extension Node {
             $0.summaries[namespace]?[name] = summary
             $0.sorted[namespace] = nil
         }
+    }
+
+    /// The nodes besides this one whose revisions of module metadata verify here (`I 03 ‖ peer
+    /// ID`): the nodes whose backups this repository restored.
+    public func registryOperators() throws -> Set<String> {
+        var out = Set<String>()
+        let prefix = KeySpace.registry.key([0x03])
+        try repository.blocks.db.makeIterator().forEach(prefix: prefix) { k, _ in
+            out.insert(String(decoding: k.dropFirst(prefix.count), as: UTF8.self))
+            return true
+        }
+        return out
+    }
+
+    /// Trusts `peerID`'s revisions of module metadata (a restore does, for the node it restores).
+    func addRegistryOperator(_ peerID: String) throws {
+        guard peerID != identity.peerID else { return }
+        let batch = WriteBatch()
+        batch.put(KeySpace.registry.key([0x03] + Array(peerID.utf8)), [])
+        try repository.blocks.db.write(batch, sync: true)
     }
 
     /// The fetch counters (read once from key space `I`).

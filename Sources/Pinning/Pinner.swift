@@ -18,7 +18,7 @@ public final class Pinner: Sendable {
     /// Pins over `store` governed by `policies`.
     /// Resource types whose pins a layer above moves itself (Qindex's `index-records`): callers
     /// other than the admin may not make, remove, replace or update them.
-    let reservedTypes: Set<String>
+    public let reservedTypes: Set<String>
     /// Reserved types whose direct pins hold their DAGs through links and whose DAGs count as
     /// pinned below them (`recursiveRoot`: `block rm`, `pin ls <cid>`) — small ones, like Qindex
     /// heads; not a layer that guards its own blocks (the audit log: a walk of it is every event).
@@ -180,6 +180,51 @@ public final class Pinner: Sendable {
         // A busy collector cannot starve a pin: this walk runs under the lock, so it cannot go stale.
         guard let p = try attempt(early: nil, epoch: store.deletionCount) else { throw PinningError.invalid("pin: the repository changed during the pin; try again") }
         return p
+    }
+
+    /// What restoring a pin from a backup did.
+    public enum Restoration: Sendable, Equatable {
+        case restored(Pin)
+        /// The same pin (root, type, name, policy) is there under the ID already.
+        case present(Pin)
+        /// Another pin holds the ID: it is kept, and the restored pin was made under a new ID.
+        case conflict(existing: Pin, restoredAs: Pin)
+    }
+
+    /// Puts back a pin from a backup as it was — its ID, root, type, name, policy, creation and
+    /// expiry, replication, origins, meta, owner — once its DAG is here (a pinned recursive pin
+    /// needs it whole; a queued one stays queued). The pin already there under the ID is left
+    /// when it is the same pin; another one keeps the ID and the restored pin gets a new one.
+    public func restore(_ pin: Pin) throws -> Restoration {
+        _ = try policies.policy(pin.resourceType)
+        func attempt(_ early: DAGCheck?, _ epoch: UInt64) throws -> Restoration? {
+            try store.transaction { txn in
+                if early != nil && store.deletionCount != epoch { return nil }
+                let dag = try early ?? check(pin.cid, type: pin.type)
+                if let m = dag.missing, pin.status != .queued {
+                    throw m == pin.cid ? PinningError.notFound(m) : PinningError.incompleteDAG(missing: m, root: pin.cid)
+                }
+                try recordLinks(dag, txn)
+                var p = pin
+                p.status = dag.missing == nil ? .pinned : .queued
+                p.info = dag.missing.map { ["missing": $0.description] } ?? [:]
+                let existing = try self.pin(id: pin.id)
+                if let e = existing {
+                    if e.cid == pin.cid, e.type == pin.type, e.name == pin.name, e.resourceType == pin.resourceType { return .present(e) }
+                    p.id = PinID(created: pin.created)
+                }
+                Self.audit("q.pin.restore.v1", p, txn, existing.map { [("conflictsWith", .string($0.id.description))] } ?? [])
+                PinIndex.stagePut(p, into: txn.batch)
+                try txn.adjust(p.cid.multihash, by: 1)
+                return existing.map { .conflict(existing: $0, restoredAs: p) } ?? .restored(p)
+            }
+        }
+        for _ in 0..<3 {
+            let epoch = store.deletionCount
+            if let r = try attempt(try check(pin.cid, type: pin.type), epoch) { return r }
+        }
+        guard let r = try attempt(nil, store.deletionCount) else { throw PinningError.invalid("restore: the repository changed during the pin; try again") }
+        return r
     }
 
     /// What a walk of a DAG found: the first missing block (nil: complete), and blocks present

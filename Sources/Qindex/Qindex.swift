@@ -377,6 +377,14 @@ public final class Qindex: Sendable {
         return try readHead(Keys.pointer(type, key))
     }
 
+    /// Every head, deleted ones too (their history goes on), in key order (backups).
+    public func forEachHead(_ body: (Head) throws -> Bool) throws {
+        let prefix = Keys.headPrefix
+        try db.makeIterator(snapshot: db.snapshot(), fillCache: false).forEach(prefix: prefix) { k, v in
+            try body(try Head(ptr: Array(k.dropFirst(prefix.count)), decoding: v))
+        }
+    }
+
     func readHead(_ ptr: [UInt8]) throws -> Head? {
         try db.get(Keys.head(ptr)).map { try Head(ptr: ptr, decoding: $0) }
     }

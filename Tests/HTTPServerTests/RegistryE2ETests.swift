@@ -146,7 +146,14 @@ import TestSupport
         record.sign(with: attacker, ts: Int64(Date().timeIntervalSince1970 * 1000))
         var car = try CARWriter(roots: [record.block.cid], sink: ArraySink())
         for b in [record.block, signedBlock, metaBlock] { try car.write(cid: b.cid, data: b.data) }
-        let (status, _, merged) = try await Self.http(api + "/q/v1/index/import", method: "POST", token: daemon.token, body: Data(try car.finish().bytes))
+        let carBytes = Data(try car.finish().bytes)
+        // A caller with index:write alone cannot move the registry's pointers this way.
+        (rc, out) = try await Self.qstore(["token", "create", "--scope", "index:write", "--json"], repo, home: home)
+        let writer = try #require((try Self.json(Data(out.utf8)))["token"] as? String)
+        let (refused, _, _) = try await Self.http(api + "/q/v1/index/import", method: "POST", token: writer, body: carBytes)
+        #expect(refused == 400)
+        // An admin's import merges it (replication will): verify is where a forgery shows.
+        let (status, _, merged) = try await Self.http(api + "/q/v1/index/import", method: "POST", token: daemon.token, body: carBytes)
         #expect(status == 200, "\(String(decoding: merged, as: UTF8.self))")
         (rc, out) = try await Self.qstore(["module", "verify", "--json", "q-core"], repo, home: home)
         #expect(rc == 1, "\(out)")

@@ -1,0 +1,200 @@
+import Audit
+import Backup
+import CAR
+import Foundation
+import IPLD
+import Multiformats
+import Pinning
+import Qindex
+import Signing
+import Storage
+
+/// What a backup made.
+public struct BackupCreated: Sendable {
+    public var manifest: BackupManifest
+    public var directory: String
+}
+
+/// What a restore did.
+public struct BackupRestored: Sendable {
+    public var sets: [String] = []
+    /// Blocks read from the parts; of them, those this repository did not have.
+    public var blocks: UInt64 = 0
+    public var added: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var pinsRestored = 0
+    public var pinsPresent = 0
+    /// Pins whose ID another pin held here: both kept, the restored one under `restoredAs`.
+    public var conflicts: [(id: String, restoredAs: String)] = []
+    /// Pins not restored, and why.
+    public var pinFailures: [(id: String, error: String)] = []
+    public var headsMerged = 0
+    public var headFailures: [(pointer: String, error: String)] = []
+}
+
+extension Node {
+    /// Every block stored, by CID (one per codec it is stored under).
+    public func forEachBlock(_ body: (CID) throws -> Bool) throws { try blocks.base.forEach(body) }
+
+    /// Every Qindex head, deleted ones too.
+    public func forEachHead(_ body: (Head) throws -> Bool) throws { try index.forEachHead(body) }
+
+    /// Puts back one pin as a backup holds it (`Pinner.restore`).
+    public func restorePin(_ pin: Pin) throws -> Pinner.Restoration { try pins.restore(pin) }
+
+    /// Writes a backup set of this repository into `directory`: every block stored (with
+    /// `incremental`, only those no set of the newest complete set's chain holds, as their CARv2
+    /// indexes say), in CARv2 parts of at most `partSize` bytes, then the signed manifest — every
+    /// pin with all its fields, the pinning configuration, every Qindex head (the registry's
+    /// pointers among them), the audit checkpoint, counts and each part's SHA-256 — written last.
+    ///
+    /// Consistent while writers and the collector run: the pins and heads are read first, under
+    /// a lease, so nothing they reach is collected before the set is written (a block whose
+    /// count falls to zero later waits for the lease); blocks that were already garbage and go
+    /// meanwhile are left out. An audit event `q.backup.create.v1` records it.
+    public func createBackup(to directory: String, incremental: Bool = false, partSize: UInt64 = 1 << 30,
+                             progress: (UInt64, UInt64) -> Void = { _, _ in }) throws -> BackupCreated {
+        let target = BackupDirectory(directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let lease = blocks.lease()
+        defer { lease.release() }
+        // Checkpoint first, so the log's head in the set covers every event so far.
+        let checkpoint = try? auditCheckpoint(fresh: true)
+        var parent: BackupManifest?
+        var known = Set<Multihash>()
+        if incremental {
+            guard let p = try target.latest() else { throw BackupError.notFound("--incremental: no complete backup in \(directory) to build on") }
+            guard p.node == identity.peerID else { throw BackupError.invalid("--incremental: the newest backup in \(directory) is of node \(p.node), not this one") }
+            parent = p
+            known = try target.multihashes(in: try target.chain(p.id))
+        }
+        var pinList: [Pin] = []
+        try pins.forEachPin { pinList.append($0); return true }
+        var heads: [BackupManifest.Head] = []
+        try index.forEachHead { h in
+            heads.append(BackupManifest.Head(type: h.type, key: h.key, record: h.record, version: h.version))
+            return true
+        }
+        let now = blocks.clock.now
+        let id = BackupManifest.newID(at: now, after: try? target.sets().last?.id)
+        let writer = try PartWriter(directory: directory, id: id, partSize: partSize)
+        var seen = Set<CID>()
+        try blocks.base.forEach { cid in
+            guard !known.contains(cid.multihash), seen.insert(cid).inserted else { return true }
+            guard let data = try blocks.base.get(cid) else { return true }  // garbage, collected meanwhile
+            try writer.write(cid, data)
+            if writer.blocks % 1000 == 0 { progress(writer.blocks, writer.bytes) }
+            return true
+        }
+        let parts = try writer.finish()
+        progress(writer.blocks, writer.bytes)
+        let policies = String(decoding: (try? JSONEncoder().encode(try repository.configuration.section(PinningConfiguration.self))) ?? Data("{}".utf8), as: UTF8.self)
+        var manifest = BackupManifest(
+            id: id, parent: parent?.id, created: Timestamps.format(now), node: identity.peerID, repositoryVersion: repository.configuration.version,
+            pins: pinList, policies: policies, heads: heads,
+            audit: checkpoint.map { .init(size: $0.size, root: $0.rootHash, checkpoint: $0.cid) },
+            blocks: writer.blocks, bytes: writer.bytes, parts: parts)
+        try manifest.sign(with: try keystore.key("self"), ts: Int64(now))
+        try target.writeManifest(manifest)
+        let details: [(String, IPLDNode)] = [
+            ("directory", .string(directory)), ("parent", parent.map { .string($0.id) } ?? .null), ("blocks", .int(writer.blocks)),
+            ("bytes", .int(writer.bytes)), ("parts", .int(parts.count)), ("pins", .int(pinList.count)), ("heads", .int(heads.count)),
+        ]
+        try commits.run { txn, _ in txn.audit("q.backup.create.v1", ref: id, cid: nil, details: details) }
+        return BackupCreated(manifest: manifest, directory: directory + "/" + id)
+    }
+
+    /// Restores set `id` (the newest complete one when nil) and its parents into this
+    /// repository, empty or live: every block (each checked against its CID), then every pin of
+    /// the set with its ID, name and expiry (a pin already there is left; another pin holding
+    /// the ID keeps it and the restored one gets a new ID — both said), then every Qindex head
+    /// merged by Qindex's rule (the registry's pointers among them). Run again after an
+    /// interruption it goes on from what is there and ends complete. An audit event
+    /// `q.backup.restore.v1` records it.
+    public func restoreBackup(from directory: String, id: String? = nil, progress: (UInt64, UInt64) -> Void = { _, _ in }) async throws -> BackupRestored {
+        let source = BackupDirectory(directory)
+        guard let setID = try id ?? source.latest()?.id else { throw BackupError.notFound("no complete backup in \(directory)") }
+        let chain = try source.chain(setID)
+        for m in chain {
+            do { try m.verifySignature() } catch { throw BackupError.corrupt("\(m.id): manifest signature: \(error)") }
+        }
+        var result = BackupRestored()
+        result.sets = chain.map(\.id)
+        let lease = blocks.lease()
+        defer { lease.release() }
+        for m in chain {
+            for p in m.parts {
+                let file = "\(directory)/\(m.id)/\(p.name)"
+                guard FileManager.default.fileExists(atPath: file) else { throw BackupError.corrupt("\(m.id)/\(p.name) is missing") }
+                var options = CARReader<FileSource>.Options()
+                options.verifyBlocks = false
+                var reader = try CARReader(FileSource(path: file), options: options)
+                var batch: [Block] = []
+                var batchBytes = 0
+                func flush() throws {
+                    guard !batch.isEmpty else { return }
+                    let missing = try batch.filter { try !blocks.has($0.cid) }
+                    if !missing.isEmpty { try putBlocks(missing) }
+                    result.added += UInt64(missing.count)
+                    batch.removeAll(keepingCapacity: true)
+                    batchBytes = 0
+                }
+                while true {
+                    let next: CARBlock?
+                    do { next = try reader.next() } catch { throw BackupError.corrupt("\(m.id)/\(p.name): unreadable after \(result.blocks) blocks: \(error)") }
+                    guard let b = next else { break }
+                    let block: Block
+                    do { block = try Block(cid: b.cid, data: b.data) } catch {
+                        throw BackupError.corrupt("\(m.id)/\(p.name): block \(b.cid) does not hash to its CID")
+                    }
+                    batch.append(block)
+                    batchBytes += b.data.count
+                    result.blocks += 1
+                    result.bytes += UInt64(b.data.count)
+                    if batch.count >= 512 || batchBytes >= 16 << 20 {
+                        try flush()
+                        progress(result.blocks, result.bytes)
+                    }
+                }
+                try flush()
+            }
+        }
+        progress(result.blocks, result.bytes)
+        let last = chain.last!
+        for pin in last.pins {
+            // The layers' own pins come back with their layers: Qindex's with the merge below;
+            // the audit log's belongs to the node that writes it (the set's log is kept as
+            // blocks, its head in the manifest).
+            guard !pins.reservedTypes.contains(pin.resourceType) else { continue }
+            do {
+                switch try pins.restore(pin) {
+                case .restored: result.pinsRestored += 1
+                case .present: result.pinsPresent += 1
+                case .conflict(_, let restoredAs):
+                    result.pinsRestored += 1
+                    result.conflicts.append((pin.id.description, restoredAs.id.description))
+                }
+            } catch {
+                result.pinFailures.append((pin.id.description, "\(error)"))
+            }
+        }
+        for h in last.heads {
+            do {
+                _ = try await index.merge(roots: [h.record])
+                result.headsMerged += 1
+            } catch {
+                result.headFailures.append(("\(h.type)/\(h.key)", "\(error)"))
+            }
+        }
+        // The source node's revisions of module metadata verify here from now on.
+        try addRegistryOperator(last.node)
+        registry.forget()
+        let details: [(String, IPLDNode)] = [
+            ("directory", .string(directory)), ("sets", .int(result.sets.count)), ("blocks", .int(result.blocks)), ("added", .int(result.added)),
+            ("pins", .int(result.pinsRestored)), ("conflicts", .int(result.conflicts.count)), ("heads", .int(result.headsMerged)),
+            ("from", .string(last.node)),
+        ]
+        try await commits.run { txn, _ in txn.audit("q.backup.restore.v1", ref: setID, cid: nil, details: details) }
+        return result
+    }
+}

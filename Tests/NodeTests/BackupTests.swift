@@ -1,0 +1,210 @@
+import Backup
+import CAR
+import Foundation
+import Multiformats
+import Node
+import Pinning
+import Qindex
+import Registry
+import Storage
+import Testing
+import TestSupport
+
+/// Backups over real repositories: a full set restored into an empty repository gives back every
+/// block, pin, pointer head and module; an incremental chain of three restores the same; a
+/// flipped byte and a truncated part are named by verify (part and block); a missing parent is
+/// refused naming it; restoring into a live repository keeps conflicting pins both.
+@Suite struct BackupTests {
+    final class Repo {
+        let path: String
+        let repository: Repository
+        let node: Node
+        init(_ path: String) throws {
+            self.path = path
+            try Repository.initialize(at: path)
+            repository = try Repository(path: path, purpose: "backup tests")
+            node = try Node(repository: repository)
+        }
+        deinit { repository.close() }
+
+        /// What a repository holds at one moment.
+        struct State {
+            var blocks: [CID: [UInt8]]
+            var pins: [String: Pin]
+            var heads: [String: Head]
+            init(_ r: Repo) throws { (blocks, pins, heads) = (try r.blocks(), try r.pins(), try r.heads()) }
+        }
+
+        /// Every block: CID → bytes.
+        func blocks() throws -> [CID: [UInt8]] {
+            var out: [CID: [UInt8]] = [:]
+            var cids: [CID] = []
+            try node.forEachBlock { cids.append($0); return true }
+            for c in cids { out[c] = try node.block(c) }
+            return out
+        }
+
+        func pins() throws -> [String: Pin] {
+            var out: [String: Pin] = [:]
+            try node.forEachPinObject { out[$0.id.description] = $0; return true }
+            return out
+        }
+
+        func heads() throws -> [String: Head] {
+            var out: [String: Head] = [:]
+            try node.forEachHead { out["\($0.type)/\($0.key)"] = $0; return true }
+            return out
+        }
+    }
+
+    /// Fills a repository with a bit of everything: files, a DAG, pins of each kind, pointer
+    /// history with a deletion, a module, audit events.
+    static func populate(_ r: Repo, dir: String, round: Int) throws {
+        var options = AddSession.Options()
+        options.importing.cidVersion = 1
+        let session = r.node.add(options)
+        _ = try session.file("round-\(round).txt", BytesSource(Array((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ round) })))
+        let file = try session.finish()[0]
+        var request = Pinner.Request(cid: file, name: "file \(round)", resourceType: "default")
+        request.expiresIn = 86_400_000 * 30
+        request.meta = ["round": String(round)]
+        _ = try r.node.pin(request)
+        let dag = try r.node.putDAG(Array(#"{"round": \#(round), "file": {"/": "\#(file)"}}"#.utf8), input: .dagJSON, store: .dagCBOR, hash: .sha2_256)
+        _ = try r.node.pin(Pinner.Request(cid: dag, type: .direct, name: "dag \(round)"))
+        for v in 0..<3 {
+            _ = try r.node.putPointerBlocking(Qindex.Update(type: "docs", key: "guide-\(round)", target: v == 2 ? dag : file))
+        }
+        _ = try r.node.putPointerBlocking(Qindex.Update(type: "docs", key: "gone-\(round)", target: dag))
+        _ = try r.node.putPointerBlocking(Qindex.Update(type: "docs", key: "gone-\(round)", target: nil))
+        let m = dir + "/module-\(round)"
+        try FileManager.default.createDirectory(atPath: m + "/package", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: m + "/docs", withIntermediateDirectories: true)
+        try Data("export default \(round)\n".utf8).write(to: URL(fileURLWithPath: m + "/package/index.js"))
+        try Data("# round \(round)\n".utf8).write(to: URL(fileURLWithPath: m + "/docs/index.md"))
+        try Data(#"{"module": "q-backup", "version": "1.\#(round).0", "type": "library"}"#.utf8).write(to: URL(fileURLWithPath: m + "/module.json"))
+        _ = try r.node.publishModule(directory: m)
+    }
+
+    /// What a restore must give back: every block, every pin but the layers' own (same ID and
+    /// fields), every head but the audit log's.
+    static func expectSame(_ a: Repo.State, _ b: Repo) throws {
+        let ab = a.blocks, bb = try b.blocks()
+        let missing = ab.keys.filter { bb[$0] == nil }
+        #expect(missing.isEmpty, "\(missing.count) blocks not restored, e.g. \(missing.prefix(3))")
+        #expect(ab.allSatisfy { bb[$0.key] == nil || bb[$0.key] == $0.value })
+        let ap = a.pins.filter { !["index-records", "audit-logs"].contains($0.value.resourceType) }, bp = try b.pins()
+        for (id, p) in ap {
+            let q = try #require(bp[id], "pin \(id) (\(p.name ?? "")) not restored")
+            #expect(q.cid == p.cid && q.type == p.type && q.name == p.name && q.resourceType == p.resourceType && q.expires == p.expires
+                    && q.meta == p.meta && q.created == p.created && q.status == p.status)
+        }
+        let ah = a.heads, bh = try b.heads()
+        for (k, h) in ah {
+            let g = try #require(bh[k], "head \(k) not restored")
+            #expect(g.record == h.record && g.version == h.version && g.target == h.target, "\(k)")
+        }
+        #expect(try b.node.verifyRepository().isClean)
+    }
+
+    @Test func aFullSetRestoresIntoAnEmptyRepository() async throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        try Self.populate(source, dir: dir.path, round: 1)
+        let before = try Repo.State(source)
+        let created = try source.node.createBackup(to: dir.path + "/backups", partSize: 1 << 20)
+        #expect(created.manifest.parts.count >= 1 && created.manifest.blocks > 0)
+        let verified = try BackupDirectory(dir.path + "/backups").verify()
+        #expect(verified.ok, "\(verified.problems)")
+        let target = try Repo(dir.path + "/target")
+        let restored = try await target.node.restoreBackup(from: dir.path + "/backups")
+        #expect(restored.pinFailures.isEmpty && restored.headFailures.isEmpty && restored.conflicts.isEmpty, "\(restored.pinFailures) \(restored.headFailures)")
+        try Self.expectSame(before, target)
+        // The registry came with its pointers; the restore is in the target's audit log.
+        #expect(try target.node.moduleRelease("q-backup").metadata.version.description == "1.1.0")
+        #expect(try target.node.verifyModule("q-backup").allSatisfy(\.ok))
+        var q = AuditQuery()
+        q.type = "q.backup.restore.v1"
+        #expect(try target.node.auditEvents(q).events.count == 1)
+        // Run again: nothing new, nothing doubled.
+        let again = try await target.node.restoreBackup(from: dir.path + "/backups")
+        #expect(again.added == 0 && again.pinsRestored == 0 && again.pinsPresent == restored.pinsRestored)
+    }
+
+    @Test func anIncrementalChainOfThreeRestoresTheLatestState() async throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        let backups = dir.path + "/backups"
+        try Self.populate(source, dir: dir.path, round: 1)
+        let full = try source.node.createBackup(to: backups)
+        var before: Repo.State?
+        var previous = full.manifest
+        var ids = [full.manifest.id]
+        for round in 2...3 {
+            try Self.populate(source, dir: dir.path, round: round)
+            before = try Repo.State(source)
+            let inc = try source.node.createBackup(to: backups, incremental: true)
+            #expect(inc.manifest.parent == previous.id)
+            // Only what the chain lacks: fewer blocks than there are.
+            #expect(inc.manifest.blocks < UInt64(try source.blocks().count))
+            previous = inc.manifest
+            ids.append(inc.manifest.id)
+        }
+        let d = BackupDirectory(backups)
+        #expect(try d.chain(previous.id).count == 3)
+        #expect(try d.verify().ok)
+        let target = try Repo(dir.path + "/target")
+        _ = try await target.node.restoreBackup(from: backups)
+        try Self.expectSame(before!, target)
+        #expect(try target.node.moduleVersions("q-backup").map(\.metadata.version.description) == ["1.1.0", "1.2.0", "1.3.0"])
+        // A missing parent: refused, naming it.
+        try FileManager.default.moveItem(atPath: backups + "/" + full.manifest.id, toPath: dir.path + "/moved")
+        let other = try Repo(dir.path + "/other")
+        await #expect { try await other.node.restoreBackup(from: backups) } throws: { e in
+            (e as? BackupError) == .missingParent(set: ids[1], parent: ids[0])
+        }
+    }
+
+    @Test func corruptionAndTruncationAreNamed() throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        try Self.populate(source, dir: dir.path, round: 1)
+        let set = try source.node.createBackup(to: dir.path + "/backups", partSize: 1 << 20).manifest
+        let part = dir.path + "/backups/\(set.id)/\(set.parts[0].name)"
+        // A flipped byte inside a block's data: the part's hash and that block named.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: part)))
+        var reader = try CARReader(path: part)
+        var victim: CARBlock?
+        while let b = try reader.next() { if b.data.count > 100 { victim = b; break } }
+        let hit = try #require(victim)
+        bytes[Int(hit.blockOffset) + 50] ^= 0xff
+        try Data(bytes).write(to: URL(fileURLWithPath: part))
+        var v = try BackupDirectory(dir.path + "/backups").verify()
+        #expect(v.problems.contains { $0.contains(set.parts[0].name) && $0.contains("SHA-256") })
+        #expect(v.problems.contains { $0.contains(set.parts[0].name) && $0.contains(hit.cid.description) })
+        // Truncated: named by part.
+        try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: part))
+        v = try BackupDirectory(dir.path + "/backups").verify()
+        #expect(!v.ok && v.problems.contains { $0.contains(set.parts[0].name) && $0.contains("bytes, the manifest says") })
+    }
+
+    @Test func restoringIntoALiveRepositoryKeepsConflictingPinsBoth() async throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        try Self.populate(source, dir: dir.path, round: 1)
+        _ = try source.node.createBackup(to: dir.path + "/backups")
+        let live = try Repo(dir.path + "/live")
+        try Self.populate(live, dir: dir.path + "/live-src", round: 9)
+        // A pin of the live repository that has a source pin's ID (as if made independently).
+        let sourcePin = try #require(try source.pins().values.first { $0.name == "file 1" })
+        let livePin = try #require(try live.pins().values.first { $0.name == "file 9" })
+        var clash = livePin
+        clash.id = sourcePin.id
+        _ = try live.node.restorePin(clash)
+        let r = try await live.node.restoreBackup(from: dir.path + "/backups")
+        #expect(r.conflicts.count == 1 && r.conflicts[0].id == sourcePin.id.description)
+        let pins = try live.pins()
+        #expect(pins[sourcePin.id.description]?.cid == livePin.cid)
+        #expect(pins[r.conflicts[0].restoredAs]?.cid == sourcePin.cid)
+        #expect(try live.node.verifyRepository().isClean)
+    }
+}
