@@ -125,7 +125,9 @@ enum AccessRules {
         for (method, path) in [(HTTPRequest.Method.get, "/q/v1/identities"), (.post, "/q/v1/identities"), (.get, "/q/v1/identities/{id}"),
                                (.delete, "/q/v1/identities/{id}"), (.post, "/q/v1/identities/{id}/keys"),
                                (.get, "/q/v1/grants"), (.post, "/q/v1/grants"), (.delete, "/q/v1/grants/{id}"),
-                               (.get, "/q/v1/tokens"), (.post, "/q/v1/tokens"), (.delete, "/q/v1/tokens/{id}")] {
+                               (.get, "/q/v1/tokens"), (.post, "/q/v1/tokens"), (.delete, "/q/v1/tokens/{id}"),
+                               (.get, "/q/v1/backups"), (.post, "/q/v1/backups"), (.post, "/q/v1/backups/restore"),
+                               (.get, "/q/v1/backups/jobs"), (.get, "/q/v1/backups/jobs/{id}")] {
             rules.append(RouteRule(method, path, .admin))
         }
         return rules

@@ -117,6 +117,8 @@ public final class Daemon: Sendable {
     let io = StorageThreads()
     /// Each listener's download producers (slow public clients cannot take the API's threads).
     let apiDownloads: Downloads
+    /// Backup and restore jobs started through the API.
+    let backupJobs = BackupJobs()
     let gatewayDownloads: Downloads
     let logger: Logger
     let metrics: MetricsRegistry
@@ -178,6 +180,7 @@ public final class Daemon: Sendable {
         AccessAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         AuditAPI(node: node, io: io, downloads: apiDownloads).register(on: router)
         RegistryAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
+        BackupAPI(node: node, io: io, jobs: backupJobs, limits: configuration.limits).register(on: router)
         return router
     }
 

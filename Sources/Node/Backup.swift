@@ -111,7 +111,8 @@ extension Node {
     /// merged by Qindex's rule (the registry's pointers among them). Run again after an
     /// interruption it goes on from what is there and ends complete. An audit event
     /// `q.backup.restore.v1` records it.
-    public func restoreBackup(from directory: String, id: String? = nil, progress: (UInt64, UInt64) -> Void = { _, _ in }) async throws -> BackupRestored {
+    /// Blocks the calling thread (a storage thread, or the CLI's) for its whole run.
+    public func restoreBackup(from directory: String, id: String? = nil, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws -> BackupRestored {
         let source = BackupDirectory(directory)
         guard let setID = try id ?? source.latest()?.id else { throw BackupError.notFound("no complete backup in \(directory)") }
         let chain = try source.chain(setID)
@@ -180,7 +181,7 @@ extension Node {
         }
         for h in last.heads {
             do {
-                _ = try await index.merge(roots: [h.record])
+                _ = try Self.waitFor { [index] in try await index.merge(roots: [h.record]) }
                 result.headsMerged += 1
             } catch {
                 result.headFailures.append(("\(h.type)/\(h.key)", "\(error)"))
@@ -194,7 +195,28 @@ extension Node {
             ("pins", .int(result.pinsRestored)), ("conflicts", .int(result.conflicts.count)), ("heads", .int(result.headsMerged)),
             ("from", .string(last.node)),
         ]
-        try await commits.run { txn, _ in txn.audit("q.backup.restore.v1", ref: setID, cid: nil, details: details) }
+        try commits.run { txn, _ in txn.audit("q.backup.restore.v1", ref: setID, cid: nil, details: details) }
         return result
     }
+}
+
+extension Node {
+    /// Runs async work to its end from a thread that may block (never from the cooperative pool).
+    static func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task.detached {
+            do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
+            done.signal()
+        }
+        done.wait()
+        return try box.get()
+    }
+}
+
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private var result: Result<T, any Error>?
+    private let lock = NSLock()
+    func set(_ r: Result<T, any Error>) { lock.withLock { result = r } }
+    func get() throws -> T { try lock.withLock { result! }.get() }
 }

@@ -112,6 +112,10 @@ protocol Backend {
     func moduleGraph(_ ref: String, namespace: ModuleNamespace) throws -> ModuleGraphInfo
     func moduleDependents(_ name: String, namespace: ModuleNamespace) throws -> ModuleDependents
     func moduleDocs(_ ref: String) throws -> ModuleDocsInfo
+
+    // Backups (BackupCommand.swift): through the daemon as jobs it runs.
+    func createBackup(_ request: BackupRequest, progress: Bool) throws -> BackupSetInfo
+    func restoreBackup(_ request: BackupRequest, progress: Bool) throws -> BackupRestoreInfo
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.

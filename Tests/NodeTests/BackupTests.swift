@@ -116,7 +116,7 @@ import TestSupport
         let verified = try BackupDirectory(dir.path + "/backups").verify()
         #expect(verified.ok, "\(verified.problems)")
         let target = try Repo(dir.path + "/target")
-        let restored = try await target.node.restoreBackup(from: dir.path + "/backups")
+        let restored = try target.node.restoreBackup(from: dir.path + "/backups")
         #expect(restored.pinFailures.isEmpty && restored.headFailures.isEmpty && restored.conflicts.isEmpty, "\(restored.pinFailures) \(restored.headFailures)")
         try Self.expectSame(before, target)
         // The registry came with its pointers; the restore is in the target's audit log.
@@ -126,7 +126,7 @@ import TestSupport
         q.type = "q.backup.restore.v1"
         #expect(try target.node.auditEvents(q).events.count == 1)
         // Run again: nothing new, nothing doubled.
-        let again = try await target.node.restoreBackup(from: dir.path + "/backups")
+        let again = try target.node.restoreBackup(from: dir.path + "/backups")
         #expect(again.added == 0 && again.pinsRestored == 0 && again.pinsPresent == restored.pinsRestored)
     }
 
@@ -153,13 +153,13 @@ import TestSupport
         #expect(try d.chain(previous.id).count == 3)
         #expect(try d.verify().ok)
         let target = try Repo(dir.path + "/target")
-        _ = try await target.node.restoreBackup(from: backups)
+        _ = try target.node.restoreBackup(from: backups)
         try Self.expectSame(before!, target)
         #expect(try target.node.moduleVersions("q-backup").map(\.metadata.version.description) == ["1.1.0", "1.2.0", "1.3.0"])
         // A missing parent: refused, naming it.
         try FileManager.default.moveItem(atPath: backups + "/" + full.manifest.id, toPath: dir.path + "/moved")
         let other = try Repo(dir.path + "/other")
-        await #expect { try await other.node.restoreBackup(from: backups) } throws: { e in
+        #expect { try other.node.restoreBackup(from: backups) } throws: { e in
             (e as? BackupError) == .missingParent(set: ids[1], parent: ids[0])
         }
     }
@@ -200,7 +200,7 @@ import TestSupport
         var clash = livePin
         clash.id = sourcePin.id
         _ = try live.node.restorePin(clash)
-        let r = try await live.node.restoreBackup(from: dir.path + "/backups")
+        let r = try live.node.restoreBackup(from: dir.path + "/backups")
         #expect(r.conflicts.count == 1 && r.conflicts[0].id == sourcePin.id.description)
         let pins = try live.pins()
         #expect(pins[sourcePin.id.description]?.cid == livePin.cid)

@@ -1,0 +1,113 @@
+import Backup
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Node
+import QAPI
+import Qindex
+import Synchronization
+
+/// Backups on the Q API (`/q/v1/backups`, Docs/backup.md), scope `admin` (they read and write
+/// directories on the daemon's machine). Creating and restoring are jobs: `POST` answers `202`
+/// with the job, `GET /q/v1/backups/jobs/{id}` follows it to `succeeded` or `failed`.
+struct BackupAPI {
+    let node: Node
+    let io: StorageThreads
+    let jobs: BackupJobs
+    let limits: ServerLimits
+
+    static let prefix = "/q/v1/backups"
+
+    func register(on router: Router<ServerContext>) {
+        router.get(RouterPath(Self.prefix)) { request, _ in await qAsync { try await self.list(request) } }
+        router.post(RouterPath(Self.prefix)) { request, _ in await qAsync { try await self.start(request, kind: "create") } }
+        router.post(RouterPath(Self.prefix + "/restore")) { request, _ in await qAsync { try await self.start(request, kind: "restore") } }
+        router.get(RouterPath(Self.prefix + "/jobs")) { _, _ in await qAsync { QindexAPI.ok(self.jobs.all()) } }
+        router.get(RouterPath(Self.prefix + "/jobs/{id}")) { _, context in
+            await qAsync {
+                let id = context.parameters.get("id") ?? ""
+                guard let job = self.jobs.get(id) else { throw BackupError.notFound("no backup job \(id.prefix(80))") }
+                return QindexAPI.ok(job)
+            }
+        }
+    }
+
+    /// `GET /q/v1/backups?directory=DIR`: the sets in a directory, oldest first.
+    func list(_ request: Request) async throws -> Response {
+        guard let dir = request.uri.queryParameters.get("directory").map({ String($0) }), !dir.isEmpty else {
+            throw BackupError.invalid("directory: required (a directory on the daemon's machine)")
+        }
+        let sets = try await io.run { try BackupDirectory(dir).sets() }
+        return QindexAPI.ok(BackupList(directory: dir, sets: sets.map(BackupSetInfo.init)))
+    }
+
+    func start(_ request: Request, kind: String) async throws -> Response {
+        let body = try await RequestBodies.collect(request, limit: 16 << 10, timeout: limits.requestTimeout)
+        let r: BackupRequest
+        do { r = try JSONDecoder().decode(BackupRequest.self, from: Data(buffer: body)) } catch {
+            throw BackupError.invalid("the body is a JSON object {directory, incremental?, partSize?, id?}")
+        }
+        guard r.directory.hasPrefix("/"), !r.directory.utf8.contains(0), r.directory.utf8.count <= 4096 else {
+            throw BackupError.invalid("directory: an absolute path on the daemon's machine")
+        }
+        if let p = r.partSize, p < 1 << 20 { throw BackupError.invalid("partSize: at least 1 MiB (1048576)") }
+        if let id = r.id, !BackupManifest.isID(id) { throw BackupError.invalid("id: not a backup id") }
+        let job = jobs.begin(kind: kind, directory: r.directory, at: Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000)))
+        let (node, jobs, io) = (self.node, self.jobs, self.io)
+        Task {
+            do {
+                if kind == "create" {
+                    let made = try await io.run {
+                        try node.createBackup(to: r.directory, incremental: r.incremental ?? false, partSize: r.partSize ?? 1 << 30) { jobs.progress(job.id, $0, $1) }
+                    }
+                    jobs.finish(job.id) { $0.created = BackupSetInfo(id: made.manifest.id, manifest: made.manifest) }
+                } else {
+                    let done = try await io.run { try node.restoreBackup(from: r.directory, id: r.id) { jobs.progress(job.id, $0, $1) } }
+                    jobs.finish(job.id) { $0.restored = BackupRestoreInfo(done) }
+                }
+            } catch {
+                jobs.finish(job.id) { $0.error = "\(error)" }
+            }
+        }
+        return QindexAPI.ok(job, status: .accepted)
+    }
+}
+
+/// The jobs of this daemon's life (in memory; the audit log keeps what they did).
+final class BackupJobs: Sendable {
+    private let table = Mutex<[String: BackupJob]>([:])
+
+    func begin(kind: String, directory: String, at time: String) -> BackupJob {
+        let job = BackupJob(id: "job-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max)), kind: kind, directory: directory, started: time)
+        table.withLock { $0[job.id] = job }
+        return job
+    }
+
+    func progress(_ id: String, _ blocks: UInt64, _ bytes: UInt64) {
+        table.withLock { t in
+            t[id]?.blocks = blocks
+            t[id]?.bytes = bytes
+        }
+    }
+
+    func finish(_ id: String, _ change: (inout BackupJob) -> Void) {
+        table.withLock { t in
+            guard var j = t[id] else { return }
+            change(&j)
+            j.state = j.error == nil ? "succeeded" : "failed"
+            j.finished = Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000))
+            if let c = j.created { (j.blocks, j.bytes) = (c.blocks ?? j.blocks, c.bytes ?? j.bytes) }
+            t[id] = j
+        }
+    }
+
+    func get(_ id: String) -> BackupJob? { table.withLock { $0[id] } }
+    func all() -> [BackupJob] { table.withLock { $0.values.sorted { $0.started < $1.started } } }
+}
+
+extension BackupRestoreInfo {
+    init(_ r: BackupRestored) {
+        self.init(sets: r.sets, blocks: r.blocks, added: r.added, bytes: r.bytes, pinsRestored: r.pinsRestored, pinsPresent: r.pinsPresent,
+                  conflicts: r.conflicts, pinFailures: r.pinFailures, headsMerged: r.headsMerged, headFailures: r.headFailures)
+    }
+}
