@@ -181,7 +181,7 @@ extension Node {
         }
         for h in last.heads {
             do {
-                _ = try Self.waitFor { [index] in try await index.merge(roots: [h.record]) }
+                _ = try index.mergeBlocking(roots: [h.record])
                 result.headsMerged += 1
             } catch {
                 result.headFailures.append(("\(h.type)/\(h.key)", "\(error)"))
@@ -200,23 +200,3 @@ extension Node {
     }
 }
 
-extension Node {
-    /// Runs async work to its end from a thread that may block (never from the cooperative pool).
-    static func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let done = DispatchSemaphore(value: 0)
-        let box = ResultBox<T>()
-        Task.detached {
-            do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        return try box.get()
-    }
-}
-
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private var result: Result<T, any Error>?
-    private let lock = NSLock()
-    func set(_ r: Result<T, any Error>) { lock.withLock { result = r } }
-    func get() throws -> T { try lock.withLock { result! }.get() }
-}

@@ -27,6 +27,28 @@ extension Qindex {
     /// refused (`SIGNATURE_INVALID` or invalid) before anything moves. Roots that are not Qindex
     /// records are refused.
     public func merge(roots: [CID]) async throws -> [MergeOutcome] {
+        var out: [MergeOutcome] = []
+        for (ptr, foreign) in try grouped(roots) {
+            let outcome = try await commits.run { txn, changes in try self.stageMerge(ptr, foreign, txn, &changes) }
+            events?.published()
+            for root in foreign { out.append(MergeOutcome(head: outcome.head, action: outcome.action, root: root)) }
+        }
+        return out
+    }
+
+    /// `merge` for threads that may block (it waits for the group commit).
+    public func mergeBlocking(roots: [CID]) throws -> [MergeOutcome] {
+        var out: [MergeOutcome] = []
+        for (ptr, foreign) in try grouped(roots) {
+            let outcome = try commits.run { txn, changes in try self.stageMerge(ptr, foreign, txn, &changes) }
+            events?.published()
+            for root in foreign { out.append(MergeOutcome(head: outcome.head, action: outcome.action, root: root)) }
+        }
+        return out
+    }
+
+    /// The roots by pointer, each history checked, in the order first met.
+    private func grouped(_ roots: [CID]) throws -> [([UInt8], [CID])] {
         var byPointer: [[UInt8]: [CID]] = [:]
         var order: [[UInt8]] = []
         for root in roots {
@@ -35,14 +57,7 @@ extension Qindex {
             if byPointer[ptr] == nil { order.append(ptr) }
             byPointer[ptr, default: []].append(root)
         }
-        var out: [MergeOutcome] = []
-        for ptr in order {
-            let foreign = byPointer[ptr]!
-            let outcome = try await commits.run { txn, changes in try self.stageMerge(ptr, foreign, txn, &changes) }
-            events?.published()
-            for root in foreign { out.append(MergeOutcome(head: outcome.head, action: outcome.action, root: root)) }
-        }
-        return out
+        return order.map { ($0, byPointer[$0]!) }
     }
 
     /// Checks the history under `root` down to records this node already holds in the pointer's
