@@ -93,8 +93,11 @@ struct Gateway: Sendable {
             let rest = Array(segments.dropFirst(2))
             // One trip to the storage threads: the name, then the path in its docs.
             let (docs, r) = try await io.run { () throws -> (CID, ResolvedPath) in
-                let docs = try self.node.moduleDocs(name, range: range).metadata.documentation
-                return (docs, try self.node.resolve(docs, path: rest))
+                let docs = try self.node.moduleDocs(name, range: range, count: false).metadata.documentation
+                let resolved = try self.node.resolve(docs, path: rest)
+                // A fetch is a GET of something there.
+                if !head { self.node.countDocsFetch(name) }
+                return (docs, resolved)
             }
             root = docs
             path = rest

@@ -157,14 +157,7 @@ struct RegistryAPI {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-publish-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: dir) }
             try Self.unpack(body, boundary: boundary, into: dir)
-            guard let data = FileManager.default.contents(atPath: dir + "/module.json"),
-                  let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw RegistryError.invalid("the upload has no module.json (a JSON object) at its top")
-            }
-            guard manifest["module"] as? String == name else {
-                throw RegistryError.invalid("module.json publishes \(manifest["module"].map { "\($0)" } ?? "no module"), not \(name) (the path names the module)")
-            }
-            return try self.node.publishModule(directory: dir, namespace: namespace, identity: identity, keyName: keyName)
+            return try self.node.publishModule(directory: dir, namespace: namespace, identity: identity, keyName: keyName, expectedModule: name)
         }
         return QindexAPI.ok(ModulePublished(created: outcome.created, module: ModuleInfo(outcome.release)), cid: outcome.release.signed,
                             status: outcome.created ? .created : .ok)
@@ -181,20 +174,33 @@ struct RegistryAPI {
             guard parts <= 100_000 else { throw RegistryError.invalid("the upload has more than 100000 parts") }
             guard let name = KuboRPC.filename(headers["content-disposition"]) else { throw RegistryError.invalid("part \(parts) has no filename (its path)") }
             let segments = name.split(separator: "/", omittingEmptySubsequences: true)
-            guard !segments.isEmpty, !name.hasPrefix("/"), name.utf8.count <= 4096, !name.utf8.contains(0),
-                  segments.allSatisfy({ $0 != "." && $0 != ".." }) else {
-                throw RegistryError.invalid("part \(parts): \"\(name.prefix(200))\" is not a relative path inside the module")
+            guard !segments.isEmpty, !name.hasPrefix("/"), name.utf8.count <= 4096, !name.utf8.contains(0), !name.contains("\\"),
+                  segments.allSatisfy({ $0 != "." && $0 != ".." && $0.utf8.count <= 255 }) else {
+                throw RegistryError.invalid("part \(parts): \"\(name.prefix(200))\" is not a relative path inside the module (segments of 1 to 255 bytes; no ., .., \\ or NUL)")
             }
-            let path = dir + "/" + segments.joined(separator: "/")
+            let relative = segments.joined(separator: "/")
+            let path = dir + "/" + relative
             let contentType = headers["content-type"] ?? ""
-            if contentType.hasPrefix("application/x-directory") {
-                try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
-                continue
-            }
-            guard !contentType.hasPrefix("application/symlink") else { throw RegistryError.invalid("part \(parts) (\(name)): a module holds no symlinks") }
-            try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            guard fm.createFile(atPath: path, contents: Data(try reader.readBody(limit: maximumUpload))) else {
-                throw RegistryError.invalid("part \(parts): \(name) cannot be written (a file and a directory of one name?)")
+            guard !contentType.hasPrefix("application/symlink") else { throw RegistryError.invalid("part \(parts) (\(relative)): a module holds no symlinks") }
+            do {
+                if contentType.hasPrefix("application/x-directory") {
+                    try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+                    continue
+                }
+                try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                guard fm.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteUnknown) }
+                defer { try? out.close() }
+                // Copied in pieces: a file is never held whole.
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
+                    if n == 0 { break }
+                    out.write(Data(chunk[0..<n]))
+                }
+            } catch let e as RegistryError {
+                throw e
+            } catch {
+                throw RegistryError.invalid("part \(parts): \(relative) cannot be written (a file and a directory of one name, or a name given twice?)")
             }
         }
     }

@@ -83,8 +83,21 @@ extension Node {
                     }
                 }
             }
-            defer { registry.forget() }  // merged histories may move the registry's pointers
-            return try await index.merge(roots: summary.roots)
+            registry.forget()
+            let outcomes = try await index.merge(roots: summary.roots)
+            // Merged versions move the modules' latest pointers as the registry's own writes do.
+            var touched = Set<String>()
+            for o in outcomes {
+                for ns in ModuleNamespace.allCases where o.head.type == ns.versionType {
+                    if let at = o.head.key.lastIndex(of: "@") { touched.insert(ns.rawValue + " " + String(o.head.key[..<at])) }
+                }
+            }
+            for t in touched.sorted() {
+                let parts = t.split(separator: " ", maxSplits: 1).map(String.init)
+                try registry.exclusively { try moveLatest(parts[1], ModuleNamespace(rawValue: parts[0])!) }
+            }
+            registry.forget()
+            return outcomes
         }
     }
 

@@ -68,6 +68,15 @@ final class RegistryState: Sendable {
         var fetches: [String: (package: UInt64, docs: UInt64)]?
     }
     let contents = Mutex(Contents())
+    /// Registry writes run one at a time: a check (the version is new, no cycle, the status move
+    /// is allowed) holds until its pointers have moved.
+    private let writes = NSLock()
+
+    func exclusively<R>(_ body: () throws -> R) rethrows -> R {
+        writes.lock()
+        defer { writes.unlock() }
+        return try body()
+    }
     /// At most this many signed blocks' dependencies are held (then the map starts again).
     static let dependencyEntries = 200_000
 
@@ -101,7 +110,7 @@ extension Node {
         let name = String(parts[0])
         do { try ModuleMetadata.checkName(name) } catch { throw RegistryError.invalid("\(error)") }
         guard parts.count == 2 else { return (name, nil) }
-        do { return (name, try SemVerRange(String(parts[1]))) } catch { throw RegistryError.invalid("\(text): \(error)") }
+        do { return (name, try SemVerRange(String(parts[1]))) } catch { throw RegistryError.invalid("\(text.prefix(80)): not a range (npm ranges: ^1.2, ~1.2.3, >=1 <2, 1.x)") }
     }
 
     /// `name@version`, exactly.
@@ -112,18 +121,47 @@ extension Node {
         do { return (String(parts[0]), try SemVer(String(parts[1]))) } catch { throw RegistryError.invalid("\(text.prefix(80)): version: \(error)") }
     }
 
-    /// Reads and decodes `DIR/module.json`, errors naming the field.
-    static func readManifest(_ directory: String) throws -> (ModuleManifest, SemVer) {
-        let manifestPath = directory + "/module.json"
-        guard let data = FileManager.default.contents(atPath: manifestPath) else { throw RegistryError.invalid("no \(manifestPath)") }
+    /// The fields `module.json` may hold (and those of its dependencies and compliance).
+    static let manifestFields: Set<String> = ["module", "version", "description", "type", "capabilities", "identitiesSupported", "integrations",
+                                              "dependencies", "status", "compliance", "repository", "changelog"]
+    static let dependencyFields: Set<String> = ["module", "range", "kind", "optional"]
+    static let complianceFields: Set<String> = ["audit", "riskScoring", "privacyEnforced", "kycSupport", "gdprCompliant", "dataRetentionPolicy"]
+
+    /// Reads and decodes `DIR/module.json`, errors naming the field: unknown fields and fields
+    /// given twice are refused (two readers of one file must never see two modules).
+    public static func readManifest(_ directory: String) throws -> (ModuleManifest, SemVer) {
+        guard let data = FileManager.default.contents(atPath: directory + "/module.json") else { throw RegistryError.invalid("no module.json") }
+        guard data.count <= 1 << 20 else { throw RegistryError.invalid("module.json: at most 1 MiB") }
+        if let twice = JSONKeys.duplicate(in: [UInt8](data)) { throw RegistryError.invalid("module.json: \(twice) is given twice") }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw RegistryError.invalid("module.json: not a JSON object") }
+        for key in object.keys.sorted() where !manifestFields.contains(key) {
+            throw RegistryError.invalid("module.json: unknown field \(key.prefix(64)) (fields: \(manifestFields.sorted().joined(separator: ", ")))")
+        }
+        for (i, d) in ((object["dependencies"] as? [Any]) ?? []).enumerated() {
+            for key in ((d as? [String: Any]) ?? [:]).keys.sorted() where !dependencyFields.contains(key) {
+                throw RegistryError.invalid("module.json: dependencies[\(i)]: unknown field \(key.prefix(64)) (module, range, kind, optional)")
+            }
+        }
+        for key in ((object["compliance"] as? [String: Any]) ?? [:]).keys.sorted() where !complianceFields.contains(key) {
+            throw RegistryError.invalid("module.json: compliance: unknown field \(key.prefix(64))")
+        }
         let manifest: ModuleManifest
         do { manifest = try JSONDecoder().decode(ModuleManifest.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
             throw RegistryError.invalid("module.json: \(key.stringValue) is missing")
         } catch let DecodingError.typeMismatch(_, context) {
             throw RegistryError.invalid("module.json: \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
-        } catch { throw RegistryError.invalid("module.json: not JSON (\(error))") }
+        } catch { throw RegistryError.invalid("module.json: not a manifest (\(error))") }
         do { try ModuleMetadata.checkName(manifest.module) } catch { throw RegistryError.invalid("module.json: \(error)") }
         do { return (manifest, try SemVer(manifest.version)) } catch { throw RegistryError.invalid("module.json: version: \(error)") }
+    }
+
+    /// The checksum of a package: the multihash (SHA-256) of its tar stream, hashed as it is
+    /// written (never held whole).
+    func packageChecksum(_ package: CID, name: String, function: Multicodec = .sha2_256) throws -> Multihash {
+        guard let f = HashFunction.lookup(function) else { throw RegistryError.invalid("checksum: unknown hash function \(function)") }
+        var hasher = f.makeHasher()
+        try tar(package, name: name) { hasher.update($0) }
+        return Multihash(code: function, digest: hasher.finalize())
     }
 
     // MARK: publishing
@@ -138,9 +176,14 @@ extension Node {
     ///
     /// The version pointer is the commit point. Run again after an interruption, a publication
     /// of the same release finds it and completes the rest (`created` false).
+    /// `expectedModule`: the name the caller was allowed to publish (the API's path); another
+    /// name in module.json is refused.
     public func publishModule(directory: String, namespace: ModuleNamespace = .production, identity: IdentityRef? = nil,
-                              keyName: String = "self") throws -> ModulePublication {
+                              keyName: String = "self", expectedModule: String? = nil) throws -> ModulePublication {
         let (manifest, version) = try Self.readManifest(directory)
+        if let expectedModule, manifest.module != expectedModule {
+            throw RegistryError.invalid("module.json publishes \(manifest.module), not \(expectedModule) (the path names the module)")
+        }
         let key = "\(manifest.module)@\(version)"
         for other in ModuleNamespace.allCases where other != namespace {
             if try pointerHead(type: other.versionType, key: key) != nil {
@@ -151,51 +194,63 @@ extension Node {
         if let existing, existing.isDeleted { throw RegistryError.exists("\(key) was published and deregistered; a version is never published twice") }
         var isDirectory: ObjCBool = false
         for part in ["package", "docs"] where !(FileManager.default.fileExists(atPath: directory + "/" + part, isDirectory: &isDirectory) && isDirectory.boolValue) {
-            throw RegistryError.invalid("\(directory)/\(part)/ is missing (a module publishes its package and its docs)")
+            throw RegistryError.invalid("\(part)/ is missing (a module publishes its package and its docs)")
         }
         let signer = try keystore.key(keyName)
         let publisher = identity ?? IdentityRef(squidId: self.identity.peerID)
         let now = blocks.clock.now
-        if publisher.squidId != self.identity.peerID, !access.isKey(signer.publicKey, of: publisher.squidId, at: now) {
+        if publisher.squidId == self.identity.peerID {
+            guard signer.publicKey == (try keystore.key("self")).publicKey else {
+                throw SigningError.invalid("key \(keyName) is not the node's: the node publishes with its own key (self)")
+            }
+        } else if !access.isKey(signer.publicKey, of: publisher.squidId, at: now) {
             throw SigningError.invalid("key \(keyName) is not a key of \(publisher.squidId) (register it: qstore identity rotate-key)")
         }
         return try withLease {
             // Unpinned until the version pointer holds them (the lease keeps them meanwhile).
             let package = try addTree(directory + "/package")
             let docs = try addTree(directory + "/docs")
-            var tarBytes: [UInt8] = []
-            try tar(package, name: manifest.module) { tarBytes.append(contentsOf: $0) }
-            let checksum = try Multihash.compute(tarBytes, function: .sha2_256)
+            let checksum = try packageChecksum(package, name: manifest.module)
             var metadata = try Self.metadata(manifest, version: version, publisher: publisher, package: package, checksum: checksum, docs: docs,
                                              auditHash: audit.latestCheckpoint.map { "\($0.size) \(Data($0.rootHash).base64EncodedString())" } ?? "",
                                              time: Timestamps.format(now))
-            if let existing {
-                let current = try release(existing, namespace)
-                metadata.createdAt = current.metadata.createdAt
-                guard current.metadata.isSameRelease(as: metadata) else {
-                    throw RegistryError.exists("\(key) is published already with other contents; a version is never published twice")
+            return try registry.exclusively {
+                // Read again under the registry's lock: another publication may have made it since.
+                for other in ModuleNamespace.allCases where other != namespace {
+                    if try pointerHead(type: other.versionType, key: key) != nil {
+                        throw RegistryError.exists("\(key) is published already (in \(other.rawValue)); a version is never published twice")
+                    }
                 }
-                try completePublication(current)
-                return ModulePublication(release: current, created: false)
+                let existing = try pointerHead(type: namespace.versionType, key: key)
+                if let existing, existing.isDeleted { throw RegistryError.exists("\(key) was published and deregistered; a version is never published twice") }
+                if let existing {
+                    let current = try release(existing, namespace)
+                    metadata.createdAt = current.metadata.createdAt
+                    guard current.metadata.isSameRelease(as: metadata) else {
+                        throw RegistryError.exists("\(key) is published already with other contents; a version is never published twice")
+                    }
+                    try completePublication(current)
+                    return ModulePublication(release: current, created: false)
+                }
+                let catalog = PublishedModules(node: self, namespace: namespace)
+                if let cycle = try Resolver(catalog: catalog).cycle(closedBy: manifest.module, version, dependencies: try metadata.dependencies.map { try $0.dependency() }) {
+                    throw RegistryError.resolution(.cycle(cycle))
+                }
+                let signed = try storeSigned(metadata, key: signer, event: "q.registry.publish.v1", ref: key, details: [
+                    ("namespace", .string(namespace.rawValue)), ("publisher", .string(publisher.squidId)),
+                    ("package", .string(package.string)), ("documentation", .string(docs.string)), ("status", .string(metadata.status.rawValue)),
+                ])
+                var exact = Qindex.Update(type: namespace.versionType, key: key, target: signed, tags: Self.tags(metadata))
+                exact.expectedVersion = 0
+                exact.author = publisher
+                let head: Head
+                do { head = try putPointerBlocking(exact) } catch QindexError.versionConflict {
+                    throw RegistryError.exists("\(key) is published already (a version is never published twice)")
+                }
+                let release = ModuleRelease(metadata: metadata, signed: signed, signer: signer.publicKey, namespace: namespace, revision: head.version)
+                try completePublication(release)
+                return ModulePublication(release: release, created: true)
             }
-            let catalog = PublishedModules(node: self, namespace: namespace)
-            if let cycle = try Resolver(catalog: catalog).cycle(closedBy: manifest.module, version, dependencies: try metadata.dependencies.map { try $0.dependency() }) {
-                throw RegistryError.resolution(.cycle(cycle))
-            }
-            let signed = try storeSigned(metadata, key: signer, event: "q.registry.publish.v1", ref: key, details: [
-                ("namespace", .string(namespace.rawValue)), ("publisher", .string(publisher.squidId)),
-                ("package", .string(package.string)), ("documentation", .string(docs.string)), ("status", .string(metadata.status.rawValue)),
-            ])
-            var exact = Qindex.Update(type: namespace.versionType, key: key, target: signed, tags: Self.tags(metadata))
-            exact.expectedVersion = 0
-            exact.author = publisher
-            let head: Head
-            do { head = try putPointerBlocking(exact) } catch QindexError.versionConflict {
-                throw RegistryError.exists("\(key) is published already (a version is never published twice)")
-            }
-            let release = ModuleRelease(metadata: metadata, signed: signed, signer: signer.publicKey, namespace: namespace, revision: head.version)
-            try completePublication(release)
-            return ModulePublication(release: release, created: true)
         }
     }
 
@@ -218,8 +273,8 @@ extension Node {
             }
             dependencies.append(.init(module: d.module, range: d.range, kind: kind, optional: d.optional ?? false))
         }
-        guard let status = ModuleMetadata.Status(rawValue: manifest.status ?? "DEVELOPMENT") else {
-            throw RegistryError.invalid("module.json: status: one of \(ModuleMetadata.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let status = ModuleMetadata.Status(rawValue: manifest.status ?? "DEVELOPMENT"), [.development, .testing, .production].contains(status) else {
+            throw RegistryError.invalid("module.json: status: DEVELOPMENT, TESTING or PRODUCTION (a version is published into one of these; DEPRECATED and SUSPENDED come later)")
         }
         let metadata = ModuleMetadata(
             module: manifest.module, version: version, description: manifest.description ?? "", identity: publisher, type: manifest.type,
@@ -332,8 +387,9 @@ extension Node {
     /// only when named exactly), or the latest when no range is given.
     public func moduleRelease(_ name: String, range: SemVerRange? = nil, namespace: ModuleNamespace = .production) throws -> ModuleRelease {
         guard let range else {
-            guard let head = try pointerHead(type: namespace.moduleType, key: name), !head.isDeleted else {
-                throw RegistryError.notFound("no module \(name)\(namespace == .sandbox ? " in the sandbox" : "")")
+            // The highest version not withdrawn (prereleases too: a name alone asks for the newest).
+            guard let head = try versionHeads(name, namespace).last(where: { !Self.isWithdrawn($0.head) })?.head else {
+                throw RegistryError.notFound("no module \(name)\(namespace == .sandbox ? " in the sandbox" : "") (or every version is yanked or suspended)")
             }
             return try release(head, namespace)
         }
@@ -344,6 +400,9 @@ extension Node {
         }
         return try release(head, namespace)
     }
+
+    /// Whether resolution skips a version unless it is named exactly (yanked, suspended).
+    static func isWithdrawn(_ h: Head) -> Bool { h.tags.contains("yanked") || h.tags.contains("status:SUSPENDED") }
 
     /// Every live version of `name`, lowest first.
     public func moduleVersions(_ name: String, namespace: ModuleNamespace = .production) throws -> [ModuleRelease] {
@@ -369,10 +428,11 @@ extension Node {
         do { return try Resolver(catalog: catalog).resolve(module, range) } catch let e as ResolutionError { throw RegistryError.resolution(e) }
     }
 
-    /// The docs of the version `range` picks (production), counted as a docs fetch.
-    public func moduleDocs(_ name: String, range: SemVerRange?) throws -> ModuleRelease {
+    /// The docs of the version `range` picks (production), counted as a docs fetch unless
+    /// `count` is false (the gateway counts once the path was found, for GET only).
+    public func moduleDocs(_ name: String, range: SemVerRange?, count: Bool = true) throws -> ModuleRelease {
         let r = try pickedRelease(name, range)
-        countFetch(name, docs: true)
+        if count { countFetch(name, docs: true) }
         return r
     }
 
@@ -382,6 +442,9 @@ extension Node {
         countFetch(name, docs: false)
         return r
     }
+
+    /// Counts a fetch of `name`'s docs (the gateway's docs route, once it found the file).
+    public func countDocsFetch(_ name: String) { countFetch(name, docs: true) }
 
     /// `moduleRelease` in production, the answer held until a registry write (docs by name are
     /// asked for far more often than versions change).
@@ -407,6 +470,11 @@ extension Node {
     /// changes nothing returns the release as it is.
     public func changeModule(_ name: String, _ version: SemVer, namespace: ModuleNamespace = .production, _ change: ModuleChange,
                              event: String) throws -> ModuleRelease {
+        try registry.exclusively { try changeModuleExclusively(name, version, namespace: namespace, change, event: event) }
+    }
+
+    private func changeModuleExclusively(_ name: String, _ version: SemVer, namespace: ModuleNamespace, _ change: ModuleChange,
+                                         event: String) throws -> ModuleRelease {
         let key = "\(name)@\(version)"
         guard let head = try pointerHead(type: namespace.versionType, key: key), !head.isDeleted else {
             throw RegistryError.notFound("no version \(key)\(namespace == .sandbox ? " in the sandbox" : "")")
@@ -415,7 +483,7 @@ extension Node {
         var m = current.metadata
         if let s = change.status, s != m.status {
             guard m.status.canMove(to: s) else {
-                throw RegistryError.state("\(key) is \(m.status.rawValue): it cannot become \(s.rawValue) (DEVELOPMENT → TESTING → PRODUCTION ⇄ DEPRECATED; any → SUSPENDED → any)")
+                throw RegistryError.state("\(key) is \(m.status.rawValue): it cannot become \(s.rawValue) (DEVELOPMENT → TESTING → PRODUCTION ⇄ DEPRECATED, DEVELOPMENT → PRODUCTION, TESTING → DEVELOPMENT; any → SUSPENDED → any)")
             }
             m.status = s
         }
@@ -425,6 +493,7 @@ extension Node {
         }
         m.reason = change.reason
         if let reason = m.reason, reason.isEmpty || reason.utf8.count > 1024 { throw RegistryError.invalid("reason: 1 to 1024 bytes") }
+        // The cycle check at publication saw withdrawn versions too, so one coming back closes none.
         m.updatedAt = Timestamps.format(blocks.clock.now)
         let signer = try keystore.key("self")
         var details: [(String, IPLDNode)] = [("namespace", .string(namespace.rawValue)), ("status", .string(m.status.rawValue)), ("yanked", .bool(m.yanked))]
@@ -433,8 +502,8 @@ extension Node {
             let signed = try storeSigned(m, key: signer, event: event, ref: key, details: details)
             var u = Qindex.Update(type: namespace.versionType, key: key, target: signed, tags: Self.tags(m))
             u.expectedHead = head.record
+            defer { try? moveLatest(name, namespace) }
             let moved = try putPointerBlocking(u)
-            try moveLatest(name, namespace)
             return ModuleRelease(metadata: m, signed: signed, signer: signer.publicKey, namespace: namespace, revision: moved.version)
         }
     }
@@ -444,7 +513,12 @@ extension Node {
     /// policy pins of package and docs go, and `module/<name>` moves to the highest version left
     /// (or is deleted). Returns the versions removed.
     public func deregisterModule(_ name: String, version: SemVer? = nil, namespace: ModuleNamespace = .production) throws -> [SemVer] {
-        var heads = try versionHeads(name, namespace)
+        try registry.exclusively { try deregisterExclusively(name, version: version, namespace: namespace) }
+    }
+
+    private func deregisterExclusively(_ name: String, version: SemVer?, namespace: ModuleNamespace) throws -> [SemVer] {
+        defer { try? moveLatest(name, namespace) }
+        var heads = try readVersionHeads(name, namespace)
         if let version { heads = heads.filter { $0.version == version } }
         guard !heads.isEmpty else {
             throw RegistryError.notFound("no \(version.map { "version \(name)@\($0)" } ?? "module \(name)")\(namespace == .sandbox ? " in the sandbox" : "")")
@@ -452,19 +526,18 @@ extension Node {
         for (v, head) in heads {
             let key = "\(name)@\(v)"
             let r = try? release(head, namespace, verified: false)
-            try commits.run { txn, _ in
-                txn.audit("q.registry.deregister.v1", ref: key, cid: head.target, details: [("namespace", .string(namespace.rawValue))])
-            }
             var u = Qindex.Update(type: namespace.versionType, key: key, target: nil)
             u.expectedHead = head.record
             _ = try putPointerBlocking(u)
+            try commits.run { txn, _ in
+                txn.audit("q.registry.deregister.v1", ref: key, cid: head.target, details: [("namespace", .string(namespace.rawValue))])
+            }
             if let r {
                 for (cid, type) in [(r.metadata.package, Self.packagesType), (r.metadata.documentation, Self.docsType)] {
                     for p in try pins.pins(of: cid.multihash) where p.resourceType == type && p.name == key { _ = try pins.remove(id: p.id) }
                 }
             }
         }
-        try moveLatest(name, namespace)
         return heads.map(\.version)
     }
 
@@ -474,56 +547,88 @@ extension Node {
     /// sandbox started from, then a revision naming `activatedBy`; the sandbox pointer gets a
     /// tombstone.
     public func promoteModule(_ name: String, _ version: SemVer, by actor: IdentityRef? = nil) throws -> ModuleRelease {
+        try registry.exclusively { try promoteExclusively(name, version, by: actor) }
+    }
+
+    private func promoteExclusively(_ name: String, _ version: SemVer, by actor: IdentityRef?) throws -> ModuleRelease {
         let key = "\(name)@\(version)"
+        defer {
+            try? moveLatest(name, .sandbox)
+            try? moveLatest(name, .production)
+        }
         guard let sandboxHead = try pointerHead(type: ModuleNamespace.sandbox.versionType, key: key), !sandboxHead.isDeleted else {
             throw RegistryError.notFound("no version \(key) in the sandbox")
         }
-        if try pointerHead(type: ModuleNamespace.production.versionType, key: key) != nil {
-            throw RegistryError.exists("\(key) is in production already; a version is never published twice")
-        }
-        let report = try verify(sandboxHead, .sandbox, against: .production)
-        guard report.ok else {
-            throw RegistryError.state("\(key) cannot be promoted: " + report.checks.filter { !$0.ok }.map { "\($0.name): \($0.detail)" }.joined(separator: "; "))
-        }
+        let firstSandbox = try history(ModuleNamespace.sandbox.versionType, key).first { $0.cid != nil }?.cid
+        let production = try pointerHead(type: ModuleNamespace.production.versionType, key: key)
+        // A promotion cut short (its production pointer made, the sandbox's still live) is
+        // finished; anything else in production is another publication.
+        let resuming = try production.map { p -> Bool in
+            let firstProduction = try history(ModuleNamespace.production.versionType, key).first { $0.cid != nil }?.cid
+            guard !p.isDeleted, firstProduction != nil, firstProduction == firstSandbox else {
+                throw RegistryError.exists("\(key) is in production already; a version is never published twice")
+            }
+            return true
+        } ?? false
         let sandbox = try release(sandboxHead, .sandbox)
-        let first = try history(ModuleNamespace.sandbox.versionType, key).first { $0.cid != nil }?.cid ?? sandbox.signed
+        if !resuming {
+            let report = try verify(sandboxHead, .sandbox, against: .production)
+            guard report.ok else {
+                throw RegistryError.state("\(key) cannot be promoted: " + report.checks.filter { !$0.ok }.map { "\($0.name): \($0.detail)" }.joined(separator: "; "))
+            }
+        }
+        let first = firstSandbox ?? sandbox.signed
+        let firstStatus = try moduleMetadata(signed: first, verified: false)?.status ?? sandbox.metadata.status
+        // Production's history is two revisions: the first must move to the current in one step.
+        guard firstStatus == sandbox.metadata.status || firstStatus.canMove(to: sandbox.metadata.status) else {
+            throw RegistryError.state("\(key) was published \(firstStatus.rawValue) and is now \(sandbox.metadata.status.rawValue), which production cannot take in one move: set its sandbox status to one \(firstStatus.rawValue) can move to, then promote")
+        }
         var m = sandbox.metadata
         m.activatedBy = actor ?? IdentityRef(squidId: identity.peerID)
         m.updatedAt = Timestamps.format(blocks.clock.now)
         let signer = try keystore.key("self")
         return try withLease {
-            var start = Qindex.Update(type: ModuleNamespace.production.versionType, key: key, target: first, tags: Self.tags(sandbox.metadata))
-            start.expectedVersion = 0
-            start.author = sandbox.metadata.identity
             let began: Head
-            do { began = try putPointerBlocking(start) } catch QindexError.versionConflict {
-                throw RegistryError.exists("\(key) is in production already; a version is never published twice")
+            if resuming, let p = production {
+                began = p
+            } else {
+                var start = Qindex.Update(type: ModuleNamespace.production.versionType, key: key, target: first, tags: Self.tags(sandbox.metadata))
+                start.expectedVersion = 0
+                start.author = sandbox.metadata.identity
+                do { began = try putPointerBlocking(start) } catch QindexError.versionConflict {
+                    throw RegistryError.exists("\(key) is in production already; a version is never published twice")
+                }
             }
-            let signed = try storeSigned(m, key: signer, event: "q.registry.promote.v1", ref: key, details: [
-                ("activatedBy", .string(m.activatedBy!.squidId)), ("from", .string(sandbox.signed.string)),
-            ])
-            var u = Qindex.Update(type: ModuleNamespace.production.versionType, key: key, target: signed, tags: Self.tags(m))
-            u.expectedHead = began.record
-            let head = try putPointerBlocking(u)
+            var r: ModuleRelease
+            if began.version >= 2, let current = try? release(began, .production), current.metadata.activatedBy != nil {
+                r = current  // the activated revision was written before the cut
+            } else {
+                let signed = try storeSigned(m, key: signer, event: "q.registry.promote.v1", ref: key, details: [
+                    ("activatedBy", .string(m.activatedBy!.squidId)), ("from", .string(sandbox.signed.string)),
+                ])
+                var u = Qindex.Update(type: ModuleNamespace.production.versionType, key: key, target: signed, tags: Self.tags(m))
+                u.expectedHead = began.record
+                let head = try putPointerBlocking(u)
+                r = ModuleRelease(metadata: m, signed: signed, signer: signer.publicKey, namespace: .production, revision: head.version)
+            }
             var end = Qindex.Update(type: ModuleNamespace.sandbox.versionType, key: key, target: nil)
             end.expectedHead = sandboxHead.record
             _ = try putPointerBlocking(end)
-            try moveLatest(name, .sandbox)
-            let r = ModuleRelease(metadata: m, signed: signed, signer: signer.publicKey, namespace: .production, revision: head.version)
             try completePublication(r)
             return r
         }
     }
 
-    /// Points `module/<name>` at the highest live version's current metadata (deletes it when
-    /// none is left) and refreshes the module's summary.
+    /// Points `module/<name>` at the highest live version's current metadata — the highest not
+    /// yanked or suspended when there is one — (deletes it when none is left) and refreshes the
+    /// module's summary.
     func moveLatest(_ name: String, _ namespace: ModuleNamespace) throws {
         registry.forget(name, namespace)
         defer { registry.forget(name, namespace) }
         let heads = try readVersionHeads(name, namespace)
         let current = try pointerHead(type: namespace.moduleType, key: name)
         let live = current.flatMap { $0.isDeleted ? nil : $0 }
-        if let top = heads.last {
+        if let top = heads.last(where: { !Self.isWithdrawn($0.head) }) ?? heads.last {
             if live?.target != top.head.target {
                 var u = Qindex.Update(type: namespace.moduleType, key: name, target: top.head.target)
                 u.expectedHead = current?.record
@@ -858,5 +963,53 @@ final class PublishedModules: ModuleCatalog {
             throw RegistryError.notFound("\(module)@\(version) names no module metadata")
         }
         return try node.dependencies(signed: target)
+    }
+}
+
+/// Object keys given twice in a JSON text (at any depth): JSON readers disagree on which one
+/// wins, so a manifest must not have any.
+enum JSONKeys {
+    /// The first key given twice in one object, if any (the text is assumed to be JSON; a
+    /// malformed text is left to the decoder).
+    static func duplicate(in b: [UInt8]) -> String? {
+        var stack: [Set<[UInt8]>?] = []  // per open container: the keys seen (nil: an array)
+        var expectKey = false
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            switch c {
+            case UInt8(ascii: "{"):
+                stack.append([])
+                expectKey = true
+            case UInt8(ascii: "["):
+                stack.append(nil)
+                expectKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if !stack.isEmpty { stack.removeLast() }
+                expectKey = false
+            case UInt8(ascii: ","):
+                expectKey = stack.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "\""):
+                var j = i + 1
+                var text: [UInt8] = []
+                while j < b.count, b[j] != UInt8(ascii: "\"") {
+                    if b[j] == UInt8(ascii: "\\"), j + 1 < b.count { text.append(b[j]); j += 1 }
+                    text.append(b[j])
+                    j += 1
+                }
+                if expectKey, var keys = stack.last ?? nil {
+                    // Escapes could spell one key two ways.
+                    if text.contains(UInt8(ascii: "\\")) { return String(decoding: text.prefix(64), as: UTF8.self) + " (written with escapes)" }
+                    if keys.contains(text) { return String(decoding: text.prefix(64), as: UTF8.self) }
+                    keys.insert(text)
+                    stack[stack.count - 1] = keys
+                    expectKey = false
+                }
+                i = j
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 }

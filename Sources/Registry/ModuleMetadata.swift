@@ -14,8 +14,9 @@ public struct ModuleMetadata: Sendable, Equatable {
         case development = "DEVELOPMENT", testing = "TESTING", production = "PRODUCTION"
         case deprecated = "DEPRECATED", suspended = "SUSPENDED"
 
-        /// The moves a version's status may make: forward through its life, back from a
-        /// deprecation, and in and out of suspension (never out of it into a state it skipped).
+        /// The moves a version's status may make: forward through its life (DEVELOPMENT to TESTING
+        /// or straight to PRODUCTION), TESTING back to DEVELOPMENT, PRODUCTION ⇄ DEPRECATED, and
+        /// any status into SUSPENDED and out of it to any.
         public func canMove(to next: Status) -> Bool {
             switch (self, next) {
             case (.development, .testing), (.development, .production), (.testing, .production), (.testing, .development),

@@ -161,7 +161,8 @@ public struct Resolver {
 
     /// The cycle of `dependency` edges that publishing `module@version` with `dependencies` would
     /// close, as a path (`a@1.0.0 → b@2.1.0 → a`), or nil. Each requirement is followed to the
-    /// version resolution would pick (the highest it admits); modules that are not there end a path.
+    /// highest version it admits, withdrawn ones included (a yanked version may come back);
+    /// modules that are not there end a path.
     public func cycle(closedBy module: String, _ version: SemVer, dependencies: [Dependency]) throws -> [String]? {
         var visited = Set<String>()
         var path = ["\(module)@\(version)"]
@@ -171,7 +172,8 @@ public struct Resolver {
                     if d.range.contains(version) { return path + [module] }
                     continue
                 }
-                guard let all = try catalog.versions(of: d.module), let v = try catalog.choose(d.module, from: all, [d.range]) else { continue }
+                // Withdrawn versions count: one that comes back (unyanked) must not close a cycle.
+                guard let all = try catalog.versions(of: d.module), let v = all.filter(d.range.contains).max() else { continue }
                 let name = "\(d.module)@\(v)"
                 guard visited.insert(name).inserted else { continue }
                 path.append(name)

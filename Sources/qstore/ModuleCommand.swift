@@ -138,7 +138,7 @@ struct ModuleCommand: ParsableCommand {
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Move name@version's status: DEVELOPMENT → TESTING → PRODUCTION ⇄ DEPRECATED; any → SUSPENDED → any.")
+            abstract: "Move name@version's status: DEVELOPMENT → TESTING → PRODUCTION ⇄ DEPRECATED, DEVELOPMENT → PRODUCTION, TESTING → DEVELOPMENT; any → SUSPENDED → any.")
         @Argument(help: "name@version") var ref: String
         @Argument(help: "DEVELOPMENT, TESTING, PRODUCTION, DEPRECATED or SUSPENDED.") var status: String
         @Option(help: "Why.") var reason: String?

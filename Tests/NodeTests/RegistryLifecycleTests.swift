@@ -231,3 +231,80 @@ import TestSupport
         #expect(try r.node.verifyModule("q-core").allSatisfy(\.ok))
     }
 }
+
+/// What review and probing found: one manifest read one way, the lifecycle kept through
+/// promotion, cycles through withdrawn versions, names that skip yanked versions.
+@Suite struct RegistryHardeningTests {
+    typealias Registry = RegistryLifecycleTests.Registry
+
+    @Test func aManifestIsReadOneWay() throws {
+        let r = try Registry()
+        let dir = try r.directory("q-evil", "1.0.0")
+        func manifest(_ text: String) throws { try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/module.json")) }
+        // Two readers of a duplicated key disagree on the name: refused.
+        try manifest(#"{"module": "q-core", "module": "q-evil", "version": "9.9.0", "type": "library"}"#)
+        #expect { try r.node.publishModule(directory: dir, expectedModule: "q-evil") } throws: { "\($0)".contains("module is given twice") }
+        try manifest(#"{"\u006dodule": "q-core", "module": "q-evil", "version": "9.9.0", "type": "library"}"#)
+        #expect { try r.node.publishModule(directory: dir, expectedModule: "q-evil") } throws: { "\($0)".contains("escapes") }
+        // The name the caller may publish is checked against the name decoded.
+        try manifest(#"{"module": "q-core", "version": "9.9.0", "type": "library"}"#)
+        #expect { try r.node.publishModule(directory: dir, expectedModule: "q-evil") } throws: { "\($0)".contains("not q-evil") }
+        // A typo is no silent omission; a version is not born deprecated.
+        try manifest(#"{"module": "q-evil", "version": "1.0.0", "type": "library", "dependecies": []}"#)
+        #expect { try r.node.publishModule(directory: dir) } throws: { "\($0)".contains("unknown field dependecies") }
+        try manifest(#"{"module": "q-evil", "version": "1.0.0", "type": "library", "dependencies": [{"module": "q-x", "rnage": "^1"}]}"#)
+        #expect { try r.node.publishModule(directory: dir) } throws: { "\($0)".contains("dependencies[0]: unknown field rnage") }
+        try manifest(#"{"module": "q-evil", "version": "1.0.0", "type": "library", "status": "DEPRECATED"}"#)
+        #expect { try r.node.publishModule(directory: dir) } throws: { "\($0)".contains("status") }
+        #expect(try r.node.pointerHead(type: "module", key: "q-core") == nil && r.node.pointerHead(type: "module", key: "q-evil") == nil)
+        // The node publishes with its own key only.
+        _ = try r.node.generateKey("other")
+        try manifest(#"{"module": "q-evil", "version": "1.0.0", "type": "library"}"#)
+        #expect { try r.node.publishModule(directory: dir, keyName: "other") } throws: { "\($0)".contains("own key") }
+    }
+
+    @Test func promotionKeepsTheLifeCycleAndFinishesWhatWasCut() throws {
+        let r = try Registry()
+        try r.publish("q-mod", "1.0.0", sandbox: true)
+        let v = try SemVer("1.0.0")
+        _ = try r.node.changeModule("q-mod", v, namespace: .sandbox, ModuleChange(status: .suspended), event: "q.registry.status.v1")
+        _ = try r.node.changeModule("q-mod", v, namespace: .sandbox, ModuleChange(status: .deprecated), event: "q.registry.status.v1")
+        // DEVELOPMENT (as published) cannot become DEPRECATED in one move: refused before anything moves.
+        #expect { try r.node.promoteModule("q-mod", v) } throws: { RegistryLifecycleTests.code($0) == "MODULE_STATE" }
+        #expect(try r.node.pointerHead(type: "module-version", key: "q-mod@1.0.0") == nil)
+        _ = try r.node.changeModule("q-mod", v, namespace: .sandbox, ModuleChange(status: .suspended), event: "q.registry.status.v1")
+        _ = try r.node.changeModule("q-mod", v, namespace: .sandbox, ModuleChange(status: .testing), event: "q.registry.status.v1")
+        // A promotion cut after production's first revision: promoting again finishes it.
+        let first = try #require(try r.node.pointerHistory(type: "sandbox-module-version", key: "q-mod@1.0.0", limit: 10, before: nil).records.last?.record.cid)
+        var start = Qindex.Update(type: "module-version", key: "q-mod@1.0.0", target: first)
+        start.expectedVersion = 0
+        _ = try r.node.putPointerBlocking(start)
+        let promoted = try r.node.promoteModule("q-mod", v)
+        #expect(promoted.metadata.status == .testing && promoted.metadata.activatedBy != nil)
+        #expect(try r.node.pointerHead(type: "sandbox-module-version", key: "q-mod@1.0.0")?.isDeleted == true)
+        #expect(try r.node.verifyModule("q-mod").allSatisfy(\.ok))
+        #expect(try r.node.moduleRelease("q-mod").signed == promoted.signed)
+    }
+
+    @Test func aYankedVersionCannotHideACycle() throws {
+        let r = try Registry()
+        try r.publish("q-a", "1.0.0", deps: #"{"module": "q-b", "range": "^1"}"#)
+        try r.publish("q-b", "1.0.0")
+        _ = try r.node.changeModule("q-a", try SemVer("1.0.0"), ModuleChange(yanked: true), event: "q.registry.yank.v1")
+        #expect { try r.publish("q-b", "1.1.0", deps: #"{"module": "q-a", "range": "^1"}"#) } throws: { RegistryLifecycleTests.code($0) == "DEPENDENCY_CYCLE" }
+    }
+
+    @Test func aNameAlonePicksTheHighestVersionNotWithdrawn() throws {
+        let r = try Registry()
+        let one = try r.publish("q-core", "1.0.0")
+        try r.publish("q-core", "1.1.0")
+        _ = try r.node.changeModule("q-core", try SemVer("1.1.0"), ModuleChange(yanked: true), event: "q.registry.yank.v1")
+        #expect(try r.node.moduleRelease("q-core").signed == one.signed)
+        #expect(try r.node.moduleDocs("q-core", range: nil).metadata.documentation == one.metadata.documentation)
+        #expect(try r.node.pointer(type: "module", key: "q-core").target == one.signed)
+        _ = try r.node.changeModule("q-core", try SemVer("1.0.0"), ModuleChange(yanked: true), event: "q.registry.yank.v1")
+        #expect { try r.node.moduleRelease("q-core") } throws: { RegistryLifecycleTests.code($0) == "MODULE_NOT_FOUND" }
+        // Named exactly, a yanked version is still there.
+        #expect(try r.node.moduleRelease("q-core", range: try SemVerRange("1.1.0")).metadata.yanked)
+    }
+}
