@@ -1,0 +1,177 @@
+import Backup
+import Synchronization
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Multiformats
+import Node
+import Pinning
+import Storage
+import Testing
+import TestSupport
+
+/// Backups end to end with the `qstore` binary: `backup create` killed with SIGKILL leaves an
+/// incomplete set that `ls` names and nothing uses, and the next create is complete; `backup
+/// restore` killed part way ends complete when run again; a backup taken through a daemon while
+/// writers pin, unpin and collect garbage restores to a repository that verifies, every pin of
+/// the set whole.
+@Suite(.serialized) struct BackupE2ETests {
+    static func qstore(_ args: [String], _ repository: String, home: String) async throws -> (Int32, String) {
+        try await ThirdPartyClientTests.runAside(ChildDaemon.binary, args, environment: ["QSTORE_PATH": repository, "HOME": home])
+    }
+
+    /// Starts `args`, waits until `ready` says so (or `seconds` pass), then kills it with SIGKILL.
+    static func kill(when ready: @escaping () -> Bool, _ args: [String], repository: String, home: String, seconds: Double = 30) async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
+        p.arguments = args
+        p.environment = ["QSTORE_PATH": repository, "HOME": home]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while !ready(), Date() < deadline, p.isRunning { try await Task.sleep(for: .milliseconds(1)) }
+        Foundation.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// A repository with `files` pinned files of `size` random bytes each.
+    static func fill(_ repo: String, home: String, files: Int, size: Int) async throws {
+        #expect(try await qstore(["init"], repo, home: home).0 == 0)
+        for i in 0..<files {
+            let f = home + "/file-\(i).bin"
+            let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+            try random.readData(ofLength: size).write(to: URL(fileURLWithPath: f))
+            try random.close()
+            #expect(try await qstore(["add", "-q", "--pin-name", "file \(i)", f], repo, home: home).0 == 0)
+        }
+    }
+
+    @Test func aKilledCreateLeavesAnIncompleteSetAndTheNextIsComplete() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-backup-kill-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let repo = dir + "/repo", backups = dir + "/backups"
+        try await Self.fill(repo, home: dir, files: 8, size: 4 << 20)
+        // Killed once its third part file exists (parts of 1 MiB: dozens to write).
+        try FileManager.default.createDirectory(atPath: backups, withIntermediateDirectories: true)
+        try await Self.kill(when: {
+            guard let id = try? FileManager.default.contentsOfDirectory(atPath: backups).first(where: BackupManifest.isID) else { return false }
+            return FileManager.default.fileExists(atPath: "\(backups)/\(id)/part-0003.car")
+        }, ["backup", "create", "--to", backups, "--part-size", "1MiB"], repository: repo, home: dir)
+        let sets = try BackupDirectory(backups).sets()
+        if let cut = sets.first {
+            #expect(!cut.complete, "the create finished before it was killed: make the repository larger")
+            var (rc, out) = try await Self.qstore(["backup", "ls", backups], repo, home: dir)
+            #expect(rc == 0 && out.contains("incomplete"))
+            (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: dir)
+            #expect(rc != 0 && out.contains("no complete backup"))
+        }
+        // The repository is whole; the next create is complete and verifies.
+        var (rc, out) = try await Self.qstore(["repo", "verify"], repo, home: dir)
+        #expect(rc == 0, "\(out)")
+        (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--part-size", "1MiB"], repo, home: dir)
+        #expect(rc == 0, "\(out)")
+        let complete = String(out.prefix { $0 != "\t" })
+        (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: dir)
+        #expect(rc == 0 && out.hasPrefix("ok"), "\(out)")
+        // An incremental never builds on the incomplete set.
+        (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--incremental", "--json"], repo, home: dir)
+        let inc = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect(inc["parent"] as? String == complete)
+    }
+
+    @Test func aKilledRestoreEndsCompleteWhenRunAgain() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-restore-kill-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let repo = dir + "/repo", backups = dir + "/backups", target = dir + "/target"
+        try await Self.fill(repo, home: dir, files: 6, size: 4 << 20)
+        #expect(try await Self.qstore(["backup", "create", "--to", backups], repo, home: dir).0 == 0)
+        // Killed once 6 MiB of the 24 are in the target's pack files.
+        try await Self.kill(when: {
+            let packs = (try? FileManager.default.contentsOfDirectory(atPath: target + "/packs")) ?? []
+            let bytes = packs.compactMap { try? FileManager.default.attributesOfItem(atPath: target + "/packs/" + $0)[.size] as? UInt64 }.reduce(0, +)
+            return bytes > 6 << 20
+        },
+                            ["backup", "restore", backups, "--into", target], repository: repo, home: dir, seconds: 5)
+        try await Task.sleep(for: .milliseconds(50))
+        var (rc, out) = try await Self.qstore(["backup", "restore", backups, "--into", target, "--json"], repo, home: dir)
+        #expect(rc == 0, "\(out)")
+        let r = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect((r["pinFailures"] as? [Any])?.isEmpty == true && (r["headFailures"] as? [Any])?.isEmpty == true)
+        (rc, out) = try await Self.qstore(["pin", "ls", "--type", "recursive"], target, home: dir)
+        #expect(out.split(separator: "\n").count >= 6, "\(out)")
+        (rc, out) = try await Self.qstore(["pin", "verify"], target, home: dir)
+        #expect(rc == 0, "\(out)")
+        (rc, out) = try await Self.qstore(["repo", "verify"], target, home: dir)
+        #expect(rc == 0, "\(out)")
+    }
+
+    /// Through a daemon with writers and the collector busy: every pin the set names is whole in
+    /// the set, and the restored repository verifies.
+    @Test func aBackupTakenWhileWritersAndGCRunRestoresConsistently() async throws {
+        let daemon = try ChildDaemon()
+        defer { daemon.stop() }
+        let repo = daemon.repository, home = daemon.directory, backups = home + "/backups"
+        let api = "http://127.0.0.1:\(daemon.apiPort)/api/v0"
+        // Writers: put and pin blocks, unpin older ones, collect garbage — until told to stop.
+        let stop = Atomic<Bool>(false)
+        let token = daemon.token
+        let writers = Task.detached {
+            var pinned: [String] = []
+            var i = 0
+            while !stop.load(ordering: .relaxed), i < 2000 {
+                i += 1
+                let boundary = "b\(i)"
+                var body = Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n".utf8)
+                body.append(Data((0..<40_000).map { UInt8(truncatingIfNeeded: $0 &* i) }))
+                body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+                var r = URLRequest(url: URL(string: api + "/add?pin=true&cid-version=1&quiet=true")!)
+                r.httpMethod = "POST"
+                r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+                r.setValue("multipart/form-data; boundary=\(boundary)", forHTTPHeaderField: "Content-Type")
+                r.httpBody = body
+                if let (d, _) = try? await DaemonHarness.session.data(for: r),
+                   let line = String(decoding: d, as: UTF8.self).split(separator: "\n").last,
+                   let j = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let h = j["Hash"] as? String {
+                    pinned.append(h)
+                }
+                if i % 3 == 0, let old = pinned.first {
+                    pinned.removeFirst()
+                    var u = URLRequest(url: URL(string: api + "/pin/rm?arg=\(old)")!)
+                    u.httpMethod = "POST"
+                    u.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+                    _ = try? await DaemonHarness.session.data(for: u)
+                }
+                if i % 10 == 0 {
+                    var g = URLRequest(url: URL(string: api + "/repo/gc")!)
+                    g.httpMethod = "POST"
+                    g.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+                    _ = try? await DaemonHarness.session.data(for: g)
+                }
+            }
+            return i
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        var (rc, out) = try await Self.qstore(["backup", "create", "--to", backups], repo, home: home)
+        #expect(rc == 0, "\(out)")
+        try await Task.sleep(for: .milliseconds(200))
+        (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--incremental"], repo, home: home)
+        #expect(rc == 0, "\(out)")
+        stop.store(true, ordering: .relaxed)
+        let rounds = await writers.value
+        #expect(rounds > 5)
+        // Every pin whole across the chain (verify checks it), and a restore that verifies.
+        (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: home)
+        #expect(rc == 0, "\(out)")
+        let target = home + "/target"
+        (rc, out) = try await Self.qstore(["backup", "restore", backups, "--into", target], repo, home: home)
+        #expect(rc == 0, "\(out)")
+        (rc, out) = try await Self.qstore(["repo", "verify"], target, home: home)
+        #expect(rc == 0, "\(out)")
+        (rc, out) = try await Self.qstore(["pin", "verify"], target, home: home)
+        #expect(rc == 0, "\(out)")
+    }
+}
