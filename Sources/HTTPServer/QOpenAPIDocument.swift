@@ -11,7 +11,7 @@ info:
     The Q-native API of the Qstore daemon, under `/q/v1` on the API listener (admin; loopback by
     default, `127.0.0.1:5001`). Qindex pointers (Docs/qindex.md), their publication as IPNS names,
     the event stream, identities, grants and tokens (Docs/access.md), the Qerberos audit log
-    (Docs/audit.md), the module registry (Docs/registry.md), and this document.
+    (Docs/audit.md), the module registry (Docs/registry.md), backups (Docs/backup.md), and this document.
 
     ## Authentication
 
@@ -35,7 +35,7 @@ info:
     Then the caller needs the operation's scope (deny by default): reads need `read`, pointer
     writes `index:write:{type}/{key}` (or a broader `index:write…`), imports `index:write`,
     identities, grants and tokens `admin`, the audit log's routes (`/q/v1/audit/…`) `audit:read`,
-    registry writes `registry:publish:{name}` (promotion `registry:promote`);
+    registry writes `registry:publish:{name}` (promotion `registry:promote`), backups `admin`;
     else `403 QONSENT_DENIED`, the message naming the missing scope. Each caller (the sQuid id,
     `token:ID`, or `admin`) is rate limited (requests and bytes per second): past the limit
     `429 RATE_LIMIT_EXCEEDED` with `Retry-After` (seconds).
@@ -114,6 +114,8 @@ tags:
     description: 'The Qerberos audit log (Docs/audit.md): events, proofs, tiles, checkpoints; scope `audit:read`.'
   - name: modules
     description: 'The module registry (Docs/registry.md): publish, verify, promote, deprecate, yank, deregister, search, dependencies, docs.'
+  - name: backups
+    description: 'Backups and restores (Docs/backup.md), as jobs; scope `admin` (they read and write directories on the daemon''s machine).'
   - name: meta
     description: This document.
 
@@ -2027,7 +2029,8 @@ paths:
         (`filename`, percent-encoded) by its path relative to the directory: `module.json` (the
         manifest: `module`, `version`, `type`, `description`, `capabilities`,
         `identitiesSupported`, `integrations`, `dependencies` [`{module, range, kind, optional}`],
-        `status`, `compliance`, `repository`, `changelog`), `package/…` and `docs/…` (directories
+        `status`, `compliance`, `repository`, `changelog`; unknown fields and fields given twice are
+        refused), `package/…` and `docs/…` (directories
         as `application/x-directory`; no symlinks), at most 256 MiB. `ref` is the module's name and
         must be module.json's. The node adds package and docs as UnixFS, computes the checksum
         (SHA-256 of the package's tar stream), checks and signs the metadata with the keystore key
@@ -2482,6 +2485,175 @@ paths:
         '503':
           $ref: '#/components/responses/Unavailable'
 
+  /q/v1/backups:
+    get:
+      tags: [backups]
+      operationId: listBackups
+      summary: The backup sets in a directory
+      description: |
+        Every set in `directory` (on the daemon's machine), oldest first, complete or not (an
+        incomplete set has no manifest: interrupted, or being written). Scope `admin`.
+      parameters:
+        - name: directory
+          in: query
+          required: true
+          description: An absolute path on the daemon's machine.
+          schema:
+            type: string
+            minLength: 1
+      responses:
+        '200':
+          description: The sets.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/BackupListReply'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/BackupNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    post:
+      tags: [backups]
+      operationId: createBackup
+      summary: Start a backup
+      description: |
+        Starts a job writing a backup set of the repository into `directory` (Docs/backup.md):
+        every block (with `incremental`, those the newest complete set's chain lacks), in CARv2
+        parts of at most `partSize` bytes (default 1 GiB), then the signed manifest. `202` with
+        the job; follow it at `GET /q/v1/backups/jobs/{id}`. Scope `admin`.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/BackupRequest'
+      responses:
+        '202':
+          description: The job, running.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/BackupJobReply'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
+  /q/v1/backups/restore:
+    post:
+      tags: [backups]
+      operationId: restoreBackup
+      summary: Start a restore
+      description: |
+        Starts a job restoring set `id` (default: the newest complete one) of `directory`, with
+        its parents, into this repository: blocks (each checked), pins with their IDs (another
+        pin holding an ID keeps it; the restored one gets a new ID, listed in `conflicts`),
+        Qindex heads merged. `202` with the job. Scope `admin`.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/BackupRequest'
+      responses:
+        '202':
+          description: The job, running.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/BackupJobReply'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
+  /q/v1/backups/jobs:
+    get:
+      tags: [backups]
+      operationId: backupJobs
+      summary: The backup and restore jobs of this daemon's run
+      description: Oldest first; kept in memory until the daemon stops (the audit log keeps what they did). Scope `admin`.
+      responses:
+        '200':
+          description: The jobs.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        type: array
+                        items:
+                          $ref: '#/components/schemas/BackupJob'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
+  /q/v1/backups/jobs/{id}:
+    get:
+      tags: [backups]
+      operationId: backupJob
+      summary: One job
+      description: '`state` is `running` until it is `succeeded` (with `created` or `restored`) or `failed` (with `error`). Scope `admin`.'
+      parameters:
+        - name: id
+          in: path
+          required: true
+          schema:
+            type: string
+      responses:
+        '200':
+          description: The job.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/BackupJobReply'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/BackupNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
 components:
   securitySchemes:
     bearer:
@@ -2617,6 +2789,12 @@ components:
         type: string
       example: 'true'
   responses:
+    BackupNotFound:
+      description: '`BACKUP_NOT_FOUND`: no such directory, set or job.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
     ModuleBadRequest:
       description: |
         `INVALID_INPUT`: a malformed name, version, range or parameter, a module.json field (the
@@ -4101,6 +4279,104 @@ components:
                   type: string
                 path:
                   type: string
+    # Backups
+
+    BackupRequest:
+      type: object
+      required: [directory]
+      properties:
+        directory:
+          type: string
+          description: An absolute path on the daemon's machine (create writes into it; restore reads it).
+        incremental:
+          type: boolean
+          description: 'create: only the blocks the newest complete set''s chain lacks.'
+        partSize:
+          type: integer
+          minimum: 1048576
+          description: 'create: the largest part, bytes (default 1 GiB).'
+        id:
+          type: string
+          description: 'restore: the set (default: the newest complete one).'
+    BackupSet:
+      type: object
+      required: [id, complete]
+      properties:
+        id:
+          type: string
+        complete:
+          type: boolean
+        problem:
+          type: string
+        parent:
+          type: string
+        created:
+          type: string
+        node:
+          type: string
+        blocks:
+          type: integer
+        bytes:
+          type: integer
+        parts:
+          type: integer
+        pins:
+          type: integer
+        heads:
+          type: integer
+        auditSize:
+          type: integer
+    BackupListReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              type: object
+              required: [directory, sets]
+              properties:
+                directory:
+                  type: string
+                sets:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/BackupSet'
+    BackupJob:
+      type: object
+      required: [id, kind, state, directory, started, blocks, bytes]
+      properties:
+        id:
+          type: string
+        kind:
+          type: string
+          enum: [create, restore]
+        state:
+          type: string
+          enum: [running, succeeded, failed]
+        directory:
+          type: string
+        started:
+          type: string
+        finished:
+          type: string
+        blocks:
+          type: integer
+        bytes:
+          type: integer
+        created:
+          $ref: '#/components/schemas/BackupSet'
+        restored:
+          type: object
+          description: What the restore did (sets, blocks, added, bytes, pinsRestored, pinsPresent, conflicts, pinFailures, headsMerged, headFailures).
+        error:
+          type: string
+    BackupJobReply:
+      allOf:
+        - $ref: '#/components/schemas/OkEnvelope'
+        - type: object
+          properties:
+            data:
+              $ref: '#/components/schemas/BackupJob'
 
 """###
 }
