@@ -6,6 +6,7 @@ import Multiformats
 import Pinning
 import Signing
 import Storage
+import Synchronization
 
 /// Failures of backups, naming the set, part and block.
 public enum BackupError: Error, Equatable, Sendable, CustomStringConvertible, KindedError {
@@ -172,6 +173,9 @@ public final class PartWriter {
     private var currentBlocks: UInt64 = 0
     private var currentBytes: UInt64 = 0
     private var finished: [(name: String, blocks: UInt64)] = []
+    /// Each closed part is hashed on a thread of its own while the next one is written.
+    private let hashing = DispatchGroup()
+    private let digests = PartDigests()
     public private(set) var blocks: UInt64 = 0
     public private(set) var bytes: UInt64 = 0
 
@@ -207,16 +211,30 @@ public final class PartWriter {
         try sink.flush()
         try sink.sync()
         writer = nil
-        finished.append((Self.name(current), currentBlocks))
+        let name = Self.name(current)
+        finished.append((name, currentBlocks))
+        let file = directory + "/" + name
+        let digests = self.digests
+        DispatchQueue.global().async(group: hashing) {
+            let r = Result { try BackupDirectory.sha256(file) }
+            digests.table.withLock { $0[name] = r.map { ($0.digest, $0.size) } }
+        }
     }
 
     /// Closes the last part (each synced) and describes every part (size, SHA-256).
     public func finish() throws -> [BackupManifest.Part] {
         try close()
         BackupDirectory.syncDirectory(directory)
+        hashing.wait()
         return try finished.map { f in
-            let (digest, size) = try BackupDirectory.sha256(directory + "/" + f.name)
+            guard let r = digests.table.withLock({ $0[f.name] }) else { throw BackupError.corrupt("\(f.name) was not hashed") }
+            let (digest, size) = try r.get()
             return BackupManifest.Part(name: f.name, size: size, sha256: digest, blocks: f.blocks)
         }
     }
+}
+
+/// The parts' digests, as their hashing threads finish.
+final class PartDigests: Sendable {
+    let table = Mutex<[String: Result<([UInt8], UInt64), any Error>]>([:])
 }

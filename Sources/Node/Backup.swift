@@ -123,42 +123,54 @@ extension Node {
         result.sets = chain.map(\.id)
         let lease = blocks.lease()
         defer { lease.release() }
-        for m in chain {
-            for p in m.parts {
-                let file = "\(directory)/\(m.id)/\(p.name)"
-                guard FileManager.default.fileExists(atPath: file) else { throw BackupError.corrupt("\(m.id)/\(p.name) is missing") }
-                var options = CARReader<FileSource>.Options()
-                options.verifyBlocks = false
-                var reader = try CARReader(FileSource(path: file), options: options)
-                var batch: [Block] = []
-                var batchBytes = 0
-                func flush() throws {
-                    guard !batch.isEmpty else { return }
-                    let missing = try batch.filter { try !blocks.has($0.cid) }
-                    if !missing.isEmpty { try putBlocks(missing) }
-                    result.added += UInt64(missing.count)
-                    batch.removeAll(keepingCapacity: true)
-                    batchBytes = 0
-                }
-                while true {
-                    let next: CARBlock?
-                    do { next = try reader.next() } catch { throw BackupError.corrupt("\(m.id)/\(p.name): unreadable after \(result.blocks) blocks: \(error)") }
-                    guard let b = next else { break }
-                    let block: Block
-                    do { block = try Block(cid: b.cid, data: b.data) } catch {
-                        throw BackupError.corrupt("\(m.id)/\(p.name): block \(b.cid) does not hash to its CID")
+        // Read and checked on a thread of its own while the previous batch is written: the
+        // two halves of a restore overlap on two cores.
+        let channel = BatchChannel()
+        let reader = Thread { [blocks] in
+            do {
+                for m in chain {
+                    for p in m.parts {
+                        let file = "\(directory)/\(m.id)/\(p.name)"
+                        guard FileManager.default.fileExists(atPath: file) else { throw BackupError.corrupt("\(m.id)/\(p.name) is missing") }
+                        var options = CARReader<FileSource>.Options()
+                        options.verifyBlocks = false
+                        var reader = try CARReader(FileSource(path: file), options: options)
+                        var batch = RestoreBatch()
+                        while true {
+                            let next: CARBlock?
+                            do { next = try reader.next() } catch { throw BackupError.corrupt("\(m.id)/\(p.name): unreadable after \(batch.read) blocks of this batch: \(error)") }
+                            guard let b = next else { break }
+                            let block: Block
+                            do { block = try Block(cid: b.cid, data: b.data) } catch {
+                                throw BackupError.corrupt("\(m.id)/\(p.name): block \(b.cid) does not hash to its CID")
+                            }
+                            batch.read += 1
+                            batch.bytes += UInt64(b.data.count)
+                            if try !blocks.has(b.cid) {
+                                batch.blocks.append(block)
+                                batch.size += b.data.count
+                            }
+                            if batch.blocks.count >= 512 || batch.size >= 4 << 20 {
+                                guard channel.put(batch) else { return }
+                                batch = RestoreBatch()
+                            }
+                        }
+                        guard channel.put(batch) else { return }
                     }
-                    batch.append(block)
-                    batchBytes += b.data.count
-                    result.blocks += 1
-                    result.bytes += UInt64(b.data.count)
-                    if batch.count >= 512 || batchBytes >= 16 << 20 {
-                        try flush()
-                        progress(result.blocks, result.bytes)
-                    }
                 }
-                try flush()
+                channel.finish(nil)
+            } catch {
+                channel.finish(error)
             }
+        }
+        reader.start()
+        defer { channel.cancel() }
+        while let batch = try channel.take() {
+            if !batch.blocks.isEmpty { try putBlocks(batch.blocks) }
+            result.added += UInt64(batch.blocks.count)
+            result.blocks += batch.read
+            result.bytes += batch.bytes
+            progress(result.blocks, result.bytes)
         }
         progress(result.blocks, result.bytes)
         let last = chain.last!
@@ -200,3 +212,60 @@ extension Node {
     }
 }
 
+
+/// A batch of a restore: the blocks to store (those not here), and how many were read.
+struct RestoreBatch: Sendable {
+    var blocks: [Block] = []
+    var size = 0
+    var read: UInt64 = 0
+    var bytes: UInt64 = 0
+}
+
+/// One batch in flight between a restore's reader and its writer.
+final class BatchChannel: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queued: [RestoreBatch] = []
+    private var finished = false
+    private var cancelled = false
+    private var failure: (any Error)?
+
+    /// Waits while a batch is queued; false when the writer gave up.
+    func put(_ b: RestoreBatch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !queued.isEmpty && !cancelled { condition.wait() }
+        guard !cancelled else { return false }
+        queued.append(b)
+        condition.broadcast()
+        return true
+    }
+
+    func finish(_ error: (any Error)?) {
+        condition.lock()
+        finished = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next batch; nil at the end; the reader's error when it failed.
+    func take() throws -> RestoreBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queued.isEmpty && !finished { condition.wait() }
+        if !queued.isEmpty {
+            let b = queued.removeFirst()
+            condition.broadcast()
+            return b
+        }
+        if let failure { throw failure }
+        return nil
+    }
+}
