@@ -78,13 +78,36 @@ extension Node {
         let now = blocks.clock.now
         let id = BackupManifest.newID(at: now, after: try? target.sets().last?.id)
         let writer = try PartWriter(directory: directory, id: id, partSize: partSize)
-        var seen = Set<CID>()
-        try blocks.base.forEach { cid in
-            guard !known.contains(cid.multihash), seen.insert(cid).inserted else { return true }
-            guard let data = try blocks.base.get(cid) else { return true }  // garbage, collected meanwhile
-            try writer.write(cid, data)
-            if writer.blocks % 1000 == 0 { progress(writer.blocks, writer.bytes) }
-            return true
+        // Blocks are read from the store on a thread of their own while the previous batch is
+        // written to the parts: the two halves overlap on two cores.
+        let channel = BatchChannel()
+        let skip = known
+        let reader = Thread { [blocks] in
+            do {
+                var seen = Set<CID>()
+                var batch = RestoreBatch()
+                try blocks.base.forEach { cid in
+                    guard !skip.contains(cid.multihash), seen.insert(cid).inserted else { return true }
+                    guard let data = try blocks.base.get(cid) else { return true }  // garbage, collected meanwhile
+                    batch.raw.append((cid, data))
+                    batch.size += data.count
+                    if batch.raw.count >= 512 || batch.size >= 4 << 20 {
+                        guard channel.put(batch) else { return false }
+                        batch = RestoreBatch()
+                    }
+                    return true
+                }
+                _ = channel.put(batch)
+                channel.finish(nil)
+            } catch {
+                channel.finish(error)
+            }
+        }
+        reader.start()
+        defer { channel.cancel() }
+        while let batch = try channel.take() {
+            for b in batch.raw { try writer.write(b.cid, b.data) }
+            progress(writer.blocks, writer.bytes)
         }
         let parts = try writer.finish()
         progress(writer.blocks, writer.bytes)
@@ -213,9 +236,11 @@ extension Node {
 }
 
 
-/// A batch of a restore: the blocks to store (those not here), and how many were read.
+/// A batch between a backup's (or restore's) reader and writer: the blocks to store (those not
+/// here) and how many were read; for a backup, the blocks read from the store.
 struct RestoreBatch: Sendable {
     var blocks: [Block] = []
+    var raw: [(cid: CID, data: [UInt8])] = []
     var size = 0
     var read: UInt64 = 0
     var bytes: UInt64 = 0
