@@ -1,6 +1,9 @@
 import CAR
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import IPLD
 import Multiformats
 import Pinning
@@ -209,19 +212,28 @@ public final class PartWriter {
         guard var w = writer else { return }
         let sink = try w.finish()
         try sink.flush()
-        try sink.sync()
         writer = nil
         let name = Self.name(current)
         finished.append((name, currentBlocks))
         let file = directory + "/" + name
         let digests = self.digests
+        // Synced and hashed while the next part is written.
         DispatchQueue.global().async(group: hashing) {
-            let r = Result { try BackupDirectory.sha256(file) }
+            let r = Result { () throws -> (digest: [UInt8], size: UInt64) in
+                let fd = open(file, O_RDONLY)
+                guard fd >= 0, fsync(fd) == 0 else {
+                    if fd >= 0 { Glibc.close(fd) }
+                    throw BackupError.invalid("cannot sync \(file): \(String(cString: strerror(errno)))")
+                }
+                Glibc.close(fd)
+                return try BackupDirectory.sha256(file)
+            }
             digests.table.withLock { $0[name] = r.map { ($0.digest, $0.size) } }
         }
     }
 
-    /// Closes the last part (each synced) and describes every part (size, SHA-256).
+    /// Closes the last part, waits until every part is synced and hashed, and describes them
+    /// (size, SHA-256).
     public func finish() throws -> [BackupManifest.Part] {
         try close()
         BackupDirectory.syncDirectory(directory)
