@@ -106,7 +106,8 @@ final class BackupJobs: Sendable {
 }
 
 extension BackupRestoreInfo {
-    init(_ r: BackupRestored) {
+    /// A restore's result on the wire (the API's jobs and the CLI share it).
+    public init(_ r: BackupRestored) {
         self.init(sets: r.sets, blocks: r.blocks, added: r.added, bytes: r.bytes, pinsRestored: r.pinsRestored, pinsPresent: r.pinsPresent,
                   conflicts: r.conflicts, pinFailures: r.pinFailures, headsMerged: r.headsMerged, headFailures: r.headFailures)
     }

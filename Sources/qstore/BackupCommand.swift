@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backup
 import Foundation
+import HTTPServer
 import Node
 import QAPI
 import Storage
@@ -168,9 +169,7 @@ extension LocalBackend {
             var p = Progress("restoring", total: nil, enabled: progress)
             let done = try node.restoreBackup(from: r.directory, id: r.id) { p.update(bytes: $1, items: Int($0)) }
             p.finish()
-            return BackupRestoreInfo(sets: done.sets, blocks: done.blocks, added: done.added, bytes: done.bytes, pinsRestored: done.pinsRestored,
-                                     pinsPresent: done.pinsPresent, conflicts: done.conflicts, pinFailures: done.pinFailures,
-                                     headsMerged: done.headsMerged, headFailures: done.headFailures)
+            return BackupRestoreInfo(done)
         }
     }
 }
