@@ -21,19 +21,24 @@ import TestSupport
         try await ThirdPartyClientTests.runAside(ChildDaemon.binary, args, environment: ["QSTORE_PATH": repository, "HOME": home])
     }
 
-    /// Starts `args`, waits until `ready` says so (or `seconds` pass), then kills it with SIGKILL.
-    static func kill(when ready: @escaping () -> Bool, _ args: [String], repository: String, home: String, seconds: Double = 30) async throws {
+    /// Starts `args` (at the lowest priority, so a busy machine does not let it finish first),
+    /// watches with a thread of its own until `ready` says so (or `seconds` pass), then kills it
+    /// with SIGKILL.
+    static func kill(when ready: @escaping @Sendable () -> Bool, _ args: [String], repository: String, home: String, seconds: Double = 30) async throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
-        p.arguments = args
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
+        p.arguments = ["-n", "19", ChildDaemon.binary] + args
         p.environment = ["QSTORE_PATH": repository, "HOME": home]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while !ready(), Date() < deadline, p.isRunning { try await Task.sleep(for: .milliseconds(1)) }
-        Foundation.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let pid = p.processIdentifier
+        try await ThirdPartyClientTests.aside {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !ready(), Date() < deadline, p.isRunning { usleep(200) }
+            Foundation.kill(pid, SIGKILL)
+            p.waitUntilExit()
+        }
     }
 
     /// A repository with `files` pinned files of `size` random bytes each.
@@ -54,22 +59,30 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let repo = dir + "/repo", backups = dir + "/backups"
         try await Self.fill(repo, home: dir, files: 8, size: 4 << 20)
-        // Killed once its third part file exists (parts of 1 MiB: dozens to write).
-        try FileManager.default.createDirectory(atPath: backups, withIntermediateDirectories: true)
-        try await Self.kill(when: {
-            guard let id = try? FileManager.default.contentsOfDirectory(atPath: backups).first(where: BackupManifest.isID) else { return false }
-            return FileManager.default.fileExists(atPath: "\(backups)/\(id)/part-0003.car")
-        }, ["backup", "create", "--to", backups, "--part-size", "1MiB"], repository: repo, home: dir)
-        let sets = try BackupDirectory(backups).sets()
-        if let cut = sets.first {
-            #expect(!cut.complete, "the create finished before it was killed: make the repository larger")
-            var (rc, out) = try await Self.qstore(["backup", "ls", backups], repo, home: dir)
-            #expect(rc == 0 && out.contains("incomplete"))
-            (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: dir)
-            #expect(rc != 0 && out.contains("no complete backup"))
+        // Killed once its third part file exists (parts of 1 MiB: dozens to write). On a busy
+        // machine the create may still finish first: then it is tried again, in a new directory.
+        var cut: BackupDirectory.SetInfo?
+        var attempt = 0
+        while cut == nil && attempt < 5 {
+            attempt += 1
+            let dir = backups + "-\(attempt)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try await Self.kill(when: {
+                guard let id = try? FileManager.default.contentsOfDirectory(atPath: dir).first(where: BackupManifest.isID) else { return false }
+                return FileManager.default.fileExists(atPath: "\(dir)/\(id)/part-0003.car")
+            }, ["backup", "create", "--to", dir, "--part-size", "1MiB"], repository: repo, home: dir)
+            if let s = try BackupDirectory(dir).sets().first, !s.complete {
+                cut = s
+                try FileManager.default.moveItem(atPath: dir, toPath: backups)
+            }
         }
+        let incomplete = try #require(cut, "the create finished before it was killed, 5 times")
+        var (rc, out) = try await Self.qstore(["backup", "ls", backups], repo, home: dir)
+        #expect(rc == 0 && out.contains(incomplete.id) && out.contains("incomplete"))
+        (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: dir)
+        #expect(rc != 0 && out.contains("no complete backup"))
         // The repository is whole; the next create is complete and verifies.
-        var (rc, out) = try await Self.qstore(["repo", "verify"], repo, home: dir)
+        (rc, out) = try await Self.qstore(["repo", "verify"], repo, home: dir)
         #expect(rc == 0, "\(out)")
         (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--part-size", "1MiB"], repo, home: dir)
         #expect(rc == 0, "\(out)")
