@@ -18,12 +18,14 @@ public enum BackupError: Error, Equatable, Sendable, CustomStringConvertible, Ki
     case notFound(String)
     /// A set's parent is not in the directory: restore refuses, naming the id it needs.
     case missingParent(set: String, parent: String)
+    /// A backup or restore job is running already.
+    case busy(String)
     /// A part or block that is not what the manifest says.
     case corrupt(String)
 
     public var description: String {
         switch self {
-        case .invalid(let m), .notFound(let m), .corrupt(let m): m
+        case .invalid(let m), .notFound(let m), .corrupt(let m), .busy(let m): m
         case .missingParent(let set, let parent): "backup \(set) needs its parent \(parent), which is not in the directory"
         }
     }
@@ -32,7 +34,7 @@ public enum BackupError: Error, Equatable, Sendable, CustomStringConvertible, Ki
         switch self {
         case .invalid: .invalidInput
         case .notFound, .missingParent: .notFound
-        case .corrupt: .conflict
+        case .corrupt, .busy: .conflict
         }
     }
 
@@ -42,6 +44,7 @@ public enum BackupError: Error, Equatable, Sendable, CustomStringConvertible, Ki
         case .notFound: "BACKUP_NOT_FOUND"
         case .missingParent: "BACKUP_PARENT_MISSING"
         case .corrupt: "BACKUP_CORRUPT"
+        case .busy: "BACKUP_BUSY"
         }
     }
 }

@@ -61,7 +61,7 @@ extension BackupDirectory {
                     }
                     if count != p.blocks { v.problems.append("\(m.id)/\(p.name): \(count) blocks, the manifest says \(p.blocks)") }
                 } catch {
-                    v.problems.append("\(m.id)/\(p.name): unreadable after \(v.blocks) blocks: \(error)")
+                    v.problems.append("\(m.id)/\(p.name): unreadable: \(error)")
                 }
             }
         }
@@ -72,15 +72,18 @@ extension BackupDirectory {
         for pin in last.pins where pin.status == .pinned {
             var stack = [pin.cid]
             var seen = Set<Multihash>()
+            var whole = true
             while let c = stack.popLast() {
                 guard c.multihash.code != .identity, !complete.contains(c.multihash), seen.insert(c.multihash).inserted else { continue }
                 guard let children = links[c.multihash] else {
                     v.problems.append("pin \(pin.id) (\(pin.cid)\(pin.name.map { ", \($0)" } ?? "")): block \(c) is in no part of the chain")
+                    whole = false
                     break
                 }
                 if pin.type == .recursive { stack += children }
             }
-            if pin.type == .recursive { complete.formUnion(seen) }
+            // Only a whole DAG is known whole (a later pin sharing part of it is still walked).
+            if pin.type == .recursive, whole { complete.formUnion(seen) }
         }
         for h in last.heads where links[h.record.multihash] == nil {
             v.problems.append("pointer \(h.type)/\(h.key): its record \(h.record) is in no part of the chain")
@@ -114,15 +117,28 @@ extension BackupDirectory {
         let byID = Dictionary(uniqueKeysWithValues: complete.map { ($0.id, $0) })
         for id in Array(keep) {
             var p = byID[id]?.parent
-            while let parent = p, keep.insert(parent).inserted { p = byID[parent]?.parent }
+            while let parent = p, keep.insert(parent).inserted {
+                guard let m = byID[parent] else {
+                    throw BackupError.corrupt("backup \(id) needs \(parent), whose manifest is missing or unreadable: prune removes nothing until that is resolved")
+                }
+                p = m.parent
+            }
         }
         let remove = complete.map(\.id).filter { !keep.contains($0) }
         return (complete.map(\.id).filter(keep.contains), remove)
     }
 
     /// Removes a set's directory.
+    /// Removes a set's directory: its manifest first (synced), so a crash part way leaves an
+    /// incomplete set, never a complete one with parts missing.
     public func remove(_ id: String) throws {
         guard BackupManifest.isID(id) else { throw BackupError.invalid("\(id) is not a backup id") }
-        try FileManager.default.removeItem(atPath: "\(path)/\(id)")
+        let dir = "\(path)/\(id)"
+        if FileManager.default.fileExists(atPath: dir + "/manifest.car") {
+            try FileManager.default.removeItem(atPath: dir + "/manifest.car")
+            Self.syncDirectory(dir)
+        }
+        try FileManager.default.removeItem(atPath: dir)
+        Self.syncDirectory(path)
     }
 }

@@ -52,7 +52,20 @@ struct BackupAPI {
         }
         if let p = r.partSize, p < 1 << 20 { throw BackupError.invalid("partSize: at least 1 MiB (1048576)") }
         if let id = r.id, !BackupManifest.isID(id) { throw BackupError.invalid("id: not a backup id") }
-        let job = jobs.begin(kind: kind, directory: r.directory, at: Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000)))
+        // What can be known before the job starts is answered now, with its code.
+        try await io.run {
+            let d = BackupDirectory(r.directory)
+            if kind == "restore" {
+                guard let id = try r.id ?? d.latest()?.id else { throw BackupError.notFound("no complete backup in \(r.directory)") }
+                _ = try d.chain(id)
+            } else if r.incremental == true {
+                guard try d.latest() != nil else { throw BackupError.notFound("incremental: no complete backup in \(r.directory) to build on") }
+            }
+        }
+        // One job at a time: each holds a storage thread and the disk for its whole run.
+        guard let job = jobs.begin(kind: kind, directory: r.directory, at: Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000))) else {
+            throw BackupError.busy("a backup or restore job is running; follow it at GET /q/v1/backups/jobs")
+        }
         let (node, jobs, io) = (self.node, self.jobs, self.io)
         Task {
             do {
@@ -63,7 +76,11 @@ struct BackupAPI {
                     jobs.finish(job.id) { $0.created = BackupSetInfo(id: made.manifest.id, manifest: made.manifest) }
                 } else {
                     let done = try await io.run { try node.restoreBackup(from: r.directory, id: r.id) { jobs.progress(job.id, $0, $1) } }
-                    jobs.finish(job.id) { $0.restored = BackupRestoreInfo(done) }
+                    jobs.finish(job.id) {
+                        $0.restored = BackupRestoreInfo(done)
+                        let failures = done.pinFailures.count + done.headFailures.count
+                        if failures > 0 { $0.error = "\(failures) pins or pointers were not restored (see restored.pinFailures and restored.headFailures)" }
+                    }
                 }
             } catch {
                 jobs.finish(job.id) { $0.error = "\(error)" }
@@ -77,10 +94,14 @@ struct BackupAPI {
 final class BackupJobs: Sendable {
     private let table = Mutex<[String: BackupJob]>([:])
 
-    func begin(kind: String, directory: String, at time: String) -> BackupJob {
+    /// A new running job; nil when one is running already.
+    func begin(kind: String, directory: String, at time: String) -> BackupJob? {
         let job = BackupJob(id: "job-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max)), kind: kind, directory: directory, started: time)
-        table.withLock { $0[job.id] = job }
-        return job
+        return table.withLock { t in
+            guard !t.values.contains(where: { $0.state == "running" }) else { return nil }
+            t[job.id] = job
+            return job
+        }
     }
 
     func progress(_ id: String, _ blocks: UInt64, _ bytes: UInt64) {

@@ -83,10 +83,12 @@ extension Node {
         let channel = BatchChannel()
         let skip = known
         let reader = Thread { [blocks] in
+            defer { channel.exited() }
             do {
                 var seen = Set<CID>()
                 var batch = RestoreBatch()
                 try blocks.base.forEach { cid in
+                    guard !channel.isCancelled else { return false }
                     guard !skip.contains(cid.multihash), seen.insert(cid).inserted else { return true }
                     guard let data = try blocks.base.get(cid) else { return true }  // garbage, collected meanwhile
                     batch.raw.append((cid, data))
@@ -104,7 +106,7 @@ extension Node {
             }
         }
         reader.start()
-        defer { channel.cancel() }
+        defer { channel.cancelAndWait() }
         while let batch = try channel.take() {
             for b in batch.raw { try writer.write(b.cid, b.data) }
             progress(writer.blocks, writer.bytes)
@@ -141,6 +143,7 @@ extension Node {
         let chain = try source.chain(setID)
         for m in chain {
             do { try m.verifySignature() } catch { throw BackupError.corrupt("\(m.id): manifest signature: \(error)") }
+            guard m.node == chain.last!.node else { throw BackupError.corrupt("\(m.id) was taken on node \(m.node), its child on \(chain.last!.node)") }
         }
         var result = BackupRestored()
         result.sets = chain.map(\.id)
@@ -150,6 +153,7 @@ extension Node {
         // two halves of a restore overlap on two cores.
         let channel = BatchChannel()
         let reader = Thread { [blocks] in
+            defer { channel.exited() }
             do {
                 for m in chain {
                     for p in m.parts {
@@ -159,9 +163,11 @@ extension Node {
                         options.verifyBlocks = false
                         var reader = try CARReader(FileSource(path: file), options: options)
                         var batch = RestoreBatch()
-                        while true {
+                        var inPart = 0
+                        while !channel.isCancelled {
                             let next: CARBlock?
-                            do { next = try reader.next() } catch { throw BackupError.corrupt("\(m.id)/\(p.name): unreadable after \(batch.read) blocks of this batch: \(error)") }
+                            do { next = try reader.next() } catch { throw BackupError.corrupt("\(m.id)/\(p.name): unreadable after \(inPart) blocks: \(error)") }
+                            inPart += 1
                             guard let b = next else { break }
                             let block: Block
                             do { block = try Block(cid: b.cid, data: b.data) } catch {
@@ -173,7 +179,7 @@ extension Node {
                                 batch.blocks.append(block)
                                 batch.size += b.data.count
                             }
-                            if batch.blocks.count >= 512 || batch.size >= 4 << 20 {
+                            if batch.read >= 512 || batch.size >= 4 << 20 {
                                 guard channel.put(batch) else { return }
                                 batch = RestoreBatch()
                             }
@@ -187,7 +193,7 @@ extension Node {
             }
         }
         reader.start()
-        defer { channel.cancel() }
+        defer { channel.cancelAndWait() }
         while let batch = try channel.take() {
             if !batch.blocks.isEmpty { try putBlocks(batch.blocks) }
             result.added += UInt64(batch.blocks.count)
@@ -273,10 +279,25 @@ final class BatchChannel: @unchecked Sendable {
         condition.unlock()
     }
 
-    func cancel() {
+    private var running = true
+
+    var isCancelled: Bool { condition.withLock { cancelled } }
+
+    /// Called by the reader as its thread ends.
+    func exited() {
+        condition.withLock {
+            running = false
+            condition.broadcast()
+        }
+    }
+
+    /// Stops the reader and waits until its thread has ended (it reads the store: it must not
+    /// outlive the operation, or its lease).
+    func cancelAndWait() {
         condition.lock()
         cancelled = true
         condition.broadcast()
+        while running { condition.wait() }
         condition.unlock()
     }
 

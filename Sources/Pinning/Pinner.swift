@@ -182,6 +182,9 @@ public final class Pinner: Sendable {
         return p
     }
 
+    /// The meta key naming the ID a restored pin had in its backup, when another pin held it here.
+    public static let restoredFrom = "qstore.restoredFrom"
+
     /// What restoring a pin from a backup did.
     public enum Restoration: Sendable, Equatable {
         case restored(Pin)
@@ -211,7 +214,10 @@ public final class Pinner: Sendable {
                 let existing = try self.pin(id: pin.id)
                 if let e = existing {
                     if e.cid == pin.cid, e.type == pin.type, e.name == pin.name, e.resourceType == pin.resourceType { return .present(e) }
+                    // Restored before under a new ID (a rerun): that copy is the pin.
+                    if let copy = try pins(of: pin.cid.multihash).first(where: { $0.meta[Self.restoredFrom] == pin.id.description }) { return .present(copy) }
                     p.id = PinID(created: pin.created)
+                    p.meta[Self.restoredFrom] = pin.id.description
                 }
                 Self.audit("q.pin.restore.v1", p, txn, existing.map { [("conflictsWith", .string($0.id.description))] } ?? [])
                 PinIndex.stagePut(p, into: txn.batch)

@@ -125,6 +125,9 @@ public final class CountTransaction {
         } else {
             r.count = delta < 0 ? r.count - UInt64(-delta) : r.count + UInt64(delta)
         }
+        // Unreferenced from now on: a collection candidate dated now, so a lease in force (a
+        // backup reading what it recorded) keeps it.
+        if delta < 0, r.count == 0 { r.notBefore = max(r.notBefore, now) }
         try set(mh, r)
     }
 

@@ -112,6 +112,10 @@ struct BackupCommand: ParsableCommand {
             let request = BackupRequest(directory: dir, id: id)
             let r: BackupRestoreInfo
             if let into {
+                // The set first: a wrong directory or id makes no repository.
+                let d = BackupDirectory(dir)
+                guard let setID = try reporting("backup restore", { try id ?? d.latest()?.id }) else { throw CLIError("backup restore: no complete backup in \(dir)") }
+                _ = try reporting("backup restore") { try d.chain(setID) }
                 if !Repository.exists(at: into) { _ = try reporting("init \(into)") { try Repository.initialize(at: into) } }
                 let repo = try reporting("open \(into)") { try Repository(path: into, purpose: "backup restore") }
                 r = try LocalBackend(node: try reporting("open") { try Node(repository: repo) }).restoreBackup(request, progress: progress)
@@ -185,7 +189,8 @@ extension RemoteBackend {
             p.update(bytes: job.bytes, items: Int(job.blocks))
         }
         p.finish()
-        if let e = job.error { throw CLIError(e) }
+        // A restore that ended with failures has its result, which says what failed.
+        if let e = job.error, job.restored == nil { throw CLIError(e) }
         return job
     }
 

@@ -206,5 +206,29 @@ import TestSupport
         #expect(pins[sourcePin.id.description]?.cid == livePin.cid)
         #expect(pins[r.conflicts[0].restoredAs]?.cid == sourcePin.cid)
         #expect(try live.node.verifyRepository().isClean)
+        // Run again: the copy is found, not made twice.
+        let again = try live.node.restoreBackup(from: dir.path + "/backups")
+        #expect(again.conflicts.isEmpty && again.pinsRestored == 0)
+        #expect(try live.pins().count == pins.count)
+    }
+
+    @Test func pruneKeepsWhatKeptSetsNeedAndRefusesABrokenChain() throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        let backups = dir.path + "/backups"
+        var ids: [String] = []
+        for round in 1...4 {
+            try Self.populate(source, dir: dir.path, round: round)
+            ids.append(try source.node.createBackup(to: backups, incremental: round == 3 || round == 4).manifest.id)
+        }
+        // Sets: full 1, full 2, inc 3 (after 2), inc 4 (after 3). Keeping the newest keeps its chain.
+        let d = BackupDirectory(backups)
+        let plan = try d.prunePlan(keepLast: 1, keepDaily: 0, keepWeekly: 0)
+        #expect(plan.keep == [ids[1], ids[2], ids[3]] && plan.remove == [ids[0]])
+        try d.remove(ids[0])
+        #expect(try d.sets().map(\.id) == Array(ids[1...]) && d.verify().ok)
+        // A kept set whose parent's manifest is unreadable: prune removes nothing.
+        try Data("not a manifest".utf8).write(to: URL(fileURLWithPath: backups + "/\(ids[2])/manifest.car"))
+        #expect(throws: BackupError.self) { try d.prunePlan(keepLast: 1, keepDaily: 0, keepWeekly: 0) }
     }
 }
