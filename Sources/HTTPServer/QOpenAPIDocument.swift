@@ -2528,7 +2528,9 @@ paths:
         Starts a job writing a backup set of the repository into `directory` (Docs/backup.md):
         every block (with `incremental`, those the newest complete set's chain lacks), in CARv2
         parts of at most `partSize` bytes (default 1 GiB), then the signed manifest. `202` with
-        the job; follow it at `GET /q/v1/backups/jobs/{id}`. Scope `admin`.
+        the job; follow it at `GET /q/v1/backups/jobs/{id}`. One job runs at a time (`409
+        BACKUP_BUSY`); an incremental with no complete set to build on is `404` before any job.
+        Scope `admin`.
       requestBody:
         required: true
         content:
@@ -2548,8 +2550,16 @@ paths:
           $ref: '#/components/responses/Unauthorized'
         '403':
           $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/BackupNotFound'
         '408':
           $ref: '#/components/responses/RequestTimeout'
+        '409':
+          description: '`BACKUP_BUSY`: a backup or restore job is running.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
         '413':
           $ref: '#/components/responses/ModuleTooLarge'
         '429':
@@ -2566,7 +2576,9 @@ paths:
         Starts a job restoring set `id` (default: the newest complete one) of `directory`, with
         its parents, into this repository: blocks (each checked), pins with their IDs (another
         pin holding an ID keeps it; the restored one gets a new ID, listed in `conflicts`),
-        Qindex heads merged. `202` with the job. Scope `admin`.
+        Qindex heads merged. `202` with the job; a missing set or parent is answered at once
+        (`404 BACKUP_NOT_FOUND`, `404 BACKUP_PARENT_MISSING` naming the id it needs). A restore that could not bring
+        back every pin and pointer ends `failed`, with what it did in `restored`. Scope `admin`.
       requestBody:
         required: true
         content:
@@ -2586,8 +2598,16 @@ paths:
           $ref: '#/components/responses/Unauthorized'
         '403':
           $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/BackupNotFound'
         '408':
           $ref: '#/components/responses/RequestTimeout'
+        '409':
+          description: '`BACKUP_BUSY`: a backup or restore job is running.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
         '413':
           $ref: '#/components/responses/ModuleTooLarge'
         '429':
@@ -2790,7 +2810,7 @@ components:
       example: 'true'
   responses:
     BackupNotFound:
-      description: '`BACKUP_NOT_FOUND`: no such directory, set or job.'
+      description: '`BACKUP_NOT_FOUND`: no such directory, set or job (or no complete set); `BACKUP_PARENT_MISSING`: a set needs a parent the directory lacks, named.'
       content:
         application/json:
           schema:
