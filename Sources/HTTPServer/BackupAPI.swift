@@ -2,6 +2,8 @@ import Backup
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
+import ServiceLifecycle
 import Node
 import QAPI
 import Qindex
@@ -131,5 +133,53 @@ extension BackupRestoreInfo {
     public init(_ r: BackupRestored) {
         self.init(sets: r.sets, blocks: r.blocks, added: r.added, bytes: r.bytes, pinsRestored: r.pinsRestored, pinsPresent: r.pinsPresent,
                   conflicts: r.conflicts, pinFailures: r.pinFailures, headsMerged: r.headsMerged, headFailures: r.headFailures)
+    }
+}
+
+/// Scheduled backups (`backup.schedule`): each due time, a set in `backup.directory` — full every
+/// `backup.fullEvery`-th time (and when there is none to build on), else incremental — then the
+/// `keep…` rules applied. A run shows as a job (`GET /q/v1/backups/jobs`); one due while another
+/// job runs is skipped, logged.
+struct BackupScheduler: Service {
+    let node: Node
+    let io: StorageThreads
+    let jobs: BackupJobs
+    let configuration: BackupConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        var count = 0
+        var now = UInt64(Date().timeIntervalSince1970 * 1000)
+        while let due = try configuration.next(after: now) {
+            let wait = due > now ? due - now : 0
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(wait)) } } catch { return }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return }
+            now = UInt64(Date().timeIntervalSince1970 * 1000)
+            let dir = configuration.directory
+            guard let job = jobs.begin(kind: "create", directory: dir, at: Timestamps.format(now)) else {
+                logger.warning("scheduled backup skipped: another backup or restore job is running")
+                continue
+            }
+            let full = count % configuration.fullEvery == 0
+            count += 1
+            do {
+                let made = try await io.run { () throws -> BackupCreated in
+                    let base = try? BackupDirectory(dir).latest()
+                    let made = try node.createBackup(to: dir, incremental: !full && base != nil, partSize: try configuration.checkedPartSize()) { jobs.progress(job.id, $0, $1) }
+                    let c = configuration
+                    if c.keepLast + c.keepDaily + c.keepWeekly > 0 {
+                        let d = BackupDirectory(dir)
+                        for id in try d.prunePlan(keepLast: c.keepLast, keepDaily: c.keepDaily, keepWeekly: c.keepWeekly).remove { try d.remove(id) }
+                    }
+                    return made
+                }
+                jobs.finish(job.id) { $0.created = BackupSetInfo(id: made.manifest.id, manifest: made.manifest) }
+                logger.notice("scheduled backup", metadata: ["id": "\(made.manifest.id)", "blocks": "\(made.manifest.blocks)", "parent": "\(made.manifest.parent ?? "none")"])
+            } catch {
+                jobs.finish(job.id) { $0.error = "\(error)" }
+                logger.error("scheduled backup failed", metadata: ["error": "\(error)"])
+            }
+            now = UInt64(Date().timeIntervalSince1970 * 1000)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Audit
+import Backup
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -220,6 +221,10 @@ public final class Daemon: Sendable {
         var services: [any Service] = [api, gateway]
         if node.gcInterval > 0 { services.append(BackgroundCollector(node: node, io: io, logger: logger)) }
         if node.auditEnabled { services.append(AuditCheckpointer(node: node, io: io, logger: logger)) }
+        let backups = try node.repositoryConfiguration(BackupConfiguration.self)
+        if try backups.next(after: 0) != nil {
+            services.append(BackupScheduler(node: node, io: io, jobs: backupJobs, configuration: backups, logger: logger))
+        }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { try? FileManager.default.removeItem(atPath: apiFile) }
         try await group.run()

@@ -33,6 +33,9 @@ public struct BackupRestored: Sendable {
 }
 
 extension Node {
+    /// A section of the repository's configuration (with its environment overrides).
+    public func repositoryConfiguration<S: ConfigurationSection>(_ type: S.Type) throws -> S { try repository.configuration.section(type) }
+
     /// Every block stored, by CID (one per codec it is stored under).
     public func forEachBlock(_ body: (CID) throws -> Bool) throws { try blocks.base.forEach(body) }
 

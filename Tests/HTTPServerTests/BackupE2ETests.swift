@@ -188,3 +188,50 @@ import TestSupport
         #expect(rc == 0, "\(out)")
     }
 }
+
+/// Backups the daemon takes by itself (`backup.schedule`).
+@Suite struct BackupScheduleTests {
+    @Test func theDaemonTakesScheduledBackups() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-backup-schedule-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let backups = dir + "/backups"
+        let daemon = try ChildDaemon(directory: dir + "/d", environment: ["QSTORE_BACKUP_SCHEDULE": "1s", "QSTORE_BACKUP_DIR": backups])
+        defer { daemon.stop() }
+        // Something to back up.
+        try Data("scheduled\n".utf8).write(to: URL(fileURLWithPath: dir + "/f.txt"))
+        #expect(try await BackupE2ETests.qstore(["add", "-q", dir + "/f.txt"], daemon.repository, home: dir).0 == 0)
+        var sets: [BackupDirectory.SetInfo] = []
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(100))
+            sets = (try? BackupDirectory(backups).sets().filter(\.complete)) ?? []
+            if sets.count >= 2 { break }
+        }
+        #expect(sets.count >= 2)
+        // The first is full, the next builds on it; the chain verifies.
+        #expect(sets.first?.manifest?.parent == nil && sets.dropFirst().first?.manifest?.parent == sets.first?.id)
+        #expect(try BackupDirectory(backups).verify(sets.last?.id).ok)
+        // Each run is a job the API lists.
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(daemon.apiPort)/q/v1/backups/jobs")!)
+        r.setValue("Bearer \(daemon.token)", forHTTPHeaderField: "Authorization")
+        let (data, _) = try await DaemonHarness.session.data(for: r)
+        let jobs = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["data"] as? [[String: Any]] ?? []
+        #expect(jobs.filter { $0["state"] as? String == "succeeded" }.count >= 2)
+    }
+
+    @Test func aScheduleThatCannotWorkIsRefused() throws {
+        var c = BackupConfiguration()
+        c.schedule = "daily 25:00"
+        c.directory = "/tmp/x"
+        #expect(throws: RepositoryError.self) { try c.next(after: 0) }
+        c.schedule = "6h"
+        c.directory = "relative"
+        #expect(throws: RepositoryError.self) { try c.next(after: 0) }
+        c.directory = "/tmp/x"
+        let hour: UInt64 = 3_600_000, day: UInt64 = 86_400_000, threeThirty: UInt64 = 210 * 60_000
+        #expect(try c.next(after: 1000) == 1000 + 6 * hour)
+        c.schedule = "daily 03:30"
+        #expect(try c.next(after: 0) == threeThirty)
+        // After 03:30 of a day: 03:30 the next day.
+        #expect(try c.next(after: day + 4 * hour) == 2 * day + threeThirty)
+    }
+}
