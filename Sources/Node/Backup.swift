@@ -178,10 +178,11 @@ extension Node {
                             }
                             batch.read += 1
                             batch.bytes += UInt64(b.data.count)
-                            if try !blocks.has(b.cid) {
-                                batch.blocks.append(block)
-                                batch.size += b.data.count
-                            }
+                            // Stored again even when here: the put protects it for the grace
+                            // period (a block that was garbage must not go before its pin is back).
+                            if try !blocks.has(b.cid) { batch.new += 1 }
+                            batch.blocks.append(block)
+                            batch.size += b.data.count
                             if batch.read >= 512 || batch.size >= 4 << 20 {
                                 guard channel.put(batch) else { return }
                                 batch = RestoreBatch()
@@ -199,7 +200,7 @@ extension Node {
         defer { channel.cancelAndWait() }
         while let batch = try channel.take() {
             if !batch.blocks.isEmpty { try putBlocks(batch.blocks) }
-            result.added += UInt64(batch.blocks.count)
+            result.added += batch.new
             result.blocks += batch.read
             result.bytes += batch.bytes
             progress(result.blocks, result.bytes)
@@ -245,10 +246,12 @@ extension Node {
 }
 
 
-/// A batch between a backup's (or restore's) reader and writer: the blocks to store (those not
-/// here) and how many were read; for a backup, the blocks read from the store.
+/// A batch between a backup's (or restore's) reader and writer: the blocks to store and how many
+/// were read; for a backup, the blocks read from the store.
 struct RestoreBatch: Sendable {
     var blocks: [Block] = []
+    /// Of `blocks`, those that were not here.
+    var new: UInt64 = 0
     var raw: [(cid: CID, data: [UInt8])] = []
     var size = 0
     var read: UInt64 = 0
