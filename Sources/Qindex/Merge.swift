@@ -36,10 +36,13 @@ extension Qindex {
         return out
     }
 
-    /// `merge` for threads that may block (it waits for the group commit).
-    public func mergeBlocking(roots: [CID]) throws -> [MergeOutcome] {
+    /// `merge` for threads that may block (it waits for the group commit). With
+    /// `allowingTruncatedHistory` (a restore: a backup holds what its node still had), a pointer
+    /// new here may arrive with its older records let go (the `index-records` policy's
+    /// keepLatest): its history then starts where they were, each record present still checked.
+    public func mergeBlocking(roots: [CID], allowingTruncatedHistory: Bool = false) throws -> [MergeOutcome] {
         var out: [MergeOutcome] = []
-        for (ptr, foreign) in try grouped(roots) {
+        for (ptr, foreign) in try grouped(roots, allowingTruncatedHistory: allowingTruncatedHistory) {
             let outcome = try commits.run { txn, changes in try self.stageMerge(ptr, foreign, txn, &changes) }
             events?.published()
             for root in foreign { out.append(MergeOutcome(head: outcome.head, action: outcome.action, root: root)) }
@@ -48,11 +51,11 @@ extension Qindex {
     }
 
     /// The roots by pointer, each history checked, in the order first met.
-    private func grouped(_ roots: [CID]) throws -> [([UInt8], [CID])] {
+    private func grouped(_ roots: [CID], allowingTruncatedHistory: Bool = false) throws -> [([UInt8], [CID])] {
         var byPointer: [[UInt8]: [CID]] = [:]
         var order: [[UInt8]] = []
         for root in roots {
-            let r = try verifiedHistory(root)
+            let r = try verifiedHistory(root, allowingTruncatedHistory: allowingTruncatedHistory)
             let ptr = Keys.pointer(r.type, r.key)
             if byPointer[ptr] == nil { order.append(ptr) }
             byPointer[ptr, default: []].append(root)
@@ -62,10 +65,14 @@ extension Qindex {
 
     /// Checks the history under `root` down to records this node already holds in the pointer's
     /// main chain (or to version 1); returns the root record.
-    func verifiedHistory(_ root: CID) throws -> IndexRecord {
+    func verifiedHistory(_ root: CID, allowingTruncatedHistory: Bool = false) throws -> IndexRecord {
         guard root.codec == .dagCBOR else { throw QindexError.invalid("\(root) is not a Qindex record (not dag-cbor)") }
         let top = try record(root)
         let ptr = Keys.pointer(top.type, top.key)
+        // Asked for (a restore), a pointer new here may arrive with its older records let go;
+        // otherwise, and for a pointer that exists here, only whole histories merge (a record
+        // missing because it was not sent cannot be told from one let go).
+        let mayBeTruncated = try allowingTruncatedHistory && readHead(ptr) == nil
         var stack = [root]
         var seen = Set<CID>()
         while let cid = stack.popLast() {
@@ -86,7 +93,10 @@ extension Qindex {
                 } catch let e as SigningError { throw SigningError.invalid("record \(cid) (version \(r.version) of \(r.type)/\(r.key)): \(e.detail)") }
                 if let p = r.prev {
                     let pr: IndexRecord
-                    do { pr = try record(p) } catch QindexError.notFound { throw QindexError.invalid("incomplete history under \(root): record \(p) is missing") }
+                    do { pr = try record(p) } catch QindexError.notFound {
+                        if mayBeTruncated { continue }  // the history starts here
+                        throw QindexError.invalid("incomplete history under \(root): record \(p) is missing")
+                    }
                     guard pr.version == r.version - 1 else { throw QindexError.invalid("record \(cid): version \(r.version) after version \(pr.version)") }
                     // Time only goes forward along a history, so `?at=` finds the record then.
                     guard r.createdAtMilliseconds >= pr.createdAtMilliseconds else {

@@ -332,7 +332,8 @@ public final class Qindex: Sendable {
                 }
             }
             cid = p
-            r = try prevRecord ?? changes.record(p, in: self)
+            // A history whose older records were let go (merged as new here) is indexed down to them.
+            do { r = try prevRecord ?? changes.record(p, in: self) } catch QindexError.notFound { return }
         }
     }
 

@@ -231,4 +231,37 @@ import TestSupport
         try Data("not a manifest".utf8).write(to: URL(fileURLWithPath: backups + "/\(ids[2])/manifest.car"))
         #expect(throws: BackupError.self) { try d.prunePlan(keepLast: 1, keepDaily: 0, keepWeekly: 0) }
     }
+
+    /// A pointer whose older records were let go (keepLatest 10) and collected comes back: its
+    /// history starts where they were.
+    @Test func aPointerWhoseOlderRecordsWereCollectedIsRestored() throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock()
+        try Repository.initialize(at: dir.path + "/a")
+        let repo = try Repository(path: dir.path + "/a", purpose: "backup tests")
+        defer { repo.close() }
+        let node = try Node(repository: repo, clock: clock)
+        for i in 0..<15 {
+            let c = try node.putBlock(Array("v\(i)".utf8), codec: .raw, hash: .sha2_256, hashLength: nil, pin: false).cid
+            _ = try node.putPointerBlocking(Qindex.Update(type: "docs", key: "k", target: c))
+            clock.advance(by: .seconds(1))
+        }
+        clock.advance(by: .seconds(3 * 86_400))
+        _ = try node.collectGarbage()
+        let head = try node.pointer(type: "docs", key: "k")
+        _ = try node.createBackup(to: dir.path + "/b")
+        try Repository.initialize(at: dir.path + "/c")
+        let repo2 = try Repository(path: dir.path + "/c", purpose: "backup tests")
+        defer { repo2.close() }
+        let node2 = try Node(repository: repo2, clock: clock)
+        let r = try node2.restoreBackup(from: dir.path + "/b")
+        #expect(r.headFailures.isEmpty, "\(r.headFailures)")
+        let restored = try node2.pointer(type: "docs", key: "k")
+        #expect(restored.record == head.record && restored.version == 15 && restored.target == head.target)
+        // The history kept is there to read; the pointer moves on from it.
+        #expect(try node2.pointerHistory(type: "docs", key: "k", limit: 100, before: nil).records.count >= 10)
+        let next = try node2.putBlock(Array("v15".utf8), codec: .raw, hash: .sha2_256, hashLength: nil, pin: false).cid
+        #expect(try node2.putPointerBlocking(Qindex.Update(type: "docs", key: "k", target: next)).version == 16)
+        #expect(try node2.verifyRepository().isClean)
+    }
 }
