@@ -5,6 +5,7 @@ import Hummingbird
 import Multiformats
 import Node
 import NIOCore
+import Pinning
 import QAPI
 import Registry
 import Signing
@@ -21,6 +22,13 @@ struct RegistryAPI {
     let io: StorageThreads
     let downloads: Downloads
     let limits: ServerLimits
+    /// Threads for uploads being read (a slow client never holds a storage thread).
+    let uploads: ClientSlots
+
+    init(node: Node, io: StorageThreads, downloads: Downloads, limits: ServerLimits) {
+        (self.node, self.io, self.downloads, self.limits) = (node, io, downloads, limits)
+        uploads = ClientSlots(limits.uploads)
+    }
 
     static let prefix = "/q/v1/modules"
     /// The largest module upload (module.json, package/, docs/ as one multipart body).
@@ -29,7 +37,7 @@ struct RegistryAPI {
     func register(on router: Router<ServerContext>) {
         router.get(RouterPath(Self.prefix)) { request, _ in await qAsync { try await self.search(request) } }
         for method in [HTTPRequest.Method.get, .post, .patch, .delete] {
-            router.on(RouterPath(Self.prefix + "/**"), method: method) { request, _ in await qAsync { try await self.route(request) } }
+            router.on(RouterPath(Self.prefix + "/**"), method: method) { request, context in await qAsync { try await self.route(request, context) } }
         }
     }
 
@@ -46,7 +54,7 @@ struct RegistryAPI {
         try ModuleNamespace(parameter: request.uri.queryParameters.get("namespace").map { String($0) })
     }
 
-    func route(_ request: Request) async throws -> Response {
+    func route(_ request: Request, _ context: ServerContext) async throws -> Response {
         let (ref, action) = try Self.parse(request.uri.path)
         let namespace = try Self.namespace(request)
         switch (request.method, action) {
@@ -71,7 +79,7 @@ struct RegistryAPI {
             let r = try await io.run { try self.node.moduleDocs(name, range: range) }
             return QindexAPI.ok(ModuleDocsInfo(r), cid: r.metadata.documentation)
         case (.get, "package"): return try await package(ref, namespace)
-        case (.post, nil): return try await publish(request, ref, namespace)
+        case (.post, nil): return try await publish(request, context, ref, namespace)
         case (.post, "promote"):
             guard namespace == .production else { throw RegistryError.invalid("promote moves a version from the sandbox to production; no namespace parameter") }
             let (name, version) = try Node.moduleVersion(ref)
@@ -141,33 +149,48 @@ struct RegistryAPI {
     /// relative to it: `module.json`, `package/…`, `docs/…`; directories as application/x-directory).
     /// `?key=` names the keystore key that signs (default `self`); a caller that is an identity
     /// publishes as itself and must name one of its keys.
-    func publish(_ request: Request, _ ref: String, _ namespace: ModuleNamespace) async throws -> Response {
+    func publish(_ request: Request, _ context: ServerContext, _ ref: String, _ namespace: ModuleNamespace) async throws -> Response {
         let (name, range) = try Node.moduleReference(ref)
         guard range == nil else { throw RegistryError.invalid("publish to /q/v1/modules/{name}: the version is module.json's") }
         guard let type = request.headers[.contentType], let boundary = MultipartReader<BytesSource>.boundary(of: type) else {
             throw RequestError(.badRequest, "publish takes multipart/form-data: module.json, package/… and docs/… as parts named by their paths (qstore module publish DIR sends it)")
         }
-        let body: ByteBuffer
-        do { body = try await RequestBodies.collect(request, limit: Self.maximumUpload, timeout: limits.requestTimeout) } catch is BodyTooLarge {
-            throw BodyTooLarge(limit: Self.maximumUpload)
-        }
         let identity = RequestCaller.principal?.identity
         let keyName: String = request.uri.queryParameters.get("key").map { String($0) } ?? "self"
-        let outcome = try await io.run { () throws -> ModulePublication in
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-publish-\(UUID().uuidString)").path
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try Self.unpack(body, boundary: boundary, into: dir)
-            return try self.node.publishModule(directory: dir, namespace: namespace, identity: identity, keyName: keyName, expectedModule: name)
+        // The body is read as it arrives, each part written to disk in pieces, on a thread of
+        // its own (one of the upload slots): an upload is never held whole.
+        let pipe = BodyPipe()
+        let maximum = Self.maximumUpload
+        let feeder = Task { await pipe.feed(request.body, maximum: maximum, stopReading: { context.stopReading() }) }
+        defer {
+            pipe.close()
+            feeder.cancel()
+        }
+        let client = context.client
+        try await uploads.acquire(client: client)
+        defer { uploads.release(client: client) }
+        let node = self.node
+        let auditContext = AuditContext.current
+        let outcome = try await withCheckedThrowingContinuation { (c: CheckedContinuation<ModulePublication, any Error>) in
+            Thread.detachNewThread {
+                c.resume(with: Result {
+                    try AuditContext.$current.withValue(auditContext) {
+                        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-publish-\(UUID().uuidString)").path
+                        defer { try? FileManager.default.removeItem(atPath: dir) }
+                        try Self.unpack(MultipartReader(pipe, boundary: boundary), into: dir)
+                        return try node.publishModule(directory: dir, namespace: namespace, identity: identity, keyName: keyName, expectedModule: name)
+                    }
+                })
+            }
         }
         return QindexAPI.ok(ModulePublished(created: outcome.created, module: ModuleInfo(outcome.release)), cid: outcome.release.signed,
                             status: outcome.created ? .created : .ok)
     }
 
     /// Writes the parts of a multipart body under `dir`, refusing paths that would leave it.
-    static func unpack(_ body: ByteBuffer, boundary: String, into dir: String) throws {
+    static func unpack<S: ByteSource>(_ reader: MultipartReader<S>, into dir: String) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let reader = MultipartReader(BytesSource(Array(buffer: body)), boundary: boundary, readSize: body.readableBytes + 1)
         var parts = 0
         while let headers = try reader.nextPart() {
             parts += 1
