@@ -76,7 +76,7 @@ let package = Package(
         // The module registry: versions and npm ranges, signed module metadata, dependency resolution, search.
         .target(name: "Registry", dependencies: ["Signing", "IPLD", "Multiformats"]),
         // Backup sets: CARv2 parts and signed manifests; writing, reading, verifying, pruning.
-        .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
         // Wires one repository's services together; the only room that knows all of them.

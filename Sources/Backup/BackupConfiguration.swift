@@ -62,10 +62,21 @@ public struct BackupConfiguration: ConfigurationSection {
     }
 
     public func checkedPartSize() throws -> UInt64 {
-        let units: [(String, UInt64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("", 1)]
-        for (u, mult) in units where partSize.hasSuffix(u) {
-            if let n = UInt64(partSize.dropLast(u.count)), n > 0, n <= UInt64.max / mult, n * mult >= 1 << 20 { return n * mult }
+        guard let n = Self.size(partSize), n >= 1 << 20 else {
+            throw RepositoryError.invalidConfiguration("backup.partSize \"\(partSize)\": a size of at least 1MiB (512MiB, 1GiB)")
         }
-        throw RepositoryError.invalidConfiguration("backup.partSize \"\(partSize)\": a size of at least 1MiB (512MiB, 1GiB)")
+        return n
+    }
+
+    /// A byte size: digits, then `GiB`/`G`, `MiB`/`M`, `KiB`/`K` or nothing (bytes); nil when
+    /// it is not one (or is 0).
+    public static func size(_ text: String) -> UInt64? {
+        let units: [(String, UInt64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("", 1)]
+        for (u, m) in units where text.hasSuffix(u) {
+            let digits = text.dropLast(u.count)
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let n = UInt64(digits), n > 0, n <= UInt64.max / m else { continue }
+            return n * m
+        }
+        return nil
     }
 }

@@ -1,5 +1,4 @@
 import CAR
-import Crypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -133,15 +132,15 @@ public struct BackupDirectory: Sendable {
     static func sha256(_ file: String) throws -> (digest: [UInt8], size: UInt64) {
         guard let h = FileHandle(forReadingAtPath: file) else { throw BackupError.notFound("cannot open \(file)") }
         defer { try? h.close() }
-        var hasher = SHA256()
+        var hasher = HashFunction.lookup(.sha2_256)!.makeHasher()
         var size: UInt64 = 0
         while true {
             let chunk = h.readData(ofLength: 1 << 20)
             if chunk.isEmpty { break }
-            hasher.update(data: chunk)
+            chunk.withUnsafeBytes { hasher.update($0) }
             size += UInt64(chunk.count)
         }
-        return (Array(hasher.finalize()), size)
+        return (hasher.finalize(), size)
     }
 
     /// Writes the manifest last: `manifest.json`, then `manifest.car` through a temporary file

@@ -181,7 +181,7 @@ public struct BackupManifest: Sendable, Equatable {
     public func verifySignature() throws {
         guard let sig else { throw SigningError.invalid("the manifest is not signed") }
         try sig.verify(try DAGCBOR().encode(unsignedNode), domain: Self.domain)
-        guard NodeIdentityName.peerID(sig.pub) == node else { throw SigningError.invalid("the manifest is signed by \(NodeIdentityName.peerID(sig.pub)), not by the node \(node) it names") }
+        guard NodeIdentity.peerID(ofPublicKey: sig.pub) == node else { throw SigningError.invalid("the manifest is signed by \(NodeIdentity.peerID(ofPublicKey: sig.pub)), not by the node \(node) it names") }
     }
 
     public init(decoding bytes: [UInt8]) throws {
@@ -243,9 +243,4 @@ public struct BackupManifest: Sendable, Equatable {
         if let sig { d["sig"] = ["pub": Data(sig.pub).base64EncodedString(), "sig": Data(sig.sig).base64EncodedString(), "ts": sig.ts] }
         return try JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
-}
-
-/// Peer IDs of Ed25519 keys, as the node names itself.
-enum NodeIdentityName {
-    static func peerID(_ pub: [UInt8]) -> String { NodeIdentity.peerID(ofPublicKey: pub) }
 }

@@ -725,22 +725,20 @@ extension Node {
             return ModuleVerification(module: name, version: version, namespace: namespace, checks: checks)
         }
         // Package, docs, checksum.
-        var packageComplete = false
+        var packageHere = false
         for (label, cid, type) in [("package", m.package, Self.packagesType), ("docs", m.documentation, Self.docsType)] {
-            if let missing = try pins.missingBlock(under: cid) {
+            let missing = try pins.missingBlock(under: cid)
+            if label == "package" { packageHere = missing == nil }
+            if let missing {
                 checks.append(.init(label, false, "\(cid): block \(missing) is missing"))
             } else if try !pins.pins(of: cid.multihash).contains(where: { $0.resourceType == type && $0.name == key }) {
                 checks.append(.init(label, false, "\(cid) is complete but not pinned under \(type) (publish it again to complete the publication)"))
             } else {
                 checks.append(.init(label, true, "\(cid) complete, pinned under \(type)"))
-                if label == "package" { packageComplete = true }
             }
         }
-        let packageHere = try packageComplete || pins.missingBlock(under: m.package) == nil
         if packageHere {
-            var tarBytes: [UInt8] = []
-            try tar(m.package, name: m.module) { tarBytes.append(contentsOf: $0) }
-            let sum = try Multihash.compute(tarBytes, function: m.checksum.code)
+            let sum = try packageChecksum(m.package, name: m.module, function: m.checksum.code)
             checks.append(.init("checksum", sum == m.checksum, sum == m.checksum ? "the package's tar stream hashes to the checksum"
                                 : "the package's tar stream hashes to \(sum), the metadata says \(m.checksum)"))
         } else {
@@ -748,8 +746,8 @@ extension Node {
         }
         // Dependencies, and the status of what they resolve to.
         var resolution: Resolution?
+        let catalog = PublishedModules(node: self, namespace: against, extra: (name, version, try m.dependencies.map { try $0.dependency() }))
         do {
-            let catalog = PublishedModules(node: self, namespace: against, extra: (name, version, try m.dependencies.map { try $0.dependency() }))
             resolution = try Resolver(catalog: catalog).resolve(name, try SemVerRange("=" + version.description))
             let others = resolution!.versions.filter { $0.key != name }.sorted { $0.key < $1.key }
             checks.append(.init("dependencies", true, others.isEmpty ? "none" : "resolve in \(against.rawValue): " + others.map { "\($0.key)@\($0.value)" }.joined(separator: ", ")))
@@ -759,7 +757,6 @@ extension Node {
         var statusProblems: [String] = []
         if m.status == .suspended { statusProblems.append("\(key) is SUSPENDED" + (m.reason.map { ": \($0)" } ?? "")) }
         for (dep, v) in resolution?.versions ?? [:] where dep != name {
-            let catalog = PublishedModules(node: self, namespace: against)
             if let h = try catalog.live(dep).first(where: { $0.version == v })?.head, h.tags.contains("status:SUSPENDED") {
                 statusProblems.append("it resolves \(dep)@\(v), which is SUSPENDED")
             }

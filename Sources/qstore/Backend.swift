@@ -609,8 +609,15 @@ struct RemoteBackend: Backend {
     }
 
     /// Uploads a multipart body built by `parts` (each `(name, content type, write)`), framed in a
-    /// temporary file so any size streams from disk.
+    /// temporary file so any size streams from disk, to the RPC command.
     func upload(_ command: String, _ query: [(String, String)], parts: (_ part: (String, String, (FileHandle) throws -> Void) throws -> Void) throws -> Void) throws -> Data {
+        try multipart(parts) { contentType, file in try call(command, query, contentType: contentType, bodyFile: file) }
+    }
+
+    /// Frames the parts `parts` makes in a temporary file and hands `send` its content type and
+    /// path (the file is removed after).
+    func multipart<R>(_ parts: (_ part: (String, String, (FileHandle) throws -> Void) throws -> Void) throws -> Void,
+                      send: (_ contentType: String, _ file: URL) throws -> R) throws -> R {
         let boundary = "qstore-\(UUID().uuidString)"
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-upload-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -624,7 +631,7 @@ struct RemoteBackend: Backend {
         }
         out.write(Data("--\(boundary)--\r\n".utf8))
         try out.close()
-        return try call(command, query, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+        return try send("multipart/form-data; boundary=\(boundary)", tmp)
     }
 
     /// Copies a file (or standard input, "-") into a part.

@@ -30,11 +30,8 @@ struct BackupCommand: ParsableCommand {
     }
 
     static func size(_ text: String) throws -> UInt64 {
-        let units: [(String, UInt64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("", 1)]
-        for (u, m) in units where text.hasSuffix(u) {
-            if let n = UInt64(text.dropLast(u.count)), n > 0, n <= UInt64.max / m { return n * m }
-        }
-        throw ValidationError("--part-size \(text): a size such as 1GiB, 512MiB")
+        guard let n = BackupConfiguration.size(text) else { throw ValidationError("--part-size \(text): a size such as 1GiB, 512MiB") }
+        return n
     }
 
     struct Create: ParsableCommand {

@@ -381,32 +381,20 @@ extension RemoteBackend {
                   let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let name = manifest["module"] as? String else {
                 throw CLIError("\(directory)/module.json: missing, or without a module name")
             }
-            let boundary = "qstore-\(UUID().uuidString)"
-            let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-module-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: tmp) }
-            _ = FileManager.default.createFile(atPath: tmp.path, contents: nil)
-            let out = try FileHandle(forWritingTo: tmp)
-            func part(_ path: String, _ type: String, _ body: (FileHandle) throws -> Void) throws {
-                let encoded = path.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? path
-                out.write(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(encoded)\"\r\nContent-Type: \(type)\r\n\r\n".utf8))
-                try body(out)
-                out.write(Data("\r\n".utf8))
-            }
-            func walk(_ path: String, _ relative: String) throws {
-                if isDirectory(path) {
-                    try part(relative, "application/x-directory") { _ in }
-                    for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() { try walk(path + "/" + child, relative + "/" + child) }
-                } else {
-                    try part(relative, "application/octet-stream") { try Self.copy(path, into: $0) }
-                }
-            }
-            try part("module.json", "application/json") { $0.write(data) }
-            for top in ["package", "docs"] where FileManager.default.fileExists(atPath: directory + "/" + top) { try walk(directory + "/" + top, top) }
-            out.write(Data("--\(boundary)--\r\n".utf8))
-            try out.close()
             var components = URLComponents(string: origin + "/q/v1/" + Self.modulePath(name))!
             components.queryItems = ([("key", key)] + Self.space(namespace)).map { URLQueryItem(name: $0.0, value: $0.1) }
-            let (status, reply) = try exchange(method: "POST", url: components.url!.absoluteString, contentType: "multipart/form-data; boundary=\(boundary)", bodyFile: tmp)
+            let (status, reply) = try multipart({ part in
+                func walk(_ path: String, _ relative: String) throws {
+                    if isDirectory(path) {
+                        try part(relative, "application/x-directory") { _ in }
+                        for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() { try walk(path + "/" + child, relative + "/" + child) }
+                    } else {
+                        try part(relative, "application/octet-stream") { try Self.copy(path, into: $0) }
+                    }
+                }
+                try part("module.json", "application/json") { $0.write(data) }
+                for top in ["package", "docs"] where FileManager.default.fileExists(atPath: directory + "/" + top) { try walk(directory + "/" + top, top) }
+            }) { contentType, file in try exchange(method: "POST", url: components.url!.absoluteString, contentType: contentType, bodyFile: file) }
             do { return try QJSON.data(ModulePublished.self, from: reply) } catch let e as QErrorReply { throw e } catch {
                 throw CLIError("unexpected reply from the daemon (\(status)) to POST /q/v1/modules/\(name): \(error)")
             }
