@@ -12,7 +12,9 @@ import Storage
 ///
 /// `{v: 1, id, parent?, created, node, repositoryVersion, pins: [...], policies (the pinning
 /// configuration, JSON text), heads: [{type, key, record, version}], audit?: {size, root,
-/// checkpoint}, blocks, bytes, parts: [{name, size, sha256, blocks}], sig}`.
+/// checkpoint}, blocks, bytes, parts: [{name, size, sha256, blocks}], selection?, sig}`.
+/// `selection`: the `--pins` filter when the set holds only some pins (and their DAGs).
+/// A streamed set (`--to -`) has no parts: its manifest is the stream's last block.
 public struct BackupManifest: Sendable, Equatable {
     public static let domain = "qstore-backup:"
 
@@ -57,6 +59,8 @@ public struct BackupManifest: Sendable, Equatable {
     public var blocks: UInt64
     public var bytes: UInt64
     public var parts: [Part]
+    /// The `--pins` filter the set was made with; nil: the whole repository.
+    public var selection: String?
     public var sig: LockSig?
 
     public init(id: String, parent: String?, created: String, node: String, repositoryVersion: Int, pins: [Pin], policies: String,
@@ -157,6 +161,7 @@ public struct BackupManifest: Sendable, Equatable {
             })),
         ]
         if let parent { pairs.append(("parent", .string(parent))) }
+        if let selection { pairs.append(("selection", .string(selection))) }
         if let a = audit {
             pairs.append(("audit", .map(IPLDMap(uniqueKeysWithValues: [("size", .int(a.size)), ("root", .bytes(a.root)), ("checkpoint", .link(a.checkpoint))]))))
         }
@@ -186,7 +191,7 @@ public struct BackupManifest: Sendable, Equatable {
 
     public init(decoding bytes: [UInt8]) throws {
         let m = try IPLDFields(try DAGCBOR().decode(bytes), field: "manifest", allowed: [
-            "v", "id", "parent", "created", "node", "repositoryVersion", "pins", "policies", "heads", "audit", "blocks", "bytes", "parts", "sig",
+            "v", "id", "parent", "created", "node", "repositoryVersion", "pins", "policies", "heads", "audit", "blocks", "bytes", "parts", "selection", "sig",
         ])
         guard try m.integer("v") == 1 else { throw SigningError.malformed("v: this build reads manifests of version 1") }
         id = try m.string("id")
@@ -217,6 +222,7 @@ public struct BackupManifest: Sendable, Equatable {
             guard name.hasPrefix("part-"), name.hasSuffix(".car"), !name.contains("/") else { throw SigningError.malformed("parts[\(i)].name: part-NNNN.car") }
             return Part(name: name, size: UInt64(max(0, try p.integer("size"))), sha256: try p.bytes("sha256"), blocks: UInt64(max(0, try p.integer("blocks"))))
         }
+        selection = try m.optionalString("selection")
         sig = m.has("sig") ? try LockSig(m.map["sig"], field: "sig") : nil
     }
 
@@ -239,6 +245,7 @@ public struct BackupManifest: Sendable, Equatable {
             "parts": parts.map { ["name": $0.name, "size": $0.size, "sha256": $0.sha256.map { String(format: "%02x", $0) }.joined(), "blocks": $0.blocks] as [String: Any] },
         ]
         if let parent { d["parent"] = parent }
+        if let selection { d["selection"] = selection }
         if let a = audit { d["audit"] = ["size": a.size, "root": Data(a.root).base64EncodedString(), "checkpoint": a.checkpoint.string] }
         if let sig { d["sig"] = ["pub": Data(sig.pub).base64EncodedString(), "sig": Data(sig.sig).base64EncodedString(), "ts": sig.ts] }
         return try JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

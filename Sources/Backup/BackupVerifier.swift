@@ -66,8 +66,15 @@ extension BackupDirectory {
             }
         }
         progress(v.blocks)
-        // Completeness of what the newest manifest names, across the chain.
-        let last = chain.last!
+        v.problems += Self.completeness(of: chain.last!, links: links)
+        return v
+    }
+
+    /// What the manifest names that the blocks read (their links, by multihash) do not hold:
+    /// every pinned DAG whole (a recursive pin's whole DAG, a direct pin's root; queued pins may
+    /// be incomplete) and every Qindex head's record.
+    static func completeness(of last: BackupManifest, links: [Multihash: [CID]]) -> [String] {
+        var problems: [String] = []
         var complete = Set<Multihash>()
         for pin in last.pins where pin.status == .pinned {
             var stack = [pin.cid]
@@ -76,7 +83,7 @@ extension BackupDirectory {
             while let c = stack.popLast() {
                 guard c.multihash.code != .identity, !complete.contains(c.multihash), seen.insert(c.multihash).inserted else { continue }
                 guard let children = links[c.multihash] else {
-                    v.problems.append("pin \(pin.id) (\(pin.cid)\(pin.name.map { ", \($0)" } ?? "")): block \(c) is in no part of the chain")
+                    problems.append("pin \(pin.id) (\(pin.cid)\(pin.name.map { ", \($0)" } ?? "")): block \(c) is in no part of the chain")
                     whole = false
                     break
                 }
@@ -86,9 +93,9 @@ extension BackupDirectory {
             if pin.type == .recursive, whole { complete.formUnion(seen) }
         }
         for h in last.heads where links[h.record.multihash] == nil {
-            v.problems.append("pointer \(h.type)/\(h.key): its record \(h.record) is in no part of the chain")
+            problems.append("pointer \(h.type)/\(h.key): its record \(h.record) is in no part of the chain")
         }
-        return v
+        return problems
     }
 
     /// The sets a retention policy keeps (restic's rules): the `keepLast` newest, the newest of

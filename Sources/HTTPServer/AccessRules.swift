@@ -126,7 +126,7 @@ enum AccessRules {
                                (.delete, "/q/v1/identities/{id}"), (.post, "/q/v1/identities/{id}/keys"),
                                (.get, "/q/v1/grants"), (.post, "/q/v1/grants"), (.delete, "/q/v1/grants/{id}"),
                                (.get, "/q/v1/tokens"), (.post, "/q/v1/tokens"), (.delete, "/q/v1/tokens/{id}"),
-                               (.get, "/q/v1/backups"), (.post, "/q/v1/backups"), (.post, "/q/v1/backups/restore"),
+                               (.get, "/q/v1/backups"), (.post, "/q/v1/backups"), (.post, "/q/v1/backups/restore"), (.post, "/q/v1/backups/stream"),
                                (.get, "/q/v1/backups/jobs"), (.get, "/q/v1/backups/jobs/{id}")] {
             rules.append(RouteRule(method, path, .admin))
         }

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import Node
+import Pinning
 import QAPI
 import Qindex
 import Synchronization
@@ -17,13 +18,27 @@ struct BackupAPI {
     let io: StorageThreads
     let jobs: BackupJobs
     let limits: ServerLimits
+    let downloads: Downloads
+    /// The thread a streamed restore reads its upload on (a slow client holds no storage thread).
+    let uploads: ClientSlots
+
+    init(node: Node, io: StorageThreads, jobs: BackupJobs, limits: ServerLimits, downloads: Downloads) {
+        (self.node, self.io, self.jobs, self.limits, self.downloads) = (node, io, jobs, limits, downloads)
+        uploads = ClientSlots(limits.uploads)
+    }
 
     static let prefix = "/q/v1/backups"
 
     func register(on router: Router<ServerContext>) {
         router.get(RouterPath(Self.prefix)) { request, _ in await qAsync { try await self.list(request) } }
         router.post(RouterPath(Self.prefix)) { request, _ in await qAsync { try await self.start(request, kind: "create") } }
-        router.post(RouterPath(Self.prefix + "/restore")) { request, _ in await qAsync { try await self.start(request, kind: "restore") } }
+        router.post(RouterPath(Self.prefix + "/stream")) { request, _ in await qAsync { try await self.stream(request) } }
+        router.post(RouterPath(Self.prefix + "/restore")) { request, context in
+            await qAsync {
+                request.headers[.contentType]?.hasPrefix(BackupAPI.carType) == true
+                    ? try await self.restoreStream(request, context) : try await self.start(request, kind: "restore")
+            }
+        }
         router.get(RouterPath(Self.prefix + "/jobs")) { _, _ in await qAsync { QindexAPI.ok(self.jobs.all()) } }
         router.get(RouterPath(Self.prefix + "/jobs/{id}")) { _, context in
             await qAsync {
@@ -47,13 +62,14 @@ struct BackupAPI {
         let body = try await RequestBodies.collect(request, limit: 16 << 10, timeout: limits.requestTimeout)
         let r: BackupRequest
         do { r = try JSONDecoder().decode(BackupRequest.self, from: Data(buffer: body)) } catch {
-            throw BackupError.invalid("the body is a JSON object {directory, incremental?, partSize?, id?}")
+            throw BackupError.invalid("the body is a JSON object {directory, incremental?, partSize?, pins?, id?}")
         }
         guard r.directory.hasPrefix("/"), !r.directory.utf8.contains(0), r.directory.utf8.count <= 4096 else {
             throw BackupError.invalid("directory: an absolute path on the daemon's machine")
         }
         if let p = r.partSize, p < 1 << 20 { throw BackupError.invalid("partSize: at least 1 MiB (1048576)") }
         if let id = r.id, !BackupManifest.isID(id) { throw BackupError.invalid("id: not a backup id") }
+        let selection = try r.pins.map(PinSelector.init)
         // What can be known before the job starts is answered now, with its code.
         try await io.run {
             let d = BackupDirectory(r.directory)
@@ -73,7 +89,9 @@ struct BackupAPI {
             do {
                 if kind == "create" {
                     let made = try await io.run {
-                        try node.createBackup(to: r.directory, incremental: r.incremental ?? false, partSize: r.partSize ?? 1 << 30) { jobs.progress(job.id, $0, $1) }
+                        try node.createBackup(to: r.directory, incremental: r.incremental ?? false, partSize: r.partSize ?? 1 << 30, pins: selection) {
+                            jobs.progress(job.id, $0, $1)
+                        }
                     }
                     jobs.finish(job.id) { $0.created = BackupSetInfo(id: made.manifest.id, manifest: made.manifest) }
                 } else {
@@ -89,6 +107,79 @@ struct BackupAPI {
             }
         }
         return QindexAPI.ok(job, status: .accepted)
+    }
+}
+
+extension BackupAPI {
+    static let carType = "application/vnd.ipld.car"
+
+    /// `POST /q/v1/backups/stream` (body `{pins?}`, may be empty): a set as one CAR stream
+    /// (`BackupStream`), written as it is read. It shows as a job while it runs.
+    func stream(_ request: Request) async throws -> Response {
+        let body = try await RequestBodies.collect(request, limit: 16 << 10, timeout: limits.requestTimeout)
+        var chosen: PinSelector?
+        if body.readableBytes > 0 {
+            struct Options: Decodable { var pins: String? }
+            let o: Options
+            do { o = try JSONDecoder().decode(Options.self, from: Data(buffer: body)) } catch { throw BackupError.invalid("the body is a JSON object {pins?}, or empty") }
+            chosen = try o.pins.map(PinSelector.init)
+        }
+        let selection = chosen
+        guard let job = jobs.begin(kind: "stream", directory: "-", at: Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000))) else {
+            throw BackupError.busy("a backup or restore job is running; follow it at GET /q/v1/backups/jobs")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = Self.carType
+        let (node, jobs) = (self.node, self.jobs)
+        do {
+            return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
+                do {
+                    var (made, sink) = try node.streamBackup(to: ChannelSink(channel), pins: selection) { jobs.progress(job.id, $0, $1) }
+                    try sink.flush()
+                    jobs.finish(job.id) { $0.created = BackupSetInfo(id: made.id, manifest: made) }
+                } catch {
+                    jobs.finish(job.id) { $0.error = "\(error)" }
+                    throw error
+                }
+            })
+        } catch {
+            jobs.finish(job.id) { $0.error = "\(error)" }
+            throw error
+        }
+    }
+
+    /// `POST /q/v1/backups/restore` with a CAR body: restores a streamed set as it arrives and
+    /// answers with what it did (no job to follow: the upload is the request).
+    func restoreStream(_ request: Request, _ context: ServerContext) async throws -> Response {
+        guard let job = jobs.begin(kind: "restore", directory: "-", at: Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000))) else {
+            throw BackupError.busy("a backup or restore job is running; follow it at GET /q/v1/backups/jobs")
+        }
+        let pipe = BodyPipe()
+        let feeder = Task { await pipe.feed(request.body, maximum: Int.max, stopReading: { context.stopReading() }) }
+        defer {
+            pipe.close()
+            feeder.cancel()
+        }
+        let client = context.client
+        let (node, jobs) = (self.node, self.jobs)
+        do {
+            try await uploads.acquire(client: client)
+            defer { uploads.release(client: client) }
+            let auditContext = AuditContext.current
+            let done = try await withCheckedThrowingContinuation { (c: CheckedContinuation<BackupRestored, any Error>) in
+                Thread.detachNewThread {
+                    c.resume(with: Result {
+                        try AuditContext.$current.withValue(auditContext) { try node.restoreBackup(stream: pipe) { jobs.progress(job.id, $0, $1) } }
+                    })
+                }
+            }
+            let info = BackupRestoreInfo(done)
+            jobs.finish(job.id) { $0.restored = info }
+            return QindexAPI.ok(info)
+        } catch {
+            jobs.finish(job.id) { $0.error = "\(error)" }
+            throw error
+        }
     }
 }
 

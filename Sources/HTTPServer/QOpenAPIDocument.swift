@@ -2555,11 +2555,7 @@ paths:
         '408':
           $ref: '#/components/responses/RequestTimeout'
         '409':
-          description: '`BACKUP_BUSY`: a backup or restore job is running.'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/ErrorEnvelope'
+          $ref: '#/components/responses/BackupBusy'
         '413':
           $ref: '#/components/responses/ModuleTooLarge'
         '429':
@@ -2579,13 +2575,33 @@ paths:
         Qindex heads merged. `202` with the job; a missing set or parent is answered at once
         (`404 BACKUP_NOT_FOUND`, `404 BACKUP_PARENT_MISSING` naming the id it needs). A restore that could not bring
         back every pin and pointer ends `failed`, with what it did in `restored`. Scope `admin`.
+
+        With a `application/vnd.ipld.car` body (a set streamed by `POST /q/v1/backups/stream`),
+        the stream is restored as it arrives and the answer is `200` with what was done: its
+        blocks, then — once its manifest (the last block) checks — its pins and heads. A stream
+        cut short or altered is `409 BACKUP_CORRUPT` and restores no pin.
       requestBody:
         required: true
         content:
           application/json:
             schema:
               $ref: '#/components/schemas/BackupRequest'
+          application/vnd.ipld.car:
+            schema:
+              type: string
+              format: binary
       responses:
+        '200':
+          description: A streamed set, restored.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/BackupRestored'
         '202':
           description: The job, running.
           content:
@@ -2603,11 +2619,55 @@ paths:
         '408':
           $ref: '#/components/responses/RequestTimeout'
         '409':
-          description: '`BACKUP_BUSY`: a backup or restore job is running.'
+          $ref: '#/components/responses/BackupBusy'
+        '413':
+          $ref: '#/components/responses/ModuleTooLarge'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
+  /q/v1/backups/stream:
+    post:
+      tags: [backups]
+      operationId: streamBackup
+      summary: A backup set as one CAR stream
+      description: |
+        The repository (or, with `pins`, the pins that filter matches, their heads and DAGs) as
+        one CARv1 stream written as it is read: its root an identity CID naming the set, then
+        every block, then the signed manifest as the last block (no parts, no parent). `POST
+        /q/v1/backups/restore` with the stream as its body restores it; `qstore backup verify -`
+        checks it. It shows as a job (`kind: stream`) while it runs; one job runs at a time
+        (`409 BACKUP_BUSY`). Scope `admin`.
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                pins:
+                  type: string
+                  maxLength: 4096
+                  description: The filter, as in `BackupRequest.pins`.
+      responses:
+        '200':
+          description: The stream.
           content:
-            application/json:
+            application/vnd.ipld.car:
               schema:
-                $ref: '#/components/schemas/ErrorEnvelope'
+                type: string
+                format: binary
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '409':
+          $ref: '#/components/responses/BackupBusy'
         '413':
           $ref: '#/components/responses/ModuleTooLarge'
         '429':
@@ -2809,6 +2869,12 @@ components:
         type: string
       example: 'true'
   responses:
+    BackupBusy:
+      description: '`BACKUP_BUSY`: a backup or restore job is running (or, for a streamed restore, `BACKUP_CORRUPT`: the stream is cut short or altered).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
     BackupNotFound:
       description: '`BACKUP_NOT_FOUND`: no such directory, set or job (or no complete set); `BACKUP_PARENT_MISSING`: a set needs a parent the directory lacks, named.'
       content:
@@ -4318,6 +4384,13 @@ components:
         id:
           type: string
           description: 'restore: the set (default: the newest complete one).'
+        pins:
+          type: string
+          maxLength: 4096
+          description: |
+            create: only the pins this filter matches, the Qindex heads those pins hold and their
+            DAGs — terms `KEY=VALUE` joined by commas, all of which a pin must match (keys `type`,
+            `name` with `*` wildcards, `cid`, `id`, `owner`, `meta.KEY`; alternatives with `|`).
     BackupSet:
       type: object
       required: [id, complete]
@@ -4346,6 +4419,9 @@ components:
           type: integer
         auditSize:
           type: integer
+        selection:
+          type: string
+          description: The `pins` filter the set was made with (absent for a whole repository).
     BackupListReply:
       allOf:
         - $ref: '#/components/schemas/OkEnvelope'
@@ -4369,7 +4445,7 @@ components:
           type: string
         kind:
           type: string
-          enum: [create, restore]
+          enum: [create, restore, stream]
         state:
           type: string
           enum: [running, succeeded, failed]
@@ -4386,10 +4462,56 @@ components:
         created:
           $ref: '#/components/schemas/BackupSet'
         restored:
-          type: object
-          description: What the restore did (sets, blocks, added, bytes, pinsRestored, pinsPresent, conflicts, pinFailures, headsMerged, headFailures).
+          $ref: '#/components/schemas/BackupRestored'
         error:
           type: string
+    BackupRestored:
+      type: object
+      description: What a restore did.
+      properties:
+        sets:
+          type: array
+          items:
+            type: string
+        blocks:
+          type: integer
+        added:
+          type: integer
+        bytes:
+          type: integer
+        pinsRestored:
+          type: integer
+        pinsPresent:
+          type: integer
+        conflicts:
+          type: array
+          items:
+            type: object
+            properties:
+              id:
+                type: string
+              restoredAs:
+                type: string
+        pinFailures:
+          type: array
+          items:
+            type: object
+            properties:
+              what:
+                type: string
+              error:
+                type: string
+        headsMerged:
+          type: integer
+        headFailures:
+          type: array
+          items:
+            type: object
+            properties:
+              what:
+                type: string
+              error:
+                type: string
     BackupJobReply:
       allOf:
         - $ref: '#/components/schemas/OkEnvelope'

@@ -50,19 +50,18 @@ extension Node {
     /// indexes say), in CARv2 parts of at most `partSize` bytes, then the signed manifest — every
     /// pin with all its fields, the pinning configuration, every Qindex head (the registry's
     /// pointers among them), the audit checkpoint, counts and each part's SHA-256 — written last.
+    /// With `selection`, only the pins it matches, the heads those pins hold and their DAGs.
     ///
     /// Consistent while writers and the collector run: the pins and heads are read first, under
     /// a lease, so nothing they reach is collected before the set is written (a block whose
     /// count falls to zero later waits for the lease); blocks that were already garbage and go
     /// meanwhile are left out. An audit event `q.backup.create.v1` records it.
-    public func createBackup(to directory: String, incremental: Bool = false, partSize: UInt64 = 1 << 30,
+    public func createBackup(to directory: String, incremental: Bool = false, partSize: UInt64 = 1 << 30, pins selection: PinSelector? = nil,
                              progress: (UInt64, UInt64) -> Void = { _, _ in }) throws -> BackupCreated {
         let target = BackupDirectory(directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let lease = blocks.lease()
         defer { lease.release() }
-        // Checkpoint first, so the log's head in the set covers every event so far.
-        let checkpoint = try? auditCheckpoint(fresh: true)
         var parent: BackupManifest?
         var known = Set<Multihash>()
         if incremental {
@@ -71,29 +70,93 @@ extension Node {
             parent = p
             known = try target.multihashes(in: try target.chain(p.id))
         }
+        let content = try backupContent(selection)
+        let id = BackupManifest.newID(at: content.time, after: try? target.sets().last?.id)
+        let writer = try PartWriter(directory: directory, id: id, partSize: partSize)
+        try readBackupBlocks(content, skipping: known) { batch in
+            for b in batch.raw { try writer.write(b.cid, b.data) }
+            progress(writer.blocks, writer.bytes)
+        }
+        let parts = try writer.finish()
+        progress(writer.blocks, writer.bytes)
+        let manifest = try sealBackup(content, id: id, parent: parent?.id, blocks: writer.blocks, bytes: writer.bytes, parts: parts, selection: selection)
+        try target.writeManifest(manifest)
+        try auditBackup(manifest, to: directory)
+        return BackupCreated(manifest: manifest, directory: directory + "/" + id)
+    }
+
+    /// Writes a backup set as one stream (`backup create --to -`, `BackupStream`): a CARv1 of
+    /// every block (or those of `selection`'s pins) with the signed manifest as its last block.
+    /// Returns the manifest and the sink (flush it).
+    public func streamBackup<S: ByteSink>(to sink: S, pins selection: PinSelector? = nil,
+                                          progress: (UInt64, UInt64) -> Void = { _, _ in }) throws -> (manifest: BackupManifest, sink: S) {
+        let lease = blocks.lease()
+        defer { lease.release() }
+        let content = try backupContent(selection)
+        let id = BackupManifest.newID(at: content.time)
+        var car = try CARWriter(roots: [try BackupStream.root(id)], sink: sink)
+        var (count, bytes): (UInt64, UInt64) = (0, 0)
+        try readBackupBlocks(content, skipping: []) { batch in
+            for b in batch.raw {
+                try car.write(cid: b.cid, data: b.data)
+                count += 1
+                bytes += UInt64(b.data.count)
+            }
+            progress(count, bytes)
+        }
+        let manifest = try sealBackup(content, id: id, parent: nil, blocks: count, bytes: bytes, parts: [], selection: selection)
+        let encoded = try manifest.encoded()
+        try car.write(cid: try Block(data: encoded, codec: .dagCBOR).cid, data: encoded)
+        let out = try car.finish()
+        try auditBackup(manifest, to: "-")
+        return (manifest, out)
+    }
+
+    /// What a backup holds, read under the caller's lease before any block.
+    private struct BackupContent {
+        var pins: [Pin]
+        var heads: [BackupManifest.Head]
+        /// The DAGs to copy (each root, and whether its links are followed); nil: every block stored.
+        var roots: [(cid: CID, whole: Bool)]?
+        var checkpoint: AuditLog.Latest?
+        var time: UInt64
+    }
+
+    private func backupContent(_ selection: PinSelector?) throws -> BackupContent {
+        // Checkpoint first, so the log's head in the set covers every event so far.
+        let checkpoint = try? auditCheckpoint(fresh: true)
         var pinList: [Pin] = []
-        try pins.forEachPin { pinList.append($0); return true }
-        var heads: [BackupManifest.Head] = []
-        try index.forEachHead { h in
-            heads.append(BackupManifest.Head(type: h.type, key: h.key, record: h.record, version: h.version))
+        try pins.forEachPin { p in
+            if selection?.matches(p) ?? true { pinList.append(p) }
             return true
         }
-        let now = blocks.clock.now
-        let id = BackupManifest.newID(at: now, after: try? target.sets().last?.id)
-        let writer = try PartWriter(directory: directory, id: id, partSize: partSize)
-        // Blocks are read from the store on a thread of their own while the previous batch is
-        // written to the parts: the two halves overlap on two cores.
+        let chosen = Set(pinList.map(\.id))
+        var heads: [BackupManifest.Head] = []
+        try index.forEachHead { h in
+            // A head comes with the pin that holds its record.
+            if selection == nil || h.pin.map(chosen.contains) == true {
+                heads.append(BackupManifest.Head(type: h.type, key: h.key, record: h.record, version: h.version))
+            }
+            return true
+        }
+        let roots = selection.map { _ in pinList.map { ($0.cid, $0.type == .recursive || pins.walkedHeadTypes.contains($0.resourceType)) } }
+        return BackupContent(pins: pinList, heads: heads, roots: roots, checkpoint: checkpoint, time: blocks.clock.now)
+    }
+
+    /// Reads the blocks of `content` not in `skip` on a thread of its own, handing each batch to
+    /// `write` while the next is read: the two halves overlap on two cores.
+    private func readBackupBlocks(_ content: BackupContent, skipping skip: Set<Multihash>, write: (RestoreBatch) throws -> Void) throws {
         let channel = BatchChannel()
-        let skip = known
+        let roots = content.roots
         let reader = Thread { [blocks] in
             defer { channel.exited() }
             do {
                 var seen = Set<CID>()
                 var batch = RestoreBatch()
-                try blocks.base.forEach { cid in
+                func take(_ cid: CID) throws -> Bool {
                     guard !channel.isCancelled else { return false }
-                    guard !skip.contains(cid.multihash), seen.insert(cid).inserted else { return true }
-                    guard let data = try blocks.base.get(cid) else { return true }  // garbage, collected meanwhile
+                    guard cid.multihash.code != .identity, !skip.contains(cid.multihash), seen.insert(cid).inserted else { return true }
+                    guard let data = try blocks.base.get(cid) else { return true }  // garbage collected meanwhile, or not here (a queued pin)
                     batch.raw.append((cid, data))
                     batch.size += data.count
                     if batch.raw.count >= 512 || batch.size >= 4 << 20 {
@@ -101,6 +164,19 @@ extension Node {
                         batch = RestoreBatch()
                     }
                     return true
+                }
+                if let roots {
+                    var walked = Set<CID>()
+                    outer: for root in roots {
+                        var stack = [root.cid]
+                        while let c = stack.popLast() {
+                            guard walked.insert(c).inserted else { continue }
+                            guard try take(c) else { break outer }
+                            if root.whole { stack += (try blocks.links(of: c)) ?? [] }
+                        }
+                    }
+                } else {
+                    try blocks.base.forEach(take)
                 }
                 _ = channel.put(batch)
                 channel.finish(nil)
@@ -110,26 +186,31 @@ extension Node {
         }
         reader.start()
         defer { channel.cancelAndWait() }
-        while let batch = try channel.take() {
-            for b in batch.raw { try writer.write(b.cid, b.data) }
-            progress(writer.blocks, writer.bytes)
-        }
-        let parts = try writer.finish()
-        progress(writer.blocks, writer.bytes)
+        while let batch = try channel.take() { try write(batch) }
+    }
+
+    /// The signed manifest of a set.
+    private func sealBackup(_ c: BackupContent, id: String, parent: String?, blocks count: UInt64, bytes: UInt64, parts: [BackupManifest.Part],
+                            selection: PinSelector?) throws -> BackupManifest {
         let policies = String(decoding: (try? JSONEncoder().encode(try repository.configuration.section(PinningConfiguration.self))) ?? Data("{}".utf8), as: UTF8.self)
         var manifest = BackupManifest(
-            id: id, parent: parent?.id, created: Timestamps.format(now), node: identity.peerID, repositoryVersion: repository.configuration.version,
-            pins: pinList, policies: policies, heads: heads,
-            audit: checkpoint.map { .init(size: $0.size, root: $0.rootHash, checkpoint: $0.cid) },
-            blocks: writer.blocks, bytes: writer.bytes, parts: parts)
-        try manifest.sign(with: try keystore.key("self"), ts: Int64(now))
-        try target.writeManifest(manifest)
-        let details: [(String, IPLDNode)] = [
-            ("directory", .string(directory)), ("parent", parent.map { .string($0.id) } ?? .null), ("blocks", .int(writer.blocks)),
-            ("bytes", .int(writer.bytes)), ("parts", .int(parts.count)), ("pins", .int(pinList.count)), ("heads", .int(heads.count)),
+            id: id, parent: parent, created: Timestamps.format(c.time), node: identity.peerID, repositoryVersion: repository.configuration.version,
+            pins: c.pins, policies: policies, heads: c.heads,
+            audit: c.checkpoint.map { .init(size: $0.size, root: $0.rootHash, checkpoint: $0.cid) },
+            blocks: count, bytes: bytes, parts: parts)
+        manifest.selection = selection?.description
+        try manifest.sign(with: try keystore.key("self"), ts: Int64(c.time))
+        return manifest
+    }
+
+    private func auditBackup(_ m: BackupManifest, to directory: String) throws {
+        var details: [(String, IPLDNode)] = [
+            ("directory", .string(directory)), ("parent", m.parent.map { .string($0) } ?? .null), ("blocks", .int(m.blocks)),
+            ("bytes", .int(m.bytes)), ("parts", .int(m.parts.count)), ("pins", .int(m.pins.count)), ("heads", .int(m.heads.count)),
         ]
-        try commits.run { txn, _ in txn.audit("q.backup.create.v1", ref: id, cid: nil, details: details) }
-        return BackupCreated(manifest: manifest, directory: directory + "/" + id)
+        if let s = m.selection { details.append(("selection", .string(s))) }
+        let all = details
+        try commits.run { txn, _ in txn.audit("q.backup.create.v1", ref: m.id, cid: nil, details: all) }
     }
 
     /// Restores set `id` (the newest complete one when nil) and its parents into this
@@ -176,14 +257,8 @@ extension Node {
                             do { block = try Block(cid: b.cid, data: b.data) } catch {
                                 throw BackupError.corrupt("\(m.id)/\(p.name): block \(b.cid) does not hash to its CID")
                             }
-                            batch.read += 1
-                            batch.bytes += UInt64(b.data.count)
-                            // Stored again even when here: the put protects it for the grace
-                            // period (a block that was garbage must not go before its pin is back).
-                            if try !blocks.has(b.cid) { batch.new += 1 }
-                            batch.blocks.append(block)
-                            batch.size += b.data.count
-                            if batch.read >= 512 || batch.size >= 4 << 20 {
+                            try batch.add(block, new: !blocks.has(b.cid))
+                            if batch.full {
                                 guard channel.put(batch) else { return }
                                 batch = RestoreBatch()
                             }
@@ -199,19 +274,55 @@ extension Node {
         reader.start()
         defer { channel.cancelAndWait() }
         while let batch = try channel.take() {
-            if !batch.blocks.isEmpty { try putBlocks(batch.blocks) }
-            result.added += batch.new
-            result.blocks += batch.read
-            result.bytes += batch.bytes
+            try store(batch, &result)
             progress(result.blocks, result.bytes)
         }
         progress(result.blocks, result.bytes)
-        let last = chain.last!
+        try restoreState(chain.last!, from: directory, &result)
+        return result
+    }
+
+    /// Restores a streamed set (`backup restore -`, `BackupStream`): its blocks as they arrive,
+    /// then — once the manifest at its end is there and its signature checks — its pins and heads
+    /// as `restoreBackup(from:)` does. A stream cut short restores blocks but no pin (run it again
+    /// whole).
+    public func restoreBackup<S: ByteSource>(stream source: S, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws -> BackupRestored {
+        var result = BackupRestored()
+        let lease = blocks.lease()
+        defer { lease.release() }
+        var batch = RestoreBatch()
+        let manifest = try BackupStream.read(source) { block in
+            try batch.add(block, new: !blocks.has(block.cid))
+            if batch.full {
+                try store(batch, &result)
+                batch = RestoreBatch()
+                progress(result.blocks, result.bytes)
+            }
+        }
+        try store(batch, &result)
+        progress(result.blocks, result.bytes)
+        do { try manifest.verifySignature() } catch { throw BackupError.corrupt("\(manifest.id): manifest signature: \(error)") }
+        result.sets = [manifest.id]
+        try restoreState(manifest, from: "-", &result)
+        return result
+    }
+
+    /// Stores a batch of restored blocks — again even when here: the put protects them for the
+    /// grace period (a block that was garbage must not go before its pin is back).
+    private func store(_ batch: RestoreBatch, _ result: inout BackupRestored) throws {
+        if !batch.blocks.isEmpty { try putBlocks(batch.blocks) }
+        result.added += batch.new
+        result.blocks += batch.read
+        result.bytes += batch.bytes
+    }
+
+    /// The pins and heads of a restored set's newest manifest, once its blocks are here.
+    private func restoreState(_ last: BackupManifest, from directory: String, _ result: inout BackupRestored) throws {
         for pin in last.pins {
-            // The layers' own pins come back with their layers: Qindex's with the merge below;
-            // the audit log's belongs to the node that writes it (the set's log is kept as
-            // blocks, its head in the manifest).
-            guard !pins.reservedTypes.contains(pin.resourceType) else { continue }
+            // The layers' own pins come back with their layers: Qindex's with the merge below.
+            // The audit log's: this node's own log goes on (the set's head is an ancestor of
+            // its head); another node's log is kept here as it was, pinned, so it still verifies.
+            guard pin.resourceType != Qindex.resourceType, pin.resourceType != AuditLog.resourceType || last.node != identity.peerID else { continue }
             do {
                 switch try pins.restore(pin) {
                 case .restored: result.pinsRestored += 1
@@ -235,13 +346,16 @@ extension Node {
         // The source node's revisions of module metadata verify here from now on.
         try addRegistryOperator(last.node)
         registry.forget()
-        let details: [(String, IPLDNode)] = [
+        var details: [(String, IPLDNode)] = [
             ("directory", .string(directory)), ("sets", .int(result.sets.count)), ("blocks", .int(result.blocks)), ("added", .int(result.added)),
             ("pins", .int(result.pinsRestored)), ("conflicts", .int(result.conflicts.count)), ("heads", .int(result.headsMerged)),
             ("from", .string(last.node)),
         ]
-        try commits.run { txn, _ in txn.audit("q.backup.restore.v1", ref: setID, cid: nil, details: details) }
-        return result
+        // The source's log, as far as the set holds it: this node's log names where it ended.
+        if let a = last.audit { details += [("sourceLogSize", .int(a.size)), ("sourceCheckpoint", .string(a.checkpoint.string))] }
+        if let s = last.selection { details.append(("selection", .string(s))) }
+        let all = details
+        try commits.run { txn, _ in txn.audit("q.backup.restore.v1", ref: last.id, cid: nil, details: all) }
     }
 }
 
@@ -256,6 +370,16 @@ struct RestoreBatch: Sendable {
     var size = 0
     var read: UInt64 = 0
     var bytes: UInt64 = 0
+
+    mutating func add(_ block: Block, new: Bool) {
+        read += 1
+        bytes += UInt64(block.data.count)
+        if new { self.new += 1 }
+        blocks.append(block)
+        size += block.data.count
+    }
+
+    var full: Bool { read >= 512 || size >= 4 << 20 || raw.count >= 512 }
 }
 
 /// One batch in flight between a restore's reader and its writer.

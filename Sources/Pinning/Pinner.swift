@@ -22,7 +22,7 @@ public final class Pinner: Sendable {
     /// Reserved types whose direct pins hold their DAGs through links and whose DAGs count as
     /// pinned below them (`recursiveRoot`: `block rm`, `pin ls <cid>`) — small ones, like Qindex
     /// heads; not a layer that guards its own blocks (the audit log: a walk of it is every event).
-    let walkedHeadTypes: Set<String>
+    public let walkedHeadTypes: Set<String>
 
     public init(store: CountedBlockStore, policies: PolicySet, queuedTimeout: UInt64 = 86_400_000, reservedTypes: Set<String> = [],
                 walkedHeadTypes: Set<String> = []) {

@@ -19,6 +19,8 @@ public struct BackupSetInfo: Codable, Sendable, Equatable {
     public var heads: Int?
     /// The audit log's size at the set's checkpoint.
     public var auditSize: UInt64?
+    /// The `--pins` filter the set was made with (absent: the whole repository).
+    public var selection: String?
 
     public init(_ s: BackupDirectory.SetInfo) {
         self.init(id: s.id, manifest: s.manifest)
@@ -37,6 +39,7 @@ public struct BackupSetInfo: Codable, Sendable, Equatable {
         pins = m?.pins.count
         heads = m?.heads.count
         auditSize = m?.audit?.size
+        selection = m?.selection
     }
 }
 
@@ -83,8 +86,10 @@ public struct BackupRequest: Codable, Sendable, Equatable {
     public var partSize: UInt64?
     /// restore: the set (default: the newest complete one).
     public var id: String?
-    public init(directory: String, incremental: Bool? = nil, partSize: UInt64? = nil, id: String? = nil) {
-        (self.directory, self.incremental, self.partSize, self.id) = (directory, incremental, partSize, id)
+    /// create: only the pins this filter matches (`PinSelector`), their heads and DAGs.
+    public var pins: String?
+    public init(directory: String, incremental: Bool? = nil, partSize: UInt64? = nil, id: String? = nil, pins: String? = nil) {
+        (self.directory, self.incremental, self.partSize, self.id, self.pins) = (directory, incremental, partSize, id, pins)
     }
 }
 

@@ -116,6 +116,10 @@ protocol Backend {
     // Backups (BackupCommand.swift): through the daemon as jobs it runs.
     func createBackup(_ request: BackupRequest, progress: Bool) throws -> BackupSetInfo
     func restoreBackup(_ request: BackupRequest, progress: Bool) throws -> BackupRestoreInfo
+    /// `backup create --to -`: the set as one CAR stream on standard output.
+    func streamBackup(pins: String?, progress: Bool) throws -> BackupSetInfo
+    /// `backup restore -|FILE`: a streamed set (`path`: the file it is in, if any).
+    func restoreBackup(stream: FileSource, path: String?, progress: Bool) throws -> BackupRestoreInfo
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.
@@ -537,12 +541,15 @@ struct RemoteBackend: Backend {
     /// A streamed RPC reply (cat, get, dag export): the body is handed to `write` piece by piece
     /// as it arrives, never held whole, so the CLI's memory stays flat whatever the size. An error
     /// status gives the daemon's message; a reply cut short (the daemon failed mid-stream) is an error.
-    func stream(_ command: String, _ query: [(String, String)], method: String = "POST", url: String? = nil, into write: @escaping ([UInt8]) throws -> Void) throws {
+    func stream(_ command: String, _ query: [(String, String)], method: String = "POST", url: String? = nil, body: Data? = nil, contentType: String? = nil,
+                into write: @escaping ([UInt8]) throws -> Void) throws {
         var components = URLComponents(string: url ?? base + command)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
         var request = URLRequest(url: components.url!, timeoutInterval: 3600)
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        request.httpBody = body
         let receiver = StreamReceiver(write)
         let queue = OperationQueue()
         queue.maxConcurrentOperationCount = 1
@@ -776,8 +783,9 @@ struct RemoteBackend: Backend {
 
 extension RemoteBackend {
     /// A Q API call (`/q/v1/…`, `path` percent-encoded): the reply's `data`, or the error it carries.
-    func q<T: Codable & Sendable>(_ type: T.Type, _ method: String, _ path: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil) throws -> T {
-        let (status, reply) = try exchange(method: method, url: origin + "/q/v1/" + path, query, body: body, contentType: contentType)
+    func q<T: Codable & Sendable>(_ type: T.Type, _ method: String, _ path: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil,
+                                  bodyFile: URL? = nil) throws -> T {
+        let (status, reply) = try exchange(method: method, url: origin + "/q/v1/" + path, query, body: body, contentType: contentType, bodyFile: bodyFile)
         do { return try QJSON.data(T.self, from: reply) } catch let e as QErrorReply { throw e } catch {
             throw CLIError("unexpected reply from the daemon (\(status)) to \(method) /q/v1/\(path): \(error)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backup
+import CAR
 import Foundation
 import HTTPServer
 import Node
@@ -14,8 +15,10 @@ struct BackupCommand: ParsableCommand {
             A backup set is a directory <DIR>/<id>/ of CARv2 parts (each with its index) and a manifest signed by the \
             node key — every pin with all its fields, the pinning policies, every Qindex head (the registry's pointers \
             among them), the audit checkpoint, each part's SHA-256 — written last: a set without manifest.car is \
-            incomplete. --incremental holds only the blocks the newest set's chain lacks. create and restore go \
-            through the daemon when one runs (as jobs); ls, verify and prune need no repository. See Docs/backup.md.
+            incomplete. --incremental holds only the blocks the newest set's chain lacks; --pins FILTER only some pins \
+            and their DAGs. `create --to -` writes a set as one CAR stream to standard output instead, which \
+            `verify -` and `restore -` read back (or a file holding it). create and restore go through the daemon when \
+            one runs (as jobs); ls, verify and prune need no repository. See Docs/backup.md.
             """,
         subcommands: [Create.self, List.self, Verify.self, Restore.self, Prune.self])
 
@@ -29,6 +32,15 @@ struct BackupCommand: ParsableCommand {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
+    /// A streamed set to read: standard input for "-", or the file named (not a directory).
+    static func stream(_ argument: String?) throws -> FileSource? {
+        guard let argument else { return nil }
+        if argument == "-" { return FileSource(descriptor: 0) }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
+        return try FileSource(path: argument)
+    }
+
     static func size(_ text: String) throws -> UInt64 {
         guard let n = BackupConfiguration.size(text) else { throw ValidationError("--part-size \(text): a size such as 1GiB, 512MiB") }
         return n
@@ -37,15 +49,36 @@ struct BackupCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a backup set of the repository (every block, pin, pointer head, the audit checkpoint).",
-            discussion: "Prints `<id> <blocks> blocks <bytes> <parts> parts`. Consistent while the daemon writes and collects garbage.")
-        @Option(help: "The backup directory (default $QSTORE_BACKUP_DIR, else <repo>-backups).") var to: String?
+            discussion: """
+                Prints `<id> <blocks> blocks <bytes> <parts> parts`. Consistent while the daemon writes and collects garbage. \
+                --to - writes the set as one CAR stream to standard output (its signed manifest is the last block) and \
+                the summary to standard error. --pins takes terms KEY=VALUE joined by commas, all of which a pin must \
+                match (keys: type, name with * wildcards, cid, id, owner, meta.KEY; a value may list alternatives with |), \
+                e.g. --pins 'type=module-docs|module-packages' or --pins 'name=photos-*'; a Qindex head comes with the \
+                pin that holds its record.
+                """)
+        @Option(help: "The backup directory (default $QSTORE_BACKUP_DIR, else <repo>-backups); - for one CAR stream on standard output.") var to: String?
         @Flag(help: "Only the blocks the newest set's chain does not hold (its parent is that set).") var incremental = false
+        @Option(help: "Only the pins this filter matches, and their DAGs (see above).") var pins: String?
         @Option(help: "The largest part (default 1GiB).") var partSize = "1GiB"
         @Flag(help: "Show progress on standard error.") var progress = false
         @Flag(help: "Print JSON.") var json = false
+        func validate() throws {
+            if to == "-", incremental { throw ValidationError("--to - writes a whole set (a stream has no parent): drop --incremental") }
+            if let pins { _ = try reporting("--pins") { try PinSelector(pins) } }
+        }
+
         func run() throws {
+            if to == "-" {
+                let set = try backend(purpose: "backup create").streamBackup(pins: pins, progress: progress)
+                if json { try Output.json(set, to: .standardError) } else {
+                    FileHandle.standardError.write(Data("\(set.id)\t\(set.blocks ?? 0) blocks\t\(ByteCount.format(set.bytes ?? 0))\tstream\n".utf8))
+                }
+                return
+            }
             let dir = to.map(BackupCommand.absolute) ?? BackupCommand.defaultDirectory()
-            let set = try backend(purpose: "backup create").createBackup(BackupRequest(directory: dir, incremental: incremental, partSize: try BackupCommand.size(partSize)), progress: progress)
+            let request = BackupRequest(directory: dir, incremental: incremental, partSize: try BackupCommand.size(partSize), pins: pins)
+            let set = try backend(purpose: "backup create").createBackup(request, progress: progress)
             if json { try Output.json(set); return }
             print("\(set.id)\t\(set.blocks ?? 0) blocks\t\(ByteCount.format(set.bytes ?? 0))\t\(set.parts ?? 0) parts\(set.parent.map { "\tparent \($0)" } ?? "")")
         }
@@ -70,15 +103,18 @@ struct BackupCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a set and its parents with no repository: signatures, every part's hash, every block's, every pin complete.",
-            discussion: "Problems name the set, the part and the block; the exit status is 1 when there is any.")
-        @Argument(help: "The backup directory.") var directory: String?
+            discussion: "Problems name the set, the part and the block; the exit status is 1 when there is any. - (or a file) reads a set streamed by `create --to -`.")
+        @Argument(help: "The backup directory; - for a stream on standard input, or a file holding one.") var directory: String?
         @Option(help: "The set (default: the newest complete one).") var id: String?
         @Flag(help: "Show progress on standard error.") var progress = false
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
             let dir = directory.map(BackupCommand.absolute) ?? BackupCommand.defaultDirectory()
             var p = Progress("verifying", total: nil, enabled: progress)
-            let v = try reporting("backup verify") { try BackupDirectory(dir).verify(id) { p.update(bytes: 0, items: Int($0)) } }
+            let v = try reporting("backup verify") {
+                if let stream = try BackupCommand.stream(directory) { return try BackupStream.verify(stream) { p.update(bytes: 0, items: Int($0)) } }
+                return try BackupDirectory(dir).verify(id) { p.update(bytes: 0, items: Int($0)) }
+            }
             p.finish()
             if json {
                 try Output.json(["ok": v.ok, "sets": v.sets, "parts": v.parts, "blocks": v.blocks, "bytes": v.bytes, "problems": v.problems] as [String: Any])
@@ -97,9 +133,11 @@ struct BackupCommand: ParsableCommand {
                 Blocks (each checked), pins with their IDs, names and expiry, Qindex heads merged by Qindex's rule (the \
                 registry's pointers among them). A pin already there is left; another pin holding the ID keeps it and the \
                 restored one gets a new ID (both listed). Interrupted, run it again: it goes on and ends complete. \
-                --into REPO opens (or creates) that repository directly.
+                --into REPO opens (or creates) that repository directly. - (or a file) reads a set streamed by \
+                `create --to -`: its blocks as they come, its pins and pointers once its manifest (the last block) \
+                checks.
                 """)
-        @Argument(help: "The backup directory.") var directory: String?
+        @Argument(help: "The backup directory; - for a stream on standard input, or a file holding one.") var directory: String?
         @Option(help: "The set (default: the newest complete one).") var id: String?
         @Option(help: "Restore into this repository (made when absent) instead of $QSTORE_PATH's.") var into: String?
         @Flag(help: "Show progress on standard error.") var progress = false
@@ -108,7 +146,17 @@ struct BackupCommand: ParsableCommand {
             let dir = directory.map(BackupCommand.absolute) ?? BackupCommand.defaultDirectory()
             let request = BackupRequest(directory: dir, id: id)
             let r: BackupRestoreInfo
-            if let into {
+            if let stream = try reporting("backup restore", { try BackupCommand.stream(directory) }) {
+                let target: any Backend
+                if let into {
+                    if !Repository.exists(at: into) { _ = try reporting("init \(into)") { try Repository.initialize(at: into) } }
+                    let repo = try reporting("open \(into)") { try Repository(path: into, purpose: "backup restore") }
+                    target = LocalBackend(node: try reporting("open") { try Node(repository: repo) })
+                } else {
+                    target = try backend(purpose: "backup restore")
+                }
+                r = try target.restoreBackup(stream: stream, path: directory == "-" ? nil : directory, progress: progress)
+            } else if let into {
                 // The set first: a wrong directory or id makes no repository.
                 let d = BackupDirectory(dir)
                 guard let setID = try reporting("backup restore", { try id ?? d.latest()?.id }) else { throw CLIError("backup restore: no complete backup in \(dir)") }
@@ -156,10 +204,30 @@ struct BackupCommand: ParsableCommand {
 }
 
 extension LocalBackend {
+    func streamBackup(pins: String?, progress: Bool) throws -> BackupSetInfo {
+        try reporting("backup create") {
+            var p = Progress("backing up", total: nil, enabled: progress)
+            var (made, out) = try node.streamBackup(to: FileSink(descriptor: 1), pins: try pins.map(PinSelector.init)) { p.update(bytes: $1, items: Int($0)) }
+            try out.flush()
+            p.finish()
+            return BackupSetInfo(id: made.id, manifest: made)
+        }
+    }
+
+    func restoreBackup(stream: FileSource, path: String?, progress: Bool) throws -> BackupRestoreInfo {
+        try reporting("backup restore") {
+            var p = Progress("restoring", total: nil, enabled: progress)
+            let done = try node.restoreBackup(stream: stream) { p.update(bytes: $1, items: Int($0)) }
+            p.finish()
+            return BackupRestoreInfo(done)
+        }
+    }
+
     func createBackup(_ r: BackupRequest, progress: Bool) throws -> BackupSetInfo {
         try reporting("backup create") {
             var p = Progress("backing up", total: nil, enabled: progress)
-            let made = try node.createBackup(to: r.directory, incremental: r.incremental ?? false, partSize: r.partSize ?? 1 << 30) { p.update(bytes: $1, items: Int($0)) }
+            let made = try node.createBackup(to: r.directory, incremental: r.incremental ?? false, partSize: r.partSize ?? 1 << 30,
+                                             pins: try r.pins.map(PinSelector.init)) { p.update(bytes: $1, items: Int($0)) }
             p.finish()
             return BackupSetInfo(id: made.manifest.id, manifest: made.manifest)
         }
@@ -176,6 +244,47 @@ extension LocalBackend {
 }
 
 extension RemoteBackend {
+    /// `POST /q/v1/backups/stream` copied to standard output as it arrives; the set is then the
+    /// newest stream job's.
+    func streamBackup(pins: String?, progress: Bool) throws -> BackupSetInfo {
+        try reporting("backup create") {
+            let out = FileSink(descriptor: 1)
+            var p = Progress("backing up", total: nil, enabled: progress)
+            var bytes: UInt64 = 0
+            let body = try pins.map { try JSONEncoder().encode(["pins": $0]) }
+            try stream("", [], url: origin + "/q/v1/backups/stream", body: body, contentType: body == nil ? nil : "application/json") { chunk in
+                try chunk.withUnsafeBytes { try out.write($0) }
+                bytes += UInt64(chunk.count)
+                p.update(bytes: bytes, items: 0)
+            }
+            try out.flush()
+            p.finish()
+            let jobs = try q([BackupJob].self, "GET", "backups/jobs")
+            guard let made = jobs.last(where: { $0.kind == "stream" && $0.created != nil })?.created else { throw CLIError("the daemon's stream ended without a set") }
+            return made
+        }
+    }
+
+    /// Uploads the stream (standard input is spooled to a temporary file first) to
+    /// `POST /q/v1/backups/restore`.
+    func restoreBackup(stream: FileSource, path: String?, progress: Bool) throws -> BackupRestoreInfo {
+        try reporting("backup restore") {
+            var file = path.map { URL(fileURLWithPath: $0) }
+            var spooled: URL?
+            defer { if let spooled { try? FileManager.default.removeItem(at: spooled) } }
+            if file == nil {
+                let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-restore-\(UUID().uuidString).car")
+                spooled = tmp
+                _ = FileManager.default.createFile(atPath: tmp.path, contents: nil)
+                let h = try FileHandle(forWritingTo: tmp)
+                try RemoteBackend.copy("-", into: h)
+                try h.close()
+                file = tmp
+            }
+            return try q(BackupRestoreInfo.self, "POST", "backups/restore", contentType: "application/vnd.ipld.car", bodyFile: file)
+        }
+    }
+
     /// Starts the job, then follows it (every 200 ms) to its end.
     func job(_ path: String, _ r: BackupRequest, progress: Bool, label: String) throws -> BackupJob {
         var job = try q(BackupJob.self, "POST", path, body: try JSONEncoder().encode(r), contentType: "application/json")

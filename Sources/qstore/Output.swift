@@ -19,10 +19,10 @@ enum Output {
     }
 
     /// Prints a wire value (KuboAPI) as one line of JSON (keys sorted).
-    static func json<T: Encodable>(_ value: T) throws {
+    static func json<T: Encodable>(_ value: T, to handle: FileHandle = .standardOutput) throws {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        FileHandle.standardOutput.write(try e.encode(value) + Data("\n".utf8))
+        handle.write(try e.encode(value) + Data("\n".utf8))
     }
 
     /// Writes raw bytes to standard output.

@@ -77,20 +77,20 @@ import TestSupport
             }
         }
         let incomplete = try #require(cut, "the create finished before it was killed, 5 times")
-        var (rc, out) = try await Self.qstore(["backup", "ls", backups], repo, home: dir)
+        var (rc, out) = try await BackupE2ETests.qstore(["backup", "ls", backups], repo, home: dir)
         #expect(rc == 0 && out.contains(incomplete.id) && out.contains("incomplete"))
-        (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "verify", backups], repo, home: dir)
         #expect(rc != 0 && out.contains("no complete backup"))
         // The repository is whole; the next create is complete and verifies.
-        (rc, out) = try await Self.qstore(["repo", "verify"], repo, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["repo", "verify"], repo, home: dir)
         #expect(rc == 0, "\(out)")
-        (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--part-size", "1MiB"], repo, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "create", "--to", backups, "--part-size", "1MiB"], repo, home: dir)
         #expect(rc == 0, "\(out)")
         let complete = String(out.prefix { $0 != "\t" })
-        (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "verify", backups], repo, home: dir)
         #expect(rc == 0 && out.hasPrefix("ok"), "\(out)")
         // An incremental never builds on the incomplete set.
-        (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--incremental", "--json"], repo, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "create", "--to", backups, "--incremental", "--json"], repo, home: dir)
         let inc = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
         #expect(inc["parent"] as? String == complete)
     }
@@ -101,7 +101,7 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let repo = dir + "/repo", backups = dir + "/backups", target = dir + "/target"
         try await Self.fill(repo, home: dir, files: 6, size: 4 << 20)
-        #expect(try await Self.qstore(["backup", "create", "--to", backups], repo, home: dir).0 == 0)
+        #expect(try await BackupE2ETests.qstore(["backup", "create", "--to", backups], repo, home: dir).0 == 0)
         // Killed once 6 MiB of the 24 are in the target's pack files.
         try await Self.kill(when: {
             let packs = (try? FileManager.default.contentsOfDirectory(atPath: target + "/packs")) ?? []
@@ -110,15 +110,15 @@ import TestSupport
         },
                             ["backup", "restore", backups, "--into", target], repository: repo, home: dir, seconds: 5)
         try await Task.sleep(for: .milliseconds(50))
-        var (rc, out) = try await Self.qstore(["backup", "restore", backups, "--into", target, "--json"], repo, home: dir)
+        var (rc, out) = try await BackupE2ETests.qstore(["backup", "restore", backups, "--into", target, "--json"], repo, home: dir)
         #expect(rc == 0, "\(out)")
         let r = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
         #expect((r["pinFailures"] as? [Any])?.isEmpty == true && (r["headFailures"] as? [Any])?.isEmpty == true)
-        (rc, out) = try await Self.qstore(["pin", "ls", "--type", "recursive"], target, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["pin", "ls", "--type", "recursive"], target, home: dir)
         #expect(out.split(separator: "\n").count >= 6, "\(out)")
-        (rc, out) = try await Self.qstore(["pin", "verify"], target, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["pin", "verify"], target, home: dir)
         #expect(rc == 0, "\(out)")
-        (rc, out) = try await Self.qstore(["repo", "verify"], target, home: dir)
+        (rc, out) = try await BackupE2ETests.qstore(["repo", "verify"], target, home: dir)
         #expect(rc == 0, "\(out)")
     }
 
@@ -168,29 +168,66 @@ import TestSupport
             return i
         }
         try await Task.sleep(for: .milliseconds(400))
-        var (rc, out) = try await Self.qstore(["backup", "create", "--to", backups], repo, home: home)
+        var (rc, out) = try await BackupE2ETests.qstore(["backup", "create", "--to", backups], repo, home: home)
         #expect(rc == 0, "\(out)")
         try await Task.sleep(for: .milliseconds(200))
-        (rc, out) = try await Self.qstore(["backup", "create", "--to", backups, "--incremental"], repo, home: home)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "create", "--to", backups, "--incremental"], repo, home: home)
         #expect(rc == 0, "\(out)")
         stop.store(true, ordering: .relaxed)
         let rounds = await writers.value
         #expect(rounds > 5)
         // Every pin whole across the chain (verify checks it), and a restore that verifies.
-        (rc, out) = try await Self.qstore(["backup", "verify", backups], repo, home: home)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "verify", backups], repo, home: home)
         #expect(rc == 0, "\(out)")
         let target = home + "/target"
-        (rc, out) = try await Self.qstore(["backup", "restore", backups, "--into", target], repo, home: home)
+        (rc, out) = try await BackupE2ETests.qstore(["backup", "restore", backups, "--into", target], repo, home: home)
         #expect(rc == 0, "\(out)")
-        (rc, out) = try await Self.qstore(["repo", "verify"], target, home: home)
+        (rc, out) = try await BackupE2ETests.qstore(["repo", "verify"], target, home: home)
         #expect(rc == 0, "\(out)")
-        (rc, out) = try await Self.qstore(["pin", "verify"], target, home: home)
+        (rc, out) = try await BackupE2ETests.qstore(["pin", "verify"], target, home: home)
         #expect(rc == 0, "\(out)")
     }
 }
 
 /// Backups the daemon takes by itself (`backup.schedule`).
 @Suite struct BackupScheduleTests {
+    /// `backup create --to -` through one daemon, the stream restored through another (a file,
+    /// then standard input): the chosen pins arrive whole, the others do not; a cut stream is
+    /// refused with BACKUP_CORRUPT and restores no pin.
+    @Test func aStreamedSetGoesFromOneDaemonToAnother() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-backup-stream-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try ChildDaemon(directory: dir + "/a")
+        defer { a.stop() }
+        let b = try ChildDaemon(directory: dir + "/b")
+        defer { b.stop() }
+        for (i, name) in ["photo-1", "photo-2", "notes"].enumerated() {
+            try Data(repeating: UInt8(i + 1), count: 400_000).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+            #expect(try await BackupE2ETests.qstore(["add", "-q", "--pin-name", name, "\(dir)/\(name)"], a.repository, home: dir).0 == 0)
+        }
+        let sh = "\(ChildDaemon.binary) backup create --to - --pins 'name=photo-*' > \(dir)/set.car"
+        let (status, _) = try await ThirdPartyClientTests.runAside("/bin/sh", ["-c", sh], environment: ["QSTORE_PATH": a.repository, "HOME": dir])
+        #expect(status == 0)
+        #expect(try await BackupE2ETests.qstore(["backup", "verify", dir + "/set.car"], a.repository, home: dir).0 == 0)
+        // Cut short: refused, nothing pinned.
+        let whole = try Data(contentsOf: URL(fileURLWithPath: dir + "/set.car"))
+        try whole.prefix(whole.count - 20).write(to: URL(fileURLWithPath: dir + "/cut.car"))
+        let (cutStatus, _) = try await BackupE2ETests.qstore(["backup", "restore", dir + "/cut.car"], b.repository, home: dir)
+        #expect(cutStatus != 0)
+        #expect(try await BackupE2ETests.qstore(["pin", "ls", "--type", "recursive"], b.repository, home: dir).1.isEmpty)
+        // Whole: through daemon b, from the file and then from standard input.
+        let (_, restored) = try await BackupE2ETests.qstore(["backup", "restore", dir + "/set.car", "--json"], b.repository, home: dir)
+        let r = try #require(try JSONSerialization.jsonObject(with: Data(restored.utf8)) as? [String: Any])
+        #expect(r["pinsRestored"] as? Int == 2 && (r["added"] as? Int ?? 0) > 0, "\(restored)")
+        let again = "cat \(dir)/set.car | \(ChildDaemon.binary) backup restore - --json"
+        let (_, second) = try await ThirdPartyClientTests.runAside("/bin/sh", ["-c", again], environment: ["QSTORE_PATH": b.repository, "HOME": dir])
+        let r2 = try #require(try JSONSerialization.jsonObject(with: Data(second.utf8)) as? [String: Any])
+        #expect(r2["pinsPresent"] as? Int == 2 && r2["added"] as? Int == 0, "\(second)")
+        let pins = try await BackupE2ETests.qstore(["pin", "ls", "--type", "recursive", "--names"], b.repository, home: dir).1
+        #expect(pins.contains("photo-1") && pins.contains("photo-2") && !pins.contains("notes"), "\(pins)")
+        #expect(try await BackupE2ETests.qstore(["repo", "verify"], b.repository, home: dir).0 == 0)
+    }
+
     @Test func theDaemonTakesScheduledBackups() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-backup-schedule-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,6 +1,7 @@
 import Backup
 import CAR
 import Foundation
+import IPLD
 import Multiformats
 import Node
 import Pinning
@@ -128,6 +129,84 @@ import TestSupport
         // Run again: nothing new, nothing doubled.
         let again = try target.node.restoreBackup(from: dir.path + "/backups")
         #expect(again.added == 0 && again.pinsRestored == 0 && again.pinsPresent == restored.pinsRestored)
+    }
+
+    @Test func aStreamedSetRestoresLikeADirectoryAndACutStreamRestoresNoPin() async throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        try Self.populate(source, dir: dir.path, round: 1)
+        let before = try Repo.State(source)
+        let (manifest, sink) = try source.node.streamBackup(to: ArraySink())
+        let stream = sink.bytes
+        // The set checkpoints the audit log first: a few blocks more than `before`.
+        #expect(manifest.parts.isEmpty && manifest.parent == nil && manifest.blocks >= UInt64(before.blocks.count))
+        let verified = try BackupStream.verify(BytesSource(stream))
+        #expect(verified.ok && verified.blocks == manifest.blocks, "\(verified.problems)")
+        let target = try Repo(dir.path + "/target")
+        let restored = try target.node.restoreBackup(stream: BytesSource(stream))
+        #expect(restored.pinFailures.isEmpty && restored.headFailures.isEmpty, "\(restored.pinFailures) \(restored.headFailures)")
+        try Self.expectSame(before, target)
+        // The source's audit log is kept here, pinned, and this node's log names where it ended.
+        let sourceLog = try #require(manifest.pins.first { $0.resourceType == "audit-logs" })
+        #expect(try target.pins()[sourceLog.id.description]?.cid == sourceLog.cid)
+        var q = AuditQuery()
+        q.type = "q.backup.restore.v1"
+        let event = try #require(try target.node.auditEvents(q).events.first)
+        #expect(event.event.details["sourceCheckpoint"] == IPLDNode.string(try #require(manifest.audit).checkpoint.string))
+
+        // Cut anywhere before its end, a stream is refused and no pin comes back.
+        for cut in [stream.count / 3, stream.count - 1] {
+            let other = try Repo(dir.path + "/cut-\(cut)")
+            #expect(throws: BackupError.self) { try other.node.restoreBackup(stream: BytesSource(Array(stream[..<cut]))) }
+            #expect(try other.pins().values.allSatisfy { $0.resourceType == "audit-logs" })
+            #expect(throws: BackupError.self) { try BackupStream.verify(BytesSource(Array(stream[..<cut]))) }
+        }
+        // A flipped byte in the manifest (the last block) is named.
+        var flipped = stream
+        flipped[flipped.count - 10] ^= 0x01
+        #expect(throws: BackupError.self) { try BackupStream.verify(BytesSource(flipped)) }
+    }
+
+    @Test func aSelectionHoldsTheChosenPinsTheirDAGsAndTheirHeads() async throws {
+        let dir = TemporaryDirectory()
+        let source = try Repo(dir.path + "/source")
+        try Self.populate(source, dir: dir.path, round: 1)
+        try Self.populate(source, dir: dir.path, round: 2)
+        let before = try Repo.State(source)
+        let chosen = before.pins.values.filter { $0.name == "file 2" || $0.name == "qindex:docs/guide-1" }
+        #expect(chosen.count == 2)
+        let selection = try PinSelector("name=file 2|qindex:docs/guide-*1")
+        let made = try source.node.createBackup(to: dir.path + "/backups", pins: selection)
+        #expect(Set(made.manifest.pins.map(\.id)) == Set(chosen.map(\.id)))
+        #expect(made.manifest.heads.map { "\($0.type)/\($0.key)" } == ["docs/guide-1"] && made.manifest.selection == selection.description)
+        let v = try BackupDirectory(dir.path + "/backups").verify()
+        #expect(v.ok, "\(v.problems)")
+        // Exactly the blocks of those DAGs: file 2's, and the pointer's record with what it links.
+        let target = try Repo(dir.path + "/target")
+        let r = try target.node.restoreBackup(from: dir.path + "/backups")
+        #expect(r.pinFailures.isEmpty && r.headFailures.isEmpty && r.headsMerged == 1)
+        let file2 = try #require(chosen.first { $0.name == "file 2" })
+        #expect(try target.pins()[file2.id.description]?.status == .pinned)
+        let file1 = try #require(before.pins.values.first { $0.name == "file 1" })
+        #expect(made.manifest.blocks < UInt64(before.blocks.count))
+        #expect(try target.heads()["docs/guide-1"]?.record == before.heads["docs/guide-1"]?.record)
+        #expect(try target.heads()["docs/guide-2"] == nil)
+        // file 1 is reachable from guide-1's history (its first two versions), so it came along; its pin did not.
+        #expect(try target.pins()[file1.id.description] == nil)
+        #expect(try target.node.verifyRepository().isClean)
+    }
+
+    @Test func pinFiltersParseAndMatch() throws {
+        for bad in ["", "type", "=x", "colour=red", "name=", "type=a|"] {
+            #expect(throws: BackupError.self, "\(bad)") { try PinSelector(bad) }
+        }
+        let pin = Pin(id: PinID(created: 1), cid: try CID("bafkqaaa"), type: .recursive, status: .pinned, name: "photos-2026-summer", resourceType: "qdrive-files",
+                      created: 1, expires: nil, replicationFactor: 1, origins: [], meta: ["album": "summer"], owner: "alice", size: nil)
+        for (filter, match) in [("name=photos-*", true), ("name=*summer", true), ("name=photos", false), ("name=*-2026-*", true), ("name=p*s*r", true),
+                                ("type=qdrive-files|default", true), ("type=default", false), ("meta.album=summer,owner=alice", true),
+                                ("meta.album=summer,owner=bob", false), ("meta.missing=x", false), ("cid=bafkqaaa", true)] {
+            #expect(try PinSelector(filter).matches(pin) == match, "\(filter)")
+        }
     }
 
     @Test func anIncrementalChainOfThreeRestoresTheLatestState() async throws {
