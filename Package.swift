@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Audit", targets: ["Audit"]),
         .library(name: "Registry", targets: ["Registry"]),
         .library(name: "Backup", targets: ["Backup"]),
+        .library(name: "Qdrive", targets: ["Qdrive"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "KuboAPI", targets: ["KuboAPI"]),
         .library(name: "QAPI", targets: ["QAPI"]),
@@ -75,6 +76,8 @@ let package = Package(
         .target(name: "Audit", dependencies: ["Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // The module registry: versions and npm ranges, signed module metadata, dependency resolution, search.
         .target(name: "Registry", dependencies: ["Signing", "IPLD", "Multiformats"]),
+        // Qdrive: drive files and directories (dag-cbor), STREAM segment encryption, HPKE key wraps. No storage.
+        .target(name: "Qdrive", dependencies: ["Signing", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // Backup sets: CARv2 parts and signed manifests; writing, reading, verifying, pruning.
         .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.
@@ -83,19 +86,20 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Access", "Audit", "Backup", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The Kubo RPC API's request and reply types, shared by the daemon and the CLI.
         .target(name: "KuboAPI"),
         // The Q API's (/q/v1) request and reply types, shared by the daemon and the CLI.
-        .target(name: "QAPI", dependencies: ["Access", "Audit", "Backup", "Qindex", "Registry", "Signing", "IPLD", "Multiformats"]),
+        .target(name: "QAPI", dependencies: ["Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "IPLD", "Multiformats"]),
         // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -112,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qindex", "Registry", "Node", "KuboAPI", "QAPI", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Node", "KuboAPI", "QAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -124,6 +128,7 @@ let package = Package(
         .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats", "TestSupport"]),
         .testTarget(name: "IPLDTests", dependencies: ["IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
+        .testTarget(name: "QdriveTests", dependencies: ["Qdrive", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
@@ -132,9 +137,9 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Signing", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Backup", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
-            "HTTPServer", "Node", "Access", "Audit", "Backup", "Qindex", "Registry", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
+            "HTTPServer", "Node", "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

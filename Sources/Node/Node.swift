@@ -49,6 +49,8 @@ public final class Node: Sendable {
     public let auditEnabled: Bool
     /// The registry's summaries and fetch counters (Registry.swift).
     let registry = RegistryState()
+    /// Serializes making the keys the node holds for drive owners (Drive.swift).
+    let driveKeyLock = NSLock()
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.

@@ -28,6 +28,10 @@ public enum KeySpace: UInt8, CaseIterable, Sendable {
     case access = 0x55  // "U"
     /// Repository metadata.
     case meta = 0x4d  // "M"
+    /// Qdrive's keyring: `V 01 ‖ file key id ‖ 00 ‖ recipient key id` → the wrapped file key;
+    /// `V 02 ‖ owner` → the X25519 public key the node holds for `owner` and its private key sealed
+    /// under the node's master key (`keystore/drive-master.key`). Not in backups (erasure must reach it).
+    case driveKeys = 0x56  // "V"
     /// Pack-file bookkeeping (block store): `K 01 ‖ u32(pack) ‖ u64(offset)` → bytes of a deleted
     /// entry (dead space), `K 02 ‖ u32(pack)` → a pack retired by compaction, its file to remove.
     case packs = 0x4b  // "K"

@@ -159,6 +159,18 @@ public final class LevelDB: @unchecked Sendable {
     /// Compacts the whole key range (reclaims space after large deletions).
     public func compact() { leveldb_compact_range(handle, nil, 0, nil, 0) }
 
+    /// Compacts the keys from `start` to `end` (inclusive) down through every level, so values
+    /// deleted there are gone from the files too (the log is flushed first).
+    public func compact(from start: [UInt8], to end: [UInt8]) {
+        start.withUnsafeBufferPointer { s in
+            end.withUnsafeBufferPointer { e in
+                s.withMemoryRebound(to: CChar.self) { sc in
+                    e.withMemoryRebound(to: CChar.self) { ec in leveldb_compact_range(handle, sc.baseAddress, start.count, ec.baseAddress, end.count) }
+                }
+            }
+        }
+    }
+
     /// A consistent view of the database; released with the last reference.
     public final class Snapshot: @unchecked Sendable {
         // A LevelDB snapshot is an immutable sequence number; sharing it between threads is safe.

@@ -1,0 +1,519 @@
+import CAR
+@preconcurrency import Crypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import IPLD
+import Multiformats
+import Pinning
+import Qdrive
+import Qindex
+import Signing
+import Storage
+import UnixFS
+
+/// A drive entry as listed.
+public struct DriveEntry: Sendable {
+    public var name: String
+    /// `file` or `directory`.
+    public var kind: String
+    public var size: UInt64
+    public var cid: CID
+    public var file: DriveFile?
+}
+
+/// How a file is put.
+public struct DrivePutOptions: Sendable {
+    public var mediaType = "application/octet-stream"
+    public var tags: [String] = []
+    /// Encrypt (the default); false stores the content as a plain UnixFS file.
+    public var encrypt = true
+    /// Client-held mode: wrap the file key for these X25519 public keys only (the node keeps no
+    /// key that opens the file). Empty: server-held, wrapped for the owner's key the node holds.
+    public var recipients: [[UInt8]] = []
+    public var segmentSize = SegmentCipher.defaultSegment
+    public var privacyProfile: String?
+    public init() {}
+}
+
+/// A file version: the tree version it was in.
+public struct DriveFileInfo: Sendable {
+    public var path: String
+    public var cid: CID
+    public var file: DriveFile
+    /// The drive's version (its pointer's) this was read at.
+    public var version: Int64
+}
+
+extension Node {
+    /// Qindex pointer type of the per-owner trees: `drive/<owner>`.
+    public static let drivePointerType = "drive"
+
+    // MARK: keys
+
+    /// The node's master key (`keystore/drive-master.key`, 32 random bytes, mode 0600), made on
+    /// first use: it seals the private keys the node holds for owners.
+    func driveMasterKey() throws -> SymmetricKey {
+        let file = repository.path + "/keystore/drive-master.key"
+        if let d = FileManager.default.contents(atPath: file) {
+            guard d.count == 32 else { throw DriveError.noKey("\(file): not a 32-byte key") }
+            return SymmetricKey(data: d)
+        }
+        let key = KeyWrap.randomKey()
+        let fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd < 0 {
+            // Made meanwhile by another thread: read it.
+            if errno == EEXIST, let d = FileManager.default.contents(atPath: file), d.count == 32 { return SymmetricKey(data: d) }
+            throw DriveError.noKey("cannot create \(file): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        guard write(fd, key, 32) == 32, fsync(fd) == 0 else { throw DriveError.noKey("cannot write \(file): \(String(cString: strerror(errno)))") }
+        return SymmetricKey(data: key)
+    }
+
+    static func ownerKeyKey(_ owner: String) -> [UInt8] { KeySpace.driveKeys.key([0x02] + Array(owner.utf8)) }
+    static func wrapKey(_ id: String, _ keyID: String) -> [UInt8] { KeySpace.driveKeys.key([0x01] + Array(id.utf8) + [0] + Array(keyID.utf8)) }
+    static func wrapPrefix(_ id: String) -> [UInt8] { KeySpace.driveKeys.key([0x01] + Array(id.utf8) + [0]) }
+
+    /// The X25519 key pair the node holds for `owner` (server-held mode), made on first use.
+    func driveOwnerKey(_ owner: String) throws -> Curve25519.KeyAgreement.PrivateKey {
+        let master = try driveMasterKey()
+        return try driveKeyLock.withLock {
+            if let v = try repository.blocks.db.get(Self.ownerKeyKey(owner)), v.count > 32 {
+                return try KeyWrap.unseal(Array(v.dropFirst(32)), owner: owner, master: master)
+            }
+            let key = Curve25519.KeyAgreement.PrivateKey()
+            let batch = WriteBatch()
+            batch.put(Self.ownerKeyKey(owner), Array(key.publicKey.rawRepresentation) + (try KeyWrap.seal(key, owner: owner, master: master)))
+            try repository.blocks.db.write(batch, sync: true)
+            return key
+        }
+    }
+
+    /// The public key files are wrapped for when shared with `owner` (made on first use).
+    public func drivePublicKey(_ owner: String) throws -> [UInt8] { Array(try driveOwnerKey(owner).publicKey.rawRepresentation) }
+
+    /// The wraps of file key `id`: recipient key id → wrapped key.
+    func driveWraps(_ id: String) throws -> [String: [UInt8]] {
+        var out: [String: [UInt8]] = [:]
+        let prefix = Self.wrapPrefix(id)
+        try repository.blocks.db.makeIterator().forEach(prefix: prefix) { k, v in
+            out[String(decoding: k.dropFirst(prefix.count), as: UTF8.self)] = v
+            return true
+        }
+        return out
+    }
+
+    /// The file key of `info` wrapped for the recipient key `keyID` (client-held mode: the client
+    /// opens it with its private key, `KeyWrap.unwrap`, and decrypts the content itself).
+    public func driveWrappedKey(_ info: DriveFileInfo, keyID: String) throws -> [UInt8] {
+        guard let e = info.file.encryption else { throw DriveError.invalid("\(info.path) is not encrypted") }
+        guard let w = try driveWraps(e.id)[keyID] else { throw DriveError.noKey("\(info.path): no key \(keyID) wrap (not a recipient, or erased)") }
+        return w
+    }
+
+    /// The file key of `file`, opened with the key the node holds for `reader` (the owner, or a
+    /// recipient identity).
+    func driveFileKey(_ file: DriveFile, reader: String) throws -> [UInt8] {
+        guard let e = file.encryption else { throw DriveError.invalid("\(file.name) is not encrypted") }
+        let wraps = try driveWraps(e.id)
+        guard !wraps.isEmpty else { throw DriveError.noKey("\(file.name): its key was erased") }
+        let key = try driveOwnerKey(reader)
+        let keyID = KeyWrap.keyID(Array(key.publicKey.rawRepresentation))
+        guard let wrapped = wraps[keyID] else {
+            throw DriveError.noKey("\(file.name): no key the node holds opens it for \(reader) (client-held, or not shared with \(reader))")
+        }
+        return try KeyWrap.unwrap(wrapped, with: key, id: e.id)
+    }
+
+    // MARK: the tree
+
+    /// The owner's tree: its root directory and the pointer's version (0: none yet).
+    func driveTree(_ owner: String, version: Int64? = nil) throws -> (root: DriveDirectory, cid: CID?, version: Int64) {
+        if let version {
+            let (_, record) = try pointerRecord(type: Self.drivePointerType, key: owner, version: version)
+            guard let c = record.cid else { return (DriveDirectory(), nil, version) }
+            return (try driveDirectory(c), c, version)
+        }
+        guard let head = try index.head(type: Self.drivePointerType, key: owner), !head.isDeleted, let target = head.target else {
+            return (DriveDirectory(), nil, try index.head(type: Self.drivePointerType, key: owner)?.version ?? 0)
+        }
+        return (try driveDirectory(target), target, head.version)
+    }
+
+    func driveObject(_ cid: CID) throws -> IPLDNode { try DAGCBOR().decode(try block(cid)) }
+    func driveDirectory(_ cid: CID) throws -> DriveDirectory { try DriveDirectory(try driveObject(cid)) }
+
+    /// The entry at `path` under `root` (nil path: the root).
+    func driveLookup(_ root: DriveDirectory, _ rootCID: CID?, _ path: [String]) throws -> (cid: CID?, directory: DriveDirectory?, file: DriveFile?) {
+        var dir = root
+        var cid = rootCID
+        for (i, name) in path.enumerated() {
+            guard let c = dir.entries[name] else { throw DriveError.notFound("/" + path[...i].joined(separator: "/") + ": no such file or directory") }
+            let node = try driveObject(c)
+            if case .map(let m) = node, case .string("qdrive.file")? = m["type"] {
+                guard i == path.count - 1 else { throw DriveError.conflict("/" + path[...i].joined(separator: "/") + " is a file, not a directory") }
+                return (c, nil, try DriveFile(node))
+            }
+            dir = try DriveDirectory(node)
+            cid = c
+        }
+        return (cid, dir, nil)
+    }
+
+    /// `root` with the entry at `path` set to `entry` (a file or directory block, with its plaintext
+    /// size) or removed (nil), directories made as needed; the new blocks to store, the new root
+    /// last.
+    func driveReplace(_ root: DriveDirectory, _ path: [String], with entry: (cid: CID, size: UInt64)?) throws -> [Block] {
+        var made: [Block] = []
+        func replace(_ dir: DriveDirectory, _ i: Int) throws -> (DriveDirectory, changed: Bool) {
+            var d = dir
+            let name = path[i]
+            if i == path.count - 1 {
+                let oldSize = try d.entries[name].map { try driveEntrySize($0) } ?? 0
+                if let entry {
+                    d.entries[name] = entry.cid
+                    d.size = d.size - min(d.size, oldSize) + entry.size
+                } else {
+                    guard d.entries.removeValue(forKey: name) != nil else { return (d, false) }
+                    d.size -= min(d.size, oldSize)
+                }
+                return (d, true)
+            }
+            var child = DriveDirectory()
+            var childSize: UInt64 = 0
+            if let c = d.entries[name] {
+                let node = try driveObject(c)
+                if case .map(let m) = node, case .string("qdrive.file")? = m["type"] {
+                    throw DriveError.conflict("/" + path[...i].joined(separator: "/") + " is a file, not a directory")
+                }
+                child = try DriveDirectory(node)
+                childSize = child.size
+            } else if entry == nil {
+                return (d, false)
+            }
+            let (newChild, changed) = try replace(child, i + 1)
+            guard changed else { return (d, false) }
+            let block = try Block(data: try newChild.encoded(), codec: .dagCBOR)
+            made.append(block)
+            d.entries[name] = block.cid
+            d.size = d.size - min(d.size, childSize) + newChild.size
+            return (d, true)
+        }
+        let (newRoot, changed) = try replace(root, 0)
+        guard changed else { throw DriveError.notFound("/" + path.joined(separator: "/") + ": no such file or directory") }
+        made.append(try Block(data: try newRoot.encoded(), codec: .dagCBOR))
+        return made
+    }
+
+    func driveEntrySize(_ cid: CID) throws -> UInt64 {
+        let node = try driveObject(cid)
+        if case .map(let m) = node, case .string("qdrive.file")? = m["type"] { return try DriveFile(node).size }
+        return try DriveDirectory(node).size
+    }
+
+    /// Moves the owner's tree with `change` (given the current root, it returns the new blocks,
+    /// the new root last), by compare-and-swap on the pointer's version: a concurrent change makes
+    /// it read again and redo (at most 8 times).
+    @discardableResult
+    func driveCommit(_ owner: String, _ change: (DriveDirectory, CID?) throws -> [Block]) throws -> Head {
+        for _ in 0..<8 {
+            let (root, cid, version) = try driveTree(owner)
+            let blocks = try change(root, cid)
+            try putBlocks(blocks)
+            var update = Qindex.Update(type: Self.drivePointerType, key: owner, target: blocks.last!.cid)
+            update.expectedVersion = version
+            update.author = IdentityRef(squidId: owner)
+            if owner != "admin" { try chargePointer(&update, to: owner) }
+            do { return try index.putBlocking(update) } catch QindexError.versionConflict { continue }
+        }
+        throw DriveError.conflict("the drive of \(owner) kept changing; try again")
+    }
+
+    // MARK: operations
+
+    /// Puts a file at `path` of `owner`'s drive from `source`, encrypted by default (streamed: a
+    /// segment at a time), replacing what was there (the drive's history keeps it).
+    public func drivePut<S: ByteSource>(owner: String, path text: String, from source: S, options: DrivePutOptions = DrivePutOptions()) throws -> DriveFileInfo {
+        let path = try DrivePath.parse(text)
+        guard !path.isEmpty else { throw DriveError.invalid("put: give a file path, not the drive's root") }
+        let lease = blocks.lease()
+        defer { lease.release() }
+        var importing = ImportOptions()
+        importing.cidVersion = 1
+        importing.rawLeaves = true
+        var encryption: DriveFile.Encryption?
+        var fileKey: [UInt8] = []
+        let content: CID
+        let size: UInt64
+        if options.encrypt {
+            fileKey = KeyWrap.randomKey()
+            let nonce = Array(KeyWrap.randomKey().prefix(16))
+            let id = KeyWrap.randomKey().prefix(16).map { String(format: "%02x", $0) }.joined()
+            let cipher = try SegmentCipher(fileKey: fileKey, nonce: nonce, segmentSize: options.segmentSize)
+            importing.chunking = .fixed(options.segmentSize + SegmentCipher.tagSize)
+            var input = source
+            let reader = EncryptingSource(EncryptingReader(cipher: cipher) { try input.read(into: $0) })
+            var add = AddSession.Options()
+            add.importing = importing
+            let session = self.add(add)
+            _ = try session.file(path.last!, reader)
+            content = try session.finish()[0]
+            size = reader.plaintextSize
+            encryption = DriveFile.Encryption(segmentSize: options.segmentSize, id: id, nonce: nonce, recipients: [])
+        } else {
+            var add = AddSession.Options()
+            add.importing = importing
+            let session = self.add(add)
+            _ = try session.file(path.last!, source)
+            content = try session.finish()[0]
+            size = try fileSize(content)
+        }
+        // The wraps first: once the tree names the file, it opens.
+        if var e = encryption {
+            let keys: [(String, [UInt8])] = options.recipients.isEmpty
+                ? [(owner, try drivePublicKey(owner))]
+                : options.recipients.map { ("key:" + KeyWrap.keyID($0), $0) }
+            let batch = WriteBatch()
+            for (who, pub) in keys {
+                let keyID = KeyWrap.keyID(pub)
+                batch.put(Self.wrapKey(e.id, keyID), try KeyWrap.wrap(fileKey, for: pub, id: e.id))
+                e.recipients.append(.init(identity: who, keyId: keyID))
+            }
+            try repository.blocks.db.write(batch, sync: true)
+            encryption = e
+        }
+        let now = blocks.clock.now
+        var created = now
+        var fileBlock: Block?
+        let head = try driveCommit(owner) { root, rootCID in
+            if let old = try? driveLookup(root, rootCID, path).file { created = old.createdAt }
+            let file = DriveFile(name: path.last!, mediaType: options.mediaType, size: size, owner: IdentityRef(squidId: owner), createdAt: created,
+                                 modifiedAt: now, tags: options.tags, privacyProfile: options.privacyProfile, encryption: encryption, content: content)
+            let b = try Block(data: try file.encoded(), codec: .dagCBOR)
+            fileBlock = b
+            return [b] + (try driveReplace(root, path, with: (b.cid, size)))
+        }
+        let b = fileBlock!
+        try auditDrive("q.qdrive.file.put.v1", owner: owner, path: path, cid: b.cid, [("content", .string(content.string)), ("size", .int(size)),
+                                                                                     ("encrypted", .bool(encryption != nil))])
+        return DriveFileInfo(path: "/" + path.joined(separator: "/"), cid: b.cid, file: try DriveFile(try DAGCBOR().decode(b.data)), version: head.version)
+    }
+
+    /// The file at `path` (at the drive's `version`, or now).
+    public func driveInfo(owner: String, path text: String, version: Int64? = nil) throws -> DriveFileInfo {
+        let path = try DrivePath.parse(text)
+        let (root, cid, v) = try driveTree(owner, version: version)
+        let found = try driveLookup(root, cid, path)
+        guard let file = found.file, let c = found.cid else { throw DriveError.conflict("/" + path.joined(separator: "/") + " is a directory") }
+        return DriveFileInfo(path: "/" + path.joined(separator: "/"), cid: c, file: file, version: v)
+    }
+
+    /// Reads bytes `[from, from+length)` of the file (all when nil) for `reader` (its owner or a
+    /// recipient identity), decrypting only the segments that hold them.
+    public func driveRead(_ info: DriveFileInfo, reader: String, from: UInt64 = 0, length: UInt64? = nil, _ body: ([UInt8]) throws -> Void) throws {
+        let f = info.file
+        let from = min(from, f.size)
+        let length = min(length ?? f.size, f.size - from)
+        guard let e = f.encryption else {
+            if length > 0 || f.size == 0 { try cat(f.content, offset: from, length: length, body) }
+            return
+        }
+        let cipher = try SegmentCipher(fileKey: try driveFileKey(f, reader: reader), nonce: e.nonce, segmentSize: e.segmentSize)
+        let range = DecryptingWriter.ciphertextRange(cipher, size: f.size, from: from, length: length)
+        try withoutActuallyEscaping(body) { emit in
+            var writer = DecryptingWriter(cipher: cipher, size: f.size, from: from, length: length, emit: emit)
+            try cat(f.content, offset: range.offset, length: range.length) { try writer.write($0) }
+            try writer.finish()
+        }
+    }
+
+    /// The entries of the directory at `path`.
+    public func driveList(owner: String, path text: String, version: Int64? = nil) throws -> [DriveEntry] {
+        let path = try DrivePath.parse(text)
+        let (root, cid, _) = try driveTree(owner, version: version)
+        let found = try driveLookup(root, cid, path)
+        if let file = found.file, let c = found.cid { return [DriveEntry(name: file.name, kind: "file", size: file.size, cid: c, file: file)] }
+        return try found.directory!.entries.sorted { $0.key < $1.key }.map { name, c in
+            let node = try driveObject(c)
+            if case .map(let m) = node, case .string("qdrive.file")? = m["type"] {
+                let f = try DriveFile(node)
+                return DriveEntry(name: name, kind: "file", size: f.size, cid: c, file: f)
+            }
+            return DriveEntry(name: name, kind: "directory", size: try DriveDirectory(node).size, cid: c, file: nil)
+        }
+    }
+
+    /// Moves (renames) `from` to `to` (replacing a file there; the history keeps it).
+    public func driveMove(owner: String, from: String, to: String) throws -> Int64 {
+        let source = try DrivePath.parse(from), target = try DrivePath.parse(to)
+        guard !source.isEmpty, !target.isEmpty else { throw DriveError.invalid("mv: the root does not move") }
+        guard !target.starts(with: source) else { throw DriveError.invalid("mv: \(to) is inside \(from)") }
+        let head = try driveCommit(owner) { root, rootCID in
+            let found = try driveLookup(root, rootCID, source)
+            let size = found.file?.size ?? found.directory?.size ?? 0
+            var cid = found.cid!
+            var moved: [Block] = []
+            if var f = found.file {
+                // A file's name is the last name of its path.
+                f.name = target.last!
+                let b = try Block(data: try f.encoded(), codec: .dagCBOR)
+                moved.append(b)
+                cid = b.cid
+            }
+            let without = try driveReplace(root, source, with: nil)
+            let intermediate = try DriveDirectory(try DAGCBOR().decode(without.last!.data))
+            return moved + without.dropLast() + (try driveReplace(intermediate, target, with: (cid, size)))
+        }
+        try auditDrive("q.qdrive.file.moved.v1", owner: owner, path: source, cid: nil, [("to", .string("/" + target.joined(separator: "/")))])
+        return head.version
+    }
+
+    /// Removes `path` (a file, or a directory with all below it). The drive's history keeps it
+    /// (`driveRestore`) until its records are let go — unless `erase`: then every wrap of the key
+    /// of every file removed is destroyed (and compacted out of the keyring's files), so their
+    /// ciphertext opens nowhere from then on, and an audit event names their CIDs.
+    public func driveRemove(owner: String, path text: String, erase: Bool = false) throws -> (version: Int64, erased: [CID]) {
+        let path = try DrivePath.parse(text)
+        guard !path.isEmpty else { throw DriveError.invalid("rm: give a path, not the drive's root") }
+        var files: [(CID, DriveFile)] = []
+        let head = try driveCommit(owner) { root, rootCID in
+            files = []
+            let found = try driveLookup(root, rootCID, path)
+            if erase {
+                func collect(_ c: CID) throws {
+                    let node = try driveObject(c)
+                    if case .map(let m) = node, case .string("qdrive.file")? = m["type"] { files.append((c, try DriveFile(node))); return }
+                    for child in try DriveDirectory(node).entries.values { try collect(child) }
+                }
+                try collect(found.cid!)
+            }
+            return try driveReplace(root, path, with: nil)
+        }
+        var erased: [CID] = []
+        if erase {
+            let batch = WriteBatch()
+            var ids: [String] = []
+            for (c, f) in files {
+                erased += [c, f.content]
+                guard let e = f.encryption else { continue }
+                ids.append(e.id)
+                for keyID in try driveWraps(e.id).keys { batch.delete(Self.wrapKey(e.id, keyID)) }
+            }
+            try repository.blocks.db.write(batch, sync: true)
+            for id in ids { repository.blocks.db.compact(from: Self.wrapPrefix(id), to: Self.wrapPrefix(id) + [0xff]) }
+            let plain = files.filter { $0.1.encryption == nil }.count
+            try auditDrive("q.qdrive.file.erased.v1", owner: owner, path: path, cid: nil, [
+                ("cids", .list(erased.map { .string($0.string) })), ("keys", .int(ids.count)), ("unencrypted", .int(plain)),
+            ])
+        } else {
+            try auditDrive("q.qdrive.file.removed.v1", owner: owner, path: path, cid: nil, [])
+        }
+        return (head.version, erased)
+    }
+
+    /// Puts back what `path` was at the drive's `version` (a file or a directory), as a new version.
+    public func driveRestore(owner: String, path text: String, version: Int64) throws -> Int64 {
+        let path = try DrivePath.parse(text)
+        guard !path.isEmpty else { throw DriveError.invalid("restore: give a path") }
+        let (oldRoot, oldCID, _) = try driveTree(owner, version: version)
+        let found = try driveLookup(oldRoot, oldCID, path)
+        let size = found.file?.size ?? found.directory?.size ?? 0
+        let head = try driveCommit(owner) { root, _ in try driveReplace(root, path, with: (found.cid!, size)) }
+        try auditDrive("q.qdrive.file.restored.v1", owner: owner, path: path, cid: found.cid, [("fromVersion", .int(version))])
+        return head.version
+    }
+
+    /// Shares the file with `identity` (the node holds its key) or a client's X25519 `publicKey`:
+    /// the file key, opened with the owner's key, is wrapped for it too.
+    public func driveShare(owner: String, path text: String, identity: String?, publicKey: [UInt8]?) throws -> DriveFileInfo {
+        let path = try DrivePath.parse(text)
+        let info = try driveInfo(owner: owner, path: text)
+        guard var e = info.file.encryption else { throw DriveError.invalid("\(text) is not encrypted: anyone who may read the drive reads it") }
+        let fileKey = try driveFileKey(info.file, reader: owner)
+        let pub = try publicKey ?? drivePublicKey(identity!)
+        let keyID = KeyWrap.keyID(pub)
+        let who = identity ?? "key:" + keyID
+        let batch = WriteBatch()
+        batch.put(Self.wrapKey(e.id, keyID), try KeyWrap.wrap(fileKey, for: pub, id: e.id))
+        try repository.blocks.db.write(batch, sync: true)
+        if !e.recipients.contains(where: { $0.keyId == keyID }) { e.recipients.append(.init(identity: who, keyId: keyID)) }
+        let updated = try driveRewrite(owner, path, info) { $0.encryption = e }
+        try auditDrive("q.qdrive.file.shared.v1", owner: owner, path: path, cid: updated.cid, [("with", .string(who))])
+        return updated
+    }
+
+    /// Takes `who` (an identity, or `key:<keyId>`) off the file's recipients and destroys its wrap.
+    /// A recipient who already read the file has had it; `rotate` re-encrypts the file under a new
+    /// key for the others, so the old key (if kept) opens nothing new.
+    public func driveRevoke(owner: String, path text: String, who: String, rotate: Bool = false) throws -> DriveFileInfo {
+        let path = try DrivePath.parse(text)
+        let info = try driveInfo(owner: owner, path: text)
+        guard var e = info.file.encryption else { throw DriveError.invalid("\(text) is not encrypted") }
+        guard let r = e.recipients.first(where: { $0.identity == who || $0.keyId == who }) else { throw DriveError.notFound("\(who) is not a recipient of \(text)") }
+        guard r.identity != owner else { throw DriveError.invalid("the owner's own key is not revoked (rm --erase ends the file)") }
+        let batch = WriteBatch()
+        batch.delete(Self.wrapKey(e.id, r.keyId))
+        try repository.blocks.db.write(batch, sync: true)
+        repository.blocks.db.compact(from: Self.wrapKey(e.id, r.keyId), to: Self.wrapKey(e.id, r.keyId))
+        e.recipients.removeAll { $0.keyId == r.keyId }
+        var updated = try driveRewrite(owner, path, info) { $0.encryption = e }
+        if rotate { updated = try driveRotate(owner: owner, info: updated) }
+        try auditDrive("q.qdrive.file.revoked.v1", owner: owner, path: path, cid: updated.cid, [("who", .string(who)), ("rotated", .bool(rotate))])
+        return updated
+    }
+
+    /// Re-encrypts a file under a new key for its remaining recipients the node holds keys for
+    /// (spooled through a temporary file, removed after).
+    func driveRotate(owner: String, info: DriveFileInfo) throws -> DriveFileInfo {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qdrive-rotate-\(UUID().uuidString)").path
+        guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o600]), let out = FileHandle(forWritingAtPath: tmp) else {
+            throw DriveError.invalid("cannot make a temporary file to re-encrypt through")
+        }
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try driveRead(info, reader: owner) { out.write(Data($0)) }
+        try out.close()
+        var options = DrivePutOptions()
+        options.mediaType = info.file.mediaType
+        options.tags = info.file.tags
+        options.privacyProfile = info.file.privacyProfile
+        options.segmentSize = info.file.encryption?.segmentSize ?? SegmentCipher.defaultSegment
+        let others = info.file.encryption?.recipients.filter { $0.identity != owner } ?? []
+        let old = info.file.encryption?.id
+        var rotated = try drivePut(owner: owner, path: info.path, from: try FileSource(path: tmp), options: options)
+        for r in others where !r.identity.hasPrefix("key:") { rotated = try driveShare(owner: owner, path: info.path, identity: r.identity, publicKey: nil) }
+        // The old key's wraps go: nothing new opens with it.
+        if let old {
+            let batch = WriteBatch()
+            for keyID in try driveWraps(old).keys { batch.delete(Self.wrapKey(old, keyID)) }
+            try repository.blocks.db.write(batch, sync: true)
+        }
+        return rotated
+    }
+
+    /// Replaces the file at `path` with `info.file` changed by `change` (a new metadata block).
+    func driveRewrite(_ owner: String, _ path: [String], _ info: DriveFileInfo, _ change: (inout DriveFile) -> Void) throws -> DriveFileInfo {
+        var file = info.file
+        change(&file)
+        let b = try Block(data: try file.encoded(), codec: .dagCBOR)
+        let head = try driveCommit(owner) { root, rootCID in
+            guard try driveLookup(root, rootCID, path).cid == info.cid else { throw DriveError.conflict("\(info.path) changed meanwhile; try again") }
+            return [b] + (try driveReplace(root, path, with: (b.cid, file.size)))
+        }
+        return DriveFileInfo(path: info.path, cid: b.cid, file: file, version: head.version)
+    }
+
+    func auditDrive(_ type: String, owner: String, path: [String], cid: CID?, _ details: [(String, IPLDNode)]) throws {
+        let all = [("owner", IPLDNode.string(owner)), ("path", .string("/" + path.joined(separator: "/")))] + details
+        try commits.run { txn, _ in txn.audit(type, ref: "drive/\(owner)", cid: cid, details: all) }
+    }
+}
+
+/// An `EncryptingReader` as a `ByteSource` (its plaintext count readable after).
+final class EncryptingSource: ByteSource {
+    var reader: EncryptingReader
+    init(_ r: EncryptingReader) { reader = r }
+    var plaintextSize: UInt64 { reader.plaintextSize }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try reader.read(into: buffer) }
+}

@@ -1,0 +1,52 @@
+@preconcurrency import Crypto
+import Foundation
+
+/// File keys wrapped for their recipients with HPKE (RFC 9180: DHKEM(X25519, HKDF-SHA256),
+/// HKDF-SHA256, ChaCha20-Poly1305, base mode), and the node's sealing of the private keys it
+/// holds for identities (server-held mode).
+public enum KeyWrap {
+    static var suite: HPKE.Ciphersuite { .Curve25519_SHA256_ChachaPoly }
+    static let info = Data("qdrive/v1 file key".utf8)
+
+    /// A recipient key's id: the first 8 bytes of SHA-256 of the public key, hex.
+    public static func keyID(_ publicKey: [UInt8]) -> String {
+        SHA256.hash(data: publicKey).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `enc ‖ ciphertext` of `fileKey` for `recipient` (a raw X25519 public key), bound to the
+    /// file's encryption id.
+    public static func wrap(_ fileKey: [UInt8], for recipient: [UInt8], id: String) throws -> [UInt8] {
+        let pub: Curve25519.KeyAgreement.PublicKey
+        do { pub = try .init(rawRepresentation: recipient) } catch { throw DriveError.invalid("a recipient is a 32-byte X25519 public key") }
+        var sender = try HPKE.Sender(recipientKey: pub, ciphersuite: suite, info: info)
+        let sealed = try sender.seal(fileKey, authenticating: Data(id.utf8))
+        return Array(sender.encapsulatedKey) + Array(sealed)
+    }
+
+    public static func unwrap(_ wrapped: [UInt8], with privateKey: Curve25519.KeyAgreement.PrivateKey, id: String) throws -> [UInt8] {
+        guard wrapped.count > 32 else { throw DriveError.corrupt("a wrapped key is too short") }
+        do {
+            var r = try HPKE.Recipient(privateKey: privateKey, ciphersuite: suite, info: info, encapsulatedKey: Data(wrapped.prefix(32)))
+            return Array(try r.open(wrapped.dropFirst(32), authenticating: Data(id.utf8)))
+        } catch {
+            throw DriveError.noKey("the wrapped file key does not open with this key")
+        }
+    }
+
+    /// A private key sealed under the node's master key, bound to its owner's name.
+    public static func seal(_ privateKey: Curve25519.KeyAgreement.PrivateKey, owner: String, master: SymmetricKey) throws -> [UInt8] {
+        Array(try ChaChaPoly.seal(privateKey.rawRepresentation, using: master, authenticating: Data(owner.utf8)).combined)
+    }
+
+    public static func unseal(_ sealed: [UInt8], owner: String, master: SymmetricKey) throws -> Curve25519.KeyAgreement.PrivateKey {
+        do {
+            let raw = try ChaChaPoly.open(try ChaChaPoly.SealedBox(combined: sealed), using: master, authenticating: Data(owner.utf8))
+            return try .init(rawRepresentation: raw)
+        } catch {
+            throw DriveError.noKey("the key held for \(owner) does not open with this node's master key")
+        }
+    }
+
+    /// 32 random bytes.
+    public static func randomKey() -> [UInt8] { SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } }
+}
