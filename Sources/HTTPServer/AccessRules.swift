@@ -102,6 +102,11 @@ enum AccessRules {
             RouteRule(.put, "/pins", .pin), RouteRule(.patch, "/pins", .pin), RouteRule(.delete, "/pins", .pin),
             RouteRule(.put, "/pins/{requestid}", .pin), RouteRule(.patch, "/pins/{requestid}", .pin),
             RouteRule(.get, "/q/v1/index/**", .read),
+            RouteRule(.get, "/q/v1/drive/**", Self.driveRead), RouteRule(.get, "/q/v1/drive-keys/{owner}", Self.driveRead),
+            RouteRule(.put, "/q/v1/drive/**", Self.driveWrite), RouteRule(.delete, "/q/v1/drive/**", Self.driveWrite),
+            RouteRule(.post, "/q/v1/drive/**", summary: "drive:write (?action=share|revoke: drive:share)") { request in
+                ["share", "revoke"].contains(request.uri.queryParameters.get("action") ?? "") ? [Self.driveShare] : [Self.driveWrite]
+            },
             RouteRule(.get, "/q/v1/modules", .read), RouteRule(.get, "/q/v1/modules/**", .read),
             RouteRule(.post, "/q/v1/modules/**", summary: "registry:publish:{name} (…/promote: registry:promote)") { request in
                 request.uri.path.hasSuffix("/promote") ? [.registryPromote] : [registryScope(request.uri.path)]
@@ -153,6 +158,10 @@ enum AccessRules {
 
     /// `index:write:{type}/{key}` of `/q/v1/index/{type}/{key}[/publish]` (the key percent-decoded,
     /// as the handler reads it).
+    static let driveRead = try! Scope("drive:read")
+    static let driveWrite = try! Scope("drive:write")
+    static let driveShare = try! Scope("drive:share")
+
     static func indexScope(_ path: String) -> Scope {
         var rest = Substring(path.dropFirst(QindexAPI.prefix.count + 1))
         if rest.hasSuffix("/publish") { rest = rest.dropLast("/publish".count) }

@@ -181,6 +181,7 @@ public final class Daemon: Sendable {
         AccessAPI(node: node, io: io, limits: configuration.limits).register(on: router)
         AuditAPI(node: node, io: io, downloads: apiDownloads).register(on: router)
         RegistryAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
+        DriveAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         BackupAPI(node: node, io: io, jobs: backupJobs, limits: configuration.limits, downloads: apiDownloads).register(on: router)
         return router
     }

@@ -363,6 +363,8 @@ extension Node {
                 cid = b.cid
             }
             let without = try driveReplace(root, source, with: nil)
+            // The second change reads the first's directories.
+            try putBlocks(without)
             let intermediate = try DriveDirectory(try DAGCBOR().decode(without.last!.data))
             return moved + without.dropLast() + (try driveReplace(intermediate, target, with: (cid, size)))
         }

@@ -15,6 +15,9 @@ extension Node {
         guard !ModuleNamespace.pointerTypes.contains(update.type) else {
             throw QindexError.invalid("\(update.type) pointers are the module registry's: change them with qstore module (or /q/v1/modules)")
         }
+        guard update.type != Self.drivePointerType else {
+            throw QindexError.invalid("drive pointers are Qdrive's: change them with qstore drive (or /q/v1/drive)")
+        }
         return try await index.put(update)
     }
 

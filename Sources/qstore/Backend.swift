@@ -120,6 +120,16 @@ protocol Backend {
     func streamBackup(pins: String?, progress: Bool) throws -> BackupSetInfo
     /// `backup restore -|FILE`: a streamed set (`path`: the file it is in, if any).
     func restoreBackup(stream: FileSource, path: String?, progress: Bool) throws -> BackupRestoreInfo
+
+    // Qdrive (DriveCommand.swift).
+    func drivePut(source: String, owner: String, path: String, options: DrivePutOptions) throws -> DriveFileWire
+    func driveGet(owner: String, path: String, version: Int64?, into sink: FileSink) throws
+    func driveList(owner: String, path: String, version: Int64?) throws -> DriveListingWire
+    func driveInfo(owner: String, path: String, version: Int64?) throws -> DriveFileWire
+    func driveRemove(owner: String, path: String, erase: Bool) throws -> DriveChangeWire
+    func driveChange(owner: String, path: String, _ action: DriveActionWire) throws -> DriveChangeWire
+    func driveShareRevoke(owner: String, path: String, _ action: DriveActionWire) throws -> DriveFileWire
+    func drivePublicKey(owner: String) throws -> DriveKeyWire
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.
@@ -899,6 +909,11 @@ struct RemoteError: Error, CustomStringConvertible {
     static func reply(status: Int, body: Data) -> any Error {
         let messages = body.split(separator: 0x0a).compactMap { line -> String? in
             (try? JSONDecoder().decode(ErrorReply.self, from: Data(line)))?.message
+        }
+        if messages.isEmpty {
+            // The Q API's envelope: {"status": "error", "code", "message"}.
+            struct QError: Decodable { var code: String?; var message: String }
+            if let q = try? JSONDecoder().decode(QError.self, from: body) { return RemoteError(messages: [q.message + (q.code.map { " (\($0))" } ?? "")]) }
         }
         return messages.isEmpty ? CLIError("daemon answered \(status)") : RemoteError(messages: messages)
     }

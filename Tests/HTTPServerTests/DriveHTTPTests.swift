@@ -1,0 +1,67 @@
+import Access
+import Foundation
+import Testing
+import TestSupport
+
+/// Qdrive over HTTP with callers other than the admin: an identity's token writes its own drive
+/// only, reads its files (whole and by Range), is refused another's file until it is shared with
+/// it (drive:share to share), loses it again when revoked; an erased file answers QDRIVE_NO_KEY;
+/// the storage quota answers 507 QDRIVE_STORAGE_FULL.
+@Suite struct DriveHTTPTests {
+    @Test func identitiesOwnShareAndAreRefused() async throws {
+        try await DaemonHarness.run(configure: { c in
+            var a = AccessConfiguration()
+            a.storageQuota = 600_000
+            try c.setSection(a)
+        }) { h in
+            _ = try await h.register("alice", scopes: [])
+            _ = try await h.register("bob", scopes: [])
+            let (alice, _) = try await h.token(["drive:*"], identity: "alice")
+            let (bob, _) = try await h.token(["drive:read", "drive:write"], identity: "bob")
+            let data = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 8) }
+            // call(path, bearer) reads; call(path, method, bearer) otherwise.
+            func call(_ path: String, _ a: String, _ b: String? = nil, body: [UInt8]? = nil, headers: [String: String] = [:]) async throws -> DaemonHarness.Reply {
+                let (method, bearer) = b.map { (a, $0) } ?? ("GET", a)
+                return try await h.request(path, method: method, api: true, headers: headers.merging(["Authorization": "Bearer " + bearer]) { a, _ in a }, body: body, authorized: false)
+            }
+            let put = try await call("/q/v1/drive/alice/photos/p%201.bin?mediaType=image/x-test", "PUT", alice, body: data)
+            #expect(put.status == 201, "\(put.text)")
+            #expect(try await call("/q/v1/drive/bob/x.bin", "PUT", alice, body: [1]).status == 403)
+            let whole = try await call("/q/v1/drive/alice/photos/p%201.bin", alice)
+            #expect(whole.status == 200 && whole.body == data && whole.header("content-type") == "image/x-test")
+            let part = try await call("/q/v1/drive/alice/photos/p%201.bin", alice, headers: ["Range": "bytes=262140-262150"])
+            #expect(part.status == 206 && part.body == Array(data[262140...262150]), "\(part.status)")
+            let listing = try await call("/q/v1/drive/alice/photos", alice)
+            #expect(listing.status == 200 && listing.text.contains("p 1.bin"), "\(listing.text)")
+            // Bob: not shared with him; shared, he reads it; revoked, not again.
+            let refused = try await call("/q/v1/drive/alice/photos/p%201.bin", bob)
+            #expect(refused.status == 403 && refused.text.contains("QDRIVE_FORBIDDEN"), "\(refused.text)")
+            #expect(try await call("/q/v1/drive/alice/photos", bob).status == 403)
+            let headers = ["Content-Type": "application/json"]
+            let bobCannotShare = try await call("/q/v1/drive/bob/any?action=share", "POST", bob, body: Array(#"{"identity": "alice"}"#.utf8), headers: headers)
+            #expect(bobCannotShare.status == 403, "\(bobCannotShare.text)")
+            let share = try await call("/q/v1/drive/alice/photos/p%201.bin?action=share", "POST", alice, body: Array(#"{"identity": "bob"}"#.utf8), headers: headers)
+            #expect(share.status == 200, "\(share.text)")
+            let shared = try await call("/q/v1/drive/alice/photos/p%201.bin", bob)
+            #expect(shared.status == 200 && shared.body == data)
+            let revoke = try await call("/q/v1/drive/alice/photos/p%201.bin?action=revoke", "POST", alice, body: Array(#"{"who": "bob"}"#.utf8), headers: headers)
+            #expect(revoke.status == 200, "\(revoke.text)")
+            #expect(try await call("/q/v1/drive/alice/photos/p%201.bin", bob).status == 403)
+            // Over the quota: 507 with its code; nothing changed.
+            let over = try await call("/q/v1/drive/alice/big.bin", "PUT", alice, body: data + data)
+            #expect(over.status == 507 && over.text.contains("QDRIVE_STORAGE_FULL"), "\(over.text)")
+            // Erased: the path is gone; the file, restored from history, opens no more.
+            let info = try await call("/q/v1/drive/alice/photos/p%201.bin?info", alice)
+            let version = try #require((try info.json()["data"] as? [String: Any])?["version"] as? Int)
+            #expect(try await call("/q/v1/drive/alice/photos?erase=true", "DELETE", alice).status == 200)
+            #expect(try await call("/q/v1/drive/alice/photos/p%201.bin", alice).status == 404)
+            let back = try await call("/q/v1/drive/alice/photos?action=restore", "POST", alice, body: Array(#"{"version": \#(version)}"#.utf8), headers: headers)
+            #expect(back.status == 200, "\(back.text)")
+            let gone = try await call("/q/v1/drive/alice/photos/p%201.bin", alice)
+            #expect(gone.status == 409 && gone.text.contains("QDRIVE_NO_KEY"), "\(gone.text)")
+            // The drive's pointer is Qdrive's alone.
+            let generic = try await h.json("/q/v1/index/drive/alice", ["target": "bafkqaaa"], method: "PUT")
+            #expect(generic.status == 400, "\(generic.text)")
+        }
+    }
+}
