@@ -116,6 +116,8 @@ tags:
     description: 'The module registry (Docs/registry.md): publish, verify, promote, deprecate, yank, deregister, search, dependencies, docs.'
   - name: backups
     description: 'Backups and restores (Docs/backup.md), as jobs; scope `admin` (they read and write directories on the daemon''s machine).'
+  - name: drive
+    description: 'Qdrive: owned files, encrypted by default, with history, sharing and crypto-erase (Docs/drive.md); scopes `drive:read`, `drive:write`, `drive:share`.'
   - name: meta
     description: This document.
 
@@ -2485,6 +2487,384 @@ paths:
         '503':
           $ref: '#/components/responses/Unavailable'
 
+  /q/v1/drive/{owner}/{path}:
+    get:
+      tags: [drive]
+      operationId: driveGet
+      summary: A file (decrypted), a directory's listing, or a file's metadata
+      description: |
+        A file's bytes, decrypted (only the segments a `Range` needs), with its media type; a
+        directory's entries; with `info`, the file's metadata; with `key=KEYID`, the file key
+        wrapped for that recipient key (client-held mode). `version` reads the drive as it was. A
+        caller other than the owner (or the admin token) reads only files shared with it; anything
+        else is `403 QDRIVE_FORBIDDEN`. Scope `drive:read`.
+      parameters:
+        - name: owner
+          in: path
+          required: true
+          description: Whose drive (an identity's squidId, `admin`, or a token's `token:ID`).
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 256
+        - name: path
+          in: path
+          required: true
+          description: The path in the drive (names separated by `/`, each percent-encoded).
+          schema:
+            type: string
+            minLength: 1
+        - name: version
+          in: query
+          schema:
+            type: integer
+            minimum: 1
+        - name: info
+          in: query
+          schema:
+            type: string
+        - name: key
+          in: query
+          schema:
+            type: string
+      responses:
+        '200':
+          description: The file's bytes, a listing (`DriveListing`), metadata (`DriveFile`) or a wrapped key (`DriveKey`).
+          content:
+            application/octet-stream:
+              schema:
+                type: string
+                format: binary
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '206':
+          description: The `Range` asked for.
+          content:
+            application/octet-stream:
+              schema:
+                type: string
+                format: binary
+        '416':
+          description: No satisfiable range.
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such file or directory.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_CONFLICT` (a file where a directory is needed, or the reverse), `QDRIVE_NO_KEY` (no key here opens the file: erased, client-held, not shared), `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    put:
+      tags: [drive]
+      operationId: drivePut
+      summary: Store a file
+      description: |
+        The body is the file, read as it arrives and encrypted a segment at a time (unless
+        `encrypt=false`), stored at the path (replacing what was there: the drive's history keeps
+        it). `recipient` (repeatable, base64url X25519 public keys): client-held, wrapped for those
+        keys only. Over the owner's storage quota: `507 QDRIVE_STORAGE_FULL`. Scope `drive:write`.
+      parameters:
+        - name: owner
+          in: path
+          required: true
+          description: Whose drive (an identity's squidId, `admin`, or a token's `token:ID`).
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 256
+        - name: path
+          in: path
+          required: true
+          description: The path in the drive (names separated by `/`, each percent-encoded).
+          schema:
+            type: string
+            minLength: 1
+        - name: mediaType
+          in: query
+          schema:
+            type: string
+        - name: tags
+          in: query
+          schema:
+            type: string
+        - name: encrypt
+          in: query
+          schema:
+            type: string
+            enum: ['true', 'false']
+        - name: segmentSize
+          in: query
+          schema:
+            type: integer
+            minimum: 65536
+            maximum: 1048576
+        - name: recipient
+          in: query
+          schema:
+            type: string
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema:
+              type: string
+              format: binary
+      responses:
+        '201':
+          description: The file stored.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/DriveFile'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such file or directory.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_CONFLICT` (a file where a directory is needed, or the reverse), `QDRIVE_NO_KEY` (no key here opens the file: erased, client-held, not shared), `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '507':
+          description: '`QDRIVE_STORAGE_FULL`: over the owner''s storage quota.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+    post:
+      tags: [drive]
+      operationId: driveAction
+      summary: Move, share, revoke or restore
+      description: |
+        `action=move` `{to}`; `action=restore` `{version}` (puts back what the path was at that
+        version of the drive); `action=share` `{identity}` or `{publicKey}` (scope
+        `drive:share`); `action=revoke` `{who, rotate?}` (scope `drive:share`; `rotate`
+        re-encrypts under a new key). Scope `drive:write` for move and restore.
+      parameters:
+        - name: owner
+          in: path
+          required: true
+          description: Whose drive (an identity's squidId, `admin`, or a token's `token:ID`).
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 256
+        - name: path
+          in: path
+          required: true
+          description: The path in the drive (names separated by `/`, each percent-encoded).
+          schema:
+            type: string
+            minLength: 1
+        - name: action
+          in: query
+          required: true
+          schema:
+            type: string
+            enum: [move, share, revoke, restore]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                to:
+                  type: string
+                identity:
+                  type: string
+                publicKey:
+                  type: string
+                who:
+                  type: string
+                rotate:
+                  type: boolean
+                version:
+                  type: integer
+      responses:
+        '200':
+          description: 'share and revoke, the file; move and restore, `{version}` (DriveChange).'
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/DriveFile'
+        '408':
+          $ref: '#/components/responses/RequestTimeout'
+        '413':
+          $ref: '#/components/responses/SmallBodyTooLarge'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such file or directory.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_CONFLICT` (a file where a directory is needed, or the reverse), `QDRIVE_NO_KEY` (no key here opens the file: erased, client-held, not shared), `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+    delete:
+      tags: [drive]
+      operationId: driveRemove
+      summary: Remove a file or directory (erase=true destroys its keys)
+      description: |
+        Removes the path (the drive's history keeps it); with `erase=true`, every wrap of the key
+        of every file removed is destroyed (crypto-shredding) and `erased` lists their CIDs.
+        Scope `drive:write`.
+      parameters:
+        - name: owner
+          in: path
+          required: true
+          description: Whose drive (an identity's squidId, `admin`, or a token's `token:ID`).
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 256
+        - name: path
+          in: path
+          required: true
+          description: The path in the drive (names separated by `/`, each percent-encoded).
+          schema:
+            type: string
+            minLength: 1
+        - name: erase
+          in: query
+          schema:
+            type: string
+            enum: ['true', 'false']
+      responses:
+        '200':
+          description: The drive's new version.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/DriveChange'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such file or directory.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_CONFLICT` (a file where a directory is needed, or the reverse), `QDRIVE_NO_KEY` (no key here opens the file: erased, client-held, not shared), `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
+  /q/v1/drive-keys/{owner}:
+    get:
+      tags: [drive]
+      operationId: driveKey
+      summary: The X25519 public key the node holds for an owner
+      description: What files shared with the owner are wrapped for (made on first use). Scope `drive:read`.
+      parameters:
+        - name: owner
+          in: path
+          required: true
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 256
+      responses:
+        '200':
+          description: The key.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/DriveKey'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such file or directory.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_CONFLICT` (a file where a directory is needed, or the reverse), `QDRIVE_NO_KEY` (no key here opens the file: erased, client-held, not shared), `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
   /q/v1/backups:
     get:
       tags: [backups]
@@ -4367,6 +4747,52 @@ components:
                   type: string
     # Backups
 
+    DriveFile:
+      type: object
+      properties:
+        path: {type: string}
+        cid: {type: string}
+        version: {type: integer}
+        name: {type: string}
+        mediaType: {type: string}
+        size: {type: integer}
+        owner: {type: string}
+        createdAt: {type: integer}
+        modifiedAt: {type: integer}
+        tags:
+          type: array
+          items: {type: string}
+        privacyProfile: {type: string}
+        encryption:
+          type: object
+          properties:
+            alg: {type: string}
+            segmentSize: {type: integer}
+            id: {type: string}
+            nonce: {type: string}
+            recipients:
+              type: array
+              items:
+                type: object
+                properties:
+                  identity: {type: string}
+                  keyId: {type: string}
+        content: {type: string}
+        version_: {type: integer}
+    DriveChange:
+      type: object
+      properties:
+        version: {type: integer}
+        erased:
+          type: array
+          items: {type: string}
+    DriveKey:
+      type: object
+      properties:
+        owner: {type: string}
+        keyId: {type: string}
+        publicKey: {type: string}
+        wrappedKey: {type: string}
     BackupRequest:
       type: object
       required: [directory]
