@@ -134,7 +134,8 @@ extension BackupAPI {
         do {
             return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 do {
-                    var (made, sink) = try node.streamBackup(to: ChannelSink(channel), pins: selection) { jobs.progress(job.id, $0, $1) }
+                    let (made, done) = try node.streamBackup(to: ChannelSink(channel), pins: selection) { jobs.progress(job.id, $0, $1) }
+                    var sink = done
                     try sink.flush()
                     jobs.finish(job.id) { $0.created = BackupSetInfo(id: made.id, manifest: made) }
                 } catch {
@@ -154,24 +155,10 @@ extension BackupAPI {
         guard let job = jobs.begin(kind: "restore", directory: "-", at: Timestamps.format(UInt64(Date().timeIntervalSince1970 * 1000))) else {
             throw BackupError.busy("a backup or restore job is running; follow it at GET /q/v1/backups/jobs")
         }
-        let pipe = BodyPipe()
-        let feeder = Task { await pipe.feed(request.body, maximum: Int.max, stopReading: { context.stopReading() }) }
-        defer {
-            pipe.close()
-            feeder.cancel()
-        }
-        let client = context.client
         let (node, jobs) = (self.node, self.jobs)
         do {
-            try await uploads.acquire(client: client)
-            defer { uploads.release(client: client) }
-            let auditContext = AuditContext.current
-            let done = try await withCheckedThrowingContinuation { (c: CheckedContinuation<BackupRestored, any Error>) in
-                Thread.detachNewThread {
-                    c.resume(with: Result {
-                        try AuditContext.$current.withValue(auditContext) { try node.restoreBackup(stream: pipe) { jobs.progress(job.id, $0, $1) } }
-                    })
-                }
+            let done = try await BodyPipe.consume(request, context, slots: uploads, maximum: Int.max) { pipe in
+                try node.restoreBackup(stream: pipe) { jobs.progress(job.id, $0, $1) }
             }
             let info = BackupRestoreInfo(done)
             jobs.finish(job.id) { $0.restored = info }

@@ -1,6 +1,8 @@
 import CAR
+import Foundation
 import Hummingbird
 import NIOCore
+import Pinning
 
 /// A request body read by a blocking importer while it still arrives: an async feeder moves the
 /// body's buffers in through a `ByteBridge`, at most `limit` bytes ahead of the reader (then it
@@ -67,5 +69,30 @@ final class BodyPipe: ByteSource, @unchecked Sendable {
         }
         current.moveReaderIndex(forwardBy: n)
         return n
+    }
+}
+
+extension BodyPipe {
+    /// Reads `request`'s body as it arrives with `work` on a thread of its own — once one of
+    /// `slots` is free for the client — so a slow upload never holds a storage thread; who asks
+    /// (`AuditContext`) goes along. At most `maximum` bytes are accepted; the rest of the body is
+    /// drained after (`feed`).
+    static func consume<T: Sendable>(_ request: Request, _ context: ServerContext, slots: ClientSlots, maximum: Int,
+                                     _ work: @escaping @Sendable (BodyPipe) throws -> T) async throws -> T {
+        let pipe = BodyPipe()
+        let feeder = Task { await pipe.feed(request.body, maximum: maximum, stopReading: { context.stopReading() }) }
+        defer {
+            pipe.close()
+            feeder.cancel()
+        }
+        let client = context.client
+        try await slots.acquire(client: client)
+        defer { slots.release(client: client) }
+        let auditContext = AuditContext.current
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            Thread.detachNewThread {
+                c.resume(with: Result { try AuditContext.$current.withValue(auditContext) { try work(pipe) } })
+            }
+        }
     }
 }

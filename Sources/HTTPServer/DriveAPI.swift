@@ -37,7 +37,7 @@ struct DriveAPI {
         }
         router.get(RouterPath("/q/v1/drive-keys/{owner}")) { _, context in
             await qAsync {
-                let owner = context.parameters.get("owner") ?? ""
+                guard let owner = (context.parameters.get("owner") ?? "").removingPercentEncoding else { throw DriveError.invalid("the owner is not valid percent-encoding") }
                 try Self.checkOwner(owner)
                 let pub = try await io.run { try node.drivePublicKey(owner) }
                 return QindexAPI.ok(DriveKeyWire(owner: owner, keyId: KeyWrap.keyID(pub), publicKey: DriveKeyWire.encode(pub), wrappedKey: nil))
@@ -46,7 +46,7 @@ struct DriveAPI {
     }
 
     static func checkOwner(_ owner: String) throws {
-        guard !owner.isEmpty, owner.utf8.count <= 256, !owner.contains("/"), !owner.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard !owner.isEmpty, owner != ".", owner != "..", owner.utf8.count <= 256, !owner.contains("/"), !owner.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw DriveError.invalid("an owner is 1 to 256 bytes, no / or control characters")
         }
     }
@@ -111,6 +111,11 @@ struct DriveAPI {
             let info: DriveFileInfo
             if let found { info = found } else { info = try await io.run { try node.driveInfo(owner: owner, path: path, version: version) } }
             if let keyID = q.get("key") {
+                // Another caller fetches only its own key's wrap.
+                if reader != owner {
+                    let mine = KeyWrap.keyID(try await io.run { try node.drivePublicKey(reader) })
+                    guard String(keyID) == mine else { throw notShared }
+                }
                 let wrapped = try await io.run { try node.driveWrappedKey(info, keyID: String(keyID)) }
                 return QindexAPI.ok(DriveKeyWire(owner: nil, keyId: String(keyID), publicKey: nil, wrappedKey: DriveKeyWire.encode(wrapped)))
             }
@@ -168,22 +173,9 @@ struct DriveAPI {
             options.recipients.append(k)
         }
         _ = try DrivePath.parse(path)
-        let pipe = BodyPipe()
-        let feeder = Task { await pipe.feed(request.body, maximum: Int.max, stopReading: { context.stopReading() }) }
-        defer {
-            pipe.close()
-            feeder.cancel()
-        }
-        let client = context.client
-        try await uploads.acquire(client: client)
-        defer { uploads.release(client: client) }
-        let node = self.node
-        let chosen = options
-        let auditContext = AuditContext.current
-        let info = try await withCheckedThrowingContinuation { (c: CheckedContinuation<DriveFileInfo, any Error>) in
-            Thread.detachNewThread {
-                c.resume(with: Result { try AuditContext.$current.withValue(auditContext) { try node.drivePut(owner: owner, path: path, from: pipe, options: chosen) } })
-            }
+        let (node, chosen) = (self.node, options)
+        let info = try await BodyPipe.consume(request, context, slots: uploads, maximum: Int.max) { pipe in
+            try node.drivePut(owner: owner, path: path, from: pipe, options: chosen)
         }
         return QindexAPI.ok(DriveFileWire(path: info.path, cid: info.cid.string, version: info.version, file: info.file), cid: info.cid, status: .created)
     }

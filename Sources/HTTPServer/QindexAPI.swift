@@ -45,6 +45,7 @@ struct QindexAPI {
         guard let slash = rest.firstIndex(of: "/") else { throw QindexError.invalid("expected /q/v1/index/{type}/{key}") }
         let type = String(rest[..<slash])
         guard let key = String(rest[rest.index(after: slash)...]).removingPercentEncoding else { throw QindexError.invalid("key: bad percent-encoding") }
+        try Self.hideDrives(type)
         let q = request.uri.queryParameters
         switch request.method {
         case .post: return try await publish(request, type: type, key: key)
@@ -142,9 +143,19 @@ struct QindexAPI {
             guard let bytes = QCursor.decode(c) else { throw QindexError.invalid("cursor: as a previous page returned it") }
             query.cursor = bytes
         }
+        if let t = query.type { try Self.hideDrives(t) }
         let asked = query
         let page = try await io.run { try self.node.listPointers(asked) }
-        return Self.ok(PointerList(pointers: page.heads.map(PointerSummary.init), next: page.next.map(QCursor.encode)))
+        // Drive trees are their owners' business (Docs/drive.md): left out for others.
+        let shown = Self.isAdmin ? page.heads : page.heads.filter { $0.type != Node.drivePointerType }
+        return Self.ok(PointerList(pointers: shown.map(PointerSummary.init), next: page.next.map(QCursor.encode)))
+    }
+
+    static var isAdmin: Bool { RequestCaller.principal?.scopes.contains(.admin) ?? false }
+
+    /// The per-owner drive trees (`drive/<owner>`) are read through `/q/v1/drive` only, except by the admin.
+    static func hideDrives(_ type: String) throws {
+        guard type != Node.drivePointerType || isAdmin else { throw QindexError.invalid("drive pointers are read through /q/v1/drive") }
     }
 
     /// `POST /q/v1/index/import`: a CAR of records (body ≤ 64 MiB) whose roots are heads to merge.

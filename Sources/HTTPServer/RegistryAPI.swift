@@ -159,29 +159,12 @@ struct RegistryAPI {
         let keyName: String = request.uri.queryParameters.get("key").map { String($0) } ?? "self"
         // The body is read as it arrives, each part written to disk in pieces, on a thread of
         // its own (one of the upload slots): an upload is never held whole.
-        let pipe = BodyPipe()
-        let maximum = Self.maximumUpload
-        let feeder = Task { await pipe.feed(request.body, maximum: maximum, stopReading: { context.stopReading() }) }
-        defer {
-            pipe.close()
-            feeder.cancel()
-        }
-        let client = context.client
-        try await uploads.acquire(client: client)
-        defer { uploads.release(client: client) }
         let node = self.node
-        let auditContext = AuditContext.current
-        let outcome = try await withCheckedThrowingContinuation { (c: CheckedContinuation<ModulePublication, any Error>) in
-            Thread.detachNewThread {
-                c.resume(with: Result {
-                    try AuditContext.$current.withValue(auditContext) {
-                        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-publish-\(UUID().uuidString)").path
-                        defer { try? FileManager.default.removeItem(atPath: dir) }
-                        try Self.unpack(MultipartReader(pipe, boundary: boundary), into: dir)
-                        return try node.publishModule(directory: dir, namespace: namespace, identity: identity, keyName: keyName, expectedModule: name)
-                    }
-                })
-            }
+        let outcome = try await BodyPipe.consume(request, context, slots: uploads, maximum: Self.maximumUpload) { pipe in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-publish-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try Self.unpack(MultipartReader(pipe, boundary: boundary), into: dir)
+            return try node.publishModule(directory: dir, namespace: namespace, identity: identity, keyName: keyName, expectedModule: name)
         }
         return QindexAPI.ok(ModulePublished(created: outcome.created, module: ModuleInfo(outcome.release)), cid: outcome.release.signed,
                             status: outcome.created ? .created : .ok)

@@ -56,25 +56,68 @@ extension Node {
     /// first use: it seals the private keys the node holds for owners.
     func driveMasterKey() throws -> SymmetricKey {
         let file = repository.path + "/keystore/drive-master.key"
-        if let d = FileManager.default.contents(atPath: file) {
-            guard d.count == 32 else { throw DriveError.noKey("\(file): not a 32-byte key") }
+        func read() throws -> SymmetricKey? {
+            guard let d = FileManager.default.contents(atPath: file) else { return nil }
+            guard d.count == 32 else { throw DriveError.failed("\(file): not a 32-byte key") }
             return SymmetricKey(data: d)
         }
-        let key = KeyWrap.randomKey()
-        let fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        if fd < 0 {
-            // Made meanwhile by another thread: read it.
-            if errno == EEXIST, let d = FileManager.default.contents(atPath: file), d.count == 32 { return SymmetricKey(data: d) }
-            throw DriveError.noKey("cannot create \(file): \(String(cString: strerror(errno)))")
+        if let k = try read() { return k }
+        return try driveKeyLock.withLock {
+            if let k = try read() { return k }
+            // Written whole to a temporary name, synced, renamed into place, the directory synced:
+            // the key exists whole or not at all, before any key sealed under it is stored.
+            let key = KeyWrap.randomKey()
+            let tmp = file + ".tmp"
+            unlink(tmp)
+            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            guard fd >= 0 else { throw DriveError.failed("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+            let written = write(fd, key, 32)
+            let synced = fsync(fd)
+            close(fd)
+            guard written == 32, synced == 0, rename(tmp, file) == 0 else { throw DriveError.failed("cannot write \(file): \(String(cString: strerror(errno)))") }
+            let dir = open(repository.path + "/keystore", O_RDONLY)
+            if dir >= 0 { _ = fsync(dir); close(dir) }
+            return SymmetricKey(data: key)
         }
-        defer { close(fd) }
-        guard write(fd, key, 32) == 32, fsync(fd) == 0 else { throw DriveError.noKey("cannot write \(file): \(String(cString: strerror(errno)))") }
-        return SymmetricKey(data: key)
     }
 
     static func ownerKeyKey(_ owner: String) -> [UInt8] { KeySpace.driveKeys.key([0x02] + Array(owner.utf8)) }
     static func wrapKey(_ id: String, _ keyID: String) -> [UInt8] { KeySpace.driveKeys.key([0x01] + Array(id.utf8) + [0] + Array(keyID.utf8)) }
     static func wrapPrefix(_ id: String) -> [UInt8] { KeySpace.driveKeys.key([0x01] + Array(id.utf8) + [0]) }
+    /// `V 03 ‖ owner ‖ 00 ‖ path ‖ 00 ‖ file key id`: every key a path of the drive has had (erase
+    /// destroys them all, not only the current version's).
+    static func pathKey(_ owner: String, _ path: String, _ id: String) -> [UInt8] {
+        KeySpace.driveKeys.key([0x03] + Array(owner.utf8) + [0] + Array(path.utf8) + [0] + Array(id.utf8))
+    }
+    static func pathPrefix(_ owner: String) -> [UInt8] { KeySpace.driveKeys.key([0x03] + Array(owner.utf8) + [0]) }
+    /// `V 04 ‖ file key id`: an erased key (no wrap of it is written again).
+    static func erasedKey(_ id: String) -> [UInt8] { KeySpace.driveKeys.key([0x04] + Array(id.utf8)) }
+
+    /// Writes wraps of file key `id` (and records it under `paths`), unless the key was erased:
+    /// under the keyring's lock, so an erase and a share cannot cross.
+    func driveWriteWraps(_ id: String, _ wraps: [(keyID: String, wrapped: [UInt8])], owner: String, paths: [String]) throws {
+        try driveKeyLock.withLock {
+            guard try repository.blocks.db.get(Self.erasedKey(id)) == nil else { throw DriveError.noKey("the file's key was erased") }
+            let batch = WriteBatch()
+            for w in wraps { batch.put(Self.wrapKey(id, w.keyID), w.wrapped) }
+            for p in paths { batch.put(Self.pathKey(owner, p, id), []) }
+            try repository.blocks.db.write(batch, sync: true)
+        }
+    }
+
+    /// Destroys every wrap of the keys `ids` for good (tombstoned, compacted out of LevelDB's files).
+    func driveEraseKeys(_ ids: Set<String>, extra: [[UInt8]] = []) throws {
+        try driveKeyLock.withLock {
+            let batch = WriteBatch()
+            for id in ids {
+                batch.put(Self.erasedKey(id), [])
+                for keyID in try driveWraps(id).keys { batch.delete(Self.wrapKey(id, keyID)) }
+            }
+            for k in extra { batch.delete(k) }
+            try repository.blocks.db.write(batch, sync: true)
+        }
+        for id in ids { repository.blocks.db.compact(from: Self.wrapPrefix(id), to: Self.wrapPrefix(id) + [0xff]) }
+    }
 
     /// The X25519 key pair the node holds for `owner` (server-held mode), made on first use.
     func driveOwnerKey(_ owner: String) throws -> Curve25519.KeyAgreement.PrivateKey {
@@ -207,6 +250,15 @@ extension Node {
         return made
     }
 
+    /// The file key ids of the files at or under `cid`, each with its path when `cid` sits at `path`.
+    func driveKeyIDs(_ cid: CID, path: String) throws -> [(String, String)] {
+        let node = try driveObject(cid)
+        if case .map(let m) = node, case .string("qdrive.file")? = m["type"] {
+            return try DriveFile(node).encryption.map { [(path, $0.id)] } ?? []
+        }
+        return try DriveDirectory(node).entries.flatMap { try driveKeyIDs($0.value, path: path + "/" + $0.key) }
+    }
+
     func driveEntrySize(_ cid: CID) throws -> UInt64 {
         let node = try driveObject(cid)
         if case .map(let m) = node, case .string("qdrive.file")? = m["type"] { return try DriveFile(node).size }
@@ -275,20 +327,23 @@ extension Node {
             let keys: [(String, [UInt8])] = options.recipients.isEmpty
                 ? [(owner, try drivePublicKey(owner))]
                 : options.recipients.map { ("key:" + KeyWrap.keyID($0), $0) }
-            let batch = WriteBatch()
+            var wraps: [(keyID: String, wrapped: [UInt8])] = []
             for (who, pub) in keys {
                 let keyID = KeyWrap.keyID(pub)
-                batch.put(Self.wrapKey(e.id, keyID), try KeyWrap.wrap(fileKey, for: pub, id: e.id))
+                wraps.append((keyID, try KeyWrap.wrap(fileKey, for: pub, id: e.id)))
                 e.recipients.append(.init(identity: who, keyId: keyID))
             }
-            try repository.blocks.db.write(batch, sync: true)
+            try driveWriteWraps(e.id, wraps, owner: owner, paths: ["/" + path.joined(separator: "/")])
             encryption = e
         }
         let now = blocks.clock.now
         var created = now
         var fileBlock: Block?
         let head = try driveCommit(owner) { root, rootCID in
-            if let old = try? driveLookup(root, rootCID, path).file { created = old.createdAt }
+            if let found = try? driveLookup(root, rootCID, path) {
+                guard let old = found.file else { throw DriveError.conflict("/" + path.joined(separator: "/") + " is a directory: a file does not replace it") }
+                created = old.createdAt
+            }
             let file = DriveFile(name: path.last!, mediaType: options.mediaType, size: size, owner: IdentityRef(squidId: owner), createdAt: created,
                                  modifiedAt: now, tags: options.tags, privacyProfile: options.privacyProfile, encryption: encryption, content: content)
             let b = try Block(data: try file.encoded(), codec: .dagCBOR)
@@ -350,8 +405,14 @@ extension Node {
         let source = try DrivePath.parse(from), target = try DrivePath.parse(to)
         guard !source.isEmpty, !target.isEmpty else { throw DriveError.invalid("mv: the root does not move") }
         guard !target.starts(with: source) else { throw DriveError.invalid("mv: \(to) is inside \(from)") }
+        guard !source.starts(with: target) else { throw DriveError.invalid("mv: \(to) holds \(from): it would replace what holds it") }
+        var movedIDs: [(String, String)] = []
         let head = try driveCommit(owner) { root, rootCID in
             let found = try driveLookup(root, rootCID, source)
+            if let there = try? driveLookup(root, rootCID, target), there.file == nil {
+                throw DriveError.conflict("/" + target.joined(separator: "/") + " is a directory: move into it by naming the path inside")
+            }
+            movedIDs = try driveKeyIDs(found.cid!, path: "/" + target.joined(separator: "/"))
             let size = found.file?.size ?? found.directory?.size ?? 0
             var cid = found.cid!
             var moved: [Block] = []
@@ -368,6 +429,21 @@ extension Node {
             let intermediate = try DriveDirectory(try DAGCBOR().decode(without.last!.data))
             return moved + without.dropLast() + (try driveReplace(intermediate, target, with: (cid, size)))
         }
+        // The keys now under the new path, and every key the old path had, are erased with it too.
+        let batch = WriteBatch()
+        for (p, id) in movedIDs { batch.put(Self.pathKey(owner, p, id), []) }
+        let (from, into) = ("/" + source.joined(separator: "/"), "/" + target.joined(separator: "/"))
+        let prefix = Self.pathPrefix(owner)
+        try repository.blocks.db.makeIterator().forEach(prefix: prefix + Array(from.utf8)) { k, _ in
+            let rest = Array(k.dropFirst(prefix.count))
+            guard let zero = rest.firstIndex(of: 0) else { return true }
+            let p = String(decoding: rest[..<zero], as: UTF8.self)
+            if p == from || p.hasPrefix(from + "/") {
+                batch.put(Self.pathKey(owner, into + p.dropFirst(from.count), String(decoding: rest[(zero + 1)...], as: UTF8.self)), [])
+            }
+            return true
+        }
+        try repository.blocks.db.write(batch, sync: true)
         try auditDrive("q.qdrive.file.moved.v1", owner: owner, path: source, cid: nil, [("to", .string("/" + target.joined(separator: "/")))])
         return head.version
     }
@@ -395,17 +471,28 @@ extension Node {
         }
         var erased: [CID] = []
         if erase {
-            let batch = WriteBatch()
-            var ids: [String] = []
+            var ids = Set<String>()
+            var plain = 0
             for (c, f) in files {
+                guard let e = f.encryption else { plain += 1; continue }
                 erased += [c, f.content]
-                guard let e = f.encryption else { continue }
-                ids.append(e.id)
-                for keyID in try driveWraps(e.id).keys { batch.delete(Self.wrapKey(e.id, keyID)) }
+                ids.insert(e.id)
             }
-            try repository.blocks.db.write(batch, sync: true)
-            for id in ids { repository.blocks.db.compact(from: Self.wrapPrefix(id), to: Self.wrapPrefix(id) + [0xff]) }
-            let plain = files.filter { $0.1.encryption == nil }.count
+            // Every key the path (or a path below it) has had: earlier versions too.
+            let base = "/" + path.joined(separator: "/")
+            let prefix = Self.pathPrefix(owner)
+            var recorded: [[UInt8]] = []
+            try repository.blocks.db.makeIterator().forEach(prefix: prefix + Array(base.utf8)) { k, _ in
+                let rest = Array(k.dropFirst(prefix.count))
+                guard let zero = rest.firstIndex(of: 0) else { return true }
+                let p = String(decoding: rest[..<zero], as: UTF8.self)
+                if p == base || p.hasPrefix(base + "/") {
+                    ids.insert(String(decoding: rest[(zero + 1)...], as: UTF8.self))
+                    recorded.append(k)
+                }
+                return true
+            }
+            try driveEraseKeys(ids, extra: recorded)
             try auditDrive("q.qdrive.file.erased.v1", owner: owner, path: path, cid: nil, [
                 ("cids", .list(erased.map { .string($0.string) })), ("keys", .int(ids.count)), ("unencrypted", .int(plain)),
             ])
@@ -430,6 +517,7 @@ extension Node {
     /// Shares the file with `identity` (the node holds its key) or a client's X25519 `publicKey`:
     /// the file key, opened with the owner's key, is wrapped for it too.
     public func driveShare(owner: String, path text: String, identity: String?, publicKey: [UInt8]?) throws -> DriveFileInfo {
+        guard (identity == nil) != (publicKey == nil) else { throw DriveError.invalid("share: give an identity or a public key (one)") }
         let path = try DrivePath.parse(text)
         let info = try driveInfo(owner: owner, path: text)
         guard var e = info.file.encryption else { throw DriveError.invalid("\(text) is not encrypted: anyone who may read the drive reads it") }
@@ -437,11 +525,15 @@ extension Node {
         let pub = try publicKey ?? drivePublicKey(identity!)
         let keyID = KeyWrap.keyID(pub)
         let who = identity ?? "key:" + keyID
-        let batch = WriteBatch()
-        batch.put(Self.wrapKey(e.id, keyID), try KeyWrap.wrap(fileKey, for: pub, id: e.id))
-        try repository.blocks.db.write(batch, sync: true)
+        let existed = try driveWraps(e.id)[keyID] != nil
+        try driveWriteWraps(e.id, [(keyID, try KeyWrap.wrap(fileKey, for: pub, id: e.id))], owner: owner, paths: [])
         if !e.recipients.contains(where: { $0.keyId == keyID }) { e.recipients.append(.init(identity: who, keyId: keyID)) }
-        let updated = try driveRewrite(owner, path, info) { $0.encryption = e }
+        let updated: DriveFileInfo
+        do { updated = try driveRewrite(owner, path, info) { $0.encryption = e } } catch {
+            // Not shared after all: the wrap goes again (unless it was there before).
+            if !existed { try? driveKeyLock.withLock { let b = WriteBatch(); b.delete(Self.wrapKey(e.id, keyID)); try repository.blocks.db.write(b, sync: true) } }
+            throw error
+        }
         try auditDrive("q.qdrive.file.shared.v1", owner: owner, path: path, cid: updated.cid, [("with", .string(who))])
         return updated
     }
@@ -471,26 +563,24 @@ extension Node {
     func driveRotate(owner: String, info: DriveFileInfo) throws -> DriveFileInfo {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qdrive-rotate-\(UUID().uuidString)").path
         guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o600]), let out = FileHandle(forWritingAtPath: tmp) else {
-            throw DriveError.invalid("cannot make a temporary file to re-encrypt through")
+            throw DriveError.failed("cannot make a temporary file to re-encrypt through")
         }
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        try driveRead(info, reader: owner) { out.write(Data($0)) }
+        try driveRead(info, reader: owner) { try out.write(contentsOf: Data($0)) }
         try out.close()
         var options = DrivePutOptions()
         options.mediaType = info.file.mediaType
         options.tags = info.file.tags
         options.privacyProfile = info.file.privacyProfile
         options.segmentSize = info.file.encryption?.segmentSize ?? SegmentCipher.defaultSegment
-        let others = info.file.encryption?.recipients.filter { $0.identity != owner } ?? []
+        // Shared again with those that still hold a wrap of the old key, nobody else.
         let old = info.file.encryption?.id
+        let wrapped = Set(try old.map { try driveWraps($0).keys } ?? [:].keys)
+        let others = info.file.encryption?.recipients.filter { $0.identity != owner && wrapped.contains($0.keyId) } ?? []
         var rotated = try drivePut(owner: owner, path: info.path, from: try FileSource(path: tmp), options: options)
         for r in others where !r.identity.hasPrefix("key:") { rotated = try driveShare(owner: owner, path: info.path, identity: r.identity, publicKey: nil) }
-        // The old key's wraps go: nothing new opens with it.
-        if let old {
-            let batch = WriteBatch()
-            for keyID in try driveWraps(old).keys { batch.delete(Self.wrapKey(old, keyID)) }
-            try repository.blocks.db.write(batch, sync: true)
-        }
+        // The old key is destroyed: nothing opens with it from now on.
+        if let old { try driveEraseKeys([old]) }
         return rotated
     }
 

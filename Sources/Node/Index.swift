@@ -81,8 +81,8 @@ extension Node {
             guard !summary.roots.isEmpty else { throw NodeError.badInput("the CAR names no roots (the heads to merge)") }
             if !registryAllowed {
                 for root in summary.roots {
-                    if let r = try? index.record(root), ModuleNamespace.pointerTypes.contains(r.type) {
-                        throw QindexError.invalid("\(r.type)/\(r.key): the registry's pointers are merged by an admin only")
+                    if let r = try? index.record(root), ModuleNamespace.pointerTypes.contains(r.type) || r.type == Self.drivePointerType {
+                        throw QindexError.invalid("\(r.type)/\(r.key): the registry's and the drives' pointers are merged by an admin only")
                     }
                 }
             }

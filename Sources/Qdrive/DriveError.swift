@@ -12,10 +12,12 @@ public enum DriveError: Error, Equatable, Sendable, CustomStringConvertible, Kin
     /// No key here opens the file (client-held, erased, or the caller is not a recipient).
     case noKey(String)
     case forbidden(String)
+    /// A fault of the node (its master key unreadable, a temporary file it cannot make).
+    case failed(String)
 
     public var description: String {
         switch self {
-        case .invalid(let m), .notFound(let m), .conflict(let m), .corrupt(let m), .noKey(let m), .forbidden(let m): m
+        case .invalid(let m), .notFound(let m), .conflict(let m), .corrupt(let m), .noKey(let m), .forbidden(let m), .failed(let m): m
         }
     }
 
@@ -24,7 +26,7 @@ public enum DriveError: Error, Equatable, Sendable, CustomStringConvertible, Kin
         case .invalid: .invalidInput
         case .notFound: .notFound
         case .conflict, .noKey: .conflict
-        case .corrupt: .internal
+        case .corrupt, .failed: .internal
         case .forbidden: .forbidden
         }
     }
@@ -37,6 +39,7 @@ public enum DriveError: Error, Equatable, Sendable, CustomStringConvertible, Kin
         case .corrupt: "QDRIVE_CORRUPT"
         case .noKey: "QDRIVE_NO_KEY"
         case .forbidden: "QDRIVE_FORBIDDEN"
+        case .failed: "QDRIVE_FAILED"
         }
     }
 }

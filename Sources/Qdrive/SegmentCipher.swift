@@ -139,18 +139,18 @@ public struct DecryptingWriter {
     public init(cipher: SegmentCipher, size: UInt64, from: UInt64, length: UInt64, emit: @escaping ([UInt8]) throws -> Void) {
         self.cipher = cipher
         segments = cipher.segments(size)
-        index = from / UInt64(cipher.segmentSize)
+        index = min(from / UInt64(cipher.segmentSize), cipher.segments(size) - 1)
         skip = Int(from % UInt64(cipher.segmentSize))
         remaining = length
         let seg = UInt64(cipher.segmentSize)
-        lastNeeded = length == 0 ? from / seg : min((from + length - 1) / seg, cipher.segments(size) - 1)
+        lastNeeded = min(length == 0 ? from / seg : (from + length - 1) / seg, cipher.segments(size) - 1)
         self.emit = emit
     }
 
     /// Where the ciphertext of the segments holding `[from, from+length)` starts, and its length.
     public static func ciphertextRange(_ cipher: SegmentCipher, size: UInt64, from: UInt64, length: UInt64) -> (offset: UInt64, length: UInt64) {
         let seg = UInt64(cipher.segmentSize), sealed = seg + UInt64(SegmentCipher.tagSize)
-        let first = from / seg
+        let first = min(from / seg, cipher.segments(size) - 1)
         let last = length == 0 ? first : min((from + length - 1) / seg, cipher.segments(size) - 1)
         let end = min((last + 1) * sealed, cipher.ciphertextSize(size))
         return (first * sealed, end - first * sealed)

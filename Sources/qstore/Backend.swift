@@ -234,7 +234,7 @@ struct LocalBackend: Backend {
     func exportDAG(_ root: CID, progress: Bool) throws {
         var p = Progress("exporting", total: nil, enabled: progress)
         try reporting("dag export") {
-            var sink = try node.exportDAG(root, to: FileSink(descriptor: 1)) { n, bytes in p.update(bytes: bytes, items: n) }
+            let sink = try node.exportDAG(root, to: FileSink(descriptor: 1)) { n, bytes in p.update(bytes: bytes, items: n) }
             try sink.flush()
         }
         p.finish()

@@ -207,7 +207,7 @@ extension LocalBackend {
     func streamBackup(pins: String?, progress: Bool) throws -> BackupSetInfo {
         try reporting("backup create") {
             var p = Progress("backing up", total: nil, enabled: progress)
-            var (made, out) = try node.streamBackup(to: FileSink(descriptor: 1), pins: try pins.map(PinSelector.init)) { p.update(bytes: $1, items: Int($0)) }
+            let (made, out) = try node.streamBackup(to: FileSink(descriptor: 1), pins: try pins.map(PinSelector.init)) { p.update(bytes: $1, items: Int($0)) }
             try out.flush()
             p.finish()
             return BackupSetInfo(id: made.id, manifest: made)

@@ -59,9 +59,16 @@ import TestSupport
             #expect(back.status == 200, "\(back.text)")
             let gone = try await call("/q/v1/drive/alice/photos/p%201.bin", alice)
             #expect(gone.status == 409 && gone.text.contains("QDRIVE_NO_KEY"), "\(gone.text)")
-            // The drive's pointer is Qdrive's alone.
+            // The drive's pointer is Qdrive's alone: not moved, read or listed through the index API
+            // but by the admin.
             let generic = try await h.json("/q/v1/index/drive/alice", ["target": "bafkqaaa"], method: "PUT")
             #expect(generic.status == 400, "\(generic.text)")
+            let (reader, _) = try await h.token(["read"], identity: "bob")
+            #expect(try await call("/q/v1/index/drive/alice", reader).status == 400)
+            #expect(try await call("/q/v1/index/drive/alice/history", reader).status == 400)
+            let listed = try await call("/q/v1/index", reader)
+            #expect(listed.status == 200 && !listed.text.contains("\"drive\""), "\(listed.text)")
+            #expect(try await h.request("/q/v1/index/drive/alice", api: true).status == 200)
         }
     }
 }

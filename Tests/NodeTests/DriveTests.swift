@@ -25,9 +25,9 @@ import TestSupport
         }
         deinit { repository.close() }
 
-        func read(_ owner: String, _ path: String, reader: String? = nil, from: UInt64 = 0, length: UInt64? = nil) throws -> [UInt8] {
+        func read(_ owner: String, _ path: String, reader: String? = nil, from: UInt64 = 0, length: UInt64? = nil, version: Int64? = nil) throws -> [UInt8] {
             var out: [UInt8] = []
-            try node.driveRead(try node.driveInfo(owner: owner, path: path), reader: reader ?? owner, from: from, length: length) { out += $0 }
+            try node.driveRead(try node.driveInfo(owner: owner, path: path, version: version), reader: reader ?? owner, from: from, length: length) { out += $0 }
             return out
         }
     }
@@ -134,6 +134,32 @@ import TestSupport
         try w.write(sealed)
         try w.finish()
         #expect(plain == Self.bytes(70_000))
+    }
+
+    /// Erase reaches every version a path has had (overwritten, moved there), and a key once
+    /// erased is never wrapped again; a file does not replace a directory; mv does not swallow
+    /// what holds its source.
+    @Test func eraseReachesEveryVersionAndTreesKeepTheirShape() throws {
+        let dir = TemporaryDirectory()
+        let r = try Repo(dir.path + "/repo")
+        let v1 = try r.node.drivePut(owner: "alice", path: "a/x", from: BytesSource(Array("one".utf8)))
+        _ = try r.node.drivePut(owner: "alice", path: "a/x", from: BytesSource(Array("two".utf8)))
+        _ = try r.node.driveMove(owner: "alice", from: "a", to: "b")
+        let v3 = try r.node.drivePut(owner: "alice", path: "b/x", from: BytesSource(Array("three".utf8)))
+        #expect(try r.read("alice", "a/x", version: v1.version) == Array("one".utf8))
+        _ = try r.node.driveRemove(owner: "alice", path: "b", erase: true)
+        for v in [v1.version, v1.version + 1, v3.version] {
+            let old = try r.node.driveInfo(owner: "alice", path: v < v3.version ? (v == v1.version || v == v1.version + 1 ? "a/x" : "b/x") : "b/x", version: v)
+            #expect(throws: DriveError.self, "version \(v)") { try r.node.driveRead(old, reader: "alice") { _ in } }
+        }
+        // Restored from the history, an erased file cannot be shared (its key is gone for good).
+        _ = try r.node.driveRestore(owner: "alice", path: "a", version: v1.version)
+        #expect(throws: DriveError.self) { try r.node.driveShare(owner: "alice", path: "a/x", identity: "bob", publicKey: nil) }
+        // Shapes: a file does not replace a directory; mv onto what holds the source is refused.
+        _ = try r.node.drivePut(owner: "alice", path: "c/d/e", from: BytesSource([1]))
+        #expect(throws: DriveError.self) { try r.node.drivePut(owner: "alice", path: "c/d", from: BytesSource([2])) }
+        #expect(throws: DriveError.self) { try r.node.driveMove(owner: "alice", from: "c/d/e", to: "c") }
+        #expect(try r.node.driveList(owner: "alice", path: "c/d").map(\.name) == ["e"])
     }
 
     @Test func eraseLeavesNoWrapAnywhere() throws {
