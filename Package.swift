@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Registry", targets: ["Registry"]),
         .library(name: "Backup", targets: ["Backup"]),
         .library(name: "Qdrive", targets: ["Qdrive"]),
+        .library(name: "QpiC", targets: ["QpiC"]),
         .library(name: "Node", targets: ["Node"]),
         .library(name: "KuboAPI", targets: ["KuboAPI"]),
         .library(name: "QAPI", targets: ["QAPI"]),
@@ -47,6 +48,8 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "Multiformats", dependencies: ["COpenSSL"]),
+        // libvips (Debian: libvips-dev): decoding, metadata, thumbnails for QpiC.
+        .systemLibrary(name: "CLibvips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
         .target(name: "IPLD", dependencies: ["Multiformats"]),
         .target(name: "CAR", dependencies: ["IPLD", "Multiformats"]),
         // LevelDB's C API (Debian: libleveldb-dev, with snappy).
@@ -78,6 +81,8 @@ let package = Package(
         .target(name: "Registry", dependencies: ["Signing", "IPLD", "Multiformats"]),
         // Qdrive: drive files and directories (dag-cbor), STREAM segment encryption, HPKE key wraps. No storage.
         .target(name: "Qdrive", dependencies: ["Signing", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
+        // QpiC: media types by content, metadata (EXIF, GPS), privacy profiles, variants through libvips. No storage.
+        .target(name: "QpiC", dependencies: ["Qdrive", "CLibvips", "IPLD", "Multiformats"]),
         // Backup sets: CARv2 parts and signed manifests; writing, reading, verifying, pruning.
         .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.
@@ -129,6 +134,7 @@ let package = Package(
         .testTarget(name: "IPLDTests", dependencies: ["IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "QdriveTests", dependencies: ["Qdrive", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "QpiCTests", dependencies: ["QpiC", "Qdrive", "TestSupport"]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "PinningTests", dependencies: ["Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),

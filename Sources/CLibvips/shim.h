@@ -1,0 +1,69 @@
+// libvips (Debian: libvips-dev). Its calls take NULL-terminated optional arguments (C varargs),
+// which Swift cannot call: these wrappers name the options QpiC uses.
+#include <vips/vips.h>
+
+static inline int qv_init(void) { return VIPS_INIT("qstore"); }
+
+/// The loader libvips would use for these bytes (e.g. "VipsForeignLoadJpegBuffer"), or NULL.
+static inline const char *qv_loader(const void *data, size_t size) { return vips_foreign_find_load_buffer(data, size); }
+
+/// An image over `data` (not copied: it must outlive the image and everything made from it).
+static inline VipsImage *qv_load(const void *data, size_t size) {
+    return vips_image_new_from_buffer(data, size, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+}
+
+/// A copy whose metadata may be changed (the pixels are shared).
+static inline VipsImage *qv_copy(VipsImage *in) {
+    VipsImage *out = NULL;
+    return vips_copy(in, &out, NULL) == 0 ? out : NULL;
+}
+
+/// Turned upright as its orientation tag says (the tag removed).
+static inline VipsImage *qv_autorot(VipsImage *in) {
+    VipsImage *out = NULL;
+    return vips_autorot(in, &out, NULL) == 0 ? out : NULL;
+}
+
+/// A thumbnail at most `width` × `height`, made while loading (shrink-on-load), upright.
+static inline VipsImage *qv_thumbnail(void *data, size_t size, int width, int height) {
+    VipsImage *out = NULL;
+    return vips_thumbnail_buffer(data, size, &out, width, "height", height, "size", VIPS_SIZE_DOWN, NULL) == 0 ? out : NULL;
+}
+
+static inline int qv_int(VipsImage *image, const char *name, int *out) { return vips_image_get_int(image, name, out); }
+
+/// format: 0 JPEG, 1 PNG, 2 WebP; strip: drop every metadata block. The buffer is g_free'd by the caller.
+static inline int qv_save(VipsImage *in, int format, int quality, int strip, void **buf, size_t *len) {
+    switch (format) {
+    case 0: return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", strip, NULL);
+    case 1: return vips_pngsave_buffer(in, buf, len, "strip", strip, NULL);
+    default: return vips_webpsave_buffer(in, buf, len, "Q", quality, "strip", strip, NULL);
+    }
+}
+
+static inline void qv_unref(VipsImage *image) { g_object_unref(image); }
+static inline void qv_free(void *p) { g_free(p); }
+static inline void qv_strfreev(gchar **v) { g_strfreev(v); }
+
+/// A width × height sRGB gradient (test images).
+static inline VipsImage *qv_gradient(int width, int height) {
+    VipsImage *xyz = NULL, *cast = NULL, *joined = NULL;
+    if (vips_xyz(&xyz, width, height, NULL)) return NULL;
+    VipsImage *bands[3];
+    if (vips_cast(xyz, &cast, VIPS_FORMAT_UCHAR, NULL)) { g_object_unref(xyz); return NULL; }
+    bands[0] = cast; bands[1] = cast; bands[2] = cast;
+    int r = vips_bandjoin(bands, &joined, 2, NULL);
+    g_object_unref(xyz); g_object_unref(cast);
+    if (r) return NULL;
+    VipsImage *three = NULL;
+    VipsImage *parts[2] = { joined, joined };
+    r = vips_bandjoin(parts, &three, 2, NULL);
+    g_object_unref(joined);
+    if (r) return NULL;
+    VipsImage *rgb = NULL;
+    r = vips_extract_band(three, &rgb, 0, "n", 3, NULL);
+    g_object_unref(three);
+    if (r) return NULL;
+    rgb->Type = VIPS_INTERPRETATION_sRGB;
+    return rgb;
+}

@@ -1,0 +1,137 @@
+import CLibvips
+import Foundation
+import Synchronization
+
+/// What libvips said when it failed.
+public struct VipsError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// libvips, started once per process.
+enum Vips {
+    static let started: Bool = qv_init() == 0
+
+    static func error(_ what: String) -> VipsError {
+        let text = String(cString: vips_error_buffer()).trimmingCharacters(in: .whitespacesAndNewlines)
+        vips_error_clear()
+        return VipsError(description: "\(what): \(text.isEmpty ? "libvips failed" : text)")
+    }
+
+    static func ensure() throws { guard started else { throw VipsError(description: "libvips did not start") } }
+}
+
+/// Bytes libvips reads without copying: kept alive by every image made from them.
+final class VipsBytes: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let count: Int
+    init(_ bytes: [UInt8]) {
+        count = bytes.count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
+        bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// A libvips image (and the bytes it is read from).
+final class VipsImageRef: @unchecked Sendable {
+    let image: UnsafeMutablePointer<VipsImage>
+    let source: VipsBytes
+
+    init(_ image: UnsafeMutablePointer<VipsImage>, _ source: VipsBytes) { (self.image, self.source) = (image, source) }
+    deinit { qv_unref(image) }
+
+    static func load(_ bytes: VipsBytes) throws -> VipsImageRef {
+        try Vips.ensure()
+        guard let i = qv_load(bytes.pointer, bytes.count) else { throw Vips.error("cannot read the image") }
+        return VipsImageRef(i, bytes)
+    }
+
+    var width: Int { Int(vips_image_get_width(image)) }
+    var height: Int { Int(vips_image_get_height(image)) }
+
+    func int(_ name: String) -> Int? {
+        var v: Int32 = 0
+        return qv_int(image, name, &v) == 0 ? Int(v) : nil
+    }
+
+    /// Every metadata field's name.
+    var fields: [String] {
+        guard let list = vips_image_get_fields(image) else { return [] }
+        defer { qv_strfreev(list) }
+        var out: [String] = []
+        var i = 0
+        while let p = list[i] {
+            out.append(String(cString: p))
+            i += 1
+        }
+        return out
+    }
+
+    /// A field as text (libvips' rendering: EXIF strings come as "value (description, type)").
+    func string(_ name: String) -> String? {
+        var out: UnsafeMutablePointer<CChar>?
+        guard vips_image_get_as_string(image, name, &out) == 0, let out else { return nil }
+        defer { qv_free(out) }
+        return String(cString: out)
+    }
+
+    var interpretation: String {
+        switch vips_image_get_interpretation(image) {
+        case VIPS_INTERPRETATION_sRGB: "srgb"
+        case VIPS_INTERPRETATION_B_W: "b-w"
+        case VIPS_INTERPRETATION_CMYK: "cmyk"
+        case VIPS_INTERPRETATION_RGB16: "rgb16"
+        case VIPS_INTERPRETATION_GREY16: "grey16"
+        case VIPS_INTERPRETATION_scRGB: "scrgb"
+        case VIPS_INTERPRETATION_LAB: "lab"
+        default: "other"
+        }
+    }
+
+    /// A copy whose metadata may change.
+    func copy() throws -> VipsImageRef {
+        guard let c = qv_copy(image) else { throw Vips.error("copy") }
+        return VipsImageRef(c, source)
+    }
+
+    func upright() throws -> VipsImageRef {
+        guard let c = qv_autorot(image) else { throw Vips.error("rotate") }
+        return VipsImageRef(c, source)
+    }
+
+    /// Removes the field `name` (the EXIF block is rebuilt from the remaining `exif-ifd…` fields on save).
+    func remove(_ name: String) { _ = vips_image_remove(image, name) }
+
+    enum Format: Int32 { case jpeg = 0, png = 1, webp = 2 }
+
+    func save(_ format: Format, quality: Int = 85, strip: Bool) throws -> [UInt8] {
+        var target = self
+        if strip {
+            // The savers' own `strip` is not enough (libvips 8.14's WebP saver still writes the
+            // EXIF it rebuilds from the exif-ifd fields): every metadata field goes first.
+            target = try copy()
+            for f in target.fields where f.hasPrefix("exif-") || f.hasPrefix("xmp-") || f.hasPrefix("iptc-") || f == "orientation" { target.remove(f) }
+        }
+        var buf: UnsafeMutableRawPointer?
+        var len = 0
+        guard qv_save(target.image, format.rawValue, Int32(quality), strip ? 1 : 0, &buf, &len) == 0, let buf else { throw Vips.error("encode \(format)") }
+        defer { qv_free(buf) }
+        return Array(UnsafeRawBufferPointer(start: buf, count: len))
+    }
+
+    /// A thumbnail of `bytes` at most `width` × `height` (shrink-on-load, upright).
+    static func thumbnail(_ bytes: VipsBytes, width: Int, height: Int) throws -> VipsImageRef {
+        try Vips.ensure()
+        guard let t = qv_thumbnail(bytes.pointer, bytes.count, Int32(width), Int32(height)) else { throw Vips.error("thumbnail") }
+        return VipsImageRef(t, bytes)
+    }
+}
+
+extension MediaProcessor {
+    /// A `width` × `height` JPEG or PNG gradient (test images; no metadata).
+    public static func testImage(width: Int, height: Int, png: Bool = false) throws -> [UInt8] {
+        try Vips.ensure()
+        guard let g = qv_gradient(Int32(width), Int32(height)) else { throw Vips.error("gradient") }
+        return try VipsImageRef(g, VipsBytes([])).save(png ? .png : .jpeg, strip: true)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import QpiC
+import Testing
+import TestSupport
+
+/// QpiC through real libvips and exiftool: images tagged by exiftool with GPS, serial numbers,
+/// owner and author — the `public` variant read back by exiftool has none of them (and keeps the
+/// camera's make), `private` keeps all, `anonymous` none at all; thumbnails have the right size
+/// and come out upright; formats are told by content.
+@Suite(.serialized) struct MediaTests {
+    static func exiftool(_ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/exiftool")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Tags exiftool reads from `bytes`, by name.
+    static func tags(_ bytes: [UInt8], in dir: String) throws -> [String: Any] {
+        let f = dir + "/read-\(UUID().uuidString).jpg"
+        try Data(bytes).write(to: URL(fileURLWithPath: f))
+        let (rc, out) = try exiftool(["-j", "-n", f])
+        try #require(rc == 0, "\(out)")
+        return try #require((try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]])?.first)
+    }
+
+    /// A 400 × 200 JPEG tagged with a location, serial numbers, owner, author and orientation 6.
+    static func tagged(in dir: String) throws -> [UInt8] {
+        let f = dir + "/tagged.jpg"
+        try Data(try MediaProcessor.testImage(width: 400, height: 200)).write(to: URL(fileURLWithPath: f))
+        let (rc, out) = try exiftool(["-overwrite_original", "-GPSLatitude=51.5", "-GPSLatitudeRef=N", "-GPSLongitude=0.125", "-GPSLongitudeRef=W",
+                                      "-SerialNumber=SN-123", "-LensSerialNumber=LS-9", "-OwnerName=Alice", "-Artist=Alice A.", "-Copyright=Alice",
+                                      "-Make=Canon", "-Model=EOS", "-Orientation#=6", "-XMP:Creator=Alice", "-IPTC:By-line=Alice", f])
+        try #require(rc == 0, "exiftool: \(out)")
+        return Array(try Data(contentsOf: URL(fileURLWithPath: f)))
+    }
+
+    static let identifying = ["GPSLatitude", "GPSLongitude", "SerialNumber", "LensSerialNumber", "OwnerName", "Artist", "Copyright", "Creator", "By-line"]
+
+    @Test func profilesStripWhatTheySay() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/exiftool") else {
+            Issue.record("exiftool (libimage-exiftool-perl) is not installed: make test installs it")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let original = try Self.tagged(in: dir.path)
+        let before = try Self.tags(original, in: dir.path)
+        for t in Self.identifying { #expect(before[t] != nil, "the test image lacks \(t)") }
+        let info = try MediaProcessor.analyze(original)
+        #expect(info.format == .jpeg && info.width == 400 && info.height == 200 && info.orientation == 6)
+        #expect(abs((info.gps?.lat ?? 0) - 51.5) < 1e-6 && abs((info.gps?.lon ?? 0) + 0.125) < 1e-6, "\(String(describing: info.gps))")
+        #expect(info.exif["ifd0-Make"]?.contains("Canon") == true)
+
+        let profiles = Dictionary(uniqueKeysWithValues: PrivacyProfile.builtIn.map { ($0.name, $0) })
+        let pub = try Self.tags(try MediaProcessor.publicVariant(original, profile: try #require(profiles["public"])).bytes, in: dir.path)
+        for t in Self.identifying { #expect(pub[t] == nil, "public kept \(t): \(pub[t]!)") }
+        #expect(pub["Make"] as? String == "Canon" && pub["Orientation"] as? Int == 6, "\(pub)")
+        let priv = try Self.tags(try MediaProcessor.publicVariant(original, profile: try #require(profiles["private"])).bytes, in: dir.path)
+        for t in Self.identifying { #expect(priv[t] != nil, "private lost \(t)") }
+        let anon = try Self.tags(try MediaProcessor.publicVariant(original, profile: try #require(profiles["anonymous"])).bytes, in: dir.path)
+        for t in Self.identifying + ["Make", "Model"] { #expect(anon[t] == nil, "anonymous kept \(t)") }
+    }
+
+    @Test func thumbnailsAreUprightAndSized() throws {
+        let dir = TemporaryDirectory()
+        let original = FileManager.default.isExecutableFile(atPath: "/usr/bin/exiftool") ? try Self.tagged(in: dir.path) : try MediaProcessor.testImage(width: 400, height: 200)
+        let upright = (try MediaProcessor.analyze(original)).orientation == 6
+        for (name, long) in [("thumb-256", 256), ("web-1280", 400), ("thumb-64-webp", 64)] {
+            let v = try MediaProcessor.sized(original, try VariantName(name))
+            // 400 × 200 turned a quarter: 200 × 400, so the long side is the height.
+            let (w, h) = upright ? (long / 2, long) : (long, long / 2)
+            #expect(v.width == w && v.height == h, "\(name): \(v.width)×\(v.height)")
+            #expect(MediaFormat.detect(v.bytes) == (name.hasSuffix("webp") ? .webp : .jpeg))
+            let again = try MediaProcessor.analyze(v.bytes)
+            // No metadata of the original (the WebP saver writes a bare EXIF block of its own:
+            // resolution, dimensions).
+            let kept = again.exif.keys.filter { k in ["GPS", "Serial", "Artist", "Owner", "Make", "Model", "Copyright"].contains { k.contains($0) } }
+            #expect(again.width == w && again.orientation == 1 && kept.isEmpty, "\(again.exif)")
+        }
+        for bad in ["thumb", "thumb-0", "big-256", "web-99999", ""] { #expect(throws: (any Error).self) { _ = try VariantName(bad) } }
+    }
+
+    @Test func formatsAreToldByContent() throws {
+        #expect(MediaFormat.detect(try MediaProcessor.testImage(width: 10, height: 10, png: true)) == .png)
+        #expect(MediaFormat.detect(Array("GIF89a....".utf8)) == .gif)
+        #expect(MediaFormat.detect([0, 0, 0, 0x18] + Array("ftypheic".utf8) + [0, 0, 0, 0]) == .heic)
+        #expect(MediaFormat.detect([0, 0, 0, 0x18] + Array("ftypqt  ".utf8) + [0, 0, 0, 0]) == .mov)
+        #expect(MediaFormat.detect(Array("not an image at all".utf8)) == nil)
+        #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze(Array("<html>".utf8)) }
+        // A corrupt JPEG (right magic, nothing after) is an error, not a crash.
+        #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze([0xff, 0xd8, 0xff, 0xe0, 0, 0]) }
+    }
+}
