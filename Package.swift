@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -99,12 +99,12 @@ let package = Package(
         // The Kubo RPC API's request and reply types, shared by the daemon and the CLI.
         .target(name: "KuboAPI"),
         // The Q API's (/q/v1) request and reply types, shared by the daemon and the CLI.
-        .target(name: "QAPI", dependencies: ["Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "IPLD", "Multiformats"]),
+        .target(name: "QAPI", dependencies: ["Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "IPLD", "Multiformats"]),
         // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Node", "KuboAPI", "QAPI", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Node", "KuboAPI", "QAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
-            "HTTPServer", "Node", "Access", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
+            "HTTPServer", "Node", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

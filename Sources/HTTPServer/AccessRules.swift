@@ -103,6 +103,7 @@ enum AccessRules {
             RouteRule(.put, "/pins/{requestid}", .pin), RouteRule(.patch, "/pins/{requestid}", .pin),
             RouteRule(.get, "/q/v1/index/**", .read),
             RouteRule(.get, "/q/v1/drive/**", Self.driveRead), RouteRule(.get, "/q/v1/drive-keys/{owner}", Self.driveRead),
+            RouteRule(.post, "/q/v1/media", Self.driveWrite), RouteRule(.get, "/q/v1/media/{id}", Self.driveRead),
             RouteRule(.put, "/q/v1/drive/**", Self.driveWrite), RouteRule(.delete, "/q/v1/drive/**", Self.driveWrite),
             RouteRule(.post, "/q/v1/drive/**", summary: "drive:write (?action=share|revoke: drive:share)") { request in
                 ["share", "revoke"].contains(request.uri.queryParameters.get("action") ?? "") ? [Self.driveShare] : [Self.driveWrite]

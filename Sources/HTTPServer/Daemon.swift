@@ -182,6 +182,7 @@ public final class Daemon: Sendable {
         AuditAPI(node: node, io: io, downloads: apiDownloads).register(on: router)
         RegistryAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         DriveAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
+        MediaAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         BackupAPI(node: node, io: io, jobs: backupJobs, limits: configuration.limits, downloads: apiDownloads).register(on: router)
         return router
     }

@@ -118,6 +118,8 @@ tags:
     description: 'Backups and restores (Docs/backup.md), as jobs; scope `admin` (they read and write directories on the daemon''s machine).'
   - name: drive
     description: 'Qdrive: owned files, encrypted by default, with history, sharing and crypto-erase (Docs/drive.md); scopes `drive:read`, `drive:write`, `drive:share`.'
+  - name: media
+    description: 'QpiC: pictures and videos with privacy profiles and variants (Docs/media.md); scopes `drive:write` (upload), `drive:read`.'
   - name: meta
     description: This document.
 
@@ -2487,6 +2489,137 @@ paths:
         '503':
           $ref: '#/components/responses/Unavailable'
 
+  /q/v1/media:
+    post:
+      tags: [media]
+      operationId: mediaUpload
+      summary: Upload a picture or video
+      description: |
+        The body is the file (at most 256 MiB), told by its content. Its metadata is read; the
+        privacy profile (`public`, `private`, `anonymous`) decides what the `public` variant keeps;
+        the original is kept encrypted in the owner's drive under `/media/<id>/` (not with
+        `anonymous`); `thumb-256` and `web-1280` are made at once. A video is described (duration,
+        size, codecs), not transcoded. Scope `drive:write`.
+      parameters:
+        - name: profile
+          in: query
+          schema:
+            type: string
+            enum: [public, private, anonymous]
+        - name: owner
+          in: query
+          description: Whose media (the admin token; default `admin`). Other callers work on their own.
+          schema:
+            type: string
+            maxLength: 256
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema:
+              type: string
+              format: binary
+      responses:
+        '201':
+          description: The asset.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/MediaAsset'
+        '413':
+          $ref: '#/components/responses/SmallBodyTooLarge'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such media (of this owner).'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_NO_KEY`, `QDRIVE_CONFLICT`, `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+  /q/v1/media/{id}:
+    get:
+      tags: [media]
+      operationId: mediaGet
+      summary: An asset, or one of its variants
+      description: |
+        The asset (its metadata, location, variants); with `variant=NAME` the variant's bytes —
+        `public`, `thumb-N`, `web-N` (N 16 to 8192, the longest side), with `-webp` for WebP —
+        made and kept when asked for the first time (`q.qpic.asset.transcoded.v1` on the event
+        stream). Scope `drive:read`.
+      parameters:
+        - name: id
+          in: path
+          required: true
+          schema:
+            type: string
+        - name: variant
+          in: query
+          schema:
+            type: string
+        - name: owner
+          in: query
+          description: Whose media (the admin token; default `admin`). Other callers work on their own.
+          schema:
+            type: string
+            maxLength: 256
+      responses:
+        '200':
+          description: The asset (JSON), or the variant's bytes.
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - $ref: '#/components/schemas/OkEnvelope'
+                  - type: object
+                    properties:
+                      data:
+                        $ref: '#/components/schemas/MediaAsset'
+            image/*:
+              schema:
+                type: string
+                format: binary
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: '`QDRIVE_NOT_FOUND`: no such media (of this owner).'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '409':
+          description: '`QDRIVE_NO_KEY`, `QDRIVE_CONFLICT`, `VERSION_CONFLICT`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ErrorEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+
   /q/v1/drive/{owner}/{path}:
     get:
       tags: [drive]
@@ -4747,6 +4880,44 @@ components:
                   type: string
     # Backups
 
+    MediaAsset:
+      type: object
+      properties:
+        id: {type: string}
+        owner: {type: string}
+        profile: {type: string}
+        file: {type: string, description: 'The encrypted original''s DriveFile (absent when the profile keeps none).'}
+        format: {type: string}
+        mediaType: {type: string}
+        width: {type: integer}
+        height: {type: integer}
+        duration: {type: number}
+        orientation: {type: integer}
+        colorSpace: {type: string}
+        exif:
+          type: object
+          additionalProperties: {type: string}
+        gps:
+          type: object
+          properties:
+            lat: {type: number}
+            lon: {type: number}
+        codecs:
+          type: array
+          items: {type: string}
+        variants:
+          type: array
+          items:
+            type: object
+            properties:
+              name: {type: string}
+              width: {type: integer}
+              height: {type: integer}
+              format: {type: string}
+              mediaType: {type: string}
+              file: {type: string}
+              content: {type: string, description: 'The variant''s UnixFS file, served by the gateway at /ipfs/CONTENT.'}
+        createdAt: {type: integer}
     DriveFile:
       type: object
       properties:

@@ -112,6 +112,12 @@ public struct MediaInfo: Sendable, Equatable {
     /// Video: codecs of the tracks (e.g. avc1, mp4a).
     public var codecs: [String]
 
+    public init(format: MediaFormat, width: Int, height: Int, duration: Double?, orientation: Int, colorSpace: String?, exif: [String: String],
+                gps: (lat: Double, lon: Double)?, codecs: [String]) {
+        (self.format, self.width, self.height, self.duration, self.orientation) = (format, width, height, duration, orientation)
+        (self.colorSpace, self.exif, self.gps, self.codecs) = (colorSpace, exif, gps, codecs)
+    }
+
     public static func == (a: MediaInfo, b: MediaInfo) -> Bool {
         a.format == b.format && a.width == b.width && a.height == b.height && a.orientation == b.orientation && a.exif == b.exif
             && a.gps?.lat == b.gps?.lat && a.gps?.lon == b.gps?.lon && a.duration == b.duration && a.codecs == b.codecs

@@ -130,6 +130,11 @@ protocol Backend {
     func driveChange(owner: String, path: String, _ action: DriveActionWire) throws -> DriveChangeWire
     func driveShareRevoke(owner: String, path: String, _ action: DriveActionWire) throws -> DriveFileWire
     func drivePublicKey(owner: String) throws -> DriveKeyWire
+
+    // QpiC (MediaCommand.swift).
+    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String) throws -> MediaAssetWire
+    func mediaInfo(_ id: String, owner: String?) throws -> MediaAssetWire
+    func mediaVariant(_ id: String, name: String, owner: String?, into sink: FileSink) throws
 }
 
 /// `index ls`'s filters, as the query parameters of `GET /q/v1/index`.

@@ -1,0 +1,92 @@
+import CAR
+import Foundation
+import IPLD
+import Multiformats
+import Qdrive
+import QpiC
+import Storage
+
+extension Node {
+    /// The largest media upload (it is read whole: libvips decodes from memory).
+    public static let maximumMedia = 256 << 20
+    /// The variants made at upload (others are made on first request).
+    public static let uploadVariants = ["thumb-256", "web-1280"]
+
+    static func mediaPath(_ id: String, _ file: String) -> String { "/media/\(id)/\(file)" }
+
+    /// Uploads a picture or video into `owner`'s drive under `/media/<id>/`: the original kept
+    /// encrypted (unless the profile keeps none), the `public` variant (full size, after the
+    /// privacy profile) and the upload variants as plain files, and the asset (encrypted: it
+    /// holds the original's metadata). Video is described, not transcoded: it gets no variants.
+    public func mediaUpload(owner: String, bytes: [UInt8], profile name: String = "public") throws -> MediaAsset {
+        guard bytes.count <= Self.maximumMedia else { throw DriveError.invalid("a media upload is at most \(Self.maximumMedia) bytes") }
+        guard let profile = PrivacyProfile.builtIn.first(where: { $0.name == name }) else {
+            throw DriveError.invalid("profile \(name.prefix(40)): one of \(PrivacyProfile.builtIn.map(\.name).joined(separator: ", "))")
+        }
+        let info = try MediaProcessor.analyze(bytes)
+        let id = KeyWrap.randomKey().prefix(10).map { String(format: "%02x", $0) }.joined()
+        var asset = MediaAsset(id: id, owner: owner, profile: profile.name, file: nil, info: info, variants: [], createdAt: blocks.clock.now)
+        if profile.keepOriginal || info.format.isVideo {
+            var o = DrivePutOptions()
+            o.mediaType = info.format.mediaType
+            asset.file = try drivePut(owner: owner, path: Self.mediaPath(id, "original"), from: BytesSource(bytes), options: o).cid
+        }
+        if !info.format.isVideo {
+            let pub = try MediaProcessor.publicVariant(bytes, profile: profile)
+            asset.variants.append(try storeVariant(owner: owner, id: id, name: "public", pub))
+            for v in Self.uploadVariants { asset.variants.append(try storeVariant(owner: owner, id: id, name: v, try MediaProcessor.sized(bytes, try VariantName(v)))) }
+        }
+        try storeAsset(asset)
+        return asset
+    }
+
+    func storeVariant(owner: String, id: String, name: String, _ v: (bytes: [UInt8], format: MediaFormat, width: Int, height: Int)) throws -> MediaAsset.Variant {
+        var o = DrivePutOptions()
+        o.encrypt = false
+        o.mediaType = v.format.mediaType
+        let put = try drivePut(owner: owner, path: Self.mediaPath(id, name), from: BytesSource(v.bytes), options: o)
+        let made = MediaAsset.Variant(name: name, width: v.width, height: v.height, format: v.format, file: put.cid, content: put.file.content)
+        try commits.run { [events] txn, _ in
+            _ = events.stage("q.qpic.asset.transcoded.v1", IPLDMap(uniqueKeysWithValues: [
+                ("owner", .string(owner)), ("id", .string(id)), ("variant", .string(name)), ("cid", .string(put.file.content.string)),
+                ("width", .int(v.width)), ("height", .int(v.height)), ("format", .string(v.format.rawValue)),
+            ]), at: txn.now, into: txn.batch)
+        }
+        events.published()
+        return made
+    }
+
+    func storeAsset(_ a: MediaAsset) throws {
+        var o = DrivePutOptions()
+        o.mediaType = "application/vnd.ipld.dag-cbor"
+        _ = try drivePut(owner: a.owner, path: Self.mediaPath(a.id, "asset"), from: BytesSource(try DAGCBOR().encode(a.node)), options: o)
+    }
+
+    /// The asset `id` of `owner`.
+    public func mediaAsset(owner: String, id: String) throws -> MediaAsset {
+        guard id.count == 20, id.allSatisfy(\.isHexDigit) else { throw DriveError.invalid("a media id is 20 hex digits") }
+        let info: DriveFileInfo
+        do { info = try driveInfo(owner: owner, path: Self.mediaPath(id, "asset")) } catch DriveError.notFound { throw DriveError.notFound("no media \(id) of \(owner)") }
+        var bytes: [UInt8] = []
+        try driveRead(info, reader: owner) { bytes += $0 }
+        return try MediaAsset(bytes)
+    }
+
+    /// The variant `name` of asset `id` (made now, from the original — or the public variant when
+    /// none is kept — and kept, when asked for the first time).
+    public func mediaVariant(owner: String, id: String, name: String) throws -> (asset: MediaAsset, file: DriveFileInfo) {
+        let variant = try VariantName(name)
+        var asset = try mediaAsset(owner: owner, id: id)
+        if asset.variants.contains(where: { $0.name == name }) {
+            return (asset, try driveInfo(owner: owner, path: Self.mediaPath(id, name)))
+        }
+        guard !asset.info.format.isVideo else { throw DriveError.notFound("a video has no image variants") }
+        guard variant.size != nil else { throw DriveError.notFound("media \(id) has no \(name) variant") }
+        let source = asset.file.map { _ in Self.mediaPath(id, "original") } ?? Self.mediaPath(id, "public")
+        var bytes: [UInt8] = []
+        try driveRead(try driveInfo(owner: owner, path: source), reader: owner) { bytes += $0 }
+        asset.variants.append(try storeVariant(owner: owner, id: id, name: name, try MediaProcessor.sized(bytes, variant)))
+        try storeAsset(asset)
+        return (asset, try driveInfo(owner: owner, path: Self.mediaPath(id, name)))
+    }
+}
