@@ -45,10 +45,11 @@ static inline void qv_unref(VipsImage *image) { g_object_unref(image); }
 static inline void qv_free(void *p) { g_free(p); }
 static inline void qv_strfreev(gchar **v) { g_strfreev(v); }
 
-/// A width × height sRGB gradient (test images).
-static inline VipsImage *qv_gradient(int width, int height) {
+/// A width × height sRGB test image: a gradient, or (noise) Gaussian noise — as costly to code
+/// as a photograph.
+static inline VipsImage *qv_gradient(int width, int height, int noise) {
     VipsImage *xyz = NULL, *cast = NULL, *joined = NULL;
-    if (vips_xyz(&xyz, width, height, NULL)) return NULL;
+    if (noise ? vips_gaussnoise(&xyz, width, height, "mean", 128.0, "sigma", 40.0, NULL) : vips_xyz(&xyz, width, height, NULL)) return NULL;
     VipsImage *bands[3];
     if (vips_cast(xyz, &cast, VIPS_FORMAT_UCHAR, NULL)) { g_object_unref(xyz); return NULL; }
     bands[0] = cast; bands[1] = cast; bands[2] = cast;

@@ -259,8 +259,13 @@ struct AccessMiddleware: RouterMiddleware {
     /// A refusal in the shape of the path's surface; the rest of a refused upload (one not read
     /// already to hash it) is not read.
     static func refusal(_ error: any Error, request: Request, context: Context, bodyRead: Bool) -> Response {
-        if !bodyRead, request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) { context.stopReading() }
-        return ErrorMapping.response(error, path: request.uri.path)
+        var response = ErrorMapping.response(error, path: request.uri.path)
+        if !bodyRead, request.headers[.contentLength].map({ $0 != "0" }) ?? (request.headers[.transferEncoding] != nil) {
+            context.stopReading()
+            // The connection ends after the reply: said, so a client does not send its next request on it.
+            response.headers[.connection] = "close"
+        }
+        return response
     }
 }
 

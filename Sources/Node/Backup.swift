@@ -146,7 +146,7 @@ extension Node {
     /// Reads the blocks of `content` not in `skip` on a thread of its own, handing each batch to
     /// `write` while the next is read: the two halves overlap on two cores.
     private func readBackupBlocks(_ content: BackupContent, skipping skip: Set<Multihash>, write: (RestoreBatch) throws -> Void) throws {
-        let channel = BatchChannel()
+        let channel = BatchChannel(capacity: 1)
         let roots = content.roots
         let reader = Thread { [blocks] in
             defer { channel.exited() }
@@ -235,7 +235,7 @@ extension Node {
         defer { lease.release() }
         // Read and checked on a thread of its own while the previous batch is written: the
         // two halves of a restore overlap on two cores.
-        let channel = BatchChannel()
+        let channel = BatchChannel(capacity: 1)
         let reader = Thread { [blocks] in
             defer { channel.exited() }
             do {
@@ -382,66 +382,5 @@ struct RestoreBatch: Sendable {
     var full: Bool { read >= 512 || size >= 4 << 20 || raw.count >= 512 }
 }
 
-/// One batch in flight between a restore's reader and its writer.
-final class BatchChannel: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var queued: [RestoreBatch] = []
-    private var finished = false
-    private var cancelled = false
-    private var failure: (any Error)?
-
-    /// Waits while a batch is queued; false when the writer gave up.
-    func put(_ b: RestoreBatch) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while !queued.isEmpty && !cancelled { condition.wait() }
-        guard !cancelled else { return false }
-        queued.append(b)
-        condition.broadcast()
-        return true
-    }
-
-    func finish(_ error: (any Error)?) {
-        condition.lock()
-        finished = true
-        failure = error
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private var running = true
-
-    var isCancelled: Bool { condition.withLock { cancelled } }
-
-    /// Called by the reader as its thread ends.
-    func exited() {
-        condition.withLock {
-            running = false
-            condition.broadcast()
-        }
-    }
-
-    /// Stops the reader and waits until its thread has ended (it reads the store: it must not
-    /// outlive the operation, or its lease).
-    func cancelAndWait() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        while running { condition.wait() }
-        condition.unlock()
-    }
-
-    /// The next batch; nil at the end; the reader's error when it failed.
-    func take() throws -> RestoreBatch? {
-        condition.lock()
-        defer { condition.unlock() }
-        while queued.isEmpty && !finished { condition.wait() }
-        if !queued.isEmpty {
-            let b = queued.removeFirst()
-            condition.broadcast()
-            return b
-        }
-        if let failure { throw failure }
-        return nil
-    }
-}
+/// One batch in flight between a backup's (or restore's) reader and its writer.
+typealias BatchChannel = HandOff<RestoreBatch>

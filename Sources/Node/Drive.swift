@@ -379,7 +379,25 @@ extension Node {
         let range = DecryptingWriter.ciphertextRange(cipher, size: f.size, from: from, length: length)
         try withoutActuallyEscaping(body) { emit in
             var writer = DecryptingWriter(cipher: cipher, size: f.size, from: from, length: length, emit: emit)
-            try cat(f.content, offset: range.offset, length: range.length) { try writer.write($0) }
+            if range.length < 8 * UInt64(e.segmentSize) {
+                try cat(f.content, offset: range.offset, length: range.length) { try writer.write($0) }
+            } else {
+                // Read on a thread of its own while the previous pieces are decrypted: the two
+                // halves overlap on two cores.
+                let queue = HandOff<[UInt8]>(capacity: 8)
+                let content = f.content
+                Thread.detachNewThread { [self] in
+                    defer { queue.exited() }
+                    do {
+                        try cat(content, offset: range.offset, length: range.length) { guard queue.put($0) else { throw CancellationError() } }
+                        queue.finish(nil)
+                    } catch {
+                        queue.finish(error)
+                    }
+                }
+                defer { queue.cancelAndWait() }
+                while let chunk = try queue.take() { try writer.write(chunk) }
+            }
             try writer.finish()
         }
     }

@@ -47,12 +47,19 @@ public struct SegmentCipher: Sendable {
 
     /// Opens segment `index`; `last` must be what the file's size says it is.
     public func open(_ segment: [UInt8], index: UInt64, last: Bool) throws -> [UInt8] {
+        try segment.withUnsafeBytes { try open($0, index: index, last: last) }
+    }
+
+    /// Opens segment `index` from `segment` (not copied first).
+    public func open(_ segment: UnsafeRawBufferPointer, index: UInt64, last: Bool) throws -> [UInt8] {
         guard segment.count >= Self.tagSize, segment.count <= segmentSize + Self.tagSize else {
             throw DriveError.corrupt("segment \(index): \(segment.count) bytes, not a sealed segment")
         }
         do {
-            let box = try ChaChaPoly.SealedBox(nonce: try Self.nonce(index, last: last), ciphertext: segment.dropLast(Self.tagSize), tag: segment.suffix(Self.tagSize))
-            return Array(try ChaChaPoly.open(box, using: key))
+            let cut = segment.count - Self.tagSize
+            let box = try ChaChaPoly.SealedBox(nonce: try Self.nonce(index, last: last), ciphertext: UnsafeRawBufferPointer(rebasing: segment[..<cut]),
+                                               tag: UnsafeRawBufferPointer(rebasing: segment[cut...]))
+            return try ChaChaPoly.open(box, using: key).withUnsafeBytes { Array($0) }
         } catch {
             throw DriveError.corrupt("segment \(index) does not open: the file was altered, cut short, reordered or sealed under another key")
         }
@@ -157,23 +164,42 @@ public struct DecryptingWriter {
     }
 
     public mutating func write(_ bytes: [UInt8]) throws {
-        buffer += bytes
         let sealed = cipher.segmentSize + SegmentCipher.tagSize
-        while buffer.count >= sealed {
-            try openOne(Array(buffer[..<sealed]))
-            buffer.removeFirst(sealed)
+        var at = 0
+        // Whole segments straight from `bytes` when nothing is pending; the rest waits in `buffer`.
+        if !buffer.isEmpty {
+            let need = min(sealed - buffer.count, bytes.count)
+            buffer += bytes[..<need]
+            at = need
+            guard buffer.count == sealed else { return }
+            let segment = buffer
+            buffer.removeAll(keepingCapacity: true)
+            try segment.withUnsafeBytes { try openOne($0) }
         }
+        try bytes.withUnsafeBytes { all in
+            while bytes.count - at >= sealed {
+                try openOne(UnsafeRawBufferPointer(rebasing: all[at..<(at + sealed)]))
+                at += sealed
+            }
+        }
+        buffer += bytes[at...]
     }
 
-    mutating func openOne(_ segment: [UInt8]) throws {
+    mutating func openOne(_ segment: [UInt8]) throws { try segment.withUnsafeBytes { try openOne($0) } }
+
+    mutating func openOne(_ segment: UnsafeRawBufferPointer) throws {
         guard index < segments else { throw DriveError.corrupt("the file goes on past its final segment \(segments - 1)") }
-        let plain = try cipher.open(segment, index: index, last: index == segments - 1)
+        var plain = try cipher.open(segment, index: index, last: index == segments - 1)
         index += 1
         let from = min(skip, plain.count)
         skip = 0
         let n = Int(min(UInt64(plain.count - from), remaining))
         remaining -= UInt64(n)
-        if n > 0 { try emit(Array(plain[from..<(from + n)])) }
+        guard n > 0 else { return }
+        if from == 0 && n == plain.count { try emit(plain) } else {
+            plain = Array(plain[from..<(from + n)])
+            try emit(plain)
+        }
     }
 
     /// After the last ciphertext byte: opens what is left and checks nothing is missing.

@@ -128,10 +128,10 @@ final class VipsImageRef: @unchecked Sendable {
 }
 
 extension MediaProcessor {
-    /// A `width` × `height` JPEG or PNG gradient (test images; no metadata).
-    public static func testImage(width: Int, height: Int, png: Bool = false) throws -> [UInt8] {
+    /// A `width` × `height` JPEG or PNG test image, a gradient or noise (no metadata).
+    public static func testImage(width: Int, height: Int, png: Bool = false, noise: Bool = false) throws -> [UInt8] {
         try Vips.ensure()
-        guard let g = qv_gradient(Int32(width), Int32(height)) else { throw Vips.error("gradient") }
+        guard let g = qv_gradient(Int32(width), Int32(height), noise ? 1 : 0) else { throw Vips.error("gradient") }
         return try VipsImageRef(g, VipsBytes([])).save(png ? .png : .jpeg, strip: true)
     }
 }

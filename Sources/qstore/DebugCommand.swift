@@ -4,6 +4,7 @@ import IPLD
 import Multiformats
 import Node
 import Pinning
+import QpiC
 import Qindex
 import Storage
 import Synchronization
@@ -12,7 +13,19 @@ import Synchronization
 struct DebugCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "debug", abstract: "Testing and measurement tools.", shouldDisplay: false,
-        subcommands: [WriteLoad.self])
+        subcommands: [WriteLoad.self, Image.self])
+
+    /// A test picture on standard output (benchmarks of QpiC).
+    struct Image: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a WIDTH × HEIGHT test picture (JPEG, or --png) to standard output.")
+        @Option var width = 4000
+        @Option var height = 3000
+        @Flag(help: "PNG instead of JPEG.") var png = false
+        @Flag(help: "Noise (as costly as a photograph) instead of a gradient.") var noise = false
+        func run() throws {
+            FileHandle.standardOutput.write(Data(try MediaProcessor.testImage(width: width, height: height, png: png, noise: noise)))
+        }
+    }
 
     /// Writes pseudo-random blocks and prints each CID once its put is acknowledged.
     /// The crash test kills this process at random moments and checks every printed CID survived.
