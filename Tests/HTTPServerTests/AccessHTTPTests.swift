@@ -502,19 +502,20 @@ extension DaemonHarness {
         }
     }
 
-    /// Streamed answers are charged to the caller's bytes/s as they go: after a 100 KB `cat` at
-    /// 10 KB/s, the next request waits.
+    /// Streamed answers are charged to the caller's bytes/s as they go: after a 1 MB `cat` at
+    /// 10 KB/s, the next request waits (a debt of ~100 s: still over 5 s however slowly a loaded
+    /// machine streams the answer — with 100 KB, a transfer over 5 s under load had paid it off).
     @Test func streamedDownloadsCountAgainstTheByteRate() async throws {
         try await DaemonHarness.run(configure: { c in
             var a = AccessConfiguration()
             a.rateLimit = RateLimit(requestsPerSecond: 100, requestBurst: 100, bytesPerSecond: 10_000, bytesBurst: 10_000)
             try c.setSection(a)
         }) { h in
-            let (one, type) = DaemonHarness.multipart([[UInt8](repeating: 7, count: 100_000)])
+            let (one, type) = DaemonHarness.multipart([[UInt8](repeating: 7, count: 1_000_000)])
             let cid = try #require(try await h.rpc("add?cid-version=1", body: one, headers: ["Content-Type": type]).jsonLines().last?["Hash"] as? String)
             let (t, _) = try await h.token(["read"])
             let cat = try await h.request("/api/v0/cat?arg=\(cid)", method: "POST", api: true, headers: ["Authorization": "Bearer " + t], authorized: false)
-            #expect(cat.status == 200 && cat.body.count == 100_000)
+            #expect(cat.status == 200 && cat.body.count == 1_000_000)
             let next = try await h.request("/q/v1/whoami", api: true, headers: ["Authorization": "Bearer " + t], authorized: false)
             #expect(next.status == 429 && (next.header("Retry-After").flatMap(Int.init) ?? 0) >= 5, "\(next.status) \(next.text)")
         }
