@@ -82,7 +82,7 @@ let package = Package(
         // Qdrive: drive files and directories (dag-cbor), STREAM segment encryption, HPKE key wraps. No storage.
         .target(name: "Qdrive", dependencies: ["Signing", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // QpiC: media types by content, metadata (EXIF, GPS), privacy profiles, variants through libvips. No storage.
-        .target(name: "QpiC", dependencies: ["Qdrive", "CLibvips", "IPLD", "Multiformats"]),
+        .target(name: "QpiC", dependencies: ["Qdrive", "CLibvips", "Storage", "IPLD", "Multiformats"]),
         // Backup sets: CARv2 parts and signed manifests; writing, reading, verifying, pruning.
         .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.

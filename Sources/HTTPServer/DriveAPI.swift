@@ -168,6 +168,10 @@ struct DriveAPI {
             }
             options.segmentSize = n
         }
+        if let e = q.get("expiresIn") {
+            guard let ms = parseDuration(String(e)), ms > 0 else { throw DriveError.invalid("expiresIn: a duration such as 7d, 12h, 30m") }
+            options.expiresIn = ms
+        }
         for r in q.getAll("recipient") {
             guard let k = DriveKeyWire.decode(String(r)), k.count == 32 else { throw DriveError.invalid("recipient: an X25519 public key, 32 bytes base64url") }
             options.recipients.append(k)

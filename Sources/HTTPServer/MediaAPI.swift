@@ -44,7 +44,7 @@ struct MediaAPI {
 
     func upload(_ request: Request, _ context: ServerContext) async throws -> Response {
         let owner = try Self.owner(request)
-        let profile = request.uri.queryParameters.get("profile").map { String($0) } ?? "public"
+        let profile = request.uri.queryParameters.get("profile").map { String($0) }
         let node = self.node
         let asset = try await BodyPipe.consume(request, context, slots: uploads, maximum: Node.maximumMedia) { pipe in
             var bytes: [UInt8] = []

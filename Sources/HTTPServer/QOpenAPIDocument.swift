@@ -2503,9 +2503,9 @@ paths:
       parameters:
         - name: profile
           in: query
+          description: A privacy profile (`public`, `private`, `anonymous`, or one in `qpic.profiles`); default `qpic.defaultProfile`.
           schema:
             type: string
-            enum: [public, private, anonymous]
         - name: owner
           in: query
           description: Whose media (the admin token; default `admin`). Other callers work on their own.
@@ -2746,6 +2746,11 @@ paths:
             type: integer
             minimum: 65536
             maximum: 1048576
+        - name: expiresIn
+          in: query
+          description: The file ends this long after the put (`7d`, `12h`) — removed, its keys erased; a TEMPORARY `qdrive-files` policy's TTL caps it.
+          schema:
+            type: string
         - name: recipient
           in: query
           schema:
@@ -4933,6 +4938,7 @@ components:
         tags:
           type: array
           items: {type: string}
+        expiresAt: {type: integer, description: When the file ends (Unix ms).}
         privacyProfile: {type: string}
         encryption:
           type: object

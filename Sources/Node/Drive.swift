@@ -34,6 +34,8 @@ public struct DrivePutOptions: Sendable {
     public var recipients: [[UInt8]] = []
     public var segmentSize = SegmentCipher.defaultSegment
     public var privacyProfile: String?
+    /// The file ends this long after the put (ms); a TEMPORARY `qdrive-files` policy's TTL caps it.
+    public var expiresIn: UInt64?
     public init() {}
 }
 
@@ -90,6 +92,12 @@ extension Node {
         KeySpace.driveKeys.key([0x03] + Array(owner.utf8) + [0] + Array(path.utf8) + [0] + Array(id.utf8))
     }
     static func pathPrefix(_ owner: String) -> [UInt8] { KeySpace.driveKeys.key([0x03] + Array(owner.utf8) + [0]) }
+    /// `V 05 ‖ u64be(expiresAt) ‖ owner ‖ 00 ‖ path`: a file that ends then (checked against the
+    /// file at the path when due: a later put or removal leaves the entry stale, not wrong).
+    static func expiryKey(_ at: UInt64, _ owner: String, _ path: String) -> [UInt8] {
+        KeySpace.driveKeys.key([0x05] + withUnsafeBytes(of: at.bigEndian, Array.init) + Array(owner.utf8) + [0] + Array(path.utf8))
+    }
+
     /// `V 04 ‖ file key id`: an erased key (no wrap of it is written again).
     static func erasedKey(_ id: String) -> [UInt8] { KeySpace.driveKeys.key([0x04] + Array(id.utf8)) }
 
@@ -337,6 +345,15 @@ extension Node {
             encryption = e
         }
         let now = blocks.clock.now
+        var expiresAt = options.expiresIn.map { now + $0 }
+        if let policy = try? pins.policies.policy("qdrive-files"), policy.pinningStrategy == .temporary, let ttl = policy.ttl {
+            expiresAt = min(expiresAt ?? .max, now + ttl)
+        }
+        if let e = expiresAt {
+            let batch = WriteBatch()
+            batch.put(Self.expiryKey(e, owner, "/" + path.joined(separator: "/")), [])
+            try repository.blocks.db.write(batch, sync: true)
+        }
         var created = now
         var fileBlock: Block?
         let head = try driveCommit(owner) { root, rootCID in
@@ -344,8 +361,9 @@ extension Node {
                 guard let old = found.file else { throw DriveError.conflict("/" + path.joined(separator: "/") + " is a directory: a file does not replace it") }
                 created = old.createdAt
             }
-            let file = DriveFile(name: path.last!, mediaType: options.mediaType, size: size, owner: IdentityRef(squidId: owner), createdAt: created,
+            var file = DriveFile(name: path.last!, mediaType: options.mediaType, size: size, owner: IdentityRef(squidId: owner), createdAt: created,
                                  modifiedAt: now, tags: options.tags, privacyProfile: options.privacyProfile, encryption: encryption, content: content)
+            file.expiresAt = expiresAt
             let b = try Block(data: try file.encoded(), codec: .dagCBOR)
             fileBlock = b
             return [b] + (try driveReplace(root, path, with: (b.cid, size)))
@@ -612,6 +630,47 @@ extension Node {
             return [b] + (try driveReplace(root, path, with: (b.cid, file.size)))
         }
         return DriveFileInfo(path: info.path, cid: b.cid, file: file, version: head.version)
+    }
+
+    /// When the next drive file ends (nil: none has a TTL).
+    public func nextDriveExpiry() throws -> UInt64? {
+        var next: UInt64?
+        try repository.blocks.db.makeIterator().forEach(prefix: KeySpace.driveKeys.key([0x05])) { k, _ in
+            guard k.count >= 10 else { return true }
+            next = k[2..<10].reduce(0) { $0 << 8 | UInt64($1) }
+            return false
+        }
+        return next
+    }
+
+    /// Ends the drive files whose time has come: each is removed and its keys erased (a file with
+    /// a TTL ends for good, its older versions at that path too). Returns how many.
+    @discardableResult
+    public func expireDriveFiles() throws -> Int {
+        let now = blocks.clock.now
+        var due: [(key: [UInt8], at: UInt64, owner: String, path: String)] = []
+        try repository.blocks.db.makeIterator().forEach(prefix: KeySpace.driveKeys.key([0x05])) { k, _ in
+            guard k.count >= 10 else { return true }
+            let at = k[2..<10].reduce(0) { $0 << 8 | UInt64($1) }
+            guard at <= now else { return false }
+            let rest = Array(k[10...])
+            if let zero = rest.firstIndex(of: 0) {
+                due.append((k, at, String(decoding: rest[..<zero], as: UTF8.self), String(decoding: rest[(zero + 1)...], as: UTF8.self)))
+            }
+            return due.count < 1000
+        }
+        var ended = 0
+        for d in due {
+            // Still the file that was given this time? (A later put or a removal makes the entry stale.)
+            if let info = try? driveInfo(owner: d.owner, path: d.path), let e = info.file.expiresAt, e <= now {
+                _ = try driveRemove(owner: d.owner, path: d.path, erase: info.file.encryption != nil)
+                ended += 1
+            }
+            let batch = WriteBatch()
+            batch.delete(d.key)
+            try repository.blocks.db.write(batch, sync: true)
+        }
+        return ended
     }
 
     func auditDrive(_ type: String, owner: String, path: [String], cid: CID?, _ details: [(String, IPLDNode)]) throws {

@@ -9,8 +9,12 @@ import Storage
 extension Node {
     /// The largest media upload (it is read whole: libvips decodes from memory).
     public static let maximumMedia = 256 << 20
-    /// The variants made at upload (others are made on first request).
-    public static let uploadVariants = ["thumb-256", "web-1280"]
+    /// The `qpic` configuration (profiles, the default one, the upload variants), checked.
+    public func qpicConfiguration() throws -> QpicConfiguration {
+        let c = try repository.configuration.section(QpicConfiguration.self)
+        try c.check()
+        return c
+    }
 
     static func mediaPath(_ id: String, _ file: String) -> String { "/media/\(id)/\(file)" }
 
@@ -18,11 +22,10 @@ extension Node {
     /// encrypted (unless the profile keeps none), the `public` variant (full size, after the
     /// privacy profile) and the upload variants as plain files, and the asset (encrypted: it
     /// holds the original's metadata). Video is described, not transcoded: it gets no variants.
-    public func mediaUpload(owner: String, bytes: [UInt8], profile name: String = "public") throws -> MediaAsset {
+    public func mediaUpload(owner: String, bytes: [UInt8], profile name: String? = nil) throws -> MediaAsset {
         guard bytes.count <= Self.maximumMedia else { throw DriveError.invalid("a media upload is at most \(Self.maximumMedia) bytes") }
-        guard let profile = PrivacyProfile.builtIn.first(where: { $0.name == name }) else {
-            throw DriveError.invalid("profile \(name.prefix(40)): one of \(PrivacyProfile.builtIn.map(\.name).joined(separator: ", "))")
-        }
+        let configuration = try qpicConfiguration()
+        let profile = try configuration.profile(name)
         let info = try MediaProcessor.analyze(bytes)
         let id = KeyWrap.randomKey().prefix(10).map { String(format: "%02x", $0) }.joined()
         var asset = MediaAsset(id: id, owner: owner, profile: profile.name, file: nil, info: info, variants: [], createdAt: blocks.clock.now)
@@ -34,7 +37,7 @@ extension Node {
         if !info.format.isVideo {
             let pub = try MediaProcessor.publicVariant(bytes, profile: profile)
             asset.variants.append(try storeVariant(owner: owner, id: id, name: "public", pub))
-            for v in Self.uploadVariants { asset.variants.append(try storeVariant(owner: owner, id: id, name: v, try MediaProcessor.sized(bytes, try VariantName(v)))) }
+            for v in configuration.uploadVariants { asset.variants.append(try storeVariant(owner: owner, id: id, name: v, try MediaProcessor.sized(bytes, try VariantName(v)))) }
         }
         try storeAsset(asset)
         return asset

@@ -81,11 +81,18 @@ extension Node {
     }
 
     /// When the next pin expires (ms), if any does.
-    public func nextPinExpiry() throws -> UInt64? { try pins.nextExpiry() }
+    public func nextPinExpiry() throws -> UInt64? {
+        // Drive files with a TTL end on the same clock.
+        [try pins.nextExpiry(), try nextDriveExpiry()].compactMap { $0 }.min()
+    }
 
     /// Ends expired pins, completes queued ones whose blocks arrived, fails those past their timeout.
     @discardableResult
-    public func maintainPins() throws -> Pinner.Upkeep { try pins.maintain(quota: { self.access.storageQuota(of: $0) }) }
+    public func maintainPins() throws -> Pinner.Upkeep {
+        var upkeep = try pins.maintain(quota: { self.access.storageQuota(of: $0) })
+        upkeep.expired += try expireDriveFiles()
+        return upkeep
+    }
 
     // MARK: the repository
 

@@ -26,6 +26,8 @@ public struct DriveFileWire: Codable, Sendable, Equatable {
     public var createdAt: UInt64
     public var modifiedAt: UInt64
     public var tags: [String]
+    /// When the file ends (Unix ms), if it has a TTL.
+    public var expiresAt: UInt64?
     public var privacyProfile: String?
     public var encryption: Encryption?
     /// The content DAG (ciphertext segments when encrypted).
@@ -34,6 +36,7 @@ public struct DriveFileWire: Codable, Sendable, Equatable {
     public init(path: String, cid: String, version: Int64, file f: DriveFile) {
         (self.path, self.cid, self.version) = (path, cid, version)
         (name, mediaType, size, owner, createdAt, modifiedAt, tags, privacyProfile) = (f.name, f.mediaType, f.size, f.owner.squidId, f.createdAt, f.modifiedAt, f.tags, f.privacyProfile)
+        expiresAt = f.expiresAt
         encryption = f.encryption.map { Encryption(alg: $0.alg, segmentSize: $0.segmentSize, id: $0.id, nonce: DriveKeyWire.encode($0.nonce), recipients: $0.recipients) }
         content = f.content.string
     }

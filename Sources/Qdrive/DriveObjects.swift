@@ -7,7 +7,7 @@ import Signing
 /// segments as raw leaves when encrypted).
 ///
 /// `{type: "qdrive.file", name, mediaType, size, owner: IdentityRef, createdAt, modifiedAt, tags,
-/// privacyProfile?, encryption?: {alg, segmentSize, id, nonce, recipients: [{identity, keyId}]},
+/// expiresAt? (TTL: the file ends then), privacyProfile?, encryption?: {alg, segmentSize, id, nonce, recipients: [{identity, keyId}]},
 /// content: Link}`. The wrapped file keys are not in the block: they live in the node's keyring
 /// under `encryption.id`, so erasing them reaches every copy of the metadata (history, replicas,
 /// backups) at once — a block, once copied, cannot be erased.
@@ -41,6 +41,8 @@ public struct DriveFile: Sendable, Equatable {
     public var createdAt: UInt64
     public var modifiedAt: UInt64
     public var tags: [String]
+    /// When the file ends (Unix ms; the `qdrive-files` policy's TTL, or the put's own).
+    public var expiresAt: UInt64?
     public var privacyProfile: String?
     public var encryption: Encryption?
     public var content: CID
@@ -58,6 +60,7 @@ public struct DriveFile: Sendable, Equatable {
             ("tags", .list(tags.map { .string($0) })), ("content", .link(content)),
         ]
         if let privacyProfile { pairs.append(("privacyProfile", .string(privacyProfile))) }
+        if let expiresAt { pairs.append(("expiresAt", .int(expiresAt))) }
         if let e = encryption {
             pairs.append(("encryption", .map(IPLDMap(uniqueKeysWithValues: [
                 ("alg", .string(e.alg)), ("segmentSize", .int(e.segmentSize)), ("id", .string(e.id)), ("nonce", .bytes(e.nonce)),
@@ -70,7 +73,7 @@ public struct DriveFile: Sendable, Equatable {
     public func encoded() throws -> [UInt8] { try DAGCBOR().encode(node) }
 
     public init(_ node: IPLDNode) throws {
-        let f = try IPLDFields(node, field: "file", allowed: ["type", "name", "mediaType", "size", "owner", "createdAt", "modifiedAt", "tags", "privacyProfile", "encryption", "content"])
+        let f = try IPLDFields(node, field: "file", allowed: ["type", "name", "mediaType", "size", "owner", "createdAt", "modifiedAt", "tags", "expiresAt", "privacyProfile", "encryption", "content"])
         guard try f.string("type") == "qdrive.file" else { throw DriveError.invalid("not a qdrive.file") }
         name = try f.string("name")
         mediaType = try f.string("mediaType")
@@ -80,6 +83,7 @@ public struct DriveFile: Sendable, Equatable {
         modifiedAt = UInt64(max(0, try f.integer("modifiedAt")))
         tags = try f.strings("tags")
         privacyProfile = try f.optionalString("privacyProfile")
+        expiresAt = f.has("expiresAt") ? UInt64(max(0, try f.integer("expiresAt"))) : nil
         content = try f.link("content")
         if f.has("encryption") {
             let e = try IPLDFields(f.map["encryption"], field: "encryption", allowed: ["alg", "segmentSize", "id", "nonce", "recipients"])

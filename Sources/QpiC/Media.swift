@@ -126,10 +126,17 @@ public struct MediaInfo: Sendable, Equatable {
 
 /// Reads media and makes its variants (libvips for images; container boxes for video).
 public enum MediaProcessor {
+    /// The most pixels an image may have: a small file can declare a huge image (a decompression
+    /// bomb), and the public variant is decoded whole.
+    public static let maximumPixels = 100_000_000
+
     public static func analyze(_ bytes: [UInt8]) throws -> MediaInfo {
         guard let format = MediaFormat.detect(bytes) else { throw DriveError.invalid("not a media type QpiC reads (JPEG, PNG, GIF, WebP, HEIC, AVIF, MP4, MOV, WebM)") }
         if format.isVideo { return try ContainerInfo.read(bytes, format: format) }
         let image = try VipsImageRef.load(VipsBytes(bytes))
+        guard image.width > 0, image.height > 0, image.width * image.height <= maximumPixels else {
+            throw DriveError.invalid("the image is \(image.width)×\(image.height): at most \(maximumPixels / 1_000_000) megapixels")
+        }
         var exif: [String: String] = [:]
         for f in image.fields where f.hasPrefix("exif-ifd") {
             exif[String(f.dropFirst(5))] = image.string(f).map(Self.value)
@@ -163,7 +170,9 @@ public enum MediaProcessor {
     /// without what the profile removes.
     public static func publicVariant(_ bytes: [UInt8], profile: PrivacyProfile) throws -> (bytes: [UInt8], format: MediaFormat, width: Int, height: Int) {
         guard let format = MediaFormat.detect(bytes), !format.isVideo else { throw DriveError.invalid("no public variant of a video (QpiC does not transcode video)") }
-        let image = try VipsImageRef.load(VipsBytes(bytes)).copy()
+        let loaded = try VipsImageRef.load(VipsBytes(bytes))
+        guard loaded.width * loaded.height <= maximumPixels else { throw DriveError.invalid("the image is over \(maximumPixels / 1_000_000) megapixels") }
+        let image = try loaded.copy()
         for f in image.fields where profile.removes(f) { image.remove(f) }
         let out: VipsImageRef.Format = format == .png ? .png : .jpeg
         return (try image.save(out, quality: 90, strip: profile.stripAll), out == .png ? .png : .jpeg, image.width, image.height)

@@ -132,7 +132,7 @@ protocol Backend {
     func drivePublicKey(owner: String) throws -> DriveKeyWire
 
     // QpiC (MediaCommand.swift).
-    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String) throws -> MediaAssetWire
+    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String?) throws -> MediaAssetWire
     func mediaInfo(_ id: String, owner: String?) throws -> MediaAssetWire
     func mediaVariant(_ id: String, name: String, owner: String?, into sink: FileSink) throws
 }

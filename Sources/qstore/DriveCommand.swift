@@ -5,6 +5,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Node
+import Pinning
 import QAPI
 import Qdrive
 
@@ -44,8 +45,13 @@ struct DriveCommand: ParsableCommand {
         @Option(help: "Wrap the file key only for this X25519 public key (base64url; repeatable): client-held, the node keeps no key that opens it.") var recipient: [String] = []
         @Flag(help: "Store it unencrypted.") var plain = false
         @Option(help: "Segment size in bytes (65536 to 1048576; default 262144).") var segmentSize: Int?
+        @Option(help: "The file ends this long after the put (7d, 12h): removed, its keys erased. A TEMPORARY qdrive-files policy's TTL caps it.") var expiresIn: String?
         func run() throws {
             var o = DrivePutOptions()
+            if let expiresIn {
+                guard let ms = parseDuration(expiresIn), ms > 0 else { throw ValidationError("--expires-in: a duration such as 7d, 12h, 30m") }
+                o.expiresIn = ms
+            }
             if let mediaType { o.mediaType = mediaType }
             o.tags = tags.map { $0.split(separator: ",").map(String.init) } ?? []
             o.encrypt = !plain
@@ -247,6 +253,7 @@ extension RemoteBackend {
     func drivePut(source: String, owner: String, path: String, options o: DrivePutOptions) throws -> DriveFileWire {
         try reporting("drive put") {
             var query: [(String, String)] = [("mediaType", o.mediaType), ("encrypt", String(o.encrypt)), ("segmentSize", String(o.segmentSize))]
+            if let e = o.expiresIn { query.append(("expiresIn", "\((e + 999) / 1000)s")) }
             if !o.tags.isEmpty { query.append(("tags", o.tags.joined(separator: ","))) }
             for r in o.recipients { query.append(("recipient", DriveKeyWire.encode(r))) }
             var file = URL(fileURLWithPath: source)

@@ -28,7 +28,7 @@ struct MediaCommand: ParsableCommand {
     struct Upload: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Upload a picture or video; prints the asset (its id first).")
         @Argument(help: "The file, or - for standard input.") var file: String
-        @Option(help: "The privacy profile: public (default), private or anonymous.") var profile = "public"
+        @Option(help: "The privacy profile: public, private, anonymous or one configured (default: qpic.defaultProfile, public).") var profile: String?
         @Option(help: "Whose drive (the admin token only; default admin).") var owner: String?
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
@@ -69,7 +69,7 @@ struct MediaCommand: ParsableCommand {
 }
 
 extension LocalBackend {
-    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String) throws -> MediaAssetWire {
+    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String?) throws -> MediaAssetWire {
         try reporting("media upload") { MediaAssetWire(try node.mediaUpload(owner: owner ?? "admin", bytes: bytes, profile: profile)) }
     }
     func mediaInfo(_ id: String, owner: String?) throws -> MediaAssetWire {
@@ -85,9 +85,10 @@ extension LocalBackend {
 }
 
 extension RemoteBackend {
-    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String) throws -> MediaAssetWire {
+    func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String?) throws -> MediaAssetWire {
         try reporting("media upload") {
-            try q(MediaAssetWire.self, "POST", "media", [("profile", profile)] + (owner.map { [("owner", $0)] } ?? []), body: Data(bytes), contentType: "application/octet-stream")
+            try q(MediaAssetWire.self, "POST", "media", (profile.map { [("profile", $0)] } ?? []) + (owner.map { [("owner", $0)] } ?? []), body: Data(bytes),
+                  contentType: "application/octet-stream")
         }
     }
     func mediaInfo(_ id: String, owner: String?) throws -> MediaAssetWire {

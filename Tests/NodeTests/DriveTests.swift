@@ -162,6 +162,27 @@ import TestSupport
         #expect(try r.node.driveList(owner: "alice", path: "c/d").map(\.name) == ["e"])
     }
 
+    /// A file with a TTL ends on the pins' clock: removed, its keys erased; one put again without
+    /// a TTL before its time stays.
+    @Test func filesWithATTLEndOnTime() throws {
+        let dir = TemporaryDirectory()
+        let r = try Repo(dir.path + "/repo")
+        var o = DrivePutOptions()
+        o.expiresIn = 1
+        let short = try r.node.drivePut(owner: "alice", path: "tmp/a", from: BytesSource(Array("soon gone".utf8)), options: o)
+        _ = try r.node.drivePut(owner: "alice", path: "tmp/b", from: BytesSource(Array("kept".utf8)), options: o)
+        _ = try r.node.drivePut(owner: "alice", path: "tmp/b", from: BytesSource(Array("kept".utf8)))
+        #expect(short.file.expiresAt != nil)
+        #expect(try r.node.nextPinExpiry() != nil)
+        Thread.sleep(forTimeInterval: 0.01)
+        let upkeep = try r.node.maintainPins()
+        #expect(upkeep.expired == 1)
+        #expect(throws: DriveError.self) { try r.node.driveInfo(owner: "alice", path: "tmp/a") }
+        #expect(throws: DriveError.self) { try r.node.driveRead(short, reader: "alice") { _ in } }
+        #expect(try r.read("alice", "tmp/b") == Array("kept".utf8))
+        #expect(try r.node.nextDriveExpiry() == nil)
+    }
+
     @Test func eraseLeavesNoWrapAnywhere() throws {
         let dir = TemporaryDirectory()
         let r = try Repo(dir.path + "/repo")

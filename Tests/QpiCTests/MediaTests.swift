@@ -41,6 +41,22 @@ import TestSupport
         return Array(try Data(contentsOf: URL(fileURLWithPath: f)))
     }
 
+    /// A PNG that declares `width` × `height` and holds a few bytes of image data.
+    static func pngHeader(width: UInt32, height: UInt32) -> [UInt8] {
+        func crc(_ b: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xffff_ffff
+            for x in b {
+                c ^= UInt32(x)
+                for _ in 0..<8 { c = c & 1 == 1 ? 0xedb8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            return ~c
+        }
+        func be(_ v: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] { be(UInt32(data.count)) + Array(type.utf8) + data + be(crc(Array(type.utf8) + data)) }
+        return [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] + chunk("IHDR", be(width) + be(height) + [8, 2, 0, 0, 0])
+            + chunk("IDAT", [0x78, 0x9c, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]) + chunk("IEND", [])
+    }
+
     static let identifying = ["GPSLatitude", "GPSLongitude", "SerialNumber", "LensSerialNumber", "OwnerName", "Artist", "Copyright", "Creator", "By-line"]
 
     @Test func profilesStripWhatTheySay() throws {
@@ -65,6 +81,26 @@ import TestSupport
         for t in Self.identifying { #expect(priv[t] != nil, "private lost \(t)") }
         let anon = try Self.tags(try MediaProcessor.publicVariant(original, profile: try #require(profiles["anonymous"])).bytes, in: dir.path)
         for t in Self.identifying + ["Make", "Model"] { #expect(anon[t] == nil, "anonymous kept \(t)") }
+    }
+
+    /// A configured profile replaces a built-in by name or adds one; it strips exactly its fields.
+    @Test func configuredProfiles() throws {
+        var c = QpicConfiguration()
+        c.profiles = [PrivacyProfile(name: "press", stripAll: false, strip: ["exif-ifd3-*"], keepOriginal: false)]
+        c.defaultProfile = "press"
+        try c.check()
+        #expect(try c.profile(nil).name == "press")
+        #expect(try c.profile("public").strip.contains("xmp-data"))
+        #expect(throws: (any Error).self) { try c.profile("nope") }
+        c.uploadVariants = ["huge"]
+        #expect(throws: (any Error).self) { try c.check() }
+        c.uploadVariants = ["thumb-64"]
+        c.defaultProfile = "gone"
+        #expect(throws: (any Error).self) { try c.check() }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/exiftool") else { return }
+        let dir = TemporaryDirectory()
+        let tags = try Self.tags(try MediaProcessor.publicVariant(try Self.tagged(in: dir.path), profile: c.profiles[0]).bytes, in: dir.path)
+        #expect(tags["GPSLatitude"] == nil && tags["Artist"] != nil && tags["SerialNumber"] != nil)
     }
 
     @Test func thumbnailsAreUprightAndSized() throws {
@@ -93,6 +129,13 @@ import TestSupport
         #expect(MediaFormat.detect([0, 0, 0, 0x18] + Array("ftypqt  ".utf8) + [0, 0, 0, 0]) == .mov)
         #expect(MediaFormat.detect(Array("not an image at all".utf8)) == nil)
         #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze(Array("<html>".utf8)) }
+        // A small PNG declaring 20000 × 20000 pixels (a decompression bomb) is refused before decoding.
+        do {
+            _ = try MediaProcessor.analyze(Self.pngHeader(width: 20000, height: 20000))
+            Issue.record("a 400-megapixel PNG was read")
+        } catch {
+            #expect("\(error)".contains("megapixels"), "\(error)")
+        }
         // A corrupt JPEG (right magic, nothing after) is an error, not a crash.
         #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze([0xff, 0xd8, 0xff, 0xe0, 0, 0]) }
     }
