@@ -178,6 +178,12 @@ struct DriveAPI {
         }
         _ = try DrivePath.parse(path)
         let (node, chosen) = (self.node, options)
+        // A declared length over the owner's room is refused before a byte is read (a chunked
+        // upload is checked when it is committed).
+        if let length = request.headers[.contentLength].flatMap(UInt64.init),
+           let room = try await io.run({ try node.driveRoom(owner: owner, path: path) }), length > room {
+            throw PinningError.quotaExceeded(owner: owner, needed: length, available: room, quota: node.access.storageQuota(of: owner))
+        }
         let info = try await BodyPipe.consume(request, context, slots: uploads, maximum: Int.max) { pipe in
             try node.drivePut(owner: owner, path: path, from: pipe, options: chosen)
         }

@@ -293,6 +293,16 @@ extension Node {
 
     // MARK: operations
 
+    /// What `owner` may still store at `path` (its storage quota less its usage, plus what the
+    /// file there now holds and would give back); nil: no quota.
+    public func driveRoom(owner: String, path: String) throws -> UInt64? {
+        let quota = access.storageQuota(of: owner)
+        guard owner != "admin", quota > 0 else { return nil }
+        let used = try pins.usage(of: owner)
+        let replaced = (try? driveInfo(owner: owner, path: path))?.file.size ?? 0
+        return (quota > used ? quota - used : 0) + replaced
+    }
+
     /// Puts a file at `path` of `owner`'s drive from `source`, encrypted by default (streamed: a
     /// segment at a time), replacing what was there (the drive's history keeps it).
     public func drivePut<S: ByteSource>(owner: String, path text: String, from source: S, options: DrivePutOptions = DrivePutOptions()) throws -> DriveFileInfo {
