@@ -2,14 +2,20 @@
 // which Swift cannot call: these wrappers name the options QpiC uses.
 #include <vips/vips.h>
 
-static inline int qv_init(void) { return VIPS_INIT("qstore"); }
+static inline int qv_init(void) {
+    if (VIPS_INIT("qstore")) return -1;
+    // Only the loaders of the formats QpiC admits; no cache holding operations (and metadata) of past requests.
+    vips_block_untrusted_set(TRUE);
+    vips_cache_set_max(0);
+    return 0;
+}
 
 /// The loader libvips would use for these bytes (e.g. "VipsForeignLoadJpegBuffer"), or NULL.
 static inline const char *qv_loader(const void *data, size_t size) { return vips_foreign_find_load_buffer(data, size); }
 
 /// An image over `data` (not copied: it must outlive the image and everything made from it).
-static inline VipsImage *qv_load(const void *data, size_t size) {
-    return vips_image_new_from_buffer(data, size, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+static inline VipsImage *qv_load(const void *data, size_t size, int random) {
+    return vips_image_new_from_buffer(data, size, "", "access", random ? VIPS_ACCESS_RANDOM : VIPS_ACCESS_SEQUENTIAL, NULL);
 }
 
 /// A copy whose metadata may be changed (the pixels are shared).

@@ -98,6 +98,8 @@ struct EventsAPI {
         let caller = RequestCaller.principal
         // The audit log's events (who did what) only for callers that may read the log.
         let seesAudit = caller?.allows(.auditRead) ?? true
+        // Media events name owners, ids and CIDs: for the admin only (Docs/media.md).
+        let seesMedia = caller?.allows(.admin) ?? true
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let (signals, poke) = follow ? try node.followEvents() : AsyncStream<Void>.makeStream()
             let beat = Task {
@@ -122,7 +124,7 @@ struct EventsAPI {
                     while true {
                         let want = min(256, (limit ?? .max) - sent)
                         let after = cursor
-                        let page = try await io.run { try node.events(after: after, limit: want, matching: { topics.matches($0) && (seesAudit || !$0.hasPrefix("q.qerberos.")) }) }
+                        let page = try await io.run { try node.events(after: after, limit: want, matching: { topics.matches($0) && (seesAudit || !$0.hasPrefix("q.qerberos.")) && (seesMedia || !$0.hasPrefix("q.qpic.")) }) }
                         var out = ByteBuffer()
                         for e in page.events { out.writeString(Self.render(e)) }
                         if out.readableBytes > 0 {

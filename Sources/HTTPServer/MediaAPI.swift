@@ -65,9 +65,11 @@ struct MediaAPI {
         guard let name = request.uri.queryParameters.get("variant").map({ String($0) }) else {
             return QindexAPI.ok(MediaAssetWire(try await io.run { try node.mediaAsset(owner: owner, id: id) }))
         }
-        let (_, file) = try await io.run { try node.mediaVariant(owner: owner, id: id, name: name) }
+        let (asset, file) = try await io.run { try node.mediaVariant(owner: owner, id: id, name: name) }
         var headers = HTTPFields()
-        headers[.contentType] = file.file.mediaType
+        // The variant's format, not what the drive's metadata says (its owner may change that).
+        headers[.contentType] = asset.variants.first { $0.name == name }?.format.mediaType ?? "application/octet-stream"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
         headers[.contentLength] = String(file.file.size)
         headers[.eTag] = "\"\(file.file.content.string)\""
         headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(file.file.content.string)"

@@ -276,8 +276,9 @@ extension Node {
     /// Moves the owner's tree with `change` (given the current root, it returns the new blocks,
     /// the new root last), by compare-and-swap on the pointer's version: a concurrent change makes
     /// it read again and redo (at most 8 times).
+    /// `shrinking`: a removal — never refused for the quota (an owner over it must be able to free room).
     @discardableResult
-    func driveCommit(_ owner: String, _ change: (DriveDirectory, CID?) throws -> [Block]) throws -> Head {
+    func driveCommit(_ owner: String, shrinking: Bool = false, _ change: (DriveDirectory, CID?) throws -> [Block]) throws -> Head {
         for _ in 0..<8 {
             let (root, cid, version) = try driveTree(owner)
             let blocks = try change(root, cid)
@@ -285,7 +286,7 @@ extension Node {
             var update = Qindex.Update(type: Self.drivePointerType, key: owner, target: blocks.last!.cid)
             update.expectedVersion = version
             update.author = IdentityRef(squidId: owner)
-            if owner != "admin" { try chargePointer(&update, to: owner) }
+            if owner != "admin" { try chargePointer(&update, to: owner, enforceQuota: !shrinking) }
             do { return try index.putBlocking(update) } catch QindexError.versionConflict { continue }
         }
         throw DriveError.conflict("the drive of \(owner) kept changing; try again")
@@ -397,6 +398,8 @@ extension Node {
     /// recipient identity), decrypting only the segments that hold them.
     public func driveRead(_ info: DriveFileInfo, reader: String, from: UInt64 = 0, length: UInt64? = nil, _ body: ([UInt8]) throws -> Void) throws {
         let f = info.file
+        // Ended, even if the daemon has not removed it yet.
+        if let e = f.expiresAt, e <= blocks.clock.now { throw DriveError.notFound("\(info.path) ended at \(Timestamps.format(e))") }
         let from = min(from, f.size)
         let length = min(length ?? f.size, f.size - from)
         guard let e = f.encryption else {
@@ -475,8 +478,10 @@ extension Node {
             let intermediate = try DriveDirectory(try DAGCBOR().decode(without.last!.data))
             return moved + without.dropLast() + (try driveReplace(intermediate, target, with: (cid, size)))
         }
-        // The keys now under the new path, and every key the old path had, are erased with it too.
+        // The keys now under the new path, and every key the old path had, are erased with it too;
+        // a moved file's end moves with it.
         let batch = WriteBatch()
+        if let moved = try? driveInfo(owner: owner, path: to), let e = moved.file.expiresAt { batch.put(Self.expiryKey(e, owner, moved.path), []) }
         for (p, id) in movedIDs { batch.put(Self.pathKey(owner, p, id), []) }
         let (from, into) = ("/" + source.joined(separator: "/"), "/" + target.joined(separator: "/"))
         let prefix = Self.pathPrefix(owner)
@@ -502,7 +507,7 @@ extension Node {
         let path = try DrivePath.parse(text)
         guard !path.isEmpty else { throw DriveError.invalid("rm: give a path, not the drive's root") }
         var files: [(CID, DriveFile)] = []
-        let head = try driveCommit(owner) { root, rootCID in
+        let head = try driveCommit(owner, shrinking: true) { root, rootCID in
             files = []
             let found = try driveLookup(root, rootCID, path)
             if erase {
@@ -619,6 +624,7 @@ extension Node {
         options.tags = info.file.tags
         options.privacyProfile = info.file.privacyProfile
         options.segmentSize = info.file.encryption?.segmentSize ?? SegmentCipher.defaultSegment
+        if let e = info.file.expiresAt { options.expiresIn = max(1, e > blocks.clock.now ? e - blocks.clock.now : 1) }
         // Shared again with those that still hold a wrap of the old key, nobody else.
         let old = info.file.encryption?.id
         let wrapped = Set(try old.map { try driveWraps($0).keys } ?? [:].keys)
@@ -671,16 +677,33 @@ extension Node {
         }
         var ended = 0
         for d in due {
-            // Still the file that was given this time? (A later put or a removal makes the entry stale.)
-            if let info = try? driveInfo(owner: d.owner, path: d.path), let e = info.file.expiresAt, e <= now {
-                _ = try driveRemove(owner: d.owner, path: d.path, erase: info.file.encryption != nil)
-                ended += 1
-            }
             let batch = WriteBatch()
             batch.delete(d.key)
+            do {
+                // Still the file that was given this time? (A later put or a removal makes the entry stale.)
+                if let info = try? driveInfo(owner: d.owner, path: d.path), let e = info.file.expiresAt, e <= now {
+                    try driveEnd(owner: d.owner, info)
+                    ended += 1
+                }
+            } catch {
+                // Tried again in a minute; the others go on.
+                batch.put(Self.expiryKey(now + 60_000, d.owner, d.path), [])
+            }
             try repository.blocks.db.write(batch, sync: true)
         }
         return ended
+    }
+
+    /// Ends one file whose time has come: removed from the tree if it is still the file there
+    /// (checked in the commit), and its own key erased.
+    func driveEnd(owner: String, _ info: DriveFileInfo) throws {
+        let path = try DrivePath.parse(info.path)
+        try driveCommit(owner, shrinking: true) { root, rootCID in
+            guard try driveLookup(root, rootCID, path).cid == info.cid else { throw DriveError.conflict("\(info.path) changed: not ended") }
+            return try driveReplace(root, path, with: nil)
+        }
+        if let id = info.file.encryption?.id { try driveEraseKeys([id]) }
+        try auditDrive("q.qdrive.file.expired.v1", owner: owner, path: path, cid: info.cid, [("content", .string(info.file.content.string))])
     }
 
     func auditDrive(_ type: String, owner: String, path: [String], cid: CID?, _ details: [(String, IPLDNode)]) throws {

@@ -27,14 +27,14 @@ extension Node {
     ///
     /// A deletion keeps the charge of the head it replaces: the tombstone's pin still keeps the
     /// history, and its targets, alive.
-    public func chargePointer(_ update: inout Qindex.Update, to owner: String) throws {
+    public func chargePointer(_ update: inout Qindex.Update, to owner: String, enforceQuota: Bool = true) throws {
         let head = try index.head(type: update.type, key: update.key)
         let old = try head?.pin.flatMap { try pins.pin(id: $0) }
         let kept = old?.owner == owner ? old?.size ?? 0 : 0
         let bytes = try update.target.map { try pins.measure($0) } ?? kept
         update.owner = (owner, bytes)
         let quota = access.storageQuota(of: owner)
-        guard quota > 0 else { return }
+        guard quota > 0, enforceQuota else { return }
         var used = try pins.usage(of: owner)
         used -= min(used, kept)
         guard used + bytes <= quota else {

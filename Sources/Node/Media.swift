@@ -26,7 +26,7 @@ extension Node {
         guard bytes.count <= Self.maximumMedia else { throw DriveError.invalid("a media upload is at most \(Self.maximumMedia) bytes") }
         let configuration = try qpicConfiguration()
         let profile = try configuration.profile(name)
-        let info = try MediaProcessor.analyze(bytes)
+        var info = try MediaProcessor.analyze(bytes)
         let id = KeyWrap.randomKey().prefix(10).map { String(format: "%02x", $0) }.joined()
         var asset = MediaAsset(id: id, owner: owner, profile: profile.name, file: nil, info: info, variants: [], createdAt: blocks.clock.now)
         if profile.keepOriginal || info.format.isVideo {
@@ -39,7 +39,12 @@ extension Node {
             asset.variants.append(try storeVariant(owner: owner, id: id, name: "public", pub))
             for v in configuration.uploadVariants { asset.variants.append(try storeVariant(owner: owner, id: id, name: v, try MediaProcessor.sized(bytes, try VariantName(v)))) }
         }
-        try storeAsset(asset)
+        if !profile.keepOriginal && !info.format.isVideo {
+            // Nothing of the original's metadata is kept anywhere, the asset included.
+            (asset.info.exif, asset.info.gps) = ([:], nil)
+            info = asset.info
+        }
+        try storeAsset(asset, owner: owner, id: id)
         return asset
     }
 
@@ -59,10 +64,13 @@ extension Node {
         return made
     }
 
-    func storeAsset(_ a: MediaAsset) throws {
+    /// Writes the asset of `owner`'s media `id` (never where the object's own fields would say).
+    func storeAsset(_ a: MediaAsset, owner: String, id: String) throws {
         var o = DrivePutOptions()
         o.mediaType = "application/vnd.ipld.dag-cbor"
-        _ = try drivePut(owner: a.owner, path: Self.mediaPath(a.id, "asset"), from: BytesSource(try DAGCBOR().encode(a.node)), options: o)
+        var a = a
+        (a.owner, a.id) = (owner, id)
+        _ = try drivePut(owner: owner, path: Self.mediaPath(id, "asset"), from: BytesSource(try DAGCBOR().encode(a.node)), options: o)
     }
 
     /// The asset `id` of `owner`.
@@ -72,7 +80,9 @@ extension Node {
         do { info = try driveInfo(owner: owner, path: Self.mediaPath(id, "asset")) } catch DriveError.notFound { throw DriveError.notFound("no media \(id) of \(owner)") }
         var bytes: [UInt8] = []
         try driveRead(info, reader: owner) { bytes += $0 }
-        return try MediaAsset(bytes)
+        let asset = try MediaAsset(bytes)
+        guard asset.owner == owner, asset.id == id else { throw DriveError.corrupt("media \(id) of \(owner): its asset names \(asset.id) of \(asset.owner)") }
+        return asset
     }
 
     /// The variant `name` of asset `id` (made now, from the original — or the public variant when
@@ -83,13 +93,13 @@ extension Node {
         if asset.variants.contains(where: { $0.name == name }) {
             return (asset, try driveInfo(owner: owner, path: Self.mediaPath(id, name)))
         }
-        guard !asset.info.format.isVideo else { throw DriveError.notFound("a video has no image variants") }
+        guard !asset.info.format.isVideo else { throw DriveError.invalid("a video has no image variants") }
         guard variant.size != nil else { throw DriveError.notFound("media \(id) has no \(name) variant") }
         let source = asset.file.map { _ in Self.mediaPath(id, "original") } ?? Self.mediaPath(id, "public")
         var bytes: [UInt8] = []
         try driveRead(try driveInfo(owner: owner, path: source), reader: owner) { bytes += $0 }
         asset.variants.append(try storeVariant(owner: owner, id: id, name: name, try MediaProcessor.sized(bytes, variant)))
-        try storeAsset(asset)
+        try storeAsset(asset, owner: owner, id: id)
         return (asset, try driveInfo(owner: owner, path: Self.mediaPath(id, name)))
     }
 }

@@ -65,7 +65,11 @@ public struct PrivacyProfile: Sendable, Codable, Equatable {
         PrivacyProfile(name: "public", stripAll: false, strip: [
             "exif-ifd3-*", "exif-ifd2-BodySerialNumber", "exif-ifd2-CameraSerialNumber", "exif-ifd2-LensSerialNumber", "exif-ifd0-CameraSerialNumber",
             "exif-ifd2-CameraOwnerName", "exif-ifd0-Artist", "exif-ifd0-Copyright", "exif-ifd0-XPAuthor", "exif-ifd2-MakerNote", "exif-ifd0-ImageUniqueID",
-            "exif-ifd2-ImageUniqueID", "xmp-data", "iptc-data",
+            "exif-ifd2-ImageUniqueID", "exif-ifd0-ImageDescription", "exif-ifd2-UserComment", "exif-ifd0-XPComment", "exif-ifd0-XPTitle",
+            "exif-ifd0-XPSubject", "exif-ifd0-XPKeywords", "exif-ifd0-HostComputer", "exif-ifd0-DocumentName",
+            // XMP and IPTC carry author and place too; PNG text chunks anything (even a whole EXIF
+            // block as hex); the EXIF thumbnail is a small copy of the original as it was.
+            "xmp-data", "iptc-data", "png-comment-*", "jpeg-thumbnail-data",
         ], keepOriginal: true),
         PrivacyProfile(name: "private", stripAll: false, strip: [], keepOriginal: true),
         PrivacyProfile(name: "anonymous", stripAll: true, strip: [], keepOriginal: false),
@@ -86,10 +90,13 @@ public struct VariantName: Sendable, Equatable, CustomStringConvertible {
     public init(_ text: String) throws {
         description = text
         if text == "public" { (size, webp) = (nil, false); return }
+        guard text.range(of: "^(thumb|web)-[1-9][0-9]{1,3}(-webp)?$", options: .regularExpression) != nil else {
+            throw DriveError.invalid("variant \(text.prefix(40)): public, thumb-N or web-N (N 16 to 8192), optionally -webp")
+        }
         var t = Substring(text)
         var w = false
         if t.hasSuffix("-webp") { w = true; t = t.dropLast(5) }
-        guard t.hasPrefix("thumb-") || t.hasPrefix("web-"), let n = Int(t.split(separator: "-").last ?? ""), (16...8192).contains(n) else {
+        guard let n = Int(t.split(separator: "-").last ?? ""), (16...8192).contains(n) else {
             throw DriveError.invalid("variant \(text.prefix(40)): public, thumb-N or web-N (N 16 to 8192), optionally -webp")
         }
         (size, webp) = (n, w)
@@ -170,9 +177,10 @@ public enum MediaProcessor {
     /// without what the profile removes.
     public static func publicVariant(_ bytes: [UInt8], profile: PrivacyProfile) throws -> (bytes: [UInt8], format: MediaFormat, width: Int, height: Int) {
         guard let format = MediaFormat.detect(bytes), !format.isVideo else { throw DriveError.invalid("no public variant of a video (QpiC does not transcode video)") }
-        let loaded = try VipsImageRef.load(VipsBytes(bytes))
+        // A profile that drops the orientation tag turns the pixels upright first.
+        let loaded = try VipsImageRef.load(VipsBytes(bytes), random: profile.stripAll)
         guard loaded.width * loaded.height <= maximumPixels else { throw DriveError.invalid("the image is over \(maximumPixels / 1_000_000) megapixels") }
-        let image = try loaded.copy()
+        let image = try (profile.stripAll ? loaded.upright() : loaded).copy()
         for f in image.fields where profile.removes(f) { image.remove(f) }
         let out: VipsImageRef.Format = format == .png ? .png : .jpeg
         return (try image.save(out, quality: 90, strip: profile.stripAll), out == .png ? .png : .jpeg, image.width, image.height)
@@ -182,6 +190,8 @@ public enum MediaProcessor {
     public static func sized(_ bytes: [UInt8], _ name: VariantName) throws -> (bytes: [UInt8], format: MediaFormat, width: Int, height: Int) {
         guard let n = name.size else { throw DriveError.invalid("\(name) is not a sized variant") }
         guard let format = MediaFormat.detect(bytes), !format.isVideo else { throw DriveError.invalid("no image variants of a video") }
+        let header = try VipsImageRef.load(VipsBytes(bytes))
+        guard header.width * header.height <= maximumPixels else { throw DriveError.invalid("the image is over \(maximumPixels / 1_000_000) megapixels") }
         let t = try VipsImageRef.thumbnail(VipsBytes(bytes), width: n, height: n)
         return (try t.save(name.webp ? .webp : .jpeg, quality: 82, strip: true), name.webp ? .webp : .jpeg, t.width, t.height)
     }
@@ -193,32 +203,39 @@ enum ContainerInfo {
     static func read(_ b: [UInt8], format: MediaFormat) throws -> MediaInfo {
         var info = MediaInfo(format: format, width: 0, height: 0, duration: nil, orientation: 1, colorSpace: nil, exif: [:], gps: nil, codecs: [])
         guard format != .webm else { return info }
-        func u32(_ i: Int) -> UInt64 { i + 4 <= b.count ? b[i..<(i + 4)].reduce(0) { $0 << 8 | UInt64($1) } : 0 }
-        func u64(_ i: Int) -> UInt64 { u32(i) << 32 | u32(i + 4) }
         func walk(_ from: Int, _ to: Int, depth: Int) {
+            // Every read stays inside the box being read (`end`), every size inside its parent.
+            func u32(_ i: Int, _ end: Int) -> UInt64? { i >= 0 && i + 4 <= end ? b[i..<(i + 4)].reduce(0) { $0 << 8 | UInt64($1) } : nil }
+            func u64(_ i: Int, _ end: Int) -> UInt64? { guard let hi = u32(i, end), let lo = u32(i + 4, end) else { return nil }; return hi << 32 | lo }
             var i = from
-            while i + 8 <= to, depth < 8 {
-                var size = Int(clamping: u32(i))
+            while to - i >= 8, depth < 8 {
+                guard var size = u32(i, to).map({ Int(clamping: $0) }) else { return }
                 let type = String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self)
                 var header = 8
-                if size == 1 { size = Int(clamping: u64(i + 8)); header = 16 } else if size == 0 { size = to - i }
-                guard size >= header, i + size <= to else { return }
-                let body = i + header
+                if size == 1 {
+                    guard let large = u64(i + 8, to) else { return }
+                    size = Int(clamping: large)
+                    header = 16
+                } else if size == 0 {
+                    size = to - i
+                }
+                guard size >= header, size <= to - i else { return }
+                let (body, end) = (i + header, i + size)
                 switch type {
-                case "moov", "trak", "mdia", "minf", "stbl": walk(body, i + size, depth: depth + 1)
-                case "mvhd":
-                    let v = b[body]
-                    let (scale, dur) = v == 1 ? (u32(body + 20), u64(body + 24)) : (u32(body + 12), u32(body + 16))
-                    if scale > 0 { info.duration = (Double(dur) / Double(scale) * 1000).rounded() / 1000 }
-                case "tkhd":
+                case "moov", "trak", "mdia", "minf", "stbl": walk(body, end, depth: depth + 1)
+                case "mvhd" where body < end:
+                    let long = b[body] == 1
+                    if let scale = u32(body + (long ? 20 : 12), end), let dur = long ? u64(body + 24, end) : u32(body + 16, end), scale > 0 {
+                        info.duration = (Double(dur) / Double(scale) * 1000).rounded() / 1000
+                    }
+                case "tkhd" where body < end:
                     let off = b[body] == 1 ? body + 88 : body + 76
-                    let w = Int(u32(off) >> 16), h = Int(u32(off + 4) >> 16)
-                    if w > 0, h > 0, info.width == 0 { (info.width, info.height) = (w, h) }
+                    if let w = u32(off, end), let h = u32(off + 4, end), w >> 16 > 0, h >> 16 > 0, info.width == 0 { (info.width, info.height) = (Int(w >> 16), Int(h >> 16)) }
                 case "stsd":
-                    if body + 16 <= i + size { info.codecs.append(String(decoding: b[(body + 12)..<(body + 16)], as: UTF8.self)) }
+                    if end - body >= 16 { info.codecs.append(String(decoding: b[(body + 12)..<(body + 16)], as: UTF8.self)) }
                 default: break
                 }
-                i += size
+                i = end
             }
         }
         walk(0, b.count, depth: 0)

@@ -91,7 +91,7 @@ public struct MediaAsset: Sendable, Equatable {
         self.init(id: id, owner: owner, profile: profile, file: l("file"),
                   info: MediaInfo(format: format, width: i("width"), height: i("height"), duration: f("duration", m), orientation: i("orientation"),
                                   colorSpace: s("colorSpace"), exif: exif, gps: gps, codecs: codecs),
-                  variants: variants, createdAt: UInt64(i("createdAt")))
+                  variants: variants, createdAt: UInt64(clamping: i("createdAt")))
     }
 }
 

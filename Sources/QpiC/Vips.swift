@@ -1,10 +1,14 @@
 import CLibvips
 import Foundation
+import Multiformats
+import Qdrive
 import Synchronization
 
-/// What libvips said when it failed.
-public struct VipsError: Error, CustomStringConvertible, Sendable {
+/// What libvips said when it failed: the file is not an image it can read (or make).
+public struct VipsError: Error, CustomStringConvertible, Sendable, KindedError {
     public let description: String
+    public var kind: ErrorKind { .invalidInput }
+    public var code: String? { "QDRIVE_INVALID" }
 }
 
 /// libvips, started once per process.
@@ -12,8 +16,10 @@ enum Vips {
     static let started: Bool = qv_init() == 0
 
     static func error(_ what: String) -> VipsError {
-        let text = String(cString: vips_error_buffer()).trimmingCharacters(in: .whitespacesAndNewlines)
-        vips_error_clear()
+        // A copy, cleared as it is taken (the buffer is the process's: another request may be failing too).
+        guard let copy = vips_error_buffer_copy() else { return VipsError(description: "\(what): libvips failed") }
+        defer { qv_free(copy) }
+        let text = String(cString: copy).trimmingCharacters(in: .whitespacesAndNewlines)
         return VipsError(description: "\(what): \(text.isEmpty ? "libvips failed" : text)")
     }
 
@@ -40,9 +46,10 @@ final class VipsImageRef: @unchecked Sendable {
     init(_ image: UnsafeMutablePointer<VipsImage>, _ source: VipsBytes) { (self.image, self.source) = (image, source) }
     deinit { qv_unref(image) }
 
-    static func load(_ bytes: VipsBytes) throws -> VipsImageRef {
+    /// `random`: for operations that read out of order (turning upright).
+    static func load(_ bytes: VipsBytes, random: Bool = false) throws -> VipsImageRef {
         try Vips.ensure()
-        guard let i = qv_load(bytes.pointer, bytes.count) else { throw Vips.error("cannot read the image") }
+        guard let i = qv_load(bytes.pointer, bytes.count, random ? 1 : 0) else { throw Vips.error("cannot read the image") }
         return VipsImageRef(i, bytes)
     }
 
@@ -107,8 +114,7 @@ final class VipsImageRef: @unchecked Sendable {
     func save(_ format: Format, quality: Int = 85, strip: Bool) throws -> [UInt8] {
         var target = self
         if strip {
-            // The savers' own `strip` is not enough (libvips 8.14's WebP saver still writes the
-            // EXIF it rebuilds from the exif-ifd fields): every metadata field goes first.
+            // Every metadata field goes first, whatever each saver's `strip` does with it.
             target = try copy()
             for f in target.fields where f.hasPrefix("exif-") || f.hasPrefix("xmp-") || f.hasPrefix("iptc-") || f == "orientation" { target.remove(f) }
         }

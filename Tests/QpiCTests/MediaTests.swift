@@ -79,7 +79,19 @@ import TestSupport
         #expect(pub["Make"] as? String == "Canon" && pub["Orientation"] as? Int == 6, "\(pub)")
         let priv = try Self.tags(try MediaProcessor.publicVariant(original, profile: try #require(profiles["private"])).bytes, in: dir.path)
         for t in Self.identifying { #expect(priv[t] != nil, "private lost \(t)") }
-        let anon = try Self.tags(try MediaProcessor.publicVariant(original, profile: try #require(profiles["anonymous"])).bytes, in: dir.path)
+        // PNG text chunks (author, comments — anything) do not survive the public profile either.
+        let png = dir.path + "/tagged.png"
+        try Data(try MediaProcessor.testImage(width: 64, height: 64, png: true)).write(to: URL(fileURLWithPath: png))
+        let (prc, pout) = try Self.exiftool(["-overwrite_original", "-PNG:Author=Alice", "-PNG:Comment=meet at the station", png])
+        try #require(prc == 0, "\(pout)")
+        #expect(try Self.tags(Array(try Data(contentsOf: URL(fileURLWithPath: png))), in: dir.path)["Author"] as? String == "Alice")
+        let pngPublic = try MediaProcessor.publicVariant(Array(try Data(contentsOf: URL(fileURLWithPath: png))), profile: try #require(profiles["public"]))
+        let pngTags = try Self.tags(pngPublic.bytes, in: dir.path)
+        #expect(pngPublic.format == .png && pngTags["Author"] == nil && pngTags["Comment"] == nil, "\(pngTags)")
+        let anonymous = try MediaProcessor.publicVariant(original, profile: try #require(profiles["anonymous"]))
+        // With its orientation tag gone, the picture itself is turned upright (400 × 200 at 6: 200 × 400).
+        #expect(anonymous.width == 200 && anonymous.height == 400, "\(anonymous.width)×\(anonymous.height)")
+        let anon = try Self.tags(anonymous.bytes, in: dir.path)
         for t in Self.identifying + ["Make", "Model"] { #expect(anon[t] == nil, "anonymous kept \(t)") }
     }
 
@@ -135,6 +147,13 @@ import TestSupport
             Issue.record("a 400-megapixel PNG was read")
         } catch {
             #expect("\(error)".contains("megapixels"), "\(error)")
+        }
+        // Hostile containers: an empty box at the end, a 64-bit size past the end — described or
+        // refused, never a crash.
+        let ftyp: [UInt8] = [0, 0, 0, 0x14] + Array("ftypisom".utf8) + [0, 0, 0, 0] + Array("isom".utf8)
+        for hostile in [ftyp + [0, 0, 0, 8] + Array("mvhd".utf8), ftyp + [0, 0, 0, 1] + Array("free".utf8) + [UInt8](repeating: 0xff, count: 8),
+                        ftyp + [0, 0, 0, 8] + Array("moov".utf8) + [0, 0, 0, 8] + Array("tkhd".utf8)] {
+            _ = try? MediaProcessor.analyze(hostile)
         }
         // A corrupt JPEG (right magic, nothing after) is an error, not a crash.
         #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze([0xff, 0xd8, 0xff, 0xe0, 0, 0]) }
