@@ -138,6 +138,8 @@ import TestSupport
             // They write wherever a generated path points, on this machine.
             "--exclude-path", "/q/v1/backups", "--exclude-path", "/q/v1/backups/restore",
             "--max-examples", "40", "-w", "1", "--seed", "1",
+            // A loaded machine (the suite runs beside it) can keep a synced write waiting for seconds.
+            "--request-timeout", "60",
         ], directory: h.directory)
         #expect(rc == 0, "schemathesis:\n\(out.suffix(8000))")
         await h.stop()
