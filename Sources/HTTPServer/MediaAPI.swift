@@ -65,7 +65,9 @@ struct MediaAPI {
         guard let name = request.uri.queryParameters.get("variant").map({ String($0) }) else {
             return QindexAPI.ok(MediaAssetWire(try await io.run { try node.mediaAsset(owner: owner, id: id) }))
         }
-        let (asset, file) = try await io.run { try node.mediaVariant(owner: owner, id: id, name: name) }
+        // Making a variant writes the drive: only a caller who may.
+        let create = RequestCaller.principal?.allows(AccessRules.driveWrite) ?? false
+        let (asset, file) = try await io.run { try node.mediaVariant(owner: owner, id: id, name: name, create: create) }
         var headers = HTTPFields()
         // The variant's format, not what the drive's metadata says (its owner may change that).
         headers[.contentType] = asset.variants.first { $0.name == name }?.format.mediaType ?? "application/octet-stream"

@@ -87,7 +87,8 @@ extension Node {
 
     /// The variant `name` of asset `id` (made now, from the original — or the public variant when
     /// none is kept — and kept, when asked for the first time).
-    public func mediaVariant(owner: String, id: String, name: String) throws -> (asset: MediaAsset, file: DriveFileInfo) {
+    /// `create`: whether a variant not made yet may be made now (the caller may write the drive).
+    public func mediaVariant(owner: String, id: String, name: String, create: Bool = true) throws -> (asset: MediaAsset, file: DriveFileInfo) {
         let variant = try VariantName(name)
         var asset = try mediaAsset(owner: owner, id: id)
         if asset.variants.contains(where: { $0.name == name }) {
@@ -95,6 +96,7 @@ extension Node {
         }
         guard !asset.info.format.isVideo else { throw DriveError.invalid("a video has no image variants") }
         guard variant.size != nil else { throw DriveError.notFound("media \(id) has no \(name) variant") }
+        guard create else { throw DriveError.forbidden("media \(id) has no \(name) variant yet: it is made on first request by a caller with drive:write") }
         let source = asset.file.map { _ in Self.mediaPath(id, "original") } ?? Self.mediaPath(id, "public")
         var bytes: [UInt8] = []
         try driveRead(try driveInfo(owner: owner, path: source), reader: owner) { bytes += $0 }

@@ -28,6 +28,7 @@ import TestSupport
             _ = try await h.register("bob", scopes: [])
             let (alice, _) = try await h.token(["drive:*"], identity: "alice")
             let (bob, _) = try await h.token(["drive:read"], identity: "bob")
+            let (aliceReader, _) = try await h.token(["drive:read"], identity: "alice")
             func call(_ path: String, _ bearer: String, method: String = "GET", body: [UInt8]? = nil) async throws -> DaemonHarness.Reply {
                 try await h.request(path, method: method, api: true, headers: ["Authorization": "Bearer " + bearer], body: body, authorized: false)
             }
@@ -53,9 +54,12 @@ import TestSupport
             for t in ["GPSLatitude", "GPSLongitude", "SerialNumber", "Artist"] { #expect(!tags.contains("\"\(t)\""), "public variant kept \(t)") }
             #expect(tags.contains("Nikon"))
 
-            // A variant asked for the first time: made, kept, announced.
+            // A variant not made yet is not made for a reader (it writes the drive)...
+            #expect(try await call("/q/v1/media/\(id)?variant=thumb-64-webp", aliceReader).status == 403)
+            // ...but for a writer: made, kept, announced; then readers get it too.
             let small = try await call("/q/v1/media/\(id)?variant=thumb-64-webp", alice)
             #expect(small.status == 200 && MediaFormat.detect(small.body) == .webp && small.header("content-type") == "image/webp")
+            #expect(try await call("/q/v1/media/\(id)?variant=thumb-64-webp", aliceReader).status == 200)
             let again = try await call("/q/v1/media/\(id)", alice)
             #expect(again.text.contains("thumb-64-webp"))
             let events = try await h.request("/q/v1/events?follow=false&since=0&topics=q.qpic.*", api: true)
