@@ -9,6 +9,7 @@
 # Peak RSS from /usr/bin/time -v. Release build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source Benchmarks/measure.sh
 SIZE_GIB=${SIZE_GIB:-2}
 swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
@@ -16,14 +17,6 @@ WORK=${WORK:-$(mktemp -d /var/tmp/qstore-backupbench.XXXXXX)}
 trap 'rm -rf "$WORK"' EXIT
 export QSTORE_PATH=$WORK/repo
 BYTES=$((SIZE_GIB * 1024 * 1024 * 1024))
-mb() { python3 -c "print(f'{$1 / $2 / 1e6:.0f}')"; }
-timed() { # label command…: prints seconds and peak RSS
-  local out; out=$( { /usr/bin/time -v "${@:2}" >/dev/null; } 2>&1 )
-  local secs rss
-  secs=$(echo "$out" | awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); if (length(a)==3) print a[1]*3600+a[2]*60+a[3]; else print a[1]*60+a[2]}')
-  rss=$(echo "$out" | awk -F': ' '/Maximum resident set size/ {print $2}')
-  echo "$1 $secs $rss"
-}
 $Q init >/dev/null
 head -c "$BYTES" /dev/urandom > "$WORK/data.bin"
 $Q add -q --cid-version 1 "$WORK/data.bin" >/dev/null

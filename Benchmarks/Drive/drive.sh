@@ -8,6 +8,7 @@
 #   first request (media variant ID thumb-300)                               — ms
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source Benchmarks/measure.sh
 SIZE_MIB=${SIZE_MIB:-1024}
 swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
@@ -15,15 +16,6 @@ WORK=${WORK:-$(mktemp -d /var/tmp/qstore-drivebench.XXXXXX)}
 trap 'pkill -f "$Q daemon" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export QSTORE_PATH=$WORK/repo HOME=$WORK
 BYTES=$((SIZE_MIB * 1024 * 1024))
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-mb() { python3 -c "print(f'{$1 / $2 / 1e6:.0f}')"; }
-timed() { # label command…: prints seconds and peak RSS (KiB)
-  local out; out=$( { /usr/bin/time -v "${@:2}" >/dev/null; } 2>&1 )
-  local secs rss
-  secs=$(echo "$out" | awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); if (length(a)==3) print a[1]*3600+a[2]*60+a[3]; else print a[1]*60+a[2]}')
-  rss=$(echo "$out" | awk -F': ' '/Maximum resident set size/ {print $2}')
-  echo "$1 $secs $rss"
-}
 $Q init >/dev/null
 head -c "$BYTES" /dev/urandom > "$WORK/data.bin"
 sync

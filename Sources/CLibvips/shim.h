@@ -15,7 +15,8 @@ static inline const char *qv_loader(const void *data, size_t size) { return vips
 
 /// An image over `data` (not copied: it must outlive the image and everything made from it).
 static inline VipsImage *qv_load(const void *data, size_t size, int random) {
-    return vips_image_new_from_buffer(data, size, "", "access", random ? VIPS_ACCESS_RANDOM : VIPS_ACCESS_SEQUENTIAL, NULL);
+    return vips_image_new_from_buffer(data, size, "", "access", random ? VIPS_ACCESS_RANDOM : VIPS_ACCESS_SEQUENTIAL,
+                                      "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
 }
 
 /// A copy whose metadata may be changed (the pixels are shared).
@@ -33,7 +34,8 @@ static inline VipsImage *qv_autorot(VipsImage *in) {
 /// A thumbnail at most `width` × `height`, made while loading (shrink-on-load), upright.
 static inline VipsImage *qv_thumbnail(void *data, size_t size, int width, int height) {
     VipsImage *out = NULL;
-    return vips_thumbnail_buffer(data, size, &out, width, "height", height, "size", VIPS_SIZE_DOWN, NULL) == 0 ? out : NULL;
+    return vips_thumbnail_buffer(data, size, &out, width, "height", height, "size", VIPS_SIZE_DOWN,
+                                 "option_string", "fail_on=truncated", NULL) == 0 ? out : NULL;
 }
 
 static inline int qv_int(VipsImage *image, const char *name, int *out) { return vips_image_get_int(image, name, out); }

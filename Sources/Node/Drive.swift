@@ -453,6 +453,7 @@ extension Node {
     public func driveMove(owner: String, from: String, to: String) throws -> Int64 {
         let source = try DrivePath.parse(from), target = try DrivePath.parse(to)
         guard !source.isEmpty, !target.isEmpty else { throw DriveError.invalid("mv: the root does not move") }
+        guard source != target else { throw DriveError.invalid("mv: \(from) and \(to) are the same path") }
         guard !target.starts(with: source) else { throw DriveError.invalid("mv: \(to) is inside \(from)") }
         guard !source.starts(with: target) else { throw DriveError.invalid("mv: \(to) holds \(from): it would replace what holds it") }
         var movedIDs: [(String, String)] = []
@@ -557,8 +558,11 @@ extension Node {
     public func driveRestore(owner: String, path text: String, version: Int64) throws -> Int64 {
         let path = try DrivePath.parse(text)
         guard !path.isEmpty else { throw DriveError.invalid("restore: give a path") }
-        let (oldRoot, oldCID, _) = try driveTree(owner, version: version)
-        let found = try driveLookup(oldRoot, oldCID, path)
+        let old: (root: DriveDirectory, cid: CID?, version: Int64)
+        do { old = try driveTree(owner, version: version) } catch QindexError.notFound {
+            throw DriveError.notFound("version \(version) of the drive of \(owner) is not kept (the index-records policy keeps the newest versions; see qstore index history drive \(owner))")
+        }
+        let found = try driveLookup(old.root, old.cid, path)
         let size = found.file?.size ?? found.directory?.size ?? 0
         let head = try driveCommit(owner) { root, _ in try driveReplace(root, path, with: (found.cid!, size)) }
         try auditDrive("q.qdrive.file.restored.v1", owner: owner, path: path, cid: found.cid, [("fromVersion", .int(version))])
@@ -577,6 +581,8 @@ extension Node {
         let keyID = KeyWrap.keyID(pub)
         let who = identity ?? "key:" + keyID
         let existed = try driveWraps(e.id)[keyID] != nil
+        // Shared already: nothing changes (no new version).
+        if existed, e.recipients.contains(where: { $0.keyId == keyID }) { return info }
         try driveWriteWraps(e.id, [(keyID, try KeyWrap.wrap(fileKey, for: pub, id: e.id))], owner: owner, paths: [])
         if !e.recipients.contains(where: { $0.keyId == keyID }) { e.recipients.append(.init(identity: who, keyId: keyID)) }
         let updated: DriveFileInfo

@@ -80,7 +80,10 @@ extension Node {
         do { info = try driveInfo(owner: owner, path: Self.mediaPath(id, "asset")) } catch DriveError.notFound { throw DriveError.notFound("no media \(id) of \(owner)") }
         var bytes: [UInt8] = []
         try driveRead(info, reader: owner) { bytes += $0 }
-        let asset = try MediaAsset(bytes)
+        let asset: MediaAsset
+        do { asset = try MediaAsset(bytes) } catch {
+            throw DriveError.corrupt("media \(id) of \(owner): /media/\(id)/asset is not a media asset (changed through qstore drive?): \(error)")
+        }
         guard asset.owner == owner, asset.id == id else { throw DriveError.corrupt("media \(id) of \(owner): its asset names \(asset.id) of \(asset.owner)") }
         return asset
     }

@@ -18,6 +18,9 @@ public enum KeyWrap {
     public static func wrap(_ fileKey: [UInt8], for recipient: [UInt8], id: String) throws -> [UInt8] {
         let pub: Curve25519.KeyAgreement.PublicKey
         do { pub = try .init(rawRepresentation: recipient) } catch { throw DriveError.invalid("a recipient is a 32-byte X25519 public key") }
+        // A small-order point gives every sender the same (all-zero) shared secret (RFC 9180 §7.1.4).
+        let probe = try Curve25519.KeyAgreement.PrivateKey().sharedSecretFromKeyAgreement(with: pub)
+        guard probe.withUnsafeBytes({ $0.contains { $0 != 0 } }) else { throw DriveError.invalid("the recipient key is a small-order point: no key at all") }
         var sender = try HPKE.Sender(recipientKey: pub, ciphersuite: suite, info: info)
         let sealed = try sender.seal(fileKey, authenticating: Data(id.utf8))
         return Array(sender.encapsulatedKey) + Array(sealed)

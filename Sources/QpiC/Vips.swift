@@ -19,7 +19,8 @@ enum Vips {
         // A copy, cleared as it is taken (the buffer is the process's: another request may be failing too).
         guard let copy = vips_error_buffer_copy() else { return VipsError(description: "\(what): libvips failed") }
         defer { qv_free(copy) }
-        let text = String(cString: copy).trimmingCharacters(in: .whitespacesAndNewlines)
+        // The last line is the failure; earlier ones are misses of optional fields (an absent tag).
+        let text = String(cString: copy).split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         return VipsError(description: "\(what): \(text.isEmpty ? "libvips failed" : text)")
     }
 

@@ -15,7 +15,8 @@ struct DriveCommand: ParsableCommand {
         commandName: "drive", abstract: "Qdrive: owned files, encrypted by default — put, get, ls, info, mv, rm [--erase], share, revoke, restore, key.",
         discussion: """
             Each owner's files are a tree under the pointer drive/<owner>, so every change is a version (`restore PATH \
-            --version N` puts back what PATH was). Files are encrypted in segments (ChaCha20-Poly1305, age's STREAM) under \
+            --version N` puts back what PATH was) — as many versions as the index-records policy keeps (its keepLatest, \
+            10 by default; `qstore index history drive <owner>` lists them). Files are encrypted in segments (ChaCha20-Poly1305, age's STREAM) under \
             a per-file key wrapped (HPKE, X25519) for each recipient: by default for the owner's key the node holds \
             (sealed under keystore/drive-master.key); with --recipient for a client's key only. `rm --erase` destroys \
             every wrap of the key (crypto-shredding). --owner defaults to $QSTORE_DRIVE_OWNER, else admin (a token acting \
@@ -46,6 +47,10 @@ struct DriveCommand: ParsableCommand {
         @Flag(help: "Store it unencrypted.") var plain = false
         @Option(help: "Segment size in bytes (65536 to 1048576; default 262144).") var segmentSize: Int?
         @Option(help: "The file ends this long after the put (7d, 12h): removed, its keys erased. A TEMPORARY qdrive-files policy's TTL caps it.") var expiresIn: String?
+        func validate() throws {
+            if plain, !recipient.isEmpty { throw ValidationError("--plain stores the file unencrypted: it takes no --recipient") }
+        }
+
         func run() throws {
             var o = DrivePutOptions()
             if let expiresIn {
@@ -71,15 +76,8 @@ struct DriveCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Write to this file.") var output: String?
         @Option(help: "Read the drive as it was at this version.") var version: Int64?
         func run() throws {
-            let sink: FileSink
-            if let output {
-                guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CLIError("cannot create \(output)") }
-                sink = try FileSink(path: output)
-            } else {
-                sink = FileSink(descriptor: 1)
-            }
-            try backend(purpose: "drive get").driveGet(owner: owner.name, path: path, version: version, into: sink)
-            try sink.flush()
+            let b = try backend(purpose: "drive get")
+            try Output.toFile(output) { sink in try b.driveGet(owner: owner.name, path: path, version: version, into: sink) }
         }
     }
 

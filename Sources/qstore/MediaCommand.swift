@@ -19,6 +19,11 @@ struct MediaCommand: ParsableCommand {
             """,
         subcommands: [Upload.self, Info.self, Variant.self])
 
+    /// `--owner`, else `$QSTORE_DRIVE_OWNER` (as `qstore drive`), else the daemon's default (admin).
+    static func owner(_ given: String?) -> String? {
+        given ?? ProcessInfo.processInfo.environment["QSTORE_DRIVE_OWNER"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     static func show(_ a: MediaAssetWire, json: Bool) throws {
         if json { try Output.json(a); return }
         print("\(a.id)\t\(a.mediaType)\t\(a.width)×\(a.height)\(a.duration.map { "\t\($0) s" } ?? "")\tprofile \(a.profile)\(a.gps.map { "\tgps \($0.lat),\($0.lon)" } ?? "")")
@@ -29,41 +34,35 @@ struct MediaCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Upload a picture or video; prints the asset (its id first).")
         @Argument(help: "The file, or - for standard input.") var file: String
         @Option(help: "The privacy profile: public, private, anonymous or one configured (default: qpic.defaultProfile, public).") var profile: String?
-        @Option(help: "Whose drive (the admin token only; default admin).") var owner: String?
+        @Option(help: "Whose drive (the admin token only; default $QSTORE_DRIVE_OWNER, else admin).") var owner: String?
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
             let bytes: [UInt8]
             if file == "-" { bytes = Array(FileHandle.standardInput.readDataToEndOfFile()) } else {
-                bytes = try reporting("media upload") { Array(try Data(contentsOf: URL(fileURLWithPath: file))) }
+                guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("media upload: cannot read \(file): no such file, or not readable") }
+                bytes = Array(data)
             }
-            try MediaCommand.show(try backend(purpose: "media upload").mediaUpload(bytes, owner: owner, profile: profile), json: json)
+            try MediaCommand.show(try backend(purpose: "media upload").mediaUpload(bytes, owner: MediaCommand.owner(owner), profile: profile), json: json)
         }
     }
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "An asset: format, size, metadata, GPS, variants.")
         @Argument var id: String
-        @Option(help: "Whose drive (the admin token only; default admin).") var owner: String?
+        @Option(help: "Whose drive (the admin token only; default $QSTORE_DRIVE_OWNER, else admin).") var owner: String?
         @Flag(help: "Print JSON.") var json = false
-        func run() throws { try MediaCommand.show(try backend(purpose: "media info").mediaInfo(id, owner: owner), json: json) }
+        func run() throws { try MediaCommand.show(try backend(purpose: "media info").mediaInfo(id, owner: MediaCommand.owner(owner)), json: json) }
     }
 
     struct Variant: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A variant's bytes to standard output (or -o FILE): public, thumb-N, web-N, …-webp.")
         @Argument var id: String
         @Argument var name: String
-        @Option(help: "Whose drive (the admin token only; default admin).") var owner: String?
+        @Option(help: "Whose drive (the admin token only; default $QSTORE_DRIVE_OWNER, else admin).") var owner: String?
         @Option(name: .shortAndLong, help: "Write to this file.") var output: String?
         func run() throws {
-            let sink: FileSink
-            if let output {
-                guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CLIError("cannot create \(output)") }
-                sink = try FileSink(path: output)
-            } else {
-                sink = FileSink(descriptor: 1)
-            }
-            try backend(purpose: "media variant").mediaVariant(id, name: name, owner: owner, into: sink)
-            try sink.flush()
+            let b = try backend(purpose: "media variant")
+            try Output.toFile(output) { sink in try b.mediaVariant(id, name: name, owner: MediaCommand.owner(owner), into: sink) }
         }
     }
 }

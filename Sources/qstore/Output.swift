@@ -1,3 +1,4 @@
+import CAR
 import ArgumentParser
 import Foundation
 #if canImport(Glibc)
@@ -12,6 +13,28 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Printing helpers shared by the commands.
 enum Output {
+    /// Runs `write` into `path` (standard output when nil) through a temporary file beside it,
+    /// renamed into place only when `write` succeeds: a failed command leaves what was there.
+    static func toFile(_ path: String?, _ write: (FileSink) throws -> Void) throws {
+        guard let path else {
+            let out = FileSink(descriptor: 1)
+            try write(out)
+            try out.flush()
+            return
+        }
+        let tmp = path + ".qstore-\(ProcessInfo.processInfo.processIdentifier).tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: nil) else { throw CLIError("cannot create \(path)") }
+        do {
+            let sink = try FileSink(path: tmp)
+            try write(sink)
+            try sink.flush()
+            guard rename(tmp, path) == 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
     /// Prints `value` as one line of JSON (keys sorted, so output is stable).
     static func json(_ value: Any) throws {
         let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])

@@ -110,8 +110,10 @@ import TestSupport
         #expect(throws: DriveError.self) { try r.node.driveInfo(owner: "bob", path: "docs/plan.txt") }
         // Bob is not a recipient: no key opens it for him; shared, it does; revoked, not again.
         #expect(throws: DriveError.self) { _ = try r.read("alice", "docs/plan.txt", reader: "bob") }
-        _ = try r.node.driveShare(owner: "alice", path: "docs/plan.txt", identity: "bob", publicKey: nil)
+        let shared = try r.node.driveShare(owner: "alice", path: "docs/plan.txt", identity: "bob", publicKey: nil)
         #expect(try r.read("alice", "docs/plan.txt", reader: "bob") == Array("first".utf8))
+        // Sharing again changes nothing: no new version.
+        #expect(try r.node.driveShare(owner: "alice", path: "docs/plan.txt", identity: "bob", publicKey: nil).version == shared.version)
         let before = try r.node.driveInfo(owner: "alice", path: "docs/plan.txt")
         let rotated = try r.node.driveRevoke(owner: "alice", path: "docs/plan.txt", who: "bob", rotate: true)
         #expect(throws: DriveError.self) { _ = try r.read("alice", "docs/plan.txt", reader: "bob") }

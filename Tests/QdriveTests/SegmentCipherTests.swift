@@ -102,6 +102,9 @@ import Testing
         #expect(try KeyWrap.unwrap(wrapped, with: alice, id: "file-1") == key)
         #expect(throws: DriveError.self) { try KeyWrap.unwrap(wrapped, with: bob, id: "file-1") }
         #expect(throws: DriveError.self) { try KeyWrap.unwrap(wrapped, with: alice, id: "file-2") }
+        // A small-order point (every sender would share an all-zero secret with it) is no recipient.
+        #expect(throws: DriveError.self) { try KeyWrap.wrap(key, for: [UInt8](repeating: 0, count: 32), id: "file-1") }
+        #expect(throws: DriveError.self) { try KeyWrap.wrap(key, for: [1] + [UInt8](repeating: 0, count: 31), id: "file-1") }
         let master = SymmetricKey(size: .bits256)
         let sealed = try KeyWrap.seal(alice, owner: "alice", master: master)
         #expect(try KeyWrap.unseal(sealed, owner: "alice", master: master).rawRepresentation == alice.rawRepresentation)

@@ -155,6 +155,10 @@ import TestSupport
                         ftyp + [0, 0, 0, 8] + Array("moov".utf8) + [0, 0, 0, 8] + Array("tkhd".utf8)] {
             _ = try? MediaProcessor.analyze(hostile)
         }
+        // A truncated picture is refused, not turned into variants of a broken image.
+        let whole = try MediaProcessor.testImage(width: 600, height: 400, noise: true)
+        let profile = try #require(PrivacyProfile.builtIn.first)
+        #expect(throws: (any Error).self) { _ = try MediaProcessor.publicVariant(Array(whole.prefix(2000)), profile: profile) }
         // A corrupt JPEG (right magic, nothing after) is an error, not a crash.
         #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze([0xff, 0xd8, 0xff, 0xe0, 0, 0]) }
     }
