@@ -307,10 +307,24 @@ extension Node {
     /// Puts a file at `path` of `owner`'s drive from `source`, encrypted by default (streamed: a
     /// segment at a time), replacing what was there (the drive's history keeps it).
     public func drivePut<S: ByteSource>(owner: String, path text: String, from source: S, options: DrivePutOptions = DrivePutOptions()) throws -> DriveFileInfo {
-        let path = try DrivePath.parse(text)
-        guard !path.isEmpty else { throw DriveError.invalid("put: give a file path, not the drive's root") }
         let lease = blocks.lease()
         defer { lease.release() }
+        return try driveCommitFiles(owner: owner, [try drivePrepare(owner: owner, path: text, from: source, options: options)])[0]
+    }
+
+    /// A file stored and keyed, not yet in the tree (`driveCommitFiles`).
+    public struct DrivePrepared: Sendable {
+        public var path: [String]
+        public var file: DriveFile
+        /// The metadata block as prepared (a new path keeps it; replacing a file keeps that file's createdAt).
+        public var block: Block
+    }
+
+    /// Stores a file's content (encrypted by default, a segment at a time) and its key's wraps;
+    /// the tree names it once `driveCommitFiles` runs (under the caller's lease, or the put grace).
+    public func drivePrepare<S: ByteSource>(owner: String, path text: String, from source: S, options: DrivePutOptions = DrivePutOptions()) throws -> DrivePrepared {
+        let path = try DrivePath.parse(text)
+        guard !path.isEmpty else { throw DriveError.invalid("put: give a file path, not the drive's root") }
         var importing = ImportOptions()
         importing.cidVersion = 1
         importing.rawLeaves = true
@@ -365,24 +379,44 @@ extension Node {
             batch.put(Self.expiryKey(e, owner, "/" + path.joined(separator: "/")), [])
             try repository.blocks.db.write(batch, sync: true)
         }
-        var created = now
-        var fileBlock: Block?
+        var file = DriveFile(name: path.last!, mediaType: options.mediaType, size: size, owner: IdentityRef(squidId: owner), createdAt: now,
+                             modifiedAt: now, tags: options.tags, privacyProfile: options.privacyProfile, encryption: encryption, content: content)
+        file.expiresAt = expiresAt
+        return DrivePrepared(path: path, file: file, block: try Block(data: try file.encoded(), codec: .dagCBOR))
+    }
+
+    /// Puts prepared files into `owner`'s tree in one change (one version), in order; a file
+    /// replacing another keeps its createdAt; a file does not replace a directory.
+    public func driveCommitFiles(owner: String, _ prepared: [DrivePrepared]) throws -> [DriveFileInfo] {
+        var made: [(DrivePrepared, Block)] = []
         let head = try driveCommit(owner) { root, rootCID in
-            if let found = try? driveLookup(root, rootCID, path) {
-                guard let old = found.file else { throw DriveError.conflict("/" + path.joined(separator: "/") + " is a directory: a file does not replace it") }
-                created = old.createdAt
+            made = []
+            var tree = root
+            var treeCID = rootCID
+            var out: [Block] = []
+            for p in prepared {
+                var block = p.block
+                if let found = try? driveLookup(tree, treeCID, p.path) {
+                    guard let old = found.file else { throw DriveError.conflict("/" + p.path.joined(separator: "/") + " is a directory: a file does not replace it") }
+                    var file = p.file
+                    file.createdAt = old.createdAt
+                    block = try Block(data: try file.encoded(), codec: .dagCBOR)
+                }
+                let changed = try driveReplace(tree, p.path, with: (block.cid, p.file.size))
+                // The next file's change reads these directories.
+                if prepared.count > 1 { try putBlocks(changed) }
+                out += [block] + changed
+                made.append((p, block))
+                tree = try DriveDirectory(try DAGCBOR().decode(changed.last!.data))
+                treeCID = changed.last!.cid
             }
-            var file = DriveFile(name: path.last!, mediaType: options.mediaType, size: size, owner: IdentityRef(squidId: owner), createdAt: created,
-                                 modifiedAt: now, tags: options.tags, privacyProfile: options.privacyProfile, encryption: encryption, content: content)
-            file.expiresAt = expiresAt
-            let b = try Block(data: try file.encoded(), codec: .dagCBOR)
-            fileBlock = b
-            return [b] + (try driveReplace(root, path, with: (b.cid, size)))
+            return out.filter { $0.cid != treeCID } + out.filter { $0.cid == treeCID }.prefix(1)
         }
-        let b = fileBlock!
-        try auditDrive("q.qdrive.file.put.v1", owner: owner, path: path, cid: b.cid, [("content", .string(content.string)), ("size", .int(size)),
-                                                                                     ("encrypted", .bool(encryption != nil))])
-        return DriveFileInfo(path: "/" + path.joined(separator: "/"), cid: b.cid, file: try DriveFile(try DAGCBOR().decode(b.data)), version: head.version)
+        return try made.map { p, b in
+            try auditDrive("q.qdrive.file.put.v1", owner: owner, path: p.path, cid: b.cid, [("content", .string(p.file.content.string)), ("size", .int(p.file.size)),
+                                                                                          ("encrypted", .bool(p.file.encryption != nil))])
+            return DriveFileInfo(path: "/" + p.path.joined(separator: "/"), cid: b.cid, file: try DriveFile(try DAGCBOR().decode(b.data)), version: head.version)
+        }
     }
 
     /// The file at `path` (at the drive's `version`, or now).

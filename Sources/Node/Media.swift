@@ -28,49 +28,67 @@ extension Node {
         let profile = try configuration.profile(name)
         var info = try MediaProcessor.analyze(bytes)
         let id = KeyWrap.randomKey().prefix(10).map { String(format: "%02x", $0) }.joined()
+        let lease = blocks.lease()
+        defer { lease.release() }
         var asset = MediaAsset(id: id, owner: owner, profile: profile.name, file: nil, info: info, variants: [], createdAt: blocks.clock.now)
+        var prepared: [DrivePrepared] = []
         if profile.keepOriginal || info.format.isVideo {
             var o = DrivePutOptions()
             o.mediaType = info.format.mediaType
-            asset.file = try drivePut(owner: owner, path: Self.mediaPath(id, "original"), from: BytesSource(bytes), options: o).cid
+            let original = try drivePrepare(owner: owner, path: Self.mediaPath(id, "original"), from: BytesSource(bytes), options: o)
+            asset.file = original.block.cid
+            prepared.append(original)
         }
         if !info.format.isVideo {
             let pub = try MediaProcessor.publicVariant(bytes, profile: profile)
-            asset.variants.append(try storeVariant(owner: owner, id: id, name: "public", pub))
-            for v in configuration.uploadVariants { asset.variants.append(try storeVariant(owner: owner, id: id, name: v, try MediaProcessor.sized(bytes, try VariantName(v)))) }
+            let (p, v) = try prepareVariant(owner: owner, id: id, name: "public", pub)
+            prepared.append(p)
+            asset.variants.append(v)
+            for name in configuration.uploadVariants {
+                let (p, v) = try prepareVariant(owner: owner, id: id, name: name, try MediaProcessor.sized(bytes, try VariantName(name)))
+                prepared.append(p)
+                asset.variants.append(v)
+            }
         }
         if !profile.keepOriginal && !info.format.isVideo {
             // Nothing of the original's metadata is kept anywhere, the asset included.
             (asset.info.exif, asset.info.gps) = ([:], nil)
-            info = asset.info
         }
-        try storeAsset(asset, owner: owner, id: id)
+        // One change of the drive (one version) for the whole upload.
+        prepared.append(try prepareAsset(asset, owner: owner, id: id))
+        _ = try driveCommitFiles(owner: owner, prepared)
+        try announce(owner: owner, id: id, asset.variants)
         return asset
     }
 
-    func storeVariant(owner: String, id: String, name: String, _ v: (bytes: [UInt8], format: MediaFormat, width: Int, height: Int)) throws -> MediaAsset.Variant {
+    func prepareVariant(owner: String, id: String, name: String, _ v: (bytes: [UInt8], format: MediaFormat, width: Int, height: Int)) throws -> (DrivePrepared, MediaAsset.Variant) {
         var o = DrivePutOptions()
         o.encrypt = false
         o.mediaType = v.format.mediaType
-        let put = try drivePut(owner: owner, path: Self.mediaPath(id, name), from: BytesSource(v.bytes), options: o)
-        let made = MediaAsset.Variant(name: name, width: v.width, height: v.height, format: v.format, file: put.cid, content: put.file.content)
-        try commits.run { [events] txn, _ in
-            _ = events.stage("q.qpic.asset.transcoded.v1", IPLDMap(uniqueKeysWithValues: [
-                ("owner", .string(owner)), ("id", .string(id)), ("variant", .string(name)), ("cid", .string(put.file.content.string)),
-                ("width", .int(v.width)), ("height", .int(v.height)), ("format", .string(v.format.rawValue)),
-            ]), at: txn.now, into: txn.batch)
-        }
-        events.published()
-        return made
+        let p = try drivePrepare(owner: owner, path: Self.mediaPath(id, name), from: BytesSource(v.bytes), options: o)
+        return (p, MediaAsset.Variant(name: name, width: v.width, height: v.height, format: v.format, file: p.block.cid, content: p.file.content))
     }
 
-    /// Writes the asset of `owner`'s media `id` (never where the object's own fields would say).
-    func storeAsset(_ a: MediaAsset, owner: String, id: String) throws {
+    /// `q.qpic.asset.transcoded.v1` for each variant made.
+    func announce(owner: String, id: String, _ variants: [MediaAsset.Variant]) throws {
+        try commits.run { [events] txn, _ in
+            for v in variants {
+                _ = events.stage("q.qpic.asset.transcoded.v1", IPLDMap(uniqueKeysWithValues: [
+                    ("owner", .string(owner)), ("id", .string(id)), ("variant", .string(v.name)), ("cid", .string(v.content.string)),
+                    ("width", .int(v.width)), ("height", .int(v.height)), ("format", .string(v.format.rawValue)),
+                ]), at: txn.now, into: txn.batch)
+            }
+        }
+        events.published()
+    }
+
+    /// The asset of `owner`'s media `id`, ready to commit (never where the object's own fields would say).
+    func prepareAsset(_ a: MediaAsset, owner: String, id: String) throws -> DrivePrepared {
         var o = DrivePutOptions()
         o.mediaType = "application/vnd.ipld.dag-cbor"
         var a = a
         (a.owner, a.id) = (owner, id)
-        _ = try drivePut(owner: owner, path: Self.mediaPath(id, "asset"), from: BytesSource(try DAGCBOR().encode(a.node)), options: o)
+        return try drivePrepare(owner: owner, path: Self.mediaPath(id, "asset"), from: BytesSource(try DAGCBOR().encode(a.node)), options: o)
     }
 
     /// The asset `id` of `owner`.
@@ -103,8 +121,12 @@ extension Node {
         let source = asset.file.map { _ in Self.mediaPath(id, "original") } ?? Self.mediaPath(id, "public")
         var bytes: [UInt8] = []
         try driveRead(try driveInfo(owner: owner, path: source), reader: owner) { bytes += $0 }
-        asset.variants.append(try storeVariant(owner: owner, id: id, name: name, try MediaProcessor.sized(bytes, variant)))
-        try storeAsset(asset, owner: owner, id: id)
+        let lease = blocks.lease()
+        defer { lease.release() }
+        let (p, v) = try prepareVariant(owner: owner, id: id, name: name, try MediaProcessor.sized(bytes, variant))
+        asset.variants.append(v)
+        _ = try driveCommitFiles(owner: owner, [p, try prepareAsset(asset, owner: owner, id: id)])
+        try announce(owner: owner, id: id, [v])
         return (asset, try driveInfo(owner: owner, path: Self.mediaPath(id, name)))
     }
 }

@@ -35,6 +35,9 @@ import TestSupport
             let up = try await call("/q/v1/media?profile=public", alice, method: "POST", body: photo)
             #expect(up.status == 201, "\(up.text)")
             let asset = try #require(try up.json()["data"] as? [String: Any])
+            // The whole upload is one change of the drive: one version.
+            let pointer = try await h.request("/q/v1/index/drive/alice", api: true)
+            #expect((try pointer.json()["data"] as? [String: Any])?["version"] as? Int == 1, "\(pointer.text)")
             let id = try #require(asset["id"] as? String)
             #expect(asset["width"] as? Int == 800 && asset["height"] as? Int == 600 && asset["format"] as? String == "jpeg")
             let gps = try #require(asset["gps"] as? [String: Any])
