@@ -91,10 +91,8 @@ struct DriveAPI {
             if reader == owner, q.get("info") == nil, q.get("key") == nil {
                 // A directory lists; a file is read.
                 let entries = try await io.run { () throws -> [DriveEntry]? in
-                    let parsed = try DrivePath.parse(path)
-                    if parsed.isEmpty { return try node.driveList(owner: owner, path: path, version: version) }
-                    let listed = try node.driveList(owner: owner, path: path, version: version)
-                    return listed.count == 1 && listed[0].kind == "file" && listed[0].name == parsed.last! && (try? node.driveInfo(owner: owner, path: path, version: version)) != nil ? nil : listed
+                    if (try? node.driveInfo(owner: owner, path: path, version: version)) != nil { return nil }
+                    return try node.driveList(owner: owner, path: path, version: version)
                 }
                 if let entries {
                     return QindexAPI.ok(DriveListingWire(owner: owner, path: path, entries: entries.map {

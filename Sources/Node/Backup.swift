@@ -159,7 +159,7 @@ extension Node {
                     guard let data = try blocks.base.get(cid) else { return true }  // garbage collected meanwhile, or not here (a queued pin)
                     batch.raw.append((cid, data))
                     batch.size += data.count
-                    if batch.raw.count >= 512 || batch.size >= 4 << 20 {
+                    if batch.full {
                         guard channel.put(batch) else { return false }
                         batch = RestoreBatch()
                     }

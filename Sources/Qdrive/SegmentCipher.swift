@@ -74,7 +74,6 @@ public struct EncryptingReader {
     var pending: [UInt8] = []
     var pendingAt = 0
     var current: [UInt8] = []
-    var lookahead: [UInt8] = []
     var index: UInt64 = 0
     var done = false
     /// Plaintext bytes read so far.

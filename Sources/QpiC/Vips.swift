@@ -2,7 +2,6 @@ import CLibvips
 import Foundation
 import Multiformats
 import Qdrive
-import Synchronization
 
 /// What libvips said when it failed: the file is not an image it can read (or make).
 public struct VipsError: Error, CustomStringConvertible, Sendable, KindedError {

@@ -71,7 +71,9 @@ import Testing
         let extended = try Self.encrypt(Self.plaintext(n + Self.segment), c)
         for (what, bytes, size, key) in [("flipped", flipped, n, c), ("dropped", dropped, n, c), ("swapped", swapped, n, c),
                                          ("cut at a border", cutAtBorder, n, c), ("cut inside", cutInside, n, c), ("another key", sealed, n, other),
-                                         ("extended", extended, n, c), ("declared shorter", sealed, n - 100, c)] {
+                                         ("extended", extended, n, c), ("declared shorter", sealed, n - 100, c),
+                                         // Cut at a border with the size rewritten to match: only the final-segment flag tells.
+                                         ("cut, size rewritten", Array(sealed[..<s]), Self.segment, c)] {
             #expect(throws: DriveError.self, "\(what)") { _ = try Self.decrypt(bytes, key, size: UInt64(size)) }
         }
         // An empty file is one sealed segment: dropping it is detected too.
