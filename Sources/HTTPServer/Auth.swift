@@ -233,7 +233,7 @@ struct AccessMiddleware: RouterMiddleware {
         }
         // Keep the whole response (write responses of /q/v1 and /pins are small JSON).
         let box = CollectedBody()
-        var body = response.body
+        let body = response.body
         do { try await body.write(CollectingWriter(box: box)) } catch {
             access.finishIdempotent(ticket, status: nil)
             throw error

@@ -383,4 +383,4 @@ struct RestoreBatch: Sendable {
 }
 
 /// One batch in flight between a backup's (or restore's) reader and its writer.
-typealias BatchChannel = HandOff<RestoreBatch>
+typealias BatchChannel = OrderedWork<RestoreBatch, RestoreBatch>

@@ -443,27 +443,38 @@ extension Node {
         let cipher = try SegmentCipher(fileKey: try driveFileKey(f, reader: reader), nonce: e.nonce, segmentSize: e.segmentSize)
         let range = DecryptingWriter.ciphertextRange(cipher, size: f.size, from: from, length: length)
         try withoutActuallyEscaping(body) { emit in
-            var writer = DecryptingWriter(cipher: cipher, size: f.size, from: from, length: length, emit: emit)
             if range.length < 8 * UInt64(e.segmentSize) {
+                var writer = DecryptingWriter(cipher: cipher, size: f.size, from: from, length: length, emit: emit)
                 try cat(f.content, offset: range.offset, length: range.length) { try writer.write($0) }
-            } else {
-                // Read on a thread of its own while the previous pieces are decrypted: the two
-                // halves overlap on two cores.
-                let queue = HandOff<[UInt8]>(capacity: 8)
-                let content = f.content
-                Thread.detachNewThread { [self] in
-                    defer { queue.exited() }
-                    do {
-                        try cat(content, offset: range.offset, length: range.length) { guard queue.put($0) else { throw CancellationError() } }
-                        queue.finish(nil)
-                    } catch {
-                        queue.finish(error)
-                    }
-                }
-                defer { queue.cancelAndWait() }
-                while let chunk = try queue.take() { try writer.write(chunk) }
+                try writer.finish()
+                return
             }
-            try writer.finish()
+            // Read and cut into segments on a thread of its own; each segment is opened by
+            // whichever thread is free (the reader when it is ahead, this one when it waits), and
+            // handed out here in order: both cores decrypt.
+            var segments = SegmentRange(cipher: cipher, size: f.size, from: from, length: length)
+            let opener = segments
+            let work = OrderedWork<(UInt64, [UInt8]), [UInt8]>(capacity: 8) { try opener.open($0.1, index: $0.0) }
+            let content = f.content
+            Thread.detachNewThread { [self] in
+                defer { work.exited() }
+                do {
+                    var splitter = SegmentSplitter(cipher: cipher)
+                    var index = opener.first
+                    func hand(_ segment: [UInt8]) throws {
+                        guard work.put((index, segment)) else { throw CancellationError() }
+                        index += 1
+                    }
+                    try cat(content, offset: range.offset, length: range.length) { try splitter.write($0, hand) }
+                    if let rest = splitter.finish() { try hand(rest) } else if index <= opener.lastNeeded { try hand([]) }
+                    work.finish(nil)
+                } catch {
+                    work.finish(error)
+                }
+            }
+            defer { work.cancelAndWait() }
+            while let plain = try work.take() { try segments.take(plain, emit) }
+            try segments.finish()
         }
     }
 

@@ -26,7 +26,7 @@ extension Node {
         guard bytes.count <= Self.maximumMedia else { throw DriveError.invalid("a media upload is at most \(Self.maximumMedia) bytes") }
         let configuration = try qpicConfiguration()
         let profile = try configuration.profile(name)
-        var info = try MediaProcessor.analyze(bytes)
+        let info = try MediaProcessor.analyze(bytes)
         let id = KeyWrap.randomKey().prefix(10).map { String(format: "%02x", $0) }.joined()
         let lease = blocks.lease()
         defer { lease.release() }

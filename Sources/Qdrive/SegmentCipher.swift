@@ -126,30 +126,105 @@ public struct EncryptingReader {
     }
 }
 
-/// Decrypts a run of whole segments as their ciphertext arrives, handing out the plaintext of
-/// `[from, to)` only.
-public struct DecryptingWriter {
-    let cipher: SegmentCipher
-    let segments: UInt64
-    var index: UInt64
+/// Cuts ciphertext arriving in pieces of any size into sealed segments (each handed out whole and
+/// owned; the last may be shorter).
+public struct SegmentSplitter {
+    let sealed: Int
     var buffer: [UInt8] = []
-    /// Plaintext offsets still to skip in the first segment, and to emit in all.
+
+    public init(cipher: SegmentCipher) { sealed = cipher.segmentSize + SegmentCipher.tagSize }
+
+    /// Hands out every segment `bytes` completes.
+    public mutating func write(_ bytes: [UInt8], _ segment: ([UInt8]) throws -> Void) rethrows {
+        var at = 0
+        while at < bytes.count {
+            if buffer.isEmpty && bytes.count - at >= sealed {
+                // A whole segment in one piece: one copy, no buffering.
+                try segment(Array(bytes[at..<(at + sealed)]))
+                at += sealed
+                continue
+            }
+            if buffer.capacity < sealed { buffer.reserveCapacity(sealed) }
+            let n = min(sealed - buffer.count, bytes.count - at)
+            buffer += bytes[at..<(at + n)]
+            at += n
+            if buffer.count == sealed {
+                let full = buffer
+                buffer = []
+                try segment(full)
+            }
+        }
+    }
+
+    /// After the last byte: what is left (a final, shorter segment), if anything.
+    public mutating func finish() -> [UInt8]? {
+        defer { buffer = [] }
+        return buffer.isEmpty ? nil : buffer
+    }
+}
+
+/// The segments of `[from, from+length)` of a file of `size` bytes, and what each must be: the
+/// opener checks a segment's place (the final-segment flag), the trim hands out only the range's
+/// bytes, in order, and checks at the end that nothing was missing.
+public struct SegmentRange: Sendable {
+    public let cipher: SegmentCipher
+    public let segments: UInt64
+    public let first: UInt64
+    /// The last segment the range needs (every segment up to it must open).
+    public let lastNeeded: UInt64
+    var index: UInt64
     var skip: Int
     var remaining: UInt64
-    /// The last segment the range needs (every segment up to it must open).
-    let lastNeeded: UInt64
+
+    public init(cipher: SegmentCipher, size: UInt64, from: UInt64, length: UInt64) {
+        self.cipher = cipher
+        segments = cipher.segments(size)
+        let seg = UInt64(cipher.segmentSize)
+        first = min(from / seg, segments - 1)
+        index = first
+        skip = Int(from % seg)
+        remaining = length
+        lastNeeded = min(length == 0 ? from / seg : (from + length - 1) / seg, segments - 1)
+    }
+
+    /// Opens segment `index` (any thread: it reads nothing that changes).
+    public func open(_ segment: [UInt8], index: UInt64) throws -> [UInt8] {
+        guard index < segments else { throw DriveError.corrupt("the file goes on past its final segment \(segments - 1)") }
+        return try cipher.open(segment, index: index, last: index == segments - 1)
+    }
+
+    /// Takes the next segment's plaintext (in order) and hands out the range's part of it.
+    public mutating func take(_ plain: [UInt8], _ emit: ([UInt8]) throws -> Void) throws {
+        index += 1
+        let from = min(skip, plain.count)
+        skip = 0
+        let n = Int(min(UInt64(plain.count - from), remaining))
+        remaining -= UInt64(n)
+        guard n > 0 else { return }
+        try emit(from == 0 && n == plain.count ? plain : Array(plain[from..<(from + n)]))
+    }
+
+    /// The segment `take` expects next.
+    public var next: UInt64 { index }
+
+    /// After the last segment: nothing may be missing.
+    public func finish() throws {
+        guard remaining == 0, index > lastNeeded else { throw DriveError.corrupt("the file ends \(remaining) bytes early (cut short)") }
+    }
+}
+
+/// Decrypts a run of whole segments as their ciphertext arrives, on the caller's thread, handing
+/// out the plaintext of `[from, from+length)` only.
+public struct DecryptingWriter {
+    var splitter: SegmentSplitter
+    var range: SegmentRange
     let emit: ([UInt8]) throws -> Void
 
     /// For plaintext bytes `[from, from+length)` of a file of `size` bytes; the ciphertext given
     /// must start at segment `firstSegment(from)`.
     public init(cipher: SegmentCipher, size: UInt64, from: UInt64, length: UInt64, emit: @escaping ([UInt8]) throws -> Void) {
-        self.cipher = cipher
-        segments = cipher.segments(size)
-        index = min(from / UInt64(cipher.segmentSize), cipher.segments(size) - 1)
-        skip = Int(from % UInt64(cipher.segmentSize))
-        remaining = length
-        let seg = UInt64(cipher.segmentSize)
-        lastNeeded = min(length == 0 ? from / seg : (from + length - 1) / seg, cipher.segments(size) - 1)
+        splitter = SegmentSplitter(cipher: cipher)
+        range = SegmentRange(cipher: cipher, size: size, from: from, length: length)
         self.emit = emit
     }
 
@@ -163,50 +238,18 @@ public struct DecryptingWriter {
     }
 
     public mutating func write(_ bytes: [UInt8]) throws {
-        let sealed = cipher.segmentSize + SegmentCipher.tagSize
-        var at = 0
-        // Whole segments straight from `bytes` when nothing is pending; the rest waits in `buffer`.
-        if !buffer.isEmpty {
-            let need = min(sealed - buffer.count, bytes.count)
-            buffer += bytes[..<need]
-            at = need
-            guard buffer.count == sealed else { return }
-            let segment = buffer
-            buffer.removeAll(keepingCapacity: true)
-            try segment.withUnsafeBytes { try openOne($0) }
-        }
-        try bytes.withUnsafeBytes { all in
-            while bytes.count - at >= sealed {
-                try openOne(UnsafeRawBufferPointer(rebasing: all[at..<(at + sealed)]))
-                at += sealed
-            }
-        }
-        buffer += bytes[at...]
+        var opened: [[UInt8]] = []
+        try splitter.write(bytes) { opened.append(try range.open($0, index: range.next + UInt64(opened.count))) }
+        for plain in opened { try range.take(plain, emit) }
     }
 
-    mutating func openOne(_ segment: [UInt8]) throws { try segment.withUnsafeBytes { try openOne($0) } }
-
-    mutating func openOne(_ segment: UnsafeRawBufferPointer) throws {
-        guard index < segments else { throw DriveError.corrupt("the file goes on past its final segment \(segments - 1)") }
-        var plain = try cipher.open(segment, index: index, last: index == segments - 1)
-        index += 1
-        let from = min(skip, plain.count)
-        skip = 0
-        let n = Int(min(UInt64(plain.count - from), remaining))
-        remaining -= UInt64(n)
-        guard n > 0 else { return }
-        if from == 0 && n == plain.count { try emit(plain) } else {
-            plain = Array(plain[from..<(from + n)])
-            try emit(plain)
-        }
+    mutating func openOne(_ segment: [UInt8]) throws {
+        try range.take(try range.open(segment, index: range.next), emit)
     }
 
     /// After the last ciphertext byte: opens what is left and checks nothing is missing.
     public mutating func finish() throws {
-        if index <= lastNeeded || !buffer.isEmpty {
-            try openOne(buffer)
-            buffer = []
-        }
-        guard remaining == 0, index > lastNeeded else { throw DriveError.corrupt("the file ends \(remaining) bytes early (cut short)") }
+        if let rest = splitter.finish() { try openOne(rest) } else if range.next <= range.lastNeeded { try openOne([]) }
+        try range.finish()
     }
 }

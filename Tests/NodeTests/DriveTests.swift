@@ -98,6 +98,44 @@ import TestSupport
         #expect(at == n && hasher.finalize() == expected.finalize())
     }
 
+    /// A read long enough to decrypt on both threads (`OrderedWork`) still detects every change to
+    /// the ciphertext, and hands out in order what came before the broken segment.
+    @Test func tamperingIsDetectedWhenDecryptingInParallel() throws {
+        let dir = TemporaryDirectory()
+        let r = try Repo(dir.path + "/repo")
+        let seg = SegmentCipher.minimumSegment, s = seg + SegmentCipher.tagSize
+        let n = 20 * seg + 123
+        let data = Self.bytes(n, seed: 7)
+        var o = DrivePutOptions()
+        o.segmentSize = seg
+        let info = try r.node.drivePut(owner: "alice", path: "/big", from: BytesSource(data), options: o)
+        #expect(try r.read("alice", "/big") == data)
+        var sealed: [UInt8] = []
+        try r.node.cat(info.file.content) { sealed += $0 }
+        var flipped = sealed
+        flipped[13 * s + 5] ^= 0x20
+        var swapped = sealed
+        swapped.replaceSubrange((9 * s)..<(11 * s), with: sealed[(10 * s)..<(11 * s)] + sealed[(9 * s)..<(10 * s)])
+        let dropped = Array(sealed[..<(12 * s)] + sealed[(13 * s)...])
+        let cut = Array(sealed[..<(18 * s)])
+        var plain = DrivePutOptions()
+        plain.encrypt = false
+        for (what, bytes, firstBad) in [("flipped", flipped, 13), ("swapped", swapped, 9), ("dropped", dropped, 12), ("cut", cut, 18)] {
+            let stored = try r.node.drivePut(owner: "alice", path: "/tampered/\(what)", from: BytesSource(bytes), options: plain)
+            var forged = info
+            forged.file.content = stored.file.content
+            var out: [UInt8] = []
+            #expect(throws: DriveError.self, "\(what)") { try r.node.driveRead(forged, reader: "alice") { out += $0 } }
+            // Everything handed out came in order, from the segments before the broken one.
+            #expect(out.count <= firstBad * seg && out == Array(data.prefix(out.count)), "\(what)")
+            // A range that ends before the broken segment still reads.
+            let length = UInt64(min(firstBad, 9) * seg - 1)
+            var head: [UInt8] = []
+            try r.node.driveRead(forged, reader: "alice", from: 1, length: length) { head += $0 }
+            #expect(head == Array(data[1..<(1 + Int(length))]), "\(what)")
+        }
+    }
+
     @Test func historySharingRevokingAndClientHeldKeys() throws {
         let dir = TemporaryDirectory()
         let r = try Repo(dir.path + "/repo")
