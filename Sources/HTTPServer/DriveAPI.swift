@@ -118,6 +118,7 @@ struct DriveAPI {
                 return QindexAPI.ok(DriveKeyWire(owner: nil, keyId: String(keyID), publicKey: nil, wrappedKey: DriveKeyWire.encode(wrapped)))
             }
             if q.get("info") != nil { return QindexAPI.ok(DriveFileWire(path: info.path, cid: info.cid.string, version: info.version, file: info.file)) }
+            if q.get("sealed") == "true" { return try await sealed(info) }
             return try await read(request, info, reader: reader)
         }
     }
@@ -148,6 +149,22 @@ struct DriveAPI {
         })
     }
 
+    /// The file's stored bytes as they are (ciphertext when encrypted): what a client holding its
+    /// own key decrypts itself.
+    func sealed(_ info: DriveFileInfo) async throws -> Response {
+        let node = self.node, content = info.file.content
+        let size = try await io.run { try node.fileSize(content) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.contentLength] = String(size)
+        headers[.eTag] = "\"\(content.string)\""
+        return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
+            var sink = ChannelSink(channel)
+            try node.cat(content) { bytes in try bytes.withUnsafeBytes { try sink.write($0) } }
+            try sink.flush()
+        })
+    }
+
     /// `PUT`: the body is read as it arrives on a thread of its own (an upload slot), encrypted
     /// and stored a segment at a time.
     func put(_ request: Request, _ context: ServerContext, owner: String, path: String) async throws -> Response {
@@ -173,6 +190,26 @@ struct DriveAPI {
         for r in q.getAll("recipient") {
             guard let k = DriveKeyWire.decode(String(r)), k.count == 32 else { throw DriveError.invalid("recipient: an X25519 public key, 32 bytes base64url") }
             options.recipients.append(k)
+        }
+        if q.get("sealed") == "true" {
+            // The body is ciphertext the client sealed (client-held keys: the node never has one).
+            guard options.recipients.isEmpty, options.encrypt else { throw DriveError.invalid("sealed: the wraps come with wrap=KEYID:WRAP, not recipient= or encrypt=false") }
+            guard let id = q.get("id"), let nonce = q.get("nonce").flatMap({ DriveKeyWire.decode(String($0)) }) else {
+                throw DriveError.invalid("sealed: id (the file key's id) and nonce (base64url) are required")
+            }
+            var wraps: [String: [UInt8]] = [:]
+            var recipients: [DriveFile.Recipient] = []
+            for w in q.getAll("wrap") {
+                let parts = w.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, let bytes = DriveKeyWire.decode(String(parts[1])), wraps[String(parts[0])] == nil else {
+                    throw DriveError.invalid("sealed: wrap=KEYID:WRAP (base64url), once per recipient key")
+                }
+                wraps[String(parts[0])] = bytes
+                recipients.append(.init(identity: "key:" + parts[0], keyId: String(parts[0])))
+            }
+            options.sealed = (DriveFile.Encryption(segmentSize: options.segmentSize, id: String(id), nonce: nonce, recipients: recipients), wraps)
+        } else if q.get("sealed").map({ $0 != "false" }) ?? false {
+            throw DriveError.invalid("sealed: true or false")
         }
         _ = try DrivePath.parse(path)
         let (node, chosen) = (self.node, options)

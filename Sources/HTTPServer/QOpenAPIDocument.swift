@@ -2628,7 +2628,8 @@ paths:
       description: |
         A file's bytes, decrypted (only the segments a `Range` needs), with its media type; a
         directory's entries; with `info`, the file's metadata; with `key=KEYID`, the file key
-        wrapped for that recipient key (client-held mode). `version` reads the drive as it was. A
+        wrapped for that recipient key (client-held mode); with `sealed=true`, the stored bytes as
+        they are (the ciphertext a client holding its own key decrypts). `version` reads the drive as it was. A
         caller other than the owner (or the admin token) reads only files shared with it; anything
         else is `403 QDRIVE_FORBIDDEN`. Scope `drive:read`.
       parameters:
@@ -2660,6 +2661,12 @@ paths:
           in: query
           schema:
             type: string
+        - name: sealed
+          in: query
+          description: '`true`: the stored bytes (ciphertext), not decrypted.'
+          schema:
+            type: string
+            enum: ['true', 'false']
       responses:
         '200':
           description: The file's bytes, a listing (`DriveListing`), metadata (`DriveFile`) or a wrapped key (`DriveKey`).
@@ -2710,7 +2717,13 @@ paths:
         The body is the file, read as it arrives and encrypted a segment at a time (unless
         `encrypt=false`), stored at the path (replacing what was there: the drive's history keeps
         it). `recipient` (repeatable, base64url X25519 public keys): client-held, wrapped for those
-        keys only. Over the owner's storage quota: `507 QDRIVE_STORAGE_FULL`. Scope `drive:write`.
+        keys only (the node encrypts, so it sees the plaintext while it does). `sealed=true`: the
+        body is ciphertext the client sealed itself (`chacha20-poly1305-stream`, Docs/drive.md),
+        stored as it is, with `id` (the file key's id, 32 lowercase hex digits, new), `nonce`
+        (16 bytes, base64url), `segmentSize` and one `wrap=KEYID:WRAP` per recipient key (the
+        HPKE wrap, 80 bytes base64url): the node never has a key that opens the file. A body no
+        plaintext seals to, a malformed wrap: `400 QDRIVE_INVALID`; another file's key id:
+        `409 QDRIVE_CONFLICT`. Over the owner's storage quota: `507 QDRIVE_STORAGE_FULL`. Scope `drive:write`.
       parameters:
         - name: owner
           in: path
@@ -2753,6 +2766,27 @@ paths:
             type: string
         - name: recipient
           in: query
+          schema:
+            type: string
+        - name: sealed
+          in: query
+          schema:
+            type: string
+            enum: ['true', 'false']
+        - name: id
+          in: query
+          description: With `sealed=true`, the file key's id (32 lowercase hex digits).
+          schema:
+            type: string
+            pattern: '^[0-9a-f]{32}$'
+        - name: nonce
+          in: query
+          description: With `sealed=true`, the file's 16-byte nonce (base64url).
+          schema:
+            type: string
+        - name: wrap
+          in: query
+          description: With `sealed=true`, `KEYID:WRAP` for each recipient key (repeatable).
           schema:
             type: string
       requestBody:

@@ -36,6 +36,9 @@ public struct DrivePutOptions: Sendable {
     public var privacyProfile: String?
     /// The file ends this long after the put (ms); a TEMPORARY `qdrive-files` policy's TTL caps it.
     public var expiresIn: UInt64?
+    /// A sealed upload: the source is ciphertext a client made (`FileSealing`), stored as it is,
+    /// with this encryption and these wraps (recipient key id → wrap). The node never has the key.
+    public var sealed: (encryption: DriveFile.Encryption, wraps: [String: [UInt8]])?
     public init() {}
 }
 
@@ -103,9 +106,12 @@ extension Node {
 
     /// Writes wraps of file key `id` (and records it under `paths`), unless the key was erased:
     /// under the keyring's lock, so an erase and a share cannot cross.
-    func driveWriteWraps(_ id: String, _ wraps: [(keyID: String, wrapped: [UInt8])], owner: String, paths: [String]) throws {
+    /// `fresh`: the key id must be new (a client chose it): another file's key id is refused, or
+    /// erasing one file would erase the other's wraps.
+    func driveWriteWraps(_ id: String, _ wraps: [(keyID: String, wrapped: [UInt8])], owner: String, paths: [String], fresh: Bool = false) throws {
         try driveKeyLock.withLock {
             guard try repository.blocks.db.get(Self.erasedKey(id)) == nil else { throw DriveError.noKey("the file's key was erased") }
+            if fresh, !(try driveWraps(id).isEmpty) { throw DriveError.conflict("the key id \(id) is another file's: choose a new one") }
             let batch = WriteBatch()
             for w in wraps { batch.put(Self.wrapKey(id, w.keyID), w.wrapped) }
             for p in paths { batch.put(Self.pathKey(owner, p, id), []) }
@@ -329,26 +335,40 @@ extension Node {
         importing.cidVersion = 1
         importing.rawLeaves = true
         var encryption: DriveFile.Encryption?
-        var fileKey: [UInt8] = []
+        var wraps: [String: [UInt8]] = [:]
         let content: CID
         let size: UInt64
-        if options.encrypt {
-            fileKey = KeyWrap.randomKey()
-            let nonce = Array(KeyWrap.randomKey().prefix(16))
-            let id = KeyWrap.randomKey().prefix(16).map { String(format: "%02x", $0) }.joined()
-            let cipher = try SegmentCipher(fileKey: fileKey, nonce: nonce, segmentSize: options.segmentSize)
+        var add = AddSession.Options()
+        if let (e, w) = options.sealed {
+            try FileSealing.check(e, wraps: w)
+            (encryption, wraps) = (e, w)
+            importing.chunking = .fixed(e.segmentSize + SegmentCipher.tagSize)
+            add.importing = importing
+            let session = self.add(add)
+            _ = try session.file(path.last!, source)
+            content = try session.finish()[0]
+            let cipher = try SegmentCipher(fileKey: KeyWrap.randomKey(), nonce: e.nonce, segmentSize: e.segmentSize)
+            let stored = try fileSize(content)
+            guard let plain = cipher.plaintextSize(stored) else {
+                throw DriveError.invalid("sealed: \(stored) bytes is no ciphertext of \(e.segmentSize)-byte segments (each sealed segment is 16 bytes longer)")
+            }
+            size = plain
+        } else if options.encrypt {
+            var sealing = try FileSealing(segmentSize: options.segmentSize)
             importing.chunking = .fixed(options.segmentSize + SegmentCipher.tagSize)
-            var input = source
-            let reader = EncryptingSource(EncryptingReader(cipher: cipher) { try input.read(into: $0) })
-            var add = AddSession.Options()
+            let reader = EncryptingSource(sealing.cipher, source)
             add.importing = importing
             let session = self.add(add)
             _ = try session.file(path.last!, reader)
             content = try session.finish()[0]
             size = reader.plaintextSize
-            encryption = DriveFile.Encryption(segmentSize: options.segmentSize, id: id, nonce: nonce, recipients: [])
+            if options.recipients.isEmpty {
+                try sealing.wrap(for: try drivePublicKey(owner), identity: owner)
+            } else {
+                for r in options.recipients { try sealing.wrap(for: r) }
+            }
+            (encryption, wraps) = (sealing.encryption, sealing.wraps)
         } else {
-            var add = AddSession.Options()
             add.importing = importing
             let session = self.add(add)
             _ = try session.file(path.last!, source)
@@ -356,18 +376,8 @@ extension Node {
             size = try fileSize(content)
         }
         // The wraps first: once the tree names the file, it opens.
-        if var e = encryption {
-            let keys: [(String, [UInt8])] = options.recipients.isEmpty
-                ? [(owner, try drivePublicKey(owner))]
-                : options.recipients.map { ("key:" + KeyWrap.keyID($0), $0) }
-            var wraps: [(keyID: String, wrapped: [UInt8])] = []
-            for (who, pub) in keys {
-                let keyID = KeyWrap.keyID(pub)
-                wraps.append((keyID, try KeyWrap.wrap(fileKey, for: pub, id: e.id)))
-                e.recipients.append(.init(identity: who, keyId: keyID))
-            }
-            try driveWriteWraps(e.id, wraps, owner: owner, paths: ["/" + path.joined(separator: "/")])
-            encryption = e
+        if let e = encryption {
+            try driveWriteWraps(e.id, wraps.map { ($0.key, $0.value) }, owner: owner, paths: ["/" + path.joined(separator: "/")], fresh: true)
         }
         let now = blocks.clock.now
         var expiresAt = options.expiresIn.map { now + $0 }
@@ -764,9 +774,14 @@ extension Node {
 }
 
 /// An `EncryptingReader` as a `ByteSource` (its plaintext count readable after).
-final class EncryptingSource: ByteSource {
+public final class EncryptingSource: ByteSource {
     var reader: EncryptingReader
-    init(_ r: EncryptingReader) { reader = r }
-    var plaintextSize: UInt64 { reader.plaintextSize }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try reader.read(into: buffer) }
+    public init(_ r: EncryptingReader) { reader = r }
+    /// Encrypts what `source` reads with `cipher`.
+    public convenience init<S: ByteSource>(_ cipher: SegmentCipher, _ source: S) {
+        var input = source
+        self.init(EncryptingReader(cipher: cipher) { try input.read(into: $0) })
+    }
+    public var plaintextSize: UInt64 { reader.plaintextSize }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try reader.read(into: buffer) }
 }

@@ -53,3 +53,48 @@ public enum KeyWrap {
     /// 32 random bytes.
     public static func randomKey() -> [UInt8] { SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } }
 }
+
+/// A new file key and the encryption it makes, where the plaintext is: on the node (server-held
+/// mode) or on a client that must not trust the node (client-held: the node gets the ciphertext,
+/// `encryption` and the wraps, never a key that opens them).
+public struct FileSealing: Sendable {
+    public let fileKey: [UInt8]
+    public let cipher: SegmentCipher
+    public private(set) var encryption: DriveFile.Encryption
+    /// Each recipient key id's wrap of `fileKey`.
+    public private(set) var wraps: [String: [UInt8]] = [:]
+
+    public init(segmentSize: Int = SegmentCipher.defaultSegment) throws {
+        fileKey = KeyWrap.randomKey()
+        let nonce = Array(KeyWrap.randomKey().prefix(16))
+        let id = KeyWrap.randomKey().prefix(16).map { String(format: "%02x", $0) }.joined()
+        cipher = try SegmentCipher(fileKey: fileKey, nonce: nonce, segmentSize: segmentSize)
+        encryption = DriveFile.Encryption(segmentSize: segmentSize, id: id, nonce: nonce, recipients: [])
+    }
+
+    /// Wraps the file key for `publicKey`, naming it `identity` (`key:<keyId>` for a client's key).
+    public mutating func wrap(for publicKey: [UInt8], identity: String? = nil) throws {
+        let keyID = KeyWrap.keyID(publicKey)
+        wraps[keyID] = try KeyWrap.wrap(fileKey, for: publicKey, id: encryption.id)
+        encryption.recipients.append(.init(identity: identity ?? "key:" + keyID, keyId: keyID))
+    }
+
+    /// Checks what a client sent for a sealed upload: the form of `encryption`, only client keys
+    /// as recipients, and one wrap of the right size for each of them (the node cannot open a
+    /// wrap, so it cannot check more).
+    public static func check(_ e: DriveFile.Encryption, wraps: [String: [UInt8]]) throws {
+        guard e.alg == SegmentCipher.algorithm else { throw DriveError.invalid("sealed: alg is \(SegmentCipher.algorithm)") }
+        guard e.segmentSize >= SegmentCipher.minimumSegment, e.segmentSize <= SegmentCipher.maximumSegment else {
+            throw DriveError.invalid("sealed: segmentSize \(SegmentCipher.minimumSegment) to \(SegmentCipher.maximumSegment)")
+        }
+        guard e.nonce.count == 16 else { throw DriveError.invalid("sealed: the nonce is 16 bytes") }
+        guard e.id.count == 32, e.id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { throw DriveError.invalid("sealed: the key id is 32 lowercase hex digits") }
+        guard !e.recipients.isEmpty else { throw DriveError.invalid("sealed: at least one recipient (wrap=KEYID:WRAP)") }
+        for r in e.recipients {
+            guard r.identity == "key:" + r.keyId, r.keyId.count == 16 else { throw DriveError.invalid("sealed: a recipient is a client key (key:<keyId>)") }
+            // HPKE: the 32-byte encapsulated key, then the 32-byte file key sealed (16-byte tag).
+            guard wraps[r.keyId]?.count == 80 else { throw DriveError.invalid("sealed: the wrap for \(r.keyId) is missing or not 80 bytes") }
+        }
+        guard wraps.count == e.recipients.count else { throw DriveError.invalid("sealed: a wrap for a key that is not a recipient") }
+    }
+}

@@ -33,6 +33,17 @@ public struct SegmentCipher: Sendable {
     /// The ciphertext's size for a plaintext of `size` bytes.
     public func ciphertextSize(_ size: UInt64) -> UInt64 { size + segments(size) * UInt64(Self.tagSize) }
 
+    /// The plaintext's size for a ciphertext of `size` bytes; nil when no plaintext seals to that
+    /// size (a final segment shorter than its tag, an empty one after others, or nothing at all).
+    public func plaintextSize(_ size: UInt64) -> UInt64? {
+        let sealed = UInt64(segmentSize + Self.tagSize), tag = UInt64(Self.tagSize)
+        guard size >= tag else { return nil }
+        let count = (size + sealed - 1) / sealed
+        let last = size - (count - 1) * sealed
+        guard last > tag || (last == tag && count == 1) else { return nil }
+        return size - count * tag
+    }
+
     static func nonce(_ index: UInt64, last: Bool) throws -> ChaChaPoly.Nonce {
         var n = [UInt8](repeating: 0, count: 12)
         for i in 0..<8 { n[3 + i] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(7 - i))) }

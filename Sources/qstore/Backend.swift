@@ -11,6 +11,7 @@ import Multiformats
 import Node
 import Pinning
 import QAPI
+import Qdrive
 import Qindex
 import Registry
 import Signing
@@ -122,7 +123,8 @@ protocol Backend {
     func restoreBackup(stream: FileSource, path: String?, progress: Bool) throws -> BackupRestoreInfo
 
     // Qdrive (DriveCommand.swift).
-    func drivePut(source: String, owner: String, path: String, options: DrivePutOptions) throws -> DriveFileWire
+    /// With `sealing`, the source is encrypted here (client-held) and sent sealed.
+    func drivePut(source: String, owner: String, path: String, options: DrivePutOptions, sealing: FileSealing?) throws -> DriveFileWire
     func driveGet(owner: String, path: String, version: Int64?, into sink: FileSink) throws
     func driveList(owner: String, path: String, version: Int64?) throws -> DriveListingWire
     func driveInfo(owner: String, path: String, version: Int64?) throws -> DriveFileWire
@@ -130,6 +132,10 @@ protocol Backend {
     func driveChange(owner: String, path: String, _ action: DriveActionWire) throws -> DriveChangeWire
     func driveShareRevoke(owner: String, path: String, _ action: DriveActionWire) throws -> DriveFileWire
     func drivePublicKey(owner: String) throws -> DriveKeyWire
+    /// The wrap of the file's key for the recipient key `keyID`, and the file's stored bytes
+    /// (ciphertext): what a client holding its own key decrypts itself.
+    func driveWrappedKey(owner: String, path: String, version: Int64?, keyID: String) throws -> [UInt8]
+    func driveSealedGet(owner: String, path: String, version: Int64?, _ body: ([UInt8]) throws -> Void) throws
 
     // QpiC (MediaCommand.swift).
     func mediaUpload(_ bytes: [UInt8], owner: String?, profile: String?) throws -> MediaAssetWire

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CAR
+@preconcurrency import Crypto
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -18,11 +19,12 @@ struct DriveCommand: ParsableCommand {
             --version N` puts back what PATH was) — as many versions as the index-records policy keeps (its keepLatest, \
             10 by default; `qstore index history drive <owner>` lists them). Files are encrypted in segments (ChaCha20-Poly1305, age's STREAM) under \
             a per-file key wrapped (HPKE, X25519) for each recipient: by default for the owner's key the node holds \
-            (sealed under keystore/drive-master.key); with --recipient for a client's key only. `rm --erase` destroys \
+            (sealed under keystore/drive-master.key); with --recipient for a client's key only — then the CLI encrypts before the upload, so the node never has \
+            a key that opens the file, and `get --identity FILE` decrypts it here (`keygen` makes such a key). `rm --erase` destroys \
             every wrap of the key (crypto-shredding). --owner defaults to $QSTORE_DRIVE_OWNER, else admin (a token acting \
             as an identity must name that identity). See Docs/drive.md.
             """,
-        subcommands: [Put.self, Get.self, List.self, Info.self, Move.self, Remove.self, Share.self, Revoke.self, Restore.self, Key.self])
+        subcommands: [Put.self, Get.self, List.self, Info.self, Move.self, Remove.self, Share.self, Revoke.self, Restore.self, Key.self, Keygen.self])
 
     struct Owner: ParsableArguments {
         @Option(help: "Whose drive (default $QSTORE_DRIVE_OWNER, else admin).") var owner: String?
@@ -43,7 +45,7 @@ struct DriveCommand: ParsableCommand {
         @OptionGroup var owner: Owner
         @Option(help: "The media type (default application/octet-stream).") var mediaType: String?
         @Option(help: "Tags, comma-separated.") var tags: String?
-        @Option(help: "Wrap the file key only for this X25519 public key (base64url; repeatable): client-held, the node keeps no key that opens it.") var recipient: [String] = []
+        @Option(help: "Wrap the file key only for this X25519 public key (base64url; repeatable): client-held — encrypted here before the upload, the node never has a key that opens it.") var recipient: [String] = []
         @Flag(help: "Store it unencrypted.") var plain = false
         @Option(help: "Segment size in bytes (65536 to 1048576; default 262144).") var segmentSize: Int?
         @Option(help: "The file ends this long after the put (7d, 12h): removed, its keys erased. A TEMPORARY qdrive-files policy's TTL caps it.") var expiresIn: String?
@@ -61,11 +63,18 @@ struct DriveCommand: ParsableCommand {
             o.tags = tags.map { $0.split(separator: ",").map(String.init) } ?? []
             o.encrypt = !plain
             if let segmentSize { o.segmentSize = segmentSize }
-            o.recipients = try recipient.map { r in
-                guard let k = DriveKeyWire.decode(r), k.count == 32 else { throw ValidationError("--recipient: an X25519 public key, 32 bytes base64url") }
-                return k
+            var sealing: FileSealing?
+            if !recipient.isEmpty {
+                // Client-held: sealed here; the node gets the ciphertext and the wraps only.
+                var s = try FileSealing(segmentSize: o.segmentSize)
+                for r in recipient {
+                    guard let k = DriveKeyWire.decode(r), k.count == 32 else { throw ValidationError("--recipient: an X25519 public key, 32 bytes base64url") }
+                    do { try s.wrap(for: k) } catch let e as DriveError { throw ValidationError("--recipient: \(e)") }
+                }
+                o.sealed = (s.encryption, s.wraps)
+                sealing = s
             }
-            try printFile(try backend(purpose: "drive put").drivePut(source: source, owner: owner.name, path: path, options: o), json: owner.json)
+            try printFile(try backend(purpose: "drive put").drivePut(source: source, owner: owner.name, path: path, options: o, sealing: sealing), json: owner.json)
         }
     }
 
@@ -75,9 +84,50 @@ struct DriveCommand: ParsableCommand {
         @OptionGroup var owner: Owner
         @Option(name: .shortAndLong, help: "Write to this file.") var output: String?
         @Option(help: "Read the drive as it was at this version.") var version: Int64?
+        @Option(help: "Decrypt here with this X25519 private key file (from `drive keygen`): for files sealed for a client's key (--recipient). The node never sees the key.")
+        var identity: String?
         func run() throws {
             let b = try backend(purpose: "drive get")
-            try Output.toFile(output) { sink in try b.driveGet(owner: owner.name, path: path, version: version, into: sink) }
+            guard let identity else {
+                try Output.toFile(output) { sink in try b.driveGet(owner: owner.name, path: path, version: version, into: sink) }
+                return
+            }
+            let key = try DriveIdentityFile.read(identity)
+            let info = try b.driveInfo(owner: owner.name, path: path, version: version)
+            guard let e = info.encryption else { throw CLIError("\(info.path) is not encrypted: read it without --identity") }
+            let keyID = KeyWrap.keyID(Array(key.publicKey.rawRepresentation))
+            guard e.recipients.contains(where: { $0.keyId == keyID }) else { throw CLIError("\(info.path) is not sealed for the key in \(identity) (\(keyID))") }
+            let wrapped = try b.driveWrappedKey(owner: owner.name, path: info.path, version: info.version, keyID: keyID)
+            let fileKey: [UInt8]
+            do { fileKey = try KeyWrap.unwrap(wrapped, with: key, id: e.id) } catch let error as DriveError { throw CLIError(error.description) }
+            guard let nonce = DriveKeyWire.decode(e.nonce) else { throw CLIError("\(info.path): the daemon sent no nonce") }
+            let cipher = try SegmentCipher(fileKey: fileKey, nonce: nonce, segmentSize: e.segmentSize)
+            try Output.toFile(output) { sink in
+                var writer = DecryptingWriter(cipher: cipher, size: info.size, from: 0, length: info.size) { b in try b.withUnsafeBytes { try sink.write($0) } }
+                try b.driveSealedGet(owner: owner.name, path: info.path, version: info.version) { try writer.write($0) }
+                do { try writer.finish() } catch let error as DriveError { throw CLIError("\(info.path): \(error)") }
+            }
+        }
+    }
+
+    struct Keygen: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make an X25519 key pair for client-held files: the private key to -o FILE (mode 0600) or standard output, the public key to standard error.",
+            discussion: "Give the public key to `drive put --recipient KEY` or `drive share --recipient KEY`; read with `drive get --identity FILE`. The node never sees the private key.")
+        @Option(name: .shortAndLong, help: "Write the private key to this new file (refused if it exists).") var output: String?
+        func run() throws {
+            let key = Curve25519.KeyAgreement.PrivateKey()
+            let pub = DriveKeyWire.encode(Array(key.publicKey.rawRepresentation))
+            let text = DriveIdentityFile.text(key)
+            if let output {
+                guard !FileManager.default.fileExists(atPath: output) else { throw CLIError("\(output) exists: a key is not written over") }
+                guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                    throw CLIError("cannot write \(output)")
+                }
+            } else {
+                print(text, terminator: "")
+            }
+            FileHandle.standardError.write(Data("public key: \(pub)\tkey id: \(KeyWrap.keyID(Array(key.publicKey.rawRepresentation)))\n".utf8))
         }
     }
 
@@ -171,10 +221,28 @@ struct DriveCommand: ParsableCommand {
     }
 }
 
+/// A client's X25519 private key in a file: comment lines (`#`), then the 32-byte key in base64url.
+enum DriveIdentityFile {
+    static func text(_ key: Curve25519.KeyAgreement.PrivateKey) -> String {
+        let pub = DriveKeyWire.encode(Array(key.publicKey.rawRepresentation))
+        return "# qstore drive identity (X25519)\n# public key: \(pub)\n\(DriveKeyWire.encode(Array(key.rawRepresentation)))\n"
+    }
+
+    static func read(_ path: String) throws -> Curve25519.KeyAgreement.PrivateKey {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else { throw CLIError("cannot read \(path)") }
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard lines.count == 1, let raw = DriveKeyWire.decode(lines[0]), raw.count == 32, let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw) else {
+            throw CLIError("\(path) is not a drive identity (one line: a 32-byte X25519 private key, base64url; see `qstore drive keygen`)")
+        }
+        return key
+    }
+}
+
 extension LocalBackend {
-    func drivePut(source: String, owner: String, path: String, options: DrivePutOptions) throws -> DriveFileWire {
+    func drivePut(source: String, owner: String, path: String, options: DrivePutOptions, sealing: FileSealing?) throws -> DriveFileWire {
         try reporting("drive put") {
-            let input = source == "-" ? FileSource(descriptor: 0) : try FileSource(path: source)
+            let file = source == "-" ? FileSource(descriptor: 0) : try FileSource(path: source)
+            let input: any ByteSource = sealing.map { EncryptingSource($0.cipher, file) } ?? file
             let i = try node.drivePut(owner: owner, path: path, from: input, options: options)
             return DriveFileWire(path: i.path, cid: i.cid.string, version: i.version, file: i.file)
         }
@@ -238,6 +306,14 @@ extension LocalBackend {
             return DriveKeyWire(owner: owner, keyId: KeyWrap.keyID(pub), publicKey: DriveKeyWire.encode(pub), wrappedKey: nil)
         }
     }
+
+    func driveWrappedKey(owner: String, path: String, version: Int64?, keyID: String) throws -> [UInt8] {
+        try reporting("drive get") { try node.driveWrappedKey(try node.driveInfo(owner: owner, path: path, version: version), keyID: keyID) }
+    }
+
+    func driveSealedGet(owner: String, path: String, version: Int64?, _ body: ([UInt8]) throws -> Void) throws {
+        try reporting("drive get") { try node.cat(try node.driveInfo(owner: owner, path: path, version: version).file.content, body) }
+    }
 }
 
 extension RemoteBackend {
@@ -248,7 +324,7 @@ extension RemoteBackend {
         return "drive/" + (owner.addingPercentEncoding(withAllowedCharacters: unreserved) ?? owner) + "/" + names.joined(separator: "/")
     }
 
-    func drivePut(source: String, owner: String, path: String, options o: DrivePutOptions) throws -> DriveFileWire {
+    func drivePut(source: String, owner: String, path: String, options o: DrivePutOptions, sealing: FileSealing?) throws -> DriveFileWire {
         try reporting("drive put") {
             var query: [(String, String)] = [("mediaType", o.mediaType), ("encrypt", String(o.encrypt)), ("segmentSize", String(o.segmentSize))]
             if let e = o.expiresIn { query.append(("expiresIn", "\((e + 999) / 1000)s")) }
@@ -257,12 +333,25 @@ extension RemoteBackend {
             var file = URL(fileURLWithPath: source)
             var spooled: URL?
             defer { if let spooled { try? FileManager.default.removeItem(at: spooled) } }
-            if source == "-" {
+            if source == "-" || sealing != nil {
+                // Standard input, or the ciphertext sealed here, goes through a temporary file (0600).
                 let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-drive-\(UUID().uuidString)")
                 spooled = tmp
                 _ = FileManager.default.createFile(atPath: tmp.path, contents: nil, attributes: [.posixPermissions: 0o600])
                 let h = try FileHandle(forWritingTo: tmp)
-                try Self.copy("-", into: h)
+                if let sealing {
+                    let reader = EncryptingSource(sealing.cipher, source == "-" ? FileSource(descriptor: 0) : try FileSource(path: source))
+                    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                    while true {
+                        let n = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+                        if n == 0 { break }
+                        try h.write(contentsOf: buffer[..<n])
+                    }
+                    query += [("sealed", "true"), ("id", sealing.encryption.id), ("nonce", DriveKeyWire.encode(sealing.encryption.nonce))]
+                    query += sealing.wraps.sorted { $0.key < $1.key }.map { ("wrap", "\($0.key):\(DriveKeyWire.encode($0.value))") }
+                } else {
+                    try Self.copy("-", into: h)
+                }
                 try h.close()
                 file = tmp
             }
@@ -277,6 +366,22 @@ extension RemoteBackend {
         try reporting("drive get") {
             try stream("", version.map { [("version", String($0))] } ?? [], method: "GET", url: origin + "/q/v1/" + Self.drivePath(owner, path)) { b in
                 try b.withUnsafeBytes { try sink.write($0) }
+            }
+        }
+    }
+
+    func driveWrappedKey(owner: String, path: String, version: Int64?, keyID: String) throws -> [UInt8] {
+        try reporting("drive get") {
+            let k = try q(DriveKeyWire.self, "GET", Self.drivePath(owner, path), [("key", keyID)] + (version.map { [("version", String($0))] } ?? []))
+            guard let w = k.wrappedKey.flatMap(DriveKeyWire.decode) else { throw CLIError("the daemon sent no wrap for \(keyID)") }
+            return w
+        }
+    }
+
+    func driveSealedGet(owner: String, path: String, version: Int64?, _ body: ([UInt8]) throws -> Void) throws {
+        try reporting("drive get") {
+            try withoutActuallyEscaping(body) { write in
+                try stream("", [("sealed", "true")] + (version.map { [("version", String($0))] } ?? []), method: "GET", url: origin + "/q/v1/" + Self.drivePath(owner, path), into: write)
             }
         }
     }

@@ -71,4 +71,64 @@ import TestSupport
             #expect(try await h.request("/q/v1/index/drive/alice", api: true).status == 200)
         }
     }
+
+    /// Client-held keys with the `qstore` binary, through a daemon and on the repository itself:
+    /// `drive put --recipient` seals before the upload (the daemon stores the bytes it was sent:
+    /// `?sealed=true` gives them back, and they open with the client's key only); `drive get
+    /// --identity` decrypts on the client; the node cannot read the file, nor can another key; a
+    /// sealed upload naming another file's key id, a ciphertext no plaintext seals to, and
+    /// malformed wraps are refused with QDRIVE_* codes.
+    @Test func clientHeldFilesAreSealedAndOpenedOnTheClient() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-drive-client-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let daemon = try ChildDaemon(directory: dir + "/d")
+        defer { daemon.stop() }
+        func qstore(_ args: [String], _ repository: String) async throws -> (Int32, String) {
+            try await ThirdPartyClientTests.runAside(ChildDaemon.binary, args, environment: ["QSTORE_PATH": repository, "HOME": dir])
+        }
+        let offline = dir + "/offline"
+        #expect(try await qstore(["init"], offline).0 == 0)
+        #expect(try await qstore(["drive", "keygen", "-o", dir + "/me.key"], offline).0 == 0)
+        #expect(try await qstore(["drive", "keygen", "-o", dir + "/other.key"], offline).0 == 0)
+        #expect(try await qstore(["drive", "keygen", "-o", dir + "/me.key"], offline).0 != 0, "a key is not written over")
+        let keyText = try String(contentsOfFile: dir + "/me.key", encoding: .utf8)
+        let pub = try #require(keyText.split(separator: "\n").first { $0.hasPrefix("# public key: ") }).dropFirst("# public key: ".count)
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/me.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        // Five segments and a bit at the smallest segment size.
+        let data = Data((0..<(5 * 65536 + 100)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) })
+        try data.write(to: URL(fileURLWithPath: dir + "/plain.bin"))
+        for repository in [daemon.repository, offline] {
+            let put = try await qstore(["drive", "put", dir + "/plain.bin", "/c.bin", "--recipient", String(pub), "--segment-size", "65536", "--json"], repository)
+            #expect(put.0 == 0, "\(put.1)")
+            let got = try await qstore(["drive", "get", "/c.bin", "--identity", dir + "/me.key", "-o", dir + "/out.bin"], repository)
+            #expect(got.0 == 0 && (try? Data(contentsOf: URL(fileURLWithPath: dir + "/out.bin"))) == data, "\(got.1)")
+            let nodeRead = try await qstore(["drive", "get", "/c.bin"], repository)
+            #expect(nodeRead.0 != 0 && nodeRead.1.contains("no key the node holds"), "\(nodeRead.1)")
+            let otherRead = try await qstore(["drive", "get", "/c.bin", "--identity", dir + "/other.key"], repository)
+            #expect(otherRead.0 != 0 && otherRead.1.contains("not sealed for the key"), "\(otherRead.1)")
+        }
+        // What the daemon stored is what the client sent: ciphertext, one tag per segment.
+        let sealed = try daemon.request("GET", "/q/v1/drive/admin/c.bin?sealed=true", api: true)
+        #expect(sealed.status == 200 && sealed.body.count == data.count + 6 * 16 && !Data(sealed.body).contains(data.prefix(64)))
+        let info = try daemon.request("GET", "/q/v1/drive/admin/c.bin?info", api: true)
+        let e = try #require(((try JSONSerialization.jsonObject(with: Data(info.body)) as? [String: Any])?["data"] as? [String: Any])?["encryption"] as? [String: Any])
+        let (id, nonce) = (try #require(e["id"] as? String), try #require(e["nonce"] as? String))
+        let wrap = "0123456789abcdef:" + String(repeating: "A", count: 106) + "A"
+        func sealedPut(_ path: String, _ query: String, body: [UInt8]) throws -> RawConnection.Response {
+            try daemon.request("PUT", "/q/v1/drive/admin/\(path)?sealed=true&segmentSize=65536&\(query)", api: true, body: body)
+        }
+        // The same bytes again under the file's own key id: refused (erasing one would erase the other).
+        let reused = try sealedPut("again.bin", "id=\(id)&nonce=\(nonce)&wrap=\(wrap)", body: sealed.body)
+        #expect(reused.status == 409 && String(decoding: reused.body, as: UTF8.self).contains("QDRIVE_CONFLICT"), "\(reused.status)")
+        let fresh = "id=00112233445566778899aabbccddeeff&nonce=\(nonce)"
+        for (what, query, body) in [("no wrap", fresh, sealed.body), ("short wrap", fresh + "&wrap=0123456789abcdef:AAAA", sealed.body),
+                                    ("no nonce", "id=00112233445566778899aabbccddeeff&wrap=\(wrap)", sealed.body),
+                                    ("15 bytes", fresh + "&wrap=\(wrap)", Array(repeating: 1, count: 15)),
+                                    ("an empty segment after a full one", fresh + "&wrap=\(wrap)", Array(sealed.body.prefix(65536 + 32)))] {
+            let r = try sealedPut("bad.bin", query, body: body)
+            #expect(r.status == 400 && String(decoding: r.body, as: UTF8.self).contains("QDRIVE_INVALID"), "\(what): \(r.status)")
+        }
+        #expect(try daemon.request("GET", "/q/v1/drive/admin/bad.bin?info", api: true).status == 404)
+    }
 }

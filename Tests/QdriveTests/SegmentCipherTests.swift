@@ -56,6 +56,42 @@ import Testing
         }
     }
 
+    /// A sealed upload's size says its plaintext's; sizes no plaintext seals to are refused.
+    @Test func ciphertextSizesMapBackToPlaintextSizes() throws {
+        let c = try Self.cipher()
+        let s = Self.segment + SegmentCipher.tagSize
+        for n in [0, 1, Self.segment - 1, Self.segment, Self.segment + 1, 3 * Self.segment, 3 * Self.segment + 17] {
+            #expect(c.plaintextSize(c.ciphertextSize(UInt64(n))) == UInt64(n), "\(n)")
+            #expect(try Self.encrypt(Self.plaintext(n), c).count == Int(c.ciphertextSize(UInt64(n))))
+        }
+        for bad in [0, 15, s + 15, s + 16, 2 * s + 3] {
+            #expect(c.plaintextSize(UInt64(bad)) == nil, "\(bad)")
+        }
+    }
+
+    /// Sealing as a client does: the wraps open with their keys and name them; what a client
+    /// sends is checked for form.
+    @Test func fileSealingWrapsAndIsChecked() throws {
+        let a = Curve25519.KeyAgreement.PrivateKey(), b = Curve25519.KeyAgreement.PrivateKey()
+        var sealing = try FileSealing(segmentSize: Self.segment)
+        for k in [a, b] { try sealing.wrap(for: Array(k.publicKey.rawRepresentation)) }
+        #expect(sealing.encryption.recipients.map(\.identity) == [a, b].map { "key:" + KeyWrap.keyID(Array($0.publicKey.rawRepresentation)) })
+        for k in [a, b] {
+            let id = KeyWrap.keyID(Array(k.publicKey.rawRepresentation))
+            #expect(try KeyWrap.unwrap(try #require(sealing.wraps[id]), with: k, id: sealing.encryption.id) == sealing.fileKey)
+        }
+        try FileSealing.check(sealing.encryption, wraps: sealing.wraps)
+        var e = sealing.encryption
+        let first = e.recipients[0].keyId
+        #expect(throws: DriveError.self) { try FileSealing.check(e, wraps: sealing.wraps.filter { $0.key != first }) }
+        #expect(throws: DriveError.self) { try FileSealing.check(e, wraps: sealing.wraps.merging(["00000000000000ff": Array(repeating: 0, count: 80)]) { a, _ in a }) }
+        e.recipients[0].identity = "alice"
+        #expect(throws: DriveError.self) { try FileSealing.check(e, wraps: sealing.wraps) }
+        e = sealing.encryption
+        e.id = "XYZ"
+        #expect(throws: DriveError.self) { try FileSealing.check(e, wraps: sealing.wraps) }
+    }
+
     @Test func tamperingIsDetected() throws {
         let c = try Self.cipher()
         let n = 3 * Self.segment + 100
