@@ -2,8 +2,13 @@
 // which Swift cannot call: these wrappers name the options QpiC uses.
 #include <vips/vips.h>
 
+/// libvips' warnings (e.g. "heifload: ignoring nclx profile") go nowhere: a failure comes back
+/// through its error buffer, and a daemon's standard error is not a place for a library's chatter.
+static inline void qv_quiet(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data) {}
+
 static inline int qv_init(void) {
     if (VIPS_INIT("qstore")) return -1;
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO, qv_quiet, NULL);
     // Only the loaders of the formats QpiC admits; no cache holding operations (and metadata) of past requests.
     vips_block_untrusted_set(TRUE);
     vips_cache_set_max(0);
@@ -40,11 +45,14 @@ static inline VipsImage *qv_thumbnail(void *data, size_t size, int width, int he
 
 static inline int qv_int(VipsImage *image, const char *name, int *out) { return vips_image_get_int(image, name, out); }
 
-/// format: 0 JPEG, 1 PNG, 2 WebP; strip: drop every metadata block. The buffer is g_free'd by the caller.
+/// format: 0 JPEG, 1 PNG, 2 WebP, 3 AVIF, 4 HEIC (the last two through libheif); strip: drop every
+/// metadata block. The buffer is g_free'd by the caller.
 static inline int qv_save(VipsImage *in, int format, int quality, int strip, void **buf, size_t *len) {
     switch (format) {
     case 0: return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", strip, NULL);
     case 1: return vips_pngsave_buffer(in, buf, len, "strip", strip, NULL);
+    case 3: return vips_heifsave_buffer(in, buf, len, "Q", quality, "strip", strip, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, NULL);
+    case 4: return vips_heifsave_buffer(in, buf, len, "Q", quality, "strip", strip, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, NULL);
     default: return vips_webpsave_buffer(in, buf, len, "Q", quality, "strip", strip, NULL);
     }
 }

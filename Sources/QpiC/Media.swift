@@ -197,12 +197,16 @@ public enum MediaProcessor {
     }
 }
 
-/// Duration, dimensions and codecs from an MP4/MOV container (ISO BMFF boxes: mvhd, tkhd, stsd);
-/// WebM is named only.
+/// Duration, dimensions and codecs from an MP4/MOV container (ISO BMFF boxes: mvhd, tkhd, stsd)
+/// or a WebM one (Matroska's EBML elements: Info's TimestampScale and Duration, each TrackEntry's
+/// CodecID and Video's PixelWidth/PixelHeight). No frame is decoded.
 enum ContainerInfo {
     static func read(_ b: [UInt8], format: MediaFormat) throws -> MediaInfo {
         var info = MediaInfo(format: format, width: 0, height: 0, duration: nil, orientation: 1, colorSpace: nil, exif: [:], gps: nil, codecs: [])
-        guard format != .webm else { return info }
+        guard format != .webm else {
+            readWebM(b, into: &info)
+            return info
+        }
         func walk(_ from: Int, _ to: Int, depth: Int) {
             // Every read stays inside the box being read (`end`), every size inside its parent.
             func u32(_ i: Int, _ end: Int) -> UInt64? { i >= 0 && i + 4 <= end ? b[i..<(i + 4)].reduce(0) { $0 << 8 | UInt64($1) } : nil }
@@ -240,5 +244,54 @@ enum ContainerInfo {
         }
         walk(0, b.count, depth: 0)
         return info
+    }
+
+    /// Matroska/WebM (RFC 9559): element IDs and sizes are EBML variable-length integers. Every
+    /// read stays inside the element being read; an unknown size (a live stream's Segment) runs to
+    /// its parent's end; Clusters (the frames) are skipped whole.
+    static func readWebM(_ b: [UInt8], into info: inout MediaInfo) {
+        /// A variable-length integer at `i`: its value (the length marker kept for IDs, removed
+        /// for sizes), its length; nil past `end` or when malformed. `unknown`: all value bits set.
+        func vint(_ i: Int, _ end: Int, id: Bool) -> (value: UInt64, length: Int, unknown: Bool)? {
+            guard i < end, b[i] != 0 else { return nil }
+            let length = b[i].leadingZeroBitCount + 1
+            guard length <= (id ? 4 : 8), i + length <= end else { return nil }
+            var v = UInt64(id ? b[i] : b[i] & (0xff >> length))
+            for k in 1..<length { v = v << 8 | UInt64(b[i + k]) }
+            let unknown = !id && v == (UInt64(1) << (7 * length)) - 1
+            return (v, length, unknown)
+        }
+        func uint(_ from: Int, _ to: Int) -> UInt64? { to - from >= 1 && to - from <= 8 ? b[from..<to].reduce(0) { $0 << 8 | UInt64($1) } : nil }
+        func float(_ from: Int, _ to: Int) -> Double? {
+            switch to - from {
+            case 4: return uint(from, to).map { Double(Float(bitPattern: UInt32($0))) }
+            case 8: return uint(from, to).map { Double(bitPattern: $0) }
+            default: return nil
+            }
+        }
+        var scale: UInt64 = 1_000_000  // ns per timestamp unit (the default)
+        var duration: Double?
+        func walk(_ from: Int, _ to: Int, depth: Int) {
+            var i = from
+            while i < to, depth < 8 {
+                guard let id = vint(i, to, id: true), let size = vint(i + id.length, to, id: false) else { return }
+                let body = i + id.length + size.length
+                let end = size.unknown ? to : body + Int(clamping: size.value)
+                guard end <= to, end >= body else { return }
+                switch id.value {
+                case 0x1853_8067, 0x1549_A966, 0x1654_AE6B, 0xAE, 0xE0: walk(body, end, depth: depth + 1)  // Segment, Info, Tracks, TrackEntry, Video
+                case 0x2AD7B1: if let v = uint(body, end), v > 0 { scale = v }  // TimestampScale
+                case 0x4489: duration = float(body, end)  // Duration
+                case 0x86: info.codecs.append(String(decoding: b[body..<min(end, body + 32)], as: UTF8.self))  // CodecID
+                case 0xB0: if info.width == 0, let w = uint(body, end), w > 0, w < 1 << 20 { info.width = Int(w) }  // PixelWidth
+                case 0xBA: if info.height == 0, let h = uint(body, end), h > 0, h < 1 << 20 { info.height = Int(h) }  // PixelHeight
+                case 0x1F43_B675: if size.unknown { return }  // a Cluster of unknown size: frames to the end
+                default: break
+                }
+                i = end
+            }
+        }
+        walk(0, b.count, depth: 0)
+        if let d = duration, d.isFinite, d >= 0 { info.duration = (d * Double(scale) / 1e9 * 1000).rounded() / 1000 }
     }
 }

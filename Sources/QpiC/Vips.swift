@@ -109,7 +109,7 @@ final class VipsImageRef: @unchecked Sendable {
     /// Removes the field `name` (the EXIF block is rebuilt from the remaining `exif-ifd…` fields on save).
     func remove(_ name: String) { _ = vips_image_remove(image, name) }
 
-    enum Format: Int32 { case jpeg = 0, png = 1, webp = 2 }
+    enum Format: Int32 { case jpeg = 0, png = 1, webp = 2, avif = 3, heic = 4 }
 
     func save(_ format: Format, quality: Int = 85, strip: Bool) throws -> [UInt8] {
         var target = self
@@ -136,8 +136,22 @@ final class VipsImageRef: @unchecked Sendable {
 extension MediaProcessor {
     /// A `width` × `height` JPEG or PNG test image, a gradient or noise (no metadata).
     public static func testImage(width: Int, height: Int, png: Bool = false, noise: Bool = false) throws -> [UInt8] {
+        try testImage(width: width, height: height, format: png ? .png : .jpeg, noise: noise)
+    }
+
+    /// A test picture in any format QpiC writes or libheif encodes here (JPEG, PNG, WebP, AVIF, HEIC).
+    public static func testImage(width: Int, height: Int, format: MediaFormat, noise: Bool = false) throws -> [UInt8] {
         try Vips.ensure()
+        let f: VipsImageRef.Format
+        switch format {
+        case .jpeg: f = .jpeg
+        case .png: f = .png
+        case .webp: f = .webp
+        case .avif: f = .avif
+        case .heic: f = .heic
+        default: throw DriveError.invalid("no test picture in \(format.rawValue)")
+        }
         guard let g = qv_gradient(Int32(width), Int32(height), noise ? 1 : 0) else { throw Vips.error("gradient") }
-        return try VipsImageRef(g, VipsBytes([])).save(png ? .png : .jpeg, strip: true)
+        return try VipsImageRef(g, VipsBytes([])).save(f, strip: true)
     }
 }

@@ -17,13 +17,18 @@ struct DebugCommand: ParsableCommand {
 
     /// A test picture on standard output (benchmarks of QpiC).
     struct Image: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write a WIDTH × HEIGHT test picture (JPEG, or --png) to standard output.")
+        static let configuration = CommandConfiguration(abstract: "Write a WIDTH × HEIGHT test picture (JPEG, or --png, or --format) to standard output.")
         @Option var width = 4000
         @Option var height = 3000
         @Flag(help: "PNG instead of JPEG.") var png = false
+        @Option(help: "jpeg, png, webp, avif or heic (the last two need libheif's encoders).") var format: String?
         @Flag(help: "Noise (as costly as a photograph) instead of a gradient.") var noise = false
         func run() throws {
-            FileHandle.standardOutput.write(Data(try MediaProcessor.testImage(width: width, height: height, png: png, noise: noise)))
+            let chosen = try format.map { name -> MediaFormat in
+                guard let f = MediaFormat(rawValue: name) else { throw ValidationError("--format: jpeg, png, webp, avif or heic") }
+                return f
+            } ?? (png ? .png : .jpeg)
+            FileHandle.standardOutput.write(Data(try MediaProcessor.testImage(width: width, height: height, format: chosen, noise: noise)))
         }
     }
 

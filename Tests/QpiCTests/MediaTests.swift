@@ -162,4 +162,59 @@ import TestSupport
         // A corrupt JPEG (right magic, nothing after) is an error, not a crash.
         #expect(throws: (any Error).self) { _ = try MediaProcessor.analyze([0xff, 0xd8, 0xff, 0xe0, 0, 0]) }
     }
+
+    /// HEIC and AVIF (libheif, as libvips reads them here): told by content, measured, and made
+    /// into variants of the right size like any picture.
+    @Test func heicAndAVIFAreReadAndResized() throws {
+        for format in [MediaFormat.avif, .heic] {
+            let bytes = try MediaProcessor.testImage(width: 640, height: 480, format: format)
+            #expect(MediaFormat.detect(bytes) == format)
+            let info = try MediaProcessor.analyze(bytes)
+            #expect(info.format == format && info.width == 640 && info.height == 480, "\(format): \(info.width)×\(info.height)")
+            let thumb = try MediaProcessor.sized(bytes, try VariantName("thumb-256"))
+            #expect(thumb.width == 256 && thumb.height == 192 && MediaFormat.detect(thumb.bytes) == .jpeg, "\(format)")
+        }
+    }
+
+    /// An EBML element: its ID's bytes (marker kept), its size as an 8-byte vint (or unknown).
+    static func ebml(_ id: [UInt8], _ body: [UInt8], unknownSize: Bool = false) -> [UInt8] {
+        let n = UInt64(body.count)
+        let size: [UInt8] = unknownSize ? [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff] : [0x01] + (0..<7).map { UInt8(truncatingIfNeeded: n >> (8 * (6 - UInt64($0)))) }
+        return id + size + body
+    }
+
+    /// An ISO BMFF box.
+    static func box(_ type: String, _ body: [UInt8]) -> [UInt8] {
+        let n = UInt32(body.count + 8)
+        return [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: n >> $0) } + Array(type.utf8) + body
+    }
+
+    /// Video: container metadata only, from containers built here element by element after
+    /// their specifications (Matroska, RFC 9559; ISO/IEC 14496-12): duration, dimensions and
+    /// codecs, no decoding; cut anywhere, they are described or refused, never a crash.
+    @Test func videoContainersAreDescribed() throws {
+        func be(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64(n - 1 - $0))) } }
+        // WebM: 2.5 s at the default 1 ms timestamp scale (Duration a float64 of 2500.0), a VP9
+        // track of 320 × 240, an Opus track, then a Cluster of unknown size (a live stream).
+        let header = Self.ebml([0x1a, 0x45, 0xdf, 0xa3], Self.ebml([0x42, 0x82], Array("webm".utf8)))
+        let infoElement = Self.ebml([0x15, 0x49, 0xa9, 0x66], Self.ebml([0x2a, 0xd7, 0xb1], be(1_000_000, 3)) + Self.ebml([0x44, 0x89], be(2500.0.bitPattern, 8)))
+        let video = Self.ebml([0xae], Self.ebml([0x83], [1]) + Self.ebml([0x86], Array("V_VP9".utf8)) + Self.ebml([0xe0], Self.ebml([0xb0], be(320, 2)) + Self.ebml([0xba], be(240, 2))))
+        let audio = Self.ebml([0xae], Self.ebml([0x83], [2]) + Self.ebml([0x86], Array("A_OPUS".utf8)))
+        let cluster = Self.ebml([0x1f, 0x43, 0xb6, 0x75], [0xe7, 0x81, 0x00], unknownSize: true)
+        let webm = header + Self.ebml([0x18, 0x53, 0x80, 0x67], infoElement + Self.ebml([0x16, 0x54, 0xae, 0x6b], video + audio) + cluster, unknownSize: true)
+        // MP4: mvhd (version 0: timescale 600, duration 1500 → 2.5 s), a track of 320 × 240 (16.16
+        // fixed point) whose sample description is avc1.
+        let mvhd = Self.box("mvhd", [0, 0, 0, 0] + be(0, 4) + be(0, 4) + be(600, 4) + be(1500, 4) + [UInt8](repeating: 0, count: 80))
+        let tkhd = Self.box("tkhd", [0, 0, 0, 3] + [UInt8](repeating: 0, count: 72) + be(320 << 16, 4) + be(240 << 16, 4))
+        let stsd = Self.box("stsd", [0, 0, 0, 0] + be(1, 4) + be(16, 4) + Array("avc1".utf8) + [UInt8](repeating: 0, count: 8))
+        let trak = Self.box("trak", tkhd + Self.box("mdia", Self.box("minf", Self.box("stbl", stsd))))
+        let mp4 = Self.box("ftyp", Array("isom".utf8) + be(0, 4) + Array("isomavc1".utf8)) + Self.box("moov", mvhd + trak)
+        for (format, bytes, codecs) in [(MediaFormat.webm, webm, ["V_VP9", "A_OPUS"]), (.mp4, mp4, ["avc1"])] {
+            #expect(MediaFormat.detect(bytes) == format)
+            let info = try MediaProcessor.analyze(bytes)
+            #expect(info.format == format && info.width == 320 && info.height == 240 && info.duration == 2.5 && info.codecs == codecs,
+                    "\(format): \(info.width)×\(info.height) \(String(describing: info.duration)) \(info.codecs)")
+            for cut in stride(from: 1, to: bytes.count, by: 3) { _ = try? MediaProcessor.analyze(Array(bytes.prefix(cut))) }
+        }
+    }
 }
