@@ -49,7 +49,20 @@ static inline int qv_int(VipsImage *image, const char *name, int *out) { return 
 /// metadata block. The buffer is g_free'd by the caller.
 static inline int qv_save(VipsImage *in, int format, int quality, int strip, void **buf, size_t *len) {
     switch (format) {
-    case 0: return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", strip, NULL);
+    case 0:
+        if (vips_image_hasalpha(in)) {
+            // JPEG has no alpha: flatten onto white (libvips' default would be black).
+            double white = (in->BandFmt == VIPS_FORMAT_USHORT) ? 65535.0 : 255.0;
+            VipsArrayDouble *background = vips_array_double_new(&white, 1);
+            VipsImage *flat = NULL;
+            int r = vips_flatten(in, &flat, "background", background, NULL);
+            vips_area_unref(VIPS_AREA(background));
+            if (r) return r;
+            r = vips_jpegsave_buffer(flat, buf, len, "Q", quality, "strip", strip, NULL);
+            g_object_unref(flat);
+            return r;
+        }
+        return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", strip, NULL);
     case 1: return vips_pngsave_buffer(in, buf, len, "strip", strip, NULL);
     case 3: return vips_heifsave_buffer(in, buf, len, "Q", quality, "strip", strip, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, NULL);
     case 4: return vips_heifsave_buffer(in, buf, len, "Q", quality, "strip", strip, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, NULL);
@@ -60,6 +73,20 @@ static inline int qv_save(VipsImage *in, int format, int quality, int strip, voi
 static inline void qv_unref(VipsImage *image) { g_object_unref(image); }
 static inline void qv_free(void *p) { g_free(p); }
 static inline void qv_strfreev(gchar **v) { g_strfreev(v); }
+
+/// A width × height sRGB image with alpha, fully transparent (black under it).
+static inline VipsImage *qv_transparent(int width, int height) {
+    VipsImage *black = NULL, *cast = NULL;
+    if (vips_black(&black, width, height, "bands", 4, NULL)) return NULL;
+    int r = vips_cast(black, &cast, VIPS_FORMAT_UCHAR, NULL);
+    g_object_unref(black);
+    if (r) return NULL;
+    cast->Type = VIPS_INTERPRETATION_sRGB;
+    return cast;
+}
+
+/// The mean of every band of every pixel.
+static inline int qv_average(VipsImage *in, double *out) { return vips_avg(in, out, NULL); }
 
 /// A width × height sRGB test image: a gradient, or (noise) Gaussian noise — as costly to code
 /// as a photograph.

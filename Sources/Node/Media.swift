@@ -124,9 +124,16 @@ extension Node {
         let lease = blocks.lease()
         defer { lease.release() }
         let (p, v) = try prepareVariant(owner: owner, id: id, name: name, try MediaProcessor.sized(bytes, variant))
-        asset.variants.append(v)
-        _ = try driveCommitFiles(owner: owner, [p, try prepareAsset(asset, owner: owner, id: id)])
-        try announce(owner: owner, id: id, [v])
+        // The decode ran unlocked; the asset is read again under the lock, so a variant made
+        // meanwhile by another request stays in it (and one made twice goes in once).
+        let made = try mediaAssetLock.withLock { () throws -> Bool in
+            asset = try mediaAsset(owner: owner, id: id)
+            guard !asset.variants.contains(where: { $0.name == name }) else { return false }
+            asset.variants.append(v)
+            _ = try driveCommitFiles(owner: owner, [p, try prepareAsset(asset, owner: owner, id: id)])
+            return true
+        }
+        if made { try announce(owner: owner, id: id, [v]) }
         return (asset, try driveInfo(owner: owner, path: Self.mediaPath(id, name)))
     }
 }

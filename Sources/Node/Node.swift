@@ -51,6 +51,8 @@ public final class Node: Sendable {
     let registry = RegistryState()
     /// Serializes making the keys the node holds for drive owners (Drive.swift).
     let driveKeyLock = NSLock()
+    /// Held while a variant made on first request goes into its asset: two made at once both stay.
+    let mediaAssetLock = NSLock()
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.

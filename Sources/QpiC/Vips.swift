@@ -139,8 +139,20 @@ extension MediaProcessor {
         try testImage(width: width, height: height, format: png ? .png : .jpeg, noise: noise)
     }
 
-    /// A test picture in any format QpiC writes or libheif encodes here (JPEG, PNG, WebP, AVIF, HEIC).
-    public static func testImage(width: Int, height: Int, format: MediaFormat, noise: Bool = false) throws -> [UInt8] {
+    /// The mean of every band of every pixel of a picture (0–255 for 8-bit ones).
+    public static func average(_ bytes: [UInt8]) throws -> Double {
+        try Vips.ensure()
+        let source = VipsBytes(bytes)
+        guard let i = qv_load(source.pointer, source.count, 0) else { throw Vips.error("load") }
+        let image = VipsImageRef(i, source)
+        var mean = 0.0
+        guard qv_average(image.image, &mean) == 0 else { throw Vips.error("average") }
+        return mean
+    }
+
+    /// A test picture in any format QpiC writes or libheif encodes here (JPEG, PNG, WebP, AVIF,
+    /// HEIC); `transparent`: a fully transparent one (PNG or WebP).
+    public static func testImage(width: Int, height: Int, format: MediaFormat, noise: Bool = false, transparent: Bool = false) throws -> [UInt8] {
         try Vips.ensure()
         let f: VipsImageRef.Format
         switch format {
@@ -151,7 +163,9 @@ extension MediaProcessor {
         case .heic: f = .heic
         default: throw DriveError.invalid("no test picture in \(format.rawValue)")
         }
-        guard let g = qv_gradient(Int32(width), Int32(height), noise ? 1 : 0) else { throw Vips.error("gradient") }
+        guard let g = transparent ? qv_transparent(Int32(width), Int32(height)) : qv_gradient(Int32(width), Int32(height), noise ? 1 : 0) else {
+            throw Vips.error("test image")
+        }
         return try VipsImageRef(g, VipsBytes([])).save(f, strip: true)
     }
 }

@@ -65,6 +65,16 @@ import TestSupport
             #expect(try await call("/q/v1/media/\(id)?variant=thumb-64-webp", aliceReader).status == 200)
             let again = try await call("/q/v1/media/\(id)", alice)
             #expect(again.text.contains("thumb-64-webp"))
+            // Variants asked for the first time at once all stay in the asset.
+            let names = ["thumb-100", "thumb-120", "thumb-140-webp", "web-300"]
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for n in names { group.addTask { try await call("/q/v1/media/\(id)?variant=\(n)", alice).status } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == [200, 200, 200, 200])
+            let all = try await call("/q/v1/media/\(id)", alice)
+            let listed = Set(((try all.json()["data"] as? [String: Any])?["variants"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+            #expect(listed.isSuperset(of: names), "\(listed)")
             let events = try await h.request("/q/v1/events?follow=false&since=0&topics=q.qpic.*", api: true)
             #expect(events.text.contains("q.qpic.asset.transcoded.v1") && events.text.contains("thumb-64-webp"), "\(events.text.prefix(400))")
 

@@ -176,6 +176,21 @@ import TestSupport
         }
     }
 
+    /// A transparent picture's JPEG variants are on white (JPEG has no alpha); its WebP ones keep
+    /// the alpha.
+    @Test func transparencyBecomesWhiteInJPEG() throws {
+        for format in [MediaFormat.png, .webp] {
+            let clear = try MediaProcessor.testImage(width: 200, height: 100, format: format, transparent: true)
+            let jpeg = try MediaProcessor.sized(clear, try VariantName("thumb-64"))
+            let jpegMean = try MediaProcessor.average(jpeg.bytes)
+            #expect(MediaFormat.detect(jpeg.bytes) == .jpeg && jpegMean > 250, "\(format): \(jpegMean)")
+            let webp = try MediaProcessor.sized(clear, try VariantName("thumb-64-webp"))
+            // Four bands, all zero: transparent black, kept.
+            let webpMean = try MediaProcessor.average(webp.bytes)
+            #expect(MediaFormat.detect(webp.bytes) == .webp && webpMean < 5, "\(format): \(webpMean)")
+        }
+    }
+
     /// An EBML element: its ID's bytes (marker kept), its size as an 8-byte vint (or unknown).
     static func ebml(_ id: [UInt8], _ body: [UInt8], unknownSize: Bool = false) -> [UInt8] {
         let n = UInt64(body.count)
