@@ -4,7 +4,7 @@
 #   make test   run the whole test suite
 # Both install the Debian packages the build needs when they are missing.
 
-DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev libvips-dev libimage-exiftool-perl pkg-config ipfs-cid
+DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev libvips-dev libimage-exiftool-perl pkg-config ipfs-cid etcd-server
 ARGS ?= daemon
 SWIFT ?= swift
 

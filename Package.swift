@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // OpenSSL's libcrypto (Debian: libssl-dev) for the SHA family on the CPU's SHA extensions.
@@ -87,11 +88,25 @@ let package = Package(
         .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.
         .target(name: "Qindex", dependencies: ["Pinning", "Signing", "Storage", "IPLD", "Multiformats"]),
+        // Replication: cluster membership, placement, the allocator, pulling and pinning allocated
+        // DAGs. Talks to a Coordinator (etcd's model) and a PeerTransport; no network of its own.
+        .target(name: "Replication", dependencies: ["Pinning", "Storage", "CAR", "Multiformats"]),
+        // The etcd adapter (its v3 JSON gateway) and HTTP block transfer, through AsyncHTTPClient.
+        // Linked by the daemon only.
+        .target(
+            name: "EtcdCoordinator",
+            dependencies: [
+                "Replication", "CAR",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Wires one repository's services together; the only room that knows all of them.
         .target(
             name: "Node",
             dependencies: [
-                "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
+                "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication", "Signing", "UnixFS", "Pinning", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -104,7 +119,7 @@ let package = Package(
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,7 +136,8 @@ let package = Package(
         .executableTarget(
             name: "qstore",
             dependencies: [
-                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Node", "KuboAPI", "QAPI", "HTTPServer",
+                "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication",
+                "EtcdCoordinator", "Node", "KuboAPI", "QAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,6 +150,7 @@ let package = Package(
         .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats", "TestSupport"]),
         .testTarget(name: "IPLDTests", dependencies: ["IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "TestSupport"]),
         .testTarget(name: "QdriveTests", dependencies: ["Qdrive", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "QpiCTests", dependencies: ["QpiC", "Qdrive", "TestSupport"]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.

@@ -133,9 +133,12 @@ enum AccessRules {
                                (.get, "/q/v1/grants"), (.post, "/q/v1/grants"), (.delete, "/q/v1/grants/{id}"),
                                (.get, "/q/v1/tokens"), (.post, "/q/v1/tokens"), (.delete, "/q/v1/tokens/{id}"),
                                (.get, "/q/v1/backups"), (.post, "/q/v1/backups"), (.post, "/q/v1/backups/restore"), (.post, "/q/v1/backups/stream"),
-                               (.get, "/q/v1/backups/jobs"), (.get, "/q/v1/backups/jobs/{id}")] {
+                               (.get, "/q/v1/backups/jobs"), (.get, "/q/v1/backups/jobs/{id}"),
+                               (.post, "/q/v1/cluster/pins"), (.delete, "/q/v1/cluster/pins/{cid}"), (.post, "/q/v1/cluster/pins/{cid}/recover"),
+                               (.post, "/q/v1/cluster/drain/{node}")] {
             rules.append(RouteRule(method, path, .admin))
         }
+        for path in ["/q/v1/cluster", "/q/v1/cluster/peers", "/q/v1/cluster/pins", "/q/v1/cluster/pins/{cid}"] { rules.append(RouteRule(.get, path, .read)) }
         return rules
     }()
 

@@ -184,6 +184,7 @@ public final class Daemon: Sendable {
         DriveAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         MediaAPI(node: node, io: io, downloads: apiDownloads, limits: configuration.limits).register(on: router)
         BackupAPI(node: node, io: io, jobs: backupJobs, limits: configuration.limits, downloads: apiDownloads).register(on: router)
+        ClusterAPI(node: node, limits: configuration.limits).register(on: router)
         return router
     }
 

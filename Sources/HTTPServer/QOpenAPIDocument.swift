@@ -102,6 +102,8 @@ security:
   - bearer: []
   - signature: []
 tags:
+  - name: cluster
+    description: 'A Qstore cluster coordinated by etcd (Docs/cluster.md): peers, pins with a replication factor, per-node status. A node without a cluster answers `409 CLUSTER_DISABLED`; one whose etcd is unreachable `503 SERVICE_UNAVAILABLE`. Scope `read` to read, `admin` to change.'
   - name: index
     description: Qindex, signed pointers (type, key) → CID with hash-linked history.
   - name: names
@@ -3286,6 +3288,285 @@ paths:
         '500':
           $ref: '#/components/responses/InternalError'
 
+  /q/v1/cluster:
+    get:
+      tags: [cluster]
+      operationId: clusterOverview
+      summary: This node in its cluster
+      description: The cluster's name, this node's id, whether it holds the allocator's seat, and whether etcd answered (with the reason when not). Scope `read`.
+      responses:
+        '200':
+          description: '`data`: `{cluster, node, allocator, reachable, reason?, member}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/cluster/peers:
+    get:
+      tags: [cluster]
+      operationId: clusterPeers
+      summary: The members
+      description: Each member with its API and gateway, free space, tags, version and state (`up`, `draining`, or `down` since the allocator saw it go). Scope `read`.
+      responses:
+        '200':
+          description: '`data`: a list of `{id, api, gateway, freeBytes, tags, version, state, since, allocator}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/cluster/pins:
+    get:
+      tags: [cluster]
+      operationId: clusterStatus
+      summary: Every cluster pin and its copies
+      description: For each pin its `rmin`, `rmax`, the nodes allocated to hold it and each one's state (`queued`, `pinning`, `pinned`, `failed`), with `errors` for the ones not pinned. Scope `read`.
+      responses:
+        '200':
+          description: '`data`: a list of `{cid, name?, rmin, rmax, allocations, status, errors?}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+    post:
+      tags: [cluster]
+      operationId: clusterPinAdd
+      summary: Pin a CID on the cluster
+      description: Held by `rmin` to `rmax` nodes (defaults `cluster.replicationMin`/`Max`), spread over zones, placed by the allocator; each node pulls the DAG from the peers' gateways. Adding it again changes its factor and name. Scope `admin`.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [cid]
+              properties:
+                cid:
+                  type: string
+                name:
+                  type: string
+                rmin:
+                  type: integer
+                  minimum: 1
+                  maximum: 64
+                rmax:
+                  type: integer
+                  minimum: 1
+                  maximum: 64
+                policy:
+                  type: string
+      responses:
+        '201':
+          description: '`data`: the cluster pin `{cid, name?, rmin, rmax, policy?, addedAt}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/cluster/pins/{cid}:
+    get:
+      tags: [cluster]
+      operationId: clusterPinStatus
+      summary: One cluster pin and its copies
+      description: As in the list. Scope `read`.
+      parameters:
+        - name: cid
+          in: path
+          required: true
+          schema:
+            type: string
+            minLength: 1
+      responses:
+        '200':
+          description: '`data`: `{cid, name?, rmin, rmax, allocations, status, errors?}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '404':
+          $ref: '#/components/responses/ClusterNotFound'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+    delete:
+      tags: [cluster]
+      operationId: clusterPinRemove
+      summary: Unpin a CID everywhere
+      description: Each node releases its copy; its garbage collection does the rest. Scope `admin`.
+      parameters:
+        - name: cid
+          in: path
+          required: true
+          schema:
+            type: string
+            minLength: 1
+      responses:
+        '200':
+          description: '`data`: `{removed: CID}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '404':
+          $ref: '#/components/responses/ClusterNotFound'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/cluster/pins/{cid}/recover:
+    post:
+      tags: [cluster]
+      operationId: clusterPinRecover
+      summary: Try the failed copies again
+      description: A new attempt of the pin on every node allocated to it. Scope `admin`.
+      parameters:
+        - name: cid
+          in: path
+          required: true
+          schema:
+            type: string
+            minLength: 1
+      responses:
+        '200':
+          description: '`data`: the pin''s state.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '404':
+          $ref: '#/components/responses/ClusterNotFound'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+  /q/v1/cluster/drain/{node}:
+    post:
+      tags: [cluster]
+      operationId: clusterDrain
+      summary: Move a node's pins away
+      description: The node takes nothing new and keeps its copies until others hold them pinned; `cancel=true` undoes it. Scope `admin`.
+      parameters:
+        - name: node
+          in: path
+          required: true
+          schema:
+            type: string
+            minLength: 1
+            maxLength: 128
+        - name: cancel
+          in: query
+          schema:
+            type: string
+            enum: ['true', 'false']
+      responses:
+        '200':
+          description: '`data`: `{node, draining}`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/OkEnvelope'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '500':
+          $ref: '#/components/responses/InternalError'
+        '409':
+          $ref: '#/components/responses/ClusterDisabled'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+
+
 components:
   securitySchemes:
     bearer:
@@ -3421,6 +3702,18 @@ components:
         type: string
       example: 'true'
   responses:
+    ClusterDisabled:
+      description: '`CLUSTER_DISABLED`: this node runs without a cluster (`qstore daemon --cluster etcd=URL`).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
+    ClusterNotFound:
+      description: '`CLUSTER_NOT_FOUND`: not a cluster pin.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ErrorEnvelope'
     BackupBusy:
       description: '`BACKUP_BUSY`: a backup or restore job is running (or, for a streamed restore, `BACKUP_CORRUPT`: the stream is cut short or altered).'
       content:

@@ -53,6 +53,8 @@ public final class Node: Sendable {
     let driveKeyLock = NSLock()
     /// Held while a variant made on first request goes into its asset: two made at once both stay.
     let mediaAssetLock = NSLock()
+    /// The cluster the daemon joined (Cluster.swift).
+    let clusterSlot = ClusterSlot()
     /// How often the daemon collects garbage in the background (ms; 0: never).
     public let gcInterval: UInt64
     /// The dead share at which a collection compacts a pack file.

@@ -51,7 +51,7 @@ struct Qstore: AsyncParsableCommand {
         version: version,
         subcommands: [
             Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, GetCommand.self, BlockCommand.self, DagCommand.self, PinCommand.self, IndexCommand.self, NameCommand.self, KeyCommand.self, RoutingCommand.self, RepoCommand.self,
-            IdentityCommand.self, GrantCommand.self, TokenCommand.self, AuditCommand.self, ModuleCommand.self, BackupCommand.self, DriveCommand.self, MediaCommand.self,
+            IdentityCommand.self, GrantCommand.self, TokenCommand.self, AuditCommand.self, ModuleCommand.self, BackupCommand.self, DriveCommand.self, MediaCommand.self, ClusterCommand.self,
             CIDCommand.self, HashCommand.self, MultibaseCommand.self, CARCommand.self, DebugCommand.self,
         ]
     )

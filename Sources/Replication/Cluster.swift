@@ -1,0 +1,527 @@
+import Foundation
+import Multiformats
+import Pinning
+import Storage
+
+/// A cluster node's settings (config section `cluster`, `qstore daemon --cluster`).
+public struct ClusterConfiguration: Sendable {
+    /// The cluster's name: its keys live under `/qstore/<name>/`.
+    public var name = "default"
+    public var nodeId: String
+    /// This node's API and gateway as the others reach them (`http://host:port`).
+    public var api: String
+    public var gateway: String
+    public var tags: [String: String] = [:]
+    public var version = ""
+    /// Seconds the membership lease lasts without a keep-alive (kept alive every third of it).
+    public var leaseTTL = 10
+    /// How long a node may be gone before its pins move (ms).
+    public var repairGrace: UInt64 = 300_000
+    /// At most this many pins a node has not pinned yet (new or moved): the repin rate.
+    public var maxPendingPerNode = 8
+    /// A pin this node cannot get becomes `failed` after this long (ms).
+    public var pinTimeout: UInt64 = 600_000
+    /// How often the allocator and the workers look again (ms) when nothing wakes them.
+    public var interval: UInt64 = 1_000
+    /// Gateways (any IPFS gateway) asked for blocks when no member has them.
+    public var gateways: [String] = []
+    /// `rmin`/`rmax` when a pin names none.
+    public var replication = (min: 2, max: 3)
+
+    public init(nodeId: String, api: String, gateway: String) { (self.nodeId, self.api, self.gateway) = (nodeId, api, gateway) }
+}
+
+/// One pin's state across the cluster (`cluster status`).
+public struct ClusterPinState: Codable, Sendable, Equatable {
+    public var cid: String
+    public var name: String?
+    public var rmin: Int
+    public var rmax: Int
+    /// The nodes allocated to hold it.
+    public var allocations: [String]
+    /// node → queued | pinning | pinned | failed.
+    public var status: [String: String]
+    /// node → why it failed (or why it waits).
+    public var errors: [String: String]?
+}
+
+/// A member as `cluster peers` shows it.
+public struct ClusterPeer: Codable, Sendable, Equatable {
+    public var id: String
+    public var api: String
+    public var gateway: String
+    public var freeBytes: UInt64
+    public var tags: [String: String]
+    public var version: String
+    /// up | draining | down
+    public var state: String
+    /// ms: since it started (up) or since it was seen gone (down).
+    public var since: UInt64
+    public var allocator: Bool
+}
+
+/// A Qstore node in a cluster: it keeps its membership alive, takes the allocator's seat when it
+/// is free (one at a time, by an etcd transaction under its lease), pulls and pins what is
+/// allocated to it, releases what is not, and answers the cluster commands. Everything shared
+/// lives in the coordinator; what a node knows of it is read again, never replayed.
+public actor Cluster {
+    public nonisolated let config: ClusterConfiguration
+    public nonisolated let keys: ClusterKeys
+    let coordinator: any Coordinator
+    let transport: any PeerTransport
+    let local: any LocalStore
+    let clock: @Sendable () -> UInt64
+    let log: @Sendable (String) -> Void
+
+    private var lease: Int64?
+    private var loops: [Task<Void, Never>] = []
+    /// Why the coordinator could not be reached the last time, nil when it could.
+    private var trouble: String?
+    public private(set) var isAllocator = false
+    /// cid → the attempt this node is done with (pinned, or failed for good).
+    private var done: [String: Int] = [:]
+    private var working: Set<String> = []
+    private var retryAt: [String: UInt64] = [:]
+    private var workers: [String: Task<Void, Never>] = [:]
+
+    public init(config: ClusterConfiguration, coordinator: any Coordinator, transport: any PeerTransport, local: any LocalStore,
+                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.config = config
+        keys = ClusterKeys(cluster: config.name)
+        self.coordinator = coordinator
+        self.transport = transport
+        self.local = local
+        self.clock = clock
+        self.log = log
+    }
+
+    // MARK: running
+
+    /// Starts the membership, allocator and worker loops.
+    public func start() {
+        guard loops.isEmpty else { return }
+        loops = [
+            Task { await self.loop(every: UInt64(max(1, config.leaseTTL)) * 1000 / 3) { try await self.keepMembership() } },
+            Task { await self.loop(every: config.interval) { try await self.allocate() } },
+            Task { await self.loop(every: config.interval) { try await self.work() } },
+        ]
+    }
+
+    /// Stops the loops and gives up the membership (the others see this node go at once).
+    public func stop() async {
+        for t in loops { t.cancel() }
+        for t in workers.values { t.cancel() }
+        loops = []
+        workers = [:]
+        if let lease { try? await coordinator.revoke(lease) }
+        lease = nil
+        isAllocator = false
+    }
+
+    private func loop(every ms: UInt64, _ body: @escaping () async throws -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await body()
+                trouble = nil
+            } catch is CancellationError {
+                return
+            } catch {
+                if trouble == nil { log("cluster: \(error)") }
+                trouble = "\(error)"
+            }
+            try? await Task.sleep(nanoseconds: ms * 1_000_000)
+        }
+    }
+
+    /// Throws `unavailable` with the last reason when the coordinator could not be reached.
+    private func reachable() throws {
+        if let trouble { throw ClusterError.unavailable("the cluster's coordinator is unreachable: \(trouble)") }
+    }
+
+    // MARK: membership
+
+    private func keepMembership() async throws {
+        if let lease, try await coordinator.keepAlive(lease) > 0 {
+            try await register(lease)  // free space changes
+            return
+        }
+        // No lease, or it expired while the coordinator was away: a new one.
+        let l = try await coordinator.grantLease(ttl: config.leaseTTL)
+        lease = l
+        isAllocator = false
+        try await register(l)
+        log("cluster: \(config.nodeId) joined \(config.name)")
+    }
+
+    private var startedAt: UInt64 = 0
+
+    private func register(_ lease: Int64) async throws {
+        if startedAt == 0 { startedAt = clock() }
+        let local = self.local
+        let free = (try? await offload { local.freeBytes() }) ?? 0
+        var m = Member(id: config.nodeId, api: config.api, gateway: config.gateway, freeBytes: free, tags: config.tags, version: config.version, startedAt: startedAt)
+        m.draining = try await coordinator.get(keys.root + "drain/" + config.nodeId) != nil ? true : nil
+        _ = try await coordinator.transaction([], success: [.put(keys.member(config.nodeId), try ClusterJSON.encode(m), lease: lease)], failure: [])
+    }
+
+    // MARK: allocation
+
+    private func allocate() async throws {
+        guard let lease else { return }
+        // The seat: taken when free, kept while this node's lease lives.
+        let me = Array(config.nodeId.utf8)
+        let (took, read) = try await coordinator.transaction([.version(keys.allocator, equals: 0)], success: [.put(keys.allocator, me, lease: lease)],
+                                                             failure: [.get(keys.allocator)])
+        let was = isAllocator
+        isAllocator = took || read.first?.first?.value == me
+        if isAllocator && !was { log("cluster: \(config.nodeId) allocates") }
+        guard isAllocator else { return }
+        let state = try await readState()
+        let now = clock()
+        let live = Set(state.members.map(\.id))
+        var ops: [TxnOp] = []
+        // Members seen going, and coming back.
+        var down = state.down
+        let holders = Set(state.allocations.values.flatMap(\.nodes))
+        for n in holders where !live.contains(n) && down[n] == nil {
+            down[n] = now
+            ops.append(.put(keys.down(n), Array(String(now).utf8)))
+        }
+        for n in down.keys where live.contains(n) {
+            down[n] = nil
+            ops.append(.delete(keys.down(n)))
+        }
+        let plan = Placement.plan(Placement.Input(members: state.members, pins: state.pins, allocations: state.allocations, statuses: state.statuses,
+                                                  down: down, draining: state.draining, now: now, repairGrace: config.repairGrace,
+                                                  maxPendingPerNode: config.maxPendingPerNode))
+        let pins = Dictionary(state.pins.map { ($0.cid, $0) }, uniquingKeysWith: { a, _ in a })
+        for (cid, nodes) in plan.assign.sorted(by: { $0.key < $1.key }) {
+            let before = Set(state.allocations[cid]?.nodes ?? [])
+            ops.append(.put(keys.allocation(cid), try ClusterJSON.encode(Allocation(nodes: nodes, updatedAt: now))))
+            let attempt = Array(String(pins[cid]?.attempt ?? 0).utf8)
+            for n in nodes where !before.contains(n) { ops.append(.put(keys.assignment(n, cid), attempt)) }
+            for n in before where !nodes.contains(n) { ops.append(.delete(keys.assignment(n, cid))) }
+        }
+        for cid in plan.remove {
+            ops.append(.delete(keys.allocation(cid)))
+            for n in state.allocations[cid]?.nodes ?? [] { ops.append(.delete(keys.assignment(n, cid))) }
+        }
+        // In transactions of a bounded size, each still under the allocator's seat.
+        for chunk in stride(from: 0, to: ops.count, by: 100).map({ Array(ops[$0..<min($0 + 100, ops.count)]) }) {
+            let (ok, _) = try await coordinator.transaction([.value(keys.allocator, equals: me)], success: chunk, failure: [])
+            guard ok else {
+                isAllocator = false
+                return
+            }
+        }
+        if !plan.isEmpty { log("cluster: allocated \(plan.assign.count) pin(s), released \(plan.remove.count)") }
+    }
+
+    struct State {
+        var members: [Member] = []
+        var pins: [ClusterPin] = []
+        var allocations: [String: Allocation] = [:]
+        var statuses: [String: [String: PinStatus]] = [:]
+        var down: [String: UInt64] = [:]
+        var draining: Set<String> = []
+    }
+
+    private func readState() async throws -> State {
+        var s = State()
+        s.members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
+        s.pins = try await coordinator.list(prefix: keys.pins).pairs.compactMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
+        for p in try await coordinator.list(prefix: keys.allocations).pairs {
+            if let a = ClusterJSON.decode(Allocation.self, p.value) { s.allocations[ClusterKeys.name(p.key, under: keys.allocations)] = a }
+        }
+        for p in try await coordinator.list(prefix: keys.statuses).pairs {
+            let parts = ClusterKeys.name(p.key, under: keys.statuses).split(separator: "/")
+            guard parts.count == 2, let st = ClusterJSON.decode(PinStatus.self, p.value) else { continue }
+            s.statuses[String(parts[0]), default: [:]][String(parts[1])] = st
+        }
+        for p in try await coordinator.list(prefix: keys.down).pairs {
+            s.down[ClusterKeys.name(p.key, under: keys.down)] = UInt64(String(decoding: p.value, as: UTF8.self))
+        }
+        s.draining = Set(try await coordinator.list(prefix: keys.root + "drain/").pairs.map { ClusterKeys.name($0.key, under: keys.root + "drain/") })
+        return s
+    }
+
+    // MARK: work
+
+    /// Pulls and pins what is allocated here, releases what is not.
+    private func work() async throws {
+        guard lease != nil else { return }
+        let me = config.nodeId
+        var assigned: [String: Int] = [:]
+        for p in try await coordinator.list(prefix: keys.assigned(me)).pairs {
+            assigned[ClusterKeys.name(p.key, under: keys.assigned(me))] = Int(String(decoding: p.value, as: UTF8.self)) ?? 0
+        }
+        // Released: pinned here for the cluster, allocated here no more.
+        let local = self.local, name = config.name
+        let held = try await offload { try local.clusterPins(cluster: name) }
+        for cid in held where assigned[cid.description] == nil && !working.contains(cid.description) {
+            try await offload { try local.unpinForCluster(cid, cluster: name) }
+            _ = try await coordinator.transaction([], success: [.delete(keys.status(cid.description, me))], failure: [])
+            done[cid.description] = nil
+            log("cluster: released \(cid)")
+        }
+        for cid in done.keys where assigned[cid] == nil { done[cid] = nil }
+        let now = clock()
+        for (cid, attempt) in assigned.sorted(by: { $0.key < $1.key }) {
+            guard working.count < config.maxPendingPerNode else { break }
+            if done[cid] == attempt || working.contains(cid) { continue }
+            if let at = retryAt[cid], at > now { continue }
+            working.insert(cid)
+            workers[cid] = Task { await self.pull(cid, attempt: attempt) }
+        }
+    }
+
+    private func pull(_ text: String, attempt: Int) async {
+        defer {
+            working.remove(text)
+            workers[text] = nil
+        }
+        let me = config.nodeId
+        let key = keys.status(text, me)
+        do {
+            guard let cid = try? CID(text) else { throw ClusterError.invalid("\(text) is not a CID") }
+            let previous = try await coordinator.get(key).flatMap { ClusterJSON.decode(PinStatus.self, $0.value) }
+            let since = previous?.attempt == attempt ? previous!.since : clock()
+            try await put(key, PinStatus(state: .pinning, updatedAt: clock(), since: since, attempt: attempt))
+            let pin = try await coordinator.get(keys.pin(text)).flatMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
+            do {
+                let sources = try await self.sources(for: text)
+                _ = try await Transfer.fetch(cid, from: sources, transport: transport, local: local, log: log)
+                let (local, name) = (self.local, config.name)
+                try await offload { try local.pinForCluster(cid, name: pin?.name, policy: pin?.policy, cluster: name) }
+                try await put(key, PinStatus(state: .pinned, updatedAt: clock(), since: since, attempt: attempt))
+                done[text] = attempt
+                retryAt[text] = nil
+            } catch let e where !(e is CancellationError) {
+                let now = clock()
+                if now - since >= config.pinTimeout {
+                    try await put(key, PinStatus(state: .failed, error: "\(e)", updatedAt: now, since: since, attempt: attempt))
+                    done[text] = attempt
+                } else {
+                    try await put(key, PinStatus(state: .queued, error: "\(e)", updatedAt: now, since: since, attempt: attempt))
+                    // Backing off: 1 s, then doubling to a minute.
+                    let waited = now - since
+                    retryAt[text] = now + min(60_000, max(1_000, waited / 2))
+                }
+            }
+        } catch {
+            if !(error is CancellationError) { log("cluster: \(text): \(error)") }
+        }
+    }
+
+    private func put(_ key: String, _ status: PinStatus) async throws {
+        _ = try await coordinator.transaction([], success: [.put(key, try ClusterJSON.encode(status))], failure: [])
+    }
+
+    /// Where to ask for `cid`: the members that hold it pinned (this node's zone first), then
+    /// the other members (the node it was added on may hold it unpinned: a gateway serves what
+    /// it has, and says 404 quickly when it has nothing), then the configured gateways.
+    private func sources(for cid: String) async throws -> [String] {
+        let holders = Set(try await coordinator.list(prefix: keys.statuses(cid)).pairs.compactMap { p -> String? in
+            ClusterJSON.decode(PinStatus.self, p.value)?.state == .pinned ? ClusterKeys.name(p.key, under: keys.statuses(cid)) : nil
+        })
+        let members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
+            .filter { $0.id != config.nodeId }
+        let zone = config.tags["zone"]
+        let ordered = members.sorted { a, b in
+            let (ha, hb) = (holders.contains(a.id), holders.contains(b.id))
+            if ha != hb { return ha }
+            let (za, zb) = (a.zone == zone && zone != nil, b.zone == zone && zone != nil)
+            return za != zb ? za : a.id < b.id
+        }
+        return ordered.map(\.gateway) + config.gateways
+    }
+
+    // MARK: commands
+
+    public func pinAdd(_ cid: CID, name: String?, rmin: Int?, rmax: Int?, policy: String?) async throws -> ClusterPin {
+        try reachable()
+        let lo = rmin ?? (rmax.map { min($0, config.replication.min) } ?? config.replication.min)
+        let hi = rmax ?? max(lo, config.replication.max)
+        guard lo >= 1, hi >= lo, hi <= 64 else { throw ClusterError.invalid("--rmin \(lo) --rmax \(hi): 1 ≤ rmin ≤ rmax ≤ 64") }
+        let key = keys.pin(cid.description)
+        let existing = try await coordinator.get(key).flatMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
+        var pin = ClusterPin(cid: cid.description, name: name ?? existing?.name, rmin: lo, rmax: hi, policy: policy ?? existing?.policy,
+                             addedAt: existing?.addedAt ?? clock())
+        pin.attempt = existing?.attempt
+        _ = try await coordinator.transaction([], success: [.put(key, try ClusterJSON.encode(pin))], failure: [])
+        return pin
+    }
+
+    /// Unpins everywhere: each node releases its copy, and its GC does the rest.
+    public func pinRemove(_ cid: CID) async throws {
+        try reachable()
+        let key = keys.pin(cid.description)
+        let (ok, _) = try await coordinator.transaction([.version(key, equals: 0)], success: [], failure: [.delete(key)])
+        if ok { throw ClusterError.notFound("\(cid) is not a cluster pin") }
+    }
+
+    public func status(_ cid: CID? = nil) async throws -> [ClusterPinState] {
+        try reachable()
+        let pins: [ClusterPin]
+        if let cid {
+            guard let p = try await coordinator.get(keys.pin(cid.description)).flatMap({ ClusterJSON.decode(ClusterPin.self, $0.value) }) else {
+                throw ClusterError.notFound("\(cid) is not a cluster pin")
+            }
+            pins = [p]
+        } else {
+            pins = try await coordinator.list(prefix: keys.pins).pairs.compactMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
+        }
+        var allocations: [String: Allocation] = [:]
+        var statuses: [String: [String: PinStatus]] = [:]
+        let allocPrefix = cid.map { keys.allocation($0.description) } ?? keys.allocations
+        for p in try await coordinator.list(prefix: allocPrefix).pairs {
+            let c = ClusterKeys.name(p.key, under: keys.allocations)
+            if let a = ClusterJSON.decode(Allocation.self, p.value) { allocations[c] = a }
+        }
+        for p in try await coordinator.list(prefix: cid.map { keys.statuses($0.description) } ?? keys.statuses).pairs {
+            let parts = ClusterKeys.name(p.key, under: keys.statuses).split(separator: "/")
+            guard parts.count == 2, let st = ClusterJSON.decode(PinStatus.self, p.value) else { continue }
+            statuses[String(parts[0]), default: [:]][String(parts[1])] = st
+        }
+        return pins.map { p in
+            let nodes = allocations[p.cid]?.nodes ?? []
+            var status: [String: String] = [:]
+            var errors: [String: String] = [:]
+            for n in nodes {
+                let st = statuses[p.cid]?[n]
+                status[n] = (st?.attempt == (p.attempt ?? 0) ? st?.state : nil)?.rawValue ?? PinStatus.State.queued.rawValue
+                if let e = st?.error, st?.state != .pinned { errors[n] = e }
+            }
+            return ClusterPinState(cid: p.cid, name: p.name, rmin: p.rmin, rmax: p.rmax, allocations: nodes, status: status, errors: errors.isEmpty ? nil : errors)
+        }
+    }
+
+    /// Failed copies try again (a new attempt of the pin).
+    public func recover(_ cid: CID) async throws -> ClusterPinState {
+        try reachable()
+        let key = keys.pin(cid.description)
+        guard let kv = try await coordinator.get(key), var pin = ClusterJSON.decode(ClusterPin.self, kv.value) else {
+            throw ClusterError.notFound("\(cid) is not a cluster pin")
+        }
+        pin.attempt = (pin.attempt ?? 0) + 1
+        let nodes = try await coordinator.get(keys.allocation(cid.description)).flatMap { ClusterJSON.decode(Allocation.self, $0.value) }?.nodes ?? []
+        var ops: [TxnOp] = [.put(key, try ClusterJSON.encode(pin))]
+        for n in nodes { ops.append(.put(keys.assignment(n, cid.description), Array(String(pin.attempt!).utf8))) }
+        let (ok, _) = try await coordinator.transaction([.modRevision(key, equals: kv.modRevision)], success: ops, failure: [])
+        guard ok else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
+        return try await status(cid)[0]
+    }
+
+    /// Moves `node`'s pins away (it keeps what it has until others hold it); `cancel` undoes it.
+    public func drain(_ node: String, cancel: Bool = false) async throws {
+        try reachable()
+        let key = keys.root + "drain/" + node
+        _ = try await coordinator.transaction([], success: [cancel ? .delete(key) : .put(key, Array(String(clock()).utf8))], failure: [])
+    }
+
+    public func peers() async throws -> [ClusterPeer] {
+        try reachable()
+        let members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
+        let draining = Set(try await coordinator.list(prefix: keys.root + "drain/").pairs.map { ClusterKeys.name($0.key, under: keys.root + "drain/") })
+        let allocator = try await coordinator.get(keys.allocator).map { String(decoding: $0.value, as: UTF8.self) }
+        var out = members.map { m in
+            ClusterPeer(id: m.id, api: m.api, gateway: m.gateway, freeBytes: m.freeBytes, tags: m.tags, version: m.version,
+                        state: draining.contains(m.id) ? "draining" : "up", since: m.startedAt, allocator: m.id == allocator)
+        }
+        let live = Set(members.map(\.id))
+        for p in try await coordinator.list(prefix: keys.down).pairs {
+            let id = ClusterKeys.name(p.key, under: keys.down)
+            guard !live.contains(id) else { continue }
+            out.append(ClusterPeer(id: id, api: "", gateway: "", freeBytes: 0, tags: [:], version: "", state: "down",
+                                   since: UInt64(String(decoding: p.value, as: UTF8.self)) ?? 0, allocator: false))
+        }
+        return out.sorted { $0.id < $1.id }
+    }
+
+    /// Whether the coordinator answered last time, and why not.
+    public var health: (reachable: Bool, reason: String?, member: Bool) { (trouble == nil, trouble, lease != nil) }
+}
+
+/// The `cluster` section of config.json (Docs/cluster.md); `qstore daemon --cluster` names etcd.
+public struct ClusterSettings: ConfigurationSection {
+    public static let key = "cluster"
+    /// etcd client URLs (`http://127.0.0.1:2379`); empty: no cluster.
+    public var etcd: [String] = []
+    public var name = "default"
+    /// This node's id in the cluster (default: its peer ID).
+    public var nodeId: String?
+    /// The host the other nodes reach this one at (default: the API's listen host).
+    public var advertiseHost: String?
+    /// `zone=eu-1`, … (placement spreads copies over zones).
+    public var tags: [String: String] = [:]
+    public var repairGrace = "5m"
+    public var pinTimeout = "10m"
+    public var maxPendingPerNode = 8
+    public var leaseTTL = "10s"
+    /// Gateways asked for blocks no member has (any IPFS gateway).
+    public var gateways: [String] = []
+    public var replicationMin = 2
+    public var replicationMax = 3
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        etcd = try c.decodeIfPresent([String].self, forKey: .etcd) ?? etcd
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? name
+        nodeId = try c.decodeIfPresent(String.self, forKey: .nodeId)
+        advertiseHost = try c.decodeIfPresent(String.self, forKey: .advertiseHost)
+        tags = try c.decodeIfPresent([String: String].self, forKey: .tags) ?? tags
+        repairGrace = try c.decodeIfPresent(String.self, forKey: .repairGrace) ?? repairGrace
+        pinTimeout = try c.decodeIfPresent(String.self, forKey: .pinTimeout) ?? pinTimeout
+        maxPendingPerNode = try c.decodeIfPresent(Int.self, forKey: .maxPendingPerNode) ?? maxPendingPerNode
+        leaseTTL = try c.decodeIfPresent(String.self, forKey: .leaseTTL) ?? leaseTTL
+        gateways = try c.decodeIfPresent([String].self, forKey: .gateways) ?? gateways
+        replicationMin = try c.decodeIfPresent(Int.self, forKey: .replicationMin) ?? replicationMin
+        replicationMax = try c.decodeIfPresent(Int.self, forKey: .replicationMax) ?? replicationMax
+    }
+
+    /// `QSTORE_CLUSTER_ETCD` (URLs, comma-separated), `QSTORE_CLUSTER_REPAIR_GRACE`,
+    /// `QSTORE_CLUSTER_PIN_TIMEOUT`, `QSTORE_CLUSTER_LEASE_TTL`, `QSTORE_CLUSTER_ZONE`,
+    /// `QSTORE_CLUSTER_NAME`, `QSTORE_CLUSTER_NODE_ID`, `QSTORE_CLUSTER_MAX_PENDING`.
+    public mutating func applyEnvironment(_ env: [String: String]) throws {
+        if let v = env["QSTORE_CLUSTER_ETCD"] { etcd = v.split(separator: ",").map(String.init) }
+        if let v = env["QSTORE_CLUSTER_MAX_PENDING"] {
+            guard let n = Int(v) else { throw ClusterError.invalid("QSTORE_CLUSTER_MAX_PENDING: a number") }
+            maxPendingPerNode = n
+        }
+        if let v = env["QSTORE_CLUSTER_REPAIR_GRACE"] { repairGrace = v }
+        if let v = env["QSTORE_CLUSTER_PIN_TIMEOUT"] { pinTimeout = v }
+        if let v = env["QSTORE_CLUSTER_LEASE_TTL"] { leaseTTL = v }
+        if let v = env["QSTORE_CLUSTER_ZONE"] { tags["zone"] = v }
+        if let v = env["QSTORE_CLUSTER_NAME"] { name = v }
+        if let v = env["QSTORE_CLUSTER_NODE_ID"] { nodeId = v }
+    }
+
+    /// The node's cluster settings, checked.
+    public func configuration(nodeId defaultId: String, api: String, gateway: String, version: String) throws -> ClusterConfiguration {
+        func ms(_ text: String, _ field: String) throws -> UInt64 {
+            guard let v = parseDuration(text) else { throw ClusterError.invalid("cluster.\(field): a duration such as 30s, 5m (\(text))") }
+            return v
+        }
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw ClusterError.invalid("cluster.name: letters, digits, - and _ (\(name))")
+        }
+        let id = nodeId ?? defaultId
+        guard !id.isEmpty, !id.contains("/") else { throw ClusterError.invalid("cluster.nodeId: no slash (\(id))") }
+        guard maxPendingPerNode >= 1, replicationMin >= 1, replicationMax >= replicationMin else {
+            throw ClusterError.invalid("cluster: maxPendingPerNode ≥ 1 and 1 ≤ replicationMin ≤ replicationMax")
+        }
+        var c = ClusterConfiguration(nodeId: id, api: api, gateway: gateway)
+        c.name = name
+        c.tags = tags
+        c.version = version
+        c.repairGrace = try ms(repairGrace, "repairGrace")
+        c.pinTimeout = try ms(pinTimeout, "pinTimeout")
+        c.leaseTTL = max(2, Int(try ms(leaseTTL, "leaseTTL") / 1000))
+        c.maxPendingPerNode = maxPendingPerNode
+        c.gateways = gateways.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        c.replication = (replicationMin, replicationMax)
+        return c
+    }
+}
