@@ -57,6 +57,8 @@ struct QindexAPI {
             let head = try await node.putPointer(try await charged(u))
             return try await headReply(head)
         default:
+            // In a cluster, what the cluster agreed on (best effort: with etcd away, this node's copy).
+            if let c = node.cluster { _ = try? await node.syncPointer(type: type, key: key, in: c) }
             if history {
                 let limit = try q.get("limit").map { try Self.integer($0, "limit") } ?? 100
                 let before = try q.get("cursor").map { try Self.integer($0, "cursor") }

@@ -7,13 +7,19 @@ import Storage
 
 /// The cluster this node is in, once the daemon joined one (`qstore daemon --cluster`).
 final class ClusterSlot: @unchecked Sendable {
-    // Safe: `cluster` is touched under `lock`.
+    // Safe: every field is touched under `lock`.
     private let lock = NSLock()
     private var cluster: Cluster?
+    private var offlinePointers: Set<[String]> = []
     var current: Cluster? {
         get { lock.withLock { cluster } }
         set { lock.withLock { cluster = newValue } }
     }
+
+    /// Pointers written while etcd was away, to merge and publish once it is back.
+    func wroteOffline(_ type: String, _ key: String) { _ = lock.withLock { offlinePointers.insert([type, key]) } }
+    func mergedOffline(_ type: String, _ key: String) { _ = lock.withLock { offlinePointers.remove([type, key]) } }
+    var offline: [(String, String)] { lock.withLock { offlinePointers.map { ($0[0], $0[1]) } } }
 }
 
 extension Node {
@@ -91,7 +97,9 @@ struct NodeClusterStore: LocalStore {
         r.name = name
         r.resourceType = policy
         r.meta = ["cluster": cluster]
-        try node.pin(r)
+        // A pin of its own (not merged into one the node already has), so releasing it touches
+        // nothing else.
+        try node.pins.add(r)
     }
 
     func unpinForCluster(_ cid: CID, cluster: String) throws {

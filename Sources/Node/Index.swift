@@ -11,6 +11,8 @@ import Storage
 extension Node {
     /// Applies a pointer update (put, or delete with a nil target); returns the new head once durable.
     /// The registry's pointer types are moved by the registry only (`qstore module …`).
+    /// In a cluster, the head moves by an etcd transaction first, so updates are linearizable
+    /// across nodes (ClusterIndex.swift).
     public func putPointer(_ update: Qindex.Update) async throws -> Head {
         guard !ModuleNamespace.pointerTypes.contains(update.type) else {
             throw QindexError.invalid("\(update.type) pointers are the module registry's: change them with qstore module (or /q/v1/modules)")
@@ -18,6 +20,7 @@ extension Node {
         guard update.type != Self.drivePointerType else {
             throw QindexError.invalid("drive pointers are Qdrive's: change them with qstore drive (or /q/v1/drive)")
         }
+        if let c = cluster { return try await putPointer(update, in: c) }
         return try await index.put(update)
     }
 

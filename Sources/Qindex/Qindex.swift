@@ -178,6 +178,14 @@ public final class Qindex: Sendable {
         var block: Block
     }
 
+    /// The record `update` would make on top of the head stored now (signed by the node, or the
+    /// client's own `signed` record), not committed: a cluster agrees on it first (Docs/cluster.md).
+    public func draftRecord(_ update: Update) throws -> IndexRecord {
+        let u = try prepared(update)
+        if let signed = u.signed { return signed }
+        return try draft(u)!.record
+    }
+
     private func draft(_ u: Update) throws -> Draft? {
         guard u.signed == nil else { return nil }
         let current = try readHead(Keys.pointer(u.type, u.key))

@@ -1,3 +1,4 @@
+import CAR
 import Foundation
 import Multiformats
 import Pinning
@@ -78,8 +79,9 @@ public actor Cluster {
     /// Why the coordinator could not be reached the last time, nil when it could.
     private var trouble: String?
     public private(set) var isAllocator = false
-    /// cid → the attempt this node is done with (pinned, or failed for good).
+    /// cid → the attempt this node pinned; the attempt that failed for good (until `recover`).
     private var done: [String: Int] = [:]
+    private var failedFor: [String: Int] = [:]
     private var working: Set<String> = []
     private var retryAt: [String: UInt64] = [:]
     private var workers: [String: Task<Void, Never>] = [:]
@@ -111,6 +113,9 @@ public actor Cluster {
     public func stop() async {
         for t in loops { t.cancel() }
         for t in workers.values { t.cancel() }
+        // Their transfers are closed by the cancellation; the repository is closed after this.
+        for t in loops { await t.value }
+        for t in Array(workers.values) { await t.value }
         loops = []
         workers = [:]
         if let lease { try? await coordinator.revoke(lease) }
@@ -125,9 +130,16 @@ public actor Cluster {
                 trouble = nil
             } catch is CancellationError {
                 return
+            } catch let e as ClusterError {
+                // Only the coordinator's absence makes the cluster's calls answer 503.
+                if case .unavailable = e {
+                    if trouble == nil { log("cluster: \(e)") }
+                    trouble = "\(e)"
+                } else {
+                    log("cluster: \(e)")
+                }
             } catch {
-                if trouble == nil { log("cluster: \(error)") }
-                trouble = "\(error)"
+                log("cluster: \(error)")
             }
             try? await Task.sleep(nanoseconds: ms * 1_000_000)
         }
@@ -195,26 +207,46 @@ public actor Cluster {
                                                   down: down, draining: state.draining, now: now, repairGrace: config.repairGrace,
                                                   maxPendingPerNode: config.maxPendingPerNode))
         let pins = Dictionary(state.pins.map { ($0.cid, $0) }, uniquingKeysWith: { a, _ in a })
+        // Each pin's allocation and its nodes' assignments change in one transaction, under the
+        // allocator's seat; the assignments are then checked against the allocations (a round
+        // cut short, a `recover` racing a move), so they never drift for good.
+        func commit(_ ops: [TxnOp]) async throws -> Bool {
+            guard !ops.isEmpty else { return true }
+            let (ok, _) = try await coordinator.transaction([.value(keys.allocator, equals: me)], success: ops, failure: [])
+            if !ok { isAllocator = false }
+            return ok
+        }
+        guard try await commit(ops) else { return }
+        var allocations = state.allocations
         for (cid, nodes) in plan.assign.sorted(by: { $0.key < $1.key }) {
             let before = Set(state.allocations[cid]?.nodes ?? [])
-            ops.append(.put(keys.allocation(cid), try ClusterJSON.encode(Allocation(nodes: nodes, updatedAt: now))))
+            var change: [TxnOp] = [.put(keys.allocation(cid), try ClusterJSON.encode(Allocation(nodes: nodes, updatedAt: now)))]
             let attempt = Array(String(pins[cid]?.attempt ?? 0).utf8)
-            for n in nodes where !before.contains(n) { ops.append(.put(keys.assignment(n, cid), attempt)) }
-            for n in before where !nodes.contains(n) { ops.append(.delete(keys.assignment(n, cid))) }
+            for n in nodes where !before.contains(n) { change.append(.put(keys.assignment(n, cid), attempt)) }
+            for n in before where !nodes.contains(n) { change.append(.delete(keys.assignment(n, cid))) }
+            guard try await commit(change) else { return }
+            allocations[cid] = Allocation(nodes: nodes, updatedAt: now)
         }
         for cid in plan.remove {
-            ops.append(.delete(keys.allocation(cid)))
-            for n in state.allocations[cid]?.nodes ?? [] { ops.append(.delete(keys.assignment(n, cid))) }
+            var change: [TxnOp] = [.delete(keys.allocation(cid))]
+            for n in state.allocations[cid]?.nodes ?? [] { change.append(.delete(keys.assignment(n, cid))) }
+            guard try await commit(change) else { return }
+            allocations[cid] = nil
         }
-        // In transactions of a bounded size, each still under the allocator's seat.
-        for chunk in stride(from: 0, to: ops.count, by: 100).map({ Array(ops[$0..<min($0 + 100, ops.count)]) }) {
-            let (ok, _) = try await coordinator.transaction([.value(keys.allocator, equals: me)], success: chunk, failure: [])
-            guard ok else {
-                isAllocator = false
-                return
-            }
+        var repair: [TxnOp] = []
+        var wanted: [String: String] = [:]
+        for (cid, a) in allocations {
+            for n in a.nodes { wanted[keys.assignment(n, cid)] = String(pins[cid]?.attempt ?? 0) }
         }
-        if !plan.isEmpty { log("cluster: allocated \(plan.assign.count) pin(s), released \(plan.remove.count)") }
+        for p in try await coordinator.list(prefix: keys.root + "assign/").pairs {
+            let want = wanted.removeValue(forKey: p.key)
+            if want == nil { repair.append(.delete(p.key)) } else if want != String(decoding: p.value, as: UTF8.self) { repair.append(.put(p.key, Array(want!.utf8))) }
+        }
+        for (k, v) in wanted { repair.append(.put(k, Array(v.utf8))) }
+        for chunk in stride(from: 0, to: repair.count, by: 100).map({ Array(repair[$0..<min($0 + 100, repair.count)]) }) {
+            guard try await commit(chunk) else { return }
+        }
+        if !plan.isEmpty || !repair.isEmpty { log("cluster: allocated \(plan.assign.count) pin(s), released \(plan.remove.count), repaired \(repair.count) assignment(s)") }
     }
 
     struct State {
@@ -255,20 +287,36 @@ public actor Cluster {
         for p in try await coordinator.list(prefix: keys.assigned(me)).pairs {
             assigned[ClusterKeys.name(p.key, under: keys.assigned(me))] = Int(String(decoding: p.value, as: UTF8.self)) ?? 0
         }
-        // Released: pinned here for the cluster, allocated here no more.
+        // Released: pinned here for the cluster, allocated here no more. One that cannot be
+        // released (a retention policy) is logged and left; the others go on.
         let local = self.local, name = config.name
-        let held = try await offload { try local.clusterPins(cluster: name) }
-        for cid in held where assigned[cid.description] == nil && !working.contains(cid.description) {
-            try await offload { try local.unpinForCluster(cid, cluster: name) }
-            _ = try await coordinator.transaction([], success: [.delete(keys.status(cid.description, me))], failure: [])
-            done[cid.description] = nil
-            log("cluster: released \(cid)")
+        let held = Set(try await offload { try local.clusterPins(cluster: name) }.map(\.description))
+        for cid in held where assigned[cid] == nil && !working.contains(cid) {
+            do {
+                guard let c = try? CID(cid) else { continue }
+                try await offload { try local.unpinForCluster(c, cluster: name) }
+                _ = try await coordinator.transaction([], success: [.delete(keys.status(cid, me))], failure: [])
+                done[cid] = nil
+                log("cluster: released \(cid)")
+            } catch let e as ClusterError {
+                throw e
+            } catch {
+                log("cluster: cannot release \(cid): \(error)")
+            }
         }
-        for cid in done.keys where assigned[cid] == nil { done[cid] = nil }
+        // Not assigned any more: this node's status goes (a copy it never got included).
+        for cid in Set(done.keys).union(retryAt.keys).union(failedFor.keys) where assigned[cid] == nil && !working.contains(cid) {
+            _ = try await coordinator.transaction([], success: [.delete(keys.status(cid, me))], failure: [])
+            done[cid] = nil
+            retryAt[cid] = nil
+            failedFor[cid] = nil
+        }
+        // Pinned here once, its pin gone since (a `pin rm` here): pinned again.
+        for (cid, attempt) in assigned where done[cid] == attempt && !held.contains(cid) { done[cid] = nil }
         let now = clock()
         for (cid, attempt) in assigned.sorted(by: { $0.key < $1.key }) {
             guard working.count < config.maxPendingPerNode else { break }
-            if done[cid] == attempt || working.contains(cid) { continue }
+            if done[cid] == attempt || failedFor[cid] == attempt || working.contains(cid) { continue }
             if let at = retryAt[cid], at > now { continue }
             working.insert(cid)
             workers[cid] = Task { await self.pull(cid, attempt: attempt) }
@@ -285,7 +333,7 @@ public actor Cluster {
         do {
             guard let cid = try? CID(text) else { throw ClusterError.invalid("\(text) is not a CID") }
             let previous = try await coordinator.get(key).flatMap { ClusterJSON.decode(PinStatus.self, $0.value) }
-            let since = previous?.attempt == attempt ? previous!.since : clock()
+            let since = previous?.attempt == attempt && [.queued, .pinning].contains(previous?.state) ? previous!.since : clock()
             try await put(key, PinStatus(state: .pinning, updatedAt: clock(), since: since, attempt: attempt))
             let pin = try await coordinator.get(keys.pin(text)).flatMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
             do {
@@ -298,13 +346,14 @@ public actor Cluster {
                 retryAt[text] = nil
             } catch let e where !(e is CancellationError) {
                 let now = clock()
-                if now - since >= config.pinTimeout {
+                // Clocks step back (NTP, a resumed VM): never a negative wait.
+                let waited = now >= since ? now - since : 0
+                if waited >= config.pinTimeout {
                     try await put(key, PinStatus(state: .failed, error: "\(e)", updatedAt: now, since: since, attempt: attempt))
-                    done[text] = attempt
+                    failedFor[text] = attempt
                 } else {
                     try await put(key, PinStatus(state: .queued, error: "\(e)", updatedAt: now, since: since, attempt: attempt))
-                    // Backing off: 1 s, then doubling to a minute.
-                    let waited = now - since
+                    // Backing off: 1 s, then half the time waited so far, at most a minute.
                     retryAt[text] = now + min(60_000, max(1_000, waited / 2))
                 }
             }
@@ -344,11 +393,15 @@ public actor Cluster {
         let hi = rmax ?? max(lo, config.replication.max)
         guard lo >= 1, hi >= lo, hi <= 64 else { throw ClusterError.invalid("--rmin \(lo) --rmax \(hi): 1 ≤ rmin ≤ rmax ≤ 64") }
         let key = keys.pin(cid.description)
-        let existing = try await coordinator.get(key).flatMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
+        let existingKV = try await coordinator.get(key)
+        let existing = existingKV.flatMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
         var pin = ClusterPin(cid: cid.description, name: name ?? existing?.name, rmin: lo, rmax: hi, policy: policy ?? existing?.policy,
                              addedAt: existing?.addedAt ?? clock())
         pin.attempt = existing?.attempt
-        _ = try await coordinator.transaction([], success: [.put(key, try ClusterJSON.encode(pin))], failure: [])
+        // Unchanged since read (a `recover` meanwhile keeps its attempt).
+        let (ok, _) = try await coordinator.transaction([existingKV.map { .modRevision(key, equals: $0.modRevision) } ?? .version(key, equals: 0)],
+                                                        success: [.put(key, try ClusterJSON.encode(pin))], failure: [])
+        guard ok else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
         return pin
     }
 
@@ -396,7 +449,8 @@ public actor Cluster {
         }
     }
 
-    /// Failed copies try again (a new attempt of the pin).
+    /// Failed copies try again: a new attempt of the pin, which the allocator writes into each
+    /// node's assignment (so a recover never races a move).
     public func recover(_ cid: CID) async throws -> ClusterPinState {
         try reachable()
         let key = keys.pin(cid.description)
@@ -404,10 +458,7 @@ public actor Cluster {
             throw ClusterError.notFound("\(cid) is not a cluster pin")
         }
         pin.attempt = (pin.attempt ?? 0) + 1
-        let nodes = try await coordinator.get(keys.allocation(cid.description)).flatMap { ClusterJSON.decode(Allocation.self, $0.value) }?.nodes ?? []
-        var ops: [TxnOp] = [.put(key, try ClusterJSON.encode(pin))]
-        for n in nodes { ops.append(.put(keys.assignment(n, cid.description), Array(String(pin.attempt!).utf8))) }
-        let (ok, _) = try await coordinator.transaction([.modRevision(key, equals: kv.modRevision)], success: ops, failure: [])
+        let (ok, _) = try await coordinator.transaction([.modRevision(key, equals: kv.modRevision)], success: [.put(key, try ClusterJSON.encode(pin))], failure: [])
         guard ok else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
         return try await status(cid)[0]
     }
@@ -436,6 +487,52 @@ public actor Cluster {
                                    since: UInt64(String(decoding: p.value, as: UTF8.self)) ?? 0, allocator: false))
         }
         return out.sorted { $0.id < $1.id }
+    }
+
+    // MARK: Qindex heads
+
+    /// A pointer's head as the cluster agreed on it: the record's CID, its version, and the
+    /// revision of its last change (what a compare-and-swap compares).
+    public struct IndexHead: Codable, Sendable, Equatable {
+        public var head: String
+        public var version: Int64
+        public var node: String
+        public var modRevision: Int64?
+    }
+
+    public func indexHead(type: String, key: String) async throws -> IndexHead? {
+        guard let kv = try await coordinator.get(keys.indexHead(type, key)), var h = ClusterJSON.decode(IndexHead.self, kv.value) else { return nil }
+        h.modRevision = kv.modRevision
+        return h
+    }
+
+    /// Moves the head to `head` if nobody moved it since `modRevision` (0: it must not exist).
+    public func swapIndexHead(type: String, key: String, from modRevision: Int64, to head: String, version: Int64) async throws -> Bool {
+        let k = keys.indexHead(type, key)
+        let value = try ClusterJSON.encode(IndexHead(head: head, version: version, node: config.nodeId, modRevision: nil))
+        return try await coordinator.transaction([.modRevision(k, equals: modRevision)], success: [.put(k, value)], failure: []).succeeded
+    }
+
+    /// Fetches block `cid` from the members' gateways into the repository.
+    public func fetchBlock(_ cid: CID) async throws {
+        let members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
+            .filter { $0.id != config.nodeId }
+        var failures: [String] = []
+        for m in members.sorted(by: { $0.id < $1.id }) {
+            do {
+                let stream = try await transport.open(m.gateway + "/ipfs/\(cid)?format=car&dag-scope=block")
+                let local = self.local
+                let got = try await offload { () throws -> Int in
+                    defer { stream.close() }
+                    var s: any ByteSource = stream
+                    return try local.importBlocks(&s).blocks
+                }
+                if got > 0 { return }
+            } catch {
+                failures.append("\(m.id): \(error)")
+            }
+        }
+        throw ClusterError.notFound("\(cid): no member sent it (\(failures.suffix(3).joined(separator: "; ")))")
     }
 
     /// Whether the coordinator answered last time, and why not.

@@ -9,7 +9,8 @@ import Foundation
 /// - **How many**: `rmax` copies when that many nodes can take it, at least `rmin` when possible;
 ///   fewer when fewer nodes are up (the pin shows so in `cluster status`).
 /// - **Where**: nodes in a zone the pin's copies are not in yet first, then the most free space
-///   (less what was just given to it), then the node id (so every allocator decides alike).
+///   per pin held (this round's included: big disks take more, equal ones take turns), then the
+///   node id (so every allocator decides alike).
 /// - **Rate**: a node gets a new pin only while fewer than `maxPendingPerNode` of its pins are
 ///   not pinned yet (failed ones aside), so a lost node's pins move a few at a time, never as a
 ///   storm.
@@ -50,10 +51,11 @@ public enum Placement {
         var plan = Plan()
         let live = Dictionary(input.members.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let eligible = input.members.filter { !input.draining.contains($0.id) && $0.draining != true }
-        // What each node has not pinned yet, and the space it was just given.
+        // What each node has not pinned yet, and how many pins it holds.
         var pending: [String: Int] = [:]
-        var given: [String: UInt64] = [:]
+        var held: [String: Int] = [:]
         for (cid, a) in input.allocations {
+            for n in a.nodes { held[n, default: 0] += 1 }
             // Failed copies wait for `cluster recover`: they hold no transfer slot.
             for n in a.nodes where ![.pinned, .failed].contains(input.statuses[cid]?[n]?.state) { pending[n, default: 0] += 1 }
         }
@@ -97,14 +99,16 @@ public enum Placement {
                     let best = open.min { a, b in
                         let (za, zb) = (a.zone.map { !zones.contains($0) } ?? true, b.zone.map { !zones.contains($0) } ?? true)
                         if za != zb { return za }
-                        let (fa, fb) = (a.freeBytes.subtractingReportingOverflow(given[a.id, default: 0]), b.freeBytes.subtractingReportingOverflow(given[b.id, default: 0]))
-                        let (ra, rb) = (fa.overflow ? 0 : fa.partialValue, fb.overflow ? 0 : fb.partialValue)
+                        // Free space per pin held (this round's included): big disks take more,
+                        // and equal ones take turns.
+                        let (ra, rb) = (a.freeBytes / UInt64(1 + held[a.id, default: 0]), b.freeBytes / UInt64(1 + held[b.id, default: 0]))
                         if ra != rb { return ra > rb }
                         return a.id < b.id
                     }!
                     chosen.append(best.id)
                     pool.removeAll { $0.id == best.id }
                     pending[best.id, default: 0] += 1
+                    held[best.id, default: 0] += 1
                     if let z = best.zone { zones.insert(z) }
                 }
             }

@@ -61,10 +61,14 @@ enum Transfer {
                     let url = source + "/ipfs/\(cid)?format=car&dag-scope=all"
                     do {
                         let stream = try await transport.open(url)
-                        let got = try await offload { () throws -> Int in
-                            defer { stream.close() }
-                            var s: any ByteSource = stream
-                            return try local.importBlocks(&s).blocks
+                        let got = try await withTaskCancellationHandler {
+                            try await offload { () throws -> Int in
+                                defer { stream.close() }
+                                var s: any ByteSource = stream
+                                return try local.importBlocks(&s).blocks
+                            }
+                        } onCancel: {
+                            stream.close()
                         }
                         stored += got
                         if got > 0 { progress = true }
@@ -80,7 +84,8 @@ enum Transfer {
                 }
                 let before = missing
                 missing = try await offload { try local.missing(root, limit: 64) }
-                if missing == before { progress = false }
+                // A cut stream that brought blocks made progress too: the same source is asked again.
+                progress = missing != before
             }
             if missing.isEmpty { return stored }
             log("cluster: \(root) still incomplete after \(source)")

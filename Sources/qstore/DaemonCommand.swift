@@ -70,6 +70,13 @@ struct DaemonCommand: AsyncParsableCommand {
                     let c = try joining(api, gateway, node)
                     node.attach(cluster: c)
                     Task { await c.start() }
+                    // Pointers written while etcd was away merge and publish once it is back.
+                    Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(nanoseconds: 3_000_000_000)
+                            await node.mergeOfflinePointers()
+                        }
+                    }
                     log.notice("cluster", metadata: ["name": "\(c.config.name)", "node": "\(c.config.nodeId)"])
                 } catch {
                     log.error("cluster: \(error)")
@@ -111,6 +118,8 @@ extension DaemonCommand {
         let host = settings.advertiseHost ?? config.api.host
         guard host != "0.0.0.0", host != "::" else { throw CLIError("cluster.advertiseHost: the API listens on every address; name the one peers reach") }
         let peerID = repo.identity.peerID.description
+        // Checked now: a daemon told to join a cluster does not start without one.
+        _ = try settings.configuration(nodeId: peerID, api: "", gateway: "", version: Node.version)
         let chosen = settings
         return { api, gateway, node in
             let shown = host.contains(":") ? "[\(host)]" : host

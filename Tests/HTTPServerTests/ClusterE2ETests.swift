@@ -183,4 +183,227 @@ final class EtcdProcess {
         #expect(gone)
         #expect(try nodes[0].request("DELETE", "/q/v1/cluster/pins/\(cid)", api: true).status == 404)
     }
+
+    /// A raw CID inlining `text` (an identity multihash): a target every node has.
+    static func inline(_ text: String) -> String {
+        let bytes: [UInt8] = [0x01, 0x55, 0x00, UInt8(text.utf8.count)] + Array(text.utf8)
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        var out = "b", buffer = 0, bits = 0
+        for b in bytes {
+            buffer = buffer << 8 | Int(b)
+            bits += 8
+            while bits >= 5 {
+                out.append(alphabet[(buffer >> (bits - 5)) & 31])
+                bits -= 5
+            }
+        }
+        if bits > 0 { out.append(alphabet[(buffer << (5 - bits)) & 31]) }
+        return out
+    }
+
+    /// Three nodes moving one Qindex pointer by compare-and-swap at once: every acknowledged
+    /// update is in the history, which is one chain (versions one apart, each record's prev the
+    /// one before, no merge) and the same on every node. Then etcd goes away, two nodes write the
+    /// pointer each on its own, etcd comes back: both end at the same head, a merge of the two.
+    @Test func pointersMoveLinearlyAcrossNodesAndMergeAfterAPartition() async throws {
+        guard EtcdProcess.binary != nil else {
+            Issue.record("etcd (Debian etcd-server) is not installed: make test installs it")
+            return
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cluster-cas-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let etcd = try EtcdProcess(directory: dir)
+        defer { etcd.stop() }
+        let nodes = try ["a", "b", "c"].map {
+            try ChildDaemon(directory: "\(dir)/\($0)", environment: ["QSTORE_CLUSTER_ETCD": etcd.url, "QSTORE_CLUSTER_NODE_ID": $0, "QSTORE_CLUSTER_NAME": "cas",
+                                                                   "QSTORE_CLUSTER_LEASE_TTL": "3s"])
+        }
+        defer { for n in nodes { n.stop() } }
+        #expect(try Self.eventually(10) { (Self.data(try nodes[0].request("GET", "/q/v1/cluster/peers", api: true)) as? [Any])?.count == 3 })
+        @Sendable func put(_ n: APIEndpoint, _ body: String) throws -> RawConnection.Response {
+            try n.request("PUT", "/q/v1/index/docs/shared", headers: ["Content-Type": "application/json"], body: Array(body.utf8))
+        }
+        let endpoints = nodes.map { APIEndpoint(port: $0.apiPort, token: $0.token) }
+        #expect(try put(endpoints[0], #"{"cid": "\#(Self.inline("start"))"}"#).status == 201)
+        // Each node: 8 increments by compare-and-swap, re-reading after a conflict.
+        let perNode = 8
+        let acknowledged = Locked<[String]>([])
+        let failures = Locked<[String]>([])
+        await withTaskGroup(of: Void.self) { group in
+            for (i, n) in endpoints.enumerated() {
+                group.addTask {
+                    _ = try? await ThirdPartyClientTests.aside {
+                        var done = 0, tries = 0
+                        while done < perNode && tries < 400 {
+                            tries += 1
+                            guard let current = Self.data(try n.request("GET", "/q/v1/index/docs/shared")) as? [String: Any],
+                                  let version = current["version"] as? Int else { continue }
+                            let target = Self.inline("n\(i)-\(done)")
+                            let r = try put(n, #"{"cid": "\#(target)", "expectedVersion": \#(version)}"#)
+                            if r.status == 200 {
+                                acknowledged.withLock { $0.append(target) }
+                                done += 1
+                            } else if r.status != 409 {
+                                failures.withLock { $0.append("\(r.status) \(r.text.prefix(200))") }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        let acked = acknowledged.withLock { $0 }
+        #expect(acked.count == 3 * perNode)
+        var chains: [[String]] = []
+        for n in nodes {
+            let page = Self.data(try n.request("GET", "/q/v1/index/docs/shared/history?limit=1000", api: true)) as? [String: Any]
+            let records = (page?["records"] as? [[String: Any]] ?? []).reversed().map { $0 }
+            // One chain ending at version 1 + every acknowledged update (none lost, none twice):
+            // versions one apart, each prev the record before, no merge. (The history keeps the
+            // index-records policy's keepLatest newest records.)
+            let versions = records.compactMap { $0["version"] as? Int }
+            #expect(versions.last == 3 * perNode + 1 && versions == Array((versions.first ?? 0)...(versions.last ?? 0)), "\(versions)")
+            for (k, r) in records.enumerated() where k > 0 { #expect(r["prev"] as? String == records[k - 1]["record"] as? String && r["merged"] == nil) }
+            // The newest acknowledged updates are the chain's newest targets.
+            #expect(Set(records.compactMap { $0["cid"] as? String }).isSubset(of: Set(acked + [Self.inline("start")])))
+            chains.append(records.compactMap { $0["record"] as? String })
+        }
+        #expect(chains[0] == chains[1] && chains[1] == chains[2])
+
+        // A partition: etcd away, a and b each write; back, they converge on one merged head.
+        etcd.stop()
+        #expect(try put(endpoints[0], #"{"cid": "\#(Self.inline("offline-a"))"}"#).status == 200)
+        #expect(try put(endpoints[1], #"{"cid": "\#(Self.inline("offline-b"))"}"#).status == 200)
+        try etcd.start()
+        let converged = try Self.eventually(30) {
+            let heads = try nodes.prefix(2).map { (Self.data(try $0.request("GET", "/q/v1/index/docs/shared", api: true)) as? [String: Any])?["record"] as? String }
+            return heads[0] != nil && heads[0] == heads[1]
+        }
+        #expect(converged)
+        let history = Self.data(try nodes[1].request("GET", "/q/v1/index/docs/shared/history?limit=1000", api: true)) as? [String: Any]
+        let targets = Set((history?["records"] as? [[String: Any]] ?? []).compactMap { $0["cid"] as? String })
+        let head = Self.data(try nodes[1].request("GET", "/q/v1/index/docs/shared", api: true)) as? [String: Any]
+        #expect((head?["merged"] as? [String])?.count == 1, "\(String(describing: head))")
+        // The merge's target is one of the two writes; the other is the branch it joins.
+        #expect([Self.inline("offline-a"), Self.inline("offline-b")].contains(head?["cid"] as? String ?? ""), "\(targets)")
+    }
+}
+
+/// `Scripts/cluster-up.sh`: 3 etcd members and 3 nodes, each in a network namespace of its own
+/// (separate hosts on one machine). The etcd leader killed: the cluster keeps placing pins. A
+/// node's link cut (`ip link set … down`): its pins move to the others after the grace period;
+/// the link back: the statuses converge (two copies of each pin, the node's surplus released).
+@Suite(.serialized) struct ClusterNamespaceTests {
+    /// Runs `command` through `system(3)` with its output in a file: the daemons and etcd members
+    /// it starts in the background keep what it had open (a pipe would never end), and
+    /// `system` waits for the shell itself only.
+    static func sh(_ command: String, _ env: [String: String] = [:]) throws -> (Int32, String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-sh-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let exports = env.map { "export \($0.key)='\($0.value)'; " }.joined()
+        let script = log + ".sh"
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        try (exports + command + "\n").write(toFile: script, atomically: true, encoding: .utf8)
+        let status = system("/bin/bash \(script) > \(log) 2>&1 < /dev/null")
+        return ((status >> 8) & 0xff, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    @Test func aClusterOfNamespacesSurvivesItsEtcdLeaderAndACutLink() async throws {
+        guard EtcdProcess.binary != nil, getuid() == 0, (try? Self.sh("ip netns list"))?.0 == 0 else {
+            Issue.record("needs root, iproute2 and etcd (make test installs etcd-server)")
+            return
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-netns-\(UUID().uuidString)").path
+        let root = Fixtures.repositoryRoot
+        let env = ["CLUSTER_DIR": dir, "QSTORE_BIN": ChildDaemon.binary, "QSTORE_CLUSTER_REPAIR_GRACE": "2s"]
+        defer {
+            _ = try? Self.sh("\(root)/Scripts/cluster-up.sh down", env)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let (rc, out) = try await ThirdPartyClientTests.aside { try Self.sh("\(root)/Scripts/cluster-up.sh up", env) }
+        try #require(rc == 0, "\(out)")
+        let token = try String(contentsOfFile: dir + "/n1/repo/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        func api(_ method: String, _ path: String, node: Int = 1, body: String? = nil) throws -> (Int, Any?) {
+            var command = "curl -s -w '\\n%{http_code}' -X \(method) -H 'Authorization: Bearer \(token)' --max-time 10"
+            if let body { command += " -H 'Content-Type: application/json' --data '\(body)'" }
+            let (_, text) = try Self.sh(command + " http://10.77.0.1\(node):5001\(path)")
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let status = Int(lines.last ?? "") ?? 0
+            let json = try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))
+            return (status, (json as? [String: Any])?["data"])
+        }
+        // Every node's token is its own: read each from its repository.
+        func pinned(_ cid: String) throws -> [String] {
+            let (_, d) = try api("GET", "/q/v1/cluster/pins/\(cid)")
+            return ((d as? [String: Any])?["status"] as? [String: String] ?? [:]).filter { $0.value == "pinned" }.map(\.key).sorted()
+        }
+        func add(_ text: String) throws -> String {
+            let file = dir + "/add-\(UUID().uuidString)"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+            let (rc, out) = try Self.sh("QSTORE_API=10.77.0.11:5001 QSTORE_API_TOKEN=\(token) \(ChildDaemon.binary) add -Q --cid-version 1 --pin=false \(file)")
+            try #require(rc == 0, "qstore add: \(out)")
+            return out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let first = try add(String(repeating: "first ", count: 50_000))
+        #expect(try api("POST", "/q/v1/cluster/pins", body: #"{"cid": "\#(first)", "rmin": 2, "rmax": 2}"#).0 == 201)
+        #expect(try ClusterE2ETests.eventually(30) { try pinned(first).count == 2 }, "\((try? pinned(first)) ?? [])")
+
+        // The etcd leader killed: the cluster goes on.
+        let (_, statusJSON) = try Self.sh("ETCDCTL_API=3 etcdctl --endpoints=http://10.77.0.11:2379,http://10.77.0.12:2379,http://10.77.0.13:2379 endpoint status -w json")
+        let statuses = (try? JSONSerialization.jsonObject(with: Data(statusJSON.utf8))) as? [[String: Any]] ?? []
+        let leaderID = (statuses.first?["Status"] as? [String: Any])?["leader"] as? NSNumber
+        let leader = statuses.first { (($0["Status"] as? [String: Any])?["header"] as? [String: Any])?["member_id"] as? NSNumber == leaderID }?["Endpoint"] as? String
+        let leaderNode = try #require(leader.flatMap { $0.split(separator: ".").last?.prefix(2).last }.flatMap { Int(String($0)) }, "\(statusJSON)")
+        _ = try Self.sh("kill -9 $(cat \(dir)/n\(leaderNode)/etcd.pid)")
+        let second = try add(String(repeating: "second ", count: 50_000))
+        let asked = try ClusterE2ETests.eventually(20) { try api("POST", "/q/v1/cluster/pins", body: #"{"cid": "\#(second)", "rmin": 2, "rmax": 2}"#).0 == 201 }
+        #expect(asked)
+        #expect(try ClusterE2ETests.eventually(40) { try pinned(second).count == 2 }, "\((try? pinned(second)) ?? [])")
+        // The member back (same data), so the cut below leaves a quorum.
+        _ = try Self.sh("""
+            i=\(leaderNode); a=10.77.0.1$i; ip netns exec qs$i etcd --name e$i --data-dir \(dir)/n$i/etcd --listen-client-urls http://$a:2379 \
+            --advertise-client-urls http://$a:2379 --listen-peer-urls http://$a:2380 --initial-advertise-peer-urls http://$a:2380 \
+            --initial-cluster e1=http://10.77.0.11:2380,e2=http://10.77.0.12:2380,e3=http://10.77.0.13:2380 >> \(dir)/n$i/etcd.log 2>&1 &
+            echo $! > \(dir)/n$i/etcd.pid
+            """)
+
+        // Node 3's link cut: its pins move after the grace; back, everything converges.
+        let third = try add(String(repeating: "third ", count: 50_000))
+        _ = try api("POST", "/q/v1/cluster/pins", body: #"{"cid": "\#(third)", "rmin": 3, "rmax": 3}"#)
+        #expect(try ClusterE2ETests.eventually(40) { try pinned(third).count == 3 })
+        _ = try Self.sh("ip link set qs3-h down")
+        let moved = try ClusterE2ETests.eventually(60) {
+            let (_, peers) = try api("GET", "/q/v1/cluster/peers")
+            return (peers as? [[String: Any]] ?? []).contains { $0["id"] as? String == "n3" && $0["state"] as? String == "down" }
+                && [first, second].allSatisfy { (try? pinned($0).filter { $0 != "n3" }.count) == 2 }
+        }
+        #expect(moved)
+        _ = try Self.sh("ip link set qs3-h up")
+        let converged = try ClusterE2ETests.eventually(60) {
+            try [first, second].allSatisfy { try pinned($0).count == 2 } && pinned(third).count == 3
+        }
+        #expect(converged, "\((try? [first, second, third].map { try pinned($0) }) ?? [])")
+    }
+}
+
+/// A daemon's API as concurrent tasks reach it.
+struct APIEndpoint: Sendable {
+    let port: Int
+    let token: String
+    func request(_ method: String, _ target: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> RawConnection.Response {
+        let c = try RawConnection(port: port)
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        head += "Content-Length: \(body.count)\r\n\r\n"
+        try c.send(Array(head.utf8) + body)
+        return try c.response()
+    }
+}
+
+/// A value shared by concurrent tasks.
+final class Locked<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ v: T) { value = v }
+    func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
 }

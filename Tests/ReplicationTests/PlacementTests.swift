@@ -80,4 +80,18 @@ import Testing
         let plan = Placement.plan(Self.input([Self.member("a")], [], ["gone": ["a"]]))
         #expect(plan.remove == ["gone"] && plan.assign.isEmpty)
     }
+
+    @Test func equalNodesTakeTurnsAndFailedCopiesHoldNoSlot() {
+        let members = ["a", "b"].map { Self.member($0, free: 1_000) }
+        let pins = (0..<4).map { Self.pin("p\($0)", 1, 1, at: UInt64($0)) }
+        let plan = Placement.plan(Self.input(members, pins))
+        #expect((0..<4).map { plan.assign["p\($0)"] ?? [] } == [["a"], ["b"], ["a"], ["b"]])
+        // a has K = 1 pin pending: it takes no more; once that copy failed, it does.
+        var busy = Self.input(members, pins + [Self.pin("q", 1, 1, at: 9)], ["p0": ["a"], "p1": ["b"], "p2": ["a"], "p3": ["b"]], k: 1)
+        busy.statuses["p0"]?["a"] = PinStatus(state: .pinning, updatedAt: 0, since: 0, attempt: 0)
+        busy.statuses["p1"]?["b"] = PinStatus(state: .pinning, updatedAt: 0, since: 0, attempt: 0)
+        #expect(Placement.plan(busy).assign["q"] == nil)
+        busy.statuses["p0"]?["a"] = PinStatus(state: .failed, updatedAt: 0, since: 0, attempt: 0)
+        #expect(Placement.plan(busy).assign["q"] == ["a"])
+    }
 }
