@@ -5,8 +5,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 swift=${SWIFT:-swift}
 mkdir -p .build
-"$swift" test 2>&1 | tee .build/test.log
+# The cluster suites (real etcd members and three to nine daemons each) run on their own after
+# the rest: beside it they loaded the 2-core machine enough to starve its timing-sensitive tests.
+cluster='ClusterE2ETests|ClusterNamespaceTests'
+"$swift" test --skip "$cluster" 2>&1 | tee .build/test.log
 status=${PIPESTATUS[0]}
+"$swift" test --filter "$cluster" 2>&1 | tee -a .build/test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ "$status" -ne 0 ]; then
     echo
     echo "==== failures (full log: .build/test.log) ===="
