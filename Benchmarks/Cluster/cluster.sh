@@ -5,13 +5,16 @@
 #   re-replicating PINS small pins after a holder is killed (grace 1 s)     — seconds
 #   `cluster status` over STATUS_PINS pins (each with two copies recorded)  — seconds
 #   etcd's database per pin                                                 — bytes
-# SIZE_MIB (default 1024), PINS (default 1000), STATUS_PINS (default 100000).
+# SIZE_MIB (default 1024), PINS (default 1000), STATUS_PINS (default 100000); PARTS (default
+# "replication repair status") runs some of them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Benchmarks/measure.sh
 SIZE_MIB=${SIZE_MIB:-1024}
 PINS=${PINS:-1000}
 STATUS_PINS=${STATUS_PINS:-100000}
+PARTS=" ${PARTS:-replication repair status} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
 swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
 WORK=${WORK:-$(mktemp -d /var/tmp/qstore-clusterbench.XXXXXX)}
@@ -43,6 +46,7 @@ api() { # api NODE METHOD PATH [BODY]
 pinned() { api "$1" GET "/q/v1/cluster/pins/$2" | python3 -c "import json,sys; print(sum(1 for v in json.load(sys.stdin)['data']['status'].values() if v == 'pinned'))"; }
 now() { date +%s.%N; }
 
+if part replication; then
 echo "== replication: $SIZE_MIB MiB node to node (release build)"
 start a rep QSTORE_CLUSTER_MAX_PENDING=64
 start b rep QSTORE_CLUSTER_MAX_PENDING=64
@@ -64,7 +68,9 @@ echo "local dag import of the CAR ($BYTES bytes): ${IMPORT}s, $(mb "$BYTES" "$IM
 echo "replicated to b (pin to pinned, 1 s polling of the allocator and worker included): ${REPL}s, $(mb "$BYTES" "$REPL") MB/s, $(ratio "$IMPORT" "$REPL")x the local import"
 for n in a b; do kill -9 "$(cat "$WORK/$n/pid")"; rm -f "$WORK/$n/pid"; done
 rm -f "$WORK/data.car"
+fi
 
+if part repair; then
 echo "== re-replication of $PINS pins after a holder is killed (grace 1 s, at most 8 pending per node)"
 for n in c d e; do start "$n" rerep QSTORE_CLUSTER_REPAIR_GRACE=1s QSTORE_CLUSTER_LEASE_TTL=2s; done
 mkdir -p "$WORK/files"
@@ -96,7 +102,9 @@ until [ "$(settled $VICTIM)" = "$PINS" ]; do sleep 0.5; done
 REPAIR=$(python3 -c "print(f'{$(now) - $T0:.1f}')")
 echo "$MOVED of $PINS pins were on $VICTIM: all whole again on the others after ${REPAIR}s (lease 2 s + grace 1 s included)"
 for n in c e; do kill -9 "$(cat "$WORK/$n/pid")"; rm -f "$WORK/$n/pid"; done
+fi
 
+if part status; then
 echo "== cluster status over $STATUS_PINS pins"
 SIZE_BEFORE=$(curl -s "$ETCD/v3/maintenance/status" -X POST -d '{}' | python3 -c "import json,sys; print(json.load(sys.stdin)['dbSize'])")
 python3 - "$ETCD" "$STATUS_PINS" <<'PY'
@@ -130,6 +138,10 @@ export QSTORE_PATH="$WORK/f/repo" HOME="$WORK/f"
 "$Q" cluster status --json >/dev/null
 read -r _ STATUS _ < <(timed status "$Q" cluster status --json)
 read -r _ STATUS2 _ < <(timed status "$Q" cluster status --json)
+TOKEN=$(cat "$WORK/f/repo/api-token")
+read -r _ HTTP _ < <(timed http curl -s -H "Authorization: Bearer $TOKEN" -o "$WORK/status.json" "http://$(cat "$WORK/f/repo/api")/q/v1/cluster/pins")
+echo "GET /q/v1/cluster/pins alone: ${HTTP}s ($(stat -c %s "$WORK/status.json") bytes)"
 read -r _ ONE _ < <(timed one "$Q" cluster status "$(python3 -c "import base64; print('b' + base64.b32encode(bytes([1,0x55,0,8]) + (7).to_bytes(8,'big')).decode().lower().rstrip('='))")")
 echo "cluster status --json over $STATUS_PINS pins (2 copies each): ${STATUS}s, ${STATUS2}s again; one pin: ${ONE}s"
 echo "etcd database: $(( (SIZE_AFTER - SIZE_BEFORE) / STATUS_PINS )) bytes per pin (pin, allocation and two statuses; before compaction)"
+fi

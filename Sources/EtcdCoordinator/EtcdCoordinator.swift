@@ -104,10 +104,25 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
 
     // MARK: Coordinator
 
+    /// Pairs per range request: a large state is read in pages, all at the first page's revision.
+    static let page = 5_000
+
     public func list(prefix: String) async throws -> (pairs: [KeyValue], revision: Int64) {
-        let r = try await call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.rangeEnd(prefix)])
-        let kvs = (r["kvs"] as? [[String: Any]] ?? []).map(Self.pair)
-        return (kvs, Self.int((r["header"] as? [String: Any])?["revision"]))
+        var pairs: [KeyValue] = []
+        var from = Self.b64(prefix)
+        var revision: Int64 = 0
+        while true {
+            var body: [String: Any] = ["key": from, "range_end": Self.rangeEnd(prefix), "limit": String(Self.page)]
+            if revision > 0 { body["revision"] = String(revision) }
+            let r = try await call("/v3/kv/range", body)
+            if revision == 0 { revision = Self.int((r["header"] as? [String: Any])?["revision"]) }
+            let kvs = (r["kvs"] as? [[String: Any]] ?? []).map(Self.pair)
+            pairs += kvs
+            guard r["more"] as? Bool == true, let last = kvs.last else { break }
+            // The next page starts just after the last key read.
+            from = Self.b64(Array(last.key.utf8) + [0])
+        }
+        return (pairs, revision)
     }
 
     public func get(_ key: String) async throws -> KeyValue? {
@@ -130,16 +145,18 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
             if lease != 0 { put["lease"] = String(lease) }
             return ["request_put": put]
         case .delete(let k): return ["request_delete_range": ["key": b64(k)]]
-        case .deletePrefix(let p): return ["request_delete_range": ["key": b64(p), "range_end": rangeEnd(p)]]
         case .get(let k): return ["request_range": ["key": b64(k)]]
         }
     }
 
-    public func transaction(_ compares: [Comparison], success: [TxnOp], failure: [TxnOp]) async throws -> (succeeded: Bool, read: [[KeyValue]]) {
+    public func transaction(_ compares: [Comparison], success: [TxnOp], failure: [TxnOp]) async throws -> TxnResult {
         let r = try await call("/v3/kv/txn", ["compare": compares.map(Self.json), "success": success.map(Self.json), "failure": failure.map(Self.json)])
         let ok = r["succeeded"] as? Bool ?? false
-        let read = (r["responses"] as? [[String: Any]] ?? []).compactMap { ($0["response_range"] as? [String: Any]).map { ($0["kvs"] as? [[String: Any]] ?? []).map(Self.pair) } }
-        return (ok, read)
+        let responses = r["responses"] as? [[String: Any]] ?? []
+        let read = responses.compactMap { ($0["response_range"] as? [String: Any]).map { ($0["kvs"] as? [[String: Any]] ?? []).map(Self.pair) } }
+        // A put always changes the store; a delete only when it found something.
+        let wrote = responses.contains { $0["response_put"] != nil || Self.int(($0["response_delete_range"] as? [String: Any])?["deleted"]) > 0 }
+        return TxnResult(succeeded: ok, read: read, revision: wrote ? Self.int((r["header"] as? [String: Any])?["revision"]) : 0)
     }
 
     public func grantLease(ttl: Int) async throws -> Int64 {
@@ -181,6 +198,7 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
                         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                               let result = object["result"] as? [String: Any] else { continue }
                         if Self.int(result["compact_revision"]) > 0 { throw ClusterError.compacted(Self.int(result["compact_revision"])) }
+                        if result["created"] as? Bool == true { continuation.yield([]) }
                         let events = (result["events"] as? [[String: Any]] ?? []).map { e in
                             WatchEvent(kind: (e["type"] as? String) == "DELETE" ? .delete : .put, pair: Self.pair(e["kv"] as? [String: Any] ?? [:]))
                         }

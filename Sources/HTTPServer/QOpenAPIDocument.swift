@@ -3345,7 +3345,7 @@ paths:
       tags: [cluster]
       operationId: clusterStatus
       summary: Every cluster pin and its copies
-      description: For each pin its `rmin`, `rmax`, the nodes allocated to hold it and each one's state (`queued`, `pinning`, `pinned`, `failed`), with `errors` for the ones not pinned. Scope `read`.
+      description: For each pin (sorted by CID) its `rmin`, `rmax`, the nodes allocated to hold it and each one's state (`queued`, `pinning`, `pinned`, `failed`), with `errors` for the ones not pinned. Answered from the node's watched copy of the cluster's state (with its own writes in it). Scope `read`.
       responses:
         '200':
           description: '`data`: a list of `{cid, name?, rmin, rmax, allocations, status, errors?}`.'
@@ -3370,7 +3370,7 @@ paths:
       tags: [cluster]
       operationId: clusterPinAdd
       summary: Pin a CID on the cluster
-      description: Held by `rmin` to `rmax` nodes (defaults `cluster.replicationMin`/`Max`), spread over zones, placed by the allocator; each node pulls the DAG from the peers' gateways. Adding it again changes its factor and name. Scope `admin`.
+      description: Held by `rmin` to `rmax` nodes (defaults the named `policy`'s `replicationFactor` for both, else `cluster.replicationMin`/`Max`), spread over zones, placed by the allocator; each node pulls the DAG from the peers' gateways and pins it under `policy`. An unknown policy is 400. Adding it again changes its factor and name. Scope `admin`.
       requestBody:
         required: true
         content:
@@ -3530,7 +3530,7 @@ paths:
       tags: [cluster]
       operationId: clusterDrain
       summary: Move a node's pins away
-      description: The node takes nothing new and keeps its copies until others hold them pinned; `cancel=true` undoes it. Scope `admin`.
+      description: The node takes nothing new and keeps its copies until others hold them pinned; `cancel=true` undoes it. A node that is neither a member nor down is 404. Scope `admin`.
       parameters:
         - name: node
           in: path
@@ -3561,6 +3561,8 @@ paths:
           $ref: '#/components/responses/TooManyRequests'
         '500':
           $ref: '#/components/responses/InternalError'
+        '404':
+          $ref: '#/components/responses/ClusterNotFound'
         '409':
           $ref: '#/components/responses/ClusterDisabled'
         '503':

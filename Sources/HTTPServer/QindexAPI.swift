@@ -189,9 +189,14 @@ struct QindexAPI {
     }
 
     static func ok<T: Codable & Sendable>(_ data: T, cid: CID? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        ok(bytes: QJSON.encode(QEnvelope(ok: data, cid: cid?.string)), status: status)
+    }
+
+    /// An ok reply whose JSON (the whole envelope) is already written.
+    static func ok(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: QJSON.encode(QEnvelope(ok: data, cid: cid?.string)))))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// The authenticated caller's identity (with its subidentity), recorded as the author; nil

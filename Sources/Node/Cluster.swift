@@ -37,6 +37,18 @@ extension Node {
         return c
     }
 
+    /// Pins `cid` on the cluster. A named pinning policy must exist here; its
+    /// `replicationFactor` is the number of copies when neither `rmin` nor `rmax` is given.
+    public func clusterPinAdd(_ cid: CID, name: String?, rmin: Int?, rmax: Int?, policy: String?) async throws -> ClusterPin {
+        let cluster = try joinedCluster()
+        var (lo, hi) = (rmin, rmax)
+        if let policy {
+            let p = try pins.policies.policy(policy)
+            if lo == nil && hi == nil { (lo, hi) = (p.replicationFactor, p.replicationFactor) }
+        }
+        return try await cluster.pinAdd(cid, name: name, rmin: lo, rmax: hi, policy: policy)
+    }
+
     /// What the cluster does to this node's repository.
     public var clusterStore: any LocalStore { NodeClusterStore(node: self) }
 
@@ -116,4 +128,9 @@ struct NodeClusterStore: LocalStore {
     }
 
     func freeBytes() -> UInt64 { node.freeBytes }
+
+    func leaseImports() -> @Sendable () -> Void {
+        let lease = node.blocks.lease()
+        return { lease.release() }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IPLD
 import Multiformats
 import Qindex
 import Signing
@@ -222,11 +223,122 @@ public enum QJSON {
         return bytes
     }
 
-    /// The `data` of an ok reply, or the error an error reply carries.
+    /// The `data` of an ok reply, or the error an error reply carries (an ok reply is parsed
+    /// once: a listing of 100k pins is 11 MB).
     public static func data<T: Codable & Sendable>(_ type: T.Type, from body: Data) throws -> T {
+        let decoded = Result { try JSONDecoder().decode(QEnvelope<T>.self, from: body) }
+        if case .success(let envelope) = decoded, envelope.status == "ok", let data = envelope.data { return data }
         if let e = try? JSONDecoder().decode(QErrorReply.self, from: body), e.status == "error" { throw e }
-        let envelope = try JSONDecoder().decode(QEnvelope<T>.self, from: body)
-        guard let data = envelope.data else { throw QErrorReply(status: "error", code: "INTERNAL", message: "the reply has no data") }
+        guard let data = try decoded.get().data else { throw QErrorReply(status: "error", code: "INTERNAL", message: "the reply has no data") }
         return data
+    }
+
+    /// An ok envelope around `data`, JSON already encoded as `encode` would have (keys sorted):
+    /// the same bytes `encode(QEnvelope(ok:cid:))` gives, for listings too large for JSONEncoder
+    /// to be quick.
+    public static func envelope(rawData data: [UInt8], cid: String? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(data.count + 80)
+        out += Array("{\"cid\":".utf8)
+        if let cid { DAGJSON.writeString(cid, to: &out) } else { out += Array("null".utf8) }
+        out += Array(",\"code\":\"OK\",\"data\":".utf8)
+        out += data
+        out += Array(",\"message\":\"\",\"status\":\"ok\"}\n".utf8)
+        return out
+    }
+
+    /// The bytes of an ok reply's `data`, as the node wrote them (`--json` output passes them
+    /// through), or the error an error reply carries. Only the top level is read.
+    public static func rawData(from body: Data) throws -> Data {
+        let bytes = [UInt8](body)
+        var scan = TopLevelScan(bytes: bytes)
+        let fields = scan.fields()
+        guard let fields, let status = fields["status"], let data = fields["data"] else {
+            if let e = try? JSONDecoder().decode(QErrorReply.self, from: body), e.status == "error" { throw e }
+            throw QErrorReply(status: "error", code: "INTERNAL", message: "the reply is not a Q envelope")
+        }
+        guard bytes[status] == Array("\"ok\"".utf8)[...] else {
+            throw (try? JSONDecoder().decode(QErrorReply.self, from: body)) ?? QErrorReply(status: "error", code: "INTERNAL", message: "the reply is not ok")
+        }
+        return Data(bytes[data])
+    }
+
+    /// The byte ranges of a JSON object's top-level values, found without parsing them.
+    struct TopLevelScan {
+        let bytes: [UInt8]
+        var i = 0
+
+        mutating func fields() -> [String: Range<Int>]? {
+            var out: [String: Range<Int>] = [:]
+            space()
+            guard next(UInt8(ascii: "{")) else { return nil }
+            space()
+            if next(UInt8(ascii: "}")) { return out }
+            while true {
+                space()
+                let start = i
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), skipValue(depth: 0) else { return nil }
+                let key = String(decoding: bytes[(start + 1)..<(i - 1)], as: UTF8.self)
+                space()
+                guard next(UInt8(ascii: ":")) else { return nil }
+                space()
+                let v = i
+                guard skipValue(depth: 0) else { return nil }
+                out[key] = v..<i
+                space()
+                if next(UInt8(ascii: ",")) { continue }
+                return next(UInt8(ascii: "}")) ? out : nil
+            }
+        }
+
+        mutating func space() {
+            while i < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[i]) { i += 1 }
+        }
+
+        mutating func next(_ b: UInt8) -> Bool {
+            guard i < bytes.count, bytes[i] == b else { return false }
+            i += 1
+            return true
+        }
+
+        /// Moves past one value: a string (escapes honoured), a nested object or array, or a
+        /// scalar up to the next delimiter.
+        mutating func skipValue(depth: Int) -> Bool {
+            guard i < bytes.count, depth < 512 else { return false }
+            switch bytes[i] {
+            case UInt8(ascii: "\""):
+                i += 1
+                while i < bytes.count {
+                    switch bytes[i] {
+                    case UInt8(ascii: "\\"): i += 2
+                    case UInt8(ascii: "\""):
+                        i += 1
+                        return true
+                    default: i += 1
+                    }
+                }
+                return false
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                i += 1
+                while true {
+                    space()
+                    guard i < bytes.count else { return false }
+                    if bytes[i] == close {
+                        i += 1
+                        return true
+                    }
+                    if bytes[i] == UInt8(ascii: ",") || bytes[i] == UInt8(ascii: ":") {
+                        i += 1
+                        continue
+                    }
+                    guard skipValue(depth: depth + 1) else { return false }
+                }
+            default:
+                let start = i
+                while i < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0a, 0x0d].contains(bytes[i]) { i += 1 }
+                return i > start
+            }
+        }
     }
 }

@@ -44,6 +44,10 @@ public struct ClusterPinState: Codable, Sendable, Equatable {
     public var status: [String: String]
     /// node → why it failed (or why it waits).
     public var errors: [String: String]?
+
+    public init(cid: String, name: String?, rmin: Int, rmax: Int, allocations: [String], status: [String: String], errors: [String: String]?) {
+        (self.cid, self.name, self.rmin, self.rmax, self.allocations, self.status, self.errors) = (cid, name, rmin, rmax, allocations, status, errors)
+    }
 }
 
 /// A member as `cluster peers` shows it.
@@ -85,6 +89,12 @@ public actor Cluster {
     private var working: Set<String> = []
     private var retryAt: [String: UInt64] = [:]
     private var workers: [String: Task<Void, Never>] = [:]
+    /// The cluster's records, kept by a watch (`follow`); `seen` is the last revision applied,
+    /// `wrote` the last this node wrote at (its own reads wait for it).
+    private var known = ClusterState()
+    private var watching = false
+    private var seen: Int64 = 0
+    private var wrote: Int64 = 0
 
     public init(config: ClusterConfiguration, coordinator: any Coordinator, transport: any PeerTransport, local: any LocalStore,
                 clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }, log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -106,6 +116,7 @@ public actor Cluster {
             Task { await self.loop(every: UInt64(max(1, config.leaseTTL)) * 1000 / 3) { try await self.keepMembership() } },
             Task { await self.loop(every: config.interval) { try await self.allocate() } },
             Task { await self.loop(every: config.interval) { try await self.work() } },
+            Task { await self.follow() },
         ]
     }
 
@@ -145,6 +156,67 @@ public actor Cluster {
         }
     }
 
+    /// Reads the cluster's state once, then applies its changes as the watch brings them. A
+    /// broken watch starts again from the last revision applied; one compacted away reads the
+    /// state again.
+    private func follow() async {
+        var loaded = false
+        while !Task.isCancelled {
+            do {
+                if !loaded {
+                    let (pairs, revision) = try await coordinator.list(prefix: keys.root)
+                    known = ClusterState(pairs, keys: keys)
+                    seen = revision
+                    loaded = true
+                }
+                for try await batch in coordinator.watch(prefix: keys.root, after: seen) {
+                    watching = true
+                    for e in batch {
+                        known.apply(e.pair.key, e.kind == .delete ? nil : e.pair.value, keys: keys)
+                        seen = max(seen, e.pair.modRevision)
+                    }
+                }
+                watching = false
+            } catch {
+                watching = false
+                if error is CancellationError { return }
+                if case ClusterError.compacted = error { loaded = false }
+            }
+            try? await Task.sleep(nanoseconds: config.interval * 1_000_000)
+        }
+        watching = false
+    }
+
+    /// The cluster's state, with this node's own writes in it: the watched copy once it has
+    /// caught up with them (it waits up to a second), else read from the coordinator.
+    private func view() async throws -> ClusterState {
+        let deadline = ContinuousClock.now + .seconds(1)
+        while watching {
+            if seen >= wrote { return known }
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        return try await readState()
+    }
+
+    /// A transaction whose changes this node's later reads will see.
+    @discardableResult
+    private func txn(_ compares: [Comparison], _ success: [TxnOp], else failure: [TxnOp] = []) async throws -> TxnResult {
+        let r = try await coordinator.transaction(compares, success: success, failure: failure)
+        wrote = max(wrote, r.revision)
+        return r
+    }
+
+    private func txn(_ ops: [TxnOp]) async throws { try await txn([], ops) }
+
+    /// Puts `value` at `key` if `compare` holds. The request may have been applied although its
+    /// answer was lost (a reply timed out and the adapter asked another etcd member): a failed
+    /// comparison with the key now holding exactly `value` is that earlier success.
+    private func put(_ key: String, _ value: [UInt8], if compare: Comparison) async throws -> Bool {
+        if try await txn([compare], [.put(key, value)]).succeeded { return true }
+        return try await coordinator.get(key)?.value == value
+    }
+
     /// Throws `unavailable` with the last reason when the coordinator could not be reached.
     private func reachable() throws {
         if let trouble { throw ClusterError.unavailable("the cluster's coordinator is unreachable: \(trouble)") }
@@ -173,7 +245,7 @@ public actor Cluster {
         let free = (try? await offload { local.freeBytes() }) ?? 0
         var m = Member(id: config.nodeId, api: config.api, gateway: config.gateway, freeBytes: free, tags: config.tags, version: config.version, startedAt: startedAt)
         m.draining = try await coordinator.get(keys.root + "drain/" + config.nodeId) != nil ? true : nil
-        _ = try await coordinator.transaction([], success: [.put(keys.member(config.nodeId), try ClusterJSON.encode(m), lease: lease)], failure: [])
+        try await txn([.put(keys.member(config.nodeId), try ClusterJSON.encode(m), lease: lease)])
     }
 
     // MARK: allocation
@@ -182,15 +254,14 @@ public actor Cluster {
         guard let lease else { return }
         // The seat: taken when free, kept while this node's lease lives.
         let me = Array(config.nodeId.utf8)
-        let (took, read) = try await coordinator.transaction([.version(keys.allocator, equals: 0)], success: [.put(keys.allocator, me, lease: lease)],
-                                                             failure: [.get(keys.allocator)])
+        let seat = try await txn([.version(keys.allocator, equals: 0)], [.put(keys.allocator, me, lease: lease)], else: [.get(keys.allocator)])
         let was = isAllocator
-        isAllocator = took || read.first?.first?.value == me
+        isAllocator = seat.succeeded || seat.read.first?.first?.value == me
         if isAllocator && !was { log("cluster: \(config.nodeId) allocates") }
         guard isAllocator else { return }
-        let state = try await readState()
+        let state = try await view()
         let now = clock()
-        let live = Set(state.members.map(\.id))
+        let live = Set(state.members.keys)
         var ops: [TxnOp] = []
         // Members seen going, and coming back.
         var down = state.down
@@ -203,16 +274,17 @@ public actor Cluster {
             down[n] = nil
             ops.append(.delete(keys.down(n)))
         }
-        let plan = Placement.plan(Placement.Input(members: state.members, pins: state.pins, allocations: state.allocations, statuses: state.statuses,
+        let plan = Placement.plan(Placement.Input(members: state.members.values.sorted { $0.id < $1.id }, pins: state.pins.values.sorted { $0.cid < $1.cid },
+                                                  allocations: state.allocations, statuses: state.statuses,
                                                   down: down, draining: state.draining, now: now, repairGrace: config.repairGrace,
                                                   maxPendingPerNode: config.maxPendingPerNode))
-        let pins = Dictionary(state.pins.map { ($0.cid, $0) }, uniquingKeysWith: { a, _ in a })
+        let pins = state.pins
         // Each pin's allocation and its nodes' assignments change in one transaction, under the
         // allocator's seat; the assignments are then checked against the allocations (a round
         // cut short, a `recover` racing a move), so they never drift for good.
         func commit(_ ops: [TxnOp]) async throws -> Bool {
             guard !ops.isEmpty else { return true }
-            let (ok, _) = try await coordinator.transaction([.value(keys.allocator, equals: me)], success: ops, failure: [])
+            let ok = try await txn([.value(keys.allocator, equals: me)], ops).succeeded
             if !ok { isAllocator = false }
             return ok
         }
@@ -234,47 +306,31 @@ public actor Cluster {
             allocations[cid] = nil
         }
         var repair: [TxnOp] = []
-        var wanted: [String: String] = [:]
-        for (cid, a) in allocations {
-            for n in a.nodes { wanted[keys.assignment(n, cid)] = String(pins[cid]?.attempt ?? 0) }
+        // What this round changed is in `allocations`, not yet in `state`: those pins were
+        // assigned by their own transactions.
+        let changed = Set(plan.assign.keys).union(plan.remove)
+        var wanted: [String: [String: Int]] = [:]
+        for (cid, a) in allocations where !changed.contains(cid) {
+            for n in a.nodes { wanted[n, default: [:]][cid] = pins[cid]?.attempt ?? 0 }
         }
-        for p in try await coordinator.list(prefix: keys.root + "assign/").pairs {
-            let want = wanted.removeValue(forKey: p.key)
-            if want == nil { repair.append(.delete(p.key)) } else if want != String(decoding: p.value, as: UTF8.self) { repair.append(.put(p.key, Array(want!.utf8))) }
+        for (node, held) in state.assignments {
+            for (cid, attempt) in held where !changed.contains(cid) {
+                let want = wanted[node]?.removeValue(forKey: cid)
+                if want == nil { repair.append(.delete(keys.assignment(node, cid))) } else if want != attempt { repair.append(.put(keys.assignment(node, cid), Array(String(want!).utf8))) }
+            }
         }
-        for (k, v) in wanted { repair.append(.put(k, Array(v.utf8))) }
+        for (node, rest) in wanted {
+            for (cid, attempt) in rest { repair.append(.put(keys.assignment(node, cid), Array(String(attempt).utf8))) }
+        }
         for chunk in stride(from: 0, to: repair.count, by: 100).map({ Array(repair[$0..<min($0 + 100, repair.count)]) }) {
             guard try await commit(chunk) else { return }
         }
         if !plan.isEmpty || !repair.isEmpty { log("cluster: allocated \(plan.assign.count) pin(s), released \(plan.remove.count), repaired \(repair.count) assignment(s)") }
     }
 
-    struct State {
-        var members: [Member] = []
-        var pins: [ClusterPin] = []
-        var allocations: [String: Allocation] = [:]
-        var statuses: [String: [String: PinStatus]] = [:]
-        var down: [String: UInt64] = [:]
-        var draining: Set<String> = []
-    }
-
-    private func readState() async throws -> State {
-        var s = State()
-        s.members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
-        s.pins = try await coordinator.list(prefix: keys.pins).pairs.compactMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
-        for p in try await coordinator.list(prefix: keys.allocations).pairs {
-            if let a = ClusterJSON.decode(Allocation.self, p.value) { s.allocations[ClusterKeys.name(p.key, under: keys.allocations)] = a }
-        }
-        for p in try await coordinator.list(prefix: keys.statuses).pairs {
-            let parts = ClusterKeys.name(p.key, under: keys.statuses).split(separator: "/")
-            guard parts.count == 2, let st = ClusterJSON.decode(PinStatus.self, p.value) else { continue }
-            s.statuses[String(parts[0]), default: [:]][String(parts[1])] = st
-        }
-        for p in try await coordinator.list(prefix: keys.down).pairs {
-            s.down[ClusterKeys.name(p.key, under: keys.down)] = UInt64(String(decoding: p.value, as: UTF8.self))
-        }
-        s.draining = Set(try await coordinator.list(prefix: keys.root + "drain/").pairs.map { ClusterKeys.name($0.key, under: keys.root + "drain/") })
-        return s
+    /// The whole state at one revision, read from the coordinator.
+    private func readState() async throws -> ClusterState {
+        ClusterState(try await coordinator.list(prefix: keys.root).pairs, keys: keys)
     }
 
     // MARK: work
@@ -283,10 +339,7 @@ public actor Cluster {
     private func work() async throws {
         guard lease != nil else { return }
         let me = config.nodeId
-        var assigned: [String: Int] = [:]
-        for p in try await coordinator.list(prefix: keys.assigned(me)).pairs {
-            assigned[ClusterKeys.name(p.key, under: keys.assigned(me))] = Int(String(decoding: p.value, as: UTF8.self)) ?? 0
-        }
+        let assigned = try await view().assignments[me] ?? [:]
         // Released: pinned here for the cluster, allocated here no more. One that cannot be
         // released (a retention policy) is logged and left; the others go on.
         let local = self.local, name = config.name
@@ -295,7 +348,7 @@ public actor Cluster {
             do {
                 guard let c = try? CID(cid) else { continue }
                 try await offload { try local.unpinForCluster(c, cluster: name) }
-                _ = try await coordinator.transaction([], success: [.delete(keys.status(cid, me))], failure: [])
+                try await txn([.delete(keys.status(cid, me))])
                 done[cid] = nil
                 log("cluster: released \(cid)")
             } catch let e as ClusterError {
@@ -306,7 +359,7 @@ public actor Cluster {
         }
         // Not assigned any more: this node's status goes (a copy it never got included).
         for cid in Set(done.keys).union(retryAt.keys).union(failedFor.keys) where assigned[cid] == nil && !working.contains(cid) {
-            _ = try await coordinator.transaction([], success: [.delete(keys.status(cid, me))], failure: [])
+            try await txn([.delete(keys.status(cid, me))])
             done[cid] = nil
             retryAt[cid] = nil
             failedFor[cid] = nil
@@ -336,6 +389,8 @@ public actor Cluster {
             let since = previous?.attempt == attempt && [.queued, .pinning].contains(previous?.state) ? previous!.since : clock()
             try await put(key, PinStatus(state: .pinning, updatedAt: clock(), since: since, attempt: attempt))
             let pin = try await coordinator.get(keys.pin(text)).flatMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
+            let release = local.leaseImports()
+            defer { release() }
             do {
                 let sources = try await self.sources(for: text)
                 _ = try await Transfer.fetch(cid, from: sources, transport: transport, local: local, log: log)
@@ -363,18 +418,16 @@ public actor Cluster {
     }
 
     private func put(_ key: String, _ status: PinStatus) async throws {
-        _ = try await coordinator.transaction([], success: [.put(key, try ClusterJSON.encode(status))], failure: [])
+        try await txn([.put(key, try ClusterJSON.encode(status))])
     }
 
     /// Where to ask for `cid`: the members that hold it pinned (this node's zone first), then
     /// the other members (the node it was added on may hold it unpinned: a gateway serves what
     /// it has, and says 404 quickly when it has nothing), then the configured gateways.
     private func sources(for cid: String) async throws -> [String] {
-        let holders = Set(try await coordinator.list(prefix: keys.statuses(cid)).pairs.compactMap { p -> String? in
-            ClusterJSON.decode(PinStatus.self, p.value)?.state == .pinned ? ClusterKeys.name(p.key, under: keys.statuses(cid)) : nil
-        })
-        let members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
-            .filter { $0.id != config.nodeId }
+        let state = try await view()
+        let holders = Set((state.statuses[cid] ?? [:]).filter { $0.value.state == .pinned }.keys)
+        let members = state.members.values.filter { $0.id != config.nodeId }
         let zone = config.tags["zone"]
         let ordered = members.sorted { a, b in
             let (ha, hb) = (holders.contains(a.id), holders.contains(b.id))
@@ -399,9 +452,7 @@ public actor Cluster {
                              addedAt: existing?.addedAt ?? clock())
         pin.attempt = existing?.attempt
         // Unchanged since read (a `recover` meanwhile keeps its attempt).
-        let (ok, _) = try await coordinator.transaction([existingKV.map { .modRevision(key, equals: $0.modRevision) } ?? .version(key, equals: 0)],
-                                                        success: [.put(key, try ClusterJSON.encode(pin))], failure: [])
-        guard ok else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
+        guard try await put(key, try ClusterJSON.encode(pin), if: existingKV.map { .modRevision(key, equals: $0.modRevision) } ?? .version(key, equals: 0)) else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
         return pin
     }
 
@@ -409,44 +460,30 @@ public actor Cluster {
     public func pinRemove(_ cid: CID) async throws {
         try reachable()
         let key = keys.pin(cid.description)
-        let (ok, _) = try await coordinator.transaction([.version(key, equals: 0)], success: [], failure: [.delete(key)])
-        if ok { throw ClusterError.notFound("\(cid) is not a cluster pin") }
+        if try await txn([.version(key, equals: 0)], [], else: [.delete(key)]).succeeded { throw ClusterError.notFound("\(cid) is not a cluster pin") }
     }
 
-    public func status(_ cid: CID? = nil) async throws -> [ClusterPinState] {
+    /// Every pin's state from the watched copy (laid out off the actor, which the rounds need);
+    /// one pin's read from the coordinator.
+    public nonisolated func status(_ cid: CID? = nil) async throws -> [ClusterPinState] {
+        if let cid { return [try await status(of: cid)] }
+        let state = try await current()
+        return state.pins.values.sorted { $0.cid < $1.cid }.map(state.view(of:))
+    }
+
+    private func current() async throws -> ClusterState {
         try reachable()
-        let pins: [ClusterPin]
-        if let cid {
-            guard let p = try await coordinator.get(keys.pin(cid.description)).flatMap({ ClusterJSON.decode(ClusterPin.self, $0.value) }) else {
-                throw ClusterError.notFound("\(cid) is not a cluster pin")
-            }
-            pins = [p]
-        } else {
-            pins = try await coordinator.list(prefix: keys.pins).pairs.compactMap { ClusterJSON.decode(ClusterPin.self, $0.value) }
-        }
-        var allocations: [String: Allocation] = [:]
-        var statuses: [String: [String: PinStatus]] = [:]
-        let allocPrefix = cid.map { keys.allocation($0.description) } ?? keys.allocations
-        for p in try await coordinator.list(prefix: allocPrefix).pairs {
-            let c = ClusterKeys.name(p.key, under: keys.allocations)
-            if let a = ClusterJSON.decode(Allocation.self, p.value) { allocations[c] = a }
-        }
-        for p in try await coordinator.list(prefix: cid.map { keys.statuses($0.description) } ?? keys.statuses).pairs {
-            let parts = ClusterKeys.name(p.key, under: keys.statuses).split(separator: "/")
-            guard parts.count == 2, let st = ClusterJSON.decode(PinStatus.self, p.value) else { continue }
-            statuses[String(parts[0]), default: [:]][String(parts[1])] = st
-        }
-        return pins.map { p in
-            let nodes = allocations[p.cid]?.nodes ?? []
-            var status: [String: String] = [:]
-            var errors: [String: String] = [:]
-            for n in nodes {
-                let st = statuses[p.cid]?[n]
-                status[n] = (st?.attempt == (p.attempt ?? 0) ? st?.state : nil)?.rawValue ?? PinStatus.State.queued.rawValue
-                if let e = st?.error, st?.state != .pinned { errors[n] = e }
-            }
-            return ClusterPinState(cid: p.cid, name: p.name, rmin: p.rmin, rmax: p.rmax, allocations: nodes, status: status, errors: errors.isEmpty ? nil : errors)
-        }
+        return try await view()
+    }
+
+    private func status(of cid: CID) async throws -> ClusterPinState {
+        try reachable()
+        let c = cid.description
+        guard let pin = try await coordinator.get(keys.pin(c)) else { throw ClusterError.notFound("\(cid) is not a cluster pin") }
+        let allocation = try await coordinator.get(keys.allocation(c))
+        let state = ClusterState([pin] + (allocation.map { [$0] } ?? []) + (try await coordinator.list(prefix: keys.statuses(c)).pairs), keys: keys)
+        guard let p = state.pins[c] else { throw ClusterError.notFound("\(cid) is not a cluster pin") }
+        return state.view(of: p)
     }
 
     /// Failed copies try again: a new attempt of the pin, which the allocator writes into each
@@ -458,33 +495,30 @@ public actor Cluster {
             throw ClusterError.notFound("\(cid) is not a cluster pin")
         }
         pin.attempt = (pin.attempt ?? 0) + 1
-        let (ok, _) = try await coordinator.transaction([.modRevision(key, equals: kv.modRevision)], success: [.put(key, try ClusterJSON.encode(pin))], failure: [])
-        guard ok else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
-        return try await status(cid)[0]
+        guard try await put(key, try ClusterJSON.encode(pin), if: .modRevision(key, equals: kv.modRevision)) else { throw ClusterError.unavailable("\(cid) changed meanwhile: try again") }
+        return try await status(of: cid)
     }
 
     /// Moves `node`'s pins away (it keeps what it has until others hold it); `cancel` undoes it.
     public func drain(_ node: String, cancel: Bool = false) async throws {
         try reachable()
         let key = keys.root + "drain/" + node
-        _ = try await coordinator.transaction([], success: [cancel ? .delete(key) : .put(key, Array(String(clock()).utf8))], failure: [])
+        if !cancel {
+            let state = try await view()
+            guard state.members[node] != nil || state.down[node] != nil else { throw ClusterError.notFound("\(node) is not a member of \(config.name)") }
+        }
+        try await txn([cancel ? .delete(key) : .put(key, Array(String(clock()).utf8))])
     }
 
     public func peers() async throws -> [ClusterPeer] {
         try reachable()
-        let members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
-        let draining = Set(try await coordinator.list(prefix: keys.root + "drain/").pairs.map { ClusterKeys.name($0.key, under: keys.root + "drain/") })
-        let allocator = try await coordinator.get(keys.allocator).map { String(decoding: $0.value, as: UTF8.self) }
-        var out = members.map { m in
+        let state = try await view()
+        var out = state.members.values.map { m in
             ClusterPeer(id: m.id, api: m.api, gateway: m.gateway, freeBytes: m.freeBytes, tags: m.tags, version: m.version,
-                        state: draining.contains(m.id) ? "draining" : "up", since: m.startedAt, allocator: m.id == allocator)
+                        state: state.draining.contains(m.id) ? "draining" : "up", since: m.startedAt, allocator: m.id == state.allocator)
         }
-        let live = Set(members.map(\.id))
-        for p in try await coordinator.list(prefix: keys.down).pairs {
-            let id = ClusterKeys.name(p.key, under: keys.down)
-            guard !live.contains(id) else { continue }
-            out.append(ClusterPeer(id: id, api: "", gateway: "", freeBytes: 0, tags: [:], version: "", state: "down",
-                                   since: UInt64(String(decoding: p.value, as: UTF8.self)) ?? 0, allocator: false))
+        for (id, since) in state.down where state.members[id] == nil {
+            out.append(ClusterPeer(id: id, api: "", gateway: "", freeBytes: 0, tags: [:], version: "", state: "down", since: since, allocator: false))
         }
         return out.sorted { $0.id < $1.id }
     }
@@ -510,13 +544,12 @@ public actor Cluster {
     public func swapIndexHead(type: String, key: String, from modRevision: Int64, to head: String, version: Int64) async throws -> Bool {
         let k = keys.indexHead(type, key)
         let value = try ClusterJSON.encode(IndexHead(head: head, version: version, node: config.nodeId, modRevision: nil))
-        return try await coordinator.transaction([.modRevision(k, equals: modRevision)], success: [.put(k, value)], failure: []).succeeded
+        return try await put(k, value, if: .modRevision(k, equals: modRevision))
     }
 
     /// Fetches block `cid` from the members' gateways into the repository.
     public func fetchBlock(_ cid: CID) async throws {
-        let members = try await coordinator.list(prefix: keys.members).pairs.compactMap { ClusterJSON.decode(Member.self, $0.value) }
-            .filter { $0.id != config.nodeId }
+        let members = try await view().members.values.filter { $0.id != config.nodeId }
         var failures: [String] = []
         for m in members.sorted(by: { $0.id < $1.id }) {
             do {

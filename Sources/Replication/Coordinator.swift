@@ -10,9 +10,10 @@ public protocol Coordinator: Sendable {
     /// The pairs whose key starts with `prefix` (sorted by key), and the store's revision then.
     func list(prefix: String) async throws -> (pairs: [KeyValue], revision: Int64)
     func get(_ key: String) async throws -> KeyValue?
-    /// Applies `success` when every comparison holds, else `failure`; whether they held, and
-    /// the pairs each `.get` of the branch taken read.
-    func transaction(_ compares: [Comparison], success: [TxnOp], failure: [TxnOp]) async throws -> (succeeded: Bool, read: [[KeyValue]])
+    /// Applies `success` when every comparison holds, else `failure`; whether they held, the
+    /// pairs each `.get` of the branch taken read, and the revision it wrote at (0 when it changed
+    /// nothing: a watch of the prefix sees that revision once it has seen the change).
+    func transaction(_ compares: [Comparison], success: [TxnOp], failure: [TxnOp]) async throws -> TxnResult
     /// A lease of `ttl` seconds: keys put under it go when it expires (not kept alive) or is revoked.
     func grantLease(ttl: Int) async throws -> Int64
     /// Keeps `lease` alive; the seconds it has left, 0 when it had expired already.
@@ -21,6 +22,7 @@ public protocol Coordinator: Sendable {
     /// The changes under `prefix` after `revision`, batch by batch, until the task is cancelled
     /// or the store goes away (the stream then ends with `unavailable`; watch again from the last
     /// revision seen). A revision compacted away ends it with `compacted`: read again, then watch.
+    /// The first batch is empty: the watch is in place.
     func watch(prefix: String, after revision: Int64) -> AsyncThrowingStream<[WatchEvent], any Error>
 }
 
@@ -48,8 +50,16 @@ public enum Comparison: Sendable, Equatable {
 public enum TxnOp: Sendable, Equatable {
     case put(String, [UInt8], lease: Int64 = 0)
     case delete(String)
-    case deletePrefix(String)
     case get(String)
+}
+
+public struct TxnResult: Sendable {
+    public var succeeded: Bool
+    /// What each `.get` of the branch taken read.
+    public var read: [[KeyValue]]
+    /// The revision the transaction's changes were made at; 0 when it changed nothing.
+    public var revision: Int64
+    public init(succeeded: Bool, read: [[KeyValue]], revision: Int64) { (self.succeeded, self.read, self.revision) = (succeeded, read, revision) }
 }
 
 public struct WatchEvent: Sendable, Equatable {

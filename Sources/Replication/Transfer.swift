@@ -18,6 +18,9 @@ public protocol LocalStore: Sendable {
     func clusterPins(cluster: String) throws -> [CID]
     /// Bytes free where the repository is.
     func freeBytes() -> UInt64
+    /// Keeps blocks stored from now on out of garbage collection until the returned function is
+    /// called (a pull, then its pin: GC running in between must not take the blocks pulled).
+    func leaseImports() -> @Sendable () -> Void
 }
 
 /// A body being received, read as a blocking `ByteSource` (on a thread that may block).
@@ -53,8 +56,8 @@ enum Transfer {
         var stored = 0
         var failures: [String] = []
         for source in sources {
-            var progress = true
-            while progress && !missing.isEmpty {
+            var progress = true, dropped = false
+            while progress && !dropped && !missing.isEmpty {
                 progress = false
                 for cid in missing {
                     try Task.checkCancellation()
@@ -73,7 +76,12 @@ enum Transfer {
                         stored += got
                         if got > 0 { progress = true }
                     } catch let e as ClusterError {
-                        if case .badPeer = e { failures.append("\(source): \(e)"); progress = false; break }
+                        // A block not hashing to its CID: this source is asked nothing more.
+                        if case .badPeer = e {
+                            failures.append("\(source): \(e)")
+                            dropped = true
+                            break
+                        }
                         failures.append("\(source): \(e)")
                         // Cut short: what came is kept; the next round asks only for what is missing.
                     } catch is CancellationError {

@@ -812,6 +812,14 @@ extension RemoteBackend {
         }
     }
 
+    /// The `data` of a /q/v1 reply as the node wrote it (JSON, keys sorted), unparsed.
+    func qRaw(_ method: String, _ path: String, _ query: [(String, String)] = []) throws -> Data {
+        let (status, reply) = try exchange(method: method, url: origin + "/q/v1/" + path, query)
+        do { return try QJSON.rawData(from: reply) } catch let e as QErrorReply { throw e } catch {
+            throw CLIError("unexpected reply from the daemon (\(status)) to \(method) /q/v1/\(path): \(error)")
+        }
+    }
+
     /// `index/{type}/{key}` with the key percent-encoded whole (its "/" too, so a key ending in
     /// "/history" is not read as the history route).
     static func pointerPath(_ type: String, _ key: String) -> String {

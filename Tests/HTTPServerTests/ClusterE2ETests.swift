@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import TestSupport
@@ -184,9 +185,105 @@ final class EtcdProcess {
         #expect(try nodes[0].request("DELETE", "/q/v1/cluster/pins/\(cid)", api: true).status == 404)
     }
 
+    /// What goes wrong, and its way back: a CID no node has stays queued (with the reason) and
+    /// is failed after the pin timeout; once a node has it, `recover` pins it on both allocated
+    /// nodes. A node drained gives its copies up to the others (only once they hold them), shows
+    /// as draining, and takes pins again once the drain is cancelled; draining a node that is
+    /// not a member is 404.
+    @Test func failedPinsRecoverAndADrainedNodeHandsItsCopiesOver() async throws {
+        guard EtcdProcess.binary != nil else {
+            Issue.record("etcd (Debian etcd-server) is not installed: make test installs it")
+            return
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cluster-fail-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let etcd = try EtcdProcess(directory: dir)
+        defer { etcd.stop() }
+        let nodes = try ["a", "b", "c"].map {
+            try ChildDaemon(directory: "\(dir)/\($0)", environment: ["QSTORE_CLUSTER_ETCD": etcd.url, "QSTORE_CLUSTER_NODE_ID": $0, "QSTORE_CLUSTER_NAME": "fail",
+                                                                   "QSTORE_CLUSTER_LEASE_TTL": "2s", "QSTORE_CLUSTER_PIN_TIMEOUT": "3s"])
+        }
+        defer { for n in nodes { n.stop() } }
+        let a = nodes[0]
+        #expect(try Self.eventually(10) { (Self.data(try a.request("GET", "/q/v1/cluster/peers", api: true)) as? [Any])?.count == 3 })
+        func state(_ cid: String) throws -> [String: Any] { Self.data(try a.request("GET", "/q/v1/cluster/pins/\(cid)", api: true)) as? [String: Any] ?? [:] }
+        func statuses(_ cid: String) throws -> [String: String] { try state(cid)["status"] as? [String: String] ?? [:] }
+        func pin(_ cid: String) throws {
+            let r = try a.request("POST", "/q/v1/cluster/pins", api: true, headers: ["Content-Type": "application/json"],
+                                  body: Array(#"{"cid": "\#(cid)", "rmin": 2, "rmax": 2}"#.utf8))
+            #expect(r.status == 201, "\(r.text)")
+        }
+
+        // Nobody has it: queued with the reason while it waits, failed after the timeout.
+        let content = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        let orphan = Self.raw(content)
+        try pin(orphan)
+        #expect(try Self.eventually(15) {
+            let (s, errors) = (try statuses(orphan), try state(orphan)["errors"] as? [String: String])
+            return s.count == 2 && s.values.allSatisfy { $0 == "queued" } && errors?.count == 2
+        },
+                "\((try? state(orphan)) ?? [:])")
+        #expect(try Self.eventually(20) { let s = try statuses(orphan); return s.count == 2 && s.values.allSatisfy { $0 == "failed" } }, "\((try? state(orphan)) ?? [:])")
+        let reasons = try state(orphan)["errors"] as? [String: String] ?? [:]
+        #expect(reasons.count == 2 && reasons.values.allSatisfy { $0.contains(orphan) && $0.contains("missing") }, "\(reasons)")
+        // Failed stays failed (no retry behind the user's back)...
+        sleep(2)
+        #expect(try statuses(orphan).values.allSatisfy { $0 == "failed" })
+
+        // ...until a node has it and `recover` asks again.
+        let file = "\(dir)/orphan"
+        try Data(content).write(to: URL(fileURLWithPath: file))
+        let (rc, out) = try await BackupE2ETests.qstore(["add", "-Q", "--cid-version", "1", "--pin=false", file], a.repository, home: dir)
+        #expect(rc == 0 && out.trimmingCharacters(in: .whitespacesAndNewlines) == orphan, "\(out)")
+        let recovered = try a.request("POST", "/q/v1/cluster/pins/\(orphan)/recover", api: true)
+        #expect(recovered.status == 200, "\(recovered.text)")
+        #expect(try Self.eventually(20) { let s = try statuses(orphan); return s.count == 2 && s.values.allSatisfy { $0 == "pinned" } }, "\((try? state(orphan)) ?? [:])")
+        #expect(try state(orphan)["errors"] == nil)
+
+        // A drained holder hands its copy over, and holds it until the others do.
+        let holder = try statuses(orphan).keys.sorted()[0]
+        let other = ["a", "b", "c"].first { (try? statuses(orphan).keys.contains($0)) == false }!
+        #expect(try a.request("POST", "/q/v1/cluster/drain/\(holder)", api: true).status == 200)
+        #expect(try Self.eventually(20) {
+            let s = try statuses(orphan)
+            return Set(s.keys) == Set(["a", "b", "c"].filter { $0 != holder }) && s.values.allSatisfy { $0 == "pinned" }
+        }, "\((try? state(orphan)) ?? [:])")
+        let peers = Self.data(try a.request("GET", "/q/v1/cluster/peers", api: true)) as? [[String: Any]] ?? []
+        #expect(peers.first { $0["id"] as? String == holder }?["state"] as? String == "draining", "\(peers)")
+        let drained = nodes[["a", "b", "c"].firstIndex(of: holder)!]
+        #expect(try Self.eventually(15) { !(try drained.request("POST", "/api/v0/pin/ls?type=recursive", api: true).text.contains(orphan)) })
+        #expect(try Self.eventually(5) { try statuses(orphan)[other] == "pinned" })
+        // A new pin goes to the two others only; cancelled, the node is up again.
+        let next = Self.raw(Array(content.reversed()))
+        try pin(next)
+        #expect(try Self.eventually(10) { Set((try state(next)["allocations"] as? [String]) ?? []) == Set(["a", "b", "c"].filter { $0 != holder }) })
+        #expect(try a.request("POST", "/q/v1/cluster/drain/\(holder)?cancel=true", api: true).status == 200)
+        #expect(try Self.eventually(10) {
+            (Self.data(try a.request("GET", "/q/v1/cluster/peers", api: true)) as? [[String: Any]] ?? []).first { $0["id"] as? String == holder }?["state"] as? String == "up"
+        })
+        let unknown = try a.request("POST", "/q/v1/cluster/drain/nobody", api: true)
+        #expect(unknown.status == 404 && unknown.text.contains("CLUSTER_NOT_FOUND"), "\(unknown.status) \(unknown.text)")
+
+        // A policy's replicationFactor is the number of copies unless rmin/rmax are given; an
+        // unknown policy is refused.
+        func add(_ body: String) throws -> RawConnection.Response {
+            try a.request("POST", "/q/v1/cluster/pins", api: true, headers: ["Content-Type": "application/json"], body: Array(body.utf8))
+        }
+        let logs = Self.data(try add(#"{"cid": "\#(Self.inline("logs"))", "policy": "audit-logs"}"#)) as? [String: Any]
+        #expect(logs?["rmin"] as? Int == 3 && logs?["rmax"] as? Int == 3 && logs?["policy"] as? String == "audit-logs", "\(logs ?? [:])")
+        let given = Self.data(try add(#"{"cid": "\#(Self.inline("given"))", "policy": "audit-logs", "rmin": 1, "rmax": 2}"#)) as? [String: Any]
+        #expect(given?["rmin"] as? Int == 1 && given?["rmax"] as? Int == 2, "\(given ?? [:])")
+        let bad = try add(#"{"cid": "\#(Self.inline("bad"))", "policy": "no-such-policy"}"#)
+        #expect(bad.status == 400 && bad.text.contains("no-such-policy"), "\(bad.status) \(bad.text)")
+    }
+
     /// A raw CID inlining `text` (an identity multihash): a target every node has.
-    static func inline(_ text: String) -> String {
-        let bytes: [UInt8] = [0x01, 0x55, 0x00, UInt8(text.utf8.count)] + Array(text.utf8)
+    static func inline(_ text: String) -> String { base32([0x01, 0x55, 0x00, UInt8(text.utf8.count)] + Array(text.utf8)) }
+
+    /// The raw CIDv1 of `data` (sha2-256): what `add --cid-version 1` gives a file of one chunk.
+    static func raw(_ data: [UInt8]) -> String { base32([0x01, 0x55, 0x12, 0x20] + Array(SHA256.hash(data: data))) }
+
+    static func base32(_ bytes: [UInt8]) -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
         var out = "b", buffer = 0, bits = 0
         for b in bytes {
