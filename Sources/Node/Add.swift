@@ -58,7 +58,7 @@ public final class AddSession {
         self.options = options
         self.report = report
         lease = options.importing.onlyHash ? nil : node?.blocks.lease()
-        batcher = options.importing.onlyHash ? nil : node.map { BlockBatcher(store: $0.blocks) }
+        batcher = options.importing.onlyHash ? nil : node.map { BlockBatcher(store: $0.blocks, remember: true) }
     }
 
     /// An add that stores nothing and needs no repository (`--only-hash`).
@@ -174,10 +174,14 @@ public final class AddSession {
         return roots
     }
 
-    /// Ends an add that will not finish: what it stored stays collectable garbage.
+    /// Ends an add that will not finish: what it stored and nothing else references is
+    /// collectable at once (no put grace period: a disk filled by a failed add can be emptied).
     public func cancel() {
         ended = true
         try? batcher?.finish()
+        if let node, let stored = batcher?.stored, !stored.isEmpty {
+            try? node.blocks.transaction { txn in for mh in stored { try txn.unprotect(mh) } }
+        }
         lease?.release()
     }
 }

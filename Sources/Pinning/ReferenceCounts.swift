@@ -115,6 +115,14 @@ public final class CountTransaction {
         try set(mh, r)
     }
 
+    /// Ends the block's put protection when nothing references it (a failed import's blocks:
+    /// collectable at once, leases in force aside).
+    public func unprotect(_ mh: Multihash) throws {
+        guard var r = try record(mh), r.count == 0, r.notBefore > now else { return }
+        r.notBefore = now
+        try set(mh, r)
+    }
+
     /// Adds `delta` references to the block.
     public func adjust(_ mh: Multihash, by delta: Int) throws {
         guard mh.code != .identity, delta != 0 else { return }

@@ -80,6 +80,8 @@ public enum BlockStoreError: Error, Equatable, Sendable, CustomStringConvertible
     case corrupted(CID, reason: String)
     /// The store is closed.
     case closed
+    /// The file system has no room for the data (or only the repository's reserve).
+    case noSpace(String)
 
     public var description: String {
         switch self {
@@ -89,6 +91,7 @@ public enum BlockStoreError: Error, Equatable, Sendable, CustomStringConvertible
         case .invalidBlock(let r): "invalid block: \(r)"
         case .corrupted(let c, let r): "stored block \(c) is corrupt: \(r)"
         case .closed: "the block store is closed"
+        case .noSpace(let m): m
         }
     }
 }
@@ -209,6 +212,12 @@ extension BlockStoreError: KindedError {
         case .hashMismatch, .unsupportedHash, .invalidBlock: .invalidInput
         case .corrupted: .internal
         case .closed: .unavailable
+        case .noSpace: .storageFull
         }
+    }
+
+    public var code: String? {
+        if case .noSpace = self { return "STORAGE_FULL" }
+        return nil
     }
 }

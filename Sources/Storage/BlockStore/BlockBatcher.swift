@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Multiformats
 
 /// Stores a stream of blocks in put-many batches of about `batchBytes`, each written on a
 /// second thread while the caller produces the next (hashing, reading a CAR), so producing
@@ -20,12 +21,18 @@ public final class BlockBatcher: @unchecked Sendable {
     private let group = DispatchGroup()
     private let lock = NSLock()
     private var failure: (any Error)?
+    private let remember: Bool
+    private var written: [Multihash] = []
 
-    /// A batcher writing into `store`.
-    public init(store: any BlockStore, batchBytes: Int = 3 << 20) {
+    /// A batcher writing into `store`; `remember`: it keeps the multihashes it stored (`stored`).
+    public init(store: any BlockStore, batchBytes: Int = 3 << 20, remember: Bool = false) {
         self.store = store
         self.batchBytes = batchBytes
+        self.remember = remember
     }
+
+    /// What was stored so far, when the batcher remembers.
+    public var stored: [Multihash] { lock.withLock { written } }
 
     /// Adds a block; a full batch goes to the writer (waiting while the previous one is written).
     public func add(_ block: Block) throws {
@@ -51,7 +58,10 @@ public final class BlockBatcher: @unchecked Sendable {
         queue.async {
             defer { self.slot.signal(); self.group.leave() }
             if self.lock.withLock({ self.failure }) != nil { return }
-            do { try self.store.putMany(batch) } catch { self.lock.withLock { if self.failure == nil { self.failure = error } } }
+            do {
+                try self.store.putMany(batch)
+                if self.remember { self.lock.withLock { self.written += batch.map(\.cid.multihash) } }
+            } catch { self.lock.withLock { if self.failure == nil { self.failure = error } } }
         }
     }
 }

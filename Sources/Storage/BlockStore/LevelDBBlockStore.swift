@@ -34,8 +34,20 @@ public final class LevelDBBlockStore: BlockStore {
         public var maximumPackSize: UInt64 = 1 << 30
         /// When writes are acknowledged.
         public var durability = Durability.sync
+        /// Space kept from block data twice over: a preallocated file given back when the disk
+        /// fills anyway, and a margin block writes never eat into (`SpaceReserve`). 0: none.
+        public var reserveBytes: UInt64 = 64 << 20
         /// Defaults.
         public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            blocks = try c.decodeIfPresent(BlockStoreOptions.self, forKey: .blocks) ?? blocks
+            inlineLimit = try c.decodeIfPresent(Int.self, forKey: .inlineLimit) ?? inlineLimit
+            maximumPackSize = try c.decodeIfPresent(UInt64.self, forKey: .maximumPackSize) ?? maximumPackSize
+            durability = try c.decodeIfPresent(Durability.self, forKey: .durability) ?? durability
+            reserveBytes = try c.decodeIfPresent(UInt64.self, forKey: .reserveBytes) ?? reserveBytes
+        }
     }
 
     /// The database (shared with the layers above, which own other key spaces).
@@ -49,10 +61,14 @@ public final class LevelDBBlockStore: BlockStore {
     private let writerThread = Atomic<UInt>(0)
 
     /// Opens the store over an open database and a pack directory.
-    public init(db: LevelDB, packDirectory: String, options: Options = Options()) throws {
+    /// What keeps block data from filling the disk (nil: nothing does).
+    public let reserve: SpaceReserve?
+
+    public init(db: LevelDB, packDirectory: String, options: Options = Options(), reserve: SpaceReserve? = nil) throws {
         self.db = db
         self.options = options
-        self.packs = try PackStore(directory: packDirectory, maximumPackSize: options.maximumPackSize)
+        self.reserve = reserve
+        self.packs = try PackStore(directory: packDirectory, maximumPackSize: options.maximumPackSize, reserve: reserve)
         // A compaction interrupted after retiring a pack but before removing its file.
         try removeRetiredPacks()
     }
@@ -220,6 +236,15 @@ public final class LevelDBBlockStore: BlockStore {
             let links = try extractLinks(b)
             let isNew = try db.get(Self.linksKey(b.cid.multihash, b.cid.codec)) == nil
             staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew)))
+        }
+        if let reserve {
+            let bytes = staged.reduce(0) { $0 + ($1.1.isNew ? $1.0.data.count : 0) }
+            do {
+                if bytes > 0 { try reserve.check(writing: UInt64(bytes)) }
+            } catch {
+                packs.seal()
+                throw error
+            }
         }
         var seenLarge = Set<Multihash>()
         for (b, s) in staged where s.isNew && b.data.count > options.inlineLimit && !seenLarge.contains(b.cid.multihash) {

@@ -45,9 +45,13 @@ final class PackStore: Sendable {
     /// just before the removal finishes its read on the file it opened.
     private let removed = Mutex<(closing: [Int32], waiting: [Int32])>(([], []))
 
-    init(directory: String, maximumPackSize: UInt64) throws {
+    /// Given back when an append finds the disk full.
+    let reserve: SpaceReserve?
+
+    init(directory: String, maximumPackSize: UInt64, reserve: SpaceReserve? = nil) throws {
         self.directory = directory
         self.maximumPackSize = maximumPackSize
+        self.reserve = reserve
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw PackStore.error("mkdir \(directory)") }
         let existing = try PackStore.packNumbers(in: directory)
         // Appends go to a fresh pack after every open: if the process died during an append, the
@@ -173,36 +177,65 @@ final class PackStore: Sendable {
         return out.sorted()
     }
 
-    static func error(_ what: String) -> BlockStoreError { .invalidBlock(reason: "\(what): \(String(cString: strerror(errno)))") }
+    static func error(_ what: String) -> BlockStoreError {
+        let code = errno
+        if code == ENOSPC || code == EDQUOT { return .noSpace("\(what): the disk is full (\(String(cString: strerror(code))))") }
+        return .invalidBlock(reason: "\(what): \(String(cString: strerror(code)))")
+    }
 
     /// Appends blocks; returns where each one's data is. Not durable until `sync()`.
+    ///
+    /// The disk full (ENOSPC, EDQUOT): what this call wrote to the pack is cut off again, the
+    /// pack is sealed (so what is stored in it and collected later can be compacted away), the
+    /// reserve is given back, and `noSpace` is thrown.
     func append(_ entries: [(Multihash, [UInt8])]) throws -> [PackLocation] {
         try writer.withLock { w in
-            var locations: [PackLocation] = []
-            var buffer: [UInt8] = []
-            buffer.reserveCapacity(entries.reduce(0) { $0 + $1.1.count + 48 })
-            var start = w.end
-            func flush() throws {
-                try PackStore.writeAll(w.descriptor, buffer, at: start)
-                w.end = start + UInt64(buffer.count)
-                buffer.removeAll(keepingCapacity: true)
+            let origin = (pack: w.pack, end: w.end)
+            do {
+                return try append(entries, &w)
+            } catch let e as BlockStoreError {
+                guard case .noSpace = e else { throw e }
+                if w.pack == origin.pack { w.end = origin.end }
+                _ = ftruncate(w.descriptor, off_t(w.end))
+                w.synced = min(w.synced, w.end)
+                reserve?.release()
+                if w.end > 0 { try? roll(&w) }
+                throw e
+            }
+        }
+    }
+
+    private func append(_ entries: [(Multihash, [UInt8])], _ w: inout Writer) throws -> [PackLocation] {
+        var locations: [PackLocation] = []
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(entries.reduce(0) { $0 + $1.1.count + 48 })
+        var start = w.end
+        func flush() throws {
+            try PackStore.writeAll(w.descriptor, buffer, at: start)
+            w.end = start + UInt64(buffer.count)
+            buffer.removeAll(keepingCapacity: true)
+            start = w.end
+        }
+        for (mh, data) in entries {
+            if start + UInt64(buffer.count) > 0, start + UInt64(buffer.count) + UInt64(data.count) > maximumPackSize {
+                try flush()
+                try roll(&w)
                 start = w.end
             }
-            for (mh, data) in entries {
-                if start + UInt64(buffer.count) > 0, start + UInt64(buffer.count) + UInt64(data.count) > maximumPackSize {
-                    try flush()
-                    try roll(&w)
-                    start = w.end
-                }
-                Varint.append(UInt64(mh.bytes.count), to: &buffer)
-                buffer.append(contentsOf: mh.bytes)
-                Varint.append(UInt64(data.count), to: &buffer)
-                locations.append(PackLocation(pack: w.pack, offset: start + UInt64(buffer.count), length: UInt32(data.count)))
-                buffer.append(contentsOf: data)
-            }
-            try flush()
-            return locations
+            Varint.append(UInt64(mh.bytes.count), to: &buffer)
+            buffer.append(contentsOf: mh.bytes)
+            Varint.append(UInt64(data.count), to: &buffer)
+            locations.append(PackLocation(pack: w.pack, offset: start + UInt64(buffer.count), length: UInt32(data.count)))
+            buffer.append(contentsOf: data)
         }
+        try flush()
+        return locations
+    }
+
+    /// Seals the current pack when it holds anything: what an import refused for want of space
+    /// stored in it can then be compacted away once collected (the current pack never is).
+    func seal() {
+        writer.withLock { w in if w.end > 0 { try? roll(&w) } }
     }
 
     /// Seals the current pack (synced) and starts the next.

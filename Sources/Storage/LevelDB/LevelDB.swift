@@ -1,5 +1,6 @@
 import CLevelDB
 import Multiformats
+import Synchronization
 
 /// A LevelDB database: the embedded key-value store under every repository.
 ///
@@ -120,8 +121,14 @@ public final class LevelDB: @unchecked Sendable {
     public func write(_ batch: WriteBatch, sync: Bool) throws {
         var err: UnsafeMutablePointer<CChar>?
         leveldb_write(handle, sync ? syncWrite : bufferedWrite, batch.pointer, &err)
-        if let e = LevelDBError.take(err, "write") { throw e }
+        if let e = LevelDBError.take(err, "write") {
+            if e.isNoSpace { noSpace.withLock { $0 }?() }
+            throw e
+        }
     }
+
+    /// Called when a write finds the disk full (the repository gives its reserve back then).
+    public let noSpace = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// An iterator, optionally over a snapshot; position it with `seek`.
     public func makeIterator(snapshot: Snapshot? = nil, fillCache: Bool = true) -> Iterator {
@@ -323,4 +330,9 @@ public struct LevelDBError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 }
 
-extension LevelDBError: KindedError { public var kind: ErrorKind { .internal } }
+extension LevelDBError: KindedError {
+    /// Out of space is the disk's state, not the node's fault (507); anything else is internal.
+    public var kind: ErrorKind { isNoSpace ? .storageFull : .internal }
+    public var code: String? { isNoSpace ? "STORAGE_FULL" : nil }
+    public var isNoSpace: Bool { message.contains("No space left on device") || message.contains("Disk quota exceeded") }
+}

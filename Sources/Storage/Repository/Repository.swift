@@ -15,6 +15,7 @@ import Multiformats
 /// - `keystore/identity.key` — the node's Ed25519 private key (mode 0600);
 /// - `api-token` — the daemon's bearer token (mode 0600);
 /// - `repo.lock` — the process lock (`RepositoryLock`), naming its holder;
+/// - `reserve` — space held for the repository's own writes when the disk fills (`SpaceReserve`);
 /// - `api` — while a daemon runs, its API address (the CLI goes through it then).
 ///
 /// Invariants: only one process has a repository open (the lock); a
@@ -104,8 +105,12 @@ public final class Repository: Sendable {
         identity = try NodeIdentity(rawRepresentation: [UInt8](keyData))
         var dbOptions = config.datastore.levelDBOptions
         dbOptions.createIfMissing = false
+        // A full disk must not stop the open: LevelDB's recovery writes before it reads.
+        let reserve = SpaceReserve(directory: path, bytes: config.blockstore.reserveBytes)
+        reserve.prepareForOpen()
         let db = try LevelDB(path: path + "/datastore", options: dbOptions)
-        blocks = try LevelDBBlockStore(db: db, packDirectory: path + "/packs", options: config.blockstore)
+        db.noSpace.withLock { $0 = { [reserve] in reserve.release() } }
+        blocks = try LevelDBBlockStore(db: db, packDirectory: path + "/packs", options: config.blockstore, reserve: config.blockstore.reserveBytes > 0 ? reserve : nil)
         configuration = config
         self.path = path
     }

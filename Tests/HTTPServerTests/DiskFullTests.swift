@@ -1,0 +1,141 @@
+import Crypto
+import Foundation
+import Testing
+import TestSupport
+
+/// A repository on a small file system the test mounts itself (tmpfs with `size=`), filled by a
+/// running daemon through add, block/put and dag/import: each is refused with 507 and a message
+/// saying why once the space left is the repository's reserve; what was acknowledged before
+/// reads back whole; a failed add's blocks are collected and its pack bytes given back by
+/// `repo gc`, after which writes succeed again without a restart. Then the disk filled to the
+/// last byte by someone else: the repository still opens, reads and verifies clean.
+@Suite(.serialized) struct DiskFullTests {
+    static func sh(_ command: String) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command.contains(">") ? command : command + " >/dev/null 2>&1"]
+        try? p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    static func random(_ n: Int, seed: UInt64) -> [UInt8] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<n).map { _ in
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return UInt8(truncatingIfNeeded: state)
+        }
+    }
+
+    @Test func aFullDiskRefusesWritesKeepsWhatWasAcknowledgedAndRecovers() async throws {
+        guard getuid() == 0 else {
+            Issue.record("needs root to mount a tmpfs")
+            return
+        }
+        let mount = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-full-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        guard Self.sh("mount -t tmpfs -o size=40m tmpfs \(mount)") == 0 else {
+            Issue.record("cannot mount a tmpfs at \(mount)")
+            return
+        }
+        defer {
+            _ = Self.sh("umount \(mount)")
+            try? FileManager.default.removeItem(atPath: mount)
+        }
+        let env = ["QSTORE_RESERVE_BYTES": String(4 << 20)]
+        // Another file on the same disk, removed later: space freed by someone else.
+        let ballast = mount + "/ballast"
+        try Data(count: 6 << 20).write(to: URL(fileURLWithPath: ballast))
+        var daemon: ChildDaemon? = try ChildDaemon(directory: mount + "/d", environment: env)
+        let d = daemon!
+        func add(_ bytes: [UInt8]) throws -> RawConnection.Response {
+            let (body, type) = DaemonHarness.multipart([bytes])
+            return try d.request("POST", "/api/v0/add?cid-version=1&quieter=true", api: true, headers: ["Content-Type": type], body: body)
+        }
+        func cid(_ r: RawConnection.Response) -> String? {
+            (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["Hash"] as? String
+        }
+        // Fill through add: 3 MB files until refused.
+        var acknowledged: [String: [UInt8]] = [:]
+        var refusal: RawConnection.Response?
+        for i in 0..<40 {
+            let bytes = Self.random(3_000_000, seed: UInt64(i + 1))
+            let r = try add(bytes)
+            if r.status == 200, let c = cid(r), !r.text.contains("\"Message\"") {
+                acknowledged[c] = bytes
+            } else {
+                refusal = r
+                break
+            }
+        }
+        #expect(refusal?.status == 507, "\(refusal?.status ?? 0) \(refusal?.text.prefix(300) ?? "never refused")")
+        #expect(refusal?.text.contains("no space") == true, "\(refusal?.text.prefix(300) ?? "")")
+        #expect(acknowledged.count >= 5, "\(acknowledged.count) adds before the disk was full")
+        // block/put and dag/import are refused the same way.
+        let (blockBody, blockType) = DaemonHarness.multipart([Self.random(1_000_000, seed: 999)])
+        let block = try d.request("POST", "/api/v0/block/put?cid-codec=raw", api: true, headers: ["Content-Type": blockType], body: blockBody)
+        #expect(block.status == 507, "\(block.status) \(block.text.prefix(300))")
+        let car = Self.carOfRawBlock(Self.random(1_000_000, seed: 1234))
+        let (carBody, carType) = DaemonHarness.multipart([car])
+        let imported = try d.request("POST", "/api/v0/dag/import", api: true, headers: ["Content-Type": carType], body: carBody)
+        #expect(imported.status == 507 || imported.text.contains("no space"), "\(imported.status) \(imported.text.prefix(300))")
+        // Reads go on; what was acknowledged is whole.
+        for (c, bytes) in acknowledged { #expect(try d.request("GET", "/ipfs/\(c)", api: false).body == bytes, "\(c)") }
+        // Space freed by someone else: writes work again, no restart.
+        try FileManager.default.removeItem(atPath: ballast)
+        let again = try add(Self.random(3_000_000, seed: 4242))
+        #expect(again.status == 200 && cid(again) != nil, "\(again.status) \(again.text.prefix(300))")
+        // An add stopped half way by the full disk: the batches it stored are collected at once
+        // and their pack bytes given back.
+        let before = SpaceLeft.bytes(mount)
+        // (The daemon may answer and close while the body is still being sent.)
+        if let big = try? add(Self.random(20_000_000, seed: 77)) {
+            #expect(big.status == 507 || big.text.contains("no space"), "\(big.status) \(big.text.prefix(300))")
+        }
+        let after = SpaceLeft.bytes(mount)
+        #expect(after < before - (1 << 20), "the failed add stored nothing (\(before) → \(after) bytes free): it does not test reclaiming")
+        #expect(try d.request("POST", "/api/v0/repo/gc", api: true).status == 200)
+        let collected = SpaceLeft.bytes(mount)
+        #expect(collected + (1 << 20) >= before, "\(before) bytes free before the failed add, \(collected) after gc")
+        d.stop()
+        daemon = nil
+
+        // The disk filled to its last byte by another writer: the repository opens (its reserve
+        // given back for LevelDB's recovery), reads, and verifies clean.
+        _ = Self.sh("dd if=/dev/zero of=\(mount)/filler bs=1M")
+        #expect(SpaceLeft.bytes(mount) < 1 << 20)
+        let repo = mount + "/d/repo"
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-full-cat-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        for (c, bytes) in acknowledged.prefix(2) {
+            let rc = Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d QSTORE_RESERVE_BYTES=\(4 << 20) \(ChildDaemon.binary) cat \(c) > \(output) 2>\(output).err")
+            if rc != 0 { Issue.record(Comment(rawValue: (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? "")) }
+            #expect(rc == 0 && (try? Data(contentsOf: URL(fileURLWithPath: output))) == Data(bytes), "cat \(c) on a full disk: \(rc)")
+        }
+        #expect(Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d \(ChildDaemon.binary) repo verify") == 0, "repo verify on a full disk")
+    }
+
+    /// A CARv1 of one raw block (sha2-256).
+    static func carOfRawBlock(_ data: [UInt8]) -> [UInt8] {
+        let cid: [UInt8] = [0x01, 0x55, 0x12, 0x20] + Array(SHA256.hash(data: data))
+        func varint(_ n: Int) -> [UInt8] {
+            var v = UInt64(n), out: [UInt8] = []
+            while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }
+            return out + [UInt8(v)]
+        }
+        // Header: dag-cbor {roots: [cid], version: 1}.
+        let link: [UInt8] = [0xd8, 0x2a, 0x58, UInt8(cid.count + 1), 0x00] + cid
+        let header: [UInt8] = [0xa2, 0x65] + Array("roots".utf8) + [0x81] + link + [0x67] + Array("version".utf8) + [0x01]
+        return varint(header.count) + header + varint(cid.count + data.count) + cid + data
+    }
+}
+
+enum SpaceLeft {
+    static func bytes(_ path: String) -> UInt64 {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return 0 }
+        return UInt64(s.f_bavail) * UInt64(s.f_frsize)
+    }
+}
