@@ -22,8 +22,12 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
     private let lock = NSLock()
     private var current = 0
 
+    /// Pairs per range request: a large state is read in pages, all at the first page's revision.
+    let page: Int
+
     /// `endpoints`: `http://host:port` of etcd members (client URLs).
-    public init(endpoints: [String], timeout: TimeAmount = .seconds(5), client: HTTPClient = .shared) throws {
+    public init(endpoints: [String], timeout: TimeAmount = .seconds(5), client: HTTPClient = .shared, page: Int = 5_000) throws {
+        self.page = max(1, page)
         let cleaned = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         guard !cleaned.isEmpty, cleaned.allSatisfy({ $0.hasPrefix("http://") || $0.hasPrefix("https://") }) else {
             throw ClusterError.invalid("etcd endpoints are http(s)://host:port URLs: \(endpoints)")
@@ -104,15 +108,12 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
 
     // MARK: Coordinator
 
-    /// Pairs per range request: a large state is read in pages, all at the first page's revision.
-    static let page = 5_000
-
     public func list(prefix: String) async throws -> (pairs: [KeyValue], revision: Int64) {
         var pairs: [KeyValue] = []
         var from = Self.b64(prefix)
         var revision: Int64 = 0
         while true {
-            var body: [String: Any] = ["key": from, "range_end": Self.rangeEnd(prefix), "limit": String(Self.page)]
+            var body: [String: Any] = ["key": from, "range_end": Self.rangeEnd(prefix), "limit": String(page)]
             if revision > 0 { body["revision"] = String(revision) }
             let r = try await call("/v3/kv/range", body)
             if revision == 0 { revision = Self.int((r["header"] as? [String: Any])?["revision"]) }
@@ -185,6 +186,9 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
                 var request = HTTPClientRequest(url: endpoint + "/v3/watch")
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")
+                // etcd ends the watch when its member loses the leader (else a member cut off from
+                // the others would keep it open and silent).
+                request.headers.add(name: "Grpc-Metadata-hasleader", value: "true")
                 request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
                 let response = try await client.execute(request, deadline: .distantFuture)
                 guard response.status == .ok else { throw ClusterError.unavailable("etcd watch: \(response.status)") }
@@ -198,7 +202,15 @@ public final class EtcdCoordinator: Coordinator, @unchecked Sendable {
                         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                               let result = object["result"] as? [String: Any] else { continue }
                         if Self.int(result["compact_revision"]) > 0 { throw ClusterError.compacted(Self.int(result["compact_revision"])) }
-                        if result["created"] as? Bool == true { continuation.yield([]) }
+                        if result["canceled"] as? Bool == true {
+                            throw ClusterError.unavailable("etcd ended the watch: \(result["cancel_reason"] as? String ?? "canceled")")
+                        }
+                        if result["created"] as? Bool == true {
+                            // An etcd restored to an older revision: what was seen is not there.
+                            let now = Self.int((result["header"] as? [String: Any])?["revision"])
+                            if now > 0 && now < revision { throw ClusterError.compacted(now) }
+                            continuation.yield([])
+                        }
                         let events = (result["events"] as? [[String: Any]] ?? []).map { e in
                             WatchEvent(kind: (e["type"] as? String) == "DELETE" ? .delete : .put, pair: Self.pair(e["kv"] as? [String: Any] ?? [:]))
                         }

@@ -102,7 +102,8 @@ extension ClusterAPI {
         func raw(_ s: StaticString) { out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
         func map(_ m: [String: String]) {
             raw("{")
-            for (k, key) in m.keys.sorted().enumerated() {
+            // JSONEncoder's order: by UTF-8 bytes (String's < compares normalized text).
+            for (k, key) in m.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
                 if k > 0 { raw(",") }
                 DAGJSON.writeString(key, to: &out)
                 raw(":")

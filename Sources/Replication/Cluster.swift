@@ -95,6 +95,14 @@ public actor Cluster {
     private var watching = false
     private var seen: Int64 = 0
     private var wrote: Int64 = 0
+    /// The revision of the last state read from etcd directly (the fallback): the watched copy
+    /// is used again only once it is past it, so what a node shows never goes back in time.
+    private var readAt: Int64 = 0
+    /// The watch loop, restarted when the watch is in place but brings nothing it should; only
+    /// the loop of the current generation changes the copy.
+    private var follower: Task<Void, Never>?
+    private var generation = 0
+    private var loaded = false
 
     public init(config: ClusterConfiguration, coordinator: any Coordinator, transport: any PeerTransport, local: any LocalStore,
                 clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }, log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -116,14 +124,20 @@ public actor Cluster {
             Task { await self.loop(every: UInt64(max(1, config.leaseTTL)) * 1000 / 3) { try await self.keepMembership() } },
             Task { await self.loop(every: config.interval) { try await self.allocate() } },
             Task { await self.loop(every: config.interval) { try await self.work() } },
-            Task { await self.follow() },
         ]
+        let g = generation
+        follower = Task { await self.follow(g) }
     }
 
     /// Stops the loops and gives up the membership (the others see this node go at once).
     public func stop() async {
         for t in loops { t.cancel() }
         for t in workers.values { t.cancel() }
+        follower?.cancel()
+        generation += 1
+        await follower?.value
+        follower = nil
+        watching = false
         // Their transfers are closed by the cancellation; the repository is closed after this.
         for t in loops { await t.value }
         for t in Array(workers.values) { await t.value }
@@ -157,46 +171,65 @@ public actor Cluster {
     }
 
     /// Reads the cluster's state once, then applies its changes as the watch brings them. A
-    /// broken watch starts again from the last revision applied; one compacted away reads the
-    /// state again.
-    private func follow() async {
-        var loaded = false
-        while !Task.isCancelled {
+    /// broken watch starts again from the last revision applied; one compacted away (or an etcd
+    /// restored to an older revision) reads the state again. Only the newest follower changes
+    /// anything (`generation`): a restarted watch never interleaves with the one it replaced.
+    private func follow(_ generation: Int) async {
+        func current() -> Bool { generation == self.generation && !Task.isCancelled }
+        while current() {
             do {
                 if !loaded {
-                    let (pairs, revision) = try await coordinator.list(prefix: keys.root)
-                    known = ClusterState(pairs, keys: keys)
-                    seen = revision
-                    loaded = true
+                    let (state, revision) = try await readState()
+                    guard current() else { return }
+                    (known, seen, loaded) = (state, revision, true)
                 }
                 for try await batch in coordinator.watch(prefix: keys.root, after: seen) {
+                    guard current() else { return }
                     watching = true
                     for e in batch {
                         known.apply(e.pair.key, e.kind == .delete ? nil : e.pair.value, keys: keys)
                         seen = max(seen, e.pair.modRevision)
                     }
                 }
+                guard current() else { return }
                 watching = false
             } catch {
+                guard current() else { return }
                 watching = false
-                if error is CancellationError { return }
                 if case ClusterError.compacted = error { loaded = false }
             }
             try? await Task.sleep(nanoseconds: config.interval * 1_000_000)
         }
-        watching = false
     }
 
     /// The cluster's state, with this node's own writes in it: the watched copy once it has
-    /// caught up with them (it waits up to a second), else read from the coordinator.
+    /// caught up with them and with the last direct read (it waits up to a second), else read
+    /// from the coordinator. A watch in place that did not catch up in that second is stalled (a
+    /// member cut off from its leader, a half-dead connection): it is started again.
     private func view() async throws -> ClusterState {
         let deadline = ContinuousClock.now + .seconds(1)
+        var waited = false
         while watching {
-            if seen >= wrote { return known }
+            if seen >= max(wrote, readAt) { return known }
             guard ContinuousClock.now < deadline else { break }
+            waited = true
             try await Task.sleep(nanoseconds: 2_000_000)
         }
-        return try await readState()
+        if waited && watching && seen < wrote {
+            log("cluster: the watch brought nothing for a second (at \(seen), wrote \(wrote)): watching again")
+            restartWatch()
+        }
+        let (state, revision) = try await readState()
+        readAt = max(readAt, revision)
+        return state
+    }
+
+    private func restartWatch() {
+        follower?.cancel()
+        watching = false
+        generation += 1
+        let g = generation
+        follower = Task { await self.follow(g) }
     }
 
     /// A transaction whose changes this node's later reads will see.
@@ -214,7 +247,9 @@ public actor Cluster {
     /// comparison with the key now holding exactly `value` is that earlier success.
     private func put(_ key: String, _ value: [UInt8], if compare: Comparison) async throws -> Bool {
         if try await txn([compare], [.put(key, value)]).succeeded { return true }
-        return try await coordinator.get(key)?.value == value
+        guard let kv = try await coordinator.get(key), kv.value == value else { return false }
+        wrote = max(wrote, kv.modRevision)
+        return true
     }
 
     /// Throws `unavailable` with the last reason when the coordinator could not be reached.
@@ -328,9 +363,13 @@ public actor Cluster {
         if !plan.isEmpty || !repair.isEmpty { log("cluster: allocated \(plan.assign.count) pin(s), released \(plan.remove.count), repaired \(repair.count) assignment(s)") }
     }
 
-    /// The whole state at one revision, read from the coordinator.
-    private func readState() async throws -> ClusterState {
-        ClusterState(try await coordinator.list(prefix: keys.root).pairs, keys: keys)
+    /// The whole state at one revision, read from the coordinator, and that revision.
+    private func readState() async throws -> (ClusterState, Int64) {
+        let (pairs, revision) = try await coordinator.list(prefix: keys.root)
+        let keys = self.keys
+        // Decoding 100k pins' records is work: off the actor, which the rounds and calls need.
+        let state = await Task.detached { ClusterState(pairs, keys: keys) }.value
+        return (state, revision)
     }
 
     // MARK: work
@@ -504,8 +543,10 @@ public actor Cluster {
         try reachable()
         let key = keys.root + "drain/" + node
         if !cancel {
-            let state = try await view()
-            guard state.members[node] != nil || state.down[node] != nil else { throw ClusterError.notFound("\(node) is not a member of \(config.name)") }
+            // Read from etcd itself: a node that joined a moment ago may not be in the watched copy.
+            let member = try await coordinator.get(keys.member(node))
+            let down = member == nil ? try await coordinator.get(keys.down(node)) : nil
+            guard member != nil || down != nil else { throw ClusterError.notFound("\(node) is not a member of \(config.name)") }
         }
         try await txn([cancel ? .delete(key) : .put(key, Array(String(clock()).utf8))])
     }

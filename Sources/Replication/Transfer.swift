@@ -31,8 +31,9 @@ public protocol PeerStream: ByteSource, AnyObject, Sendable {
 
 /// How blocks move between nodes: HTTP GETs of trustless-gateway CARs.
 public protocol PeerTransport: Sendable {
-    /// GETs `url`; its body once the status is 200 (anything else: `ClusterError.badPeer`; no
-    /// answer: `unavailable`).
+    /// GETs `url`; its body once the status is 200 (anything else: `ClusterError.notFound`; no
+    /// answer: `unavailable`). A block not hashing to its CID is found by `LocalStore.importBlocks`
+    /// (`badPeer`).
     func open(_ url: String) async throws -> any PeerStream
 }
 

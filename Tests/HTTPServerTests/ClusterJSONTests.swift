@@ -14,10 +14,14 @@ import Testing
                         status: ["node-b": "pinned", "Node-A": "failed", "n/1": "queued"],
                         errors: ["Node-A": "no source: \"gone\"\r\n", "n/1": "waiting \u{1f}"]),
         ClusterPinState(cid: "bafyC", name: "", rmin: 64, rmax: 64, allocations: ["z"], status: ["z": "pinning"], errors: [:]),
+        // Node ids whose order by bytes (JSONEncoder's) is not String's (normalized text).
+        ClusterPinState(cid: "bafyD", name: nil, rmin: 1, rmax: 5, allocations: ["\u{212B}", "\u{00D0}", "e\u{301}", "f"],
+                        status: ["\u{212B}": "pinned", "\u{00D0}": "queued", "e\u{301}": "failed", "f": "pinned"],
+                        errors: ["e\u{301}": "x", "f": "y", "\u{212B}": "z", "\u{00D0}": "w"]),
     ]
 
     @Test func theHandWrittenListingIsWhatJSONEncoderWrites() {
-        for n in [0, 1, 3] {
+        for n in [0, 1, 3, 4] {
             let states = Array(Self.states.prefix(n))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -24,7 +24,8 @@ import Testing
                 asked.append(url)
                 return bodies[base] ?? { _ in nil }
             }
-            guard let body = answer(cid) else { throw ClusterError.badPeer("\(base): 404") }
+            // As PeerHTTP: a gateway without the block answers 404, which is `notFound`.
+            guard let body = answer(cid) else { throw ClusterError.notFound("\(base): 404") }
             return Stream(body)
         }
     }

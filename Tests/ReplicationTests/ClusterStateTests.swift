@@ -45,20 +45,6 @@ import Testing
         #expect(s.down.isEmpty && s.draining.isEmpty && s.allocator == nil)
     }
 
-    @Test func aStateReadAtOnceEqualsTheSameChangesApplied() {
-        let pairs = (0..<50).flatMap { i -> [KeyValue] in
-            let cid = "bafy\(i)"
-            return [KeyValue(key: keys.pin(cid), value: json(ClusterPin(cid: cid, name: nil, rmin: 1, rmax: 1, policy: nil, addedAt: UInt64(i)))),
-                    KeyValue(key: keys.assignment("n\(i % 3)", cid), value: Array(String(i % 2).utf8))]
-        }
-        var applied = ClusterState()
-        for p in pairs { applied.apply(p.key, p.value, keys: keys) }
-        let read = ClusterState(pairs, keys: keys)
-        #expect(read.pins == applied.pins && read.assignments == applied.assignments)
-        #expect(read.pins.count == 50)
-        #expect(read.assignments.values.map(\.count).reduce(0, +) == 50)
-    }
-
     @Test func statusCountsTheCurrentAttemptOnly() {
         var s = ClusterState()
         var pin = ClusterPin(cid: "bafyA", name: nil, rmin: 2, rmax: 2, policy: nil, addedAt: 0)
