@@ -141,6 +141,8 @@ read -r _ STATUS2 _ < <(timed status "$Q" cluster status --json)
 TOKEN=$(cat "$WORK/f/repo/api-token")
 read -r _ HTTP _ < <(timed http curl -s -H "Authorization: Bearer $TOKEN" -o "$WORK/status.json" "http://$(cat "$WORK/f/repo/api")/q/v1/cluster/pins")
 echo "GET /q/v1/cluster/pins alone: ${HTTP}s ($(stat -c %s "$WORK/status.json") bytes)"
+read -r _ PLAIN _ < <(timed plain sh -c "\"$Q\" cluster status >/dev/null")
+echo "cluster status (text, 300k lines) over $STATUS_PINS pins: ${PLAIN}s"
 read -r _ ONE _ < <(timed one "$Q" cluster status "$(python3 -c "import base64; print('b' + base64.b32encode(bytes([1,0x55,0,8]) + (7).to_bytes(8,'big')).decode().lower().rstrip('='))")")
 echo "cluster status --json over $STATUS_PINS pins (2 copies each): ${STATUS}s, ${STATUS2}s again; one pin: ${ONE}s"
 echo "etcd database: $(( (SIZE_AFTER - SIZE_BEFORE) / STATUS_PINS )) bytes per pin (pin, allocation and two statuses; before compaction)"

@@ -121,9 +121,9 @@ public actor Cluster {
     public func start() {
         guard loops.isEmpty else { return }
         loops = [
-            Task { await self.loop(every: UInt64(max(1, config.leaseTTL)) * 1000 / 3) { try await self.keepMembership() } },
-            Task { await self.loop(every: config.interval) { try await self.allocate() } },
-            Task { await self.loop(every: config.interval) { try await self.work() } },
+            Task { await self.loop(.membership, every: UInt64(max(1, config.leaseTTL)) * 1000 / 3) { try await self.keepMembership() } },
+            Task { await self.loop(.allocation, every: config.interval) { try await self.allocate() } },
+            Task { await self.loop(.work, every: config.interval) { try await self.work() } },
         ]
         let g = generation
         follower = Task { await self.follow(g) }
@@ -148,7 +148,35 @@ public actor Cluster {
         isAllocator = false
     }
 
-    private func loop(every ms: UInt64, _ body: @escaping () async throws -> Void) async {
+    /// The loops, woken early (`wake`) when the watch or a finished pull brings them work.
+    enum Round: Hashable { case membership, allocation, work }
+    private var woken: Set<Round> = []
+    private var sleeping: [Round: CheckedContinuation<Void, Never>] = [:]
+
+    /// Starts `round` now if it sleeps, else as soon as it would sleep.
+    private func wake(_ round: Round) {
+        if let c = sleeping.removeValue(forKey: round) { c.resume() } else { woken.insert(round) }
+    }
+
+    /// Sleeps `ms`, or until woken or cancelled; at least 20 ms, so a flurry of changes makes
+    /// one round, not one each.
+    private func pause(_ round: Round, _ ms: UInt64) async {
+        try? await Task.sleep(nanoseconds: 20_000_000)
+        if woken.remove(round) != nil || Task.isCancelled { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(nanoseconds: ms * 1_000_000)
+            await self?.wake(round)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { sleeping[round] = $0 }
+        } onCancel: {
+            Task { await self.wake(round) }
+        }
+        timer.cancel()
+        woken.remove(round)
+    }
+
+    private func loop(_ round: Round, every ms: UInt64, _ body: @escaping () async throws -> Void) async {
         while !Task.isCancelled {
             do {
                 try await body()
@@ -166,7 +194,7 @@ public actor Cluster {
             } catch {
                 log("cluster: \(error)")
             }
-            try? await Task.sleep(nanoseconds: ms * 1_000_000)
+            await pause(round, ms)
         }
     }
 
@@ -186,9 +214,13 @@ public actor Cluster {
                 for try await batch in coordinator.watch(prefix: keys.root, after: seen) {
                     guard current() else { return }
                     watching = true
+                    let mine = keys.assigned(config.nodeId)
                     for e in batch {
                         known.apply(e.pair.key, e.kind == .delete ? nil : e.pair.value, keys: keys)
                         seen = max(seen, e.pair.modRevision)
+                        // A pin, a status or a member changed: the allocator looks again; an
+                        // assignment of this node's: it starts pulling.
+                        if e.pair.key.hasPrefix(mine) { wake(.work) } else if isAllocator && !e.pair.key.hasPrefix(keys.root + "assign/") { wake(.allocation) }
                     }
                 }
                 guard current() else { return }
@@ -419,6 +451,8 @@ public actor Cluster {
         defer {
             working.remove(text)
             workers[text] = nil
+            // A slot is free: the next pin starts now, not at the next round.
+            wake(.work)
         }
         let me = config.nodeId
         let key = keys.status(text, me)
