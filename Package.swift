@@ -115,11 +115,13 @@ let package = Package(
         .target(name: "KuboAPI"),
         // The Q API's (/q/v1) request and reply types, shared by the daemon and the CLI.
         .target(name: "QAPI", dependencies: ["Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "IPLD", "Multiformats"]),
+        // HTTP message grammar without a server: multipart bodies, Range, Accept, If-None-Match.
+        .target(name: "HTTPMessages", dependencies: ["CAR", "Multiformats"]),
         // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
         .target(
             name: "HTTPServer",
             dependencies: [
-                "Node", "KuboAPI", "QAPI", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
+                "Node", "KuboAPI", "QAPI", "HTTPMessages", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -8,7 +8,7 @@ import Glibc
 /// without holding a whole part in memory: after `nextPart()` returns a part's
 /// headers, the reader itself is a `ByteSource` of that part's body, ending at
 /// the next boundary. Kubo's RPC clients send files this way.
-final class MultipartReader<Source: ByteSource>: ByteSource {
+public final class MultipartReader<Source: ByteSource>: ByteSource {
     private var source: Source
     private let delimiter: [UInt8]  // "\r\n--boundary"
     private var buffer: [UInt8] = []
@@ -24,14 +24,14 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
 
     /// A reader of `source`; `readSize` is how much it asks the source for at a time
     /// (small for a body already in memory, 64 KiB for an upload).
-    init(_ source: Source, boundary: String, readSize: Int = 64 << 10) {
+    public init(_ source: Source, boundary: String, readSize: Int = 64 << 10) {
         self.source = source
         delimiter = Array("\r\n--\(boundary)".utf8)
         scratch = [UInt8](repeating: 0, count: max(readSize, 4096))
     }
 
     /// The boundary parameter of a `multipart/…` content type.
-    static func boundary(of contentType: String) -> String? {
+    public static func boundary(of contentType: String) -> String? {
         guard contentType.lowercased().hasPrefix("multipart/") else { return nil }
         for param in contentType.split(separator: ";").dropFirst() {
             let kv = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -79,7 +79,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     }
 
     /// Moves to the next part and returns its headers (names lowercased), or nil after the last part.
-    func nextPart() throws -> [String: String]? {
+    public func nextPart() throws -> [String: String]? {
         if finished { return nil }
         if inBody {
             // Skip what is left of the current body.
@@ -133,7 +133,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     }
 
     /// Reads the current part's body; 0 at its end.
-    func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+    public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
         guard inBody else { return 0 }
         _ = try fill(delimiter.count + 1)
         if let i = find(delimiter, from: 0) {
@@ -164,7 +164,7 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
     }
 
     /// The rest of the current part's body, refusing more than `limit` bytes.
-    func readBody(limit: Int) throws -> [UInt8] {
+    public func readBody(limit: Int) throws -> [UInt8] {
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: min(limit + 1, 64 << 10))
         while true {
@@ -177,14 +177,16 @@ final class MultipartReader<Source: ByteSource>: ByteSource {
 }
 
 /// Why a body is not valid multipart.
-struct MultipartMalformed: KindedError, CustomStringConvertible {
-    let description: String
-    var kind: ErrorKind { .invalidInput }
+public struct MultipartMalformed: KindedError, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+    public var kind: ErrorKind { .invalidInput }
 }
 
 /// A request body (or part) above the configured limit.
-struct BodyTooLarge: KindedError, CustomStringConvertible {
-    let limit: Int
-    var kind: ErrorKind { .tooLarge }
-    var description: String { "request body exceeds the \(limit)-byte limit" }
+public struct BodyTooLarge: KindedError, CustomStringConvertible {
+    public let limit: Int
+    public init(limit: Int) { self.limit = limit }
+    public var kind: ErrorKind { .tooLarge }
+    public var description: String { "request body exceeds the \(limit)-byte limit" }
 }

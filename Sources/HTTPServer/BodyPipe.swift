@@ -1,5 +1,6 @@
 import CAR
 import Foundation
+import HTTPMessages
 import Hummingbird
 import NIOCore
 import Pinning

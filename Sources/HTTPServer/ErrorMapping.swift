@@ -1,10 +1,11 @@
 import Access
 import CAR
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
-import KuboAPI
 import IPLD
+import KuboAPI
 import Multiformats
 import Node
 import Pinning
@@ -186,12 +187,6 @@ struct RequestError: Error {
 }
 
 /// No range of a `Range` header falls inside the representation.
-struct RangeNotSatisfiable: Error, CustomStringConvertible {
-    let header: String
-    let size: UInt64
-    var description: String { "no satisfiable range in \(header) for \(size) bytes" }
-}
-
 /// The daemon is too busy for this request now; the client may retry after `retryAfter` seconds.
 struct Overloaded: Error, CustomStringConvertible {
     var status: HTTPResponse.Status

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import IPLD
@@ -326,18 +327,11 @@ struct Gateway: Sendable {
         guard let accept = request.headers[.accept], !accept.isEmpty else { return .deserialized }
         var best: (q: Double, representation: Representation)?
         var sawUnsupported = false
-        for item in accept.split(separator: ",") {
-            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let type = parts.first?.lowercased() else { continue }
-            var params: [String: String] = [:]
-            for p in parts.dropFirst() {
-                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                if kv.count == 2 { params[kv[0].lowercased()] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
-            }
-            let weight = params["q"].flatMap(Double.init) ?? 1
+        for entry in MediaRange.list(accept) {
+            let (params, weight) = (entry.parameters, entry.weight)
             guard weight > 0 else { continue }
             let r: Representation?
-            switch type {
+            switch entry.type {
             case "application/vnd.ipld.raw": r = .raw
             case "application/vnd.ipld.car":
                 if let v = params["version"], v != "1" { r = nil }
@@ -363,11 +357,8 @@ struct Gateway: Sendable {
     /// The `dups` parameter of an `application/vnd.ipld.car` Accept entry, if any.
     static func acceptedDuplicates(_ request: Request) -> Bool? {
         guard let accept = request.headers[.accept] else { return nil }
-        for item in accept.split(separator: ",") where item.lowercased().contains("application/vnd.ipld.car") {
-            for p in item.split(separator: ";").dropFirst() {
-                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-                if kv.count == 2, kv[0] == "dups" { return kv[1] == "y" }
-            }
+        for entry in MediaRange.list(accept) where entry.type.contains("application/vnd.ipld.car") {
+            if let dups = entry.parameters["dups"] { return dups.lowercased() == "y" }
         }
         return nil
     }
@@ -412,11 +403,7 @@ struct Gateway: Sendable {
     /// `If-None-Match` names this entity (or `*`).
     static func matches(_ request: Request, etag: String) -> Bool {
         guard let header = request.headers[.ifNoneMatch] else { return false }
-        let strip = { (t: String) in t.hasPrefix("W/") ? String(t.dropFirst(2)) : t }
-        return header.split(separator: ",").contains { item in
-            let t = item.trimmingCharacters(in: .whitespaces)
-            return t == "*" || strip(t) == strip(etag)
-        }
+        return EntityTags.matches(header, etag: etag)
     }
 }
 

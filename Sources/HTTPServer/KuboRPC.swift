@@ -1,5 +1,6 @@
 import CAR
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import IPLD

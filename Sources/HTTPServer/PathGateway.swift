@@ -1,4 +1,5 @@
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import Multiformats
@@ -99,65 +100,11 @@ extension Gateway {
         }
     }
 
-    /// The ranges of a `Range` header over `size` bytes, as RFC 9110 §14 lets a server serve
-    /// them. nil (serve the whole body, 200) when the header is absent, not in bytes, not valid
-    /// (`bytes=abc`, `bytes=5-2`), asks for more than `maximum` ranges, or asks for more bytes in
-    /// all than the representation has (a few overlapping ranges must not multiply the response).
-    /// Otherwise the satisfiable ranges, overlapping and adjacent ones merged (§14.3 lets a server
-    /// coalesce), in the header's order; 416 (with `Content-Range: bytes */size`) when none is satisfiable.
+    /// The ranges of the request's `Range` header over `size` bytes (`ByteRanges.parse`); nil
+    /// without one.
     static func byteRanges(_ request: Request, size: UInt64, maximum: Int) throws -> [ClosedRange<UInt64>]? {
         guard let header = request.headers[.range] else { return nil }
-        guard let equals = header.firstIndex(of: "="),
-              header[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "bytes" else { return nil }
-        enum Spec { case from(UInt64, to: UInt64?), suffix(UInt64) }
-        var specs: [Spec] = []
-        for item in header[header.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false) {
-            let text = item.trimmingCharacters(in: .whitespaces)
-            if text.isEmpty { continue }  // empty list elements are allowed (RFC 9110 §5.6.1)
-            let b = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-            guard b.count == 2, b[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }), b[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-            if b[0].isEmpty {
-                guard let suffix = UInt64(b[1]) else { return nil }
-                specs.append(.suffix(suffix))
-            } else {
-                guard let first = UInt64(b[0]) else { return nil }
-                let last = b[1].isEmpty ? nil : UInt64(b[1])
-                if !b[1].isEmpty && last == nil { return nil }
-                if let last, last < first { return nil }
-                specs.append(.from(first, to: last))
-            }
-            if specs.count > maximum { return nil }
-        }
-        guard !specs.isEmpty else { return nil }
-        var ranges: [ClosedRange<UInt64>] = []
-        var total: UInt64 = 0
-        for spec in specs {
-            let r: ClosedRange<UInt64>
-            switch spec {
-            case .suffix(let n):
-                guard n > 0, size > 0 else { continue }
-                r = (size - min(n, size))...(size - 1)
-            case .from(let first, let last):
-                guard first < size else { continue }
-                r = first...min(last ?? (size - 1), size - 1)
-            }
-            total += r.upperBound - r.lowerBound + 1
-            if total > size { return nil }
-            ranges.append(r)
-        }
-        guard !ranges.isEmpty else { throw RangeNotSatisfiable(header: header, size: size) }
-        // Overlapping and adjacent ranges merge; the parts keep the order the header gave them
-        // (§14.6), a merged one the place of its first range.
-        var merged: [(range: ClosedRange<UInt64>, first: Int)] = []
-        for i in ranges.indices.sorted(by: { ranges[$0].lowerBound < ranges[$1].lowerBound }) {
-            let r = ranges[i]
-            if let last = merged.last, r.lowerBound <= last.range.upperBound || r.lowerBound - last.range.upperBound == 1 {
-                merged[merged.count - 1] = (last.range.lowerBound...max(last.range.upperBound, r.upperBound), min(last.first, i))
-            } else {
-                merged.append((r, i))
-            }
-        }
-        return merged.sorted { $0.first < $1.first }.map(\.range)
+        return try ByteRanges.parse(header, size: size, maximum: maximum)
     }
 
     /// A path with each segment percent-encoded (as a Location header needs).

@@ -1,10 +1,11 @@
 import CAR
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import Multiformats
-import Node
 import NIOCore
+import Node
 import Pinning
 import QAPI
 import Registry

@@ -1,5 +1,6 @@
-import Multiformats
+import HTTPMessages
 import Hummingbird
+import Multiformats
 import NIOCore
 import NIOHTTP1
 
