@@ -105,12 +105,15 @@ public struct IndexRecord: Sendable, Equatable {
         } catch let e as SigningError { throw QindexError.invalid("not a Qindex record: \(e)") }
         try IndexNames.check(type: type, key: key)
         try IndexNames.check(tags: tags)
-        guard version >= 1 else { throw QindexError.invalid("version: at least 1") }
+        // At most 2^53 - 1 (what JSON carries exactly), so a merge's version never overflows.
+        guard version >= 1, version <= Self.maximumVersion else { throw QindexError.invalid("version: 1 to \(Self.maximumVersion)") }
         guard (prev == nil) == (version == 1) else { throw QindexError.invalid("prev: null exactly when version is 1") }
         guard Timestamps.parse(createdAt) != nil else { throw QindexError.invalid("createdAt: not an RFC 3339 UTC time") }
         guard encoded == bytes else { throw QindexError.invalid("not a Qindex record: not in canonical form") }
         if isMerge {
             guard sig == nil else { throw QindexError.invalid("a merge record is not signed") }
+            // `prev` is the winner of the heads it joins, `merged` the others: two heads at least.
+            guard let prev, !merged.contains(prev) else { throw QindexError.invalid("a merge record joins its prev and the merged heads (two at least)") }
             guard merged == merged.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }), Set(merged).count == merged.count else {
                 throw QindexError.invalid("merged: distinct links in CID byte order")
             }
@@ -136,6 +139,9 @@ public struct IndexRecord: Sendable, Equatable {
     /// latest, and the version the winner's plus one per other head (so a head that grows by a
     /// late branch still gets a higher version than the merge before it). A function of the set alone, so every replica
     /// that holds the same heads makes the same block.
+    /// The highest version a record may have.
+    public static let maximumVersion: Int64 = (1 << 53) - 1
+
     public static func merge(_ tips: [(cid: CID, record: IndexRecord)]) -> IndexRecord {
         precondition(tips.count >= 2, "a merge joins two heads or more")
         let winner = tips.max { a, b in

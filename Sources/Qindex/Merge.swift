@@ -85,6 +85,7 @@ extension Qindex {
             let parents = ([r.prev].compactMap { $0 }) + r.merged
             if r.isMerge {
                 let joined = try parents.map { (cid: $0, record: try record($0)) }
+                guard Set(parents).count >= 2 else { throw QindexError.invalid("merge record \(cid) joins fewer than two heads") }
                 guard IndexRecord.merge(joined).encoded == r.encoded else { throw QindexError.invalid("merge record \(cid) is not the merge of its parents") }
             } else {
                 do {

@@ -189,6 +189,7 @@ public final class Qindex: Sendable {
     private func draft(_ u: Update) throws -> Draft? {
         guard u.signed == nil else { return nil }
         let current = try readHead(Keys.pointer(u.type, u.key))
+        guard (current?.version ?? 0) < IndexRecord.maximumVersion else { throw QindexError.invalid("\(u.type)/\(u.key) is at its last version") }
         let now = max(store.clock.now, current?.recordCreatedAt ?? 0)
         var record = IndexRecord(type: u.type, key: u.key, cid: u.target, version: (current?.version ?? 0) + 1, prev: current?.record,
                                  tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(now), author: u.author ?? nodeAuthor)
@@ -224,6 +225,7 @@ public final class Qindex: Sendable {
             guard signed.createdAtMilliseconds <= txn.now + 300_000 else { throw QindexError.invalid("the signed record's createdAt is more than 5 minutes ahead") }
             record = signed
         } else {
+            guard (current?.version ?? 0) < IndexRecord.maximumVersion else { throw QindexError.invalid("\(u.type)/\(u.key) is at its last version") }
             // Never dated before the record below (a merged head may come from a node whose clock is ahead).
             record = IndexRecord(type: u.type, key: u.key, cid: u.target, version: (current?.version ?? 0) + 1, prev: current?.record,
                                  tags: u.target == nil ? [] : u.tags, createdAt: Timestamps.format(max(txn.now, current?.recordCreatedAt ?? 0)),

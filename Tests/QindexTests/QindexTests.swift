@@ -433,4 +433,28 @@ final class Replica: @unchecked Sendable {
         let raw = try b.target("not a record")
         await #expect(throws: QindexError.self) { try await b.index.merge(roots: [raw]) }
     }
+
+    /// Found by reading for the fuzz targets: a merge record joining one head (version 1, no
+    /// prev, one merged link) decoded, and merging it trapped on `merge`'s precondition — any
+    /// import of pointer records could stop the daemon. A version near Int64.max overflowed the
+    /// same way. Both are refused when decoded now, and by the merge itself.
+    @Test func aMergeOfOneHeadOrAnOverflowingVersionIsRefusedNotATrap() async throws {
+        let a = try Replica()
+        let h = try await a.put("doc", "k", try a.target("x"))
+        let author = IdentityRef(squidId: "someone")
+        let lonely = IndexRecord(type: "doc", key: "k", cid: try a.target("y"), version: 1, prev: nil, merged: [h.record], tags: [],
+                                 createdAt: "2026-12-05T00:00:00.000Z", author: author)
+        #expect(throws: QindexError.self) { try IndexRecord(decoding: lonely.encoded) }
+        let selfMerge = IndexRecord(type: "doc", key: "k", cid: try a.target("y"), version: 2, prev: h.record, merged: [h.record], tags: [],
+                                    createdAt: "2026-12-05T00:00:00.000Z", author: author)
+        #expect(throws: QindexError.self) { try IndexRecord(decoding: selfMerge.encoded) }
+        var huge = try a.index.record(h.record)
+        huge.version = Int64.max
+        #expect(throws: QindexError.self) { try IndexRecord(decoding: huge.encoded) }
+        // Through the merge of an import: refused, the node goes on.
+        let block = try Block(data: lonely.encoded, codec: .dagCBOR)
+        try a.store.put(block)
+        await #expect(throws: QindexError.self) { try await a.index.merge(roots: [block.cid]) }
+        #expect(try a.index.head(type: "doc", key: "k")?.record == h.record)
+    }
 }
