@@ -2,13 +2,16 @@
 #   make run    build qstore (release), create the default repository ($QSTORE_PATH or ~/.qstore)
 #               when absent, and run `qstore $(ARGS)` on it (default: the daemon)
 #   make test   run the whole test suite
+#   make fuzz   fuzz every parser for FUZZ_SECONDS each (default 60; TARGETS="car dag-cbor" for some)
+#   make test-asan / make test-tsan   the suite under AddressSanitizer / ThreadSanitizer
+#   make soak   MINUTES (default 10) of mixed load at 64 connections against one daemon
 # Both install the Debian packages the build needs when they are missing.
 
 DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev libvips-dev libimage-exiftool-perl pkg-config ipfs-cid etcd-server
 ARGS ?= daemon
 SWIFT ?= swift
 
-.PHONY: deps build run test bench multicodec-table clean
+.PHONY: deps build run test fuzz test-asan test-tsan soak bench multicodec-table clean
 
 deps:
 	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "error: the Swift 6 toolchain (swift) is not on PATH; install it from swift.org first" >&2; exit 1; }
@@ -32,6 +35,19 @@ test: deps
 	$(SWIFT) build
 	SWIFT=$(SWIFT) Scripts/run-tests.sh
 
+fuzz: deps
+	SWIFT=$(SWIFT) FUZZ_SECONDS=$${FUZZ_SECONDS:-60} Scripts/fuzz.sh $(TARGETS)
+
+test-asan: deps
+	SWIFT=$(SWIFT) Scripts/sanitize.sh address
+
+test-tsan: deps
+	SWIFT=$(SWIFT) Scripts/sanitize.sh thread
+
+soak: deps
+	$(SWIFT) build -c release --product qstore
+	MINUTES=$${MINUTES:-10} python3 Scripts/soak.py
+
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
 
@@ -39,4 +55,4 @@ multicodec-table:
 	python3 Scripts/generate-multicodec-table.py
 
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build .build-fuzz .build-asan .build-tsan Benchmarks/.build

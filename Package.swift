@@ -115,6 +115,10 @@ let package = Package(
         .target(name: "KuboAPI"),
         // The Q API's (/q/v1) request and reply types, shared by the daemon and the CLI.
         .target(name: "QAPI", dependencies: ["Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Signing", "IPLD", "Multiformats"]),
+        // One fuzz target per untrusted input (Docs/fuzzing.md): a library the fuzz binary and the
+        // regression tests share, and the binary (libFuzzer with -D FUZZING, else a replayer).
+        .target(name: "FuzzTargets", dependencies: ["Access", "Audit", "CAR", "HTTPMessages", "IPLD", "Multiformats", "Qindex", "Registry", "Signing", "Storage", "UnixFS"]),
+        .executableTarget(name: "qstore-fuzz", dependencies: ["FuzzTargets"]),
         // HTTP message grammar without a server: multipart bodies, Range, Accept, If-None-Match.
         .target(name: "HTTPMessages", dependencies: ["CAR", "Multiformats"]),
         // Hummingbird routes: the gateway, /api/v0 RPC, /health, /metrics. No storage work of its own.
@@ -153,6 +157,7 @@ let package = Package(
         .testTarget(name: "IPLDTests", dependencies: ["IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "CARTests", dependencies: ["CAR", "IPLD", "Multiformats", "TestSupport"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "TestSupport"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
         .testTarget(name: "QdriveTests", dependencies: ["Qdrive", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "QpiCTests", dependencies: ["QpiC", "Qdrive", "TestSupport"]),
         // "qstore" is a dependency so the crash test has the binary to run as a child process.

@@ -68,7 +68,7 @@ public struct SignedRequest: Sendable {
     }
 
     /// Checks the headers' shapes; returns the timestamp (ms) and the 64 signature bytes.
-    func parsed() throws -> (ms: UInt64, signature: [UInt8]) {
+    public func parsed() throws -> (ms: UInt64, signature: [UInt8]) {
         guard timestamp.utf8.count <= 16, timestamp.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let ms = UInt64(timestamp) else {
             throw AccessError.signatureInvalid("x-ts: Unix time in milliseconds (decimal digits)")
         }

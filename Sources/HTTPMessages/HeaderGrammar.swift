@@ -104,7 +104,8 @@ public enum EntityTags {
         let strip = { (t: String) in t.hasPrefix("W/") ? String(t.dropFirst(2)) : t }
         return header.split(separator: ",").contains { item in
             let t = item.trimmingCharacters(in: .whitespaces)
-            return t == "*" || strip(t) == strip(etag)
+            // Empty list elements are allowed and name nothing (RFC 9110 §5.6.1).
+            return t == "*" || (!t.isEmpty && strip(t) == strip(etag))
         }
     }
 }
