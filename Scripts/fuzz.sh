@@ -82,10 +82,10 @@ PY
   exit 0
 fi
 
-"$SWIFT" build "${FLAGS[@]}" >/dev/null
+[ -n "${FUZZ_NO_BUILD:-}" ] || "$SWIFT" build "${FLAGS[@]}" >/dev/null
 BIN=$("$SWIFT" build "${FLAGS[@]}" --show-bin-path)/qstore-fuzz
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <("$SWIFT" build --product qstore-fuzz >/dev/null && ./.build/debug/qstore-fuzz --list | cut -f1)
+[ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(QSTORE_FUZZ_TARGET=none "$BIN" 2>&1 | sed -n 's/.*one of: //p' | tr ' ' '\n' | grep -v '^$')
 WORK=$(mktemp -d /tmp/qstore-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 failed=0

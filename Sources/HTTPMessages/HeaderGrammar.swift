@@ -105,7 +105,8 @@ public enum EntityTags {
         return header.split(separator: ",").contains { item in
             let t = item.trimmingCharacters(in: .whitespaces)
             // Empty list elements are allowed and name nothing (RFC 9110 §5.6.1).
-            return t == "*" || (!t.isEmpty && strip(t) == strip(etag))
+            let opaque = strip(t)
+            return t == "*" || (!opaque.isEmpty && opaque == strip(etag))
         }
     }
 }

@@ -140,7 +140,8 @@ extension Node {
 
     /// The children of a file node overlapping the inclusive byte range [from, to], depth first;
     /// blocks outside the range are never read (they may be missing).
-    private func walkRange(_ node: PBNode, _ fs: UnixFSData, from: UInt64, to: UInt64, base: UInt64, send: (CID, [UInt8]) throws -> Void) throws {
+    private func walkRange(_ node: PBNode, _ fs: UnixFSData, from: UInt64, to: UInt64, base: UInt64, depth: Int = 0, send: (CID, [UInt8]) throws -> Void) throws {
+        guard depth <= FileReader.maximumDepth else { throw NodeError.badInput("a UnixFS file DAG deeper than \(FileReader.maximumDepth) levels") }
         func sum(_ a: UInt64, _ b: UInt64) throws -> UInt64 {
             let (s, overflow) = a.addingReportingOverflow(b)
             if overflow { throw NodeError.badInput("a UnixFS file whose block sizes add up past 2^64 bytes") }
@@ -155,7 +156,7 @@ extension Node {
                 if link.hash.codec == .dagPB {
                     let child = try DAGPB.decodeNode(bytes)
                     if let d = child.data, let cfs = try? UnixFSData(bytes: d), !child.links.isEmpty {
-                        try walkRange(child, cfs, from: from, to: to, base: position, send: send)
+                        try walkRange(child, cfs, from: from, to: to, base: position, depth: depth + 1, send: send)
                     }
                 }
             }

@@ -10,6 +10,11 @@ public struct FileReader {
     /// A reader over `store`.
     public init(store: any BlockStore) { self.store = store }
 
+    /// The deepest file DAG read (a balanced DAG of 174 links per node is 9 levels deep at an
+    /// exabyte; a trickle DAG grows about one level per doubling): deeper is refused, not followed
+    /// down a chain of blocks until the stack runs out.
+    public static let maximumDepth = 1024
+
     private func load(_ cid: CID) throws -> [UInt8] {
         guard let d = try store.get(cid) else { throw UnixFSError.missingBlock(cid) }
         return d
@@ -42,11 +47,12 @@ public struct FileReader {
     public func read(_ cid: CID, offset: UInt64 = 0, length: UInt64? = nil, _ body: ([UInt8]) throws -> Void) throws {
         let end = length.map { offset &+ $0 } ?? UInt64.max
         guard end > offset else { return }
-        try read(cid, from: offset, to: end, base: 0, body)
+        try read(cid, from: offset, to: end, base: 0, depth: 0, body)
     }
 
     /// Reads the part of `cid` (whose first byte is at file position `base`) that falls in [from, to).
-    private func read(_ cid: CID, from: UInt64, to: UInt64, base: UInt64, _ body: ([UInt8]) throws -> Void) throws {
+    private func read(_ cid: CID, from: UInt64, to: UInt64, base: UInt64, depth: Int, _ body: ([UInt8]) throws -> Void) throws {
+        guard depth <= Self.maximumDepth else { throw UnixFSError.invalid("\(cid): the file's DAG is deeper than \(Self.maximumDepth) levels") }
         if cid.codec == .raw || cid.multihash.code == .identity && cid.codec == .raw {
             let data = try load(cid)
             try emitSlice(data, base: base, from: from, to: to, body)
@@ -67,7 +73,7 @@ public struct FileReader {
         for (link, size) in zip(node.links, fs.blockSizes) {
             let (childEnd, overflow) = position.addingReportingOverflow(size)
             if overflow { throw UnixFSError.invalid("\(cid): block sizes add up past 2^64 bytes") }
-            if childEnd > from && position < to { try read(link.hash, from: from, to: to, base: position, body) }
+            if childEnd > from && position < to { try read(link.hash, from: from, to: to, base: position, depth: depth + 1, body) }
             position = childEnd
             if position >= to { break }
         }

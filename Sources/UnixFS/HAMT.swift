@@ -36,13 +36,18 @@ public enum HAMT {
     }
 
     /// Every entry below `shard`, in shard order.
-    public static func entries(_ shard: CID, store: any BlockStore) throws -> [DirectoryEntry] {
+    public static func entries(_ shard: CID, store: any BlockStore) throws -> [DirectoryEntry] { try entries(shard, store: store, depth: 0) }
+
+    /// Each level takes at least one bit of the 64-bit name hash: a shard deeper than 64 levels is
+    /// not a HAMT (and is not followed until the stack runs out).
+    static func entries(_ shard: CID, store: any BlockStore, depth: Int) throws -> [DirectoryEntry] {
+        guard depth < 64 else { throw UnixFSError.invalid("\(shard): a HAMT deeper than 64 levels") }
         let (node, fanout) = try load(shard, store)
         let digits = String(fanout - 1, radix: 16).count
         var out: [DirectoryEntry] = []
         for link in node.links {
             let name = link.name ?? ""
-            if name.count == digits { out += try entries(link.hash, store: store) } else {
+            if name.count == digits { out += try entries(link.hash, store: store, depth: depth + 1) } else {
                 out.append(DirectoryEntry(name: String(name.dropFirst(digits)), cid: link.hash, size: link.tsize))
             }
         }

@@ -8,7 +8,8 @@ import TestSupport
 /// saying why once the space left is the repository's reserve; what was acknowledged before
 /// reads back whole; a failed add's blocks are collected and its pack bytes given back by
 /// `repo gc`, after which writes succeed again without a restart. Then the disk filled to the
-/// last byte by someone else: the repository still opens, reads and verifies clean.
+/// last byte by someone else: the repository still opens, reads and verifies clean. And a pack
+/// cut short under the daemon: errors for what it lost, no crash.
 @Suite(.serialized) struct DiskFullTests {
     static func sh(_ command: String) -> Int32 {
         let p = Process()
@@ -115,6 +116,49 @@ import TestSupport
             #expect(rc == 0 && (try? Data(contentsOf: URL(fileURLWithPath: output))) == Data(bytes), "cat \(c) on a full disk: \(rc)")
         }
         #expect(Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d \(ChildDaemon.binary) repo verify") == 0, "repo verify on a full disk")
+    }
+
+    /// A pack file cut short under a running daemon (a disk error, a careless hand): the blocks it
+    /// no longer holds answer 500 naming the block, the others are served as before, the daemon
+    /// keeps running, and `repo verify` names what is lost.
+    @Test func aPackCutUnderTheDaemonGivesErrorsNotACrash() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cut-\(UUID().uuidString)").path
+        let d = try ChildDaemon(directory: dir)
+        defer { d.discard() }
+        var files: [(String, [UInt8])] = []
+        for i in 0..<4 {
+            let bytes = Self.random(600_000, seed: UInt64(100 + i))
+            let (body, type) = DaemonHarness.multipart([bytes])
+            let r = try d.request("POST", "/api/v0/add?cid-version=1&raw-leaves=true&quieter=true", api: true, headers: ["Content-Type": type], body: body)
+            let cid = (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["Hash"] as? String
+            #expect(r.status == 200 && cid != nil, "\(r.status) \(r.text.prefix(200))")
+            files.append((cid ?? "", bytes))
+        }
+        // Cut the pack in half: the first files stay whole, the last ones lose blocks.
+        let packs = try FileManager.default.contentsOfDirectory(atPath: d.repository + "/packs").filter { $0.hasSuffix(".pack") }.sorted()
+        let pack = d.repository + "/packs/" + packs.last { ((try? FileManager.default.attributesOfItem(atPath: d.repository + "/packs/" + $0)[.size] as? Int) ?? 0) > 0 }!
+        let size = try FileManager.default.attributesOfItem(atPath: pack)[.size] as! Int
+        #expect(truncate(pack, off_t(size / 2)) == 0)
+        var served = 0, refused = 0
+        for (cid, bytes) in files {
+            let r = try d.request("GET", "/ipfs/\(cid)", api: false)
+            if r.status == 200 && r.body == bytes {
+                served += 1
+            } else {
+                // Whole or an error: never wrong bytes with a 200 and a full length.
+                #expect(r.status >= 500 || r.body.count < bytes.count, "\(cid): \(r.status), \(r.body.count) bytes")
+                let stat = try d.request("POST", "/api/v0/block/get?arg=\(cid)", api: true)
+                #expect(stat.status == 500 || stat.status == 200, "\(stat.status) \(stat.text.prefix(200))")
+                refused += 1
+            }
+        }
+        #expect(served >= 1 && refused >= 1, "\(served) served, \(refused) refused")
+        #expect(d.isRunning)
+        #expect(try d.request("POST", "/api/v0/version", api: true).status == 200)
+        d.stop()
+        let verify = Self.sh("QSTORE_PATH=\(d.repository) HOME=\(dir) \(ChildDaemon.binary) repo verify > \(dir)/verify.out 2>&1")
+        let report = (try? String(contentsOfFile: dir + "/verify.out", encoding: .utf8)) ?? ""
+        #expect(verify != 0 && report.contains("cannot be read"), "repo verify: \(verify) \(report.suffix(400))")
     }
 
     /// A CARv1 of one raw block (sha2-256).
