@@ -22,6 +22,11 @@ public struct ServerLimits: Sendable {
     public var maximumPathLength = 4096
     /// Ranges served from one `Range` header; more are answered with the whole body.
     public var maximumRanges = 100
+    /// Connections open at once on each listener (more: 503 and closed), header fields per
+    /// request and their bytes (more: 431).
+    public var maximumConnections = 1024
+    public var maximumHeaderCount = 100
+    public var maximumHeaderBytes = 64 << 10
     /// A request's headers must be complete within this (from the connection's start or the previous response).
     public var headerTimeout: Duration = .seconds(30)
     /// A request body that sends nothing for this long has its connection closed.
@@ -55,6 +60,9 @@ public struct ServerLimits: Sendable {
         sendTimeout = try duration(c.sendTimeout, "sendTimeout")
         requestTimeout = try duration(c.requestTimeout, "requestTimeout")
         maximumRanges = try positive(c.maximumRanges, "maximumRanges")
+        maximumConnections = try positive(c.maximumConnections, "maximumConnections")
+        maximumHeaderCount = try positive(c.maximumHeaderCount, "maximumHeaderCount")
+        maximumHeaderBytes = try positive(c.maximumHeaderBytes, "maximumHeaderBytes")
         let wait = try duration(c.slotWait, "slotWait")
         uploads = SlotLimits(total: try positive(c.uploadSlots, "uploadSlots"), perClient: try positive(c.uploadsPerClient, "uploadsPerClient"), wait: wait)
         downloads = SlotLimits(total: try positive(c.downloadSlots, "downloadSlots"), perClient: try positive(c.downloadsPerClient, "downloadsPerClient"), wait: wait)
@@ -141,10 +149,12 @@ public final class Daemon: Sendable {
         try await gatewayDownloads.shutdown()
     }
 
-    /// HTTP/1.1 with the connection timeouts of `limits` on every connection.
-    var server: HTTPServerBuilder {
+    /// HTTP/1.1 with the connection timeouts of `limits` on every connection, at most
+    /// `maximumConnections` of them at once (each listener its own count), and header limits.
+    func server(_ open: ConnectionCount) -> HTTPServerBuilder {
         let limits = configuration.limits
         return .http1(configuration: .init(additionalChannelHandlers: [
+            ConnectionLimitHandler(open: open, limits: limits),
             ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: limits.sendTimeout),
         ]))
     }
@@ -152,7 +162,7 @@ public final class Daemon: Sendable {
     /// The admin API application.
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         Application(
-            router: try apiRouter(), server: server,
+            router: try apiRouter(), server: server(ConnectionCount()),
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -204,7 +214,7 @@ public final class Daemon: Sendable {
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, downloads: gatewayDownloads, limits: configuration.limits).register(on: router)
         return Application(
-            router: router, server: server,
+            router: router, server: server(ConnectionCount()),
             configuration: .init(address: .hostname(configuration.gateway.host, port: configuration.gateway.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -26,6 +26,12 @@ public struct HTTPConfiguration: ConfigurationSection {
     public var slotWait = "10s"
     /// Ranges served from one `Range` header (more: the whole body, 200).
     public var maximumRanges = 100
+    /// Connections open at once on each listener; more are answered 503 and closed.
+    public var maximumConnections = 1024
+    /// Header fields in one request (more: 431).
+    public var maximumHeaderCount = 100
+    /// Bytes of one request's header fields, names and values (more: 431).
+    public var maximumHeaderBytes = 64 << 10
 
     public init() {}
 
@@ -42,6 +48,17 @@ public struct HTTPConfiguration: ConfigurationSection {
         downloadsPerClient = try c.decodeIfPresent(Int.self, forKey: .downloadsPerClient) ?? downloadsPerClient
         slotWait = try c.decodeIfPresent(String.self, forKey: .slotWait) ?? slotWait
         maximumRanges = try c.decodeIfPresent(Int.self, forKey: .maximumRanges) ?? maximumRanges
+        maximumConnections = try c.decodeIfPresent(Int.self, forKey: .maximumConnections) ?? maximumConnections
+        maximumHeaderCount = try c.decodeIfPresent(Int.self, forKey: .maximumHeaderCount) ?? maximumHeaderCount
+        maximumHeaderBytes = try c.decodeIfPresent(Int.self, forKey: .maximumHeaderBytes) ?? maximumHeaderBytes
+    }
+
+    /// `QSTORE_MAX_CONNECTIONS`.
+    public mutating func applyEnvironment(_ env: [String: String]) throws {
+        if let v = env["QSTORE_MAX_CONNECTIONS"] {
+            guard let n = Int(v) else { throw RepositoryError.invalidConfiguration("QSTORE_MAX_CONNECTIONS=\(v) is not a number") }
+            maximumConnections = n
+        }
     }
 }
 
