@@ -69,8 +69,9 @@ public struct SignedRequest: Sendable {
 
     /// Checks the headers' shapes; returns the timestamp (ms) and the 64 signature bytes.
     public func parsed() throws -> (ms: UInt64, signature: [UInt8]) {
-        guard timestamp.utf8.count <= 16, timestamp.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let ms = UInt64(timestamp) else {
-            throw AccessError.signatureInvalid("x-ts: Unix time in milliseconds (decimal digits)")
+        // Canonical decimal (no leading zero): one timestamp has one spelling, as it is signed.
+        guard timestamp.utf8.count <= 16, timestamp.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let ms = UInt64(timestamp), String(ms) == timestamp else {
+            throw AccessError.signatureInvalid("x-ts: Unix time in milliseconds (decimal digits, no leading zero)")
         }
         guard (16...64).contains(nonce.utf8.count), nonce.unicodeScalars.allSatisfy({
             $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")

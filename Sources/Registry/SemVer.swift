@@ -219,7 +219,7 @@ public struct SemVerRange: Sendable, CustomStringConvertible {
         let tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).map(String.init)
         // A hyphen range: `A - B`.
         if tokens.count == 3, tokens[1] == "-", let from = Self.partial(tokens[0], options), let to = Self.partial(tokens[2], options) {
-            return Self.hyphen(from, to, options)
+            return Self.droppingLowestBound(Self.hyphen(from, to, options), options)
         }
         // An operator standing alone belongs to the version after it (`>= 1.2.3`, `~ 1`).
         var merged: [String] = []
@@ -244,7 +244,18 @@ public struct SemVerRange: Sendable, CustomStringConvertible {
         }
         // `*` beside other comparators adds nothing.
         if out.count > 1 { out.removeAll { $0 == .any } }
-        return out
+        return Self.droppingLowestBound(out, options)
+    }
+
+    /// `>=0.0.0` (`>=0.0.0-0` with includePrerelease) is no condition, whether written or made by
+    /// expanding `0`, `^0`, `0 - 1`…: node-semver drops it from every comparator set (its
+    /// replaceGTE0), so a range and the text it prints agree.
+    static func droppingLowestBound(_ set: [Comparator], _ options: SemVer.Options) -> [Comparator] {
+        let lowest = SemVer(major: 0, minor: 0, patch: 0, prerelease: options.includePrerelease ? [.numeric(0)] : [])
+        let out = set.filter { $0 != .atLeast(lowest) }
+        // A set that held only that bound matches everything; an empty one (loose mode dropped
+        // every token) still matches nothing.
+        return out.isEmpty && !set.isEmpty ? [.any] : out
     }
 
     /// A version with parts possibly left out or written `x`, `X` or `*`.
@@ -300,7 +311,7 @@ public struct SemVerRange: Sendable, CustomStringConvertible {
                 let full = v(p.major!, p.minor!, p.patch!, p.prerelease)
                 switch gtlt {
                 case ">": return [.greaterThan(full)]
-                case ">=": return full == v(0, 0, 0) || (options.includePrerelease && full == v(0, 0, 0, zero)) ? [.any] : [.atLeast(full)]
+                case ">=": return [.atLeast(full)]
                 case "<": return [.lessThan(full)]
                 case "<=": return [.atMost(full)]
                 default: return [.equal(full)]
@@ -324,7 +335,7 @@ public struct SemVerRange: Sendable, CustomStringConvertible {
             if gtlt == "<" { pr = zero }
             let bound = v(M, m, 0, pr)
             switch gtlt {
-            case ">=": return bound == v(0, 0, 0) || (options.includePrerelease && bound == v(0, 0, 0, zero)) ? [.any] : [.atLeast(bound)]
+            case ">=": return [.atLeast(bound)]
             default: return [.lessThan(bound)]
             }
         }
@@ -363,8 +374,6 @@ public struct SemVerRange: Sendable, CustomStringConvertible {
                 out.append(.lessThan(SemVer(major: M + 1, minor: 0, patch: 0, prerelease: zero)))
             }
         }
-        // `>=0.0.0` is no condition.
-        out.removeAll { $0 == .atLeast(SemVer(major: 0, minor: 0, patch: 0)) }
         return out.isEmpty ? [.any] : out
     }
 }
