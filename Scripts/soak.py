@@ -23,6 +23,16 @@ env = dict(os.environ, QSTORE_PATH=work + "/repo", HOME=work, QSTORE_GC_INTERVAL
 subprocess.run([Q, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
 config = json.load(open(work + "/repo/config.json"))
 config.setdefault("access", {})["rateLimit"] = {"requestsPerSecond": 0, "requestBurst": 0, "bytesPerSecond": 0, "bytesBurst": 0}
+# Every connection comes from 127.0.0.1, which the daemon counts as one client: its per-client
+# shares (16 uploads, 16 downloads: 429 past them) are raised to the connections it stands for.
+http_config = config.setdefault("http", {})
+for k in ("uploadSlots", "uploadsPerClient", "downloadSlots", "downloadsPerClient"):
+    http_config[k] = max(CONNECTIONS, http_config.get(k, 0))
+# SOAK_CACHE_MIB bounds LevelDB's write buffer and block cache (64 MiB each by default), so what
+# grows in RSS is not their filling.
+if os.environ.get("SOAK_CACHE_MIB"):
+    mib = int(os.environ["SOAK_CACHE_MIB"]) << 20
+    config.setdefault("datastore", {}).update({"writeBufferSize": mib, "blockCacheSize": mib})
 json.dump(config, open(work + "/repo/config.json", "w"), indent=2)
 log = open(work + "/daemon.log", "w")
 daemon = subprocess.Popen([Q, "daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -253,7 +263,7 @@ print(f"repo verify: {verify.returncode} {verify.stdout.strip()[-200:]}{verify.s
 print(f"pin verify: {pins.returncode} {pins.stderr.strip()[-300:]}")
 for u in unexpected:
     print("unexpected:", u)
-ok = alive and code == 0 and not unexpected and flat and verify.returncode == 0 and pins.returncode == 0
+ok = alive and code == 0 and not unexpected and flat and verify.returncode == 0 and pins.returncode == 0 and sum(counts.values()) > 0 and curve
 print("soak: " + ("PASSED" if ok else "FAILED"))
 if ok:
     shutil.rmtree(work, ignore_errors=True)

@@ -28,7 +28,7 @@ import TestSupport
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
         p.arguments = ["-n", "19", ChildDaemon.binary] + args
-        p.environment = ["QSTORE_PATH": repository, "HOME": home]
+        p.environment = ChildEnvironment.with(["QSTORE_PATH": repository, "HOME": home])
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

@@ -114,7 +114,7 @@ import TestSupport
             let export = Process()
             export.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
             export.arguments = ["dag", "export", node]
-            export.environment = ["QSTORE_PATH": repository, "HOME": dir]
+            export.environment = ChildEnvironment.with(["QSTORE_PATH": repository, "HOME": dir])
             export.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: car))
             try export.run()
             export.waitUntilExit()
@@ -189,7 +189,7 @@ import TestSupport
             let exportRecords = Process()
             exportRecords.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
             exportRecords.arguments = ["dag", "export", record]
-            exportRecords.environment = ["QSTORE_PATH": repository, "HOME": dir]
+            exportRecords.environment = ChildEnvironment.with(["QSTORE_PATH": repository, "HOME": dir])
             exportRecords.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: records))
             try exportRecords.run()
             exportRecords.waitUntilExit()

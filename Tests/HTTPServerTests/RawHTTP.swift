@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -228,7 +229,7 @@ final class ChildDaemon {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw RawConnection.Failure(description: "qstore binary not found at \(Self.binary)") }
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "error"]
-        process.environment = ["QSTORE_PATH": repository, "HOME": dir, "QSTORE_GC_INTERVAL": "0s"].merging(environment) { $1 }
+        process.environment = ChildEnvironment.with(["QSTORE_PATH": repository, "HOME": dir, "QSTORE_GC_INTERVAL": "0s"].merging(environment) { $1 })
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

@@ -188,7 +188,7 @@ import TestSupport
         let p = Process()
         p.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
         p.arguments = ["module", "publish", "--batch", dir + "/batch.txt"]
-        p.environment = ["QSTORE_PATH": repo, "HOME": dir]
+        p.environment = ChildEnvironment.with(["QSTORE_PATH": repo, "HOME": dir])
         let pipe = Pipe()
         p.standardOutput = pipe
         try p.run()

@@ -17,7 +17,7 @@ import Glibc
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        if let environment { p.environment = environment }
+        if let environment { p.environment = ChildEnvironment.with(environment) }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out

@@ -11,7 +11,7 @@ public func runAndKill(_ binary: URL, _ arguments: [String], environment: [Strin
     let child = Process()
     child.executableURL = binary
     child.arguments = arguments
-    child.environment = environment
+    child.environment = ChildEnvironment.with(environment)
     let out = Pipe()
     child.standardOutput = out
     child.standardError = FileHandle.nullDevice
