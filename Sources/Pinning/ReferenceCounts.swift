@@ -115,10 +115,13 @@ public final class CountTransaction {
         try set(mh, r)
     }
 
-    /// Ends the block's put protection when nothing references it (a failed import's blocks:
-    /// collectable at once, leases in force aside).
+    /// Ends the block's put protection (a failed import's blocks): it goes as soon as nothing
+    /// references it — now, or when the block that does goes (a cancelled file's leaves follow
+    /// its root) — leases in force aside. A block the same bytes of which another client put a
+    /// moment before, to pin it within its grace, loses that grace too: the price of emptying a
+    /// disk a failed add filled.
     public func unprotect(_ mh: Multihash) throws {
-        guard var r = try record(mh), r.count == 0, r.notBefore > now else { return }
+        guard var r = try record(mh), r.notBefore > now else { return }
         r.notBefore = now
         try set(mh, r)
     }
