@@ -286,7 +286,7 @@ public final class AuditLog: AuditSink {
             batch.put(Self.headKey, headBlock.cid.bytes)
             staged.checkpoint = Latest(size: edge.tiles.size, rootHash: root, note: note, cid: cpBlock.cid)
             staged.head = headBlock.cid
-            try store.stage(blocks, in: txn)
+            try store.stage(blocks, in: txn, guarded: false)
             // The head moves: one direct pin whose links hold everything (a retained type no caller may touch).
             let old = try head.map { h in try pins.pins(of: h.multihash).first { $0.resourceType == Self.resourceType }?.id } ?? nil
             var request = Pinner.Request(cid: headBlock.cid)
@@ -294,7 +294,7 @@ public final class AuditLog: AuditSink {
             request.resourceType = Self.resourceType
             _ = try pins.stageMovingPin(request, replacing: old, in: txn)
         } else if !blocks.isEmpty {
-            try store.stage(blocks, in: txn)
+            try store.stage(blocks, in: txn, guarded: false)
         }
         return staged
     }

@@ -109,10 +109,10 @@ public final class CountedBlockStore: BlockStore, Sendable {
         try transaction { txn in try stage(blocks, in: txn) }
     }
 
-    /// `putMany` inside a caller's transaction.
-    public func stage(_ blocks: [Block], in txn: CountTransaction) throws {
+    /// `putMany` inside a caller's transaction (`guarded`: see `LevelDBBlockStore.stage`).
+    public func stage(_ blocks: [Block], in txn: CountTransaction, guarded: Bool = true) throws {
         let until = txn.now + putGracePeriod
-        for s in try base.stage(blocks, into: txn.batch) {
+        for s in try base.stage(blocks, into: txn.batch, guarded: guarded) {
             try txn.protect(s.cid.multihash, until: until)
             guard s.isNew else { continue }
             var seen = Set<Multihash>()

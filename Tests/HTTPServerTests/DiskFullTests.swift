@@ -20,6 +20,27 @@ import TestSupport
         return p.terminationStatus
     }
 
+    /// A tmpfs of `megabytes` mounted at a new temporary directory; nil (an issue recorded) when
+    /// this is not root or the mount fails.
+    static func mountTmpfs(megabytes: Int) throws -> String? {
+        guard getuid() == 0 else {
+            Issue.record("needs root to mount a tmpfs")
+            return nil
+        }
+        let mount = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-full-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        guard sh("mount -t tmpfs -o size=\(megabytes)m tmpfs \(mount)") == 0 else {
+            Issue.record("cannot mount a tmpfs at \(mount)")
+            return nil
+        }
+        return mount
+    }
+
+    static func unmount(_ mount: String) {
+        _ = sh("umount \(mount)")
+        try? FileManager.default.removeItem(atPath: mount)
+    }
+
     static func random(_ n: Int, seed: UInt64) -> [UInt8] {
         var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         return (0..<n).map { _ in
@@ -31,20 +52,8 @@ import TestSupport
     }
 
     @Test func aFullDiskRefusesWritesKeepsWhatWasAcknowledgedAndRecovers() async throws {
-        guard getuid() == 0 else {
-            Issue.record("needs root to mount a tmpfs")
-            return
-        }
-        let mount = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-full-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
-        guard Self.sh("mount -t tmpfs -o size=40m tmpfs \(mount)") == 0 else {
-            Issue.record("cannot mount a tmpfs at \(mount)")
-            return
-        }
-        defer {
-            _ = Self.sh("umount \(mount)")
-            try? FileManager.default.removeItem(atPath: mount)
-        }
+        guard let mount = try Self.mountTmpfs(megabytes: 40) else { return }
+        defer { Self.unmount(mount) }
         let env = ["QSTORE_RESERVE_BYTES": String(4 << 20)]
         // Another file on the same disk, removed later: space freed by someone else.
         let ballast = mount + "/ballast"
@@ -116,6 +125,51 @@ import TestSupport
             #expect(rc == 0 && (try? Data(contentsOf: URL(fileURLWithPath: output))) == Data(bytes), "cat \(c) on a full disk: \(rc)")
         }
         #expect(Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d \(ChildDaemon.binary) repo verify") == 0, "repo verify on a full disk")
+    }
+
+    /// LevelDB's own writes on a disk another writer filled to the last byte: the first write that
+    /// finds no room gives the repository's reserve back, the database is opened again (LevelDB
+    /// cannot go on after a failed table or log write) and the write goes through; every pin
+    /// change is answered 200, and after a restart the pins are as the last answers said.
+    @Test func levelDBsOwnWritesOnAFullDiskReopenAndGoOn() async throws {
+        guard let mount = try Self.mountTmpfs(megabytes: 24) else { return }
+        defer { Self.unmount(mount) }
+        let env = ["QSTORE_RESERVE_BYTES": String(4 << 20)]
+        var daemon: ChildDaemon? = try ChildDaemon(directory: mount + "/d", environment: env)
+        let d = daemon!
+        var cids: [String] = []
+        for i in 0..<3 {
+            let (body, type) = DaemonHarness.multipart([Self.random(100_000, seed: UInt64(50 + i))])
+            let r = try d.request("POST", "/api/v0/add?cid-version=1&quieter=true", api: true, headers: ["Content-Type": type], body: body)
+            let c = (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["Hash"] as? String
+            #expect(r.status == 200 && c != nil, "\(r.status) \(r.text.prefix(200))")
+            if let c { cids.append(c) }
+        }
+        let repo = mount + "/d/repo"
+        #expect(FileManager.default.fileExists(atPath: repo + "/reserve"), "no reserve file to give back")
+        _ = Self.sh("dd if=/dev/zero of=\(mount)/filler bs=64k")
+        #expect(SpaceLeft.bytes(mount) < 1 << 20)
+        // Only LevelDB writes now: unpin and pin again, over and over.
+        var failures: [String] = []
+        for round in 0..<400 {
+            let c = cids[round % cids.count]
+            for op in ["rm", "add"] {
+                let r = try d.request("POST", "/api/v0/pin/\(op)?arg=\(c)", api: true)
+                if r.status != 200 { failures.append("round \(round) pin \(op): \(r.status) \(r.text.prefix(200))") }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) pin changes failed, first: \(failures.first ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: repo + "/reserve"), "LevelDB never found the disk full: the test did not test it")
+        // One more change, then a restart with the disk still full: the pins are as answered.
+        #expect(try d.request("POST", "/api/v0/pin/rm?arg=\(cids[0])", api: true).status == 200)
+        d.stop()
+        daemon = nil
+        let listed = mount + "/pins.txt"
+        _ = try? FileManager.default.removeItem(atPath: mount + "/filler")
+        #expect(Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d \(ChildDaemon.binary) pin ls --type=recursive --quiet > \(listed)") == 0)
+        let pins = Set(((try? String(contentsOfFile: listed, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init))
+        #expect(pins == Set(cids.dropFirst()), "\(pins)")
+        #expect(Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d \(ChildDaemon.binary) repo verify") == 0, "repo verify after the full disk")
     }
 
     /// A pack file cut short under a running daemon (a disk error, a careless hand): the blocks it

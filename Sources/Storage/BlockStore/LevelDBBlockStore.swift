@@ -221,7 +221,9 @@ public final class LevelDBBlockStore: BlockStore {
     /// block, first occurrence only. Blocks already stored under the same codec are not
     /// written again. Layers above use this to put blocks in the same batch as their own changes.
     @discardableResult
-    public func stage(_ blocks: [Block], into batch: WriteBatch) throws -> [Staged] {
+    /// `guarded`: false for the repository's own records (audit entries) that go with an
+    /// operation, which the free-space guard must not refuse: a pin removal is how space is made.
+    public func stage(_ blocks: [Block], into batch: WriteBatch, guarded: Bool = true) throws -> [Staged] {
         var large: [(Multihash, [UInt8])] = []
         var staged: [(Block, Staged)] = []
         var seen = Set<CID>()
@@ -237,7 +239,7 @@ public final class LevelDBBlockStore: BlockStore {
             let isNew = try db.get(Self.linksKey(b.cid.multihash, b.cid.codec)) == nil
             staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew)))
         }
-        if let reserve {
+        if let reserve, guarded {
             let bytes = staged.reduce(0) { $0 + ($1.1.isNew ? $1.0.data.count : 0) }
             do {
                 if bytes > 0 { try reserve.check(writing: UInt64(bytes)) }

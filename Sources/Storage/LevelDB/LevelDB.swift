@@ -1,14 +1,29 @@
 import CLevelDB
 import Multiformats
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A LevelDB database: the embedded key-value store under every repository.
 ///
 /// Thread safety: LevelDB's `DB` is safe for concurrent reads and writes from
 /// many threads without external locking (its documentation, "Concurrency"), and
 /// so are the read/write option objects this class creates once and never
-/// mutates. That is the proof behind `@unchecked Sendable`. `close()` must not
-/// race with other calls; the owner (the repository) calls it last.
+/// mutates. That is the proof behind `@unchecked Sendable`. The handle itself is
+/// behind a read-write gate: every call holds it shared, and `reopen` (after the
+/// disk was full) and `close` hold it alone.
+///
+/// Out of space: LevelDB has no `Resume()` (RocksDB's way back from a full disk).
+/// Once a table or log write fails it either refuses every later write until the
+/// database is opened again (a failed sync or compaction: "force the DB into a
+/// mode where all future writes fail") or leaves a torn record in its log that
+/// the next recovery skips. So a write that finds the disk full calls `noSpace`
+/// (the repository gives its reserve back and says whether there is room now),
+/// and when there is, the database is closed and opened again — recovery turns
+/// the log into a table and starts a clean one — and the write is applied again.
+/// A batch is a list of absolute puts and deletes, so applying it a second time
+/// (when the first attempt reached the log after all) changes nothing.
 public final class LevelDB: @unchecked Sendable {
     /// Tuning knobs; the defaults are what Qstore measured best (Docs/storage.md).
     public struct Options: Sendable {
@@ -35,6 +50,10 @@ public final class LevelDB: @unchecked Sendable {
     }
 
     private var db: OpaquePointer?
+    /// Held shared around every use of `db`, alone to replace it.
+    private let gate = ReadWriteLock()
+    /// Iterators and snapshots alive: they point into the open database, so a reopen waits for none.
+    private let outstanding = Atomic<Int>(0)
     private let options: OpaquePointer
     private let cache: OpaquePointer
     private let filter: OpaquePointer?
@@ -89,13 +108,49 @@ public final class LevelDB: @unchecked Sendable {
 
     /// Closes the database (flushing nothing that is not already durable: LevelDB's log is its durability).
     public func close() {
-        if let db { leveldb_close(db) }
-        db = nil
+        gate.write {
+            if let db { leveldb_close(db) }
+            db = nil
+        }
     }
 
-    private var handle: OpaquePointer {
-        guard let db else { preconditionFailure("LevelDB used after close") }
-        return db
+    /// Calls `body` with the open database, holding the gate shared.
+    private func withHandle<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
+        try gate.read {
+            guard let db else { preconditionFailure("LevelDB \(path) used after close") }
+            return try body(db)
+        }
+    }
+
+    /// Closes and opens the database again once no iterator or snapshot points into it (waiting at
+    /// most `patience`); false when some still did, or the open failed (then the next write tries again).
+    func reopen(patience: Duration = .seconds(2)) -> Bool {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let done: Bool? = gate.tryWrite {
+                guard outstanding.load(ordering: .acquiring) == 0 else { return nil }
+                if let db { leveldb_close(db) }
+                db = nil
+                for attempt in 0..<3 {
+                    var err: UnsafeMutablePointer<CChar>?
+                    let opened = leveldb_open(options, path, &err)
+                    if LevelDBError.take(err, "reopen \(path)") == nil, let opened {
+                        db = opened
+                        return true
+                    }
+                    usleep(UInt32(50_000 * (attempt + 1)))
+                }
+                return false
+            } ?? nil
+            if let done {
+                // A database that would not open again: nothing can be served, and carrying on
+                // would read an empty store as if it were this one.
+                if !done { fatalError("LevelDB \(path) could not be opened again after the disk was full") }
+                return done
+            }
+            if ContinuousClock.now >= deadline { return false }
+            usleep(5_000)
+        }
     }
 
     /// The value at `key`, or nil.
@@ -107,9 +162,9 @@ public final class LevelDB: @unchecked Sendable {
             let ro = leveldb_readoptions_create()
             defer { leveldb_readoptions_destroy(ro) }
             leveldb_readoptions_set_snapshot(ro, snapshot.pointer)
-            value = key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_get(handle, ro, $0.baseAddress, k.count, &length, &err) } }
+            value = withHandle { h in key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_get(h, ro, $0.baseAddress, k.count, &length, &err) } } }
         } else {
-            value = key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_get(handle, readOptions, $0.baseAddress, k.count, &length, &err) } }
+            value = withHandle { h in key.withUnsafeBufferPointer { k in k.withMemoryRebound(to: CChar.self) { leveldb_get(h, readOptions, $0.baseAddress, k.count, &length, &err) } } }
         }
         if let e = LevelDBError.take(err, "get") { throw e }
         guard let value else { return nil }
@@ -118,17 +173,21 @@ public final class LevelDB: @unchecked Sendable {
     }
 
     /// Applies `batch` atomically; with `sync` the write is on disk (the log fsynced) before this returns.
+    /// When the disk is full: see the type's documentation.
     public func write(_ batch: WriteBatch, sync: Bool) throws {
-        var err: UnsafeMutablePointer<CChar>?
-        leveldb_write(handle, sync ? syncWrite : bufferedWrite, batch.pointer, &err)
-        if let e = LevelDBError.take(err, "write") {
-            if e.isNoSpace { noSpace.withLock { $0 }?() }
-            throw e
+        func attempt() -> LevelDBError? {
+            var err: UnsafeMutablePointer<CChar>?
+            withHandle { leveldb_write($0, sync ? syncWrite : bufferedWrite, batch.pointer, &err) }
+            return LevelDBError.take(err, "write")
         }
+        guard let e = attempt() else { return }
+        guard e.isNoSpace, noSpace.withLock({ $0 })?() == true, reopen() else { throw e }
+        if let again = attempt() { throw again }
     }
 
-    /// Called when a write finds the disk full (the repository gives its reserve back then).
-    public let noSpace = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Called when a write finds the disk full: the repository gives its reserve back, and answers
+    /// whether there is room now to open the database again (its recovery writes a table).
+    public let noSpace = Mutex<(@Sendable () -> Bool)?>(nil)
 
     /// An iterator, optionally over a snapshot; position it with `seek`.
     public func makeIterator(snapshot: Snapshot? = nil, fillCache: Bool = true) -> Iterator {
@@ -140,7 +199,7 @@ public final class LevelDB: @unchecked Sendable {
 
     /// A LevelDB property, e.g. `leveldb.stats`, `leveldb.approximate-memory-usage`.
     public func property(_ name: String) -> String? {
-        guard let p = leveldb_property_value(handle, name) else { return nil }
+        guard let p = withHandle({ leveldb_property_value($0, name) }) else { return nil }
         defer { leveldb_free(p) }
         return String(cString: p)
     }
@@ -155,7 +214,7 @@ public final class LevelDB: @unchecked Sendable {
                         var starts: [UnsafePointer<CChar>?] = [sp.baseAddress]
                         var ends: [UnsafePointer<CChar>?] = [ep.baseAddress]
                         var startLengths = [s.count], endLengths = [e.count]
-                        leveldb_approximate_sizes(handle, 1, &starts, &startLengths, &ends, &endLengths, &size)
+                        withHandle { leveldb_approximate_sizes($0, 1, &starts, &startLengths, &ends, &endLengths, &size) }
                     }
                 }
             }
@@ -164,7 +223,7 @@ public final class LevelDB: @unchecked Sendable {
     }
 
     /// Compacts the whole key range (reclaims space after large deletions).
-    public func compact() { leveldb_compact_range(handle, nil, 0, nil, 0) }
+    public func compact() { withHandle { leveldb_compact_range($0, nil, 0, nil, 0) } }
 
     /// Compacts the keys from `start` to `end` (inclusive) down through every level, so values
     /// deleted there are gone from the files too (the log is flushed first).
@@ -172,7 +231,7 @@ public final class LevelDB: @unchecked Sendable {
         start.withUnsafeBufferPointer { s in
             end.withUnsafeBufferPointer { e in
                 s.withMemoryRebound(to: CChar.self) { sc in
-                    e.withMemoryRebound(to: CChar.self) { ec in leveldb_compact_range(handle, sc.baseAddress, start.count, ec.baseAddress, end.count) }
+                    e.withMemoryRebound(to: CChar.self) { ec in withHandle { h in leveldb_compact_range(h, sc.baseAddress, start.count, ec.baseAddress, end.count) } }
                 }
             }
         }
@@ -185,9 +244,15 @@ public final class LevelDB: @unchecked Sendable {
         let db: LevelDB
         init(db: LevelDB) {
             self.db = db
-            pointer = leveldb_create_snapshot(db.handle)
+            pointer = db.withHandle { h in
+                db.outstanding.add(1, ordering: .relaxed)
+                return leveldb_create_snapshot(h)
+            }
         }
-        deinit { leveldb_release_snapshot(db.handle, pointer) }
+        deinit {
+            db.withHandle { leveldb_release_snapshot($0, pointer) }
+            db.outstanding.subtract(1, ordering: .releasing)
+        }
     }
 
     /// A cursor over keys in order. Not thread-safe: one iterator, one user.
@@ -204,12 +269,16 @@ public final class LevelDB: @unchecked Sendable {
             readOptions = leveldb_readoptions_create()
             leveldb_readoptions_set_fill_cache(readOptions, fillCache ? 1 : 0)
             if let snapshot { leveldb_readoptions_set_snapshot(readOptions, snapshot.pointer) }
-            pointer = leveldb_create_iterator(db.handle, readOptions)
+            pointer = db.withHandle { [readOptions] h in
+                db.outstanding.add(1, ordering: .relaxed)
+                return leveldb_create_iterator(h, readOptions)
+            }
         }
 
         deinit {
             leveldb_iter_destroy(pointer)
             leveldb_readoptions_destroy(readOptions)
+            db.outstanding.subtract(1, ordering: .releasing)
         }
 
         /// Moves to the first key ≥ `key`.
@@ -272,6 +341,40 @@ public final class LevelDB: @unchecked Sendable {
             }
             try checkError()
         }
+    }
+}
+
+/// A pthread read-write lock (many readers or one writer).
+final class ReadWriteLock: @unchecked Sendable {
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+
+    init() {
+        lock = .allocate(capacity: 1)
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func read<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    func write<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    /// `body`'s result when the lock was free to take alone, else nil.
+    func tryWrite<R>(_ body: () throws -> R) rethrows -> R? {
+        guard pthread_rwlock_trywrlock(lock) == 0 else { return nil }
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
     }
 }
 

@@ -109,7 +109,12 @@ public final class Repository: Sendable {
         let reserve = SpaceReserve(directory: path, bytes: config.blockstore.reserveBytes)
         reserve.prepareForOpen()
         let db = try LevelDB(path: path + "/datastore", options: dbOptions)
-        db.noSpace.withLock { $0 = { [reserve] in reserve.release() } }
+        db.noSpace.withLock {
+            $0 = { [reserve] in
+                reserve.release()
+                return reserve.freeBytes >= max(reserve.bytes, 1 << 20)
+            }
+        }
         blocks = try LevelDBBlockStore(db: db, packDirectory: path + "/packs", options: config.blockstore, reserve: config.blockstore.reserveBytes > 0 ? reserve : nil)
         configuration = config
         self.path = path
