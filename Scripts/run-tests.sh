@@ -7,9 +7,7 @@ swift=${SWIFT:-swift}
 mkdir -p .build
 # The cluster suites (real etcd members and three to nine daemons each) run on their own after
 # the rest: beside it they loaded the 2-core machine enough to starve its timing-sensitive tests.
-# The connection-limit test joins them: with the whole suite beside it, its in-process daemon
-# left a request unanswered for 60 s (twice; never alone — cause not found, see its note).
-cluster='ClusterE2ETests|ClusterNamespaceTests|ConnectionLimitTests'
+cluster='ClusterE2ETests|ClusterNamespaceTests'
 "$swift" test --skip "$cluster" 2>&1 | tee .build/test.log
 status=${PIPESTATUS[0]}
 "$swift" test --filter "$cluster" 2>&1 | tee -a .build/test.log
