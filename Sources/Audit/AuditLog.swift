@@ -245,6 +245,10 @@ public final class AuditLog: AuditSink {
         var blocks: [Block] = []
         blocks.reserveCapacity(items.count + 4)
         let batch = txn.batch
+        // Entries that go with a change (a pin removed: how space is made) are not refused by the
+        // free-space guard; entries alone (a refusal recorded) are, so a flood of refused requests
+        // cannot eat the room kept for the repository's own writes.
+        let guarded = batch.count == 0
         // Entries recorded without a request id share one made up for the transaction.
         var generated: String?
         for item in items where isRecording {
@@ -286,7 +290,7 @@ public final class AuditLog: AuditSink {
             batch.put(Self.headKey, headBlock.cid.bytes)
             staged.checkpoint = Latest(size: edge.tiles.size, rootHash: root, note: note, cid: cpBlock.cid)
             staged.head = headBlock.cid
-            try store.stage(blocks, in: txn, guarded: false)
+            try store.stage(blocks, in: txn, guarded: guarded)
             // The head moves: one direct pin whose links hold everything (a retained type no caller may touch).
             let old = try head.map { h in try pins.pins(of: h.multihash).first { $0.resourceType == Self.resourceType }?.id } ?? nil
             var request = Pinner.Request(cid: headBlock.cid)
@@ -294,7 +298,7 @@ public final class AuditLog: AuditSink {
             request.resourceType = Self.resourceType
             _ = try pins.stageMovingPin(request, replacing: old, in: txn)
         } else if !blocks.isEmpty {
-            try store.stage(blocks, in: txn, guarded: false)
+            try store.stage(blocks, in: txn, guarded: guarded)
         }
         return staged
     }

@@ -64,6 +64,9 @@ public final class MetricsRegistry: Sendable {
         router.get("/metrics") { _, _ in
             await self.refreshRepositoryGauges(node, io: io)
             Gauge(label: "qstore_uptime_seconds").record(Int(node.uptime))
+            let store = node.storeRecovery
+            Gauge(label: "qstore_store_reopens").record(store.reopens)
+            Gauge(label: "qstore_store_writes_refused").record(store.refusingWrites ? 1 : 0)
             var out: [UInt8] = []
             self.registry.emit(into: &out)
             var headers = HTTPFields()

@@ -299,6 +299,9 @@ public final class Node: Sendable {
 
     /// Whether the store answers (a read of a key that need not exist).
     public var storeIsHealthy: Bool { repository.isHealthy }
+
+    /// LevelDB's reopens after a full disk, and whether writes are refused until the next one.
+    public var storeRecovery: (reopens: Int, refusingWrites: Bool) { (repository.db.reopenCount, repository.db.isWaitingToReopen) }
 }
 
 /// Failures of node operations, in terms the transports map to statuses.

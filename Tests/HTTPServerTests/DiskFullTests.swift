@@ -129,8 +129,9 @@ import TestSupport
 
     /// LevelDB's own writes on a disk another writer filled to the last byte: the first write that
     /// finds no room gives the repository's reserve back, the database is opened again (LevelDB
-    /// cannot go on after a failed table or log write) and the write goes through; every pin
-    /// change is answered 200, and after a restart the pins are as the last answers said.
+    /// cannot go on after a failed table or log write: `qstore_store_reopens` counts it) and the
+    /// write goes through; every pin change is answered 200, and after a restart the pins are as
+    /// the last answers said.
     @Test func levelDBsOwnWritesOnAFullDiskReopenAndGoOn() async throws {
         guard let mount = try Self.mountTmpfs(megabytes: 24) else { return }
         defer { Self.unmount(mount) }
@@ -160,6 +161,10 @@ import TestSupport
         }
         #expect(failures.isEmpty, "\(failures.count) pin changes failed, first: \(failures.first ?? "")")
         #expect(!FileManager.default.fileExists(atPath: repo + "/reserve"), "LevelDB never found the disk full: the test did not test it")
+        let metrics = try d.request("GET", "/metrics", api: true).text
+        let reopens = metrics.split(separator: "\n").first { $0.hasPrefix("qstore_store_reopens ") }.flatMap { Double($0.split(separator: " ").last!) }
+        #expect((reopens ?? 0) >= 1, "no reopen counted: \(metrics.split(separator: "\n").filter { $0.contains("qstore_store") })")
+        #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("qstore_store_writes_refused 0") })
         // One more change, then a restart with the disk still full: the pins are as answered.
         #expect(try d.request("POST", "/api/v0/pin/rm?arg=\(cids[0])", api: true).status == 200)
         d.stop()

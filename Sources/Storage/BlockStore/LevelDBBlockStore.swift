@@ -221,8 +221,8 @@ public final class LevelDBBlockStore: BlockStore {
     /// block, first occurrence only. Blocks already stored under the same codec are not
     /// written again. Layers above use this to put blocks in the same batch as their own changes.
     @discardableResult
-    /// `guarded`: false for the repository's own records (audit entries) that go with an
-    /// operation, which the free-space guard must not refuse: a pin removal is how space is made.
+    /// `guarded`: false for the repository's own records (audit entries) that go with a change,
+    /// which the free-space guard must not refuse: a pin removal is how space is made.
     public func stage(_ blocks: [Block], into batch: WriteBatch, guarded: Bool = true) throws -> [Staged] {
         var large: [(Multihash, [UInt8])] = []
         var staged: [(Block, Staged)] = []

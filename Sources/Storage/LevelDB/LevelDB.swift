@@ -1,4 +1,5 @@
 import CLevelDB
+import Foundation
 import Multiformats
 import Synchronization
 #if canImport(Glibc)
@@ -17,11 +18,13 @@ import Glibc
 /// Out of space: LevelDB has no `Resume()` (RocksDB's way back from a full disk).
 /// Once a table or log write fails it either refuses every later write until the
 /// database is opened again (a failed sync or compaction: "force the DB into a
-/// mode where all future writes fail") or leaves a torn record in its log that
-/// the next recovery skips. So a write that finds the disk full calls `noSpace`
-/// (the repository gives its reserve back and says whether there is room now),
-/// and when there is, the database is closed and opened again — recovery turns
-/// the log into a table and starts a clean one — and the write is applied again.
+/// mode where all future writes fail"), or, after a failed log append, goes on
+/// appending records off the log's 32 KiB block grid, which its next recovery
+/// drops. So a write that finds the disk full calls `noSpace` (the repository
+/// gives its reserve back); from then on every write is refused until a reopen;
+/// when there is room for what recovery writes and no iterator or snapshot is
+/// open, the database is closed and opened again — recovery turns the log into a
+/// table and starts a clean one — and the write is applied again.
 /// A batch is a list of absolute puts and deletes, so applying it a second time
 /// (when the first attempt reached the log after all) changes nothing.
 public final class LevelDB: @unchecked Sendable {
@@ -122,35 +125,83 @@ public final class LevelDB: @unchecked Sendable {
         }
     }
 
-    /// Closes and opens the database again once no iterator or snapshot points into it (waiting at
-    /// most `patience`); false when some still did, or the open failed (then the next write tries again).
-    func reopen(patience: Duration = .seconds(2)) -> Bool {
-        let deadline = ContinuousClock.now + patience
-        while true {
-            let done: Bool? = gate.tryWrite {
-                guard outstanding.load(ordering: .acquiring) == 0 else { return nil }
-                if let db { leveldb_close(db) }
-                db = nil
-                for attempt in 0..<3 {
-                    var err: UnsafeMutablePointer<CChar>?
-                    let opened = leveldb_open(options, path, &err)
-                    if LevelDBError.take(err, "reopen \(path)") == nil, let opened {
-                        db = opened
-                        return true
-                    }
-                    usleep(UInt32(50_000 * (attempt + 1)))
-                }
-                return false
-            } ?? nil
-            if let done {
-                // A database that would not open again: nothing can be served, and carrying on
-                // would read an empty store as if it were this one.
-                if !done { fatalError("LevelDB \(path) could not be opened again after the disk was full") }
-                return done
-            }
-            if ContinuousClock.now >= deadline { return false }
-            usleep(5_000)
+    /// Where a reopen after a full disk stands.
+    private struct Recovery {
+        /// Reopens so far: a write that failed before one and retries after it needs none of its own.
+        var generation = 0
+        /// A write failed for space and the database was not opened again yet: its log may end in a
+        /// torn record, after which LevelDB's recovery would lose whatever else is appended, so
+        /// every write is refused until a reopen.
+        var needed = false
+        /// After a reopen that could not be made (an iterator or snapshot still open, no room), the
+        /// next try waits until then, so a stream of refused writes does not each wait.
+        var notBefore: ContinuousClock.Instant?
+    }
+    private let recovery = Mutex(Recovery())
+
+    /// How many times the database was opened again after the disk was full.
+    public var reopenCount: Int { recovery.withLock { $0.generation } }
+
+    /// Whether writes are refused until the database can be opened again (the disk was full).
+    public var isWaitingToReopen: Bool { recovery.withLock { $0.needed } }
+
+    /// Bytes LevelDB's recovery may write when it opens: a table for each log, a new manifest.
+    private func bytesToReopen() -> UInt64 {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        var total: UInt64 = 1 << 20
+        for name in names where name.hasSuffix(".log") || name.hasPrefix("MANIFEST-") {
+            var st = stat()
+            if stat(path + "/" + name, &st) == 0 { total += UInt64(st.st_size) }
         }
+        return total
+    }
+
+    /// Opens the database again after a write failed for space (see the type's documentation):
+    /// the repository's reserve is given back first; the reopen needs room for what recovery
+    /// writes and no iterator or snapshot open (waiting at most `patience`). True when the
+    /// database was opened again since `generation` (by this call or another).
+    private func recover(since generation: Int, patience: Duration = .seconds(2)) -> Bool {
+        let now = ContinuousClock.now
+        let due = recovery.withLock { r -> Bool? in
+            if r.generation != generation { return nil }
+            if let t = r.notBefore, now < t { return false }
+            return true
+        }
+        guard let due else { return true }
+        guard due else { return false }
+        noSpace.withLock { $0 }?()
+        let deadline = now + patience
+        var done: Bool?
+        if (SpaceReserve.freeBytes(path) ?? 0) >= bytesToReopen() {
+            while done == nil {
+                done = gate.tryWrite { () -> Bool? in
+                    if recovery.withLock({ $0.generation != generation }) { return true }
+                    guard outstanding.load(ordering: .acquiring) == 0 else { return nil }
+                    if let db { leveldb_close(db) }
+                    db = nil
+                    for attempt in 0..<3 {
+                        var err: UnsafeMutablePointer<CChar>?
+                        let opened = leveldb_open(options, path, &err)
+                        if LevelDBError.take(err, "reopen \(path)") == nil, let opened {
+                            db = opened
+                            recovery.withLock { $0 = Recovery(generation: $0.generation + 1) }
+                            return true
+                        }
+                        usleep(UInt32(50_000 * (attempt + 1)))
+                    }
+                    // Room was measured before closing; a database that still will not open
+                    // cannot be served, and carrying on would read an empty store as this one.
+                    fatalError("LevelDB \(path) could not be opened again after the disk was full")
+                } ?? nil
+                if done == nil {
+                    if ContinuousClock.now >= deadline { break }
+                    usleep(5_000)
+                }
+            }
+        }
+        if done == true { return true }
+        recovery.withLock { $0.notBefore = ContinuousClock.now + .seconds(1) }
+        return false
     }
 
     /// The value at `key`, or nil.
@@ -175,19 +226,33 @@ public final class LevelDB: @unchecked Sendable {
     /// Applies `batch` atomically; with `sync` the write is on disk (the log fsynced) before this returns.
     /// When the disk is full: see the type's documentation.
     public func write(_ batch: WriteBatch, sync: Bool) throws {
-        func attempt() -> LevelDBError? {
+        var failure: LevelDBError?
+        for _ in 0..<3 {
+            let (generation, needed) = recovery.withLock { ($0.generation, $0.needed) }
+            if needed {
+                guard recover(since: generation) else {
+                    throw failure ?? LevelDBError(operation: "write", message: "refused until the database is opened again: an earlier write found No space left on device (free some space)")
+                }
+                continue
+            }
             var err: UnsafeMutablePointer<CChar>?
             withHandle { leveldb_write($0, sync ? syncWrite : bufferedWrite, batch.pointer, &err) }
-            return LevelDBError.take(err, "write")
+            guard let e = LevelDBError.take(err, "write") else { return }
+            guard e.isNoSpace else { throw e }
+            failure = e
+            // Another writer's reopen since this one began: just try again.
+            let reopened = recovery.withLock { r -> Bool in
+                if r.generation != generation { return true }
+                r.needed = true
+                return false
+            }
+            if !reopened, !recover(since: generation) { throw e }
         }
-        guard let e = attempt() else { return }
-        guard e.isNoSpace, noSpace.withLock({ $0 })?() == true, reopen() else { throw e }
-        if let again = attempt() { throw again }
+        throw failure ?? LevelDBError(operation: "write", message: "No space left on device")
     }
 
-    /// Called when a write finds the disk full: the repository gives its reserve back, and answers
-    /// whether there is room now to open the database again (its recovery writes a table).
-    public let noSpace = Mutex<(@Sendable () -> Bool)?>(nil)
+    /// Called when a write finds the disk full: the repository gives its reserve back.
+    public let noSpace = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// An iterator, optionally over a snapshot; position it with `seek`.
     public func makeIterator(snapshot: Snapshot? = nil, fillCache: Bool = true) -> Iterator {
