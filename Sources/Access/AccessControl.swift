@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Locking
 import Multiformats
 import Pinning
 import Signing
@@ -100,7 +101,7 @@ public final class AccessControl: Sendable {
         var t = token
         let hash = t.withUTF8 { Array(SignedRequest.sha256(UnsafeRawBufferPointer($0))) }
         let now = clock.now
-        return try state.withLock { s in
+        return try state.locked { s in
             guard let id = s.tokenByHash[hash], let t = s.tokens[id] else {
                 throw AccessError.unauthorized("missing or wrong API token (Authorization: Bearer <token>)")
             }
@@ -131,7 +132,7 @@ public final class AccessControl: Sendable {
         guard ts >= startedAt else {
             throw AccessError.signatureInvalid("x-ts is before the node started (nonces seen before a restart are not remembered): sign the request anew")
         }
-        let (keys, scopes) = try state.withLock { s -> ([[UInt8]], [Scope]) in
+        let (keys, scopes) = try state.locked { s -> ([[UInt8]], [Scope]) in
             guard let i = s.identities[request.squidId] else { throw AccessError.signatureInvalid("unknown identity \(request.squidId) (register it: qstore identity add)") }
             guard i.revoked == nil else { throw AccessError.signatureInvalid("identity \(request.squidId) was revoked") }
             return (i.keys(at: ts), Self.granted(to: i.squidId, s, now))
@@ -176,7 +177,7 @@ public final class AccessControl: Sendable {
     /// event stream, which end when this turns false).
     public func stillAllows(_ principal: Principal, _ scope: Scope) -> Bool {
         let now = clock.now
-        return state.withLock { s in
+        return state.locked { s in
             switch principal.credential {
             case .adminToken: return true
             case .token(let id):
@@ -192,7 +193,7 @@ public final class AccessControl: Sendable {
 
     /// Whether `key` was a key of `squidId` at `ms` (and the identity not revoked by then).
     public func isKey(_ key: [UInt8], of squidId: String, at ms: UInt64) -> Bool {
-        state.withLock { s in
+        state.locked { s in
             guard let i = s.identities[squidId] else { return false }
             if let r = i.revoked, r <= ms { return false }
             return i.keys(at: ms).contains(key)
@@ -274,7 +275,7 @@ public final class AccessControl: Sendable {
     /// lock, so what `decide` saw still holds when its plan is applied.
     private func change<R>(_ decide: (State) throws -> Plan<R>) throws -> R {
         try changes.withLock {
-            switch try state.withLock({ try decide($0) }) {
+            switch try state.locked({ try decide($0) }) {
             case .done(let r): return r
             case .write(let key, let bytes, let entry, let apply):
                 if let store {
@@ -287,7 +288,7 @@ public final class AccessControl: Sendable {
                     batch.put(key, bytes)
                     try db.write(batch, sync: true)
                 }
-                return state.withLock { apply(&$0) }
+                return state.locked { apply(&$0) }
             }
         }
     }
@@ -316,10 +317,10 @@ public final class AccessControl: Sendable {
         }
     }
 
-    public func identities() -> [Identity] { state.withLock { $0.identities.values.sorted { $0.squidId < $1.squidId } } }
+    public func identities() -> [Identity] { state.locked { $0.identities.values.sorted { $0.squidId < $1.squidId } } }
 
     public func identity(_ squidId: String) throws -> Identity {
-        guard let i = state.withLock({ $0.identities[squidId] }) else { throw AccessError.notFound("no identity \(squidId)") }
+        guard let i = state.locked({ $0.identities[squidId] }) else { throw AccessError.notFound("no identity \(squidId)") }
         return i
     }
 
@@ -397,7 +398,7 @@ public final class AccessControl: Sendable {
     /// Grants, newest first; only `subject`'s when given; revoked and expired ones too when `all`.
     public func grants(subject: String? = nil, all: Bool = false) -> [Grant] {
         let now = clock.now
-        return state.withLock { s in
+        return state.locked { s in
             s.grants.values.filter { (subject == nil || $0.subject == subject) && (all || $0.isLive(at: now)) }
                 .sorted { ($0.created, $0.id) > ($1.created, $1.id) }
         }
@@ -436,7 +437,7 @@ public final class AccessControl: Sendable {
 
     public func tokens(all: Bool = false) -> [Token] {
         let now = clock.now
-        return state.withLock { s in s.tokens.values.filter { all || $0.isLive(at: now) }.sorted { ($0.created, $0.id) > ($1.created, $1.id) } }
+        return state.locked { s in s.tokens.values.filter { all || $0.isLive(at: now) }.sorted { ($0.created, $0.id) > ($1.created, $1.id) } }
     }
 
     public func revokeToken(_ id: String) throws -> Token {

@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Storage
 
 /// A response kept for an `Idempotency-Key`: what a retry of the same request gets back.
@@ -66,7 +67,7 @@ extension AccessControl {
         try Self.checkIdempotencyKey(key)
         let slot = subject + "\u{0}" + key
         let now = clock.now
-        return try running.withLock { r in
+        return try running.locked { r in
             if let other = r[slot] {
                 if other == fingerprint { throw AccessError.idempotencyInProgress("a request with this Idempotency-Key is still running; retry when it has finished") }
                 throw AccessError.idempotencyMismatch("this Idempotency-Key was used for a different request (method, path, query or body)")
@@ -87,7 +88,7 @@ extension AccessControl {
     /// some expired records on the way.
     public func finishIdempotent(_ ticket: IdempotencyTicket, status: Int?, headers: [String: String] = [:], body: [UInt8] = []) {
         let slot = ticket.subject + "\u{0}" + ticket.key
-        defer { _ = running.withLock { $0.removeValue(forKey: slot) } }
+        defer { _ = running.locked { $0.removeValue(forKey: slot) } }
         guard let status else { return }
         let now = clock.now
         let kept = IdempotentResponse(status: status, headers: headers, body: Data(body), fingerprint: ticket.fingerprint, created: now, expires: now + idempotencyTTL)

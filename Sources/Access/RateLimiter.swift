@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 
 /// A subject's limits: requests per second and bytes per second, each a token bucket with a
@@ -57,7 +58,7 @@ final class RateLimiter: Sendable {
     /// with the whole seconds until it would pass.
     func admit(_ subject: String, limit: RateLimit, bytes: Int) throws {
         if limit.requestsPerSecond == 0 && limit.bytesPerSecond == 0 { return }
-        try buckets.withLock { all in
+        try buckets.locked { all in
             // Read under the lock: a time read before it could be older than the bucket's.
             let now = self.now()
             var b = all[subject] ?? Bucket(requests: limit.requestCapacity, bytes: limit.byteCapacity, last: now)
@@ -77,7 +78,7 @@ final class RateLimiter: Sendable {
             // may never match): a lie cannot lock the subject out for longer than a burst takes.
             if limit.bytesPerSecond > 0 { b.bytes -= min(Double(bytes), limit.byteCapacity) }
             all[subject] = b
-            if all.count > 100_000, lastSweep.withLock({ last in
+            if all.count > 100_000, lastSweep.locked({ last in
                 guard now - last >= .seconds(1) else { return false }
                 last = now
                 return true
@@ -92,7 +93,7 @@ final class RateLimiter: Sendable {
     /// takes nothing.
     func peek(_ subject: String, limit: RateLimit) -> Int? {
         guard limit.requestsPerSecond > 0 else { return nil }
-        return buckets.withLock { all -> Int? in
+        return buckets.locked { all -> Int? in
             guard var b = all[subject] else { return nil }
             refill(&b, limit: limit, now: self.now())
             all[subject] = b
@@ -103,7 +104,7 @@ final class RateLimiter: Sendable {
     /// Charges `bytes` learnt after the request was admitted.
     func charge(_ subject: String, limit: RateLimit, bytes: Int) {
         guard limit.bytesPerSecond > 0, bytes > 0 else { return }
-        buckets.withLock { all in
+        buckets.locked { all in
             let now = self.now()
             guard var b = all[subject] else { return }
             refill(&b, limit: limit, now: now)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Locking
 import Multiformats
 import Synchronization
 
@@ -113,7 +114,7 @@ final class NonceCache: Sendable {
 
     /// Records `nonce` of `squidId` until `until` (ms); false if it is already there.
     func insert(_ nonce: String, of squidId: String, until: UInt64, now: UInt64) throws -> Bool {
-        try state.withLock { s in
+        try state.locked { s in
             if now >= s.nextSweep || (s.seen.count >= capacity && now >= s.lastSweep + 1_000) {
                 s.seen = s.seen.filter { $0.value > now }
                 s.lastSweep = now
@@ -131,8 +132,8 @@ final class NonceCache: Sendable {
 
     /// Whether `nonce` of `squidId` is held (seen within the window); records nothing.
     func contains(_ nonce: String, of squidId: String, now: UInt64) -> Bool {
-        state.withLock { ($0.seen[squidId + "\u{0}" + nonce] ?? 0) > now }
+        state.locked { ($0.seen[squidId + "\u{0}" + nonce] ?? 0) > now }
     }
 
-    var count: Int { state.withLock { $0.seen.count } }
+    var count: Int { state.locked { $0.seen.count } }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IPLD
+import Locking
 import Multiformats
 import Pinning
 import Signing
@@ -185,17 +186,17 @@ public final class AuditLog: AuditSink {
     // MARK: state
 
     /// Events appended (and written).
-    public var size: UInt64 { state.withLock { $0.edge.tiles.size } }
+    public var size: UInt64 { state.locked { $0.edge.tiles.size } }
     /// The latest checkpoint, nil before the first.
-    public var latestCheckpoint: Latest? { state.withLock { $0.checkpoint } }
+    public var latestCheckpoint: Latest? { state.locked { $0.checkpoint } }
     /// The pinned head (nil before the first checkpoint).
-    public var head: CID? { state.withLock { $0.head } }
+    public var head: CID? { state.locked { $0.head } }
     /// The node's public key, as checkpoints are signed with.
     public var publicKey: [UInt8] { key.publicKey }
     /// Whether the events appended are all covered by a checkpoint older than `interval`… i.e.
     /// whether a timed checkpoint is due now.
     public var checkpointDue: Bool {
-        state.withLock { s in
+        state.locked { s in
             guard let since = s.uncoveredSince else { return false }
             return s.edge.tiles.size > (s.checkpoint?.size ?? 0) && clock.now >= since + interval
         }
@@ -240,7 +241,7 @@ public final class AuditLog: AuditSink {
     }
 
     public func stage(_ items: [AuditItem], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable {
-        let (committed, latest, head) = state.withLock { ($0.edge, $0.checkpoint, $0.head) }
+        let (committed, latest, head) = state.locked { ($0.edge, $0.checkpoint, $0.head) }
         var edge = committed
         var blocks: [Block] = []
         blocks.reserveCapacity(items.count + 4)
@@ -306,7 +307,7 @@ public final class AuditLog: AuditSink {
     public func settle(_ staged: any Sendable, written: Bool) {
         guard written, let s = staged as? Staged else { return }
         let now = clock.now
-        state.withLock { st in
+        state.locked { st in
             st.edge = s.edge
             if let c = s.checkpoint {
                 st.checkpoint = c
@@ -358,7 +359,7 @@ public final class AuditLog: AuditSink {
     /// The hashes of tile `c` as far as the tree of the first `size` leaves has them; nil when it
     /// has none of them.
     public func tileHashes(_ c: TileCoordinate, size: UInt64? = nil) throws -> [[UInt8]]? {
-        let edge = state.withLock { $0.edge }
+        let edge = state.locked { $0.edge }
         let n = min(size ?? edge.tiles.size, edge.tiles.size)
         let shift = UInt64(8 * c.level)
         let atLevel = c.level < 8 ? n >> shift : 0
@@ -442,7 +443,7 @@ public final class AuditLog: AuditSink {
     /// pins). Such blocks are refused removal: the log's pin holds them through links, and the
     /// events after the latest checkpoint only by the put grace period.
     public func holds(_ cid: CID, bytes: [UInt8], referenced: Bool) throws -> Bool {
-        let pending = state.withLock { s in s.head == cid || s.edge.children.contains { $0.contains(cid) } }
+        let pending = state.locked { s in s.head == cid || s.edge.children.contains { $0.contains(cid) } }
         if pending { return true }
         if try store.db.get(Self.memberKey(cid)) != nil { return true }
         guard referenced, cid.codec == .dagCBOR else { return false }
@@ -465,7 +466,7 @@ public final class AuditLog: AuditSink {
     /// A head for the log as it is now (for export): the latest checkpoint and every event so far.
     /// Not stored; nil before the first checkpoint.
     public func currentHead() throws -> Block? {
-        let (edge, cp) = state.withLock { ($0.edge, $0.checkpoint) }
+        let (edge, cp) = state.locked { ($0.edge, $0.checkpoint) }
         guard let cp else { return nil }
         return try Self.headBlock(origin: origin, key: key.publicKey, size: edge.tiles.size, checkpoint: cp.cid, edge: edge)
     }
@@ -538,9 +539,9 @@ struct TileNode: Equatable {
 /// 512 kept.
 final class Memo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private let entries = Mutex<[Key: Value]>([:])
-    func get(_ k: Key) -> Value? { entries.withLock { $0[k] } }
+    func get(_ k: Key) -> Value? { entries.locked { $0[k] } }
     func put(_ k: Key, _ v: Value) {
-        entries.withLock { e in
+        entries.locked { e in
             if e.count >= 512 { e.removeAll(keepingCapacity: true) }
             e[k] = v
         }

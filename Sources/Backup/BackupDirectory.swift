@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 #endif
 import IPLD
+import Locking
 import Multiformats
 import Pinning
 import Signing
@@ -230,7 +231,7 @@ public final class PartWriter {
                 Glibc.close(fd)
                 return try BackupDirectory.sha256(file)
             }
-            digests.table.withLock { $0[name] = r.map { ($0.digest, $0.size) } }
+            digests.table.locked { $0[name] = r.map { ($0.digest, $0.size) } }
         }
     }
 
@@ -241,7 +242,7 @@ public final class PartWriter {
         BackupDirectory.syncDirectory(directory)
         hashing.wait()
         return try finished.map { f in
-            guard let r = digests.table.withLock({ $0[f.name] }) else { throw BackupError.corrupt("\(f.name) was not hashed") }
+            guard let r = digests.table.locked({ $0[f.name] }) else { throw BackupError.corrupt("\(f.name) was not hashed") }
             let (digest, size) = try r.get()
             return BackupManifest.Part(name: f.name, size: size, sha256: digest, blocks: f.blocks)
         }

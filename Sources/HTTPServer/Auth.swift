@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 import Access
 import Foundation
@@ -319,7 +320,7 @@ final class BodyBudget: Sendable {
 
     func holding<T>(_ bytes: Int, client: String, _ body: () async throws -> T) async throws -> T {
         let n = max(0, bytes)
-        try state.withLock { s in
+        try state.locked { s in
             let mine = s.byClient[client, default: 0]
             guard s.held + n <= total, mine + n <= perClient else {
                 throw Overloaded(status: .serviceUnavailable, retryAfter: 1,
@@ -329,7 +330,7 @@ final class BodyBudget: Sendable {
             s.byClient[client] = mine + n
         }
         defer {
-            state.withLock { s in
+            state.locked { s in
                 s.held -= n
                 let left = s.byClient[client, default: n] - n
                 s.byClient[client] = left > 0 ? left : nil

@@ -2,6 +2,7 @@ import Backup
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Locking
 import Logging
 import ServiceLifecycle
 import Node
@@ -177,7 +178,7 @@ final class BackupJobs: Sendable {
     /// A new running job; nil when one is running already.
     func begin(kind: String, directory: String, at time: String) -> BackupJob? {
         let job = BackupJob(id: "job-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max)), kind: kind, directory: directory, started: time)
-        return table.withLock { t in
+        return table.locked { t in
             guard !t.values.contains(where: { $0.state == "running" }) else { return nil }
             t[job.id] = job
             return job
@@ -185,14 +186,14 @@ final class BackupJobs: Sendable {
     }
 
     func progress(_ id: String, _ blocks: UInt64, _ bytes: UInt64) {
-        table.withLock { t in
+        table.locked { t in
             t[id]?.blocks = blocks
             t[id]?.bytes = bytes
         }
     }
 
     func finish(_ id: String, _ change: (inout BackupJob) -> Void) {
-        table.withLock { t in
+        table.locked { t in
             guard var j = t[id] else { return }
             change(&j)
             j.state = j.error == nil ? "succeeded" : "failed"
@@ -202,8 +203,8 @@ final class BackupJobs: Sendable {
         }
     }
 
-    func get(_ id: String) -> BackupJob? { table.withLock { $0[id] } }
-    func all() -> [BackupJob] { table.withLock { $0.values.sorted { $0.started < $1.started } } }
+    func get(_ id: String) -> BackupJob? { table.locked { $0[id] } }
+    func all() -> [BackupJob] { table.locked { $0.values.sorted { $0.started < $1.started } } }
 }
 
 extension BackupRestoreInfo {

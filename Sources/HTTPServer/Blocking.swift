@@ -1,4 +1,5 @@
 import CAR
+import Locking
 import Pinning
 import NIOCore
 import NIOPosix
@@ -53,7 +54,7 @@ final class SlotLease: Sendable {
     }
 
     func release() {
-        if held.withLock({ h in defer { h = false }; return h }) { slots.release(client: client) }
+        if held.locked({ h in defer { h = false }; return h }) { slots.release(client: client) }
     }
 
     deinit { release() }
@@ -114,7 +115,7 @@ final class ClientSlots: Sendable {
     /// (429 when the client already holds its share, 503 when the wait ran out).
     func acquire(client: String) async throws {
         let outcome = await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
-            let waiting = state.withLock { s -> UInt64? in
+            let waiting = state.locked { s -> UInt64? in
                 let mine = s.byClient[client, default: 0]
                 guard mine < limits.perClient else {
                     c.resume(returning: .overShare)
@@ -151,7 +152,7 @@ final class ClientSlots: Sendable {
     }
 
     private func timeOut(_ id: UInt64) {
-        let waiter = state.withLock { s -> Waiter? in
+        let waiter = state.locked { s -> Waiter? in
             guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             let w = s.waiters.remove(at: i)
             s.byClient[w.client, default: 1] -= 1
@@ -163,7 +164,7 @@ final class ClientSlots: Sendable {
 
     /// Gives `client`'s slot back (to the longest waiter, if any).
     func release(client: String) {
-        let next = state.withLock { s -> Waiter? in
+        let next = state.locked { s -> Waiter? in
             s.byClient[client, default: 1] -= 1
             if s.byClient[client] == 0 { s.byClient[client] = nil }
             if s.waiters.isEmpty {
@@ -176,5 +177,5 @@ final class ClientSlots: Sendable {
     }
 
     /// Slots free now, and requests waiting for one (for tests and metrics).
-    var available: (free: Int, waiting: Int) { state.withLock { ($0.free, $0.waiters.count) } }
+    var available: (free: Int, waiting: Int) { state.locked { ($0.free, $0.waiters.count) } }
 }

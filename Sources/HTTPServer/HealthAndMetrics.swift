@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Locking
 import Metrics
 import Node
 import Prometheus
@@ -49,7 +50,7 @@ public final class MetricsRegistry: Sendable {
 
     /// Refreshes the repository gauges when older than a minute (the count is a scan of block records).
     func refreshRepositoryGauges(_ node: Node, io: StorageThreads) async {
-        let due = repositoryGauges.withLock { last -> Bool in
+        let due = repositoryGauges.locked { last -> Bool in
             if let last, Date().timeIntervalSince(last) < 60 { return false }
             last = Date()
             return true

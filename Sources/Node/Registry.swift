@@ -1,5 +1,6 @@
 import Foundation
 import IPLD
+import Locking
 import Multiformats
 import Pinning
 import Qindex
@@ -81,7 +82,7 @@ final class RegistryState: Sendable {
     static let dependencyEntries = 200_000
 
     func forget() {
-        contents.withLock {
+        contents.locked {
             $0.summaries = [:]
             $0.sorted = [:]
             $0.versions = [:]
@@ -92,7 +93,7 @@ final class RegistryState: Sendable {
 
     /// Drops what is held of one module's versions (before and after its pointers move).
     func forget(_ name: String, _ namespace: ModuleNamespace) {
-        contents.withLock {
+        contents.locked {
             $0.versions[namespace]?[name] = nil
             $0.picked = [:]
             $0.generation += 1
@@ -359,10 +360,10 @@ extension Node {
     /// The live version pointers of `name` in `namespace`, lowest version first (held in memory
     /// between registry writes).
     func versionHeads(_ name: String, _ namespace: ModuleNamespace) throws -> [(version: SemVer, head: Head)] {
-        let (held, generation) = registry.contents.withLock { ($0.versions[namespace]?[name], $0.generation) }
+        let (held, generation) = registry.contents.locked { ($0.versions[namespace]?[name], $0.generation) }
         if let held { return held }
         let read = try readVersionHeads(name, namespace)
-        registry.contents.withLock { if $0.generation == generation { $0.versions[namespace, default: [:]][name] = read } }
+        registry.contents.locked { if $0.generation == generation { $0.versions[namespace, default: [:]][name] = read } }
         return read
     }
 
@@ -450,10 +451,10 @@ extension Node {
     /// asked for far more often than versions change).
     func pickedRelease(_ name: String, _ range: SemVerRange?) throws -> ModuleRelease {
         let key = name + "@" + (range?.text ?? "")
-        let (held, generation) = registry.contents.withLock { ($0.picked[key], $0.generation) }
+        let (held, generation) = registry.contents.locked { ($0.picked[key], $0.generation) }
         if let held { return held }
         let r = try moduleRelease(name, range: range)
-        registry.contents.withLock {
+        registry.contents.locked {
             guard $0.generation == generation else { return }
             if $0.picked.count >= 10_000 { $0.picked = [:] }
             $0.picked[key] = r
@@ -792,7 +793,7 @@ extension Node {
     /// Every module's summary in `namespace` (without fetch counts), built from the pointers on
     /// first use.
     func summaries(_ namespace: ModuleNamespace) throws -> [String: ModuleSummary] {
-        let (held, generation) = registry.contents.withLock { ($0.summaries[namespace], $0.generation) }
+        let (held, generation) = registry.contents.locked { ($0.summaries[namespace], $0.generation) }
         if let held { return held }
         var counts: [String: Int] = [:]
         var q = Qindex.Query()
@@ -818,16 +819,16 @@ extension Node {
             guard let next = page.next else { break }
             q.cursor = next
         }
-        registry.contents.withLock { if $0.generation == generation { $0.summaries[namespace] = built } }
+        registry.contents.locked { if $0.generation == generation { $0.summaries[namespace] = built } }
         return built
     }
 
     /// The summaries sorted by name (what a search pages through).
     func sortedSummaries(_ namespace: ModuleNamespace) throws -> [ModuleSummary] {
-        if let held = registry.contents.withLock({ $0.sorted[namespace] }) { return held }
+        if let held = registry.contents.locked({ $0.sorted[namespace] }) { return held }
         let all = try summaries(namespace)
         let sorted = all.values.sorted { $0.module < $1.module }
-        registry.contents.withLock { c in
+        registry.contents.locked { c in
             // Kept only if the summaries it was made from are still the ones held.
             if let current = c.summaries[namespace], current.count == all.count, c.sorted[namespace] == nil,
                sorted.allSatisfy({ current[$0.module] == $0 }) {
@@ -839,12 +840,12 @@ extension Node {
 
     /// Brings one module's summary up to date, when summaries are held.
     func refreshSummary(_ name: String, _ namespace: ModuleNamespace, versions: [(version: SemVer, head: Head)]) throws {
-        guard registry.contents.withLock({ $0.summaries[namespace] != nil }) else { return }
+        guard registry.contents.locked({ $0.summaries[namespace] != nil }) else { return }
         var summary: ModuleSummary?
         if let top = versions.last, let t = top.head.target, let m = try moduleMetadata(signed: t, verified: false) {
             summary = ModuleSummary(m, namespace: namespace, versions: versions.count)
         }
-        registry.contents.withLock {
+        registry.contents.locked {
             $0.summaries[namespace]?[name] = summary
             $0.sorted[namespace] = nil
         }
@@ -872,15 +873,15 @@ extension Node {
 
     /// The fetch counters (read once from key space `I`).
     func fetchCounts() throws -> [String: (package: UInt64, docs: UInt64)] {
-        if let f = registry.contents.withLock({ $0.fetches }) { return f }
+        if let f = registry.contents.locked({ $0.fetches }) { return f }
         var loaded: [String: (package: UInt64, docs: UInt64)] = [:]
         let prefix = KeySpace.registry.key([0x01])
         try repository.blocks.db.makeIterator().forEach(prefix: prefix) { k, v in
             if v.count == 16, let name = String(bytes: k.dropFirst(prefix.count), encoding: .utf8) { loaded[name] = (Self.u64(v, 0), Self.u64(v, 8)) }
             return true
         }
-        registry.contents.withLock { if $0.fetches == nil { $0.fetches = loaded } }
-        return registry.contents.withLock { $0.fetches ?? loaded }
+        registry.contents.locked { if $0.fetches == nil { $0.fetches = loaded } }
+        return registry.contents.locked { $0.fetches ?? loaded }
     }
 
     static func u64(_ b: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 << 8 | UInt64(b[at + $1]) } }
@@ -889,7 +890,7 @@ extension Node {
     /// lose the last counts, never anything else).
     func countFetch(_ name: String, docs: Bool) {
         guard (try? fetchCounts()) != nil else { return }
-        let value = registry.contents.withLock { c -> (UInt64, UInt64) in
+        let value = registry.contents.locked { c -> (UInt64, UInt64) in
             var f = c.fetches?[name] ?? (0, 0)
             if docs { f.docs += 1 } else { f.package += 1 }
             c.fetches?[name] = f
@@ -906,10 +907,10 @@ extension Node {
 extension Node {
     /// The dependencies a signed metadata block states (held in memory: a block never changes).
     func dependencies(signed cid: CID) throws -> [Dependency] {
-        if let held = registry.contents.withLock({ $0.dependencies[cid] }) { return held }
+        if let held = registry.contents.locked({ $0.dependencies[cid] }) { return held }
         guard let m = try moduleMetadata(signed: cid, verified: false) else { throw RegistryError.notFound("\(cid) is not module metadata") }
         let deps = try m.dependencies.map { try $0.dependency() }
-        registry.contents.withLock {
+        registry.contents.locked {
             if $0.dependencies.count >= RegistryState.dependencyEntries { $0.dependencies = [:] }
             $0.dependencies[cid] = deps
         }

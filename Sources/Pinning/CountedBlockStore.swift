@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Multiformats
 import Storage
 import Synchronization
@@ -33,10 +34,10 @@ public final class CountedBlockStore: BlockStore, Sendable {
     private let auditSink = Mutex<(any AuditSink)?>(nil)
 
     /// Sends every later transaction's audit entries to `sink`.
-    public func setAuditSink(_ sink: (any AuditSink)?) { auditSink.withLock { $0 = sink } }
+    public func setAuditSink(_ sink: (any AuditSink)?) { auditSink.locked { $0 = sink } }
 
     /// Where audit entries go now (nil: nowhere).
-    var currentAuditSink: (any AuditSink)? { auditSink.withLock { $0 } }
+    var currentAuditSink: (any AuditSink)? { auditSink.locked { $0 } }
 
     /// Counting over `base`; blocks put are safe from collection for `putGracePeriod` ms of `clock`.
     public init(base: LevelDBBlockStore, putGracePeriod: UInt64, clock: any WallClock = SystemClock()) {
@@ -56,7 +57,7 @@ public final class CountedBlockStore: BlockStore, Sendable {
             let txn = CountTransaction(db: base.db, now: clock.now)
             let result = try body(txn)
             // The audit entries the operation recorded join its batch (and so its fsync).
-            let sink = auditSink.withLock { $0 }
+            let sink = auditSink.locked { $0 }
             var staged: (any Sendable)?
             if let sink, !txn.auditItems.isEmpty || txn.auditCheckpoint {
                 staged = try sink.stage(txn.auditItems, checkpoint: txn.auditCheckpoint, in: txn, store: self)
@@ -71,7 +72,7 @@ public final class CountedBlockStore: BlockStore, Sendable {
             if let sink, let staged { sink.settle(staged, written: true) }
             // After the write, so a scan that begins later sees the candidate and one under way
             // learns of it.
-            if let t = txn.lowestNewCandidate { candidates.withLock { $0.floor = min($0.floor, t); $0.low = min($0.low, t) } }
+            if let t = txn.lowestNewCandidate { candidates.locked { $0.floor = min($0.floor, t); $0.low = min($0.low, t) } }
             return result
         }
     }
@@ -165,7 +166,7 @@ public final class CountedBlockStore: BlockStore, Sendable {
 
     /// A candidate scan begins: where it may start.
     func beginCandidateScan() -> UInt64 {
-        candidates.withLock { c in
+        candidates.locked { c in
             c.low = .max
             return c.floor
         }
@@ -174,7 +175,7 @@ public final class CountedBlockStore: BlockStore, Sendable {
     /// A candidate scan ended having left nothing before `resume` (it deleted or dropped every
     /// candidate it passed); candidates added meanwhile keep the floor at or below their time.
     func endCandidateScan(resume: UInt64) {
-        candidates.withLock { c in c.floor = min(resume, c.low) }
+        candidates.locked { c in c.floor = min(resume, c.low) }
     }
 
     // MARK: leases
@@ -188,14 +189,14 @@ public final class CountedBlockStore: BlockStore, Sendable {
             self.store = store
         }
         /// Ends the lease (also done when the last reference goes).
-        public func release() { store.leases.withLock { _ = $0.starts.removeValue(forKey: id) } }
+        public func release() { store.leases.locked { _ = $0.starts.removeValue(forKey: id) } }
         deinit { release() }
     }
 
     /// Takes a lease for an import in flight; it ends when the lease is released.
     public func lease() -> Lease {
         let now = clock.now
-        let id = leases.withLock { s -> UInt64 in
+        let id = leases.locked { s -> UInt64 in
             s.next += 1
             s.starts[s.next] = now
             return s.next
@@ -204,7 +205,7 @@ public final class CountedBlockStore: BlockStore, Sendable {
     }
 
     /// When the oldest lease in force began (ms), if any.
-    public var oldestLease: UInt64? { leases.withLock { $0.starts.values.min() } }
+    public var oldestLease: UInt64? { leases.locked { $0.starts.values.min() } }
 
     // MARK: reading counts
 

@@ -1,4 +1,5 @@
 import Dispatch
+import Locking
 import Storage
 import Synchronization
 
@@ -47,11 +48,11 @@ public final class GroupCommit<Batch: CommitBatch>: Sendable {
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<Result<any Sendable, any Error>?>(nil)
         enqueue(Op(stage: { try stage($0, &$1) }, done: { r in
-            result.withLock { $0 = r }
+            result.locked { $0 = r }
             done.signal()
         }))
         done.wait()
-        return try result.withLock { $0! }.get() as! R
+        return try result.locked { $0! }.get() as! R
     }
 
     /// Runs `stage` in the next commit; returns once that commit is durable, holding no thread
@@ -64,7 +65,7 @@ public final class GroupCommit<Batch: CommitBatch>: Sendable {
     }
 
     private func enqueue(_ op: Op) {
-        let start = state.withLock { s -> Bool in
+        let start = state.locked { s -> Bool in
             s.ops.append(op)
             if s.draining { return false }
             s.draining = true
@@ -75,7 +76,7 @@ public final class GroupCommit<Batch: CommitBatch>: Sendable {
 
     private func drain() {
         while true {
-            let batch = state.withLock { s -> [Op] in
+            let batch = state.locked { s -> [Op] in
                 let n = min(s.ops.count, maximumBatch)
                 let taken = Array(s.ops.prefix(n))
                 s.ops.removeFirst(n)

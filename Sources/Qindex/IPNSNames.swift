@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Multiformats
 import Signing
 import Storage
@@ -41,7 +42,7 @@ public final class IPNSNames: Sendable {
         let name = Libp2pKey.name(key.publicKey).multihash
         try IPNSPaths.check(value)
         guard lifetime >= 1_000_000_000 else { throw QindexError.invalid("lifetime: at least 1s (a record expired on arrival never resolves)") }
-        return try publishing.withLock { _ in
+        return try publishing.locked { _ in
             let old = try record(name)
             let seq: UInt64
             if let sequence {
@@ -73,7 +74,7 @@ public final class IPNSNames: Sendable {
         let r = try IPNSRecord.parse(bytes)
         try r.verify(name: name, now: now)
         try IPNSPaths.check(r.value)
-        return try publishing.withLock { _ in
+        return try publishing.locked { _ in
             let old = try record(name)
             if let old, !Self.isNewer(r, than: old) { return false }
             try store(r, name: name, type: "q.ipns.import.v1")

@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -64,7 +65,7 @@ public struct Keystore: Sendable {
         try Self.check(name)
         guard name != "self" else { throw KeystoreError.exists(name) }
         let key = SigningKey()
-        try Self.changes.withLock { _ in
+        try Self.changes.locked { _ in
             let tmp = try writeTemporary(key)
             defer { unlink(tmp) }
             // link(2) never replaces: an existing key of that name stays, and this one is refused.
@@ -82,7 +83,7 @@ public struct Keystore: Sendable {
     public func rename(_ old: String, to new: String, force: Bool) throws -> (entry: Entry, overwrote: Bool) {
         guard old != "self", new != "self" else { throw KeystoreError.selfKey }
         try Self.check(new)
-        return try Self.changes.withLock { _ in
+        return try Self.changes.locked { _ in
             // Read under the lock: the key moved is the one reported.
             let key = try key(old)
             guard old != new else { return (Entry(name: new, key: key), false) }
@@ -108,7 +109,7 @@ public struct Keystore: Sendable {
 
     /// Removes keys; returns what was removed.
     public func remove(_ names: [String]) throws -> [Entry] {
-        try Self.changes.withLock { _ in
+        try Self.changes.locked { _ in
             var out: [Entry] = []
             for name in names {
                 guard name != "self" else { throw KeystoreError.selfKey }

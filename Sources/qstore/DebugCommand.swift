@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IPLD
+import Locking
 import Multiformats
 import Node
 import Pinning
@@ -84,7 +85,7 @@ struct DebugCommand: ParsableCommand {
                 }
             }
             done.wait()
-            if let e = failure.withLock({ $0 }) { throw CLIError("write-load: \(e)") }
+            if let e = failure.locked({ $0 }) { throw CLIError("write-load: \(e)") }
 
             @Sendable func indexWriter(_ writer: Int) {
                 var rng = XorShift(seed: seed &+ UInt64(writer) &* 7919)
@@ -101,9 +102,9 @@ struct DebugCommand: ParsableCommand {
                         let head: Head
                         do { head = try node.putPointerBlocking(u) } catch QindexError.notFound { continue }  // deleting a deleted one
                         let line = "indexed \(key) \(head.version) \(head.record)\n"
-                        out.withLock { $0.write(Data(line.utf8)) }
+                        out.locked { $0.write(Data(line.utf8)) }
                     } catch {
-                        failure.withLock { $0 = error }
+                        failure.locked { $0 = error }
                         return
                     }
                 }

@@ -1,3 +1,4 @@
+import Locking
 import Multiformats
 import Synchronization
 
@@ -19,12 +20,12 @@ public final class MemoryBlockStore: BlockStore {
 
     public func has(_ cid: CID) throws -> Bool {
         if cid.multihash.code == .identity { return cid.multihash.digestLength <= Block.maximumIdentityLength }
-        return state.withLock { $0.data[cid.multihash] != nil }
+        return state.locked { $0.data[cid.multihash] != nil }
     }
 
     public func get(_ cid: CID) throws -> [UInt8]? {
         if cid.multihash.code == .identity { return try Block.identityData(cid) }
-        return state.withLock { $0.data[cid.multihash] }
+        return state.locked { $0.data[cid.multihash] }
     }
 
     public func size(_ cid: CID) throws -> Int? { try get(cid)?.count }
@@ -41,7 +42,7 @@ public final class MemoryBlockStore: BlockStore {
             if b.cid.multihash.code == .identity { continue }
             prepared.append((b, try extractLinks(b)))
         }
-        state.withLock { s in
+        state.locked { s in
             for (b, links) in prepared {
                 s.data[b.cid.multihash] = b.data
                 s.links[b.cid.multihash, default: [:]][b.cid.codec] = links
@@ -52,7 +53,7 @@ public final class MemoryBlockStore: BlockStore {
     @discardableResult
     public func delete(_ cid: CID) throws -> Bool {
         if cid.multihash.code == .identity { return false }
-        return state.withLock { s in
+        return state.locked { s in
             s.links[cid.multihash] = nil
             return s.data.removeValue(forKey: cid.multihash) != nil
         }
@@ -60,12 +61,12 @@ public final class MemoryBlockStore: BlockStore {
 
     public func links(of cid: CID) throws -> [CID]? {
         if cid.multihash.code == .identity { return try extractLinks(Block(trusted: cid, data: try Block.identityData(cid))) }
-        return state.withLock { $0.links[cid.multihash]?[cid.codec] }
+        return state.locked { $0.links[cid.multihash]?[cid.codec] }
     }
 
     public func forEach(_ body: (CID) throws -> Bool) throws {
         // Snapshot the keys (in the LevelDB store's order: multihash bytes, then codec) and visit outside the lock.
-        let cids = state.withLock { s in
+        let cids = state.locked { s in
             s.links.flatMap { mh, codecs in codecs.keys.map { CID(codec: $0, multihash: mh) } }
         }.sorted { a, b in
             a.multihash.bytes == b.multihash.bytes ? a.codec < b.codec : a.multihash.bytes.lexicographicallyPrecedes(b.multihash.bytes)

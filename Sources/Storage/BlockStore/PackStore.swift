@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Locking
 import Multiformats
 import Synchronization
 
@@ -67,9 +68,9 @@ final class PackStore: Sendable {
     }
 
     deinit {
-        writer.withLock { w in _ = close(w.descriptor) }
-        readers.withLock { r in for fd in r.values { _ = close(fd) } }
-        removed.withLock { r in for fd in r.closing + r.waiting { _ = close(fd) } }
+        writer.locked { w in _ = close(w.descriptor) }
+        readers.locked { r in for fd in r.values { _ = close(fd) } }
+        removed.locked { r in for fd in r.closing + r.waiting { _ = close(fd) } }
     }
 
     /// Bytes of a pack entry: `varint(len(mh)) ‖ mh ‖ varint(len) ‖ data`.
@@ -78,7 +79,7 @@ final class PackStore: Sendable {
     }
 
     /// The pack being appended to.
-    var currentPack: UInt32 { writer.withLock { $0.pack } }
+    var currentPack: UInt32 { writer.locked { $0.pack } }
 
     /// A pack's size in bytes (nil if it does not exist).
     func size(of pack: UInt32) -> UInt64? { PackStore.fileSize(PackStore.path(directory, pack)) }
@@ -145,13 +146,13 @@ final class PackStore: Sendable {
     /// of `closeRemoved()`.
     func remove(_ pack: UInt32) {
         precondition(pack != currentPack, "the pack being appended to is never removed")
-        if let fd = readers.withLock({ $0.removeValue(forKey: pack) }) { removed.withLock { $0.waiting.append(fd) } }
+        if let fd = readers.locked({ $0.removeValue(forKey: pack) }) { removed.locked { $0.waiting.append(fd) } }
         unlink(PackStore.path(directory, pack))
     }
 
     /// Closes the descriptors of packs removed before the previous call (their space is freed).
     func closeRemoved() {
-        let closing = removed.withLock { r -> [Int32] in
+        let closing = removed.locked { r -> [Int32] in
             let c = r.closing
             r.closing = r.waiting
             r.waiting = []
@@ -189,7 +190,7 @@ final class PackStore: Sendable {
     /// pack is sealed (so what is stored in it and collected later can be compacted away), the
     /// reserve is given back, and `noSpace` is thrown.
     func append(_ entries: [(Multihash, [UInt8])]) throws -> [PackLocation] {
-        try writer.withLock { w in
+        try writer.locked { w in
             let origin = (pack: w.pack, end: w.end)
             do {
                 return try append(entries, &w)
@@ -235,7 +236,7 @@ final class PackStore: Sendable {
     /// Seals the current pack when it holds anything: what an import refused for want of space
     /// stored in it can then be compacted away once collected (the current pack never is).
     func seal() {
-        writer.withLock { w in if w.end > 0 { try? roll(&w) } }
+        writer.locked { w in if w.end > 0 { try? roll(&w) } }
     }
 
     /// Seals the current pack (synced) and starts the next.
@@ -252,19 +253,19 @@ final class PackStore: Sendable {
 
     /// The pack being appended to, where its appends end and how far it has been fdatasync'ed
     /// (what a durable put must have covered before it returns; for tests).
-    var appendState: (pack: UInt32, end: UInt64, synced: UInt64) { writer.withLock { ($0.pack, $0.end, $0.synced) } }
+    var appendState: (pack: UInt32, end: UInt64, synced: UInt64) { writer.locked { ($0.pack, $0.end, $0.synced) } }
 
     /// Makes every append so far durable. Concurrent callers share one fdatasync.
     func sync() throws {
-        let (fd, target) = writer.withLock { ($0.descriptor, $0.end) }
-        try syncing.withLock { _ in
-            let already = writer.withLock { $0.descriptor == fd && $0.synced >= target }
+        let (fd, target) = writer.locked { ($0.descriptor, $0.end) }
+        try syncing.locked { _ in
+            let already = writer.locked { $0.descriptor == fd && $0.synced >= target }
             if already { return }
             // A roll since we looked synced the old pack already.
-            let current = writer.withLock { ($0.descriptor, $0.end) }
+            let current = writer.locked { ($0.descriptor, $0.end) }
             guard current.0 == fd else { return }
             guard fdatasync(fd) == 0 else { throw PackStore.error("fdatasync") }
-            writer.withLock { w in if w.descriptor == fd { w.synced = max(w.synced, current.1) } }
+            writer.locked { w in if w.descriptor == fd { w.synced = max(w.synced, current.1) } }
         }
     }
 
@@ -283,7 +284,7 @@ final class PackStore: Sendable {
     }
 
     private func readDescriptor(_ pack: UInt32) throws -> Int32 {
-        try readers.withLock { r in
+        try readers.locked { r in
             if let fd = r[pack] { return fd }
             let path = PackStore.path(directory, pack)
             let fd = open(path, O_RDONLY | O_CLOEXEC)

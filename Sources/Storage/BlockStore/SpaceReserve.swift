@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Locking
 import Synchronization
 
 /// Keeps new data from filling the file system, so that a full disk never costs the repository
@@ -47,8 +48,8 @@ public final class SpaceReserve: Sendable {
 
     /// Gives the reserve file's space back (the disk is full: what must be written can be).
     public func release() {
-        lock.withLock { _ in _ = unlink(file) }
-        estimate.withLock { $0 = nil }
+        lock.locked { _ in _ = unlink(file) }
+        estimate.locked { $0 = nil }
     }
 
     /// Before the repository is opened: the reserve goes when less than `bytes` is free.
@@ -62,14 +63,14 @@ public final class SpaceReserve: Sendable {
     public func check(writing count: UInt64) throws {
         guard bytes > 0 else { return }
         let now = ContinuousClock.now
-        let quick = estimate.withLock { e -> Bool in
+        let quick = estimate.locked { e -> Bool in
             guard let current = e, now - current.at < .seconds(1), current.free >= count + 4 * bytes else { return false }
             e = (current.free - count, current.at)
             return true
         }
         if quick { return }
         let free = freeBytes
-        estimate.withLock { $0 = (free - min(free, count), now) }
+        estimate.locked { $0 = (free - min(free, count), now) }
         if !isHeld && free >= 3 * bytes + count { hold() }
         let after = isHeld ? free : free - min(free, bytes)
         guard after >= count + bytes else {
@@ -80,7 +81,7 @@ public final class SpaceReserve: Sendable {
 
     /// Makes the reserve file (preallocated, so it really holds the space).
     func hold() {
-        lock.withLock { _ in
+        lock.locked { _ in
             guard access(file, F_OK) != 0 else { return }
             let fd = open(file + ".tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard fd >= 0 else { return }

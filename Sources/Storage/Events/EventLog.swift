@@ -1,5 +1,6 @@
 import Foundation
 import IPLD
+import Locking
 import Multiformats
 import Synchronization
 
@@ -73,7 +74,7 @@ public final class EventLog: Sendable {
     /// Stages an event encoded by `encode` (see `stage(_:_:at:into:)`).
     @discardableResult
     public func stage(encoded: [UInt8], into batch: WriteBatch) -> UInt64 {
-        let (seq, expired) = state.withLock { s in
+        let (seq, expired) = state.locked { s in
             defer { s.next += 1 }
             // Up to 16 of the events now past the bound leave with this one (a lowered retention
             // is caught up with over the next events).
@@ -88,11 +89,11 @@ public final class EventLog: Sendable {
 
     /// Wakes every follower (call once the batch holding staged events is durable).
     public func published() {
-        state.withLock { s in for c in s.subscribers.values { c.yield() } }
+        state.locked { s in for c in s.subscribers.values { c.yield() } }
     }
 
     /// The last sequence assigned (0: none yet); its batch may not be written yet.
-    public var lastSequence: UInt64 { state.withLock { $0.next - 1 } }
+    public var lastSequence: UInt64 { state.locked { $0.next - 1 } }
 
     /// The last event written (0: none): where a reader that wants only new events starts. Read
     /// from the database, so it never names an event whose batch is still being written (a
@@ -138,19 +139,19 @@ public final class EventLog: Sendable {
     /// one), and its continuation, to wake it for other reasons (a heartbeat) and to end it.
     public func follow() throws -> (signals: AsyncStream<Void>, poke: AsyncStream<Void>.Continuation) {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let id = try state.withLock { s in
+        let id = try state.locked { s in
             guard s.subscribers.count < Self.maximumFollowers else { throw EventLogError.tooManyFollowers(Self.maximumFollowers) }
             defer { s.nextSubscriber += 1 }
             s.subscribers[s.nextSubscriber] = continuation
             return s.nextSubscriber
         }
-        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.locked { $0.subscribers.removeValue(forKey: id) } }
         return (stream, continuation)
     }
 
     /// Throws `tooManyFollowers` when `follow()` would.
     public func checkFollowerRoom() throws {
-        if state.withLock({ $0.subscribers.count }) >= Self.maximumFollowers { throw EventLogError.tooManyFollowers(Self.maximumFollowers) }
+        if state.locked({ $0.subscribers.count }) >= Self.maximumFollowers { throw EventLogError.tooManyFollowers(Self.maximumFollowers) }
     }
 
     /// At most this many followers at once (each wakes and reads on every commit that publishes).

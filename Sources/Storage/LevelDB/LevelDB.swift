@@ -1,5 +1,6 @@
 import CLevelDB
 import Foundation
+import Locking
 import Multiformats
 import Synchronization
 #if canImport(Glibc)
@@ -140,10 +141,10 @@ public final class LevelDB: @unchecked Sendable {
     private let recovery = Mutex(Recovery())
 
     /// How many times the database was opened again after the disk was full.
-    public var reopenCount: Int { recovery.withLock { $0.generation } }
+    public var reopenCount: Int { recovery.locked { $0.generation } }
 
     /// Whether writes are refused until the database can be opened again (the disk was full).
-    public var isWaitingToReopen: Bool { recovery.withLock { $0.needed } }
+    public var isWaitingToReopen: Bool { recovery.locked { $0.needed } }
 
     /// Bytes LevelDB's recovery may write when it opens: a table for each log, a new manifest.
     private func bytesToReopen() -> UInt64 {
@@ -162,20 +163,20 @@ public final class LevelDB: @unchecked Sendable {
     /// database was opened again since `generation` (by this call or another).
     private func recover(since generation: Int, patience: Duration = .seconds(2)) -> Bool {
         let now = ContinuousClock.now
-        let due = recovery.withLock { r -> Bool? in
+        let due = recovery.locked { r -> Bool? in
             if r.generation != generation { return nil }
             if let t = r.notBefore, now < t { return false }
             return true
         }
         guard let due else { return true }
         guard due else { return false }
-        noSpace.withLock { $0 }?()
+        noSpace.locked { $0 }?()
         let deadline = now + patience
         var done: Bool?
         if (SpaceReserve.freeBytes(path) ?? 0) >= bytesToReopen() {
             while done == nil {
                 done = gate.tryWrite { () -> Bool? in
-                    if recovery.withLock({ $0.generation != generation }) { return true }
+                    if recovery.locked({ $0.generation != generation }) { return true }
                     guard outstanding.load(ordering: .acquiring) == 0 else { return nil }
                     if let db { leveldb_close(db) }
                     db = nil
@@ -184,7 +185,7 @@ public final class LevelDB: @unchecked Sendable {
                         let opened = leveldb_open(options, path, &err)
                         if LevelDBError.take(err, "reopen \(path)") == nil, let opened {
                             db = opened
-                            recovery.withLock { $0 = Recovery(generation: $0.generation + 1) }
+                            recovery.locked { $0 = Recovery(generation: $0.generation + 1) }
                             return true
                         }
                         usleep(UInt32(50_000 * (attempt + 1)))
@@ -200,7 +201,7 @@ public final class LevelDB: @unchecked Sendable {
             }
         }
         if done == true { return true }
-        recovery.withLock { $0.notBefore = ContinuousClock.now + .seconds(1) }
+        recovery.locked { $0.notBefore = ContinuousClock.now + .seconds(1) }
         return false
     }
 
@@ -228,7 +229,7 @@ public final class LevelDB: @unchecked Sendable {
     public func write(_ batch: WriteBatch, sync: Bool) throws {
         var failure: LevelDBError?
         for _ in 0..<3 {
-            let (generation, needed) = recovery.withLock { ($0.generation, $0.needed) }
+            let (generation, needed) = recovery.locked { ($0.generation, $0.needed) }
             if needed {
                 guard recover(since: generation) else {
                     throw failure ?? LevelDBError(operation: "write", message: "refused until the database is opened again: an earlier write found No space left on device (free some space)")
@@ -241,7 +242,7 @@ public final class LevelDB: @unchecked Sendable {
             guard e.isNoSpace else { throw e }
             failure = e
             // Another writer's reopen since this one began: just try again.
-            let reopened = recovery.withLock { r -> Bool in
+            let reopened = recovery.locked { r -> Bool in
                 if r.generation != generation { return true }
                 r.needed = true
                 return false

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import IPLD
+import Locking
 import Multiformats
 
 /// A Qstore repository on disk: everything one node keeps.
@@ -109,7 +110,7 @@ public final class Repository: Sendable {
         let reserve = SpaceReserve(directory: path, bytes: config.blockstore.reserveBytes)
         reserve.prepareForOpen()
         let db = try LevelDB(path: path + "/datastore", options: dbOptions)
-        db.noSpace.withLock { $0 = { [reserve] in reserve.release() } }
+        db.noSpace.locked { $0 = { [reserve] in reserve.release() } }
         blocks = try LevelDBBlockStore(db: db, packDirectory: path + "/packs", options: config.blockstore, reserve: config.blockstore.reserveBytes > 0 ? reserve : nil)
         configuration = config
         self.path = path
