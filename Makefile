@@ -7,7 +7,7 @@
 #   make soak   MINUTES (default 10) of mixed load at 64 connections against one daemon
 # Both install the Debian packages the build needs when they are missing.
 
-DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev libvips-dev libimage-exiftool-perl pkg-config ipfs-cid etcd-server
+DEBIAN_PACKAGES := libleveldb-dev libsnappy-dev libssl-dev libvips-dev libimage-exiftool-perl pkg-config ipfs-cid etcd-server etcd-client iproute2
 ARGS ?= daemon
 SWIFT ?= swift
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Qstore cluster to try on one machine (Docs/cluster.md): 3 etcd members and 3 Qstore nodes,
 # each pair in a network namespace of its own joined to a bridge by a veth pair — separate hosts
-# on one machine (10.77.0.11–13). Needs root and iproute2; etcd from Debian's etcd-server.
+# on one machine (10.77.0.11–13). Needs root and iproute2; etcd and etcdctl from Debian's etcd-server and etcd-client.
 #
 #   sudo Scripts/cluster-up.sh [up]     start (builds qstore first unless QSTORE_BIN is set)
 #   sudo Scripts/cluster-up.sh status   the cluster's peers and pins, seen from node 1

@@ -408,8 +408,8 @@ final class EtcdProcess {
     }
 
     @Test func aClusterOfNamespacesSurvivesItsEtcdLeaderAndACutLink() async throws {
-        guard EtcdProcess.binary != nil, getuid() == 0, (try? Self.sh("ip netns list"))?.0 == 0 else {
-            Issue.record("needs root, iproute2 and etcd (make test installs etcd-server)")
+        guard EtcdProcess.binary != nil, getuid() == 0, (try? Self.sh("ip netns list"))?.0 == 0, (try? Self.sh("command -v etcdctl"))?.0 == 0 else {
+            Issue.record("needs root, iproute2, etcd and etcdctl (make test installs iproute2, etcd-server and etcd-client)")
             return
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-netns-\(UUID().uuidString)").path
