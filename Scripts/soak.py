@@ -258,6 +258,18 @@ at_minute = next((m for s, m in curve if s >= 60 and m), None)
 peak_after = max((m for s, m in curve if s >= 60 and m), default=None)
 flat = at_minute is None or peak_after is None or peak_after <= at_minute * 1.25
 print(f"RSS at one minute {at_minute} MiB, highest after {peak_after} MiB: {'flat' if flat else 'GROWING'}")
+# The trend, beside the verdict: under mixed load with multi-megabyte adds in flight RSS swings
+# ±20% from sample to sample, so the least-squares slope after the first minute and the medians of
+# its thirds say more about a leak than the highest sample does.
+after = [(s, m) for s, m in curve if s >= 60 and m]
+if len(after) >= 6:
+    n = len(after)
+    mean_s = sum(s for s, _ in after) / n
+    mean_m = sum(m for _, m in after) / n
+    slope = sum((s - mean_s) * (m - mean_m) for s, m in after) / max(1e-9, sum((s - mean_s) ** 2 for s, _ in after))
+    thirds = [sorted(m for _, m in after[i * n // 3:(i + 1) * n // 3]) for i in range(3)]
+    medians = [t[len(t) // 2] for t in thirds]
+    print(f"RSS trend after the first minute: {slope * 60:+.1f} MiB/min (least squares); medians of its thirds {medians[0]}, {medians[1]}, {medians[2]} MiB")
 print(f"daemon: {'ran to the end' if alive else 'DIED'}, exit {code} on SIGTERM")
 print(f"repo verify: {verify.returncode} {verify.stdout.strip()[-200:]}{verify.stderr.strip()[-300:]}")
 print(f"pin verify: {pins.returncode} {pins.stderr.strip()[-300:]}")
