@@ -2,7 +2,8 @@
 #   make run    build qstore (release), create the default repository ($QSTORE_PATH or ~/.qstore)
 #               when absent, and run `qstore $(ARGS)` on it (default: the daemon)
 #   make test   run the whole test suite
-#   make fuzz   fuzz every parser for FUZZ_SECONDS each (default 60; TARGETS="car dag-cbor" for some)
+#   make fuzz   fuzz every parser for FUZZ_SECONDS each (default 60; TARGETS="car dag-cbor" for some;
+#               FUZZ_JOBS=2 for two at a time)
 #   make test-asan / make test-tsan   the suite under AddressSanitizer / ThreadSanitizer
 #   make soak   MINUTES (default 10) of mixed load at 64 connections against one daemon
 # Both install the Debian packages the build needs when they are missing.
@@ -36,7 +37,7 @@ test: deps
 	SWIFT=$(SWIFT) Scripts/run-tests.sh
 
 fuzz: deps
-	SWIFT=$(SWIFT) FUZZ_SECONDS=$${FUZZ_SECONDS:-60} Scripts/fuzz.sh $(TARGETS)
+	SWIFT=$(SWIFT) FUZZ_SECONDS=$${FUZZ_SECONDS:-60} FUZZ_JOBS=$${FUZZ_JOBS:-1} Scripts/fuzz.sh $(TARGETS)
 
 test-asan: deps
 	SWIFT=$(SWIFT) Scripts/sanitize.sh address

@@ -52,8 +52,12 @@ let package = Package(
         // `Mutex.locked`: `withLock` with its critical section told to ThreadSanitizer.
         .target(name: "CLocking"),
         .target(name: "Locking", dependencies: ["CLocking"]),
-        // libvips (Debian: libvips-dev): decoding, metadata, thumbnails for QpiC.
-        .systemLibrary(name: "CLibvips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // libvips (Debian: libvips-dev), loaded on first use (dlopen): the executable does not link
+        // it, so a daemon that serves no media maps none of its ~90 libraries. Its headers need
+        // GLib's, whose configuration header sits in the multiarch library folder.
+        .target(name: "CVips", cSettings: [.unsafeFlags([
+            "-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include", "-I/usr/lib/aarch64-linux-gnu/glib-2.0/include",
+        ])]),
         .target(name: "IPLD", dependencies: ["Multiformats"]),
         .target(name: "CAR", dependencies: ["IPLD", "Multiformats"]),
         // LevelDB's C API (Debian: libleveldb-dev, with snappy).
@@ -86,7 +90,7 @@ let package = Package(
         // Qdrive: drive files and directories (dag-cbor), STREAM segment encryption, HPKE key wraps. No storage.
         .target(name: "Qdrive", dependencies: ["Signing", "IPLD", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // QpiC: media types by content, metadata (EXIF, GPS), privacy profiles, variants through libvips. No storage.
-        .target(name: "QpiC", dependencies: ["Qdrive", "CLibvips", "Storage", "IPLD", "Multiformats"]),
+        .target(name: "QpiC", dependencies: ["Qdrive", "CVips", "Storage", "IPLD", "Multiformats"]),
         // Backup sets: CARv2 parts and signed manifests; writing, reading, verifying, pruning.
         .target(name: "Backup", dependencies: ["Qindex", "Pinning", "Signing", "Storage", "CAR", "IPLD", "Multiformats"]),
         // Signed mutable pointers with verifiable history.

@@ -2,7 +2,8 @@
 # Coverage-guided fuzzing (Docs/fuzzing.md).
 #   Scripts/fuzz.sh [TARGET…]   build qstore-fuzz with libFuzzer and AddressSanitizer (release,
 #                               .build-fuzz/), run each target (default: all) for FUZZ_SECONDS
-#                               (default 60) from its seeds in Fuzz/corpus/TARGET, and print
+#                               (default 60) from its seeds in Fuzz/corpus/TARGET, FUZZ_JOBS targets
+#                               at a time (default 1), and print
 #                               executions, executions per second and coverage per target. A crash
 #                               leaves its input in Fuzz/crashers/TARGET/ and the run fails; add the
 #                               file there to git: FuzzRegressionTests replays it on every test run.
@@ -88,27 +89,44 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(QSTORE_FUZZ_TARGET=none "$BIN" 2>&1 | sed -n 's/.*one of: //p' | tr ' ' '\n' | grep -v '^$')
 WORK=$(mktemp -d /tmp/qstore-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-failed=0
-printf "%-16s %10s %10s %8s %8s  %s\n" target execs "execs/s" cov features result
-for t in "${TARGETS[@]}"; do
+JOBS=${FUZZ_JOBS:-1}
+run_one() {  # fuzz one target; its table row goes to $WORK/$t.row, and $WORK/$t.failed when it crashed
+  local t=$1 rc
   mkdir -p "$WORK/$t" "Fuzz/crashers/$t" "Fuzz/corpus/$t"
   set +e
   QSTORE_FUZZ_TARGET=$t "$BIN" "$WORK/$t" "Fuzz/corpus/$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 -artifact_prefix="Fuzz/crashers/$t/" >"$WORK/$t.log" 2>&1
   rc=$?
   set -e
+  local execs rate last cov ft result=ok
   execs=$(awk '/stat::number_of_executed_units:/ {print $2}' "$WORK/$t.log")
   rate=$(awk '/stat::average_exec_per_sec:/ {print $2}' "$WORK/$t.log")
   last=$(grep -E '^#[0-9]+' "$WORK/$t.log" | tail -1)
   cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
-  result=ok
   if [ $rc -ne 0 ]; then
     result="CRASH: $(ls -t "Fuzz/crashers/$t" 2>/dev/null | head -1)"
-    failed=1
+    touch "$WORK/$t.failed"
     grep -E "ERROR|invariant|Fatal error|SUMMARY" "$WORK/$t.log" | head -5 >&2 || true
   fi
   rmdir "Fuzz/crashers/$t" 2>/dev/null || true
-  printf "%-16s %10s %10s %8s %8s  %s\n" "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$result"
+  printf "%-16s %10s %10s %8s %8s  %s\n" "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$result" >"$WORK/$t.row"
+}
+# FUZZ_JOBS targets at a time (default 1); rows are printed in the targets' order as they finish.
+printf "%-16s %10s %10s %8s %8s  %s\n" target execs "execs/s" cov features result
+printed=0
+print_ready() {
+  while [ $printed -lt ${#TARGETS[@]} ] && [ -f "$WORK/${TARGETS[$printed]}.row" ]; do
+    cat "$WORK/${TARGETS[$printed]}.row"
+    printed=$((printed + 1))
+  done
+}
+for t in "${TARGETS[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; print_ready; done
+  run_one "$t" &
 done
+wait
+print_ready
+failed=0
+for t in "${TARGETS[@]}"; do [ ! -f "$WORK/$t.failed" ] || failed=1; done
 exit $failed

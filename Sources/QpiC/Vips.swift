@@ -1,29 +1,33 @@
-import CLibvips
+import CVips
 import Foundation
 import Multiformats
 import Qdrive
 
-/// What libvips said when it failed: the file is not an image it can read (or make).
+/// What libvips said when it failed: the file is not an image it can read (or make) — or, an
+/// internal error, libvips could not be loaded on this machine.
 public struct VipsError: Error, CustomStringConvertible, Sendable, KindedError {
     public let description: String
-    public var kind: ErrorKind { .invalidInput }
-    public var code: String? { "QDRIVE_INVALID" }
+    public var kind: ErrorKind = .invalidInput
+    public var code: String? { kind == .invalidInput ? "QDRIVE_INVALID" : nil }
 }
 
-/// libvips, started once per process.
+/// libvips, loaded and started on first use, once per process (Sources/CVips).
 enum Vips {
-    static let started: Bool = qv_init() == 0
-
     static func error(_ what: String) -> VipsError {
         // A copy, cleared as it is taken (the buffer is the process's: another request may be failing too).
-        guard let copy = vips_error_buffer_copy() else { return VipsError(description: "\(what): libvips failed") }
+        guard let copy = qv_error_copy() else { return VipsError(description: "\(what): libvips failed") }
         defer { qv_free(copy) }
         // The last line is the failure; earlier ones are misses of optional fields (an absent tag).
         let text = String(cString: copy).split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         return VipsError(description: "\(what): \(text.isEmpty ? "libvips failed" : text)")
     }
 
-    static func ensure() throws { guard started else { throw VipsError(description: "libvips did not start") } }
+    static func ensure() throws {
+        guard qv_init() == 0 else { throw VipsError(description: "libvips did not start: " + String(cString: qv_init_error()), kind: .internal) }
+    }
+
+    /// Whether libvips is loaded in this process (only once media has been worked on).
+    static var isLoaded: Bool { qv_loaded() != 0 }
 }
 
 /// Bytes libvips reads without copying: kept alive by every image made from them.
@@ -40,10 +44,10 @@ final class VipsBytes: @unchecked Sendable {
 
 /// A libvips image (and the bytes it is read from).
 final class VipsImageRef: @unchecked Sendable {
-    let image: UnsafeMutablePointer<VipsImage>
+    let image: OpaquePointer
     let source: VipsBytes
 
-    init(_ image: UnsafeMutablePointer<VipsImage>, _ source: VipsBytes) { (self.image, self.source) = (image, source) }
+    init(_ image: OpaquePointer, _ source: VipsBytes) { (self.image, self.source) = (image, source) }
     deinit { qv_unref(image) }
 
     /// `random`: for operations that read out of order (turning upright).
@@ -53,8 +57,8 @@ final class VipsImageRef: @unchecked Sendable {
         return VipsImageRef(i, bytes)
     }
 
-    var width: Int { Int(vips_image_get_width(image)) }
-    var height: Int { Int(vips_image_get_height(image)) }
+    var width: Int { Int(qv_width(image)) }
+    var height: Int { Int(qv_height(image)) }
 
     func int(_ name: String) -> Int? {
         var v: Int32 = 0
@@ -63,7 +67,7 @@ final class VipsImageRef: @unchecked Sendable {
 
     /// Every metadata field's name.
     var fields: [String] {
-        guard let list = vips_image_get_fields(image) else { return [] }
+        guard let list = qv_fields(image) else { return [] }
         defer { qv_strfreev(list) }
         var out: [String] = []
         var i = 0
@@ -77,20 +81,20 @@ final class VipsImageRef: @unchecked Sendable {
     /// A field as text (libvips' rendering: EXIF strings come as "value (description, type)").
     func string(_ name: String) -> String? {
         var out: UnsafeMutablePointer<CChar>?
-        guard vips_image_get_as_string(image, name, &out) == 0, let out else { return nil }
+        guard qv_string(image, name, &out) == 0, let out else { return nil }
         defer { qv_free(out) }
         return String(cString: out)
     }
 
     var interpretation: String {
-        switch vips_image_get_interpretation(image) {
-        case VIPS_INTERPRETATION_sRGB: "srgb"
-        case VIPS_INTERPRETATION_B_W: "b-w"
-        case VIPS_INTERPRETATION_CMYK: "cmyk"
-        case VIPS_INTERPRETATION_RGB16: "rgb16"
-        case VIPS_INTERPRETATION_GREY16: "grey16"
-        case VIPS_INTERPRETATION_scRGB: "scrgb"
-        case VIPS_INTERPRETATION_LAB: "lab"
+        switch qv_interpretation(image) {
+        case 0: "srgb"
+        case 1: "b-w"
+        case 2: "cmyk"
+        case 3: "rgb16"
+        case 4: "grey16"
+        case 5: "scrgb"
+        case 6: "lab"
         default: "other"
         }
     }
@@ -107,7 +111,7 @@ final class VipsImageRef: @unchecked Sendable {
     }
 
     /// Removes the field `name` (the EXIF block is rebuilt from the remaining `exif-ifd…` fields on save).
-    func remove(_ name: String) { _ = vips_image_remove(image, name) }
+    func remove(_ name: String) { qv_remove(image, name) }
 
     enum Format: Int32 { case jpeg = 0, png = 1, webp = 2, avif = 3, heic = 4 }
 

@@ -208,7 +208,8 @@ final class Checks: @unchecked Sendable {
 }
 
 /// A `qstore daemon` process of its own over a fresh repository (so a crash is seen as a dead
-/// process, not as a dead test runner), on free loopback ports.
+/// process, not as a dead test runner), on free loopback ports. Its log (at `logLevel`) goes to
+/// `daemon.log` in its directory (`log`), for a test to show when it fails.
 final class ChildDaemon {
     let directory: String
     let repository: String
@@ -221,18 +222,19 @@ final class ChildDaemon {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qstore").path
     }
 
-    init(directory: String? = nil, environment: [String: String] = [:]) throws {
+    init(directory: String? = nil, environment: [String: String] = [:], logLevel: String = "error") throws {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("qstore-child-\(UUID().uuidString)").path
         self.directory = dir
         repository = dir + "/repo"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw RawConnection.Failure(description: "qstore binary not found at \(Self.binary)") }
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "error"]
+        process.arguments = ["daemon", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", logLevel]
         process.environment = ChildEnvironment.with(["QSTORE_PATH": repository, "HOME": dir, "QSTORE_GC_INTERVAL": "0s"].merging(environment) { $1 })
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: dir + "/daemon.log", contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: dir + "/daemon.log")
         try process.run()
         var text = ""
         while !text.contains("api listening") || !text.contains("gateway listening") {
@@ -256,6 +258,12 @@ final class ChildDaemon {
 
     var isRunning: Bool { process.isRunning }
 
+    /// The last `lines` lines of the daemon's log.
+    func log(last lines: Int = 60) -> String {
+        let text = (try? String(contentsOfFile: directory + "/daemon.log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
     /// Kills the daemon (if it still runs) and removes its directory: the end of a test's daemon.
     func discard() {
         kill9()
@@ -278,11 +286,11 @@ final class ChildDaemon {
 
     func removeDirectory() { try? FileManager.default.removeItem(atPath: directory) }
 
-    /// A raw request on a new connection; its response.
-    func request(_ method: String, _ target: String, api: Bool, headers: [String: String] = [:], body: [UInt8] = []) throws -> RawConnection.Response {
+    /// A raw request on a new connection (on the API with the admin token, or `bearer`); its response.
+    func request(_ method: String, _ target: String, api: Bool, bearer: String? = nil, headers: [String: String] = [:], body: [UInt8] = []) throws -> RawConnection.Response {
         let c = try RawConnection(port: api ? apiPort : gatewayPort)
         var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        if api { head += "Authorization: Bearer \(token)\r\n" }
+        if api { head += "Authorization: Bearer \(bearer ?? token)\r\n" }
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         head += "Content-Length: \(body.count)\r\n\r\n"
         try c.send(Array(head.utf8) + body)
