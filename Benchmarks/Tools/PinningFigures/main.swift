@@ -21,6 +21,20 @@ let args = CommandLine.arguments
 let what = args.count > 1 ? args[1] : "gc"
 let n = args.count > 2 ? Int(args[2]) ?? 10_000 : 10_000
 
+/// The calling thread's user and system CPU seconds and minor page faults.
+func threadUsage() -> (user: Double, system: Double, faults: Int) {
+    var u = rusage()
+    getrusage(__rusage_who_t(1), &u)  // RUSAGE_THREAD
+    return (Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6, Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6, u.ru_minflt)
+}
+
+/// CPU seconds of the calling thread.
+func threadCPU() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t = DispatchTime.now().uptimeNanoseconds
     try body()
@@ -106,24 +120,38 @@ case "gc":
     // Settle LevelDB's compaction debt from the bulk load first: a repository in steady state,
     // not one whose level 0 is still full of just-flushed tables.
     if args.count > 3 && args[3] == "settled" { node.repository.db.compact() }
+    // GC_IDLE=<seconds>: wait first (LevelDB's background compaction of the bulk load ends).
+    if let idle = ProcessInfo.processInfo.environment["GC_IDLE"].flatMap(Double.init) { Thread.sleep(forTimeInterval: idle) }
+    // GC_STATS=1: LevelDB's levels as the collection starts.
+    if ProcessInfo.processInfo.environment["GC_STATS"] != nil { print(node.repository.db.property("leveldb.stats") ?? "") }
     var removed = 0
+    let cpu0 = threadCPU()
     let t = try seconds { removed = try node.collector.collect(now: node.blocks.clock.now + 1).blocks }
+    let cpu = threadCPU() - cpu0
     // `gc <live> settled|fresh <rounds>`: more rounds of 1,000 garbage blocks, for a profiler.
     if args.count > 4, let rounds = Int(args[4]) {
         print("repeating \(rounds) rounds (pid \(ProcessInfo.processInfo.processIdentifier))")
         var total = 0.0
+        var totalCPU = 0.0
+        var inCollect = (user: 0.0, system: 0.0, faults: 0)
         for _ in 0..<rounds {
             for _ in 0..<100 {
                 let leaves = try (0..<9).map { _ in try Block(data: randomBytes(256), codec: .raw) }
                 let root = try Block(data: try DAGCBOR().encode(.list(leaves.map { .link($0.cid) })), codec: .dagCBOR)
                 try node.blocks.putMany(leaves + [root])
             }
+            let c0 = threadCPU()
+            let u0 = threadUsage()
             total += try seconds { _ = try node.collector.collect(now: node.blocks.clock.now + 1) }
+            totalCPU += threadCPU() - c0
+            let u1 = threadUsage()
+            inCollect = (inCollect.user + u1.user - u0.user, inCollect.system + u1.system - u0.system, inCollect.faults + u1.faults - u0.faults)
         }
-        print("repeated: \(String(format: "%.2f", total * 1000 / Double(rounds))) ms per 1,000 garbage blocks")
+        print("in collections, per round: user \(String(format: "%.2f", inCollect.user * 1000 / Double(rounds))) ms, system \(String(format: "%.2f", inCollect.system * 1000 / Double(rounds))) ms, minor faults \(inCollect.faults / rounds)")
+        print("repeated: \(String(format: "%.2f", total * 1000 / Double(rounds))) ms per 1,000 garbage blocks (CPU \(String(format: "%.2f", totalCPU * 1000 / Double(rounds))) ms)")
     }
     let stat = try node.repository.stat()
-    print("gc: live \(stat.blocks) blocks, removed \(removed) in \(String(format: "%.4f", t)) s (\(String(format: "%.1f", Double(removed) / t)) blocks/s); setup \(String(format: "%.1f", setup)) s")
+    print("gc: live \(stat.blocks) blocks, removed \(removed) in \(String(format: "%.4f", t)) s (CPU \(String(format: "%.4f", cpu)) s, \(String(format: "%.1f", Double(removed) / t)) blocks/s); setup \(String(format: "%.1f", setup)) s")
 case "pinls":
     let (node, dir) = try freshNode(durability: .buffered)
     defer { cleanup(dir) }
