@@ -71,9 +71,7 @@ struct Gateway: Sendable {
         guard request.uri.path.utf8.count <= limits.maximumPathLength else {
             throw RequestError(.uriTooLong, "request path longer than \(limits.maximumPathLength) bytes")
         }
-        let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map {
-            String($0).removingPercentEncoding ?? String($0)
-        }
+        let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map { Self.percentDecoded(String($0)) }
         let ipns = request.uri.path.hasPrefix("/ipns/")
         let module = request.uri.path.hasPrefix("/modules/")
         guard let first = segments.first else {
@@ -123,7 +121,15 @@ struct Gateway: Sendable {
         }
         let representation = try Self.negotiate(request)
         let resolved: ResolvedPath
-        if let preResolved { resolved = preResolved } else { resolved = try await io.run { try self.node.resolve(root, path: path) } }
+        if let preResolved {
+            resolved = preResolved
+        } else if path.allSatisfy(\.isEmpty) {
+            // No segment to follow: nothing to read, so no trip to the storage threads (a request
+            // for a block by CID makes one, for the block).
+            resolved = try node.resolve(root, path: path)
+        } else {
+            resolved = try await io.run { try self.node.resolve(root, path: path) }
+        }
         let terminal = resolved.terminal
         var headers = HTTPFields()
         headers[.cacheControl] = cacheControl
@@ -390,8 +396,16 @@ struct Gateway: Sendable {
     /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII
     /// `filename` (other characters as `_`) and, when the name is not ASCII, RFC 5987's
     /// `filename*=UTF-8''…` with the exact name, as the path gateway spec shows.
+    /// `text` with its percent-escapes decoded (as it is when it has none, or a malformed one).
+    static func percentDecoded(_ text: String) -> String {
+        // Foundation's decoding goes through CFString: a few percent of a small GET when always called.
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+        return text.removingPercentEncoding ?? text
+    }
+
     static func disposition(_ kind: String, _ request: Request, default name: String) -> String {
         let f = filename(request, default: name)
+        if f.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x80 }) { return "\(kind); filename=\"\(f)\"" }
         let ascii = String(f.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? Character($0) : "_" })
         guard ascii != f else { return "\(kind); filename=\"\(f)\"" }
         var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(0x80)))

@@ -13,7 +13,7 @@ extension Gateway {
     func deserializedUnixFS(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
         var headers = baseHeaders
         let rawPath = request.uri.path
-        let requestPath = rawPath.removingPercentEncoding ?? rawPath
+        let requestPath = Self.percentDecoded(rawPath)
         switch try await io.run({ try self.node.fileEntry(terminal) }) {
         case .file(let size):
             let name = requestPath.split(separator: "/").last.map(String.init) ?? ""
