@@ -263,7 +263,9 @@ struct Gateway: Sendable {
     func blockBody(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
         var headers = baseHeaders
         if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
-        let data = try await io.run { try self.node.block(terminal) }
+        // A small block read recently is answered in place; else it is read on the storage threads.
+        let data: [UInt8]
+        if let hot = node.hotBlock(terminal) { data = hot } else { data = try await io.run { try self.node.blockKeepingHot(terminal) } }
         headers[.acceptRanges] = "bytes"
         if let range = try Self.byteRanges(request, size: UInt64(data.count), maximum: limits.maximumRanges)?.first {
             let r = Int(range.lowerBound)...Int(range.upperBound)

@@ -68,6 +68,11 @@ public final class MetricsRegistry: Sendable {
             let store = node.storeRecovery
             Gauge(label: "qstore_store_reopens").record(store.reopens)
             Gauge(label: "qstore_store_writes_refused").record(store.refusingWrites ? 1 : 0)
+            let hot = node.hotBlockStats
+            Gauge(label: "qstore_hot_blocks").record(hot.entries)
+            Gauge(label: "qstore_hot_block_bytes").record(hot.bytes)
+            Gauge(label: "qstore_hot_block_hits").record(hot.hits)
+            Gauge(label: "qstore_hot_block_misses").record(hot.misses)
             var out: [UInt8] = []
             self.registry.emit(into: &out)
             var headers = HTTPFields()

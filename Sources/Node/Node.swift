@@ -160,6 +160,19 @@ public final class Node: Sendable {
         return data
     }
 
+    /// A block's bytes if they are in memory (small blocks the gateway read recently): never
+    /// touches the disk, so a handler can try it before going to the storage threads.
+    public func hotBlock(_ cid: CID) -> [UInt8]? { blocks.base.hotBlock(cid) }
+
+    /// The in-memory small blocks: entries, bytes, and lookups answered and not.
+    public var hotBlockStats: (entries: Int, bytes: Int, hits: Int, misses: Int) { blocks.base.hot.stats }
+
+    /// `block`, keeping a small block in memory for `hotBlock`.
+    public func blockKeepingHot(_ cid: CID) throws -> [UInt8] {
+        guard let data = try blocks.base.getKeepingHot(cid) else { throw NodeError.notFound(cid) }
+        return data
+    }
+
     /// A block's size; `NodeError.notFound` when absent.
     public func blockSize(_ cid: CID) throws -> Int {
         guard let n = try blocks.size(cid) else { throw NodeError.notFound(cid) }

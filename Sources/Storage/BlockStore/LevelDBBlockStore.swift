@@ -37,6 +37,9 @@ public final class LevelDBBlockStore: BlockStore {
         /// Space kept from block data twice over: a preallocated file given back when the disk
         /// fills anyway, and a margin block writes never eat into (`SpaceReserve`). 0: none.
         public var reserveBytes: UInt64 = 64 << 20
+        /// Memory for small blocks (≤ 16 KiB) read recently by the gateway, answered without a
+        /// trip to the storage threads (`HotBlocks`). 0: none.
+        public var hotBlockCacheBytes = 4 << 20
         /// Defaults.
         public init() {}
 
@@ -47,6 +50,7 @@ public final class LevelDBBlockStore: BlockStore {
             maximumPackSize = try c.decodeIfPresent(UInt64.self, forKey: .maximumPackSize) ?? maximumPackSize
             durability = try c.decodeIfPresent(Durability.self, forKey: .durability) ?? durability
             reserveBytes = try c.decodeIfPresent(UInt64.self, forKey: .reserveBytes) ?? reserveBytes
+            hotBlockCacheBytes = try c.decodeIfPresent(Int.self, forKey: .hotBlockCacheBytes) ?? hotBlockCacheBytes
         }
     }
 
@@ -60,14 +64,18 @@ public final class LevelDBBlockStore: BlockStore {
     /// The thread holding `writer` (0: none), to refuse reentry instead of deadlocking on it.
     private let writerThread = Atomic<UInt>(0)
 
-    /// Opens the store over an open database and a pack directory.
     /// What keeps block data from filling the disk (nil: nothing does).
     public let reserve: SpaceReserve?
+    /// Small blocks read recently through `getKeepingHot`, for readers that must not block.
+    public let hot: HotBlocks
+
+    /// Opens the store over an open database and a pack directory.
 
     public init(db: LevelDB, packDirectory: String, options: Options = Options(), reserve: SpaceReserve? = nil) throws {
         self.db = db
         self.options = options
         self.reserve = reserve
+        self.hot = HotBlocks(capacity: options.hotBlockCacheBytes, maximumBlockSize: options.inlineLimit)
         self.packs = try PackStore(directory: packDirectory, maximumPackSize: options.maximumPackSize, reserve: reserve)
         // A compaction interrupted after retiring a pack but before removing its file.
         try removeRetiredPacks()
@@ -160,6 +168,21 @@ public final class LevelDBBlockStore: BlockStore {
         return data
     }
 
+    /// The block's bytes if they are in memory (`hot`): never reads the disk, so a caller that
+    /// must not block can try it first.
+    public func hotBlock(_ cid: CID) -> [UInt8]? {
+        cid.multihash.code == .identity ? nil : hot.get(cid.multihash)
+    }
+
+    /// `get`, keeping a small block in memory for `hotBlock` (for reads likely to come again: the
+    /// gateway's, not a DAG walk's).
+    public func getKeepingHot(_ cid: CID) throws -> [UInt8]? {
+        let generation = hot.generation
+        guard let data = try get(cid) else { return nil }
+        if cid.multihash.code != .identity { hot.insert(cid.multihash, data, ifGeneration: generation) }
+        return data
+    }
+
     public func size(_ cid: CID) throws -> Int? {
         if cid.multihash.code == .identity { return try Block.identityData(cid).count }
         return try record(cid.multihash)?.size
@@ -190,6 +213,7 @@ public final class LevelDBBlockStore: BlockStore {
         writer.lock()
         writerThread.store(me, ordering: .relaxed)
         defer {
+            hot.writerDone()
             writerThread.store(0, ordering: .relaxed)
             writer.unlock()
         }
@@ -288,6 +312,7 @@ public final class LevelDBBlockStore: BlockStore {
     /// making an iterator costs more as the database grows.
     public func stageDelete(_ mh: Multihash, into batch: WriteBatch, iterator: LevelDB.Iterator? = nil) throws -> (links: [CID], size: Int)? {
         guard let record = try record(mh) else { return nil }
+        hot.evict(mh)
         batch.delete(Self.dataKey(mh))
         if case .packed(let l) = record {
             // Its pack entry becomes dead space, counted for compaction.

@@ -114,6 +114,7 @@ public struct Configuration: Codable, Sendable, Equatable {
         if let v = try int("QSTORE_MAX_BLOCK_SIZE") { blockstore.blocks.maximumBlockSize = v }
         if let v = try int("QSTORE_INLINE_LIMIT") { blockstore.inlineLimit = v }
         if let v = try int("QSTORE_RESERVE_BYTES") { blockstore.reserveBytes = UInt64(v) }
+        if let v = try int("QSTORE_HOT_BLOCK_CACHE") { blockstore.hotBlockCacheBytes = v }
         if let v = env["QSTORE_VERIFY_ON_READ"] { blockstore.blocks.verifyOnRead = ["1", "true", "yes"].contains(v.lowercased()) }
         if let v = env["QSTORE_DURABILITY"] {
             guard let d = LevelDBBlockStore.Durability(rawValue: v) else {
