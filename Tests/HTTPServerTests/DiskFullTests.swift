@@ -91,12 +91,31 @@ import TestSupport
         let (carBody, carType) = DaemonHarness.multipart([car])
         let imported = try d.request("POST", "/api/v0/dag/import", api: true, headers: ["Content-Type": carType], body: carBody)
         #expect(imported.status == 507 || imported.text.contains("no space"), "\(imported.status) \(imported.text.prefix(300))")
+        // A refused request alone writes no audit entry on a full disk (a flood of refusals must
+        // not eat the reserve), but is still answered 401.
+        func denials() throws -> Int {
+            let r = try d.request("GET", "/q/v1/audit/events?type=q.access.credential.invalid.v1&limit=1000", api: true)
+            return (((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any])?["data"] as? [String: Any])?["events"].flatMap { $0 as? [Any] }?.count ?? -1
+        }
+        func refused() throws -> Int { try d.request("POST", "/api/v0/version", api: true, bearer: "not-a-token").status }
+        // (Fill what the refused add left to within the repository's margin, as a flood would.)
+        let squeeze = mount + "/squeeze"
+        let room = Int(SpaceLeft.bytes(mount)) - (4 << 20) + (256 << 10)
+        if room > 0 { try Data(count: room).write(to: URL(fileURLWithPath: squeeze)) }
+        let denied = try denials()
+        #expect(denied >= 0)
+        for _ in 0..<20 { #expect(try refused() == 401) }
+        #expect(try denials() == denied, "refusals were recorded within the margin of a full disk")
+        try? FileManager.default.removeItem(atPath: squeeze)
         // Reads go on; what was acknowledged is whole.
         for (c, bytes) in acknowledged { #expect(try d.request("GET", "/ipfs/\(c)", api: false).body == bytes, "\(c)") }
         // Space freed by someone else: writes work again, no restart.
         try FileManager.default.removeItem(atPath: ballast)
         let again = try add(Self.random(3_000_000, seed: 4242))
         #expect(again.status == 200 && cid(again) != nil, "\(again.status) \(again.text.prefix(300))")
+        // With room again, a refusal is recorded (so the count above could have moved).
+        #expect(try refused() == 401)
+        #expect(try denials() == denied + 1)
         // An add stopped half way by the full disk: the batches it stored are collected at once
         // and their pack bytes given back.
         let before = SpaceLeft.bytes(mount)
