@@ -21,6 +21,7 @@
 QV_FUNCTIONS(QV_POINTER)
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+/// 0 once started, -1 before or when it failed; read with __atomic (qv_loaded does not go through once).
 static int started = -1;
 static char failure[256] = "libvips was not loaded";
 
@@ -56,16 +57,16 @@ static void start(void) {
     // Only the loaders of the formats QpiC admits; no cache holding operations (and metadata) of past requests.
     p_vips_block_untrusted_set(TRUE);
     p_vips_cache_set_max(0);
-    started = 0;
+    __atomic_store_n(&started, 0, __ATOMIC_RELEASE);
 }
 
 int qv_init(void) {
     pthread_once(&once, start);
-    return started;
+    return __atomic_load_n(&started, __ATOMIC_ACQUIRE);
 }
 
-const char *qv_init_error(void) { return started == 0 ? NULL : failure; }
-int qv_loaded(void) { return started == 0; }
+const char *qv_init_error(void) { return __atomic_load_n(&started, __ATOMIC_ACQUIRE) == 0 ? NULL : failure; }
+int qv_loaded(void) { return __atomic_load_n(&started, __ATOMIC_ACQUIRE) == 0; }
 
 #define IMG(x) ((VipsImage *)(x))
 

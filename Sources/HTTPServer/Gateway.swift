@@ -395,9 +395,6 @@ struct Gateway: Sendable {
         return String(f.filter { $0 != "\"" && $0 != "/" && $0 != "\\" && !$0.isNewline })
     }
 
-    /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII
-    /// `filename` (other characters as `_`) and, when the name is not ASCII, RFC 5987's
-    /// `filename*=UTF-8''…` with the exact name, as the path gateway spec shows.
     /// `text` with its percent-escapes decoded (as it is when it has none, or a malformed one).
     static func percentDecoded(_ text: String) -> String {
         // Foundation's decoding goes through CFString: a few percent of a small GET when always called.
@@ -405,6 +402,9 @@ struct Gateway: Sendable {
         return text.removingPercentEncoding ?? text
     }
 
+    /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII
+    /// `filename` (other characters as `_`) and, when the name is not ASCII, RFC 5987's
+    /// `filename*=UTF-8''…` with the exact name, as the path gateway spec shows.
     static func disposition(_ kind: String, _ request: Request, default name: String) -> String {
         let f = filename(request, default: name)
         if f.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x80 }) { return "\(kind); filename=\"\(f)\"" }

@@ -146,9 +146,11 @@ import TestSupport
         request.resourceType = "module-docs"
         try h.pins.pin(request)
         // Break the shared subtree behind the pins' back: a full walk of `to` would now fail.
-        let batch = WriteBatch()
-        _ = try h.repository.blocks.stageDelete(deep.cid.multihash, into: batch)
-        try h.repository.db.write(batch, sync: true)
+        try h.repository.blocks.exclusively {
+            let batch = WriteBatch()
+            _ = try h.repository.blocks.stageDelete(deep.cid.multihash, into: batch)
+            try h.repository.db.write(batch, sync: true)
+        }
         #expect(try h.pins.check(to.cid, type: .recursive).missing == deep.cid)
         let moved = try h.pins.update(from: from.cid, to: to.cid)
         #expect(moved.cid == to.cid && moved.name == "site" && moved.resourceType == "module-docs")

@@ -311,6 +311,7 @@ public final class LevelDBBlockStore: BlockStore {
     /// nil when the block is absent. Deleting many blocks, pass one `iterator` for all of them:
     /// making an iterator costs more as the database grows.
     public func stageDelete(_ mh: Multihash, into batch: WriteBatch, iterator: LevelDB.Iterator? = nil) throws -> (links: [CID], size: Int)? {
+        precondition(writerThread.load(ordering: .relaxed) == Self.threadID, "LevelDBBlockStore.stageDelete outside exclusively")
         guard let record = try record(mh) else { return nil }
         hot.evict(mh)
         batch.delete(Self.dataKey(mh))
