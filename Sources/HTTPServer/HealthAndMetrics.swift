@@ -68,6 +68,7 @@ public final class MetricsRegistry: Sendable {
             let store = node.storeRecovery
             Gauge(label: "qstore_store_reopens").record(store.reopens)
             Gauge(label: "qstore_store_writes_refused").record(store.refusingWrites ? 1 : 0)
+            if let bytes = node.storeMemoryBytes { Gauge(label: "qstore_leveldb_memory_bytes").record(bytes) }
             let hot = node.hotBlockStats
             Gauge(label: "qstore_hot_blocks").record(hot.entries)
             Gauge(label: "qstore_hot_block_bytes").record(hot.bytes)

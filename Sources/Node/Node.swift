@@ -164,6 +164,9 @@ public final class Node: Sendable {
     /// touches the disk, so a handler can try it before going to the storage threads.
     public func hotBlock(_ cid: CID) -> [UInt8]? { blocks.base.hotBlock(cid) }
 
+    /// What LevelDB says it holds in memory: its memtables and block cache (bytes; nil if it does not say).
+    public var storeMemoryBytes: Int? { repository.db.property("leveldb.approximate-memory-usage").flatMap { Int($0) } }
+
     /// The in-memory small blocks: entries, bytes, and lookups answered and not.
     public var hotBlockStats: (entries: Int, bytes: Int, hits: Int, misses: Int) { blocks.base.hot.stats }
 

@@ -124,6 +124,12 @@ import TestSupport
         #expect(m.status == 200)
         #expect(m.text.contains("hb_requests"))
         #expect(m.text.contains("qstore_blocks_stored"))
+        // The bounded caches are reported (the soak judges the daemon's memory net of them).
+        func value(_ name: String) -> Double? {
+            m.text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        #expect((value("qstore_leveldb_memory_bytes") ?? 0) > 0, "LevelDB's memory is reported")
+        #expect(value("qstore_hot_block_bytes") != nil && value("qstore_hot_block_hits") != nil)
         #expect(try await d.request("/metrics", api: true, authorized: false).status == 401)
         await d.stop()
     }
