@@ -83,21 +83,23 @@ PY
   exit 0
 fi
 
+JOBS=${FUZZ_JOBS:-1}
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "FUZZ_JOBS must be a positive integer, not \"$JOBS\"" >&2; exit 2; }
 [ -n "${FUZZ_NO_BUILD:-}" ] || "$SWIFT" build "${FLAGS[@]}" >/dev/null
 BIN=$("$SWIFT" build "${FLAGS[@]}" --show-bin-path)/qstore-fuzz
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(QSTORE_FUZZ_TARGET=none "$BIN" 2>&1 | sed -n 's/.*one of: //p' | tr ' ' '\n' | grep -v '^$')
 WORK=$(mktemp -d /tmp/qstore-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-JOBS=${FUZZ_JOBS:-1}
-run_one() {  # fuzz one target; its table row goes to $WORK/$t.row, and $WORK/$t.failed when it crashed
+# Interrupted: the fuzzers go too (each is the child of a job's subshell).
+trap 'for j in $(jobs -p); do pkill -TERM -P "$j"; kill "$j"; done 2>/dev/null; exit 130' INT TERM
+run_one() {  # fuzz one target (in a subshell); its table row goes to $WORK/$t.row, and $WORK/$t.failed when it crashed
   local t=$1 rc
+  set +e +o pipefail  # a target that dies before printing anything must still get its row
   mkdir -p "$WORK/$t" "Fuzz/crashers/$t" "Fuzz/corpus/$t"
-  set +e
   QSTORE_FUZZ_TARGET=$t "$BIN" "$WORK/$t" "Fuzz/corpus/$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 -artifact_prefix="Fuzz/crashers/$t/" >"$WORK/$t.log" 2>&1
   rc=$?
-  set -e
   local execs rate last cov ft result=ok
   execs=$(awk '/stat::number_of_executed_units:/ {print $2}' "$WORK/$t.log")
   rate=$(awk '/stat::average_exec_per_sec:/ {print $2}' "$WORK/$t.log")
@@ -126,7 +128,14 @@ for t in "${TARGETS[@]}"; do
   run_one "$t" &
 done
 wait
-print_ready
+# The rest, in order; a target with no row (its run ended before it could write one) failed.
 failed=0
+for ((i = printed; i < ${#TARGETS[@]}; i++)); do
+  t=${TARGETS[$i]}
+  if [ -f "$WORK/$t.row" ]; then cat "$WORK/$t.row"; else
+    printf "%-16s %10s %10s %8s %8s  %s\n" "$t" "?" "?" "?" "?" "NO RESULT (see above)"
+    failed=1
+  fi
+done
 for t in "${TARGETS[@]}"; do [ ! -f "$WORK/$t.failed" ] || failed=1; done
 exit $failed

@@ -14,7 +14,7 @@ status=${PIPESTATUS[0]}
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 # Every fuzz target for a few seconds (libFuzzer and AddressSanitizer): one that stops building
 # or crashes at once fails the run (`make fuzz` fuzzes for real).
-FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} SWIFT="$swift" Scripts/fuzz.sh 2>&1 | grep -v -E "^warning:|CMakeLists.txt$" | tee -a .build/test.log
+FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} FUZZ_JOBS=${FUZZ_JOBS:-2} SWIFT="$swift" Scripts/fuzz.sh 2>&1 | grep -v -E "^warning:|CMakeLists.txt$" | tee -a .build/test.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ "$status" -ne 0 ]; then
     echo
