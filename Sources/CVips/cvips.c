@@ -1,6 +1,6 @@
 // libvips through dlopen (include/cvips.h). The headers give the types, constants and each
 // function's prototype; every call goes through a pointer resolved by dlsym, so the executable
-// refers to no libvips or GLib symbol and the linker (--as-needed) records no dependency on them.
+// refers to no libvips or GLib symbol and is not linked with them.
 #include "cvips.h"
 #include <dlfcn.h>
 #include <pthread.h>
@@ -21,7 +21,7 @@
 QV_FUNCTIONS(QV_POINTER)
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-/// 0 once started, -1 before or when it failed; read with __atomic (qv_loaded does not go through once).
+/// 0 once started, -1 before or when it failed; read after pthread_once, which orders it.
 static int started = -1;
 static char failure[256] = "libvips was not loaded";
 
@@ -57,16 +57,15 @@ static void start(void) {
     // Only the loaders of the formats QpiC admits; no cache holding operations (and metadata) of past requests.
     p_vips_block_untrusted_set(TRUE);
     p_vips_cache_set_max(0);
-    __atomic_store_n(&started, 0, __ATOMIC_RELEASE);
+    started = 0;
 }
 
 int qv_init(void) {
     pthread_once(&once, start);
-    return __atomic_load_n(&started, __ATOMIC_ACQUIRE);
+    return started;
 }
 
-const char *qv_init_error(void) { return __atomic_load_n(&started, __ATOMIC_ACQUIRE) == 0 ? NULL : failure; }
-int qv_loaded(void) { return __atomic_load_n(&started, __ATOMIC_ACQUIRE) == 0; }
+const char *qv_init_error(void) { return started == 0 ? NULL : failure; }
 
 #define IMG(x) ((VipsImage *)(x))
 

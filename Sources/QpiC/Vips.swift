@@ -25,9 +25,6 @@ enum Vips {
     static func ensure() throws {
         guard qv_init() == 0 else { throw VipsError(description: "libvips did not start: " + String(cString: qv_init_error()), kind: .internal) }
     }
-
-    /// Whether libvips is loaded in this process (only once media has been worked on).
-    static var isLoaded: Bool { qv_loaded() != 0 }
 }
 
 /// Bytes libvips reads without copying: kept alive by every image made from them.

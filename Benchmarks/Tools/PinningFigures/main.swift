@@ -28,11 +28,10 @@ func threadUsage() -> (user: Double, system: Double, faults: Int) {
     return (Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6, Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6, u.ru_minflt)
 }
 
-/// CPU seconds of the calling thread.
+/// CPU seconds (user and system) of the calling thread.
 func threadCPU() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    let u = threadUsage()
+    return u.user + u.system
 }
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -140,11 +139,10 @@ case "gc":
                 let root = try Block(data: try DAGCBOR().encode(.list(leaves.map { .link($0.cid) })), codec: .dagCBOR)
                 try node.blocks.putMany(leaves + [root])
             }
-            let c0 = threadCPU()
             let u0 = threadUsage()
             total += try seconds { _ = try node.collector.collect(now: node.blocks.clock.now + 1) }
-            totalCPU += threadCPU() - c0
             let u1 = threadUsage()
+            totalCPU += (u1.user + u1.system) - (u0.user + u0.system)
             inCollect = (inCollect.user + u1.user - u0.user, inCollect.system + u1.system - u0.system, inCollect.faults + u1.faults - u0.faults)
         }
         print("in collections, per round: user \(String(format: "%.2f", inCollect.user * 1000 / Double(rounds))) ms, system \(String(format: "%.2f", inCollect.system * 1000 / Double(rounds))) ms, minor faults \(inCollect.faults / rounds)")

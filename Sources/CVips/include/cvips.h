@@ -9,7 +9,7 @@
 typedef struct QVImage QVImage;
 
 /// Loads libvips (libvips.so.<ABI> of the headers built against) and starts it, once per
-/// process: 0, or -1 with the reason in qv_init_error().
+/// process: 0, or -1 with the reason in qv_init_error() (call it after qv_init).
 int qv_init(void);
 const char *qv_init_error(void);
 
@@ -51,6 +51,4 @@ void qv_unref(QVImage *image);
 void qv_free(void *p);
 void qv_strfreev(char **v);
 
-/// Whether libvips is loaded in this process (it is only after the first qv_init).
-int qv_loaded(void);
 #endif

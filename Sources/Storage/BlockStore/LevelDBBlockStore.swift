@@ -170,9 +170,7 @@ public final class LevelDBBlockStore: BlockStore {
 
     /// The block's bytes if they are in memory (`hot`): never reads the disk, so a caller that
     /// must not block can try it first.
-    public func hotBlock(_ cid: CID) -> [UInt8]? {
-        cid.multihash.code == .identity ? nil : hot.get(cid.multihash)
-    }
+    public func hotBlock(_ cid: CID) -> [UInt8]? { hot.get(cid.multihash) }
 
     /// `get`, keeping a small block in memory for `hotBlock` (for reads likely to come again: the
     /// gateway's, not a DAG walk's).
