@@ -174,7 +174,7 @@ public final class Daemon: Sendable {
         router.add(middleware: RequestClientMiddleware())
         router.add(middleware: SurfaceErrorMiddleware())
         // Metrics first, so refusals (401, 403, 429) are counted; GET on /api/v0 is 405 for anyone.
-        router.add(middleware: MetricsMiddleware<ServerContext>())
+        router.add(middleware: RequestMetricsMiddleware<ServerContext>())
         router.add(middleware: PostOnlyMiddleware())
         router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits,
                                                 recordRefusal: { [node] in await node.auditRefusal($0) }))
@@ -203,7 +203,7 @@ public final class Daemon: Sendable {
         let router = Router(context: ServerContext.self)
         router.add(middleware: RequestClientMiddleware())
         router.add(middleware: SurfaceErrorMiddleware())
-        router.add(middleware: MetricsMiddleware<ServerContext>())
+        router.add(middleware: RequestMetricsMiddleware<ServerContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
         router.add(middleware: GatewayCORSMiddleware())
         router.add(middleware: TransferCodingMiddleware())

@@ -100,7 +100,7 @@ struct EventsAPI {
         let seesAudit = caller?.allows(.auditRead) ?? true
         // Media events name owners, ids and CIDs: for the admin only (Docs/media.md).
         let seesMedia = caller?.allows(.admin) ?? true
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: headers, body: .streamed { writer in
             let (signals, poke) = follow ? try node.followEvents() : AsyncStream<Void>.makeStream()
             let beat = Task {
                 while !Task.isCancelled {

@@ -437,7 +437,7 @@ struct KuboRPC: Sendable {
         let client = RequestClient.address
         try await downloads.slots.acquire(client: client)
         let lease = SlotLease(downloads.slots, client: client)
-        return ResponseBody { writer in
+        return .streamed { writer in
             defer { lease.release() }
             let (channel, producer) = start(.storage(downloads.threads), produce)
             try await drain(channel, producer, first: nil, into: &writer, onFailure: onFailure)
@@ -470,7 +470,7 @@ struct KuboRPC: Sendable {
             // body, or the connection closed (body idle timeout): only one may read the body.
             var response = ErrorMapping.rpcResponse(error)
             let bytes = ErrorMapping.rpcBody(error)
-            response.body = ResponseBody(contentLength: bytes.readableBytes) { writer in
+            response.body = .streamed(contentLength: bytes.readableBytes) { writer in
                 try await writer.write(bytes)
                 _ = await feeder.result
                 try await writer.finish(nil)
@@ -481,7 +481,7 @@ struct KuboRPC: Sendable {
         let trailers = request.headers[values: HTTPField.Name("TE")!].contains { $0.lowercased().contains("trailers") }
         if trailers { headers[.trailer] = "X-Stream-Error" }
         let release = ReleaseOnDrop(channel)
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: headers, body: .streamed { writer in
             _ = release
             try await drain(channel, producer, first: first, into: &writer, onFailure: trailers ? .errorLineAndTrailer : .errorLine, feeder: feeder)
         })
