@@ -301,6 +301,20 @@ import TestSupport
         return out
     }
 
+    /// The daemon's allocator setting is checked before anything starts: a bad value is named.
+    /// (The repository is absent and `--no-init` given, so a daemon that ignored the setting would
+    /// still stop, on the missing repository, and fail this test instead of hanging it.)
+    @Test func daemonRefusesABadMallocArenaSetting() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for bad in ["lots", "-1", "5000"] {
+            let (rc, out) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["daemon", "--no-init", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0"],
+                                                          environment: ["QSTORE_PATH": dir + "/repo", "HOME": dir, "QSTORE_MALLOC_ARENAS": bad])
+            #expect(rc != 0)
+            #expect(out.contains("QSTORE_MALLOC_ARENAS=\(bad)"), "\(out)")
+        }
+    }
+
     /// A CARv2 whose index is not a known multicodec index (go-car's legacy ones) is still read
     /// from its data payload, with a warning, as go-car does: inspect and import succeed.
     @Test func carv2WithAnUnknownIndexIsReadFromItsPayload() throws {
