@@ -15,7 +15,9 @@ export QSTORE_PATH=$WORK/repo
 $Q init >/dev/null
 head -c 1024 /dev/urandom > "$WORK/1k.bin"; head -c 262144 /dev/urandom > "$WORK/256k.bin"
 C1=$($Q block put "$WORK/1k.bin"); C256=$($Q block put "$WORK/256k.bin")
-rss() { grep -E "^(VmRSS|VmHWM)" /proc/$1/status | tr -s ' \t' ' ' | tr '\n' ' '; }
+# VmRSS = RssAnon (the daemon's own memory) + RssFile (its code and libraries, ~48 MiB, and
+# LevelDB's table files, which it maps to read: page cache the kernel may drop at any time).
+rss() { grep -E "^(VmRSS|VmHWM|RssAnon|RssFile)" /proc/$1/status | tr -s ' \t' ' ' | tr '\n' ' '; }
 
 $Q daemon --api 127.0.0.1:5911 --gateway 127.0.0.1:8911 --log-level warning > "$WORK/daemon.log" 2>&1 &
 DPID=$!

@@ -32,7 +32,7 @@ public final class LevelDB: @unchecked Sendable {
     /// Tuning knobs; the defaults are what Qstore measured best (Docs/storage.md).
     public struct Options: Sendable {
         /// Memtable size before a flush to a level-0 table.
-        public var writeBufferSize = 64 << 20
+        public var writeBufferSize = 32 << 20
         /// LRU cache of uncompressed table blocks.
         public var blockCacheSize = 64 << 20
         /// Table block size.

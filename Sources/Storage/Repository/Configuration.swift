@@ -82,7 +82,7 @@ public struct Configuration: Codable, Sendable, Equatable {
     /// LevelDB settings (see `LevelDB.Options`).
     public struct Datastore: Codable, Sendable, Equatable {
         /// Memtable size.
-        public var writeBufferSize = 64 << 20
+        public var writeBufferSize = 32 << 20
         /// Block cache size.
         public var blockCacheSize = 64 << 20
         /// Bloom filter bits per key.
