@@ -52,8 +52,6 @@ let package = Package(
         // `Mutex.locked`: `withLock` with its critical section told to ThreadSanitizer.
         .target(name: "CLocking"),
         .target(name: "Locking", dependencies: ["CLocking"]),
-        // The C library allocator's settings the daemon makes (glibc's arena cap).
-        .target(name: "CMalloc"),
         // libvips (Debian: libvips-dev), loaded on first use (dlopen): the executable does not link
         // it, so a daemon that serves no media maps none of its ~90 libraries. Its headers need
         // GLib's, whose configuration header sits in the multiarch library folder.
@@ -152,7 +150,7 @@ let package = Package(
             name: "qstore",
             dependencies: [
                 "Multiformats", "IPLD", "CAR", "Storage", "Pinning", "UnixFS", "Signing", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication",
-                "EtcdCoordinator", "Node", "KuboAPI", "QAPI", "HTTPServer", "CMalloc",
+                "EtcdCoordinator", "Node", "KuboAPI", "QAPI", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

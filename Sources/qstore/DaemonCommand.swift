@@ -1,5 +1,4 @@
 import ArgumentParser
-import CMalloc
 import Foundation
 import HTTPServer
 import Logging
@@ -28,7 +27,7 @@ struct DaemonCommand: AsyncParsableCommand {
             With --cluster etcd=URL[,URL…] (or config cluster.etcd) the node joins a Qstore cluster coordinated by \
             etcd: membership under a lease, cluster pins placed by replication factor and zone, blocks pulled from \
             peers' gateways (`qstore cluster --help`, Docs/cluster.md). \
-            glibc's malloc arenas are capped at one per core (QSTORE_MALLOC_ARENAS; 0 keeps glibc's default).
+            glibc's malloc arenas are capped at one per core, at least 2 (QSTORE_MALLOC_ARENAS; 0 keeps glibc's default).
             """
     )
 
@@ -41,7 +40,6 @@ struct DaemonCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "qstore")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        try Self.capMallocArenas(logger: logger)
         let path = Repository.defaultPath()
         if !Repository.exists(at: path) {
             guard !noInit else { throw CLIError("no repository at \(path) (and --no-init given)") }
@@ -89,23 +87,6 @@ struct DaemonCommand: AsyncParsableCommand {
         if let c = node.cluster { await c.stop() }
         repo.close()
         logger.notice("stopped")
-    }
-}
-
-extension DaemonCommand {
-    /// Caps glibc's malloc arenas at `QSTORE_MALLOC_ARENAS` (default: one per core, at least 2; 0
-    /// leaves glibc's 8 per core), unless `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` already say. Each
-    /// arena keeps the memory its threads freed: with glibc's default, 16 of them (2 cores) held
-    /// ~40 MiB after a gateway load that needs a few (Docs/benchmarks.md, "Memory under load").
-    static func capMallocArenas(logger: Logger, environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
-        guard env["MALLOC_ARENA_MAX"] == nil, env["GLIBC_TUNABLES"] == nil else { return }
-        var arenas = max(2, ProcessInfo.processInfo.activeProcessorCount)
-        if let v = env["QSTORE_MALLOC_ARENAS"] {
-            guard let n = Int(v), n >= 0, n <= 1024 else { throw CLIError("QSTORE_MALLOC_ARENAS=\(v): expected 0 (glibc's default) to 1024") }
-            arenas = n
-        }
-        guard arenas > 0 else { return }
-        if qstore_malloc_set_arenas(Int32(arenas)) == 1 { logger.debug("malloc arenas capped", metadata: ["arenas": "\(arenas)"]) }
     }
 }
 

@@ -301,8 +301,8 @@ import TestSupport
         return out
     }
 
-    /// The daemon's allocator setting is checked before anything starts: a bad value is named.
-    /// (The repository is absent and `--no-init` given, so a daemon that ignored the setting would
+    /// The allocator setting is checked before any command runs: a bad value is named. (The
+    /// repository is absent and `--no-init` given, so a daemon that ignored the setting would
     /// still stop, on the missing repository, and fail this test instead of hanging it.)
     @Test func daemonRefusesABadMallocArenaSetting() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
