@@ -26,7 +26,7 @@ import TestSupport
     @Test func versionAndIdHaveKuboShapes() async throws {
         let d = try await DaemonHarness()
         let v = try await d.rpc("version").json()
-        #expect(v["Version"] as? String != nil && v["Repo"] as? String == "1")
+        #expect(v["Version"] as? String != nil && v["Repo"] as? String == String(Repository.currentVersion))
         let id = try await d.rpc("id").json()
         #expect(id["ID"] as? String == d.repository.identity.peerID)
         #expect(try await d.request("/api/v0/version", api: true).status == 405)

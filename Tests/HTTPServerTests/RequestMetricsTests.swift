@@ -10,15 +10,23 @@ import Testing
         metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last!) }
     }
 
+    /// On a daemon process of its own: the metrics are process-wide, and the test runner's other
+    /// daemons count into the same series. Its blocking requests run aside, off the few
+    /// cooperative threads the in-process daemons of other tests need.
     @Test func inMemoryAndStreamedRepliesAreCountedOnceAndEnd() async throws {
-        let d = try await DaemonHarness()
-        let put = try await d.rpc("block/put", body: DaemonHarness.multipart([Array("metrics".utf8)]).0,
-                                  headers: ["Content-Type": DaemonHarness.multipart([Array("metrics".utf8)]).1]).json()
-        let cid = try #require(put["Key"] as? String)
-        for _ in 0..<3 { #expect(try await d.request("/ipfs/\(cid)?format=raw").status == 200) }
-        // A streamed reply (Kubo's cat) is counted once its body has been written.
-        for _ in 0..<2 { #expect(try await d.rpc("cat?arg=\(cid)").text == "metrics") }
-        let m = try await d.request("/metrics", api: true).text
+        let (gets, cats, m) = try await ThirdPartyClientTests.aside { () throws -> ([Int], [String], String) in
+            let d = try ChildDaemon()
+            defer { d.discard() }
+            let (body, type) = DaemonHarness.multipart([Array("metrics".utf8)])
+            let put = try d.request("POST", "/api/v0/block/put", api: true, headers: ["Content-Type": type], body: body)
+            let cid = (try JSONSerialization.jsonObject(with: Data(put.body)) as? [String: Any])?["Key"] as? String ?? "?"
+            let gets = try (0..<3).map { _ in try d.request("GET", "/ipfs/\(cid)?format=raw", api: false).status }
+            // A streamed reply (Kubo's cat) is counted once its body has been written.
+            let cats = try (0..<2).map { _ in try d.request("POST", "/api/v0/cat?arg=\(cid)", api: true).text }
+            return (gets, cats, try d.request("GET", "/metrics", api: true).text)
+        }
+        #expect(gets == [200, 200, 200])
+        #expect(cats == ["metrics", "metrics"])
         let route = #"{http_route="/ipfs/**",http_request_method="GET",http_response_status_code="200"}"#
         #expect(Self.value(m, "hb_requests" + route) == 3)
         #expect(Self.value(m, "http_server_request_duration_count" + route) == 3)
@@ -29,7 +37,6 @@ import Testing
         // settled would leave POST above 0).
         #expect(Self.value(m, #"http_server_active_requests{http_request_method="POST"}"#) == 0)
         #expect(Self.value(m, #"http_server_active_requests{http_request_method="GET"}"#) == 1)
-        await d.stop()
     }
 
     @Test func aCompletionRecordsOnceWhateverTheOrder() {

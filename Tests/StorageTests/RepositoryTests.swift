@@ -47,7 +47,7 @@ struct RepositoryTests {
             Issue.record("opened a version-7 repository")
         } catch let e as RepositoryError {
             #expect(e == .unsupportedVersion(found: "7", path: dir.path))
-            #expect(e.description.contains("reads version 1"))
+            #expect(e.description.contains("reads version \(Repository.currentVersion)"))
         }
     }
 

@@ -92,27 +92,61 @@ public final class LevelDBBlockStore: BlockStore {
             }
         }
 
-        func encode() -> [UInt8] {
+        /// `kind ‖ [varint(n) ‖ varint(codec)×n] ‖ body`: kinds 0 (inline) and 1 (packed) are
+        /// version 1's records, which do not say under which codecs the block is stored; kinds 2
+        /// (inline) and 3 (packed) list them, so a deletion reads those links records by key
+        /// instead of seeking their prefix (Docs/storage.md, "Block records").
+        func encode(codecs: [UInt64]? = nil) -> [UInt8] {
+            var out: [UInt8] = []
             switch self {
-            case .inline(let d): return [0] + d
+            case .inline: out.append(codecs == nil ? 0 : 2)
+            case .packed: out.append(codecs == nil ? 1 : 3)
+            }
+            if let codecs {
+                Varint.append(UInt64(codecs.count), to: &out)
+                for c in codecs { Varint.append(c, to: &out) }
+            }
+            switch self {
+            case .inline(let d): out.append(contentsOf: d)
             case .packed(let l):
-                var out: [UInt8] = [1]
                 Varint.append(UInt64(l.pack), to: &out)
                 Varint.append(l.offset, to: &out)
                 Varint.append(UInt64(l.length), to: &out)
-                return out
             }
+            return out
         }
 
         init(_ bytes: [UInt8]) throws {
+            let (kind, body, _) = try Self.parse(bytes)
+            switch kind {
+            case 0, 2: self = .inline(Array(bytes[body...]))
+            default:
+                let (p, a) = try Varint.decode(bytes, at: body)
+                let (o, b) = try Varint.decode(bytes, at: body + a)
+                let (l, _) = try Varint.decode(bytes, at: body + a + b)
+                self = .packed(PackLocation(pack: UInt32(p), offset: o, length: UInt32(l)))
+            }
+        }
+
+        /// The codecs a record lists (nil: a version 1 record, which lists none).
+        static func codecs(_ bytes: [UInt8]) throws -> [UInt64]? { try parse(bytes).codecs }
+
+        private static func parse(_ bytes: [UInt8]) throws -> (kind: UInt8, body: Int, codecs: [UInt64]?) {
             guard let kind = bytes.first else { throw BlockStoreError.invalidBlock(reason: "empty block record") }
             switch kind {
-            case 0: self = .inline(Array(bytes.dropFirst()))
-            case 1:
-                let (p, a) = try Varint.decode(bytes, at: 1)
-                let (o, b) = try Varint.decode(bytes, at: 1 + a)
-                let (l, _) = try Varint.decode(bytes, at: 1 + a + b)
-                self = .packed(PackLocation(pack: UInt32(p), offset: o, length: UInt32(l)))
+            case 0, 1: return (kind, 1, nil)
+            case 2, 3:
+                var at = 1
+                let (n, a) = try Varint.decode(bytes, at: at)
+                at += a
+                guard n <= 64 else { throw BlockStoreError.invalidBlock(reason: "block record lists \(n) codecs") }
+                var codecs: [UInt64] = []
+                for _ in 0..<n {
+                    let (c, b) = try Varint.decode(bytes, at: at)
+                    codecs.append(c)
+                    at += b
+                }
+                return (kind, at, codecs)
             default: throw BlockStoreError.invalidBlock(reason: "unknown block record kind \(kind)")
             }
         }
@@ -249,16 +283,31 @@ public final class LevelDBBlockStore: BlockStore {
         var large: [(Multihash, [UInt8])] = []
         var staged: [(Block, Staged)] = []
         var seen = Set<CID>()
+        // Each multihash's data record, read once: absent, the block is new under every codec
+        // (invariant 2); present, its codec list says whether this codec is (a version 1 record,
+        // without a list, leaves the links record to ask).
+        var existing: [Multihash: [UInt8]?] = [:]
         // Everything is checked before anything is written.
         for b in blocks {
             guard b.data.count <= options.blocks.maximumBlockSize else {
                 throw BlockStoreError.blockTooLarge(size: b.data.count, limit: options.blocks.maximumBlockSize)
             }
-            if b.cid.multihash.code == .identity { continue }
-            let key = CID(codec: b.cid.codec, multihash: b.cid.multihash)
+            let mh = b.cid.multihash
+            if mh.code == .identity { continue }
+            let key = CID(codec: b.cid.codec, multihash: mh)
             guard seen.insert(key).inserted else { continue }
             let links = try extractLinks(b)
-            let isNew = try db.get(Self.linksKey(b.cid.multihash, b.cid.codec)) == nil
+            if existing[mh] == nil { existing[mh] = .some(try db.get(Self.dataKey(mh))) }
+            let isNew: Bool
+            if let record = existing[mh]! {
+                if let listed = try Record.codecs(record) {
+                    isNew = !listed.contains(b.cid.codec.code)
+                } else {
+                    isNew = try db.get(Self.linksKey(mh, b.cid.codec)) == nil
+                }
+            } else {
+                isNew = true
+            }
             staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew)))
         }
         if let reserve, guarded {
@@ -274,22 +323,39 @@ public final class LevelDBBlockStore: BlockStore {
         for (b, s) in staged where s.isNew && b.data.count > options.inlineLimit && !seenLarge.contains(b.cid.multihash) {
             seenLarge.insert(b.cid.multihash)
             // Same bytes already packed: do not append them again.
-            if try db.get(Self.dataKey(b.cid.multihash)) == nil { large.append((b.cid.multihash, b.data)) }
+            if existing[b.cid.multihash]! == nil { large.append((b.cid.multihash, b.data)) }
         }
         var locations: [Multihash: PackLocation] = [:]
         if !large.isEmpty {
             for (entry, location) in zip(large, try packs.append(large)) { locations[entry.0] = location }
             if options.durability == .sync { try packs.sync() }
         }
+        // The data record lists every codec the block is stored under: the codecs of its record
+        // so far (a block already stored under another codec) and those this batch adds. A
+        // version 1 record, which lists none, stays without a list (its deletion seeks).
+        var records: [Multihash: (record: Record, codecs: [UInt64]?)] = [:]
+        var order: [Multihash] = []
         for (b, s) in staged where s.isNew {
-            let key = Self.dataKey(b.cid.multihash)
-            if b.data.count <= options.inlineLimit {
-                batch.put(key, Record.inline(b.data).encode())
-            } else if let l = locations[b.cid.multihash] {
-                batch.put(key, Record.packed(l).encode())
+            let mh = b.cid.multihash
+            if records[mh] == nil {
+                let current = existing[mh]!
+                let record: Record
+                if b.data.count <= options.inlineLimit {
+                    record = .inline(b.data)
+                } else if let l = locations[mh] {
+                    record = .packed(l)
+                } else if let current {
+                    record = try Record(current)  // already packed: its location stays
+                } else {
+                    continue
+                }
+                records[mh] = (record, try current.map { try Record.codecs($0) } ?? [])
+                order.append(mh)
             }
-            batch.put(Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(s.links))
+            if records[mh]!.codecs != nil, !records[mh]!.codecs!.contains(b.cid.codec.code) { records[mh]!.codecs!.append(b.cid.codec.code) }
+            batch.put(Self.linksKey(mh, b.cid.codec), LinkList.encode(s.links))
         }
+        for mh in order { batch.put(Self.dataKey(mh), records[mh]!.record.encode(codecs: records[mh]!.codecs)) }
         return staged.map(\.1)
     }
 
@@ -310,7 +376,8 @@ public final class LevelDBBlockStore: BlockStore {
     /// making an iterator costs more as the database grows.
     public func stageDelete(_ mh: Multihash, into batch: WriteBatch, iterator: LevelDB.Iterator? = nil) throws -> (links: [CID], size: Int)? {
         precondition(writerThread.load(ordering: .relaxed) == Self.threadID, "LevelDBBlockStore.stageDelete outside exclusively")
-        guard let record = try record(mh) else { return nil }
+        guard let bytes = try db.get(Self.dataKey(mh)) else { return nil }
+        let record = try Record(bytes)
         hot.evict(mh)
         batch.delete(Self.dataKey(mh))
         if case .packed(let l) = record {
@@ -320,12 +387,24 @@ public final class LevelDBBlockStore: BlockStore {
             batch.put(Self.deadEntryKey(l), size)
         }
         var links: [CID] = []
-        let it = iterator ?? db.makeIterator()
-        try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, v in
+        func remove(_ k: [UInt8], _ v: [UInt8]) throws {
             batch.delete(k)
             var seen = Set<Multihash>()
             for l in try LinkList.live(v) where seen.insert(l.multihash).inserted { links.append(l) }
-            return true
+        }
+        if let codecs = try Record.codecs(bytes) {
+            // The record lists its codecs: their links records are read by key (a seek would
+            // position in every level of the database).
+            for c in codecs {
+                let k = Self.linksKey(mh, Multicodec(c))
+                if let v = try db.get(k) { try remove(k, v) }
+            }
+        } else {
+            let it = iterator ?? db.makeIterator()
+            try it.forEach(prefix: KeySpace.blockLinks.key(mh.bytes)) { k, v in
+                try remove(k, v)
+                return true
+            }
         }
         return (links, record.size)
     }

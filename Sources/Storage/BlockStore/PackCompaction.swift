@@ -115,14 +115,15 @@ extension LevelDBBlockStore {
     /// records, marks the pack retired.
     public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
         for (mh, old, new) in c.moves {
-            guard case .packed(let l)? = try record(mh), l == old else {
+            let bytes = try db.get(Self.dataKey(mh))
+            guard let bytes, case .packed(let l) = try Record(bytes), l == old else {
                 // Deleted (or put anew) since the copy: the copy is dead space of its own pack.
                 var size: [UInt8] = []
                 Varint.append(PackStore.entrySize(multihash: mh, length: new.length), to: &size)
                 batch.put(Self.deadEntryKey(new), size)
                 continue
             }
-            batch.put(Self.dataKey(mh), Record.packed(new).encode())
+            batch.put(Self.dataKey(mh), Record.packed(new).encode(codecs: try Record.codecs(bytes)))
         }
         try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.packs.key([1] + withUnsafeBytes(of: c.pack.bigEndian, Array.init))) { k, _ in
             batch.delete(k)

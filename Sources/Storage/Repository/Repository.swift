@@ -8,7 +8,7 @@ import Multiformats
 
 /// A Qstore repository on disk: everything one node keeps.
 ///
-/// Layout (version 1), under the repository path:
+/// Layout (version 2), under the repository path:
 /// - `version` — the layout version, a decimal number;
 /// - `config.json` — the `Configuration`;
 /// - `datastore/` — the LevelDB database (all key spaces, `KeySpace`);
@@ -20,11 +20,18 @@ import Multiformats
 /// - `api` — while a daemon runs, its API address (the CLI goes through it then).
 ///
 /// Invariants: only one process has a repository open (the lock); a
-/// repository of another layout version is refused, never read; `init` writes
-/// `version` last, so a half-initialised directory is not a repository.
+/// repository of another layout version is refused, never read, except version 1, which is
+/// upgraded when opened (`upgradable`); `init` writes `version` last, so a half-initialised
+/// directory is not a repository.
 public final class Repository: Sendable {
     /// The layout version this build reads and writes.
-    public static let currentVersion = 1
+    /// 2: block data records may list the codecs their block is stored under (kinds 2 and 3,
+    /// `LevelDBBlockStore.Record`), which a version 1 build cannot read.
+    public static let currentVersion = 2
+    /// Versions this build upgrades in place when it opens them: version 1's records are version
+    /// 2's records without codec lists, so the upgrade only rewrites the version file (under
+    /// the lock, before anything is written); records keep their form until rewritten.
+    public static let upgradable: Set<Int> = [1]
 
     /// The repository directory.
     public let path: String
@@ -87,8 +94,13 @@ public final class Repository: Sendable {
         guard let version = Int(versionText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw RepositoryError.unsupportedVersion(found: versionText.trimmingCharacters(in: .whitespacesAndNewlines), path: path)
         }
-        guard version == Repository.currentVersion else { throw RepositoryError.unsupportedVersion(found: String(version), path: path) }
+        guard version == Repository.currentVersion || Repository.upgradable.contains(version) else {
+            throw RepositoryError.unsupportedVersion(found: String(version), path: path)
+        }
         lock = try RepositoryLock(path: path + "/repo.lock", purpose: purpose)
+        if version != Repository.currentVersion {
+            try Self.writeDurably(path + "/version", Array("\(Repository.currentVersion)\n".utf8))
+        }
         // The lock is ours, so no daemon runs here: an `api` file is a crashed daemon's, and the
         // CLI must not take it for a running one.
         try? FileManager.default.removeItem(atPath: path + "/api")
@@ -137,6 +149,30 @@ public final class Repository: Sendable {
     private static func write(_ file: String, _ data: Data) throws {
         do { try data.write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
             throw RepositoryError.invalidConfiguration("cannot write \(file): \(error.localizedDescription)")
+        }
+    }
+
+    /// Replaces `file` so that a crash at any instant leaves the old or the new contents: a
+    /// synced temporary file renamed over it, then the directory synced.
+    private static func writeDurably(_ file: String, _ bytes: [UInt8]) throws {
+        let tmp = file + ".tmp"
+        func fail(_ what: String) -> RepositoryError {
+            RepositoryError.invalidConfiguration("cannot write \(file) (\(what)): \(String(cString: strerror(errno)))")
+        }
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw fail("open") }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        Glibc.close(fd)
+        guard written == bytes.count, synced == 0 else {
+            unlink(tmp)
+            throw fail("write")
+        }
+        guard rename(tmp, file) == 0 else { throw fail("rename") }
+        let dir = open((file as NSString).deletingLastPathComponent, O_RDONLY)
+        if dir >= 0 {
+            _ = fsync(dir)
+            Glibc.close(dir)
         }
     }
 

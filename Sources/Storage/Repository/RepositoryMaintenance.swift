@@ -85,6 +85,11 @@ extension Repository {
                 }
                 let codecs = codecsByMultihash[mh] ?? []
                 if codecs.isEmpty { report.problems.append("block \(cid) has no links record") }
+                // A record that lists its codecs must list exactly those with a links record: one
+                // left out would outlive the block's deletion, still holding its children.
+                if let listed = try LevelDBBlockStore.Record.codecs(v), Set(listed) != Set(codecs.map(\.code)) {
+                    report.problems.append("block \(cid): its record lists codecs \(listed.sorted()) but its links records are for \(codecs.map(\.code).sorted())")
+                }
                 for codec in codecs {
                     let c = CID(codec: codec, multihash: mh)
                     let recorded = try blocks.linkEntries(of: c)?.map(\.cid) ?? []
