@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 OLD=$1; NEW=$2; ROUNDS=${3:-6}
 command -v wrk >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq wrk || sudo apt-get install -y -qq wrk; }
 W=$(mktemp -d /tmp/qstore-ab.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 head -c 1024 /dev/urandom > "$W/1k.bin"; head -c 262144 /dev/urandom > "$W/256k.bin"; head -c 4194304 /dev/urandom > "$W/4m.bin"
 i=0
 for Q in "$OLD" "$NEW"; do

@@ -11,7 +11,7 @@ swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
 DURATION=${DURATION:-10}
 WORK=$(mktemp -d /tmp/qstore-auditbench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 start() { # dir apiport gwport audit
   QSTORE_PATH=$1 $Q init >/dev/null
   QSTORE_PATH=$1 QSTORE_AUDIT=$4 $Q daemon --api 127.0.0.1:$2 --gateway 127.0.0.1:$3 --log-level warning > "$1/daemon.log" 2>&1 &

@@ -15,7 +15,7 @@ Q=$PWD/.build/release/qstore
 SIGN=$PWD/Benchmarks/.build/release/SignRequests
 DURATION=${DURATION:-10}
 WORK=$(mktemp -d /tmp/qstore-authbench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 SEED=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 head -c 1024 /dev/urandom > "$WORK/1k.bin"
 # A repository with the bench identity (read, write; no rate limit) and a token acting as it.

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 OLD=$1; NEW=$2; ROUNDS=${3:-2}
 command -v wrk >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq wrk || sudo apt-get install -y -qq wrk; }
 WORK=$(mktemp -d /tmp/qstore-compare.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 head -c 1024 /dev/urandom > "$WORK/1k.bin"; head -c 262144 /dev/urandom > "$WORK/256k.bin"; head -c 4194304 /dev/urandom > "$WORK/4m.bin"
 bench() { printf "%-34s" "$1"; shift; wrk "$@" | awk '/Requests\/sec/ {r=$2} / 99%/ {p=$2} /Transfer\/sec/ {t=$2} END {printf "%10s req/s  p99 %8s  %s/s\n", r, p, t}'; }
 run() {

@@ -7,7 +7,7 @@ command -v wrk >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq wr
 swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
 WORK=$(mktemp -d /tmp/qstore-qindexbench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export QSTORE_PATH=$WORK/repo
 $Q init >/dev/null
 export QSTORE_TARGET=$(echo -n "qindex bench target" | $Q block put)

@@ -11,7 +11,7 @@ swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
 DURATION=${DURATION:-10}
 WORK=$(mktemp -d /tmp/qstore-registrybench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export QSTORE_PATH=$WORK/repo
 $Q init >/dev/null
 M=$WORK/q-bench

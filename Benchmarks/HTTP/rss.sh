@@ -11,7 +11,7 @@ swift build -c release --product qstore >/dev/null 2>&1
 Q=$PWD/.build/release/qstore
 NAME=$1; MIB=$2; TUNABLES=${3:-}
 W=$(mktemp -d /tmp/qstore-rss.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 export QSTORE_PATH=$W/repo
 $Q init >/dev/null
 if [ "$MIB" != 0 ]; then

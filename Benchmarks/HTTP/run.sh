@@ -10,7 +10,7 @@ for p in wrk nginx; do command -v $p >/dev/null || { [ "$(id -u)" -eq 0 ] && apt
 swift build -c release --product qstore >/dev/null
 Q=$PWD/.build/release/qstore
 WORK=$(mktemp -d /tmp/qstore-httpbench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -s stop 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export QSTORE_PATH=$WORK/repo
 $Q init >/dev/null
 head -c 1024 /dev/urandom > "$WORK/1k.bin"; head -c 262144 /dev/urandom > "$WORK/256k.bin"

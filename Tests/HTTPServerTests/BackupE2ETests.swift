@@ -126,7 +126,10 @@ import TestSupport
     /// the set, and the restored repository verifies.
     @Test func aBackupTakenWhileWritersAndGCRunRestoresConsistently() async throws {
         let daemon = try ChildDaemon()
-        defer { daemon.stop() }
+        defer {
+            daemon.stop()
+            daemon.removeDirectory()
+        }
         let repo = daemon.repository, home = daemon.directory, backups = home + "/backups"
         let api = "http://127.0.0.1:\(daemon.apiPort)/api/v0"
         // Writers: put and pin blocks, unpin older ones, collect garbage — until told to stop.

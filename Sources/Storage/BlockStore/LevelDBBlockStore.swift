@@ -98,6 +98,7 @@ public final class LevelDBBlockStore: BlockStore {
         /// instead of seeking their prefix (Docs/storage.md, "Block records").
         func encode(codecs: [UInt64]? = nil) -> [UInt8] {
             var out: [UInt8] = []
+            if case .inline(let d) = self { out.reserveCapacity(d.count + 2 + 2 * (codecs?.count ?? 0)) }
             switch self {
             case .inline: out.append(codecs == nil ? 0 : 2)
             case .packed: out.append(codecs == nil ? 1 : 3)
@@ -280,13 +281,22 @@ public final class LevelDBBlockStore: BlockStore {
     /// `guarded`: false for the repository's own records (audit entries) that go with a change,
     /// which the free-space guard must not refuse: a pin removal is how space is made.
     public func stage(_ blocks: [Block], into batch: WriteBatch, guarded: Bool = true) throws -> [Staged] {
-        var large: [(Multihash, [UInt8])] = []
-        var staged: [(Block, Staged)] = []
-        var seen = Set<CID>()
-        // Each multihash's data record, read once: absent, the block is new under every codec
-        // (invariant 2); present, its codec list says whether this codec is (a version 1 record,
-        // without a list, leaves the links record to ask).
-        var existing: [Multihash: [UInt8]?] = [:]
+        // One entry per multihash of the batch: its data record as stored, read once (absent, the
+        // block is new under every codec, invariant 2; present, its codec list says whether a
+        // codec is: a version 1 record, without a list, leaves the links record to ask), the
+        // codecs met in this batch, and the record to write.
+        struct Entry {
+            let mh: Multihash
+            let stored: [UInt8]?
+            var codecs: [UInt64] = []
+            var record: Record? = nil
+            var listed: [UInt64]? = nil
+        }
+        var entries: [Entry] = []
+        var index: [Multihash: Int] = [:]
+        index.reserveCapacity(blocks.count)
+        var staged: [(block: Block, staged: Staged, entry: Int)] = []
+        staged.reserveCapacity(blocks.count)
         // Everything is checked before anything is written.
         for b in blocks {
             guard b.data.count <= options.blocks.maximumBlockSize else {
@@ -294,24 +304,32 @@ public final class LevelDBBlockStore: BlockStore {
             }
             let mh = b.cid.multihash
             if mh.code == .identity { continue }
-            let key = CID(codec: b.cid.codec, multihash: mh)
-            guard seen.insert(key).inserted else { continue }
+            let e: Int
+            if let i = index[mh] {
+                e = i
+            } else {
+                e = entries.count
+                entries.append(Entry(mh: mh, stored: try db.get(Self.dataKey(mh))))
+                index[mh] = e
+            }
+            let codec = b.cid.codec.code
+            guard !entries[e].codecs.contains(codec) else { continue }  // the same CID twice
+            entries[e].codecs.append(codec)
             let links = try extractLinks(b)
-            if existing[mh] == nil { existing[mh] = .some(try db.get(Self.dataKey(mh))) }
             let isNew: Bool
-            if let record = existing[mh]! {
-                if let listed = try Record.codecs(record) {
-                    isNew = !listed.contains(b.cid.codec.code)
+            if let stored = entries[e].stored {
+                if let listed = try Record.codecs(stored) {
+                    isNew = !listed.contains(codec)
                 } else {
                     isNew = try db.get(Self.linksKey(mh, b.cid.codec)) == nil
                 }
             } else {
                 isNew = true
             }
-            staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew)))
+            staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew), e))
         }
         if let reserve, guarded {
-            let bytes = staged.reduce(0) { $0 + ($1.1.isNew ? $1.0.data.count : 0) }
+            let bytes = staged.reduce(0) { $0 + ($1.staged.isNew ? $1.block.data.count : 0) }
             do {
                 if bytes > 0 { try reserve.check(writing: UInt64(bytes)) }
             } catch {
@@ -319,44 +337,36 @@ public final class LevelDBBlockStore: BlockStore {
                 throw error
             }
         }
-        var seenLarge = Set<Multihash>()
-        for (b, s) in staged where s.isNew && b.data.count > options.inlineLimit && !seenLarge.contains(b.cid.multihash) {
-            seenLarge.insert(b.cid.multihash)
-            // Same bytes already packed: do not append them again.
-            if existing[b.cid.multihash]! == nil { large.append((b.cid.multihash, b.data)) }
+        // The data record lists every codec the block is stored under: those of its record so far
+        // (a block already stored under another codec) and those this batch adds. A version 1
+        // record, which lists none, stays without a list (its deletion seeks).
+        var large: [(Multihash, [UInt8])] = []
+        var largeEntries: [Int] = []
+        for (b, s, e) in staged where s.isNew {
+            if entries[e].record == nil {
+                entries[e].listed = try entries[e].stored.map { try Record.codecs($0) } ?? []
+                if b.data.count <= options.inlineLimit {
+                    entries[e].record = .inline(b.data)
+                } else if let stored = entries[e].stored {
+                    entries[e].record = try Record(stored)  // already packed: its location stays
+                } else {
+                    large.append((b.cid.multihash, b.data))
+                    largeEntries.append(e)
+                    entries[e].record = .inline([])  // replaced by the pack location below
+                }
+            }
+            if entries[e].listed != nil, !entries[e].listed!.contains(b.cid.codec.code) { entries[e].listed!.append(b.cid.codec.code) }
+            batch.put(Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(s.links))
         }
-        var locations: [Multihash: PackLocation] = [:]
         if !large.isEmpty {
-            for (entry, location) in zip(large, try packs.append(large)) { locations[entry.0] = location }
+            for (e, location) in zip(largeEntries, try packs.append(large)) { entries[e].record = .packed(location) }
             if options.durability == .sync { try packs.sync() }
         }
-        // The data record lists every codec the block is stored under: the codecs of its record
-        // so far (a block already stored under another codec) and those this batch adds. A
-        // version 1 record, which lists none, stays without a list (its deletion seeks).
-        var records: [Multihash: (record: Record, codecs: [UInt64]?)] = [:]
-        var order: [Multihash] = []
-        for (b, s) in staged where s.isNew {
-            let mh = b.cid.multihash
-            if records[mh] == nil {
-                let current = existing[mh]!
-                let record: Record
-                if b.data.count <= options.inlineLimit {
-                    record = .inline(b.data)
-                } else if let l = locations[mh] {
-                    record = .packed(l)
-                } else if let current {
-                    record = try Record(current)  // already packed: its location stays
-                } else {
-                    continue
-                }
-                records[mh] = (record, try current.map { try Record.codecs($0) } ?? [])
-                order.append(mh)
-            }
-            if records[mh]!.codecs != nil, !records[mh]!.codecs!.contains(b.cid.codec.code) { records[mh]!.codecs!.append(b.cid.codec.code) }
-            batch.put(Self.linksKey(mh, b.cid.codec), LinkList.encode(s.links))
+        for entry in entries {
+            guard let record = entry.record else { continue }
+            batch.put(Self.dataKey(entry.mh), record.encode(codecs: entry.listed))
         }
-        for mh in order { batch.put(Self.dataKey(mh), records[mh]!.record.encode(codecs: records[mh]!.codecs)) }
-        return staged.map(\.1)
+        return staged.map(\.staged)
     }
 
     @discardableResult
