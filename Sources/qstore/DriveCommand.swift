@@ -45,7 +45,7 @@ struct DriveCommand: ParsableCommand {
         @OptionGroup var owner: Owner
         @Option(help: "The media type (default application/octet-stream).") var mediaType: String?
         @Option(help: "Tags, comma-separated.") var tags: String?
-        @Option(help: "Wrap the file key only for this X25519 public key (base64url; repeatable): client-held — encrypted here before the upload, the node never has a key that opens it.") var recipient: [String] = []
+        @Option(help: "Wrap the file key only for this X25519 public key (base64url, written --recipient=KEY when it begins with -; repeatable): client-held — encrypted here before the upload, the node never has a key that opens it.") var recipient: [String] = []
         @Flag(help: "Store it unencrypted.") var plain = false
         @Option(help: "Segment size in bytes (65536 to 1048576; default 262144).") var segmentSize: Int?
         @Option(help: "The file ends this long after the put (7d, 12h): removed, its keys erased. A TEMPORARY qdrive-files policy's TTL caps it.") var expiresIn: String?
@@ -180,7 +180,7 @@ struct DriveCommand: ParsableCommand {
         @Argument var path: String
         @OptionGroup var owner: Owner
         @Option(name: .customLong("with"), help: "An identity (the node holds its key).") var identity: String?
-        @Option(help: "An X25519 public key, base64url.") var recipient: String?
+        @Option(help: "An X25519 public key, base64url (written --recipient=KEY when it begins with -).") var recipient: String?
         func validate() throws { guard (identity == nil) != (recipient == nil) else { throw ValidationError("give --with IDENTITY or --recipient KEY") } }
         func run() throws {
             try printFile(try backend(purpose: "drive share").driveShareRevoke(owner: owner.name, path: path, DriveActionWire(action: "share", identity: identity, publicKey: recipient)), json: owner.json)

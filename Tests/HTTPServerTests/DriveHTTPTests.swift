@@ -99,7 +99,7 @@ import TestSupport
         let data = Data((0..<(5 * 65536 + 100)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) })
         try data.write(to: URL(fileURLWithPath: dir + "/plain.bin"))
         for repository in [daemon.repository, offline] {
-            let put = try await qstore(["drive", "put", dir + "/plain.bin", "/c.bin", "--recipient", String(pub), "--segment-size", "65536", "--json"], repository)
+            let put = try await qstore(["drive", "put", dir + "/plain.bin", "/c.bin", "--recipient=\(pub)", "--segment-size", "65536", "--json"], repository)
             #expect(put.0 == 0, "\(put.1)")
             let got = try await qstore(["drive", "get", "/c.bin", "--identity", dir + "/me.key", "-o", dir + "/out.bin"], repository)
             #expect(got.0 == 0 && (try? Data(contentsOf: URL(fileURLWithPath: dir + "/out.bin"))) == data, "\(got.1)")
