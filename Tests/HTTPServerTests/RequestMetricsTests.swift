@@ -23,7 +23,15 @@ import Testing
             let gets = try (0..<3).map { _ in try d.request("GET", "/ipfs/\(cid)?format=raw", api: false).status }
             // A streamed reply (Kubo's cat) is counted once its body has been written.
             let cats = try (0..<2).map { _ in try d.request("POST", "/api/v0/cat?arg=\(cid)", api: true).text }
-            return (gets, cats, try d.request("GET", "/metrics", api: true).text)
+            // The client may have read a streamed reply before the server's writer returned:
+            // wait (bounded) until both replies are counted.
+            var m = ""
+            for _ in 0..<100 {
+                m = try d.request("GET", "/metrics", api: true).text
+                if Self.value(m, #"hb_requests{http_route="/api/v0/cat",http_request_method="POST",http_response_status_code="200"}"#) == 2 { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return (gets, cats, m)
         }
         #expect(gets == [200, 200, 200])
         #expect(cats == ["metrics", "metrics"])
@@ -67,9 +75,11 @@ import Testing
         let dropped = Count()
         do {
             let e = RequestCompletion()
-            _ = e.claim()
-            e.settle { dropped.n += 1 }
-            #expect(dropped.n == 0)
+            withExtendedLifetime(e) {
+                _ = e.claim()
+                e.settle { dropped.n += 1 }
+                #expect(dropped.n == 0)
+            }
         }
         #expect(dropped.n == 1)
     }

@@ -132,6 +132,10 @@ public final class LevelDBBlockStore: BlockStore {
         /// The codecs a record lists (nil: a version 1 record, which lists none).
         static func codecs(_ bytes: [UInt8]) throws -> [UInt64]? { try parse(bytes).codecs }
 
+        /// The longest list a record keeps: a block stored under more codecs than this keeps a
+        /// record without a list (deleted by the prefix seek, as a version 1 record is).
+        static let maximumListedCodecs = 64
+
         private static func parse(_ bytes: [UInt8]) throws -> (kind: UInt8, body: Int, codecs: [UInt64]?) {
             guard let kind = bytes.first else { throw BlockStoreError.invalidBlock(reason: "empty block record") }
             switch kind {
@@ -140,7 +144,7 @@ public final class LevelDBBlockStore: BlockStore {
                 var at = 1
                 let (n, a) = try Varint.decode(bytes, at: at)
                 at += a
-                guard n <= 64 else { throw BlockStoreError.invalidBlock(reason: "block record lists \(n) codecs") }
+                guard n <= maximumListedCodecs else { throw BlockStoreError.invalidBlock(reason: "block record lists \(n) codecs") }
                 var codecs: [UInt64] = []
                 for _ in 0..<n {
                     let (c, b) = try Varint.decode(bytes, at: at)
@@ -159,6 +163,14 @@ public final class LevelDBBlockStore: BlockStore {
         var k = KeySpace.blockLinks.key(mh.bytes)
         Varint.append(codec.code, to: &k)
         return k
+    }
+
+    /// The block's data record as `batch` would leave it: what an earlier `stage` or
+    /// `stageDelete` into the batch set, else what the database holds.
+    func dataRecord(_ mh: Multihash, staged batch: WriteBatch) throws -> [UInt8]? {
+        let key = Self.dataKey(mh)
+        if let staged = batch.blockRecords[key] { return staged }
+        return try db.get(key)
     }
 
     func record(_ mh: Multihash) throws -> Record? {
@@ -291,6 +303,8 @@ public final class LevelDBBlockStore: BlockStore {
             var codecs: [UInt64] = []
             var record: Record? = nil
             var listed: [UInt64]? = nil
+            /// Whether the record to write has been decided (a large block's location comes later).
+            var prepared = false
         }
         var entries: [Entry] = []
         var index: [Multihash: Int] = [:]
@@ -309,7 +323,7 @@ public final class LevelDBBlockStore: BlockStore {
                 e = i
             } else {
                 e = entries.count
-                entries.append(Entry(mh: mh, stored: try db.get(Self.dataKey(mh))))
+                entries.append(Entry(mh: mh, stored: try dataRecord(mh, staged: batch)))
                 index[mh] = e
             }
             let codec = b.cid.codec.code
@@ -339,32 +353,41 @@ public final class LevelDBBlockStore: BlockStore {
         }
         // The data record lists every codec the block is stored under: those of its record so far
         // (a block already stored under another codec) and those this batch adds. A version 1
-        // record, which lists none, stays without a list (its deletion seeks).
+        // record, which lists none, stays without a list (its deletion seeks), and so does a block
+        // stored under more than `maximumListedCodecs`.
         var large: [(Multihash, [UInt8])] = []
         var largeEntries: [Int] = []
+        var linksRecords: [([UInt8], [UInt8])] = []
         for (b, s, e) in staged where s.isNew {
-            if entries[e].record == nil {
+            if !entries[e].prepared {
+                entries[e].prepared = true
                 entries[e].listed = try entries[e].stored.map { try Record.codecs($0) } ?? []
-                if b.data.count <= options.inlineLimit {
+                if let stored = entries[e].stored {
+                    entries[e].record = try Record(stored)  // stored already: its bytes stay where they are
+                } else if b.data.count <= options.inlineLimit {
                     entries[e].record = .inline(b.data)
-                } else if let stored = entries[e].stored {
-                    entries[e].record = try Record(stored)  // already packed: its location stays
                 } else {
                     large.append((b.cid.multihash, b.data))
                     largeEntries.append(e)
-                    entries[e].record = .inline([])  // replaced by the pack location below
                 }
             }
-            if entries[e].listed != nil, !entries[e].listed!.contains(b.cid.codec.code) { entries[e].listed!.append(b.cid.codec.code) }
-            batch.put(Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(s.links))
+            if let listed = entries[e].listed, !listed.contains(b.cid.codec.code) {
+                entries[e].listed = listed.count < Record.maximumListedCodecs ? listed + [b.cid.codec.code] : nil
+            }
+            linksRecords.append((Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(s.links)))
         }
         if !large.isEmpty {
             for (e, location) in zip(largeEntries, try packs.append(large)) { entries[e].record = .packed(location) }
             if options.durability == .sync { try packs.sync() }
         }
+        // Nothing is added to the batch before the pack bytes are appended (and synced).
+        for (k, v) in linksRecords { batch.put(k, v) }
         for entry in entries {
             guard let record = entry.record else { continue }
-            batch.put(Self.dataKey(entry.mh), record.encode(codecs: entry.listed))
+            let key = Self.dataKey(entry.mh)
+            let bytes = record.encode(codecs: entry.listed)
+            batch.put(key, bytes)
+            batch.blockRecords[key] = .some(bytes)
         }
         return staged.map(\.staged)
     }
@@ -390,6 +413,7 @@ public final class LevelDBBlockStore: BlockStore {
         let record = try Record(bytes)
         hot.evict(mh)
         batch.delete(Self.dataKey(mh))
+        batch.blockRecords[Self.dataKey(mh)] = .some(nil)
         if case .packed(let l) = record {
             // Its pack entry becomes dead space, counted for compaction.
             var size: [UInt8] = []
@@ -405,7 +429,8 @@ public final class LevelDBBlockStore: BlockStore {
         if let codecs = try Record.codecs(bytes) {
             // The record lists its codecs: their links records are read by key (a seek would
             // position in every level of the database).
-            for c in codecs {
+            var seen = Set<UInt64>()
+            for c in codecs where seen.insert(c).inserted {
                 let k = Self.linksKey(mh, Multicodec(c))
                 if let v = try db.get(k) { try remove(k, v) }
             }

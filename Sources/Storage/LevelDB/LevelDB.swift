@@ -451,6 +451,10 @@ public final class WriteBatch {
     public private(set) var byteCount = 0
     /// Operations added.
     public private(set) var count = 0
+    /// The block data records this batch sets (nil: deletes), by key: a later `stage` into the
+    /// same batch reads them here, since the database does not have them until the batch is
+    /// written (`LevelDBBlockStore`).
+    var blockRecords: [[UInt8]: [UInt8]?] = [:]
 
     /// An empty batch.
     public init() { pointer = leveldb_writebatch_create() }
@@ -481,6 +485,7 @@ public final class WriteBatch {
         leveldb_writebatch_clear(pointer)
         byteCount = 0
         count = 0
+        blockRecords = [:]
     }
 }
 

@@ -98,7 +98,12 @@ public final class Repository: Sendable {
             throw RepositoryError.unsupportedVersion(found: String(version), path: path)
         }
         lock = try RepositoryLock(path: path + "/repo.lock", purpose: purpose)
-        if version != Repository.currentVersion {
+        // Read again under the lock: another process may have upgraded it meanwhile.
+        let locked = (try? String(contentsOfFile: path + "/version", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard let locked, locked == Repository.currentVersion || Repository.upgradable.contains(locked) else {
+            throw RepositoryError.unsupportedVersion(found: locked.map(String.init) ?? "?", path: path)
+        }
+        if locked != Repository.currentVersion {
             try Self.writeDurably(path + "/version", Array("\(Repository.currentVersion)\n".utf8))
         }
         // The lock is ours, so no daemon runs here: an `api` file is a crashed daemon's, and the
@@ -111,6 +116,8 @@ public final class Repository: Sendable {
             throw RepositoryError.invalidConfiguration("\(path)/config.json: \(error)")
         }
         try config.applyEnvironment(environment)
+        // The layout version is the version file's (config.json keeps what `init` wrote).
+        config.version = Repository.currentVersion
         let keyData: Data
         do { keyData = try Data(contentsOf: URL(fileURLWithPath: path + "/keystore/identity.key")) } catch {
             throw RepositoryError.invalidConfiguration("\(path)/keystore/identity.key: \(error.localizedDescription)")

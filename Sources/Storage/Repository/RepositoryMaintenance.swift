@@ -87,7 +87,7 @@ extension Repository {
                 if codecs.isEmpty { report.problems.append("block \(cid) has no links record") }
                 // A record that lists its codecs must list exactly those with a links record: one
                 // left out would outlive the block's deletion, still holding its children.
-                if let listed = try LevelDBBlockStore.Record.codecs(v), Set(listed) != Set(codecs.map(\.code)) {
+                if let listed = try LevelDBBlockStore.Record.codecs(v), Set(listed) != Set(codecs.map(\.code)) || Set(listed).count != listed.count {
                     report.problems.append("block \(cid): its record lists codecs \(listed.sorted()) but its links records are for \(codecs.map(\.code).sorted())")
                 }
                 for codec in codecs {
