@@ -358,6 +358,7 @@ public final class LevelDBBlockStore: BlockStore {
         var large: [(Multihash, [UInt8])] = []
         var largeEntries: [Int] = []
         var linksRecords: [([UInt8], [UInt8])] = []
+        linksRecords.reserveCapacity(staged.count)
         for (b, s, e) in staged where s.isNew {
             if !entries[e].prepared {
                 entries[e].prepared = true
@@ -382,6 +383,7 @@ public final class LevelDBBlockStore: BlockStore {
         }
         // Nothing is added to the batch before the pack bytes are appended (and synced).
         for (k, v) in linksRecords { batch.put(k, v) }
+        batch.blockRecords.reserveCapacity(batch.blockRecords.count + entries.count)
         for entry in entries {
             guard let record = entry.record else { continue }
             let key = Self.dataKey(entry.mh)
