@@ -53,7 +53,10 @@ import TestSupport
 
     @Test func publishPromoteYankAndDocsThroughADaemon() async throws {
         let daemon = try ChildDaemon()
-        defer { daemon.stop() }
+        defer {
+            daemon.stop()
+            daemon.removeDirectory()
+        }
         let src = daemon.directory + "/src"
         let repo = daemon.repository, home = daemon.directory
         let api = "http://127.0.0.1:\(daemon.apiPort)", gateway = "http://127.0.0.1:\(daemon.gatewayPort)"
@@ -123,7 +126,10 @@ import TestSupport
     /// never signed) merges through the pointer import, and verify says so.
     @Test func aForgedHistoryImportedIsCaughtByVerify() async throws {
         let daemon = try ChildDaemon()
-        defer { daemon.stop() }
+        defer {
+            daemon.stop()
+            daemon.removeDirectory()
+        }
         let repo = daemon.repository, home = daemon.directory
         let api = "http://127.0.0.1:\(daemon.apiPort)"
         var (rc, out) = try await Self.qstore(["module", "publish", "--json", try Self.module(home + "/src", "q-core", "1.0.0")], repo, home: home)
