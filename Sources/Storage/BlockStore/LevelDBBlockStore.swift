@@ -300,6 +300,8 @@ public final class LevelDBBlockStore: BlockStore {
         struct Entry {
             let mh: Multihash
             let stored: [UInt8]?
+            /// The stored record's list (nil: none stored, or a version 1 record).
+            let storedList: [UInt64]?
             var codecs: [UInt64] = []
             var record: Record? = nil
             var listed: [UInt64]? = nil
@@ -323,7 +325,8 @@ public final class LevelDBBlockStore: BlockStore {
                 e = i
             } else {
                 e = entries.count
-                entries.append(Entry(mh: mh, stored: try dataRecord(mh, staged: batch)))
+                let stored = try dataRecord(mh, staged: batch)
+                entries.append(Entry(mh: mh, stored: stored, storedList: try stored.flatMap { try Record.codecs($0) }))
                 index[mh] = e
             }
             let codec = b.cid.codec.code
@@ -331,14 +334,12 @@ public final class LevelDBBlockStore: BlockStore {
             entries[e].codecs.append(codec)
             let links = try extractLinks(b)
             let isNew: Bool
-            if let stored = entries[e].stored {
-                if let listed = try Record.codecs(stored) {
-                    isNew = !listed.contains(codec)
-                } else {
-                    isNew = try db.get(Self.linksKey(mh, b.cid.codec)) == nil
-                }
-            } else {
+            if entries[e].stored == nil {
                 isNew = true
+            } else if let listed = entries[e].storedList {
+                isNew = !listed.contains(codec)
+            } else {
+                isNew = try db.get(Self.linksKey(mh, b.cid.codec)) == nil
             }
             staged.append((b, Staged(cid: b.cid, links: links, isNew: isNew), e))
         }
@@ -362,7 +363,7 @@ public final class LevelDBBlockStore: BlockStore {
         for (b, s, e) in staged where s.isNew {
             if !entries[e].prepared {
                 entries[e].prepared = true
-                entries[e].listed = try entries[e].stored.map { try Record.codecs($0) } ?? []
+                entries[e].listed = entries[e].stored == nil ? [] : entries[e].storedList
                 if let stored = entries[e].stored {
                     entries[e].record = try Record(stored)  // stored already: its bytes stay where they are
                 } else if b.data.count <= options.inlineLimit {

@@ -88,22 +88,10 @@ public final class Repository: Sendable {
 
     /// Opens the repository at `path`, taking its lock for `purpose` (shown to anyone who finds it held).
     public init(path: String, purpose: String = "qstore", environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        guard let versionText = try? String(contentsOfFile: path + "/version", encoding: .utf8) else {
-            throw RepositoryError.notInitialized(path)
-        }
-        guard let version = Int(versionText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw RepositoryError.unsupportedVersion(found: versionText.trimmingCharacters(in: .whitespacesAndNewlines), path: path)
-        }
-        guard version == Repository.currentVersion || Repository.upgradable.contains(version) else {
-            throw RepositoryError.unsupportedVersion(found: String(version), path: path)
-        }
+        _ = try Self.readableVersion(at: path)
         lock = try RepositoryLock(path: path + "/repo.lock", purpose: purpose)
         // Read again under the lock: another process may have upgraded it meanwhile.
-        let locked = (try? String(contentsOfFile: path + "/version", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        guard let locked, locked == Repository.currentVersion || Repository.upgradable.contains(locked) else {
-            throw RepositoryError.unsupportedVersion(found: locked.map(String.init) ?? "?", path: path)
-        }
-        if locked != Repository.currentVersion {
+        if try Self.readableVersion(at: path) != Repository.currentVersion {
             try Self.writeDurably(path + "/version", Array("\(Repository.currentVersion)\n".utf8))
         }
         // The lock is ours, so no daemon runs here: an `api` file is a crashed daemon's, and the
@@ -157,6 +145,17 @@ public final class Repository: Sendable {
         do { try data.write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
             throw RepositoryError.invalidConfiguration("cannot write \(file): \(error.localizedDescription)")
         }
+    }
+
+    /// The layout version of the repository at `path`, if this build reads it (as it is, or once
+    /// upgraded); else why not.
+    private static func readableVersion(at path: String) throws -> Int {
+        guard let text = try? String(contentsOfFile: path + "/version", encoding: .utf8) else { throw RepositoryError.notInitialized(path) }
+        let found = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let version = Int(found), version == currentVersion || upgradable.contains(version) else {
+            throw RepositoryError.unsupportedVersion(found: found, path: path)
+        }
+        return version
     }
 
     /// Replaces `file` so that a crash at any instant leaves the old or the new contents: a
