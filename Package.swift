@@ -177,7 +177,7 @@ let package = Package(
         .testTarget(name: "QindexTests", dependencies: ["Qindex", "Signing", "Pinning", "Storage", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Audit", "Backup", "Qdrive", "Qindex", "Registry", "Replication", "Signing", "Pinning", "UnixFS", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore"]),
         .testTarget(name: "HTTPServerTests", dependencies: [
-            "HTTPServer", "Node", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication", "EtcdCoordinator", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
+            "HTTPServer", "HTTPMessages", "Node", "Access", "Audit", "Backup", "Qdrive", "QpiC", "Qindex", "Registry", "Replication", "EtcdCoordinator", "Signing", "QAPI", "Pinning", "Storage", "CAR", "IPLD", "Multiformats", "TestSupport", "qstore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

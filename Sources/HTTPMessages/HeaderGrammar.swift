@@ -3,6 +3,28 @@ import Foundation
 /// The request headers the gateway reads, parsed from their text alone (no server types): what
 /// the fuzz targets drive and the HTTP layer calls.
 
+extension Substring {
+    /// The text without the spaces and tabs around it: HTTP's optional whitespace (RFC 9110
+    /// §5.6.3), and nothing else. Byte by byte, without Foundation's `trimmingCharacters`, which
+    /// copies through `NSString`: header fields are parsed on every request.
+    public var trimmingOWS: Substring {
+        let bytes = utf8
+        var lower = bytes.startIndex, upper = bytes.endIndex
+        while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower = bytes.index(after: lower) }
+        while lower < upper {
+            let last = bytes.index(before: upper)
+            guard bytes[last] == 0x20 || bytes[last] == 0x09 else { break }
+            upper = last
+        }
+        return self[lower..<upper]
+    }
+}
+
+extension String {
+    /// The text without HTTP's optional whitespace around it (`Substring.trimmingOWS`).
+    public var trimmingOWS: Substring { self[...].trimmingOWS }
+}
+
 /// `Range: bytes=…` (RFC 9110 §14).
 public enum ByteRanges {
     /// The ranges of a `Range` header value over `size` bytes, as RFC 9110 §14 lets a server
@@ -13,11 +35,11 @@ public enum ByteRanges {
     /// the header's order; `RangeNotSatisfiable` (416) when none is satisfiable.
     public static func parse(_ header: String, size: UInt64, maximum: Int) throws(RangeNotSatisfiable) -> [ClosedRange<UInt64>]? {
         guard let equals = header.firstIndex(of: "="),
-              header[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "bytes" else { return nil }
+              header[..<equals].trimmingOWS.lowercased() == "bytes" else { return nil }
         enum Spec { case from(UInt64, to: UInt64?), suffix(UInt64) }
         var specs: [Spec] = []
         for item in header[header.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false) {
-            let text = item.trimmingCharacters(in: .whitespaces)
+            let text = item.trimmingOWS
             if text.isEmpty { continue }  // empty list elements are allowed (RFC 9110 §5.6.1)
             let b = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
             guard b.count == 2, b[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }), b[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
@@ -84,12 +106,17 @@ public struct MediaRange: Sendable, Equatable {
     /// The entries of an `Accept` header value, in order (entries with no type left out).
     public static func list(_ accept: String) -> [MediaRange] {
         accept.split(separator: ",").compactMap { item in
-            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            let parts = item.split(separator: ";").map { $0.trimmingOWS }
             guard let type = parts.first?.lowercased(), !type.isEmpty else { return nil }
             var params: [String: String] = [:]
             for p in parts.dropFirst() {
-                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                if kv.count == 2 { params[kv[0].lowercased()] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingOWS }
+                if kv.count == 2 {
+                    var value = kv[1]
+                    while value.first == "\"" { value = value.dropFirst() }
+                    while value.last == "\"" { value = value.dropLast() }
+                    params[kv[0].lowercased()] = String(value)
+                }
             }
             let q = params["q"].flatMap(Double.init) ?? 1
             return MediaRange(type: type, parameters: params, weight: q.isFinite ? q : 0)
@@ -103,7 +130,7 @@ public enum EntityTags {
     public static func matches(_ header: String, etag: String) -> Bool {
         let strip = { (t: String) in t.hasPrefix("W/") ? String(t.dropFirst(2)) : t }
         return header.split(separator: ",").contains { item in
-            let t = item.trimmingCharacters(in: .whitespaces)
+            let t = String(item.trimmingOWS)
             // Empty list elements are allowed and name nothing (RFC 9110 §5.6.1).
             let opaque = strip(t)
             return t == "*" || (!opaque.isEmpty && opaque == strip(etag))

@@ -34,11 +34,11 @@ public final class MultipartReader<Source: ByteSource>: ByteSource {
     public static func boundary(of contentType: String) -> String? {
         guard contentType.lowercased().hasPrefix("multipart/") else { return nil }
         for param in contentType.split(separator: ";").dropFirst() {
-            let kv = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let kv = param.split(separator: "=", maxSplits: 1).map { $0.trimmingOWS }
             if kv.count == 2, kv[0].lowercased() == "boundary" {
                 var v = kv[1]
-                if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 { v = String(v.dropFirst().dropLast()) }
-                return v.isEmpty ? nil : v
+                if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 { v = v.dropFirst().dropLast() }
+                return v.isEmpty ? nil : String(v)
             }
         }
         return nil
@@ -83,8 +83,7 @@ public final class MultipartReader<Source: ByteSource>: ByteSource {
         if finished { return nil }
         if inBody {
             // Skip what is left of the current body.
-            var sink = [UInt8](repeating: 0, count: 16 << 10)
-            while try sink.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
+            while try bodyBytes(maximum: .max) != nil {}
         }
         if !started {
             // The first boundary has no leading CRLF; match it with one prepended.
@@ -126,53 +125,56 @@ public final class MultipartReader<Source: ByteSource>: ByteSource {
         var headers: [String: String] = [:]
         for line in text.split(separator: "\r\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].trimmingOWS.lowercased()] = String(line[line.index(after: colon)...].trimmingOWS)
         }
         inBody = true
         return headers
     }
 
-    /// Reads the current part's body; 0 at its end.
-    public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard inBody else { return 0 }
-        _ = try fill(delimiter.count + 1)
-        if let i = find(delimiter, from: 0) {
-            if i == 0 {
-                start += delimiter.count
-                inBody = false
-                return 0
+    /// The next bytes of the current part's body, at most `maximum`, as a range of `buffer`
+    /// (valid until the buffer is next filled) that counts as read; nil at the body's end.
+    private func bodyBytes(maximum: Int) throws -> Range<Int>? {
+        guard inBody else { return nil }
+        while true {
+            _ = try fill(delimiter.count + 1)
+            let n: Int
+            if let i = find(delimiter, from: 0) {
+                if i == 0 {
+                    start += delimiter.count
+                    inBody = false
+                    return nil
+                }
+                n = min(i, maximum)
+            } else {
+                guard !eof else { throw MultipartMalformed(description: "multipart body ends inside a part (truncated upload)") }
+                // Everything but a possible partial delimiter at the end is body.
+                let safe = available - (delimiter.count - 1)
+                if safe <= 0 {
+                    _ = try fill(available + (64 << 10))
+                    continue
+                }
+                n = min(safe, maximum)
             }
-            let n = min(i, out.count)
-            copy(n, into: out)
-            return n
+            defer { start += n }
+            return start..<start + n
         }
-        guard !eof else { throw MultipartMalformed(description: "multipart body ends inside a part (truncated upload)") }
-        // Everything but a possible partial delimiter at the end is body.
-        let safe = available - (delimiter.count - 1)
-        if safe <= 0 {
-            _ = try fill(available + (64 << 10))
-            return try read(into: out)
-        }
-        let n = min(safe, out.count)
-        copy(n, into: out)
-        return n
     }
 
-    private func copy(_ n: Int, into out: UnsafeMutableRawBufferPointer) {
-        buffer.withUnsafeBytes { b in out.baseAddress!.copyMemory(from: b.baseAddress! + start, byteCount: n) }
-        start += n
+    /// Reads the current part's body; 0 at its end.
+    public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let range = try bodyBytes(maximum: out.count) else { return 0 }
+        buffer.withUnsafeBytes { b in out.baseAddress!.copyMemory(from: b.baseAddress! + range.lowerBound, byteCount: range.count) }
+        return range.count
     }
 
     /// The rest of the current part's body, refusing more than `limit` bytes.
     public func readBody(limit: Int) throws -> [UInt8] {
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: min(limit + 1, 64 << 10))
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
-            if n == 0 { return out }
-            guard out.count + n <= limit else { throw BodyTooLarge(limit: limit) }
-            out.append(contentsOf: chunk[0..<n])
+        while let range = try bodyBytes(maximum: limit + 1 - out.count) {
+            guard out.count + range.count <= limit else { throw BodyTooLarge(limit: limit) }
+            out.append(contentsOf: buffer[range])
         }
+        return out
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HTTPMessages
 import Hummingbird
 
 /// Refuses request bodies sent with a transfer coding other than `chunked`, before anything is
@@ -14,7 +15,7 @@ struct TransferCodingMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let codings = request.headers[values: .transferEncoding]
             .flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .map { $0.trimmingOWS.lowercased() }
         guard let other = codings.first(where: { $0 != "chunked" }) else { return try await next(request, context) }
         let error: RequestError
         if codings.last != "chunked" {
