@@ -38,6 +38,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Join a cluster: etcd=http://HOST:2379[,http://HOST:2379…] (default from config cluster.etcd).") var cluster: String?
 
     func run() async throws {
+        // Process-wide, once, before the first logger: lines as swift-log's stream handler writes
+        // them, the metadata rendered only for lines written (Docs/http.md).
+        LoggingSystem.bootstrap { label in DaemonLogHandler(label: label) }
         var logger = Logger(label: "qstore")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let path = Repository.defaultPath()
