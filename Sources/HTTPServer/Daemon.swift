@@ -338,7 +338,7 @@ struct VerifiedPut: Sendable {
                 let block = try await node.putBlock(data, as: cid)
                 var headers = HTTPFields()
                 headers[.location] = "/ipfs/\(block.cid.string)"
-                headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(block.cid.string)"
+                headers[.xIpfsPath] = "/ipfs/\(block.cid.string)"
                 return Response(status: .created, headers: headers)
             } catch {
                 return ErrorMapping.gatewayResponse(error)

@@ -63,7 +63,7 @@ struct EventsAPI {
             return v
         }
         let start: UInt64
-        if let id = request.headers[HTTPField.Name("Last-Event-ID")!] {
+        if let id = request.headers[.lastEventID] {
             start = try sequence(id, "Last-Event-ID")
         } else if let since = q.get("since") {
             start = try sequence(since, "since")
@@ -83,7 +83,7 @@ struct EventsAPI {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream; charset=utf-8"
         headers[.cacheControl] = "no-cache"
-        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        headers[.xAccelBuffering] = "no"
         let node = self.node
         let io = self.io
         // Checked before the 200, so a full house is a 503 the client can read (the follower itself

@@ -2,6 +2,7 @@ import Foundation
 import HTTPMessages
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import IPLD
 import Multiformats
 import Node
@@ -68,12 +69,16 @@ struct Gateway: Sendable {
     }
 
     func respond(_ request: Request, head: Bool) async throws -> Response {
-        guard request.uri.path.utf8.count <= limits.maximumPathLength else {
+        // The URI makes a new string for each read of its path and parses its query each time:
+        // both are read once here.
+        let requestPath = request.uri.path
+        let query = request.uri.queryParameters
+        guard requestPath.utf8.count <= limits.maximumPathLength else {
             throw RequestError(.uriTooLong, "request path longer than \(limits.maximumPathLength) bytes")
         }
-        let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map { Self.percentDecoded(String($0)) }
-        let ipns = request.uri.path.hasPrefix("/ipns/")
-        let module = request.uri.path.hasPrefix("/modules/")
+        let segments = requestPath.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map { Self.percentDecoded(String($0)) }
+        let ipns = requestPath.hasPrefix("/ipns/")
+        let module = requestPath.hasPrefix("/modules/")
         guard let first = segments.first else {
             throw RequestError(.badRequest, ipns ? "expected /ipns/{name}" : module ? "expected /modules/{name}[@range]/docs/{path}" : "expected /ipfs/{cid}")
         }
@@ -82,7 +87,7 @@ struct Gateway: Sendable {
         /// `/ipns/` responses may be cached for the record's TTL, not forever.
         var cacheControl = Self.immutableCache
         /// What the content is at (the request's path, or the immutable one a module name resolved to).
-        var contentPath = request.uri.path
+        var contentPath = requestPath
         var preResolved: ResolvedPath?
         if module {
             // A module's docs: the name moves with each release, so the answer is cached briefly;
@@ -103,9 +108,9 @@ struct Gateway: Sendable {
             preResolved = r
             cacheControl = Self.moduleCache
             contentPath = Self.percentEncodedPath("/ipfs/" + ([root.string] + path).joined(separator: "/"))
-                + (request.uri.path.hasSuffix("/") && !path.isEmpty ? "/" : "")
+                + (requestPath.hasSuffix("/") && !path.isEmpty ? "/" : "")
         } else if ipns {
-            if Self.wantsIPNSRecord(request) { return try await ipnsRecord(request, first, extraPath: segments.count > 1, head: head) }
+            if Self.wantsIPNSRecord(request, query) { return try await ipnsRecord(request, first, extraPath: segments.count > 1, head: head) }
             // One read and verification of the name's record: its value is followed from there.
             let (record, r, p) = try await io.run { () throws -> (IPNSRecord, CID, [String]) in
                 let record = try self.node.nameRecord(first)
@@ -119,7 +124,7 @@ struct Gateway: Sendable {
             do { root = try CID(first) } catch { throw RequestError(.badRequest, "invalid CID \"\(first)\": \(error)") }
             path = Array(segments.dropFirst())
         }
-        let representation = try Self.negotiate(request)
+        let representation = try Self.negotiate(request, query)
         let resolved: ResolvedPath
         if let preResolved {
             resolved = preResolved
@@ -131,12 +136,14 @@ struct Gateway: Sendable {
             resolved = try await io.run { try self.node.resolve(root, path: path) }
         }
         let terminal = resolved.terminal
+        let terminalString = terminal.string
         var headers = HTTPFields()
         headers[.cacheControl] = cacheControl
-        headers[HTTPField.Name("X-Ipfs-Path")!] = contentPath
-        headers[HTTPField.Name("X-Ipfs-Roots")!] = (resolved.crossed + [terminal]).map(\.string).joined(separator: ",")
+        headers[.xIpfsPath] = contentPath
+        headers[.xIpfsRoots] = (resolved.crossed.map(\.string) + [terminalString]).joined(separator: ",")
         headers[.vary] = "Accept"
-        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[.xContentTypeOptions] = "nosniff"
+        let filename = query.get("filename")
 
         switch representation {
         case .raw, .codec:
@@ -146,12 +153,12 @@ struct Gateway: Sendable {
                     throw RequestError(.notAcceptable, "\(terminal) is \(terminal.codec.name); the gateway does not convert it to \(c.name)")
                 }
                 mediaType = Self.mediaType(of: c)
-                headers[.eTag] = "\"\(terminal.string).\(c.name)\""
-                headers[.contentDisposition] = Self.codecDisposition(request, terminal: terminal, codec: c)
+                headers[.eTag] = "\"\(terminalString).\(c.name)\""
+                headers[.contentDisposition] = Self.codecDisposition(query, terminal: terminal, codec: c)
             } else {
                 mediaType = "application/vnd.ipld.raw"
-                headers[.eTag] = "\"\(terminal.string).raw\""
-                headers[.contentDisposition] = Self.disposition("attachment", request, default: terminal.string + ".bin")
+                headers[.eTag] = "\"\(terminalString).raw\""
+                headers[.contentDisposition] = Self.disposition("attachment", filename: filename, default: terminalString + ".bin")
             }
             headers[.contentType] = mediaType
             return try await blockBody(request, terminal: terminal, head: head, headers: headers)
@@ -159,7 +166,7 @@ struct Gateway: Sendable {
         case .car(let scope, let duplicates, let entityBytes):
             headers[.contentType] = "application/vnd.ipld.car; version=1; order=dfs; dups=\(duplicates ? "y" : "n")"
             headers[.eTag] = Self.carETag(root: root, path: path, scope: scope, duplicates: duplicates, entityBytes: entityBytes)
-            headers[.contentDisposition] = Self.disposition("attachment", request, default: terminal.string + ".car")
+            headers[.contentDisposition] = Self.disposition("attachment", filename: filename, default: terminalString + ".car")
             headers[.acceptRanges] = "none"
             if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
             // The terminal block must exist before a 200 is promised.
@@ -178,7 +185,7 @@ struct Gateway: Sendable {
             }
             headers[.contentType] = "application/x-tar"
             headers[.eTag] = "W/\"\(terminal.string).x-tar\""
-            headers[.contentDisposition] = Self.disposition("attachment", request, default: terminal.string + ".tar")
+            headers[.contentDisposition] = Self.disposition("attachment", filename: filename, default: terminalString + ".tar")
             if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
             _ = try await io.run { try self.node.blockSize(terminal) }
             if head { return Response(status: .ok, headers: headers) }
@@ -213,7 +220,7 @@ struct Gateway: Sendable {
                 }
                 headers[.contentType] = Self.mediaType(of: terminal.codec)
                 headers[.eTag] = "\"\(terminal.string).\(terminal.codec.name)\""
-                headers[.contentDisposition] = Self.codecDisposition(request, terminal: terminal, codec: terminal.codec)
+                headers[.contentDisposition] = Self.codecDisposition(query, terminal: terminal, codec: terminal.codec)
                 return try await blockBody(request, terminal: terminal, head: head, headers: headers)
             default:
                 throw RequestError(.notAcceptable, "\(terminal.codec.name) blocks are served as application/vnd.ipld.raw or in a CAR")
@@ -237,8 +244,8 @@ struct Gateway: Sendable {
     }
 
     /// `?format=ipns-record` or `Accept: application/vnd.ipfs.ipns-record`.
-    static func wantsIPNSRecord(_ request: Request) -> Bool {
-        if let f = request.uri.queryParameters.get("format") { return f == "ipns-record" }
+    static func wantsIPNSRecord(_ request: Request, _ query: FlatDictionary<Substring, Substring>) -> Bool {
+        if let f = query.get("format") { return f == "ipns-record" }
         return (request.headers[.accept] ?? "").lowercased().contains("application/vnd.ipfs.ipns-record")
     }
 
@@ -253,8 +260,8 @@ struct Gateway: Sendable {
         headers[.eTag] = "\"\(name).ipns-record.\(record.sequence)\""
         if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
         headers[.contentLength] = String(record.bytes.count)
-        headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipns/" + name
-        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[.xIpfsPath] = "/ipns/" + name
+        headers[.xContentTypeOptions] = "nosniff"
         return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: record.bytes)))
     }
 
@@ -278,10 +285,10 @@ struct Gateway: Sendable {
     }
 
     /// JSON is shown inline, CBOR downloaded (`?download=true` forces attachment); `?filename=` names it.
-    static func codecDisposition(_ request: Request, terminal: CID, codec: Multicodec) -> String {
+    static func codecDisposition(_ query: FlatDictionary<Substring, Substring>, terminal: CID, codec: Multicodec) -> String {
         let json = codec == .dagJSON || codec == .json
-        let download = KuboRPC.flag(request.uri.queryParameters.get("download")) || !json
-        return disposition(download ? "attachment" : "inline", request, default: terminal.string + (json ? ".json" : ".cbor"))
+        let download = KuboRPC.flag(query.get("download")) || !json
+        return disposition(download ? "attachment" : "inline", filename: query.get("filename"), default: terminal.string + (json ? ".json" : ".cbor"))
     }
 
     /// An HTML preview of a DAG-JSON/DAG-CBOR block: its DAG-JSON form.
@@ -291,8 +298,7 @@ struct Gateway: Sendable {
     }
 
     /// Picks the representation: `?format=` wins over `Accept` (IPIP-523).
-    static func negotiate(_ request: Request) throws -> Representation {
-        let q = request.uri.queryParameters
+    static func negotiate(_ request: Request, _ q: FlatDictionary<Substring, Substring>) throws -> Representation {
         let scope: DAGScope
         if let s = q.get("dag-scope") {
             guard let v = DAGScope(rawValue: s) else { throw RequestError(.badRequest, "dag-scope must be all, entity or block") }
@@ -390,8 +396,8 @@ struct Gateway: Sendable {
     }
 
     /// The `filename` query parameter (quotes and path separators removed), else `default`.
-    static func filename(_ request: Request, default name: String) -> String {
-        guard let f = request.uri.queryParameters.get("filename"), !f.isEmpty else { return name }
+    static func filename(_ requested: String?, default name: String) -> String {
+        guard let f = requested, !f.isEmpty else { return name }
         return String(f.filter { $0 != "\"" && $0 != "/" && $0 != "\\" && !$0.isNewline })
     }
 
@@ -405,8 +411,8 @@ struct Gateway: Sendable {
     /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII
     /// `filename` (other characters as `_`) and, when the name is not ASCII, RFC 5987's
     /// `filename*=UTF-8''…` with the exact name, as the path gateway spec shows.
-    static func disposition(_ kind: String, _ request: Request, default name: String) -> String {
-        let f = filename(request, default: name)
+    static func disposition(_ kind: String, filename requested: String?, default name: String) -> String {
+        let f = filename(requested, default: name)
         if f.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x80 }) { return "\(kind); filename=\"\(f)\"" }
         let ascii = String(f.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? Character($0) : "_" })
         guard ascii != f else { return "\(kind); filename=\"\(f)\"" }

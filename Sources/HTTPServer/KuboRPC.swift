@@ -105,7 +105,7 @@ struct KuboRPC: Sendable {
         let data = try await io.run { try self.node.block(cid) }
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
-        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        headers[.xStreamOutput] = "1"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -174,7 +174,7 @@ struct KuboRPC: Sendable {
         _ = try await io.run { try self.node.blockSize(cid) }
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.ipld.car"
-        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        headers[.xStreamOutput] = "1"
         return Response(status: .ok, headers: headers, body: try await Self.stream(downloads) { channel in
             var sink = try self.node.exportDAG(cid, to: ChannelSink(channel))
             try sink.flush()
@@ -300,7 +300,7 @@ struct KuboRPC: Sendable {
         _ = try await io.run { try self.node.fileSize(path.isEmpty ? cid : try self.node.resolve(cid, path: path).terminal) }
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
-        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        headers[.xStreamOutput] = "1"
         return Response(status: .ok, headers: headers, body: try await Self.stream(downloads) { channel in
             try self.node.cat(cid, path: path, offset: offset, length: length) { try channel.send($0) }
         })
@@ -313,7 +313,7 @@ struct KuboRPC: Sendable {
         _ = try await io.run { try self.node.resolve(cid, path: path) }
         var headers = HTTPFields()
         headers[.contentType] = "application/x-tar"
-        headers[HTTPField.Name("X-Stream-Output")!] = "1"
+        headers[.xStreamOutput] = "1"
         return Response(status: .ok, headers: headers, body: try await Self.stream(downloads) { channel in
             try self.node.tar(cid, path: path, name: name) { try channel.send($0) }
         })
@@ -410,7 +410,7 @@ struct KuboRPC: Sendable {
     static var jsonStreamHeaders: HTTPFields {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        headers[HTTPField.Name("X-Chunked-Output")!] = "1"
+        headers[.xChunkedOutput] = "1"
         return headers
     }
 
@@ -478,7 +478,7 @@ struct KuboRPC: Sendable {
             return response
         }
         var headers = headers
-        let trailers = request.headers[values: HTTPField.Name("TE")!].contains { $0.lowercased().contains("trailers") }
+        let trailers = request.headers[values: .te].contains { $0.lowercased().contains("trailers") }
         if trailers { headers[.trailer] = "X-Stream-Error" }
         let release = ReleaseOnDrop(channel)
         return Response(status: .ok, headers: headers, body: .streamed { writer in
@@ -535,7 +535,7 @@ struct KuboRPC: Sendable {
                     try await writer.write(JSONOutput.line(ErrorReply(message: m.message, code: m.code)))
                 }
                 var trailers = HTTPFields()
-                if onFailure == .errorLineAndTrailer { trailers[HTTPField.Name("X-Stream-Error")!] = m.message }
+                if onFailure == .errorLineAndTrailer { trailers[.xStreamError] = m.message }
                 try await writer.finish(trailers.isEmpty ? nil : trailers)
             } else {
                 try await writer.finish(nil)

@@ -71,10 +71,10 @@ struct MediaAPI {
         var headers = HTTPFields()
         // The variant's format, not what the drive's metadata says (its owner may change that).
         headers[.contentType] = asset.variants.first { $0.name == name }?.format.mediaType ?? "application/octet-stream"
-        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[.xContentTypeOptions] = "nosniff"
         headers[.contentLength] = String(file.file.size)
         headers[.eTag] = "\"\(file.file.content.string)\""
-        headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/\(file.file.content.string)"
+        headers[.xIpfsPath] = "/ipfs/\(file.file.content.string)"
         return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
             var sink = ChannelSink(channel)
             try node.driveRead(file, reader: owner) { bytes in try bytes.withUnsafeBytes { try sink.write($0) } }

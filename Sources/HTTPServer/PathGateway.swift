@@ -26,9 +26,10 @@ extension Gateway {
             }
             headers[.contentType] = ContentType.of(name: name, sample: sample)
             headers[.acceptRanges] = "bytes"
-            if let filename = request.uri.queryParameters.get("filename") {
-                let disposition = KuboRPC.flag(request.uri.queryParameters.get("download")) ? "attachment" : "inline"
-                headers[.contentDisposition] = Self.disposition(disposition, request, default: String(filename))
+            let query = request.uri.queryParameters
+            if let filename = query.get("filename") {
+                let disposition = KuboRPC.flag(query.get("download")) ? "attachment" : "inline"
+                headers[.contentDisposition] = Self.disposition(disposition, filename: filename, default: String(filename))
             }
             return try await fileBody(request, cid: terminal, size: size, head: head, headers: headers)
         case .symlink(let target):

@@ -136,8 +136,8 @@ struct RegistryAPI {
         var headers = HTTPFields()
         headers[.contentType] = "application/x-tar"
         headers[.contentDisposition] = "attachment; filename=\"\(name)-\(r.metadata.version).tar\""
-        headers[HTTPField.Name("X-Ipfs-Path")!] = "/ipfs/" + r.metadata.package.string
-        headers[HTTPField.Name("X-Module-Checksum")!] = "f" + r.metadata.checksum.bytes.map { String(format: "%02x", $0) }.joined()
+        headers[.xIpfsPath] = "/ipfs/" + r.metadata.package.string
+        headers[.xModuleChecksum] = "f" + r.metadata.checksum.bytes.map { String(format: "%02x", $0) }.joined()
         let node = self.node
         return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads, onFailure: .appendMessage) { channel in
             var sink = ChannelSink(channel)
