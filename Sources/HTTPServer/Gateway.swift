@@ -137,12 +137,14 @@ struct Gateway: Sendable {
         }
         let terminal = resolved.terminal
         let terminalString = terminal.string
-        var headers = HTTPFields()
-        headers[.cacheControl] = cacheControl
-        headers[.xIpfsPath] = contentPath
-        headers[.xIpfsRoots] = (resolved.crossed.map(\.string) + [terminalString]).joined(separator: ",")
-        headers[.vary] = "Accept"
-        headers[.xContentTypeOptions] = "nosniff"
+        // Appended, not set: a set first looks for the name among the fields already there.
+        var headers = HTTPFields([
+            HTTPField(name: .cacheControl, value: cacheControl),
+            HTTPField(name: .xIpfsPath, value: contentPath),
+            HTTPField(name: .xIpfsRoots, value: (resolved.crossed.map(\.string) + [terminalString]).joined(separator: ",")),
+            HTTPField(name: .vary, value: "Accept"),
+            HTTPField(name: .xContentTypeOptions, value: "nosniff"),
+        ])
         let filename = query.get("filename")
 
         switch representation {
@@ -157,10 +159,10 @@ struct Gateway: Sendable {
                 headers[.contentDisposition] = Self.codecDisposition(query, terminal: terminal, codec: c)
             } else {
                 mediaType = "application/vnd.ipld.raw"
-                headers[.eTag] = "\"\(terminalString).raw\""
-                headers[.contentDisposition] = Self.disposition("attachment", filename: filename, default: terminalString + ".bin")
+                headers.append(HTTPField(name: .eTag, value: "\"\(terminalString).raw\""))
+                headers.append(HTTPField(name: .contentDisposition, value: Self.disposition("attachment", filename: filename, default: terminalString + ".bin")))
             }
-            headers[.contentType] = mediaType
+            headers.append(HTTPField(name: .contentType, value: mediaType))
             return try await blockBody(request, terminal: terminal, head: head, headers: headers)
 
         case .car(let scope, let duplicates, let entityBytes):
