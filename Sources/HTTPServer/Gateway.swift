@@ -76,7 +76,8 @@ struct Gateway: Sendable {
         guard requestPath.utf8.count <= limits.maximumPathLength else {
             throw RequestError(.uriTooLong, "request path longer than \(limits.maximumPathLength) bytes")
         }
-        let segments = requestPath.split(separator: "/", omittingEmptySubsequences: true).dropFirst().map { Self.percentDecoded(String($0)) }
+        // Split as bytes: "/" is one byte in UTF-8, and splitting on Characters costs grapheme breaking.
+        let segments = requestPath.utf8.split(separator: UInt8(ascii: "/")).dropFirst().map { Self.percentDecoded(String(Substring($0))) }
         let ipns = requestPath.hasPrefix("/ipns/")
         let module = requestPath.hasPrefix("/modules/")
         guard let first = segments.first else {
