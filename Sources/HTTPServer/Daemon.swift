@@ -312,13 +312,18 @@ struct AuditCheckpointer: Service {
 }
 
 /// The gateway's CORS headers: any origin may read (the gateway is public, read-only content).
+private let gatewayCORSFields = [
+    HTTPField(name: .accessControlAllowOrigin, value: "*"),
+    HTTPField(name: .accessControlAllowMethods, value: "GET, HEAD, OPTIONS"),
+    HTTPField(name: .accessControlAllowHeaders, value: "Content-Type, Range, User-Agent, X-Requested-With"),
+    HTTPField(name: .accessControlExposeHeaders, value: "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, X-Chunked-Output, X-Stream-Output"),
+]
+
 struct GatewayCORSMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.accessControlAllowOrigin] = "*"
-        response.headers[.accessControlAllowMethods] = "GET, HEAD, OPTIONS"
-        response.headers[.accessControlAllowHeaders] = "Content-Type, Range, User-Agent, X-Requested-With"
-        response.headers[.accessControlExposeHeaders] = "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, X-Chunked-Output, X-Stream-Output"
+        // Appended (nothing else writes these): a set would first search every field already there.
+        response.headers.append(contentsOf: gatewayCORSFields)
         return response
     }
 }
