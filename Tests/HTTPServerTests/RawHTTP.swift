@@ -210,7 +210,9 @@ final class Checks: @unchecked Sendable {
 /// A `qstore daemon` process of its own over a fresh repository (so a crash is seen as a dead
 /// process, not as a dead test runner), on free loopback ports. Its log (at `logLevel`) goes to
 /// `daemon.log` in its directory (`log`), for a test to show when it fails.
-final class ChildDaemon {
+/// Sendable by hand: its properties are set once, by `init`, and each request opens a connection
+/// of its own, so threads may send requests at once.
+final class ChildDaemon: @unchecked Sendable {
     let directory: String
     let repository: String
     let process = Process()
