@@ -139,13 +139,13 @@ struct Gateway: Sendable {
         let terminal = resolved.terminal
         let terminalString = terminal.string
         // Appended, not set: a set first looks for the name among the fields already there.
-        var headers = HTTPFields([
-            HTTPField(name: .cacheControl, value: cacheControl),
-            HTTPField(name: .xIpfsPath, value: contentPath),
-            HTTPField(name: .xIpfsRoots, value: (resolved.crossed.map(\.string) + [terminalString]).joined(separator: ",")),
-            HTTPField(name: .vary, value: "Accept"),
-            HTTPField(name: .xContentTypeOptions, value: "nosniff"),
-        ])
+        var headers = HTTPFields()
+        headers.reserveCapacity(16)
+        headers.append(HTTPField(name: .cacheControl, value: cacheControl))
+        headers.append(HTTPField(name: .xIpfsPath, value: contentPath))
+        headers.append(HTTPField(name: .xIpfsRoots, value: resolved.crossed.isEmpty ? terminalString : (resolved.crossed.map(\.string) + [terminalString]).joined(separator: ",")))
+        headers.append(HTTPField(name: .vary, value: "Accept"))
+        headers.append(HTTPField(name: .xContentTypeOptions, value: "nosniff"))
         let filename = query.get("filename")
 
         switch representation {
@@ -276,14 +276,15 @@ struct Gateway: Sendable {
         // A small block read recently is answered in place; else it is read on the storage threads.
         let data: [UInt8]
         if let hot = node.hotBlock(terminal) { data = hot } else { data = try await io.run { try self.node.blockKeepingHot(terminal) } }
-        headers[.acceptRanges] = "bytes"
+        // Appended: no caller has set these (a set searches the fields first).
+        headers.append(HTTPField(name: .acceptRanges, value: "bytes"))
         if let range = try Self.byteRanges(request, size: UInt64(data.count), maximum: limits.maximumRanges)?.first {
             let r = Int(range.lowerBound)...Int(range.upperBound)
-            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(data.count)"
-            headers[.contentLength] = String(r.count)
+            headers.append(HTTPField(name: .contentRange, value: "bytes \(r.lowerBound)-\(r.upperBound)/\(data.count)"))
+            headers.append(HTTPField(name: .contentLength, value: String(r.count)))
             return Response(status: .partialContent, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data[r])))
         }
-        headers[.contentLength] = String(data.count)
+        headers.append(HTTPField(name: .contentLength, value: String(data.count)))
         return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -426,9 +427,9 @@ struct Gateway: Sendable {
     }
 
     /// `If-None-Match` names this entity (or `*`).
-    static func matches(_ request: Request, etag: String) -> Bool {
+    static func matches(_ request: Request, etag: @autoclosure () -> String) -> Bool {
         guard let header = request.headers[.ifNoneMatch] else { return false }
-        return EntityTags.matches(header, etag: etag)
+        return EntityTags.matches(header, etag: etag())
     }
 }
 
