@@ -179,16 +179,29 @@ enum AccessRules {
 /// (the first whose pattern matches; a literal route wins over a `**` one that also matches).
 struct RuleTable: Sendable {
     private let byMethod: [HTTPRequest.Method: [RouteRule]]
+    /// The rule a literal path (no `{…}`, no `**`) takes, by method and path: what the scan of
+    /// `byMethod` answers for it, found at once (a request by the path as written).
+    private let exact: [HTTPRequest.Method: [String: Int]]
 
     init(_ rules: [RouteRule]) {
         var m: [HTTPRequest.Method: [RouteRule]] = [:]
         for r in rules where !r.isWildcard { m[r.method, default: []].append(r) }
         for r in rules where r.isWildcard { m[r.method, default: []].append(r) }
         byMethod = m
+        var e: [HTTPRequest.Method: [String: Int]] = [:]
+        for (method, list) in m {
+            for (i, r) in list.enumerated() where !r.segments.contains(where: { $0 == "**" || $0.hasPrefix("{") }) {
+                // Only where no rule before it takes the path too: the scan's own answer.
+                guard list.firstIndex(where: { $0.matches(r.segments[...]) }) == i else { continue }
+                e[method, default: [:]]["/" + r.segments.joined(separator: "/")] = i
+            }
+        }
+        exact = e
     }
 
     func rule(method: HTTPRequest.Method, path: String) -> RouteRule? {
         guard let candidates = byMethod[method] else { return nil }
+        if let i = exact[method]?[path] { return candidates[i] }
         let p = path.split(separator: "/")[...]
         return candidates.first { $0.matches(p) }
     }

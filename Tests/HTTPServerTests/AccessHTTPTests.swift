@@ -649,3 +649,29 @@ extension DaemonHarness {
         }
     }
 }
+
+/// The rule table's lookup by literal path gives the rule its ordered scan gives (literal routes
+/// before `**` ones, the first match), for every route of both listeners and paths around them.
+@Suite struct RuleTableTests {
+    static func scan(_ rules: [RouteRule], method: HTTPRequest.Method, path: String) -> String? {
+        let ordered = rules.filter { $0.method == method && !$0.isWildcard } + rules.filter { $0.method == method && $0.isWildcard }
+        let p = path.split(separator: "/")[...]
+        return ordered.first { $0.matches(p) }?.path
+    }
+
+    @Test(arguments: [("api", AccessRules.api), ("gateway", AccessRules.gateway(requiresRead: true))])
+    func lookupsAgreeWithTheOrderedScan(listener: String, rules: [RouteRule]) {
+        let table = RuleTable(rules)
+        var paths: Set<String> = ["/", "/unknown", "/api/v0", "/q/v1/", "/ipfs"]
+        for r in rules {
+            let concrete = r.segments.map { $0 == "**" ? "a/b" : ($0.hasPrefix("{") ? "x1" : String($0)) }.joined(separator: "/")
+            paths.formUnion(["/" + concrete, "/" + concrete + "/", "//" + concrete, "/" + concrete + "/extra"])
+        }
+        let methods = Set(rules.map(\.method))
+        for method in methods {
+            for path in paths {
+                #expect(table.rule(method: method, path: path)?.path == Self.scan(rules, method: method, path: path), "\(listener) \(method) \(path)")
+            }
+        }
+    }
+}
