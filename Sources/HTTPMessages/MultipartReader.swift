@@ -135,29 +135,23 @@ public final class MultipartReader<Source: ByteSource>: ByteSource {
     /// (valid until the buffer is next filled) that counts as read; nil at the body's end.
     private func bodyBytes(maximum: Int) throws -> Range<Int>? {
         guard inBody else { return nil }
-        while true {
-            _ = try fill(delimiter.count + 1)
-            let n: Int
-            if let i = find(delimiter, from: 0) {
-                if i == 0 {
-                    start += delimiter.count
-                    inBody = false
-                    return nil
-                }
-                n = min(i, maximum)
-            } else {
-                guard !eof else { throw MultipartMalformed(description: "multipart body ends inside a part (truncated upload)") }
-                // Everything but a possible partial delimiter at the end is body.
-                let safe = available - (delimiter.count - 1)
-                if safe <= 0 {
-                    _ = try fill(available + (64 << 10))
-                    continue
-                }
-                n = min(safe, maximum)
+        _ = try fill(delimiter.count + 1)
+        let n: Int
+        if let i = find(delimiter, from: 0) {
+            if i == 0 {
+                start += delimiter.count
+                inBody = false
+                return nil
             }
-            defer { start += n }
-            return start..<start + n
+            n = min(i, maximum)
+        } else {
+            guard !eof else { throw MultipartMalformed(description: "multipart body ends inside a part (truncated upload)") }
+            // Everything but a possible partial delimiter at the end is body: at least 2 bytes,
+            // as the fill above buffered a delimiter and one more (the source has not ended).
+            n = min(available - (delimiter.count - 1), maximum)
         }
+        defer { start += n }
+        return start..<start + n
     }
 
     /// Reads the current part's body; 0 at its end.
@@ -170,7 +164,8 @@ public final class MultipartReader<Source: ByteSource>: ByteSource {
     /// The rest of the current part's body, refusing more than `limit` bytes.
     public func readBody(limit: Int) throws -> [UInt8] {
         var out: [UInt8] = []
-        while let range = try bodyBytes(maximum: limit + 1 - out.count) {
+        let past = limit < Int.max ? limit + 1 : limit  // one byte past the limit tells it was passed
+        while let range = try bodyBytes(maximum: past - out.count) {
             guard out.count + range.count <= limit else { throw BodyTooLarge(limit: limit) }
             out.append(contentsOf: buffer[range])
         }

@@ -46,10 +46,17 @@ public struct DaemonLogHandler: LogHandler {
         write(line)
     }
 
-    /// Writes `line` to standard error in one call, so lines of different threads never interleave.
+    /// Writes `line` to standard error, in one call when the descriptor takes it whole (lines of
+    /// different threads then never interleave), the rest after a short write or an interruption.
     public static func standardError(_ line: String) {
         var line = line
-        line.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+        line.withUTF8 { bytes in
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.write(2, bytes.baseAddress! + done, bytes.count - done)
+                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
     }
 
     /// Local time as `StreamLogHandler` writes it.

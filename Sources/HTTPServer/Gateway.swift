@@ -232,7 +232,10 @@ struct Gateway: Sendable {
     }
 
     /// Whether the request names content through a name that may move (IPNS, a module).
-    static func isMutable(_ request: Request) -> Bool { request.uri.path.hasPrefix("/ipns/") || request.uri.path.hasPrefix("/modules/") }
+    static func isMutable(_ request: Request) -> Bool {
+        let path = request.uri.path
+        return path.hasPrefix("/ipns/") || path.hasPrefix("/modules/")
+    }
 
     /// How long a response under an IPNS name may be cached: the record's TTL, but never past the
     /// record's end of validity (at least a second).

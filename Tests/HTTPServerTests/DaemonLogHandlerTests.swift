@@ -33,6 +33,38 @@ import Testing
         #expect(written[1].hasSuffix(" warning qstore.test: b=2 p=provided shared=call [HTTPServerTests] second\n"))
     }
 
+    /// Writes what swift-log's own stream handler writes into `lines`.
+    struct Capture: TextOutputStream, Sendable {
+        let lines: Lines
+        mutating func write(_ string: String) { lines.add(string) }
+    }
+
+    struct Failure: Error {}
+
+    /// The same events, logged through the handler `make` gives.
+    static func events(_ make: @escaping @Sendable (String) -> any LogHandler) {
+        var logger = Logger(label: "qstore.test", factory: make)
+        logger[metadataKey: "shared"] = "logger"
+        logger[metadataKey: "n"] = .stringConvertible(42)
+        logger.info("hello", metadata: ["a": "1"])
+        logger.warning("nested", metadata: ["shared": "call", "list": ["x", "y"], "map": ["k": "v"]])
+        logger.error("failed", error: Failure())
+        logger[metadataKey: "shared"] = nil
+        logger.notice("after")
+        logger.debug("below the level")
+    }
+
+    /// The same events through both handlers give the same lines, timestamps aside.
+    @Test func linesAreThoseOfSwiftLogsStreamHandler() {
+        let ours = Lines(), theirs = Lines()
+        let provider = Logger.MetadataProvider { ["p": "provided", "shared": "provider"] }
+        Self.events { DaemonLogHandler(label: $0, metadataProvider: provider, write: ours.add) }
+        Self.events { StreamLogHandler(label: $0, stream: Capture(lines: theirs), metadataProvider: provider) }
+        let strip = { (line: String) in String(line.drop { $0 != " " }) }
+        #expect(ours.all.withLock { $0 }.count == 4)
+        #expect(ours.all.withLock { $0 }.map(strip) == theirs.all.withLock { $0 }.map(strip))
+    }
+
     @Test func aLineWithoutMetadataHasNone() {
         let lines = Lines()
         let logger = Logger(label: "") { label in DaemonLogHandler(label: label, write: lines.add) }
