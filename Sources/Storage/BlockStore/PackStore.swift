@@ -272,15 +272,20 @@ final class PackStore: Sendable {
     /// Reads a block's bytes.
     func read(_ location: PackLocation) throws -> [UInt8] {
         let fd = try readDescriptor(location.pack)
-        var out = [UInt8](repeating: 0, count: Int(location.length))
-        var done = 0
-        while done < out.count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(location.offset) + off_t(done)) }
-            if n < 0 { if errno == EINTR { continue }; throw PackStore.error("pread") }
-            if n == 0 { throw BlockStoreError.invalidBlock(reason: "pack \(location.pack) ends before offset \(location.offset + UInt64(location.length))") }
-            done += n
+        let length = Int(location.length)
+        guard length > 0 else { return [] }
+        // Read into the array's storage as it is made (not zeroed first: pread fills it all, or
+        // the read throws and the array, with nothing counted as initialised, is not kept).
+        return try [UInt8](unsafeUninitializedCapacity: length) { out, initialized in
+            var done = 0
+            while done < length {
+                let n = pread(fd, out.baseAddress! + done, length - done, off_t(location.offset) + off_t(done))
+                if n < 0 { if errno == EINTR { continue }; throw PackStore.error("pread") }
+                if n == 0 { throw BlockStoreError.invalidBlock(reason: "pack \(location.pack) ends before offset \(location.offset + UInt64(location.length))") }
+                done += n
+            }
+            initialized = length
         }
-        return out
     }
 
     private func readDescriptor(_ pack: UInt32) throws -> Int32 {
