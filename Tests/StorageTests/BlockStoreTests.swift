@@ -198,4 +198,26 @@ struct LevelDBBlockStoreTests {
         #expect(try PackStore.packNumbers(in: dir.path + "/packs").count > 5)
         for b in blocks { #expect(try store.get(b.cid) == b.data) }
     }
+
+    /// Blocks gathered into one write and blocks written from their own arrays
+    /// (`PackStore.directWriteSize` and up), mixed in one batch across pack boundaries, are each
+    /// found where the store says they are, also after the store is opened again.
+    @Test func smallAndLargeBlocksMixedInOneBatchStayReadable() throws {
+        let dir = TemporaryDirectory()
+        var o = LevelDBBlockStore.Options()
+        o.inlineLimit = 1000
+        o.maximumPackSize = 100_000
+        var rng = SeededGenerator(seed: 11)
+        let large = PackStore.directWriteSize
+        let sizes = [2000, large, 5000, large - 1, 70_000, 1500, large + 1, 3000, 90_000, 1200, 1200, 40_000]
+        let blocks = try (sizes + sizes.reversed()).map { try Block(data: rng.bytes($0)) }
+        do {
+            let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+            try store.putMany(blocks)
+            #expect(try PackStore.packNumbers(in: dir.path + "/packs").count > 3)
+            for b in blocks { #expect(try store.get(b.cid) == b.data) }
+        }
+        let reopened = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+        for b in blocks { #expect(try reopened.get(b.cid) == b.data) }
+    }
 }

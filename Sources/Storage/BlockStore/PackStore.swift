@@ -209,7 +209,7 @@ final class PackStore: Sendable {
     private func append(_ entries: [(Multihash, [UInt8])], _ w: inout Writer) throws -> [PackLocation] {
         var locations: [PackLocation] = []
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(entries.reduce(0) { $0 + $1.1.count + 48 })
+        buffer.reserveCapacity(entries.reduce(0) { $0 + ($1.1.count < Self.directWriteSize ? $1.1.count + 48 : 0) })
         var start = w.end
         func flush() throws {
             try PackStore.writeAll(w.descriptor, buffer, at: start)
@@ -223,6 +223,20 @@ final class PackStore: Sendable {
                 try roll(&w)
                 start = w.end
             }
+            if data.count >= Self.directWriteSize {
+                // A large block goes from its own array to the file, after its header, in one
+                // call: copying it into the buffer first would be a pass over its bytes for nothing.
+                try flush()
+                var header: [UInt8] = []
+                Varint.append(UInt64(mh.bytes.count), to: &header)
+                header.append(contentsOf: mh.bytes)
+                Varint.append(UInt64(data.count), to: &header)
+                try PackStore.writeAll(w.descriptor, header, data, at: start)
+                locations.append(PackLocation(pack: w.pack, offset: start + UInt64(header.count), length: UInt32(data.count)))
+                w.end = start + UInt64(header.count + data.count)
+                start = w.end
+                continue
+            }
             Varint.append(UInt64(mh.bytes.count), to: &buffer)
             buffer.append(contentsOf: mh.bytes)
             Varint.append(UInt64(data.count), to: &buffer)
@@ -232,6 +246,9 @@ final class PackStore: Sendable {
         try flush()
         return locations
     }
+
+    /// Blocks this large are written from their own arrays rather than gathered into one buffer.
+    static let directWriteSize = 16 << 10
 
     /// Seals the current pack when it holds anything: what an import refused for want of space
     /// stored in it can then be compacted away once collected (the current pack never is).
@@ -307,6 +324,25 @@ final class PackStore: Sendable {
             if stat(PackStore.path(directory, n), &st) == 0 { total += UInt64(st.st_size) }
         }
         return total
+    }
+
+    /// Writes `head` then `body` (not empty) at `offset`: one `pwritev` where the file takes
+    /// both whole, the rest after a short write.
+    private static func writeAll(_ fd: Int32, _ head: [UInt8], _ body: [UInt8], at offset: UInt64) throws {
+        let total = head.count + body.count
+        var done = 0
+        while done < total {
+            let n = head.withUnsafeBytes { h in
+                body.withUnsafeBytes { b -> Int in
+                    if done >= h.count { return pwrite(fd, b.baseAddress! + (done - h.count), total - done, off_t(offset) + off_t(done)) }
+                    var parts = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + done), iov_len: h.count - done),
+                                 iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress!), iov_len: b.count)]
+                    return pwritev(fd, &parts, 2, off_t(offset) + off_t(done))
+                }
+            }
+            if n < 0 { if errno == EINTR { continue }; throw error("pwrite") }
+            done += n
+        }
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64) throws {
