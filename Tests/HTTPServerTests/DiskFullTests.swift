@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import Multiformats
+@testable import Storage
 import Testing
 import TestSupport
 
@@ -151,6 +153,40 @@ import TestSupport
     /// cannot go on after a failed table or log write: `qstore_store_reopens` counts it) and the
     /// write goes through; every pin change is answered 200, and after a restart the pins are as
     /// the last answers said.
+    /// A put-many whose packs fill the disk after the store rolled into a new pack: the pack it
+    /// rolled into is cut back to nothing (every byte there was the failed call's, large blocks
+    /// written as they came), so no unreferenced entry is left in it; what was stored before reads
+    /// back, and once space is freed the store appends again.
+    @Test func aBatchRefusedAfterARollLeavesNothingInThePackItRolledInto() throws {
+        guard let mount = try Self.mountTmpfs(megabytes: 3) else { return }
+        defer { Self.unmount(mount) }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-fullpack-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = LevelDBBlockStore.Options()
+        o.maximumPackSize = 600_000
+        let store = try LevelDBBlockStore(db: LevelDB(path: dir + "/db"), packDirectory: mount + "/packs", options: o)
+        let first = try (0..<4).map { try Block(data: Self.random(100_000, seed: UInt64($0) + 1)) }
+        try store.putMany(first)
+        let refused = try (0..<40).map { try Block(data: Self.random(100_000, seed: UInt64($0) + 100)) }
+        #expect(throws: BlockStoreError.self) { try store.putMany(refused) }
+        let state = store.packs.appendState
+        func size(_ pack: UInt32) throws -> UInt64 {
+            try FileManager.default.attributesOfItem(atPath: PackStore.path(mount + "/packs", pack))[.size] as? UInt64 ?? 0
+        }
+        let current = try size(state.pack)
+        #expect(state.end == 0 && current == 0, "the current pack (\(state.pack)) holds \(current) bytes")
+        // Every other pack was sealed because the next entry did not fit: none is the pack the
+        // refusal came in, left part-written and sealed.
+        let entry = PackStore.entrySize(multihash: refused[0].cid.multihash, length: 100_000)
+        for pack in try PackStore.packNumbers(in: mount + "/packs") where pack != state.pack {
+            let bytes = try size(pack)
+            #expect(bytes + entry > o.maximumPackSize, "pack \(pack) holds \(bytes) bytes")
+        }
+        for b in first { #expect(try store.get(b.cid) == b.data) }
+        for b in refused { #expect(try store.has(b.cid) == false) }
+    }
+
     @Test func levelDBsOwnWritesOnAFullDiskReopenAndGoOn() async throws {
         guard let mount = try Self.mountTmpfs(megabytes: 24) else { return }
         defer { Self.unmount(mount) }

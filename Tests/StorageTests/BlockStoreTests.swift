@@ -214,8 +214,17 @@ struct LevelDBBlockStoreTests {
         do {
             let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
             try store.putMany(blocks)
-            #expect(try PackStore.packNumbers(in: dir.path + "/packs").count > 3)
+            let numbers = try PackStore.packNumbers(in: dir.path + "/packs")
+            #expect(numbers.count > 3)
             for b in blocks { #expect(try store.get(b.cid) == b.data) }
+            // Every pack is entries end to end (no gap, no overlap), and the store appends after
+            // the last byte of the last one.
+            var entries = 0
+            for n in numbers { #expect(try store.packs.scan(n) { _, _, _ in entries += 1 }, "pack \(n)") }
+            #expect(entries == blocks.count)
+            let state = store.packs.appendState
+            let last = try FileManager.default.attributesOfItem(atPath: PackStore.path(dir.path + "/packs", state.pack))[.size] as? UInt64
+            #expect(last == state.end)
         }
         let reopened = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
         for b in blocks { #expect(try reopened.get(b.cid) == b.data) }

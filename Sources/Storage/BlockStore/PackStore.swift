@@ -196,7 +196,9 @@ final class PackStore: Sendable {
                 return try append(entries, &w)
             } catch let e as BlockStoreError {
                 guard case .noSpace = e else { throw e }
-                if w.pack == origin.pack { w.end = origin.end }
+                // Back to where this call began; in a pack it rolled into, every byte is this call's
+                // (its large blocks move the end as they are written).
+                w.end = w.pack == origin.pack ? origin.end : 0
                 _ = ftruncate(w.descriptor, off_t(w.end))
                 w.synced = min(w.synced, w.end)
                 reserve?.release()
@@ -332,15 +334,27 @@ final class PackStore: Sendable {
         let total = head.count + body.count
         var done = 0
         while done < total {
-            let n = head.withUnsafeBytes { h in
-                body.withUnsafeBytes { b -> Int in
-                    if done >= h.count { return pwrite(fd, b.baseAddress! + (done - h.count), total - done, off_t(offset) + off_t(done)) }
-                    var parts = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + done), iov_len: h.count - done),
-                                 iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress!), iov_len: b.count)]
-                    return pwritev(fd, &parts, 2, off_t(offset) + off_t(done))
+            // errno is read at once, before anything (a freed array) may change it.
+            let (n, failure) = head.withUnsafeBytes { h in
+                body.withUnsafeBytes { b -> (Int, Int32) in
+                    let n: Int
+                    if done >= h.count {
+                        n = pwrite(fd, b.baseAddress! + (done - h.count), total - done, off_t(offset) + off_t(done))
+                    } else {
+                        n = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { parts in
+                            parts[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + done), iov_len: h.count - done)
+                            parts[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress!), iov_len: b.count)
+                            return pwritev(fd, parts.baseAddress!, 2, off_t(offset) + off_t(done))
+                        }
+                    }
+                    return (n, n < 0 ? errno : 0)
                 }
             }
-            if n < 0 { if errno == EINTR { continue }; throw error("pwrite") }
+            if n < 0 {
+                if failure == EINTR { continue }
+                errno = failure
+                throw error("pwrite")
+            }
             done += n
         }
     }
