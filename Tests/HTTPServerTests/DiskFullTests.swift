@@ -38,8 +38,10 @@ import TestSupport
         return mount
     }
 
+    /// Unmounts and removes the mount point; lazily when something still holds the file system
+    /// (a child process on its way out), so no test leaves a mount behind.
     static func unmount(_ mount: String) {
-        _ = sh("umount \(mount)")
+        if sh("umount \(mount)") != 0 { _ = sh("umount -l \(mount)") }
         try? FileManager.default.removeItem(atPath: mount)
     }
 
@@ -139,7 +141,10 @@ import TestSupport
         #expect(SpaceLeft.bytes(mount) < 1 << 20)
         let repo = mount + "/d/repo"
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-full-cat-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: output) }
+        defer {
+            try? FileManager.default.removeItem(atPath: output)
+            try? FileManager.default.removeItem(atPath: output + ".err")
+        }
         for (c, bytes) in acknowledged.prefix(2) {
             let rc = Self.sh("QSTORE_PATH=\(repo) HOME=\(mount)/d QSTORE_RESERVE_BYTES=\(4 << 20) \(ChildDaemon.binary) cat \(c) > \(output) 2>\(output).err")
             if rc != 0 { Issue.record(Comment(rawValue: (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? "")) }

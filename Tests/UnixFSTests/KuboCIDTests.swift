@@ -46,6 +46,8 @@ struct KuboCIDTests {
     static let directory: String = {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-unixfs-fixtures-\(ProcessInfo.processInfo.processIdentifier)").path
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        // Shared by every case of the run, so removed when the test process exits.
+        atexit { try? FileManager.default.removeItem(atPath: KuboCIDTests.directory) }
         return d
     }()
 
