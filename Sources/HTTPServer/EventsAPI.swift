@@ -59,7 +59,7 @@ struct EventsAPI {
         let q = request.uri.queryParameters
         let topics = try Topics(q.get("topics"))
         func sequence(_ text: String, _ name: String) throws -> UInt64 {
-            guard let v = UInt64(text.trimmingOWS) else { throw QindexError.invalid("\(name): an event sequence number (an integer ≥ 0)") }
+            guard let v = UInt64(text.trimmingCharacters(in: .whitespaces)) else { throw QindexError.invalid("\(name): an event sequence number (an integer ≥ 0)") }
             return v
         }
         let start: UInt64

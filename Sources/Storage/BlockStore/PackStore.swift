@@ -230,18 +230,14 @@ final class PackStore: Sendable {
                 // call: copying it into the buffer first would be a pass over its bytes for nothing.
                 try flush()
                 var header: [UInt8] = []
-                Varint.append(UInt64(mh.bytes.count), to: &header)
-                header.append(contentsOf: mh.bytes)
-                Varint.append(UInt64(data.count), to: &header)
+                PackStore.appendHeader(mh, length: data.count, to: &header)
                 try PackStore.writeAll(w.descriptor, header, data, at: start)
                 locations.append(PackLocation(pack: w.pack, offset: start + UInt64(header.count), length: UInt32(data.count)))
                 w.end = start + UInt64(header.count + data.count)
                 start = w.end
                 continue
             }
-            Varint.append(UInt64(mh.bytes.count), to: &buffer)
-            buffer.append(contentsOf: mh.bytes)
-            Varint.append(UInt64(data.count), to: &buffer)
+            PackStore.appendHeader(mh, length: data.count, to: &buffer)
             locations.append(PackLocation(pack: w.pack, offset: start + UInt64(buffer.count), length: UInt32(data.count)))
             buffer.append(contentsOf: data)
         }
@@ -251,6 +247,13 @@ final class PackStore: Sendable {
 
     /// Blocks this large are written from their own arrays rather than gathered into one buffer.
     static let directWriteSize = 16 << 10
+
+    /// An entry's header: `varint(len(mh)) ‖ mh ‖ varint(len(data))`.
+    private static func appendHeader(_ mh: Multihash, length: Int, to out: inout [UInt8]) {
+        Varint.append(UInt64(mh.bytes.count), to: &out)
+        out.append(contentsOf: mh.bytes)
+        Varint.append(UInt64(length), to: &out)
+    }
 
     /// Seals the current pack when it holds anything: what an import refused for want of space
     /// stored in it can then be compacted away once collected (the current pack never is).
