@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import IPLD
 import Multiformats
+import Signing
 
 /// How much of a DAG a pin protects (Kubo's pin types).
 public enum PinType: String, Sendable, Codable, CaseIterable {
@@ -203,7 +204,7 @@ public enum PinningError: Error, Equatable, Sendable, CustomStringConvertible {
         case .pinned(let c, let how): "\(c) is pinned (\(how))"
         case .unknownResourceType(let t, let known): "unknown resource type \"\(t)\" (policies: \(known.joined(separator: ", ")))"
         case .retained(let c, let until, let t):
-            "\(c) cannot be unpinned before \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(until) / 1000))): the \(t) policy retains it"
+            "\(c) cannot be unpinned before \(RFC3339Time(milliseconds: until).rfc3339): the \(t) policy retains it"
         case .invalid(let m): m
         case .invalidPolicy(let f, let field, let p): "invalid pinning policy \(f): field \"\(field)\": \(p)"
         case .corrupted(let m): m

@@ -74,7 +74,9 @@ public struct PinningPolicy: Sendable, Equatable, Codable {
             return ms
         }
         let resourceType = try string("resourceType")!
-        guard resourceType.range(of: "^[a-z0-9][a-z0-9-]{0,62}$", options: .regularExpression) != nil else {
+        func lowerOrDigit(_ b: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) }
+        let name = resourceType.utf8
+        guard (1...63).contains(name.count), lowerOrDigit(name.first!), name.allSatisfy({ lowerOrDigit($0) || $0 == UInt8(ascii: "-") }) else {
             throw bad("resourceType", "\"\(resourceType)\" must be lowercase letters, digits and dashes")
         }
         let stem = (file as NSString).lastPathComponent.replacingOccurrences(of: ".json", with: "")
@@ -115,21 +117,36 @@ public let maximumDuration: UInt64 = 1000 * 365 * 86_400_000
 /// Parses `90s`, `1h30m`, `7d` (whole numbers with units s, m, h, d) into milliseconds; nil when
 /// malformed or longer than `maximumDuration`.
 public func parseDuration(_ text: String) -> UInt64? {
-    guard text.range(of: "^([0-9]{1,9}[smhd])+$", options: .regularExpression) != nil else { return nil }
+    // Read byte by byte: one or more groups of 1 to 9 ASCII digits and a unit. (A regular
+    // expression here loaded ICU into every process that opens a node: megabytes of memory.)
     var total: UInt64 = 0
     var number: UInt64 = 0
-    for ch in text {
-        if let d = ch.wholeNumberValue {
-            number = number * 10 + UInt64(d)
-        } else {
-            let unit: UInt64 = switch ch { case "s": 1000; case "m": 60_000; case "h": 3_600_000; default: 86_400_000 }
+    var digits = 0
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"):
+            digits += 1
+            guard digits <= 9 else { return nil }
+            number = number * 10 + UInt64(byte - UInt8(ascii: "0"))
+        default:
+            let unit: UInt64
+            switch byte {
+            case UInt8(ascii: "s"): unit = 1000
+            case UInt8(ascii: "m"): unit = 60_000
+            case UInt8(ascii: "h"): unit = 3_600_000
+            case UInt8(ascii: "d"): unit = 86_400_000
+            default: return nil
+            }
+            guard digits > 0 else { return nil }
             let (part, o1) = number.multipliedReportingOverflow(by: unit)
             let (sum, o2) = total.addingReportingOverflow(part)
             guard !o1, !o2, sum <= maximumDuration else { return nil }
             total = sum
             number = 0
+            digits = 0
         }
     }
+    guard digits == 0, !text.isEmpty else { return nil }  // a number without a unit, or nothing
     return total
 }
 

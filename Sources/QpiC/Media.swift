@@ -90,13 +90,13 @@ public struct VariantName: Sendable, Equatable, CustomStringConvertible {
     public init(_ text: String) throws {
         description = text
         if text == "public" { (size, webp) = (nil, false); return }
-        guard text.range(of: "^(thumb|web)-[1-9][0-9]{1,3}(-webp)?$", options: .regularExpression) != nil else {
-            throw DriveError.invalid("variant \(text.prefix(40)): public, thumb-N or web-N (N 16 to 8192), optionally -webp")
-        }
+        // `(thumb|web)-N(-webp)?`, N of 2 to 4 ASCII digits without a leading zero.
         var t = Substring(text)
-        var w = false
-        if t.hasSuffix("-webp") { w = true; t = t.dropLast(5) }
-        guard let n = Int(t.split(separator: "-").last ?? ""), (16...8192).contains(n) else {
+        let w = t.hasSuffix("-webp")
+        if w { t = t.dropLast(5) }
+        if t.hasPrefix("thumb-") { t = t.dropFirst(6) } else if t.hasPrefix("web-") { t = t.dropFirst(4) } else { t = "" }
+        guard (2...4).contains(t.utf8.count), t.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+              t.utf8.first != UInt8(ascii: "0"), let n = Int(t), (16...8192).contains(n) else {
             throw DriveError.invalid("variant \(text.prefix(40)): public, thumb-N or web-N (N 16 to 8192), optionally -webp")
         }
         (size, webp) = (n, w)

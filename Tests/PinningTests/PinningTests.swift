@@ -247,6 +247,28 @@ import TestSupport
         }
     }
 
+    /// A resource type is 1 to 63 lowercase ASCII letters, digits and dashes, not starting with a dash.
+    @Test func resourceTypeNames() throws {
+        func load(_ name: String) throws {
+            let dir = TemporaryDirectory()
+            func text(_ type: String) -> String {
+                #"{"resourceType":"\#(type)","pinningStrategy":"PERMANENT","replicationFactor":1,"accessPattern":"HOT","gracePeriod":"1h","retention":"0s"}"#
+            }
+            try Data(text("default").utf8).write(to: URL(fileURLWithPath: dir.path + "/default.json"))
+            try Data(text(name).utf8).write(to: URL(fileURLWithPath: dir.path + "/\(name).json"))
+            _ = try PolicySet.load(directory: dir.path)
+        }
+        for good in ["a", "9", "module-docs", "a-", String(repeating: "z", count: 63)] { #expect(throws: Never.self, "\(good)") { try load(good) } }
+        for bad in ["Docs", "-x", "a_b", "é", "x y", String(repeating: "z", count: 64)] {
+            do {
+                try load(bad)
+                Issue.record("accepted \(bad)")
+            } catch let PinningError.invalidPolicy(_, field, problem) {
+                #expect(field == "resourceType" && problem.contains("lowercase"), "\(bad): \(problem)")
+            }
+        }
+    }
+
     @Test(arguments: [
         (#"{"resourceType":"default","pinningStrategy":"FOREVER","replicationFactor":1,"accessPattern":"HOT","gracePeriod":"1h","retention":"0s"}"#, "pinningStrategy"),
         (#"{"resourceType":"default","pinningStrategy":"TEMPORARY","replicationFactor":1,"accessPattern":"HOT","gracePeriod":"1h","retention":"0s"}"#, "ttl"),
@@ -277,6 +299,9 @@ import TestSupport
         #expect(parseDuration("7d") == 604_800_000)
         #expect(parseDuration("0s") == 0)
         #expect(parseDuration("1.5h") == nil && parseDuration("") == nil && parseDuration("h") == nil)
+        #expect(parseDuration("90") == nil && parseDuration("1h30") == nil && parseDuration("1hh") == nil, "a number needs its unit")
+        #expect(parseDuration("999999999s") == 999_999_999_000 && parseDuration("1000000000s") == nil, "at most 9 digits")
+        #expect(parseDuration("1H") == nil && parseDuration(" 1h") == nil && parseDuration("1h ") == nil && parseDuration("١h") == nil)
         #expect(formatDuration(5_400_000) == "1h30m" && formatDuration(0) == "0s")
     }
 }

@@ -131,7 +131,15 @@ import TestSupport
             let kept = again.exif.keys.filter { k in ["GPS", "Serial", "Artist", "Owner", "Make", "Model", "Copyright"].contains { k.contains($0) } }
             #expect(again.width == w && again.orientation == 1 && kept.isEmpty, "\(again.exif)")
         }
-        for bad in ["thumb", "thumb-0", "big-256", "web-99999", ""] { #expect(throws: (any Error).self) { _ = try VariantName(bad) } }
+        for bad in ["thumb", "thumb-0", "big-256", "web-99999", "", "thumb-0256", "web-016", "thumb-256-webp-webp", "web-8193",
+                    "thumb-15", "Thumb-256", "thumb-٢٥٦", "thumb--webp", "-webp", "web-+256", "thumb-256 "] {
+            #expect(throws: (any Error).self, "\(bad)") { _ = try VariantName(bad) }
+        }
+        for (good, size, webp) in [("thumb-16", 16, false), ("web-8192-webp", 8192, true), ("thumb-256", 256, false)] {
+            let v = try VariantName(good)
+            #expect(v.size == size && v.webp == webp && v.description == good)
+        }
+        #expect(try VariantName("public").size == nil)
     }
 
     @Test func formatsAreToldByContent() throws {

@@ -18,10 +18,21 @@ final class RepositoryLock: Sendable {
             close(fd)
             throw RepositoryError.locked(path: path, holder: holder.isEmpty ? "another process" : holder)
         }
-        let info = "pid \(getpid()) (\(purpose)) since \(ISO8601DateFormatter().string(from: Date()))\n"
+        let info = "pid \(getpid()) (\(purpose)) since \(Self.utcNow())\n"
         _ = ftruncate(fd, 0)
         _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
         descriptor = fd
+    }
+
+    /// The time now as `YYYY-MM-DDTHH:MM:SSZ`, by the C library: Foundation's date formatters load
+    /// ICU's calendar and time zone data, megabytes of resident memory in every process.
+    static func utcNow() -> String {
+        var now = time(nil)
+        var parts = tm()
+        guard gmtime_r(&now, &parts) != nil else { return "\(now) s after 1970" }
+        var text = [CChar](repeating: 0, count: 32)
+        let n = strftime(&text, text.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        return String(decoding: text.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     deinit {
