@@ -252,7 +252,7 @@ struct KuboRPC: Sendable {
         let progress: UInt64? = Self.flag(q.get("progress")) ? 256 << 10 : nil
         let settings = add
         return try await uploadReply(request, context, boundary: boundary) { reader, channel in
-            let session = self.node.add(settings) { event in
+            let session = try self.node.add(settings) { event in
                 switch event {
                 case .progress(let name, let bytes): try channel.sendLine(AddedLine(name: name, bytes: bytes == 0 ? nil : bytes))
                 case .added(let name, let cid, let size): try channel.sendLine(AddedLine(name: name, hash: cid.string, size: String(size)))

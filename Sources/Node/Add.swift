@@ -50,7 +50,8 @@ public final class AddSession {
     private var top: [(name: String, cid: CID, dagSize: UInt64)] = []
     private var ended = false
 
-    init(node: Node?, options: Options, report: @escaping (AddEvent) throws -> Void) {
+    /// `batcher`: where `node`'s blocks go (nil: nothing is stored).
+    init(node: Node?, batcher: BlockBatcher?, options: Options, report: @escaping (AddEvent) throws -> Void) {
         self.node = node
         var options = options
         if node == nil { options.importing.onlyHash = true }
@@ -58,12 +59,12 @@ public final class AddSession {
         self.options = options
         self.report = report
         lease = options.importing.onlyHash ? nil : node?.blocks.lease()
-        batcher = options.importing.onlyHash ? nil : node.map { BlockBatcher(store: $0.blocks, remember: true) }
+        self.batcher = options.importing.onlyHash ? nil : batcher
     }
 
     /// An add that stores nothing and needs no repository (`--only-hash`).
     public static func hashOnly(_ options: Options, report: @escaping (AddEvent) throws -> Void = { _ in }) -> AddSession {
-        AddSession(node: nil, options: options, report: report)
+        AddSession(node: nil, batcher: nil, options: options, report: report)
     }
 
     deinit { lease?.release() }
@@ -179,8 +180,11 @@ public final class AddSession {
     public func cancel() {
         ended = true
         try? batcher?.finish()
-        if let node, let stored = batcher?.stored, !stored.isEmpty {
-            try? node.blocks.transaction { txn in for mh in stored { try txn.unprotect(mh) } }
+        if let node {
+            // A transaction per few thousand blocks: an add of any size is let go in bounded memory.
+            try? batcher?.forEachStored { stored in
+                try node.blocks.transaction { txn in for mh in stored { try txn.unprotect(mh) } }
+            }
         }
         lease?.release()
     }
@@ -188,7 +192,9 @@ public final class AddSession {
 
 extension Node {
     /// Starts an add into this node (see `AddSession`).
-    public func add(_ options: AddSession.Options, report: @escaping (AddEvent) throws -> Void = { _ in }) -> AddSession {
-        AddSession(node: self, options: options, report: report)
+    public func add(_ options: AddSession.Options, report: @escaping (AddEvent) throws -> Void = { _ in }) throws -> AddSession {
+        // What is stored is remembered for `cancel`, on disk: memory stays flat however large the add.
+        let batcher = options.importing.onlyHash ? nil : try BlockBatcher(store: blocks, rememberIn: repository.path)
+        return AddSession(node: self, batcher: batcher, options: options, report: report)
     }
 }

@@ -344,7 +344,7 @@ extension Node {
             (encryption, wraps) = (e, w)
             importing.chunking = .fixed(e.segmentSize + SegmentCipher.tagSize)
             add.importing = importing
-            let session = self.add(add)
+            let session = try self.add(add)
             _ = try session.file(path.last!, source)
             content = try session.finish()[0]
             let cipher = try SegmentCipher(fileKey: KeyWrap.randomKey(), nonce: e.nonce, segmentSize: e.segmentSize)
@@ -358,7 +358,7 @@ extension Node {
             importing.chunking = .fixed(options.segmentSize + SegmentCipher.tagSize)
             let reader = EncryptingSource(sealing.cipher, source)
             add.importing = importing
-            let session = self.add(add)
+            let session = try self.add(add)
             _ = try session.file(path.last!, reader)
             content = try session.finish()[0]
             size = reader.plaintextSize
@@ -370,7 +370,7 @@ extension Node {
             (encryption, wraps) = (sealing.encryption, sealing.wraps)
         } else {
             add.importing = importing
-            let session = self.add(add)
+            let session = try self.add(add)
             _ = try session.file(path.last!, source)
             content = try session.finish()[0]
             size = try fileSize(content)

@@ -322,7 +322,7 @@ extension Node {
         var options = AddSession.Options()
         options.importing.cidVersion = 1
         options.importing.rawLeaves = true
-        let session = add(options)
+        let session = try add(options)
         do {
             _ = try session.tree(at: path)
             guard let root = try session.finish().first else { throw RegistryError.invalid("\(path) added nothing") }

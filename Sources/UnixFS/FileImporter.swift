@@ -151,7 +151,8 @@ public struct FileImporter {
             return Built(cid: cid, fileSize: UInt64(chunk.count), dagSize: UInt64(chunk.count))
         }
         // The dag-pb leaf `{Data: UnixFS{Type: File, Data: chunk, filesize: n}}`, written straight
-        // into one reused buffer and hashed there: no per-chunk allocation unless a block is emitted.
+        // into the block's own array (or, when nothing is emitted, into one reused buffer) and
+        // hashed there: the chunk's bytes are copied once.
         let n = UInt64(chunk.count)
         var unixfs: [UInt8] = [0x08, UInt8(kind.rawValue)]
         if !chunk.isEmpty { unixfs.append(0x12); Varint.append(n, to: &unixfs) }
@@ -160,15 +161,25 @@ public struct FileImporter {
         var head: [UInt8] = [0x0a]
         Varint.append(UInt64(unixfs.count + chunk.count + tail.count), to: &head)
         let total = head.count + unixfs.count + chunk.count + tail.count
-        let scratch = leafBuffer.reserve(total)
-        var at = 0
-        for part in [head, unixfs] { for b in part { scratch[at] = b; at += 1 } }
-        if let base = chunk.baseAddress { (scratch.baseAddress! + at).initialize(from: base.assumingMemoryBound(to: UInt8.self), count: chunk.count) }
-        at += chunk.count
-        for b in tail { scratch[at] = b; at += 1 }
-        let bytes = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: scratch[0..<total]))
-        let cid = try cidOf(bytes, codec: .dagPB)
-        if !options.onlyHash { try emit(Block(hashedCID: cid, data: Array(bytes))) }
+        func write(_ out: UnsafeMutableBufferPointer<UInt8>) {
+            var at = 0
+            for part in [head, unixfs] { for b in part { out[at] = b; at += 1 } }
+            if let base = chunk.baseAddress { (out.baseAddress! + at).initialize(from: base.assumingMemoryBound(to: UInt8.self), count: chunk.count) }
+            at += chunk.count
+            for b in tail { out[at] = b; at += 1 }
+        }
+        if options.onlyHash {
+            let scratch = leafBuffer.reserve(total)
+            write(scratch)
+            let cid = try cidOf(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: scratch[0..<total])), codec: .dagPB)
+            return Built(cid: cid, fileSize: n, dagSize: UInt64(total))
+        }
+        let bytes = [UInt8](unsafeUninitializedCapacity: total) { out, count in
+            write(out)
+            count = total
+        }
+        let cid = try bytes.withUnsafeBytes { try cidOf($0, codec: .dagPB) }
+        try emit(Block(hashedCID: cid, data: bytes))
         return Built(cid: cid, fileSize: n, dagSize: UInt64(total))
     }
 

@@ -275,7 +275,7 @@ struct LocalBackend: Backend {
         settings.includeHidden = hidden
         if let pin { settings.pin = { try pin.request($0) } }
         try withoutActuallyEscaping(report) { report in
-            let session = node.add(settings) { event in
+            let session = try node.add(settings) { event in
                 if case .added(let name, let cid, let size) = event { report(AddedLine(name: name, hash: cid.string, size: String(size))) }
             }
             try addPaths(paths, to: session, progress: true)

@@ -63,7 +63,7 @@ import TestSupport
     static func populate(_ r: Repo, dir: String, round: Int) throws {
         var options = AddSession.Options()
         options.importing.cidVersion = 1
-        let session = r.node.add(options)
+        let session = try r.node.add(options)
         _ = try session.file("round-\(round).txt", BytesSource(Array((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ round) })))
         let file = try session.finish()[0]
         var request = Pinner.Request(cid: file, name: "file \(round)", resourceType: "default")

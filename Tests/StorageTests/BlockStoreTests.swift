@@ -230,3 +230,43 @@ struct LevelDBBlockStoreTests {
         for b in blocks { #expect(try reopened.get(b.cid) == b.data) }
     }
 }
+
+struct BlockBatcherTests {
+    /// A remembering batcher gives back every block it stored, in order, whatever the chunk size:
+    /// multihashes of several lengths (truncated digests) cross the read buffer's boundaries, and
+    /// the list leaves no file behind.
+    @Test(arguments: [1, 7, 4096])
+    func remembersWhatItStoredOnDisk(chunk: Int) throws {
+        let dir = TemporaryDirectory()
+        let store = MemoryBlockStore()
+        let batcher = try BlockBatcher(store: store, batchBytes: 4096, rememberIn: dir.path)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "the list's file has no name")
+        var put: [Multihash] = []
+        for i in 0..<6000 {
+            let b = try Block(data: Array("block \(i)".utf8), codec: .raw, hash: .sha2_256, hashLength: [32, 20, 31, 24][i % 4])
+            try batcher.add(b)
+            put.append(b.cid.multihash)
+        }
+        try batcher.finish()
+        var got: [Multihash] = []
+        var calls = 0
+        try batcher.forEachStored(chunk: chunk) { hashes in
+            #expect(!hashes.isEmpty && hashes.count <= chunk)
+            got += hashes
+            calls += 1
+        }
+        #expect(got == put)
+        #expect(calls == (put.count + chunk - 1) / chunk)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    /// Without a directory nothing is remembered.
+    @Test func forgetsWhenToldTo() throws {
+        let batcher = try BlockBatcher(store: MemoryBlockStore())
+        try batcher.add(try Block(data: [1], codec: .raw, hash: .sha2_256, hashLength: nil))
+        try batcher.finish()
+        var calls = 0
+        try batcher.forEachStored { _ in calls += 1 }
+        #expect(calls == 0)
+    }
+}

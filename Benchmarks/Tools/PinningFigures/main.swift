@@ -185,7 +185,7 @@ case "pinadd":
     }
     var file: ImportedFile?
     let add = try seconds {
-        let batcher = BlockBatcher(store: node.blocks)
+        let batcher = try BlockBatcher(store: node.blocks)
         file = try FileImporter(options: ImportOptions()) { try batcher.add($0) }.importFile(RandomSource(remaining: size))
         try batcher.finish()
     }

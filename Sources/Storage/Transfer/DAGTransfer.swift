@@ -56,7 +56,7 @@ public enum DAGTransfer {
         progress: (_ blocks: Int, _ bytes: UInt64) -> Void = { _, _ in }
     ) throws -> ImportSummary {
         var summary = ImportSummary(roots: reader.roots, blocks: 0, bytes: 0)
-        let batcher = BlockBatcher(store: store, batchBytes: batchBytes)
+        let batcher = try BlockBatcher(store: store, batchBytes: batchBytes)
         // A CAR from elsewhere must be verified; one read without verification is hashed here.
         let verified = reader.options.verifyBlocks
         do {
