@@ -1,10 +1,7 @@
 import Audit
 import CAR
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
 import HTTPServer
-#endif
 import IPLD
 import KuboAPI
 import Multiformats
@@ -524,39 +521,23 @@ struct RemoteBackend: Backend {
     func isAlive() -> Bool { (try? call("version", timeout: 2)) != nil }
 
     /// One RPC call: POST with query items and an optional body; returns the body, or throws the daemon's message.
-    func call(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> Data {
+    func call(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval? = nil) throws -> Data {
         let (status, reply) = try exchange(command, query, body: body, contentType: contentType, bodyFile: bodyFile, timeout: timeout)
         guard (200..<300).contains(status) else { throw RemoteError.reply(status: status, body: reply) }
         return reply
     }
 
     /// One RPC call; returns the status and the body whatever the status.
-    func exchange(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600) throws -> (Int, Data) {
+    func exchange(_ command: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval? = nil) throws -> (Int, Data) {
         try exchange(method: "POST", url: base + command, query, body: body, contentType: contentType, bodyFile: bodyFile, timeout: timeout)
     }
 
-    /// One request to `url` (already percent-encoded); returns the status and the body whatever the status.
-    func exchange(method: String, url: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval = 3600,
+    /// One request to `url` (already percent-encoded); returns the status and the body whatever the
+    /// status. `timeout` bounds the whole exchange (a reply silent for an hour ends it anyway).
+    func exchange(method: String, url: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval? = nil,
                   headers: [String: String] = [:]) throws -> (Int, Data) {
-        var components = URLComponents(string: url)!
-        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
-        // URLComponents leaves "+" as is; a server reads it as a space.
-        components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
-        var request = URLRequest(url: components.url!, timeoutInterval: timeout)
-        request.httpMethod = method
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
-        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
-        let box = ResultBox()
-        let task: URLSessionTask
-        if let bodyFile {
-            task = URLSession.shared.uploadTask(with: request, fromFile: bodyFile) { d, r, e in box.set(d, r, e) }
-        } else {
-            request.httpBody = body
-            task = URLSession.shared.dataTask(with: request) { d, r, e in box.set(d, r, e) }
-        }
-        task.resume()
-        return try box.wait()
+        try DaemonHTTP.send(method: method, url: DaemonHTTP.url(url, query), token: token, contentType: contentType, headers: headers,
+                            body: body, bodyFile: bodyFile, timeout: timeout, to: CollectedReply())
     }
 
     /// A streamed RPC reply (cat, get, dag export): the body is handed to `write` piece by piece
@@ -564,20 +545,10 @@ struct RemoteBackend: Backend {
     /// status gives the daemon's message; a reply cut short (the daemon failed mid-stream) is an error.
     func stream(_ command: String, _ query: [(String, String)], method: String = "POST", url: String? = nil, body: Data? = nil, contentType: String? = nil,
                 into write: @escaping ([UInt8]) throws -> Void) throws {
-        var components = URLComponents(string: url ?? base + command)!
-        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
-        var request = URLRequest(url: components.url!, timeoutInterval: 3600)
-        request.httpMethod = method
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
-        request.httpBody = body
-        let receiver = StreamReceiver(write)
-        let queue = OperationQueue()
-        queue.maxConcurrentOperationCount = 1
-        let session = URLSession(configuration: .ephemeral, delegate: receiver, delegateQueue: queue)
-        defer { session.finishTasksAndInvalidate() }
-        session.dataTask(with: request).resume()
-        try receiver.wait()
+        let reply = StreamedReply(write)
+        try DaemonHTTP.send(method: method, url: DaemonHTTP.url(url ?? base + command, query), token: token, contentType: contentType,
+                            body: body, bodyFile: nil, timeout: nil, to: reply)
+        guard (200..<300).contains(reply.status) else { throw RemoteError.reply(status: reply.status, body: reply.errorBody) }
     }
 
     /// A multipart/form-data body with one file part.
@@ -935,70 +906,5 @@ struct RemoteError: Error, CustomStringConvertible {
             if let q = try? JSONDecoder().decode(QError.self, from: body) { return RemoteError(messages: [q.message + (q.code.map { " (\($0))" } ?? "")]) }
         }
         return messages.isEmpty ? CLIError("daemon answered \(status)") : RemoteError(messages: messages)
-    }
-}
-
-/// Carries a URLSession completion to the waiting thread.
-final class ResultBox: @unchecked Sendable {
-    // Written once by URLSession's callback before `done` is signalled, read after the wait.
-    private var data: Data?
-    private var response: URLResponse?
-    private var error: (any Error)?
-    private let done = DispatchSemaphore(value: 0)
-
-    func set(_ d: Data?, _ r: URLResponse?, _ e: (any Error)?) {
-        data = d
-        response = r
-        error = e
-        done.signal()
-    }
-
-    func wait() throws -> (Int, Data) {
-        done.wait()
-        if let error { throw CLIError("cannot reach the daemon: \(error.localizedDescription)") }
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data())
-    }
-}
-
-/// Receives a streamed reply for `RemoteBackend.stream`: a success body goes to `write` as it
-/// arrives (on the session's one delegate thread), an error body is kept to read its message.
-final class StreamReceiver: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    // Touched only on the session's serial delegate queue until `done` is signalled; read after the
-    // wait. `write` is dropped before `done` is signalled: the caller's closure must not outlive the call.
-    private var write: (([UInt8]) throws -> Void)?
-    private var status = 0
-    private var errorBody = Data()
-    private var failure: (any Error)?
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ write: @escaping ([UInt8]) throws -> Void) { self.write = write }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        completionHandler(.allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        guard failure == nil else { return }
-        guard (200..<300).contains(status) else { errorBody.append(data); return }
-        do { try write?([UInt8](data)) } catch {
-            failure = error
-            dataTask.cancel()
-        }
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        write = nil
-        if failure == nil, let error {
-            failure = CLIError(status == 0 ? "cannot reach the daemon: \(error.localizedDescription)" : "the daemon's reply ended early: \(error.localizedDescription)")
-        }
-        done.signal()
-    }
-
-    func wait() throws {
-        done.wait()
-        if let failure { throw failure }
-        guard (200..<300).contains(status) else { throw RemoteError.reply(status: status, body: errorBody) }
     }
 }

@@ -2,9 +2,6 @@ import ArgumentParser
 import CAR
 @preconcurrency import Crypto
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Node
 import Pinning
 import QAPI
