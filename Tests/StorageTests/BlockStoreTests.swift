@@ -176,6 +176,45 @@ struct LevelDBBlockStoreTests {
         #expect((state.synced >= state.end) == (durability == .sync), "\(durability): \(state)")
     }
 
+    /// Once synced, a pack's pages leave the page cache but for the last `PackStore.cachedTail`
+    /// bytes (what was just written stays for the reads that follow); every block still reads back.
+    @Test func syncedPackPagesLeaveThePageCacheButTheTail() throws {
+        let dir = TemporaryDirectory()
+        var o = LevelDBBlockStore.Options()
+        o.durability = .sync
+        let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
+        let piece = 256 << 10 + 77  // entries not page-aligned
+        let count = Int(PackStore.cachedTail) / piece + 96  // the tail and 24 MiB before it
+        var blocks: [Block] = []
+        for start in stride(from: 0, to: count, by: 32) {
+            let batch = try (start..<min(count, start + 32)).map { i in
+                var data = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: piece)
+                withUnsafeBytes(of: UInt64(i)) { for (k, b) in $0.enumerated() { data[k] = b } }
+                return try Block(data: data)
+            }
+            try store.putMany(batch)
+            blocks += batch
+        }
+        let state = store.packs.appendState
+        #expect(state.synced == state.end && state.end > PackStore.cachedTail)
+        // Which of the pack's pages are in the page cache (mincore over a read-only mapping).
+        let fd = open(PackStore.path(dir.path + "/packs", state.pack), O_RDONLY)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        let length = Int(state.end)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let map = try #require(mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
+        defer { munmap(map, length) }
+        var resident = [UInt8](repeating: 0, count: (length + page - 1) / page)
+        #expect(mincore(map, length, &resident) == 0)
+        let boundary = Int((state.end - PackStore.cachedTail) / PackStore.releaseUnit * PackStore.releaseUnit) / page
+        let before = resident[..<boundary].filter { $0 & 1 == 1 }.count
+        let tail = resident[boundary...].filter { $0 & 1 == 1 }.count
+        #expect(before == 0, "\(before) of \(boundary) pages before the tail still cached")
+        #expect(tail > (resident.count - boundary) * 9 / 10, "\(tail) of \(resident.count - boundary) tail pages cached")
+        for b in blocks.prefix(8) + blocks.suffix(8) { #expect(try store.get(b.cid) == b.data) }
+    }
+
     /// Opening a database another handle holds fails with an error (it used to double-free).
     @Test func openingALockedDatabaseThrows() throws {
         let dir = TemporaryDirectory()

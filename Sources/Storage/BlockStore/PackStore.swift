@@ -34,7 +34,16 @@ final class PackStore: Sendable {
         var descriptor: Int32
         var end: UInt64
         var synced: UInt64
+        /// How far the pack's pages have been let go from the page cache (`releaseSynced`).
+        var released: UInt64 = 0
     }
+
+    /// How much of what was written last stays in the page cache once durable (for the reads
+    /// that often follow a write); anything before it is let go as soon as it is synced.
+    static let cachedTail: UInt64 = 64 << 20
+    /// What is let go is whole units of this (a page cut by the range would stay cached for good;
+    /// 64 KiB covers every page size Linux uses).
+    static let releaseUnit: UInt64 = 64 << 10
 
     /// The pack being appended to. Held while appending, so appends are sequential writes.
     private let writer: Mutex<Writer>
@@ -264,6 +273,8 @@ final class PackStore: Sendable {
     /// Seals the current pack (synced) and starts the next.
     private func roll(_ w: inout Writer) throws {
         guard fdatasync(w.descriptor) == 0 else { throw PackStore.error("fdatasync") }
+        w.synced = w.end
+        Self.releaseSynced(&w)
         let old = w.descriptor
         let number = w.pack + 1
         let path = PackStore.path(directory, number)
@@ -287,8 +298,25 @@ final class PackStore: Sendable {
             let current = writer.locked { ($0.descriptor, $0.end) }
             guard current.0 == fd else { return }
             guard fdatasync(fd) == 0 else { throw PackStore.error("fdatasync") }
-            writer.locked { w in if w.descriptor == fd { w.synced = max(w.synced, current.1) } }
+            writer.locked { w in
+                guard w.descriptor == fd else { return }
+                w.synced = max(w.synced, current.1)
+                Self.releaseSynced(&w)
+            }
         }
+    }
+
+    /// Lets go of the pack's synced pages but the last `cachedTail` bytes: they are on disk, and
+    /// keeping them would fill the page cache with data nobody asked to read. A bulk import then
+    /// recycles the same few pages instead of growing the cache by its whole size, which costs
+    /// the machine (page reclaim; in this VM, memory the host has not backed yet): a 10 GiB add
+    /// took 22–25 s with its pages kept and 12–13 s without (Docs/benchmarks.md). Advice only:
+    /// nothing depends on it.
+    private static func releaseSynced(_ w: inout Writer) {
+        let upTo = (w.synced > cachedTail ? w.synced - cachedTail : 0) / releaseUnit * releaseUnit
+        guard upTo > w.released else { return }
+        _ = posix_fadvise(w.descriptor, off_t(w.released), off_t(upTo - w.released), POSIX_FADV_DONTNEED)
+        w.released = upTo
     }
 
     /// Reads a block's bytes.
