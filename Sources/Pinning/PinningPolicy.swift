@@ -119,10 +119,16 @@ public let maximumDuration: UInt64 = 1000 * 365 * 86_400_000
 public func parseDuration(_ text: String) -> UInt64? {
     // Read byte by byte: one or more groups of 1 to 9 ASCII digits and a unit. (A regular
     // expression here loaded ICU into every process that opens a node: megabytes of memory.)
+    // One line break at the end is allowed (a value read from a file), as the expression allowed.
+    var bytes = Substring(text).utf8[...]
+    if bytes.last == UInt8(ascii: "\n") {
+        bytes = bytes.dropLast()
+        if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+    }
     var total: UInt64 = 0
     var number: UInt64 = 0
     var digits = 0
-    for byte in text.utf8 {
+    for byte in bytes {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"):
             digits += 1
@@ -146,7 +152,7 @@ public func parseDuration(_ text: String) -> UInt64? {
             digits = 0
         }
     }
-    guard digits == 0, !text.isEmpty else { return nil }  // a number without a unit, or nothing
+    guard digits == 0, !bytes.isEmpty else { return nil }  // a number without a unit, or nothing
     return total
 }
 

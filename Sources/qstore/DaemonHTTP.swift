@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CAR
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -7,11 +8,12 @@ import NIOHTTP1
 /// thread waits. (Foundation's URLSession would do, but it brings libcurl and its two dozen
 /// libraries into every `qstore` process, the daemon's too: 4.3 MiB of resident memory.)
 enum DaemonHTTP {
-    /// One client for the process: connections are kept between a command's requests. A reply
-    /// that sends nothing for an hour ends the request; so does no connection within 10 s.
+    /// One client for the process: connections are kept between a command's requests. A request
+    /// ends when no connection is made within 10 s, or when nothing can be sent, or nothing
+    /// arrives, for an hour.
     static let client = HTTPClient(
         eventLoopGroupProvider: .singleton,
-        configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .hours(1))))
+        configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .hours(1), write: .hours(1))))
 
     /// `url` (already percent-encoded) with `query` added, percent-encoded — "+" too, which a
     /// server would read as a space.
@@ -22,12 +24,12 @@ enum DaemonHTTP {
         return components.string ?? url
     }
 
-    /// Sends a request with `token` as its bearer and hands the reply to `delegate`; a body is
+    /// Sends a request with `token` as its bearer and hands the reply to `reply`; a body is
     /// `body`, or the file `bodyFile` read as it is sent. `timeout` bounds the whole exchange.
-    static func send<D: HTTPClientResponseDelegate & Failing>(
+    static func send<R: DaemonReply>(
         method: String, url: String, token: String, contentType: String?, headers: [String: String] = [:],
-        body: Data?, bodyFile: URL?, timeout: TimeInterval?, to delegate: D
-    ) throws -> D.Response {
+        body: Data?, bodyFile: URL?, timeout: TimeInterval?, to reply: R
+    ) throws -> R.Response {
         var request: HTTPClient.Request
         do { request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method)) } catch {
             throw CLIError("cannot reach the daemon: \(url) is not a URL (\(error))")
@@ -36,56 +38,99 @@ enum DaemonHTTP {
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
         if let bodyFile {
-            request.body = try FileUpload.body(bodyFile)
+            let upload = try FileUpload(bodyFile)
+            reply.upload = upload
+            request.body = upload.body
         } else if let body {
             request.body = .bytes(body)
         }
         let deadline = timeout.map { NIODeadline.now() + .nanoseconds(Int64($0 * 1e9)) }
         do {
-            return try client.execute(request: request, delegate: delegate, deadline: deadline).wait()
+            return try client.execute(request: request, delegate: reply, deadline: deadline).wait()
         } catch {
-            // The caller's own failure (writing what arrived) as it was; else the transport's.
-            if let failure = delegate.failure { throw failure }
-            throw CLIError(delegate.status == 0 ? "cannot reach the daemon: \(error)" : "the daemon's reply ended early: \(error)")
+            // The caller's own failure (writing what arrived) as it was: a closed pipe ends the
+            // process by SIGPIPE, as it does when the CLI reads the repository itself (the write
+            // failed on an event loop thread, which blocks the signal).
+            if let failure = reply.failure {
+                if let io = failure as? CAR.IOError, io.code == EPIPE {
+                    signal(SIGPIPE, SIG_DFL)
+                    raise(SIGPIPE)
+                }
+                throw failure
+            }
+            // An upload the daemon refused before taking it all: its answer.
+            if let answer = reply.answerToStoppedUpload { return answer }
+            throw CLIError(reply.status == 0 ? "cannot reach the daemon: \(error)" : "the daemon's reply ended early: \(error)")
         }
     }
 }
 
-/// A reply receiver that knows the status it got (0: none) and a failure of its own.
-protocol Failing {
+/// A receiver of a daemon's reply: the status it got (0: none yet), a failure of its own, and the
+/// upload it stops when the daemon refuses the request before the whole body is sent.
+protocol DaemonReply: HTTPClientResponseDelegate {
     var status: Int { get }
     var failure: (any Error)? { get }
+    var upload: FileUpload? { get set }
+    /// The reply, when the request failed only because the upload was stopped.
+    var answerToStoppedUpload: Response? { get }
 }
 
 /// Keeps a whole reply: its status and body.
-final class CollectedReply: HTTPClientResponseDelegate, Failing, @unchecked Sendable {
+///
+/// A refusal that arrives while a file is still being sent (a 4xx or 5xx before the daemon read
+/// the body) pauses the upload for good in AsyncHTTPClient, and the request would wait for the
+/// rest of a body it will never take. So the upload is stopped once the refusal's own body has
+/// arrived (its `Content-Length`, or a moment for one of unknown length), and that refusal is
+/// the answer.
+final class CollectedReply: DaemonReply, @unchecked Sendable {
     // Touched on the request's event loop only until the task completes; read after the wait.
     private(set) var status = 0
     private var body = Data()
+    private var expected: Int?
+    private var stopped = false
+    var upload: FileUpload?
     var failure: (any Error)? { nil }
+    var answerToStoppedUpload: (Int, Data)? { stopped ? (status, body) : nil }
 
     func didReceiveHead(task: HTTPClient.Task<(Int, Data)>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
         status = Int(head.status.code)
+        if status >= 300, upload != nil {
+            expected = head.headers.first(name: "Content-Length").flatMap { Int($0) }
+            if expected == 0 {
+                stopUpload()
+            } else if expected == nil {
+                task.eventLoop.scheduleTask(in: .milliseconds(250)) { self.stopUpload() }
+            }
+        }
         return task.eventLoop.makeSucceededVoidFuture()
     }
 
     func didReceiveBodyPart(task: HTTPClient.Task<(Int, Data)>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         body.append(contentsOf: buffer.readableBytesView)
+        if let expected, body.count >= expected { stopUpload() }
         return task.eventLoop.makeSucceededVoidFuture()
     }
 
     func didFinishRequest(task: HTTPClient.Task<(Int, Data)>) throws -> (Int, Data) { (status, body) }
+
+    private func stopUpload() {
+        guard let upload, !stopped else { return }
+        stopped = true
+        upload.stop()
+    }
 }
 
 /// Hands a success reply's body to `write` piece by piece as it arrives (never held whole); keeps
 /// an error reply's body to read its message.
-final class StreamedReply: HTTPClientResponseDelegate, Failing, @unchecked Sendable {
+final class StreamedReply: DaemonReply, @unchecked Sendable {
     // Touched on the request's event loop only until the task completes; read after the wait.
     // `write` is dropped when the request ends: the caller's closure must not outlive the call.
     private var write: (([UInt8]) throws -> Void)?
     private(set) var status = 0
     private(set) var errorBody = Data()
     private(set) var failure: (any Error)?
+    var upload: FileUpload?
+    var answerToStoppedUpload: Void? { nil }
 
     init(_ write: @escaping ([UInt8]) throws -> Void) { self.write = write }
 
@@ -114,58 +159,83 @@ final class StreamedReply: HTTPClientResponseDelegate, Failing, @unchecked Senda
     func didFinishRequest(task: HTTPClient.Task<Void>) throws { write = nil }
 }
 
-/// A file sent as a request body, 1 MiB at a time, each read once the previous piece is written.
+/// A file sent as a request body, 1 MiB at a time, each piece read once the previous one is
+/// written. Its length is that of what is opened (a symbolic link's target); a pipe or other
+/// stream goes out chunked.
 final class FileUpload: @unchecked Sendable {
-    // Used on one event loop, one step after the other.
-    private let handle: FileHandle
-    private let writer: HTTPClient.Body.StreamWriter
+    // Everything but `loop` and `length` is touched on `loop` only.
     private let loop: any EventLoop
-    private let done: EventLoopPromise<Void>
+    private let length: Int64?
+    private let handle: FileHandle
+    private let path: String
+    private var writer: HTTPClient.Body.StreamWriter?
+    private var done: EventLoopPromise<Void>?
+    private var stopped = false
 
-    private init(handle: FileHandle, writer: HTTPClient.Body.StreamWriter, loop: any EventLoop) {
-        self.handle = handle
-        self.writer = writer
-        self.loop = loop
-        done = loop.makePromise()
+    /// The upload was stopped (the daemon refused the request).
+    struct Stopped: Error {}
+
+    init(_ file: URL) throws {
+        path = file.path
+        do { handle = try FileHandle(forReadingFrom: file) } catch { throw CLIError("\(file.path): \(error.localizedDescription)") }
+        var info = stat()
+        guard fstat(handle.fileDescriptor, &info) == 0 else { throw CLIError("\(file.path): \(String(cString: strerror(errno)))") }
+        length = (info.st_mode & S_IFMT) == S_IFREG ? Int64(info.st_size) : nil
+        loop = DaemonHTTP.client.eventLoopGroup.next()
     }
 
-    static func body(_ file: URL) throws -> HTTPClient.Body {
-        let size: Int64
-        do { size = ((try FileManager.default.attributesOfItem(atPath: file.path)[.size]) as? NSNumber)?.int64Value ?? 0 } catch {
-            throw CLIError("\(file.path): \(error.localizedDescription)")
+    deinit {
+        done?.fail(Stopped())  // never left pending (NIO reports a promise dropped unfulfilled)
+        try? handle.close()
+    }
+
+    var body: HTTPClient.Body {
+        .stream(contentLength: length) { writer in
+            let done = self.loop.makePromise(of: Void.self)
+            self.loop.execute { self.start(writer, done) }
+            return done.futureResult
         }
-        return .stream(contentLength: size) { writer in
-            let loop = DaemonHTTP.client.eventLoopGroup.any()
-            do {
-                let upload = FileUpload(handle: try FileHandle(forReadingFrom: file), writer: writer, loop: loop)
-                loop.execute { upload.step() }
-                return upload.done.futureResult
-            } catch {
-                return loop.makeFailedFuture(error)
-            }
+    }
+
+    /// Stops sending: the body ends as failed (AsyncHTTPClient then ends the request).
+    func stop() {
+        loop.execute {
+            self.stopped = true
+            self.done?.fail(Stopped())
+            self.done = nil
         }
+    }
+
+    private func start(_ writer: HTTPClient.Body.StreamWriter, _ done: EventLoopPromise<Void>) {
+        guard !stopped else { return done.fail(Stopped()) }
+        // A second start (a redirect) sends the file again from its beginning.
+        if length != nil { try? handle.seek(toOffset: 0) }
+        self.writer = writer
+        self.done = done
+        step()
     }
 
     /// Reads and writes the next piece; the next step is a new task on the loop, so a long file
     /// is not a deep recursion of completed futures.
     private func step() {
+        guard let done, let writer, !stopped else { return }
         let piece: Data
         do { piece = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
-            try? handle.close()
-            done.fail(error)
-            return
+            self.done = nil
+            return done.fail(CLIError("\(path): \(error.localizedDescription)"))
         }
         guard !piece.isEmpty else {
-            try? handle.close()
-            done.succeed(())
-            return
+            self.done = nil
+            return done.succeed(())
         }
         writer.write(.byteBuffer(ByteBuffer(bytes: piece))).whenComplete { result in
-            switch result {
-            case .success: self.loop.execute { self.step() }
-            case .failure(let error):
-                try? self.handle.close()
-                self.done.fail(error)
+            self.loop.execute {
+                switch result {
+                case .success: self.step()
+                case .failure(let error):
+                    self.done?.fail(error)
+                    self.done = nil
+                }
             }
         }
     }

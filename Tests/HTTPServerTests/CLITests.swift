@@ -93,6 +93,34 @@ import TestSupport
         #expect(peak > 0 && peak < 192 << 20, "the CLI's peak memory: \(peak >> 20) MiB for a \(size >> 20) MiB reply")
     }
 
+    /// An upload the daemon refuses before reading it (here: no connection left, 503 and closed)
+    /// gives the daemon's answer at once; it used to wait forever for a body the daemon would not
+    /// take. A file given through a symbolic link is sent whole.
+    @Test func aRefusedUploadAnswersAtOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let file = dir + "/big"
+        FileManager.default.createFile(atPath: file, contents: Data(repeating: 0x71, count: 64 << 20))
+        let daemon = try ChildDaemon(directory: dir + "/d", environment: ["QSTORE_MAX_CONNECTIONS": "2"])
+        defer { daemon.stop() }
+        let remote = ["QSTORE_PATH": dir + "/none", "HOME": dir, "QSTORE_API": "127.0.0.1:\(daemon.apiPort)", "QSTORE_API_TOKEN": daemon.token]
+        do {
+            // Both connections taken and left idle.
+            let held = try (0..<2).map { _ in try RawConnection(port: daemon.apiPort) }
+            let started = Date()
+            let (rc, out) = try ThirdPartyClientTests.run("/usr/bin/timeout", ["-s", "KILL", "30", ChildDaemon.binary, "add", "-Q", file], environment: remote)
+            #expect(rc == 1 && out.contains("503"), "rc \(rc) (137: still waiting after 30 s): \(out)")
+            #expect(Date().timeIntervalSince(started) < 20, "answered at once")
+            _ = held
+        }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: file)
+        let (rc, out) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["drive", "put", "--plain", dir + "/link", "/big"], environment: remote)
+        #expect(rc == 0, "\(out)")
+        let (_, size) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["drive", "info", "/big", "--json"], environment: remote)
+        #expect(size.contains("\(64 << 20)"), "the link's target sent whole: \(size)")
+    }
+
     /// Every repository command of the CLI, run on two repositories in the same state, one opened
     /// by the CLI itself and one through a running daemon: the same standard output and error, the
     /// same exit status, the same files written — successes and failures alike. Only what names the

@@ -302,6 +302,8 @@ import TestSupport
         #expect(parseDuration("90") == nil && parseDuration("1h30") == nil && parseDuration("1hh") == nil, "a number needs its unit")
         #expect(parseDuration("999999999s") == 999_999_999_000 && parseDuration("1000000000s") == nil, "at most 9 digits")
         #expect(parseDuration("1H") == nil && parseDuration(" 1h") == nil && parseDuration("1h ") == nil && parseDuration("١h") == nil)
+        #expect(parseDuration("90s\n") == 90_000 && parseDuration("90s\r\n") == 90_000, "one line break at the end (a value read from a file)")
+        #expect(parseDuration("90s\n\n") == nil && parseDuration("\n") == nil && parseDuration("9\n0s") == nil)
         #expect(formatDuration(5_400_000) == "1h30m" && formatDuration(0) == "0s")
     }
 }

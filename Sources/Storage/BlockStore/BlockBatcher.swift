@@ -86,6 +86,7 @@ final class SpilledMultihashes {
         var template = Array((directory + "/.remembered-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw PackStore.error("making a temporary file in \(directory)") }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         self.fd = fd
     }
@@ -133,7 +134,10 @@ final class SpilledMultihashes {
                     do { return try Multihash.decodePrefix(UnsafeRawBufferPointer(rebasing: raw[used..<held])) } catch { return nil }
                 }
                 guard let (mh, n) = decoded else {
-                    guard offset < end else { throw BlockStoreError.invalidBlock(reason: "the list of stored blocks holds a damaged entry") }
+                    // Wait for more bytes, unless there are none or the buffer is full of one entry.
+                    guard offset < end, used > 0 || held < buffer.count else {
+                        throw BlockStoreError.invalidBlock(reason: "the list of stored blocks holds a damaged entry")
+                    }
                     break
                 }
                 hashes.append(mh)
