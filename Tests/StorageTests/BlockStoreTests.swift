@@ -176,42 +176,84 @@ struct LevelDBBlockStoreTests {
         #expect((state.synced >= state.end) == (durability == .sync), "\(durability): \(state)")
     }
 
+    /// Which of a file's pages are in the page cache (mincore over a read-only mapping).
+    static func residentPages(_ path: String) throws -> [Bool] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw PackStore.error("open \(path)") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return [] }
+        let length = Int(info.st_size)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let map = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else { throw PackStore.error("mmap \(path)") }
+        defer { munmap(map, length) }
+        var resident = [UInt8](repeating: 0, count: (length + page - 1) / page)
+        guard mincore(map, length, &resident) == 0 else { throw PackStore.error("mincore") }
+        return resident.map { $0 & 1 == 1 }
+    }
+
+    /// Whether `path` is on a file system whose page cache is its storage (tmpfs), where the
+    /// advice to let pages go is ignored.
+    static func onTmpfs(_ path: String) -> Bool {
+        // The mount with the longest point that holds the path (/proc/self/mounts: device, point, type, …).
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        var best: (point: String, type: String)?
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count > 2 else { continue }
+            let point = fields[1]
+            let holds = point == "/" || real == point || real.hasPrefix(point + "/")
+            if holds, point.count > (best?.point.count ?? -1) { best = (point, fields[2]) }
+        }
+        return best?.type == "tmpfs"
+    }
+
     /// Once synced, a pack's pages leave the page cache but for the last `PackStore.cachedTail`
-    /// bytes (what was just written stays for the reads that follow); every block still reads back.
-    @Test func syncedPackPagesLeaveThePageCacheButTheTail() throws {
+    /// bytes (what was just written stays for the reads that follow), and a sealed pack's all of
+    /// them; every block still reads back. Blocks and batches of uneven sizes, so that the synced
+    /// ends fall anywhere (a large folio across a released range's end would stay cached).
+    @Test(arguments: [false, true])
+    func syncedPackPagesLeaveThePageCacheButTheTail(sealing: Bool) throws {
         let dir = TemporaryDirectory()
         var o = LevelDBBlockStore.Options()
         o.durability = .sync
+        if sealing { o.maximumPackSize = 24 << 20 }
         let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
-        let piece = 256 << 10 + 77  // entries not page-aligned
-        let count = Int(PackStore.cachedTail) / piece + 96  // the tail and 24 MiB before it
+        let total = Int(sealing ? 80 << 20 : PackStore.cachedTail + (24 << 20))
         var blocks: [Block] = []
-        for start in stride(from: 0, to: count, by: 32) {
-            let batch = try (start..<min(count, start + 32)).map { i in
-                var data = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: piece)
+        var written = 0
+        var i = 0
+        while written < total {
+            let batch = try (0..<(1 + i % 7)).map { _ in
+                i += 1
+                let size = 100_000 + (i * 7_919) % 300_000
+                var data = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: size)
                 withUnsafeBytes(of: UInt64(i)) { for (k, b) in $0.enumerated() { data[k] = b } }
+                written += size
                 return try Block(data: data)
             }
             try store.putMany(batch)
             blocks += batch
         }
         let state = store.packs.appendState
-        #expect(state.synced == state.end && state.end > PackStore.cachedTail)
-        // Which of the pack's pages are in the page cache (mincore over a read-only mapping).
-        let fd = open(PackStore.path(dir.path + "/packs", state.pack), O_RDONLY)
-        #expect(fd >= 0)
-        defer { close(fd) }
-        let length = Int(state.end)
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let map = try #require(mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
-        defer { munmap(map, length) }
-        var resident = [UInt8](repeating: 0, count: (length + page - 1) / page)
-        #expect(mincore(map, length, &resident) == 0)
-        let boundary = Int((state.end - PackStore.cachedTail) / PackStore.releaseUnit * PackStore.releaseUnit) / page
-        let before = resident[..<boundary].filter { $0 & 1 == 1 }.count
-        let tail = resident[boundary...].filter { $0 & 1 == 1 }.count
-        #expect(before == 0, "\(before) of \(boundary) pages before the tail still cached")
-        #expect(tail > (resident.count - boundary) * 9 / 10, "\(tail) of \(resident.count - boundary) tail pages cached")
+        #expect(state.synced == state.end)
+        let packs = dir.path + "/packs"
+        if !Self.onTmpfs(packs) {
+            let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+            for number in try PackStore.packNumbers(in: packs) {
+                let resident = try Self.residentPages(PackStore.path(packs, number))
+                let sealed = number != state.pack
+                let boundary = sealed ? resident.count
+                    : Int((state.end > PackStore.cachedTail ? state.end - PackStore.cachedTail : 0) / PackStore.releaseUnit * PackStore.releaseUnit / page)
+                let before = resident[..<boundary].filter { $0 }.count
+                let tail = resident[boundary...].filter { $0 }.count
+                #expect(before == 0, "pack \(number)\(sealed ? " (sealed)" : ""): \(before) of \(boundary) pages still cached")
+                #expect(tail >= (resident.count - boundary) * 9 / 10, "pack \(number): \(tail) of \(resident.count - boundary) tail pages cached")
+            }
+            #expect(!sealing || state.pack > 2, "packs were sealed")
+            #expect(sealing || state.end > PackStore.cachedTail + PackStore.releaseUnit, "a tail and more before it")
+        }
         for b in blocks.prefix(8) + blocks.suffix(8) { #expect(try store.get(b.cid) == b.data) }
     }
 
