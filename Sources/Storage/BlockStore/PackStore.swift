@@ -317,8 +317,9 @@ final class PackStore: Sendable {
     /// pack is sealed: `keepTail` false): they are on disk, and keeping them would fill the page
     /// cache with data nobody asked to read. A bulk import then recycles the same pages instead of
     /// growing the cache by its whole size, which costs the machine page reclaim: a 10 GiB add's
-    /// system time went from 15–30 s to 6–7 s, its wall time from 25–41 s to 13–22 s in three
-    /// alternating rounds (Docs/benchmarks.md). Advice only: nothing depends on it.
+    /// system time went from 16–30 s to 6–7.5 s, its wall time from 25–41 s to 12.8–22 s in five
+    /// alternating rounds; a 1 GiB add pays 5–10% for freeing its pages at once (Docs/benchmarks.md).
+    /// Advice only: nothing depends on it.
     private static func releaseSynced(_ w: inout Writer, keepTail: Bool = true) {
         let upTo = keepTail ? (w.synced > cachedTail ? w.synced - cachedTail : 0) / releaseUnit * releaseUnit : w.synced
         guard upTo > w.released else { return }
