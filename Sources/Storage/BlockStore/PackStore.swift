@@ -51,6 +51,13 @@ final class PackStore: Sendable {
     private let writer: Mutex<Writer>
     /// Serialises fdatasync calls; whoever syncs covers every append before it.
     private let syncing = Mutex(())
+    /// Packs an fdatasync of which failed. Linux reports a failed write-back once, then forgets
+    /// it (the pages are marked clean), so a later fdatasync of the same file succeeds although
+    /// what was written before the failure may not be on disk: nothing appended to such a pack
+    /// may be acknowledged any more, and appends go to a new pack.
+    private let failed = Mutex(Set<UInt32>())
+    /// fdatasync calls still to fail with EIO (tests: `failNextSyncs`).
+    private let injectedFailures = Mutex(0)
     /// Read descriptors by pack number.
     private let readers = Mutex([UInt32: Int32]())
     /// Descriptors of removed packs, closed one `closeRemoved()` later: a reader that took one
@@ -220,6 +227,8 @@ final class PackStore: Sendable {
     }
 
     private func append(_ entries: [(Multihash, [UInt8])], _ w: inout Writer) throws -> [PackLocation] {
+        // A pack whose fdatasync failed takes nothing more: its syncs can no longer be believed.
+        if failed.locked({ $0.contains(w.pack) }) { try startNext(&w) }
         var locations: [PackLocation] = []
         var buffer: [UInt8] = []
         buffer.reserveCapacity(entries.reduce(0) { $0 + ($1.1.count < Self.directWriteSize ? $1.1.count + 48 : 0) })
@@ -274,9 +283,19 @@ final class PackStore: Sendable {
 
     /// Seals the current pack (synced) and starts the next.
     private func roll(_ w: inout Writer) throws {
-        guard fdatasync(w.descriptor) == 0 else { throw PackStore.error("fdatasync") }
+        guard datasync(w.descriptor) == 0 else {
+            let code = errno
+            failed.locked { _ = $0.insert(w.pack) }
+            errno = code
+            throw PackStore.error("fdatasync")
+        }
         w.synced = w.end
         Self.releaseSynced(&w, keepTail: false)  // its tail would stay cached for good otherwise
+        try startNext(&w)
+    }
+
+    /// Makes the next pack the current one (the current one sealed as it is).
+    private func startNext(_ w: inout Writer) throws {
         let old = w.descriptor
         let number = w.pack + 1
         let path = PackStore.path(directory, number)
@@ -297,21 +316,50 @@ final class PackStore: Sendable {
     func sync() throws {
         let (pack, target) = writer.locked { ($0.pack, $0.end) }
         try syncing.locked { _ in
+            try refuseFailed(pack)
             // Nothing to do when synced already, or rolled since: a roll syncs the pack it seals.
             let current = writer.locked { w -> (Int32, UInt64)? in w.pack == pack && w.synced < target ? (w.descriptor, w.end) : nil }
             guard let (fd, end) = current else { return }
-            let failure = fdatasync(fd) == 0 ? 0 : errno
+            let failure = datasync(fd) == 0 ? 0 : errno
             try writer.locked { w in
-                guard w.pack == pack else { return }  // rolled (and so synced) during the call
-                if failure != 0 {
+                // A failure poisons the pack even when a roll sealed it meanwhile: the roll's own
+                // fdatasync was told nothing of it. (EBADF: the roll closed it first, synced.)
+                if failure != 0, failure != EBADF || w.pack == pack {
+                    failed.locked { _ = $0.insert(pack) }
                     errno = failure
-                    throw PackStore.error("fdatasync")
+                    throw PackStore.error("fdatasync of pack \(pack)")
                 }
+                try refuseFailed(pack)  // its seal's fdatasync failed during the call
+                guard w.pack == pack else { return }  // rolled (and so synced) during the call
                 w.synced = max(w.synced, end)
                 Self.releaseSynced(&w)
             }
         }
     }
+
+    /// Throws when an fdatasync of `pack` has failed.
+    private func refuseFailed(_ pack: UInt32) throws {
+        if failed.locked({ $0.contains(pack) }) {
+            throw BlockStoreError.invalidBlock(reason: "fdatasync of pack \(pack) failed earlier: what was written to it since may not be on disk (the disk reports write errors)")
+        }
+    }
+
+    /// fdatasync, or an injected EIO.
+    private func datasync(_ fd: Int32) -> Int32 {
+        let inject = injectedFailures.locked { n -> Bool in
+            guard n > 0 else { return false }
+            n -= 1
+            return true
+        }
+        if inject {
+            errno = EIO
+            return -1
+        }
+        return fdatasync(fd)
+    }
+
+    /// Makes the next `count` fdatasync calls fail with EIO, as a failing disk would (tests).
+    func failNextSyncs(_ count: Int) { injectedFailures.locked { $0 = count } }
 
     /// Lets go of the pack's synced pages but the last `cachedTail` bytes (all of them when the
     /// pack is sealed: `keepTail` false): they are on disk, and keeping them would fill the page
