@@ -259,8 +259,9 @@ struct LevelDBBlockStoreTests {
 
     /// A failed fdatasync (EIO) poisons its pack. Linux reports a failed write-back once: a later
     /// fdatasync of the same file succeeds although what was written before may not be on disk.
-    /// So nothing more of that pack is acknowledged (a sync for an append made before the failure
-    /// is refused too), and new appends go to a new pack. Also when the failure comes while a full
+    /// So nothing appended to that pack is acknowledged any more — a sync for an append made
+    /// before the failure is refused, also once appends have moved on to a new pack — and the
+    /// refusal is an I/O error (500), not the client's. Also when the failure comes while a full
     /// pack is being sealed.
     @Test(arguments: [false, true])
     func aFailedSyncPoisonsItsPack(whileSealing: Bool) throws {
@@ -270,25 +271,29 @@ struct LevelDBBlockStoreTests {
         o.maximumPackSize = 1 << 20
         let store = try LevelDBBlockStore(db: LevelDB(path: dir.path + "/db"), packDirectory: dir.path + "/packs", options: o)
         func block(_ n: Int, size: Int = 40_000) throws -> Block { try Block(data: [UInt8](repeating: UInt8(n), count: size)) }
+        func isIOError(_ e: any Error) -> Bool { (e as? BlockStoreError)?.kind == .internal }
         let before = try block(1)
         try store.put(before)
         let packs = store.packs
         let pack = packs.appendState.pack
-        // An append not yet synced (another writer's), then the failure.
-        _ = try packs.append([(try block(2).cid.multihash, try block(2).data)])
+        // An append not yet synced (another writer's, e.g. pack compaction), then the failure.
+        let earlier = try packs.append([(try block(2).cid.multihash, try block(2).data)])
         packs.failNextSyncs(1)
         if whileSealing {
             // An append that fills the pack: the seal's fdatasync fails.
             let big = try block(3, size: 1 << 20)
-            #expect(throws: BlockStoreError.self) { _ = try packs.append([(big.cid.multihash, big.data)]) }
+            #expect(performing: { _ = try packs.append([(big.cid.multihash, big.data)]) }, throws: isIOError)
         } else {
-            #expect(throws: BlockStoreError.self) { try store.put(try block(3)) }
+            #expect(performing: { try store.put(try block(3)) }, throws: isIOError)
             #expect(try store.get(try block(3).cid) == nil, "a put whose sync failed is not stored")
         }
-        #expect(throws: BlockStoreError.self, "the earlier append's sync is refused though fdatasync now succeeds") { try packs.sync() }
+        #expect(performing: { try packs.sync(earlier) }, throws: isIOError)
+        // Appends move on to a new pack, and are acknowledged there …
         let after = try block(4)
         try store.put(after)
         #expect(packs.appendState.pack > pack, "appends moved to a new pack")
+        // … but the earlier append's sync is still refused, though the current pack is synced.
+        #expect(performing: { try packs.sync(earlier) }, throws: isIOError)
         #expect(try store.get(before.cid) == before.data && store.get(after.cid) == after.data)
         try store.put(try block(3))
         #expect(try store.get(try block(3).cid) == (try block(3)).data, "the refused put succeeds again")

@@ -82,6 +82,9 @@ public enum BlockStoreError: Error, Equatable, Sendable, CustomStringConvertible
     case closed
     /// The file system has no room for the data (or only the repository's reserve).
     case noSpace(String)
+    /// The disk or file system failed a read, a write or a sync (EIO and the like): never the
+    /// client's doing.
+    case io(String)
 
     public var description: String {
         switch self {
@@ -92,6 +95,7 @@ public enum BlockStoreError: Error, Equatable, Sendable, CustomStringConvertible
         case .corrupted(let c, let r): "stored block \(c) is corrupt: \(r)"
         case .closed: "the block store is closed"
         case .noSpace(let m): m
+        case .io(let m): m
         }
     }
 }
@@ -210,7 +214,7 @@ extension BlockStoreError: KindedError {
         switch self {
         case .blockTooLarge: .tooLarge
         case .hashMismatch, .unsupportedHash, .invalidBlock: .invalidInput
-        case .corrupted: .internal
+        case .corrupted, .io: .internal
         case .closed: .unavailable
         case .noSpace: .storageFull
         }

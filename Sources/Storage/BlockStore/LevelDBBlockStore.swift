@@ -379,8 +379,9 @@ public final class LevelDBBlockStore: BlockStore {
             linksRecords.append((Self.linksKey(b.cid.multihash, b.cid.codec), LinkList.encode(s.links)))
         }
         if !large.isEmpty {
-            for (e, location) in zip(largeEntries, try packs.append(large)) { entries[e].record = .packed(location) }
-            if options.durability == .sync { try packs.sync() }
+            let locations = try packs.append(large)
+            for (e, location) in zip(largeEntries, locations) { entries[e].record = .packed(location) }
+            if options.durability == .sync { try packs.sync(locations) }
         }
         // Nothing is added to the batch before the pack bytes are appended (and synced).
         for (k, v) in linksRecords { batch.put(k, v) }

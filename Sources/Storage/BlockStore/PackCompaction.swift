@@ -99,7 +99,7 @@ extension LevelDBBlockStore {
             if pendingBytes >= 32 << 20 { try flush() }
         }
         try flush()
-        try packs.sync()
+        try packs.sync(moves.map(\.2))
         // Every byte of the pack must be accounted for: live entries copied plus entries counted
         // dead. Otherwise an entry was missed (a pack that does not parse to its end, or bytes of
         // a put whose batch never landed) and the pack stays as it is. The copies made are then

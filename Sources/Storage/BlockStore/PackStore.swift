@@ -199,7 +199,7 @@ final class PackStore: Sendable {
     static func error(_ what: String) -> BlockStoreError {
         let code = errno
         if code == ENOSPC || code == EDQUOT { return .noSpace("\(what): the disk is full (\(String(cString: strerror(code))))") }
-        return .invalidBlock(reason: "\(what): \(String(cString: strerror(code)))")
+        return .io("\(what): \(String(cString: strerror(code)))")
     }
 
     /// Appends blocks; returns where each one's data is. Not durable until `sync()`.
@@ -287,7 +287,7 @@ final class PackStore: Sendable {
             let code = errno
             failed.locked { _ = $0.insert(w.pack) }
             errno = code
-            throw PackStore.error("fdatasync")
+            throw PackStore.error("fdatasync of pack \(w.pack)")
         }
         w.synced = w.end
         Self.releaseSynced(&w, keepTail: false)  // its tail would stay cached for good otherwise
@@ -309,38 +309,45 @@ final class PackStore: Sendable {
     /// (what a durable put must have covered before it returns; for tests).
     var appendState: (pack: UInt32, end: UInt64, synced: UInt64) { writer.locked { ($0.pack, $0.end, $0.synced) } }
 
-    /// Makes every append so far durable. Concurrent callers share one fdatasync.
+    /// Makes the appends that returned `appended` durable (and every append before them).
+    /// Concurrent callers share one fdatasync.
     ///
-    /// The pack is told by its number, not its descriptor: a roll closes the descriptor, and the
-    /// number may come back for the next pack's.
-    func sync() throws {
-        let (pack, target) = writer.locked { ($0.pack, $0.end) }
+    /// The packs are told by their numbers, not their descriptors: a roll closes the descriptor,
+    /// and the number may come back for another file. Every pack the appends went to is checked
+    /// for a failed fdatasync (`failed`) — not only the current one, which may be a newer pack by
+    /// then.
+    func sync(_ appended: [PackLocation]) throws {
+        guard let first = appended.lazy.map(\.pack).min(), let last = appended.lazy.map(\.pack).max() else { return }
+        let target = appended.lazy.filter { $0.pack == last }.map { $0.offset + UInt64($0.length) }.max() ?? 0
         try syncing.locked { _ in
-            try refuseFailed(pack)
-            // Nothing to do when synced already, or rolled since: a roll syncs the pack it seals.
-            let current = writer.locked { w -> (Int32, UInt64)? in w.pack == pack && w.synced < target ? (w.descriptor, w.end) : nil }
+            try refuseFailed(first...last)
+            // Nothing to do when synced already, or sealed since: a seal syncs its pack (or
+            // poisons it, which the check above and the one below see).
+            let current = writer.locked { w -> (Int32, UInt64)? in w.pack == last && w.synced < target ? (w.descriptor, w.end) : nil }
             guard let (fd, end) = current else { return }
             let failure = datasync(fd) == 0 ? 0 : errno
             try writer.locked { w in
-                // A failure poisons the pack even when a roll sealed it meanwhile: the roll's own
-                // fdatasync was told nothing of it. (EBADF: the roll closed it first, synced.)
-                if failure != 0, failure != EBADF || w.pack == pack {
-                    failed.locked { _ = $0.insert(pack) }
+                // A write-back error poisons the pack even when it was sealed meanwhile: the seal's
+                // own fdatasync was told nothing of it. (Another error of a sealed pack's closed
+                // descriptor, EBADF or a reused number's EINVAL, is not about its data.)
+                if failure != 0, w.pack == last || [EIO, ENOSPC, EDQUOT].contains(failure) {
+                    failed.locked { _ = $0.insert(last) }
                     errno = failure
-                    throw PackStore.error("fdatasync of pack \(pack)")
+                    throw PackStore.error("fdatasync of pack \(last)")
                 }
-                try refuseFailed(pack)  // its seal's fdatasync failed during the call
-                guard w.pack == pack else { return }  // rolled (and so synced) during the call
+                try refuseFailed(first...last)  // a seal's fdatasync failed during the call
+                guard w.pack == last else { return }  // sealed (and so synced) during the call
                 w.synced = max(w.synced, end)
                 Self.releaseSynced(&w)
             }
         }
     }
 
-    /// Throws when an fdatasync of `pack` has failed.
-    private func refuseFailed(_ pack: UInt32) throws {
-        if failed.locked({ $0.contains(pack) }) {
-            throw BlockStoreError.invalidBlock(reason: "fdatasync of pack \(pack) failed earlier: what was written to it since may not be on disk (the disk reports write errors)")
+    /// Throws when an fdatasync of one of `packs` has failed.
+    private func refuseFailed(_ packs: ClosedRange<UInt32>) throws {
+        let bad = failed.locked { f in packs.first { f.contains($0) } }
+        if let bad {
+            throw BlockStoreError.io("an fdatasync of pack \(bad) failed (the disk reports write errors): what was written to it before the failure may not be on disk")
         }
     }
 
