@@ -59,7 +59,7 @@ public final class AddSession {
         self.options = options
         self.report = report
         lease = options.importing.onlyHash ? nil : node?.blocks.lease()
-        self.batcher = options.importing.onlyHash ? nil : batcher
+        self.batcher = batcher
     }
 
     /// An add that stores nothing and needs no repository (`--only-hash`).

@@ -97,15 +97,7 @@ final class SpilledMultihashes {
     func append(_ hashes: some Sequence<Multihash>) throws {
         var bytes: [UInt8] = []
         for mh in hashes { bytes += mh.bytes }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(end) + off_t(done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw PackStore.error("writing the list of stored blocks")
-            }
-            done += n
-        }
+        try PackStore.writeAll(fd, bytes, at: UInt64(end))
         end += Int64(bytes.count)
     }
 
@@ -123,7 +115,7 @@ final class SpilledMultihashes {
                     if errno == EINTR { continue }
                     throw PackStore.error("reading the list of stored blocks")
                 }
-                guard n > 0 else { throw BlockStoreError.invalidBlock(reason: "the list of stored blocks ends early") }
+                guard n > 0 else { throw BlockStoreError.io("the list of stored blocks ends early") }
                 held += n
                 offset += Int64(n)
             }
@@ -136,7 +128,7 @@ final class SpilledMultihashes {
                 guard let (mh, n) = decoded else {
                     // Wait for more bytes, unless there are none or the buffer is full of one entry.
                     guard offset < end, used > 0 || held < buffer.count else {
-                        throw BlockStoreError.invalidBlock(reason: "the list of stored blocks holds a damaged entry")
+                        throw BlockStoreError.io("the list of stored blocks holds a damaged entry")
                     }
                     break
                 }

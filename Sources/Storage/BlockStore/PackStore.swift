@@ -453,7 +453,8 @@ final class PackStore: Sendable {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64) throws {
+    /// Writes all of `bytes` at `offset` (short writes and EINTR retried).
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64) throws {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
