@@ -31,8 +31,10 @@ public struct ServerLimits: Sendable {
     public var headerTimeout: Duration = .seconds(30)
     /// A request body that sends nothing for this long has its connection closed.
     public var bodyIdleTimeout: Duration = .seconds(30)
-    /// A response the client reads nothing of for this long has its connection closed.
+    /// A response the client reads nothing of for this long has its connection closed: on the
+    /// gateway, and on the API listener (`apiSendTimeout`, where a paused reader is a person).
     public var sendTimeout: Duration = .seconds(60)
+    public var apiSendTimeout: Duration = .seconds(3600)
     /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (else 408).
     public var requestTimeout: Duration = .seconds(60)
     /// Uploads imported at once, per client address, and how long one waits for a slot.
@@ -58,6 +60,7 @@ public struct ServerLimits: Sendable {
         headerTimeout = try duration(c.headerTimeout, "headerTimeout")
         bodyIdleTimeout = try duration(c.bodyIdleTimeout, "bodyIdleTimeout")
         sendTimeout = try duration(c.sendTimeout, "sendTimeout")
+        apiSendTimeout = try duration(c.apiSendTimeout, "apiSendTimeout")
         requestTimeout = try duration(c.requestTimeout, "requestTimeout")
         maximumRanges = try positive(c.maximumRanges, "maximumRanges")
         maximumConnections = try positive(c.maximumConnections, "maximumConnections")
@@ -149,20 +152,21 @@ public final class Daemon: Sendable {
         try await gatewayDownloads.shutdown()
     }
 
-    /// HTTP/1.1 with the connection timeouts of `limits` on every connection, at most
-    /// `maximumConnections` of them at once (each listener its own count), and header limits.
-    func server(_ open: ConnectionCount) -> HTTPServerBuilder {
+    /// HTTP/1.1 with the connection timeouts of `limits` on every connection (`send` the
+    /// listener's), at most `maximumConnections` of them at once (each listener its own count),
+    /// and header limits.
+    func server(_ open: ConnectionCount, send: Duration) -> HTTPServerBuilder {
         let limits = configuration.limits
         return .http1(configuration: .init(additionalChannelHandlers: [
             ConnectionLimitHandler(open: open, limits: limits),
-            ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: limits.sendTimeout),
+            ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: send),
         ]))
     }
 
     /// The admin API application.
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         Application(
-            router: try apiRouter(), server: server(ConnectionCount()),
+            router: try apiRouter(), server: server(ConnectionCount(), send: configuration.limits.apiSendTimeout),
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -214,7 +218,7 @@ public final class Daemon: Sendable {
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, downloads: gatewayDownloads, limits: configuration.limits).register(on: router)
         return Application(
-            router: router, server: server(ConnectionCount()),
+            router: router, server: server(ConnectionCount(), send: configuration.limits.sendTimeout),
             configuration: .init(address: .hostname(configuration.gateway.host, port: configuration.gateway.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

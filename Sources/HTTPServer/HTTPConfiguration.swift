@@ -12,6 +12,9 @@ public struct HTTPConfiguration: ConfigurationSection {
     public var bodyIdleTimeout = "30s"
     /// A response the client reads nothing of for this long has its connection closed.
     public var sendTimeout = "60s"
+    /// The same on the API listener, whose long replies all need a token: `qstore cat X | less`
+    /// through a daemon pauses as long as its reader does.
+    public var apiSendTimeout = "1h"
     /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (408).
     public var requestTimeout = "60s"
     /// Uploads (add, dag/import) imported at once.
@@ -41,6 +44,7 @@ public struct HTTPConfiguration: ConfigurationSection {
         headerTimeout = try c.decodeIfPresent(String.self, forKey: .headerTimeout) ?? headerTimeout
         bodyIdleTimeout = try c.decodeIfPresent(String.self, forKey: .bodyIdleTimeout) ?? bodyIdleTimeout
         sendTimeout = try c.decodeIfPresent(String.self, forKey: .sendTimeout) ?? sendTimeout
+        apiSendTimeout = try c.decodeIfPresent(String.self, forKey: .apiSendTimeout) ?? apiSendTimeout
         requestTimeout = try c.decodeIfPresent(String.self, forKey: .requestTimeout) ?? requestTimeout
         uploadSlots = try c.decodeIfPresent(Int.self, forKey: .uploadSlots) ?? uploadSlots
         uploadsPerClient = try c.decodeIfPresent(Int.self, forKey: .uploadsPerClient) ?? uploadsPerClient

@@ -359,7 +359,8 @@ import Glibc
 
     /// A client that trickles its headers is closed after the header timeout; one that sends a
     /// small body too slowly gets 408; one that stops reading a download is closed after the
-    /// send timeout (the storage thread producing it is freed).
+    /// send timeout (the storage thread producing it is freed); a reader of the API listener
+    /// pausing as long is not (`apiSendTimeout`).
     @Test func slowClientsAreTimedOut() async throws {
         var limits = ServerLimits()
         limits.headerTimeout = .seconds(1)
@@ -401,6 +402,15 @@ import Glibc
                 let (closed, rest) = reader.readUntilClosed(timeout: 20)
                 checks.expect(started && closed && rest.count < data.count,
                               "a client that stopped reading was not cut off: started \(started), closed \(closed), \(rest.count) bytes")
+
+                // The API listener has its own, longer send timeout (a pager over `qstore cat`).
+                let pager = try RawConnection(port: api, receiveBuffer: 4096)
+                try pager.send("POST /api/v0/cat?arg=\(cid) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n")
+                let paging = pager.read(until: "HTTP/1.1 200", timeout: 10)
+                sleep(4)
+                let (ended, all) = pager.readUntilClosed(timeout: 30)
+                checks.expect(paging && ended && all.count > data.count,
+                              "an API reader paused past http.sendTimeout was cut off: started \(paging), ended \(ended), \(all.count) bytes")
             }
             checks.verify()
             // The daemon still serves.
