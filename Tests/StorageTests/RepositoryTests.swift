@@ -23,6 +23,20 @@ struct RepositoryTests {
         #expect(throws: RepositoryError.alreadyInitialized(path)) { try Repository.initialize(at: path) }
     }
 
+    /// An add's list of stored blocks left named by a crash (between `mkstemp` and `unlink`) is
+    /// removed when the repository is next opened; other files are not.
+    @Test func aCrashedAddsRememberedListIsRemovedAtOpen() throws {
+        let dir = TemporaryDirectory()
+        try Repository.initialize(at: dir.path)
+        let left = dir.path + "/" + SpilledMultihashes.namePrefix + "a1B2c3"
+        let kept = dir.path + "/remembered-notes"
+        for f in [left, kept] { #expect(FileManager.default.createFile(atPath: f, contents: Data([1, 2, 3]))) }
+        let repo = try Repository(path: dir.path)
+        #expect(!FileManager.default.fileExists(atPath: left))
+        #expect(FileManager.default.fileExists(atPath: kept))
+        repo.close()
+    }
+
     @Test func aSecondOpenIsRefusedNamingTheHolder() throws {
         let dir = TemporaryDirectory()
         try Repository.initialize(at: dir.path)

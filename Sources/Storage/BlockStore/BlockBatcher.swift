@@ -81,9 +81,11 @@ public final class BlockBatcher: @unchecked Sendable {
 final class SpilledMultihashes {
     private let fd: Int32
     private var end: Int64 = 0
+    /// How the file is named between `mkstemp` and `unlink`.
+    static let namePrefix = ".remembered-"
 
     init(directory: String) throws {
-        var template = Array((directory + "/.remembered-XXXXXX").utf8CString)
+        var template = Array((directory + "/" + Self.namePrefix + "XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw PackStore.error("making a temporary file in \(directory)") }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -92,6 +94,14 @@ final class SpilledMultihashes {
     }
 
     deinit { close(fd) }
+
+    /// Removes the files of processes that died between making one and unlinking it (a
+    /// window of microseconds). Only with the repository's lock held: then no process is
+    /// making one.
+    static func removeLeftovers(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(namePrefix) { unlink(directory + "/" + name) }
+    }
 
     /// Appends `hashes` (each multihash's bytes: they delimit themselves).
     func append(_ hashes: some Sequence<Multihash>) throws {

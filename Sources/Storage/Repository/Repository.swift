@@ -17,7 +17,9 @@ import Multiformats
 /// - `api-token` — the daemon's bearer token (mode 0600);
 /// - `repo.lock` — the process lock (`RepositoryLock`), naming its holder;
 /// - `reserve` — space held for the repository's own writes when the disk fills (`SpaceReserve`);
-/// - `api` — while a daemon runs, its API address (the CLI goes through it then).
+/// - `api` — while a daemon runs, its API address (the CLI goes through it then);
+/// - `.remembered-*` — for the microseconds between its making and its unlinking, an add's list
+///   of the blocks it stored (`SpilledMultihashes`); a crash's leftover is removed at open.
 ///
 /// Invariants: only one process has a repository open (the lock); a
 /// repository of another layout version is refused, never read, except version 1, which is
@@ -97,6 +99,7 @@ public final class Repository: Sendable {
         // The lock is ours, so no daemon runs here: an `api` file is a crashed daemon's, and the
         // CLI must not take it for a running one.
         try? FileManager.default.removeItem(atPath: path + "/api")
+        SpilledMultihashes.removeLeftovers(in: path)
         var config: Configuration
         do {
             config = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: URL(fileURLWithPath: path + "/config.json")))
