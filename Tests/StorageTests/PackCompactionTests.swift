@@ -115,6 +115,46 @@ struct PackCompactionTests {
         #expect(try f.store.copyLiveEntries(of: pack) != nil)
     }
 
+    /// In a pack from before this open, an entry nothing points at is dead, counted or not (no
+    /// append of this process can be waiting for its record): the pack compacts, its live block
+    /// moves, the stray entry goes. A torn entry still keeps such a pack as it is.
+    @Test func strayEntriesOfAnEarlierOpenAreDead() throws {
+        for torn in [false, true] {
+            let f = try Fixture()
+            let pack = try #require(try f.store.packUsage().first).pack
+            let inPack = try f.blocks(in: pack, of: f.store)
+            for b in inPack.dropFirst() { try f.store.delete(b.cid) }
+            let path = PackStore.path(f.dir.path + "/packs", pack)
+            let stray = try Block(data: [UInt8](repeating: 9, count: 2000))
+            var entry: [UInt8] = []
+            Varint.append(UInt64(stray.cid.multihash.bytes.count), to: &entry)
+            entry += stray.cid.multihash.bytes
+            Varint.append(2000, to: &entry)
+            entry += torn ? Array(stray.data.prefix(1500)) : stray.data
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: entry)
+            try handle.close()
+            let withStray = try #require(PackStore.fileSize(path))
+            #expect(try f.store.copyLiveEntries(of: pack) == nil, "torn \(torn): compacted in the open that may still be writing its record")
+            f.store.db.close()
+            let again = try f.reopen()
+            if torn {
+                #expect(try again.copyLiveEntries(of: pack) == nil, "a pack ending with a torn entry was compacted")
+                #expect(FileManager.default.fileExists(atPath: path))
+            } else {
+                let c = try f.compact(pack, on: again)
+                #expect(c.packBytes == withStray && c.copiedBytes < withStray - UInt64(entry.count))
+                #expect(!FileManager.default.fileExists(atPath: path), "the pack was not removed")
+                #expect(try again.get(stray.cid) == nil, "the stray entry became a block")
+            }
+            #expect(try again.get(inPack[0].cid) == inPack[0].data, "torn \(torn): the live block was lost")
+            for b in f.blocks where !inPack.dropFirst().contains(where: { $0.cid == b.cid }) {
+                #expect(try again.get(b.cid) == b.data)
+            }
+        }
+    }
+
     /// After every open, appends go to a fresh pack, so a torn entry can only end its pack.
     @Test func appendsStartAFreshPackAfterAnOpen() throws {
         let f = try Fixture(count: 3)

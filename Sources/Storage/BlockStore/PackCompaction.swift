@@ -13,7 +13,9 @@ import Multiformats
 /// Readers that looked a block up before step 2 follow the move (`readFollowingMoves`).
 /// A pack whose bytes are not exactly its live entries plus its counted dead entries is never
 /// compacted (an entry the scan could not account for might be live); appends go to a fresh pack
-/// after every open, so a torn entry from a crash can only be the last of its pack.
+/// after every open, so a torn entry from a crash can only be the last of its pack. A pack
+/// written before this open that parses to its end is compacted even so: no append to it can
+/// still be waiting for its record, so an entry nothing points at is dead, counted or not.
 extension LevelDBBlockStore {
     /// A pack's share of dead space.
     public struct PackUsage: Sendable, Equatable {
@@ -72,9 +74,12 @@ extension LevelDBBlockStore {
     }
 
     /// Step 1: appends the pack's live entries to the current pack, synced. Memory: one batch
-    /// of up to 32 MiB of copies. Nil when the pack's bytes are not exactly its live entries plus
-    /// its counted dead ones (a torn entry from a crash, bytes of a put that never landed): such a
-    /// pack is never compacted, since an entry the scan missed could be live.
+    /// of up to 32 MiB of copies. Nil when the pack does not parse to its end (a torn entry from
+    /// a crash), or, for a pack this open appended to, when its bytes are not exactly its live
+    /// entries plus its counted dead ones (bytes of a put whose record may still be coming): an
+    /// entry the scan missed could be live. A pack from before this open may hold entries nothing
+    /// points at and no deletion counted (a put whose batch never landed, a poisoned pack's failed
+    /// batch): they are dead, and go with it.
     public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction? {
         precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
         var moves: [(Multihash, PackLocation, PackLocation)] = []
@@ -100,12 +105,12 @@ extension LevelDBBlockStore {
         }
         try flush()
         try packs.sync(moves.map(\.2))
-        // Every byte of the pack must be accounted for: live entries copied plus entries counted
-        // dead. Otherwise an entry was missed (a pack that does not parse to its end, or bytes of
-        // a put whose batch never landed) and the pack stays as it is. The copies made are then
-        // dead space that nothing refers to.
+        // Every byte of the pack must be accounted for: it parses to its end, and (for a pack this
+        // open appended to, where a put's record may still be coming) live entries copied plus
+        // entries counted dead are all of it. Otherwise the pack stays as it is, and the copies
+        // made are dead space that nothing refers to.
         let size = packs.size(of: pack) ?? 0
-        guard whole, copied + (try deadBytes(of: pack)) == size else { return nil }
+        guard whole, try pack < packs.firstPackOfThisOpen || copied + deadBytes(of: pack) == size else { return nil }
         return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: copied)
     }
 

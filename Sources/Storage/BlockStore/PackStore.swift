@@ -28,6 +28,9 @@ struct PackLocation: Sendable, Equatable {
 final class PackStore: Sendable {
     let directory: String
     let maximumPackSize: UInt64
+    /// The pack this open began appending to. Every pack before it was written by a process
+    /// that is gone (the repository's lock), so no append to it is still waiting for its record.
+    let firstPackOfThisOpen: UInt32
 
     private struct Writer {
         var pack: UInt32
@@ -83,6 +86,7 @@ final class PackStore: Sendable {
         guard fd >= 0 else { throw PackStore.error("open \(path)") }
         let end = UInt64(lseek(fd, 0, SEEK_END))
         writer = Mutex(Writer(pack: number, descriptor: fd, end: end, synced: end))
+        firstPackOfThisOpen = number
     }
 
     deinit {
