@@ -115,44 +115,74 @@ struct PackCompactionTests {
         #expect(try f.store.copyLiveEntries(of: pack) != nil)
     }
 
+    /// Appends a pack entry of `data` under `mh` (its first `keep` bytes of data: torn) to a pack
+    /// file, as a put whose record never came would leave it.
+    static func appendEntry(_ path: String, _ mh: Multihash, _ data: [UInt8], keep: Int? = nil) throws -> Int {
+        var entry: [UInt8] = []
+        Varint.append(UInt64(mh.bytes.count), to: &entry)
+        entry += mh.bytes
+        Varint.append(UInt64(data.count), to: &entry)
+        entry += data.prefix(keep ?? data.count)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: entry)
+        try handle.close()
+        return entry.count
+    }
+
     /// In a pack from before this open, an entry nothing points at is dead, counted or not (no
     /// append of this process can be waiting for its record): the pack compacts, its live block
-    /// moves, the stray entry goes. A torn entry still keeps such a pack as it is.
+    /// moves to a pack of this open, the stray entry goes — also one under the live block's own
+    /// multihash. A torn entry still keeps such a pack as it is.
     @Test func strayEntriesOfAnEarlierOpenAreDead() throws {
-        for torn in [false, true] {
+        for variant in ["stray", "same multihash", "torn"] {
             let f = try Fixture()
             let pack = try #require(try f.store.packUsage().first).pack
             let inPack = try f.blocks(in: pack, of: f.store)
             for b in inPack.dropFirst() { try f.store.delete(b.cid) }
             let path = PackStore.path(f.dir.path + "/packs", pack)
-            let stray = try Block(data: [UInt8](repeating: 9, count: 2000))
-            var entry: [UInt8] = []
-            Varint.append(UInt64(stray.cid.multihash.bytes.count), to: &entry)
-            entry += stray.cid.multihash.bytes
-            Varint.append(2000, to: &entry)
-            entry += torn ? Array(stray.data.prefix(1500)) : stray.data
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try handle.seekToEnd()
-            try handle.write(contentsOf: entry)
-            try handle.close()
+            let stray = variant == "same multihash" ? inPack[0] : try Block(data: [UInt8](repeating: 9, count: 2000))
+            let added = try Self.appendEntry(path, stray.cid.multihash, stray.data, keep: variant == "torn" ? 1500 : nil)
             let withStray = try #require(PackStore.fileSize(path))
-            #expect(try f.store.copyLiveEntries(of: pack) == nil, "torn \(torn): compacted in the open that may still be writing its record")
+            #expect(try f.store.copyLiveEntries(of: pack) == nil, "\(variant): compacted in the open that may still be writing its record")
             f.store.db.close()
             let again = try f.reopen()
-            if torn {
+            if variant == "torn" {
                 #expect(try again.copyLiveEntries(of: pack) == nil, "a pack ending with a torn entry was compacted")
                 #expect(FileManager.default.fileExists(atPath: path))
             } else {
                 let c = try f.compact(pack, on: again)
-                #expect(c.packBytes == withStray && c.copiedBytes < withStray - UInt64(entry.count))
-                #expect(!FileManager.default.fileExists(atPath: path), "the pack was not removed")
-                #expect(try again.get(stray.cid) == nil, "the stray entry became a block")
+                #expect(c.packBytes == withStray && c.copiedBytes + UInt64(added) < withStray)
+                #expect(!FileManager.default.fileExists(atPath: path), "\(variant): the pack was not removed")
+                #expect(try again.packUsage().allSatisfy { $0.pack != pack })
+                let moved = try #require(try again.record(inPack[0].cid.multihash)?.packLocation)
+                #expect(moved.pack >= again.packs.firstPackOfThisOpen, "\(variant): the live block was not moved")
             }
-            #expect(try again.get(inPack[0].cid) == inPack[0].data, "torn \(torn): the live block was lost")
+            #expect(try again.get(inPack[0].cid) == inPack[0].data, "\(variant): the live block was lost")
             for b in f.blocks where !inPack.dropFirst().contains(where: { $0.cid == b.cid }) {
                 #expect(try again.get(b.cid) == b.data)
             }
         }
+    }
+
+    /// A refused compaction's copies are counted dead (or their own pack would not be accounted
+    /// for, and be refused in turn), and the refused pack is not copied again in the same open.
+    @Test func aRefusedCompactionCountsItsCopiesOnce() throws {
+        let f = try Fixture()
+        let pack = try #require(try f.store.packUsage().first).pack
+        let inPack = try f.blocks(in: pack, of: f.store)
+        for b in inPack.dropFirst() { try f.store.delete(b.cid) }
+        _ = try Self.appendEntry(PackStore.path(f.dir.path + "/packs", pack), Block(data: [9, 9, 9]).cid.multihash, [9, 9, 9])
+        func totals() throws -> (size: UInt64, dead: UInt64) {
+            try f.store.packUsage().reduce((0, 0)) { ($0.0 + $1.size, $0.1 + $1.dead) }
+        }
+        let before = try totals()
+        #expect(try f.store.copyLiveEntries(of: pack) == nil)
+        let after = try totals()
+        #expect(after.size > before.size, "nothing was copied")
+        #expect(after.size - before.size == after.dead - before.dead, "the refused copies are not counted dead")
+        #expect(try f.store.copyLiveEntries(of: pack) == nil)
+        #expect(try totals() == after, "the refused pack was copied again")
     }
 
     /// After every open, appends go to a fresh pack, so a torn entry can only end its pack.

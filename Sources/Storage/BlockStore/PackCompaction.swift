@@ -82,6 +82,7 @@ extension LevelDBBlockStore {
     /// batch): they are dead, and go with it.
     public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction? {
         precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
+        if let refused = packs.refusedForCompaction.locked({ $0[pack] }), refused == packs.size(of: pack) { return nil }
         var moves: [(Multihash, PackLocation, PackLocation)] = []
         var pending: [(Multihash, [UInt8])] = []
         var pendingOld: [PackLocation] = []
@@ -108,9 +109,20 @@ extension LevelDBBlockStore {
         // Every byte of the pack must be accounted for: it parses to its end, and (for a pack this
         // open appended to, where a put's record may still be coming) live entries copied plus
         // entries counted dead are all of it. Otherwise the pack stays as it is, and the copies
-        // made are dead space that nothing refers to.
+        // made are counted as the dead space they are, or their own pack would not be accounted
+        // for either, and the pack is not tried again in this open (it would be copied again).
         let size = packs.size(of: pack) ?? 0
-        guard whole, try pack < packs.firstPackOfThisOpen || copied + deadBytes(of: pack) == size else { return nil }
+        guard whole, try pack < packs.firstPackOfThisOpen || copied + deadBytes(of: pack) == size else {
+            let batch = WriteBatch()
+            for (mh, _, copy) in moves {
+                var bytes: [UInt8] = []
+                Varint.append(PackStore.entrySize(multihash: mh, length: copy.length), to: &bytes)
+                batch.put(Self.deadEntryKey(copy), bytes)
+            }
+            try db.write(batch, sync: false)
+            packs.refusedForCompaction.locked { $0[pack] = size }
+            return nil
+        }
         return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: copied)
     }
 

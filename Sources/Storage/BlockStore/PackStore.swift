@@ -31,6 +31,10 @@ final class PackStore: Sendable {
     /// The pack this open began appending to. Every pack before it was written by a process
     /// that is gone (the repository's lock), so no append to it is still waiting for its record.
     let firstPackOfThisOpen: UInt32
+    /// Packs compaction refused in this open, with their size then (`copyLiveEntries`): what
+    /// made it refuse (a torn end, bytes not accounted for in a pack of this open) lasts as long
+    /// as the open does, or until the file changes.
+    let refusedForCompaction = Mutex([UInt32: UInt64]())
 
     private struct Writer {
         var pack: UInt32
