@@ -45,8 +45,14 @@ struct AccessMiddleware: RouterMiddleware {
     let limits: ServerLimits
     /// Bodies of signed requests held before their signature is checked, in bytes.
     let unverified: BodyBudget
+    /// Whether a response of more than 64 KiB to an authenticated caller is marked for the
+    /// connection's longer send timeout (`ConnectionTimeoutHandler.CallerResponse`; the API's
+    /// `apiSendTimeout`).
+    let marksCallerResponses: Bool
 
-    init(access: AccessControl, rules: [RouteRule], limits: ServerLimits, recordRefusal: @escaping @Sendable (AuditEntry) async -> Void = { _ in }) {
+    init(access: AccessControl, rules: [RouteRule], limits: ServerLimits, marksCallerResponses: Bool = false,
+         recordRefusal: @escaping @Sendable (AuditEntry) async -> Void = { _ in }) {
+        self.marksCallerResponses = marksCallerResponses
         self.access = access
         self.recordRefusal = recordRefusal
         self.rules = RuleTable(rules)
@@ -182,6 +188,10 @@ struct AccessMiddleware: RouterMiddleware {
             }
         }
         response.headers[Self.requestID] = requestId
+        if marksCallerResponses && (response.body.contentLength ?? .max) > 64 << 10 {
+            // Queued on the connection's event loop before the response's head is.
+            context.channel.triggerUserOutboundEvent(ConnectionTimeoutHandler.CallerResponse(), promise: nil)
+        }
         if let n = response.body.contentLength {
             access.charge(principal, bytes: n)
         } else if access.rateLimit(of: principal.subject).bytesPerSecond > 0 {

@@ -12,7 +12,10 @@ import NIOHTTPTypes
 /// - `send`: while a response cannot be written because the client reads nothing (the channel
 ///   stays unwritable), the client must read something within this. A response that is slow
 ///   to produce (a long import before its first line) is not timed out: only a client that
-///   stops reading is.
+///   stops reading is. A response the route layer marks as one to an authenticated caller
+///   (`CallerResponse`, on the API listener: `qstore cat X | less`) gets `callerSend` instead,
+///   until the server is told to quiesce: then `send` again, so that a paused reader cannot hold
+///   up a shutdown for longer than that.
 /// Sits after the HTTP codec (it sees request and response parts) on the event loop of its
 /// channel; every method runs there.
 final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -24,20 +27,31 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private let header: TimeAmount
     private let bodyIdle: TimeAmount
     private let send: TimeAmount
+    private let callerSend: TimeAmount
     /// When the client must have sent what it owes (nil: nothing owed). Moving it is an
     /// assignment; one scheduled check per connection follows it, so a request costs no timer.
     private var readDeadline: NIODeadline?
     private var readCheck: Scheduled<Void>?
     private var readCheckAt: NIODeadline = .distantFuture
     private var sendTimer: Scheduled<Void>?
+    /// Whether the response being sent is a `CallerResponse`, and whether the timer running is
+    /// `callerSend`'s.
+    private var callerResponse = false
+    private var sendTimerIsCallers = false
+    private var quiescing = false
     /// Requests whose head was read and whose response has not ended.
     private var open = 0
     private var readingBody = false
 
-    init(header: Duration, bodyIdle: Duration, send: Duration) {
+    /// Sent (as a user outbound event) before the head of a response to an authenticated caller.
+    struct CallerResponse: Sendable {}
+
+    /// `callerSend` nil: every response gets `send`.
+    init(header: Duration, bodyIdle: Duration, send: Duration, callerSend: Duration? = nil) {
         self.header = TimeAmount(header)
         self.bodyIdle = TimeAmount(bodyIdle)
         self.send = TimeAmount(send)
+        self.callerSend = TimeAmount(callerSend ?? send)
     }
 
     private func armRead(_ context: ChannelHandlerContext, _ after: TimeAmount) {
@@ -110,6 +124,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
+            callerResponse = false
             open = max(0, open - 1)
             // Waiting for the next request's headers again (unless its body is still coming).
             if open == 0 && !readingBody { armRead(context, header) }
@@ -122,8 +137,31 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
             sendTimer?.cancel()
             sendTimer = nil
         } else if sendTimer == nil {
-            sendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: send) { context.close(promise: nil) }
+            armSend(context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func armSend(_ context: ChannelHandlerContext) {
+        sendTimerIsCallers = callerResponse && !quiescing
+        sendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: sendTimerIsCallers ? callerSend : send) { context.close(promise: nil) }
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is CallerResponse else { return context.triggerUserOutboundEvent(event, promise: promise) }
+        callerResponse = true
+        promise?.succeed(())
+    }
+
+    /// On shutdown a caller's paused response has `send` left (from now), not `callerSend`.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if sendTimer != nil && sendTimerIsCallers {
+                sendTimer?.cancel()
+                armSend(context)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

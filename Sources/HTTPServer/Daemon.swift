@@ -31,9 +31,11 @@ public struct ServerLimits: Sendable {
     public var headerTimeout: Duration = .seconds(30)
     /// A request body that sends nothing for this long has its connection closed.
     public var bodyIdleTimeout: Duration = .seconds(30)
-    /// A response the client reads nothing of for this long has its connection closed: on the
-    /// gateway, and on the API listener (`apiSendTimeout`, where a paused reader is a person).
+    /// A response the client reads nothing of for this long has its connection closed.
     public var sendTimeout: Duration = .seconds(60)
+    /// The same for a response of more than 64 KiB to an authenticated caller of the API
+    /// listener (a paused reader there is a person: `qstore cat X | less`); `sendTimeout` again
+    /// once the daemon is stopping.
     public var apiSendTimeout: Duration = .seconds(3600)
     /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (else 408).
     public var requestTimeout: Duration = .seconds(60)
@@ -152,21 +154,21 @@ public final class Daemon: Sendable {
         try await gatewayDownloads.shutdown()
     }
 
-    /// HTTP/1.1 with the connection timeouts of `limits` on every connection (`send` the
-    /// listener's), at most `maximumConnections` of them at once (each listener its own count),
-    /// and header limits.
-    func server(_ open: ConnectionCount, send: Duration) -> HTTPServerBuilder {
+    /// HTTP/1.1 with the connection timeouts of `limits` on every connection (`callerSend`: for
+    /// the responses to authenticated callers the route layer marks), at most
+    /// `maximumConnections` of them at once (each listener its own count), and header limits.
+    func server(_ open: ConnectionCount, callerSend: Duration? = nil) -> HTTPServerBuilder {
         let limits = configuration.limits
         return .http1(configuration: .init(additionalChannelHandlers: [
             ConnectionLimitHandler(open: open, limits: limits),
-            ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: send),
+            ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: limits.sendTimeout, callerSend: callerSend),
         ]))
     }
 
     /// The admin API application.
     public func apiApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         Application(
-            router: try apiRouter(), server: server(ConnectionCount(), send: configuration.limits.apiSendTimeout),
+            router: try apiRouter(), server: server(ConnectionCount(), callerSend: configuration.limits.apiSendTimeout),
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -180,7 +182,7 @@ public final class Daemon: Sendable {
         // Metrics first, so refusals (401, 403, 429) are counted; GET on /api/v0 is 405 for anyone.
         router.add(middleware: RequestMetricsMiddleware<ServerContext>())
         router.add(middleware: PostOnlyMiddleware())
-        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits,
+        router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.api, limits: configuration.limits, marksCallerResponses: true,
                                                 recordRefusal: { [node] in await node.auditRefusal($0) }))
         router.add(middleware: TransferCodingMiddleware())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("api"), bytesOut: metrics.bytesOut("api")))
@@ -218,7 +220,7 @@ public final class Daemon: Sendable {
         Health(node: node, listener: "gateway").register(on: router)
         Gateway(node: node, io: io, downloads: gatewayDownloads, limits: configuration.limits).register(on: router)
         return Application(
-            router: router, server: server(ConnectionCount(), send: configuration.limits.sendTimeout),
+            router: router, server: server(ConnectionCount()),
             configuration: .init(address: .hostname(configuration.gateway.host, port: configuration.gateway.port), serverName: "qstore/\(Node.version)"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

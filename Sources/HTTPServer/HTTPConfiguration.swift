@@ -12,8 +12,9 @@ public struct HTTPConfiguration: ConfigurationSection {
     public var bodyIdleTimeout = "30s"
     /// A response the client reads nothing of for this long has its connection closed.
     public var sendTimeout = "60s"
-    /// The same on the API listener, whose long replies all need a token: `qstore cat X | less`
-    /// through a daemon pauses as long as its reader does.
+    /// The same for a response of more than 64 KiB to an authenticated caller of the API
+    /// listener (`qstore cat X | less` through a daemon pauses as long as its reader does);
+    /// `sendTimeout` again once the daemon is stopping.
     public var apiSendTimeout = "1h"
     /// A whole small body (block/put, dag/put, PUT /ipfs, /pins) must arrive within this (408).
     public var requestTimeout = "60s"

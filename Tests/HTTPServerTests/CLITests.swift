@@ -93,6 +93,52 @@ import TestSupport
         #expect(peak > 0 && peak < 192 << 20, "the CLI's peak memory: \(peak >> 20) MiB for a \(size >> 20) MiB reply")
     }
 
+    /// A pager left open on `qstore cat` through a daemon is not cut off after the gateway's
+    /// `http.sendTimeout` (its caller has a token: `http.apiSendTimeout`), and does not hold up
+    /// the daemon's stop for as long: stopping, the daemon gives it `http.sendTimeout` again.
+    @Test func aPausedPagerLastsButDoesNotHoldUpAStop() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: true)
+        let repo = dir + "/d/repo"
+        #expect(try Self.qstore(["init"], repository: repo, home: dir).0 == 0)
+        let configURL = URL(fileURLWithPath: repo + "/config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        var http = config["http"] as? [String: Any] ?? [:]
+        http["sendTimeout"] = "1s"
+        config["http"] = http
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let file = dir + "/big"
+        try Data((0..<(32 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 >> 3) }).write(to: URL(fileURLWithPath: file))
+        let daemon = try ChildDaemon(directory: dir + "/d")
+        defer { daemon.kill9() }
+        let (rc, added) = try Self.qstore(["add", "-Q", file], repository: repo, home: dir)
+        #expect(rc == 0, "\(added)")
+        let cat = Process()
+        cat.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
+        cat.arguments = ["cat", added.trimmingCharacters(in: .whitespacesAndNewlines)]
+        cat.environment = ChildEnvironment.with(["QSTORE_PATH": repo, "HOME": dir])
+        let pipe = Pipe()
+        cat.standardOutput = pipe
+        cat.standardError = FileHandle.nullDevice
+        try cat.run()
+        defer { if cat.isRunning { kill(cat.processIdentifier, SIGKILL) } }
+        _ = try pipe.fileHandleForReading.read(upToCount: 64 << 10)
+        sleep(4)  // the pager is paused past http.sendTimeout
+        var read = 0
+        while read < 1 << 20, let piece = try pipe.fileHandleForReading.read(upToCount: 64 << 10), !piece.isEmpty { read += piece.count }
+        #expect(read == 1 << 20, "the paused pager's reply was cut off after http.sendTimeout")
+        // Paused again, and the daemon is told to stop: it must not wait for the pager for long.
+        sleep(2)
+        let stopping = Date()
+        kill(daemon.process.processIdentifier, SIGTERM)
+        while daemon.isRunning && Date().timeIntervalSince(stopping) < 30 { usleep(100_000) }
+        #expect(!daemon.isRunning, "the daemon's stop waited 30 s for a paused pager")
+        while let piece = try pipe.fileHandleForReading.read(upToCount: 1 << 20), !piece.isEmpty { read += piece.count }
+        cat.waitUntilExit()
+        #expect(cat.terminationStatus != 0 && read < 32 << 20, "the pager's reply outlived the daemon: \(read) bytes, status \(cat.terminationStatus)")
+    }
+
     /// An upload the daemon refuses before reading it (here: no connection left, 503 and closed)
     /// gives the daemon's answer at once; it used to wait forever for a body the daemon would not
     /// take. A file given through a symbolic link is sent whole.

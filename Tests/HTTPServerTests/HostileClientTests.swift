@@ -359,8 +359,8 @@ import Glibc
 
     /// A client that trickles its headers is closed after the header timeout; one that sends a
     /// small body too slowly gets 408; one that stops reading a download is closed after the
-    /// send timeout (the storage thread producing it is freed); a reader of the API listener
-    /// pausing as long is not (`apiSendTimeout`).
+    /// send timeout (the storage thread producing it is freed); a caller of the API listener
+    /// pausing as long is not (`apiSendTimeout`), but one without a token is.
     @Test func slowClientsAreTimedOut() async throws {
         var limits = ServerLimits()
         limits.headerTimeout = .seconds(1)
@@ -411,6 +411,17 @@ import Glibc
                 let (ended, all) = pager.readUntilClosed(timeout: 30)
                 checks.expect(paging && ended && all.count > data.count,
                               "an API reader paused past http.sendTimeout was cut off: started \(paging), ended \(ended), \(all.count) bytes")
+
+                // Not for anyone without a token: public replies there keep the short timeout.
+                let anonymous = try RawConnection(port: api, receiveBuffer: 4096)
+                // 40 replies of ~200 KB: more than the kernel's socket buffers take (up to 4 MiB).
+                try anonymous.send(String(repeating: "GET /q/v1/openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n", count: 40))
+                let replied = anonymous.read(until: "HTTP/1.1 200", timeout: 10)
+                sleep(4)
+                let (cut, got) = anonymous.readUntilClosed(timeout: 30)
+                let replies = String(decoding: got, as: UTF8.self).components(separatedBy: "HTTP/1.1 200").count - 1
+                checks.expect(replied && cut && replies + 1 < 40,
+                              "an anonymous API reader paused past http.sendTimeout was not cut off: \(replies + 1) replies, \(got.count) bytes")
             }
             checks.verify()
             // The daemon still serves.
