@@ -26,12 +26,15 @@ struct EventsAPI {
     /// …checked this often (so the quiet never lasts much longer than `heartbeat`).
     static let heartbeatCheck: Duration = .seconds(2)
 
+    /// The OpenAPI document's bytes, made once (it is public: a request for it costs no copy).
+    static let openAPIDocument = ByteBuffer(string: QOpenAPIDocument.yaml)
+
     func register(on router: Router<ServerContext>) {
         router.get("/q/v1/events") { request, _ in await qAsync { try await self.stream(request) } }
         router.get("/q/v1/openapi.yaml") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/yaml"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: QOpenAPIDocument.yaml)))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: Self.openAPIDocument))
         }
     }
 
