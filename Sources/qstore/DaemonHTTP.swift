@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 import CAR
 import Foundation
+import Locking
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The CLI's HTTP requests to a daemon, by AsyncHTTPClient on NIO's event loops while the calling
 /// thread waits. (Foundation's URLSession would do, but it brings libcurl and its two dozen
@@ -11,9 +13,81 @@ enum DaemonHTTP {
     /// One client for the process: connections are kept between a command's requests. A request
     /// ends when no connection is made within 10 s, or when nothing can be sent, or nothing
     /// arrives, for an hour.
-    static let client = HTTPClient(
-        eventLoopGroupProvider: .singleton,
-        configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .hours(1), write: .hours(1))))
+    static let client = makeClient(proxy: nil)
+
+    static func makeClient(proxy: HTTPClient.Configuration.Proxy?) -> HTTPClient {
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .hours(1), write: .hours(1)))
+        configuration.proxy = proxy
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Clients through a proxy, by the proxy's setting (made on first use).
+    private static let proxied = Mutex([String: HTTPClient]())
+
+    /// The client for `url`: through the proxy the environment names for its scheme
+    /// (`http_proxy` or `https_proxy`, lower case first, as curl and Go read them; an HTTP proxy,
+    /// `[http://][user:password@]host[:port]`), unless the host is loopback (a local daemon) or
+    /// matches `no_proxy` (comma-separated names, each matching itself and its subdomains; `*`
+    /// matches every host).
+    static func client(for url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> HTTPClient {
+        guard let setting = try proxySetting(for: url, environment: environment) else { return client }
+        return try proxied.locked { clients in
+            if let c = clients[setting] { return c }
+            let c = makeClient(proxy: try parseProxy(setting))
+            clients[setting] = c
+            return c
+        }
+    }
+
+    /// The proxy setting that applies to `url` (nil: none, go direct).
+    static func proxySetting(for url: String, environment env: [String: String]) throws -> String? {
+        guard let components = URLComponents(string: url), let host = components.host?.lowercased() else { return nil }
+        let name = components.scheme?.lowercased() == "https" ? "https_proxy" : "http_proxy"
+        guard let setting = env[name] ?? env[name.uppercased()], !setting.isEmpty else { return nil }
+        let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" || bare.hasSuffix(".localhost") || bare == "::1" || bare.hasPrefix("127.") { return nil }
+        let exclusions = (env["no_proxy"] ?? env["NO_PROXY"] ?? "").split(separator: ",").map {
+            var entry = $0.trimmingCharacters(in: .whitespaces).lowercased()
+            if entry.hasPrefix("[") { entry = String(entry.dropFirst().prefix { $0 != "]" }) }
+            else if entry.filter({ $0 == ":" }).count == 1 { entry = String(entry.prefix { $0 != ":" }) }  // host:port
+            return entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
+        }
+        for entry in exclusions where !entry.isEmpty {
+            if entry == "*" || bare == entry || bare.hasSuffix("." + entry) { return nil }
+        }
+        return setting
+    }
+
+    /// `[http://][user:password@]host[:port]` (port 80 when not given) as AsyncHTTPClient's proxy.
+    static func parseProxy(_ setting: String) throws -> HTTPClient.Configuration.Proxy {
+        var rest = Substring(setting)
+        if let scheme = rest.range(of: "://") {
+            guard rest[..<scheme.lowerBound].lowercased() == "http" else {
+                throw CLIError("proxy \(setting): only an http:// proxy is supported")
+            }
+            rest = rest[scheme.upperBound...]
+        }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var authorization: HTTPClient.Authorization?
+        if let at = rest.lastIndex(of: "@") {
+            let user = rest[..<at]
+            let (name, password) = user.firstIndex(of: ":").map { (user[..<$0], user[user.index(after: $0)...]) } ?? (user, "")
+            authorization = .basic(username: name.removingPercentEncoding ?? String(name), password: password.removingPercentEncoding ?? String(password))
+            rest = rest[rest.index(after: at)...]
+        }
+        var host = rest
+        var port = 80
+        if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("]") {
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
+                throw CLIError("proxy \(setting): \(rest[rest.index(after: colon)...]) is not a port")
+            }
+            port = p
+            host = rest[..<colon]
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { throw CLIError("proxy \(setting): no host") }
+        return .server(host: String(host), port: port, authorization: authorization)
+    }
 
     /// `url` (already percent-encoded) with `query` added, percent-encoded — "+" too, which a
     /// server would read as a space.
@@ -46,7 +120,7 @@ enum DaemonHTTP {
         }
         let deadline = timeout.map { NIODeadline.now() + .nanoseconds(Int64($0 * 1e9)) }
         do {
-            return try client.execute(request: request, delegate: reply, deadline: deadline).wait()
+            return try client(for: url).execute(request: request, delegate: reply, deadline: deadline).wait()
         } catch {
             // The caller's own failure (writing what arrived) as it was: a closed pipe ends the
             // process by SIGPIPE, as it does when the CLI reads the repository itself (the write

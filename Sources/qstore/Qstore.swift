@@ -57,7 +57,7 @@ struct Qstore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qstore",
         abstract: "Qstore: a content-addressed storage node for the Q ecosystem (IPFS/IPLD formats, byte for byte).",
-        discussion: "The repository lives at $QSTORE_PATH (default ~/.qstore). Repository commands go through the running daemon when there is one (its address is in <repo>/api; the repository's admin token is sent for you, or $QSTORE_API_TOKEN when set), else they open the repository directly. With $QSTORE_API (host:port) and $QSTORE_API_TOKEN they talk to that daemon as that token's caller (Docs/access.md). `qstore daemon` serves the Kubo RPC API and the gateway. Format tools (cid, hash, multibase, car, dag convert) need no repository.",
+        discussion: "The repository lives at $QSTORE_PATH (default ~/.qstore). Repository commands go through the running daemon when there is one (its address is in <repo>/api; the repository's admin token is sent for you, or $QSTORE_API_TOKEN when set), else they open the repository directly. With $QSTORE_API (host:port) and $QSTORE_API_TOKEN they talk to that daemon as that token's caller (Docs/access.md), through $http_proxy unless $no_proxy names its host. `qstore daemon` serves the Kubo RPC API and the gateway. Format tools (cid, hash, multibase, car, dag convert) need no repository.",
         version: version,
         subcommands: [
             Info.self, InitCommand.self, DaemonCommand.self, AddCommand.self, CatCommand.self, LsCommand.self, GetCommand.self, BlockCommand.self, DagCommand.self, PinCommand.self, IndexCommand.self, NameCommand.self, KeyCommand.self, RoutingCommand.self, RepoCommand.self,

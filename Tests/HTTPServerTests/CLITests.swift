@@ -139,6 +139,44 @@ import TestSupport
         #expect(cat.terminationStatus != 0 && read < 32 << 20, "the pager's reply outlived the daemon: \(read) bytes, status \(cat.terminationStatus)")
     }
 
+    /// A remote daemon (`QSTORE_API`) is reached through the proxy of `http_proxy` (a CONNECT
+    /// tunnel, as AsyncHTTPClient makes one), with its credentials; not a host `no_proxy` names, and never a local daemon; a proxy of a kind the
+    /// CLI cannot use is an error that says so.
+    @Test func aRemoteDaemonThroughAProxy() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let daemon = try ChildDaemon(directory: dir + "/d")
+        defer { daemon.stop() }
+        let file = dir + "/note"
+        try Data("through a proxy\n".utf8).write(to: URL(fileURLWithPath: file))
+        let (rc, added) = try Self.qstore(["add", "-Q", file], repository: daemon.repository, home: dir)
+        let cid = added.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(rc == 0, "\(added)")
+        let proxy = try ForwardProxy(forwardingTo: daemon.apiPort)
+        // A name that resolves nowhere: only the proxy can reach it.
+        let remote = ["QSTORE_API": "qstore-remote.invalid:\(daemon.apiPort)", "QSTORE_API_TOKEN": daemon.token, "HOME": dir,
+                      "QSTORE_PATH": dir + "/none", "http_proxy": "http://someone:p%40ss@127.0.0.1:\(proxy.port)"]
+        let (catRC, text) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["cat", cid], environment: remote)
+        #expect(catRC == 0 && text == "through a proxy\n", "\(catRC): \(text)")
+        let seen = proxy.requests
+        #expect(!seen.isEmpty && seen.allSatisfy { $0.request == "CONNECT qstore-remote.invalid:\(daemon.apiPort) HTTP/1.1" }, "\(seen.map(\.request))")
+        #expect(seen.allSatisfy { $0.authorization == "Basic " + Data("someone:p@ss".utf8).base64EncodedString() }, "\(seen.map(\.authorization))")
+        // no_proxy names it: straight to a host that does not resolve.
+        var excluded = remote
+        excluded["no_proxy"] = "localhost, .invalid"
+        let (directRC, _) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["cat", cid], environment: excluded)
+        #expect(directRC != 0 && proxy.requests.count == seen.count, "no_proxy was not followed")
+        // The local daemon is never reached through the proxy.
+        let (localRC, localText) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["cat", cid],
+                                                               environment: ["QSTORE_PATH": daemon.repository, "HOME": dir, "http_proxy": "127.0.0.1:\(proxy.port)"])
+        #expect(localRC == 0 && localText == "through a proxy\n" && proxy.requests.count == seen.count, "\(localRC): \(localText)")
+        var socks = remote
+        socks["http_proxy"] = "socks5://127.0.0.1:1080"
+        let (socksRC, socksText) = try ThirdPartyClientTests.run(ChildDaemon.binary, ["cat", cid], environment: socks)
+        #expect(socksRC != 0 && socksText.contains("only an http:// proxy"), "\(socksText)")
+    }
+
     /// An upload the daemon refuses before reading it (here: no connection left, 503 and closed)
     /// gives the daemon's answer at once; it used to wait forever for a body the daemon would not
     /// take. A file given through a symbolic link is sent whole.

@@ -299,3 +299,80 @@ final class ChildDaemon: @unchecked Sendable {
         return try c.response()
     }
 }
+
+/// A forward HTTP proxy on loopback for the CLI's proxy tests, as AsyncHTTPClient uses one: it
+/// takes `CONNECT host:port`, remembers the request line and `Proxy-Authorization`, and relays
+/// the tunnel to `127.0.0.1:target` whatever the host (so a name that resolves nowhere works).
+final class ForwardProxy: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+    private let target: Int
+    private let seen = NSLock()
+    private var lines: [(request: String, authorization: String?)] = []
+
+    init(forwardingTo target: Int) throws {
+        self.target = target
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        } && listen(listener, 8) == 0
+        port = Int(UInt16(bigEndian: address.sin_port))
+        guard listening else { throw RawConnection.Failure(description: "the proxy cannot listen: errno \(errno)") }
+        Thread.detachNewThread { [self] in
+            while true {
+                let fd = accept(listener, nil, nil)
+                if fd < 0 { return }  // closed: the test is over
+                Thread.detachNewThread { self.serve(fd) }
+            }
+        }
+    }
+
+    deinit { shutdown(listener, Int32(SHUT_RDWR)); Glibc.close(listener) }
+
+    /// The requests seen: request line and Proxy-Authorization.
+    var requests: [(request: String, authorization: String?)] { seen.withLock { lines } }
+
+    private func serve(_ fd: Int32) {
+        defer { Glibc.close(fd) }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var end: Range<Int>?
+        while end == nil {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return }
+            data += buffer[0..<n]
+            end = data.firstRange(of: Array("\r\n\r\n".utf8))
+        }
+        let head = String(decoding: data[..<end!.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let authorization = head.first { $0.lowercased().hasPrefix("proxy-authorization:") }.map { String($0.dropFirst(20)).trimmingCharacters(in: .whitespaces) }
+        seen.withLock { lines.append((head[0], authorization)) }
+        func sendAll(_ to: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+            var sent = bytes.startIndex
+            while sent < bytes.endIndex {
+                let n = bytes[sent...].withUnsafeBytes { Glibc.send(to, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return false }
+                sent += n
+            }
+            return true
+        }
+        guard head[0].hasPrefix("CONNECT "), let upstream = try? RawConnection(port: target) else {
+            _ = sendAll(fd, Array("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)[...])
+            return
+        }
+        guard sendAll(fd, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8)[...]),
+              sendAll(upstream.fd, data[end!.upperBound...]) else { return }
+        // Relay both ways until either side closes.
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: upstream.fd, events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 2, 30_000) > 0 {
+            for (i, p) in fds.enumerated() where p.revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { recv(p.fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0, sendAll(fds[1 - i].fd, buffer[0..<n]) else { return }
+            }
+        }
+    }
+}
