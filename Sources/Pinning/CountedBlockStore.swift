@@ -51,29 +51,36 @@ public final class CountedBlockStore: BlockStore, Sendable {
 
     /// Runs `body` as one logical operation: under the writer lock, its count changes and
     /// whatever it adds to the transaction's batch are written as one batch (synced per the
-    /// store's durability) when it returns; nothing is written when it throws.
+    /// store's durability) when it returns; nothing is written when it throws, but for the count
+    /// of the pack bytes its blocks were appended as, now dead space (`recordDropped`).
     public func transaction<R>(_ body: (CountTransaction) throws -> R) throws -> R {
         try base.exclusively {
             let txn = CountTransaction(db: base.db, now: clock.now)
-            let result = try body(txn)
-            // The audit entries the operation recorded join its batch (and so its fsync).
-            let sink = auditSink.locked { $0 }
-            var staged: (any Sendable)?
-            if let sink, !txn.auditItems.isEmpty || txn.auditCheckpoint {
-                staged = try sink.stage(txn.auditItems, checkpoint: txn.auditCheckpoint, in: txn, store: self)
-            }
-            txn.commit()
             do {
-                if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
+                let result = try body(txn)
+                // The audit entries the operation recorded join its batch (and so its fsync).
+                let sink = auditSink.locked { $0 }
+                var staged: (any Sendable)?
+                if let sink, !txn.auditItems.isEmpty || txn.auditCheckpoint {
+                    staged = try sink.stage(txn.auditItems, checkpoint: txn.auditCheckpoint, in: txn, store: self)
+                }
+                txn.commit()
+                do {
+                    if txn.batch.count > 0 { try base.db.write(txn.batch, sync: base.options.durability == .sync) }
+                } catch {
+                    if let sink, let staged { sink.settle(staged, written: false) }
+                    throw error
+                }
+                if let sink, let staged { sink.settle(staged, written: true) }
+                // After the write, so a scan that begins later sees the candidate and one under way
+                // learns of it.
+                if let t = txn.lowestNewCandidate { candidates.locked { $0.floor = min($0.floor, t); $0.low = min($0.low, t) } }
+                return result
             } catch {
-                if let sink, let staged { sink.settle(staged, written: false) }
+                // Pack bytes its blocks were appended as are dead space now, counted as such.
+                base.recordDropped(txn.batch)
                 throw error
             }
-            if let sink, let staged { sink.settle(staged, written: true) }
-            // After the write, so a scan that begins later sees the candidate and one under way
-            // learns of it.
-            if let t = txn.lowestNewCandidate { candidates.locked { $0.floor = min($0.floor, t); $0.low = min($0.low, t) } }
-            return result
         }
     }
 

@@ -7,6 +7,32 @@ import Testing
 import TestSupport
 
 @Suite struct ReferenceCountTests {
+    /// A transaction that fails after staging a large block (its pack bytes appended and synced)
+    /// counts those bytes dead: nothing else will, and an uncounted entry would keep its pack from
+    /// ever being compacted in this open.
+    @Test func aFailedTransactionsPackBytesAreCountedDead() throws {
+        let h = try PinningHarness()
+        struct Refused: Error {}
+        func totals() throws -> (size: UInt64, dead: UInt64) {
+            try h.store.base.packUsage().reduce((0, 0)) { ($0.0 + $1.size, $0.1 + $1.dead) }
+        }
+        let before = try totals()
+        let large = try Block(data: [UInt8](repeating: 5, count: 100_000))
+        #expect(throws: Refused.self) {
+            try h.store.transaction { txn in
+                try h.store.stage([large], in: txn)
+                throw Refused()
+            }
+        }
+        let after = try totals()
+        #expect(after.size > before.size && after.size - before.size == after.dead - before.dead, "\(before) → \(after)")
+        #expect(try !h.store.has(large.cid))
+        // Put for real, it is stored and live (a new entry, not the dead one).
+        try h.store.put(large)
+        #expect(try h.store.get(large.cid) == large.data)
+        #expect(try totals().dead == after.dead)
+    }
+
     @Test func countsFollowPutsPinsAndCollection() throws {
         let h = try PinningHarness()
         let c = try PinningHarness.node(1, links: [])

@@ -185,6 +185,33 @@ struct PackCompactionTests {
         #expect(try totals() == after, "the refused pack was copied again")
     }
 
+    /// The pack bytes of a put that failed after appending them (its sync failed; or, through a
+    /// transaction, whatever failed after the stage) are counted dead at once, so their pack is
+    /// accounted for and compacts in the same open.
+    @Test func aFailedPutsPackBytesAreCountedDead() throws {
+        let f = try Fixture(count: 2)
+        func totals() throws -> (size: UInt64, dead: UInt64) {
+            try f.store.packUsage().reduce((0, 0)) { ($0.0 + $1.size, $0.1 + $1.dead) }
+        }
+        let before = try totals()
+        let poisoned = f.store.packs.currentPack
+        f.store.packs.failNextSyncs(1)
+        let failed = try Block(data: [UInt8](repeating: 3, count: 30_000))
+        #expect(throws: BlockStoreError.self) { try f.store.put(failed) }
+        let after = try totals()
+        #expect(after.size > before.size && after.size - before.size == after.dead - before.dead,
+                "the failed put's pack bytes are not counted dead: \(before) → \(after)")
+        // The next put leaves the poisoned pack for a new one, which compacts now: every byte is
+        // accounted for.
+        let next = try Block(data: [UInt8](repeating: 4, count: 30_000))
+        try f.store.put(next)
+        #expect(f.store.packs.currentPack != poisoned)
+        let c = try f.compact(poisoned, on: f.store)
+        #expect(c.packBytes > c.copiedBytes)
+        for b in f.blocks + [next] { #expect(try f.store.get(b.cid) == b.data) }
+        #expect(try f.store.get(failed.cid) == nil)
+    }
+
     /// After every open, appends go to a fresh pack, so a torn entry can only end its pack.
     @Test func appendsStartAFreshPackAfterAnOpen() throws {
         let f = try Fixture(count: 3)

@@ -238,9 +238,27 @@ public final class LevelDBBlockStore: BlockStore {
     public func putMany(_ blocks: [Block]) throws {
         try exclusively {
             let batch = WriteBatch()
-            try stage(blocks, into: batch)
-            if batch.count > 0 { try db.write(batch, sync: options.durability == .sync) }
+            do {
+                try stage(blocks, into: batch)
+                if batch.count > 0 { try db.write(batch, sync: options.durability == .sync) }
+            } catch {
+                recordDropped(batch)
+                throw error
+            }
         }
+    }
+
+    /// For a batch that will not be written (its operation failed after staging): the pack
+    /// entries its stages appended are counted as the dead space they are (`K 01`), so their
+    /// pack stays accounted for and can be compacted (Docs/storage.md, "Dead space"). Best effort:
+    /// a database that refuses this write too leaves them uncounted, and their pack is then
+    /// compacted only after the next open.
+    public func recordDropped(_ batch: WriteBatch) {
+        guard !batch.ifDropped.isEmpty else { return }
+        let dead = WriteBatch()
+        for (k, v) in batch.ifDropped { dead.put(k, v) }
+        batch.ifDropped = []
+        try? db.write(dead, sync: false)
     }
 
     /// Runs `body` while no other writer of this store's records runs. Every put, put-many,
@@ -380,6 +398,11 @@ public final class LevelDBBlockStore: BlockStore {
         }
         if !large.isEmpty {
             let locations = try packs.append(large)
+            for ((mh, _), location) in zip(large, locations) {
+                var size: [UInt8] = []
+                Varint.append(PackStore.entrySize(multihash: mh, length: location.length), to: &size)
+                batch.ifDropped.append((Self.deadEntryKey(location), size))
+            }
             for (e, location) in zip(largeEntries, locations) { entries[e].record = .packed(location) }
             if options.durability == .sync { try packs.sync(locations) }
         }
