@@ -9,13 +9,16 @@
 #
 # Then, from the host:  QSTORE_API=10.77.0.11:5001 QSTORE_API_TOKEN=$(cat $CLUSTER_DIR/n1/repo/api-token) qstore cluster peers
 # Environment: CLUSTER_DIR (default /tmp/qstore-cluster), QSTORE_BIN, NODES (default 3),
-# QSTORE_CLUSTER_REPAIR_GRACE (default 30s here).
+# QSTORE_CLUSTER_REPAIR_GRACE (default 30s here); CLUSTER_NET (the /24's first three numbers,
+# default 10.77.0) and CLUSTER_NAME (the namespaces' and links' prefix, at most 6 characters,
+# default qs), so that two clusters (two test runs) can be up at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${CLUSTER_DIR:-/tmp/qstore-cluster}
 NODES=${NODES:-3}
-BRIDGE=qsbr0
-NET=10.77.0
+NET=${CLUSTER_NET:-10.77.0}
+NAME=${CLUSTER_NAME:-qs}
+BRIDGE=${NAME}br0
 command=${1:-up}
 
 ip_of() { echo "$NET.$((10 + $1))"; }
@@ -27,8 +30,8 @@ down() {
       [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
       rm -f "$f"
     done
-    ip netns del "qs$i" 2>/dev/null || true
-    ip link del "qs$i-h" 2>/dev/null || true
+    ip netns del "$NAME$i" 2>/dev/null || true
+    ip link del "$NAME$i-h" 2>/dev/null || true
   done
   ip link del "$BRIDGE" 2>/dev/null || true
 }
@@ -50,15 +53,15 @@ up() {
   local cluster=""
   for i in $(seq 1 "$NODES"); do cluster="$cluster${cluster:+,}e$i=http://$(ip_of "$i"):2380"; done
   for i in $(seq 1 "$NODES"); do
-    local ns="qs$i" addr
+    local ns="$NAME$i" addr
     addr=$(ip_of "$i")
     mkdir -p "$DIR/n$i"
     ip netns add "$ns"
-    ip link add "qs$i-h" type veth peer name "qs$i-n"
-    ip link set "qs$i-n" netns "$ns"
-    ip link set "qs$i-h" master "$BRIDGE" up
-    ip netns exec "$ns" ip addr add "$addr/24" dev "qs$i-n"
-    ip netns exec "$ns" ip link set "qs$i-n" up
+    ip link add "$NAME$i-h" type veth peer name "$NAME$i-n"
+    ip link set "$NAME$i-n" netns "$ns"
+    ip link set "$NAME$i-h" master "$BRIDGE" up
+    ip netns exec "$ns" ip addr add "$addr/24" dev "$NAME$i-n"
+    ip netns exec "$ns" ip link set "$NAME$i-n" up
     ip netns exec "$ns" ip link set lo up
     ip netns exec "$ns" etcd --name "e$i" --data-dir "$DIR/n$i/etcd" \
       --listen-client-urls "http://$addr:2379" --advertise-client-urls "http://$addr:2379" \
@@ -69,7 +72,7 @@ up() {
   for i in $(seq 1 "$NODES"); do
     local addr
     addr=$(ip_of "$i")
-    ip netns exec "qs$i" env QSTORE_PATH="$DIR/n$i/repo" HOME="$DIR/n$i" QSTORE_CLUSTER_NODE_ID="n$i" QSTORE_CLUSTER_ZONE="z$i" \
+    ip netns exec "$NAME$i" env QSTORE_PATH="$DIR/n$i/repo" HOME="$DIR/n$i" QSTORE_CLUSTER_NODE_ID="n$i" QSTORE_CLUSTER_ZONE="z$i" \
       QSTORE_CLUSTER_REPAIR_GRACE="${QSTORE_CLUSTER_REPAIR_GRACE:-30s}" \
       "$BIN" daemon --api "$addr:5001" --gateway "$addr:8080" --cluster "etcd=$(etcd_endpoints)" >"$DIR/n$i/qstore.log" 2>&1 &
     echo $! >"$DIR/n$i/qstore.pid"

@@ -414,7 +414,12 @@ final class EtcdProcess {
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-netns-\(UUID().uuidString)").path
         let root = Fixtures.repositoryRoot
-        let env = ["CLUSTER_DIR": dir, "QSTORE_BIN": ChildDaemon.binary, "QSTORE_CLUSTER_REPAIR_GRACE": "2s"]
+        // A subnet and names of this run's own: another test run on the machine may have its
+        // cluster up at the same time.
+        let run = Int(getpid()) % 200 + 20
+        let net = "10.77.\(run)", name = "q\(run)"
+        func ip(_ node: Int) -> String { "\(net).1\(node)" }
+        let env = ["CLUSTER_DIR": dir, "QSTORE_BIN": ChildDaemon.binary, "QSTORE_CLUSTER_REPAIR_GRACE": "2s", "CLUSTER_NET": net, "CLUSTER_NAME": name]
         defer {
             _ = try? Self.sh("\(root)/Scripts/cluster-up.sh down", env)
             try? FileManager.default.removeItem(atPath: dir)
@@ -425,7 +430,7 @@ final class EtcdProcess {
         func api(_ method: String, _ path: String, node: Int = 1, body: String? = nil) throws -> (Int, Any?) {
             var command = "curl -s -w '\\n%{http_code}' -X \(method) -H 'Authorization: Bearer \(token)' --max-time 10"
             if let body { command += " -H 'Content-Type: application/json' --data '\(body)'" }
-            let (_, text) = try Self.sh(command + " http://10.77.0.1\(node):5001\(path)")
+            let (_, text) = try Self.sh(command + " http://\(ip(node)):5001\(path)")
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let status = Int(lines.last ?? "") ?? 0
             let json = try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))
@@ -439,7 +444,7 @@ final class EtcdProcess {
         func add(_ text: String) throws -> String {
             let file = dir + "/add-\(UUID().uuidString)"
             try Data(text.utf8).write(to: URL(fileURLWithPath: file))
-            let (rc, out) = try Self.sh("QSTORE_API=10.77.0.11:5001 QSTORE_API_TOKEN=\(token) \(ChildDaemon.binary) add -Q --cid-version 1 --pin=false \(file)")
+            let (rc, out) = try Self.sh("QSTORE_API=\(ip(1)):5001 QSTORE_API_TOKEN=\(token) \(ChildDaemon.binary) add -Q --cid-version 1 --pin=false \(file)")
             try #require(rc == 0, "qstore add: \(out)")
             return out.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -448,7 +453,7 @@ final class EtcdProcess {
         #expect(try ClusterE2ETests.eventually(30) { try pinned(first).count == 2 }, "\((try? pinned(first)) ?? [])")
 
         // The etcd leader killed: the cluster goes on.
-        let (_, statusJSON) = try Self.sh("ETCDCTL_API=3 etcdctl --endpoints=http://10.77.0.11:2379,http://10.77.0.12:2379,http://10.77.0.13:2379 endpoint status -w json")
+        let (_, statusJSON) = try Self.sh("ETCDCTL_API=3 etcdctl --endpoints=http://\(ip(1)):2379,http://\(ip(2)):2379,http://\(ip(3)):2379 endpoint status -w json")
         let statuses = (try? JSONSerialization.jsonObject(with: Data(statusJSON.utf8))) as? [[String: Any]] ?? []
         let leaderID = (statuses.first?["Status"] as? [String: Any])?["leader"] as? NSNumber
         let leader = statuses.first { (($0["Status"] as? [String: Any])?["header"] as? [String: Any])?["member_id"] as? NSNumber == leaderID }?["Endpoint"] as? String
@@ -460,9 +465,9 @@ final class EtcdProcess {
         #expect(try ClusterE2ETests.eventually(40) { try pinned(second).count == 2 }, "\((try? pinned(second)) ?? [])")
         // The member back (same data), so the cut below leaves a quorum.
         _ = try Self.sh("""
-            i=\(leaderNode); a=10.77.0.1$i; ip netns exec qs$i etcd --name e$i --data-dir \(dir)/n$i/etcd --listen-client-urls http://$a:2379 \
+            i=\(leaderNode); a=\(net).1$i; ip netns exec \(name)$i etcd --name e$i --data-dir \(dir)/n$i/etcd --listen-client-urls http://$a:2379 \
             --advertise-client-urls http://$a:2379 --listen-peer-urls http://$a:2380 --initial-advertise-peer-urls http://$a:2380 \
-            --initial-cluster e1=http://10.77.0.11:2380,e2=http://10.77.0.12:2380,e3=http://10.77.0.13:2380 >> \(dir)/n$i/etcd.log 2>&1 &
+            --initial-cluster e1=http://\(ip(1)):2380,e2=http://\(ip(2)):2380,e3=http://\(ip(3)):2380 >> \(dir)/n$i/etcd.log 2>&1 &
             echo $! > \(dir)/n$i/etcd.pid
             """)
 
@@ -470,14 +475,14 @@ final class EtcdProcess {
         let third = try add(String(repeating: "third ", count: 50_000))
         _ = try api("POST", "/q/v1/cluster/pins", body: #"{"cid": "\#(third)", "rmin": 3, "rmax": 3}"#)
         #expect(try ClusterE2ETests.eventually(40) { try pinned(third).count == 3 })
-        _ = try Self.sh("ip link set qs3-h down")
+        _ = try Self.sh("ip link set \(name)3-h down")
         let moved = try ClusterE2ETests.eventually(60) {
             let (_, peers) = try api("GET", "/q/v1/cluster/peers")
             return (peers as? [[String: Any]] ?? []).contains { $0["id"] as? String == "n3" && $0["state"] as? String == "down" }
                 && [first, second].allSatisfy { (try? pinned($0).filter { $0 != "n3" }.count) == 2 }
         }
         #expect(moved)
-        _ = try Self.sh("ip link set qs3-h up")
+        _ = try Self.sh("ip link set \(name)3-h up")
         let converged = try ClusterE2ETests.eventually(60) {
             try [first, second].allSatisfy { try pinned($0).count == 2 } && pinned(third).count == 3
         }
