@@ -193,11 +193,11 @@ func backend(purpose: String) throws -> any Backend {
     let token = env["QSTORE_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     if let address = env["QSTORE_API"], !address.isEmpty {
         guard let token else { throw CLIError("QSTORE_API is set: set QSTORE_API_TOKEN too (a token from `qstore token create`, or the daemon's api-token)") }
-        return RemoteBackend(origin: address.hasPrefix("http") ? address : "http://" + address, token: token)
+        return RemoteBackend(origin: address.hasPrefix("http") ? address : "http://" + address, token: token, proxied: true)
     }
     let path = Repository.defaultPath()
     if var remote = RemoteBackend(repository: path), remote.isAlive() {
-        if let token { remote = RemoteBackend(origin: remote.origin, token: token) }
+        if let token { remote = RemoteBackend(origin: remote.origin, token: token, proxied: false) }
         return remote
     }
     return LocalBackend(node: try localNode(purpose: purpose))
@@ -500,11 +500,15 @@ struct RemoteBackend: Backend {
     /// `http://host:port`.
     let origin: String
     let token: String
+    /// Whether the proxy variables apply: to a daemon named by `QSTORE_API`, never to the one
+    /// this machine's repository announces (whatever address it listens on).
+    let proxied: Bool
     var base: String { origin + "/api/v0/" }
 
-    init(origin: String, token: String) {
+    init(origin: String, token: String, proxied: Bool) {
         self.origin = origin
         self.token = token
+        self.proxied = proxied
     }
 
     /// The daemon named by `<repo>/api`, with the repository's token; nil when none is announced.
@@ -515,6 +519,7 @@ struct RemoteBackend: Backend {
         else { return nil }
         origin = "http://\(address)"
         self.token = token
+        proxied = false
     }
 
     /// Whether the daemon answers (a stale `api` file after a crash does not).
@@ -536,7 +541,7 @@ struct RemoteBackend: Backend {
     /// status. `timeout` bounds the whole exchange (a reply silent for an hour ends it anyway).
     func exchange(method: String, url: String, _ query: [(String, String)] = [], body: Data? = nil, contentType: String? = nil, bodyFile: URL? = nil, timeout: TimeInterval? = nil,
                   headers: [String: String] = [:]) throws -> (Int, Data) {
-        try DaemonHTTP.send(method: method, url: DaemonHTTP.url(url, query), token: token, contentType: contentType, headers: headers,
+        try DaemonHTTP.send(method: method, url: DaemonHTTP.url(url, query), proxied: proxied, token: token, contentType: contentType, headers: headers,
                             body: body, bodyFile: bodyFile, timeout: timeout, to: CollectedReply())
     }
 
@@ -546,7 +551,7 @@ struct RemoteBackend: Backend {
     func stream(_ command: String, _ query: [(String, String)], method: String = "POST", url: String? = nil, body: Data? = nil, contentType: String? = nil,
                 into write: @escaping ([UInt8]) throws -> Void) throws {
         let reply = StreamedReply(write)
-        try DaemonHTTP.send(method: method, url: DaemonHTTP.url(url ?? base + command, query), token: token, contentType: contentType,
+        try DaemonHTTP.send(method: method, url: DaemonHTTP.url(url ?? base + command, query), proxied: proxied, token: token, contentType: contentType,
                             body: body, bodyFile: nil, timeout: nil, to: reply)
         guard (200..<300).contains(reply.status) else { throw RemoteError.reply(status: reply.status, body: reply.errorBody) }
     }

@@ -22,16 +22,16 @@ enum DaemonHTTP {
     }
 
     /// Clients through a proxy, by the proxy's setting (made on first use).
-    private static let proxied = Mutex([String: HTTPClient]())
+    private static let proxiedClients = Mutex([String: HTTPClient]())
 
-    /// The client for `url`: through the proxy the environment names for its scheme
-    /// (`http_proxy` or `https_proxy`, lower case first, as curl and Go read them; an HTTP proxy,
-    /// `[http://][user:password@]host[:port]`), unless the host is loopback (a local daemon) or
-    /// matches `no_proxy` (comma-separated names, each matching itself and its subdomains; `*`
-    /// matches every host).
-    static func client(for url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> HTTPClient {
-        guard let setting = try proxySetting(for: url, environment: environment) else { return client }
-        return try proxied.locked { clients in
+    /// The client for `url`: for a remote daemon (`proxied`: named by `QSTORE_API`), through the
+    /// proxy the environment names for its scheme (`http_proxy` or `https_proxy`, lower case
+    /// first, as curl and Go read them; an HTTP proxy, `[http://][user:password@]host[:port]`),
+    /// unless the host is loopback or matches `no_proxy` (comma-separated names, each matching
+    /// itself and its subdomains, IP addresses only themselves; `*` matches every host).
+    static func client(for url: String, proxied: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> HTTPClient {
+        guard proxied, let setting = try proxySetting(for: url, environment: environment) else { return client }
+        return try proxiedClients.locked { clients in
             if let c = clients[setting] { return c }
             let c = makeClient(proxy: try parseProxy(setting))
             clients[setting] = c
@@ -45,29 +45,33 @@ enum DaemonHTTP {
         let name = components.scheme?.lowercased() == "https" ? "https_proxy" : "http_proxy"
         guard let setting = env[name] ?? env[name.uppercased()], !setting.isEmpty else { return nil }
         let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        if bare == "localhost" || bare.hasSuffix(".localhost") || bare == "::1" || bare.hasPrefix("127.") { return nil }
+        if bare == "localhost" || bare.hasSuffix(".localhost") || ["::1", "0.0.0.0", "::"].contains(bare) || bare.hasPrefix("127.") { return nil }
         let exclusions = (env["no_proxy"] ?? env["NO_PROXY"] ?? "").split(separator: ",").map {
             var entry = $0.trimmingCharacters(in: .whitespaces).lowercased()
             if entry.hasPrefix("[") { entry = String(entry.dropFirst().prefix { $0 != "]" }) }
             else if entry.filter({ $0 == ":" }).count == 1 { entry = String(entry.prefix { $0 != ":" }) }  // host:port
             return entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
         }
+        let literal = bare.contains(":") || bare.allSatisfy { $0.isNumber || $0 == "." }
         for entry in exclusions where !entry.isEmpty {
-            if entry == "*" || bare == entry || bare.hasSuffix("." + entry) { return nil }
+            if entry == "*" || bare == entry || (!literal && bare.hasSuffix("." + entry)) { return nil }
         }
         return setting
     }
 
     /// `[http://][user:password@]host[:port]` (port 80 when not given) as AsyncHTTPClient's proxy.
     static func parseProxy(_ setting: String) throws -> HTTPClient.Configuration.Proxy {
+        // Messages name the proxy without its credentials.
+        let shown = setting.lastIndex(of: "@").map { at in
+            (setting.range(of: "://").map { String(setting[..<$0.upperBound]) } ?? "") + "…" + setting[at...]
+        } ?? setting
         var rest = Substring(setting)
         if let scheme = rest.range(of: "://") {
             guard rest[..<scheme.lowerBound].lowercased() == "http" else {
-                throw CLIError("proxy \(setting): only an http:// proxy is supported")
+                throw CLIError("proxy \(shown): only an http:// proxy is supported")
             }
             rest = rest[scheme.upperBound...]
         }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         var authorization: HTTPClient.Authorization?
         if let at = rest.lastIndex(of: "@") {
             let user = rest[..<at]
@@ -75,17 +79,18 @@ enum DaemonHTTP {
             authorization = .basic(username: name.removingPercentEncoding ?? String(name), password: password.removingPercentEncoding ?? String(password))
             rest = rest[rest.index(after: at)...]
         }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         var host = rest
         var port = 80
         if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("]") {
             guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
-                throw CLIError("proxy \(setting): \(rest[rest.index(after: colon)...]) is not a port")
+                throw CLIError("proxy \(shown): \(rest[rest.index(after: colon)...]) is not a port")
             }
             port = p
             host = rest[..<colon]
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard !host.isEmpty else { throw CLIError("proxy \(setting): no host") }
+        guard !host.isEmpty else { throw CLIError("proxy \(shown): no host") }
         return .server(host: String(host), port: port, authorization: authorization)
     }
 
@@ -101,7 +106,7 @@ enum DaemonHTTP {
     /// Sends a request with `token` as its bearer and hands the reply to `reply`; a body is
     /// `body`, or the file `bodyFile` read as it is sent. `timeout` bounds the whole exchange.
     static func send<R: DaemonReply>(
-        method: String, url: String, token: String, contentType: String?, headers: [String: String] = [:],
+        method: String, url: String, proxied: Bool, token: String, contentType: String?, headers: [String: String] = [:],
         body: Data?, bodyFile: URL?, timeout: TimeInterval?, to reply: R
     ) throws -> R.Response {
         var request: HTTPClient.Request
@@ -120,7 +125,7 @@ enum DaemonHTTP {
         }
         let deadline = timeout.map { NIODeadline.now() + .nanoseconds(Int64($0 * 1e9)) }
         do {
-            return try client(for: url).execute(request: request, delegate: reply, deadline: deadline).wait()
+            return try client(for: url, proxied: proxied).execute(request: request, delegate: reply, deadline: deadline).wait()
         } catch {
             // The caller's own failure (writing what arrived) as it was: a closed pipe ends the
             // process by SIGPIPE, as it does when the CLI reads the repository itself (the write

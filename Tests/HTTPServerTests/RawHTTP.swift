@@ -323,16 +323,20 @@ final class ForwardProxy: @unchecked Sendable {
         } && listen(listener, 8) == 0
         port = Int(UInt16(bigEndian: address.sin_port))
         guard listening else { throw RawConnection.Failure(description: "the proxy cannot listen: errno \(errno)") }
-        Thread.detachNewThread { [self] in
+        Thread.detachNewThread { [weak self] in
             while true {
                 let fd = accept(listener, nil, nil)
-                if fd < 0 { return }  // closed: the test is over
+                if fd < 0 { return }  // stopped: the test is over
+                guard let self else { Glibc.close(fd); return }
                 Thread.detachNewThread { self.serve(fd) }
             }
         }
     }
 
-    deinit { shutdown(listener, Int32(SHUT_RDWR)); Glibc.close(listener) }
+    /// Stops listening (the accepting thread ends); tunnels open end with their connections.
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
+
+    deinit { Glibc.close(listener) }
 
     /// The requests seen: request line and Proxy-Authorization.
     var requests: [(request: String, authorization: String?)] { seen.withLock { lines } }
@@ -368,7 +372,10 @@ final class ForwardProxy: @unchecked Sendable {
               sendAll(upstream.fd, data[end!.upperBound...]) else { return }
         // Relay both ways until either side closes.
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: upstream.fd, events: Int16(POLLIN), revents: 0)]
-        while poll(&fds, 2, 30_000) > 0 {
+        while true {
+            let ready = poll(&fds, 2, 30_000)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return }
             for (i, p) in fds.enumerated() where p.revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { recv(p.fd, $0.baseAddress, $0.count, 0) }
                 guard n > 0, sendAll(fds[1 - i].fd, buffer[0..<n]) else { return }
