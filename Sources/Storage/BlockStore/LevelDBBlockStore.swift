@@ -254,11 +254,23 @@ public final class LevelDBBlockStore: BlockStore {
     /// a database that refuses this write too leaves them uncounted, and their pack is then
     /// compacted only after the next open.
     public func recordDropped(_ batch: WriteBatch) {
-        guard !batch.ifDropped.isEmpty else { return }
+        countDead(batch.appended)
+        batch.appended = []
+    }
+
+    /// Writes the dead-entry records (`K 01`) of pack entries appended for nothing, leaving out
+    /// any that a block's record points at after all (a write that reported a failure may still
+    /// have been applied: a reopen after a full disk replays LevelDB's log). Best effort.
+    func countDead(_ entries: [(Multihash, PackLocation)]) {
+        guard !entries.isEmpty else { return }
         let dead = WriteBatch()
-        for (k, v) in batch.ifDropped { dead.put(k, v) }
-        batch.ifDropped = []
-        try? db.write(dead, sync: false)
+        for (mh, location) in entries {
+            if case .packed(let l)? = try? record(mh), l == location { continue }
+            var size: [UInt8] = []
+            Varint.append(PackStore.entrySize(multihash: mh, length: location.length), to: &size)
+            dead.put(Self.deadEntryKey(location), size)
+        }
+        if dead.count > 0 { try? db.write(dead, sync: false) }
     }
 
     /// Runs `body` while no other writer of this store's records runs. Every put, put-many,
@@ -398,13 +410,17 @@ public final class LevelDBBlockStore: BlockStore {
         }
         if !large.isEmpty {
             let locations = try packs.append(large)
-            for ((mh, _), location) in zip(large, locations) {
-                var size: [UInt8] = []
-                Varint.append(PackStore.entrySize(multihash: mh, length: location.length), to: &size)
-                batch.ifDropped.append((Self.deadEntryKey(location), size))
-            }
+            let appended = zip(large, locations).map { ($0.0.0, $0.1) }
             for (e, location) in zip(largeEntries, locations) { entries[e].record = .packed(location) }
-            if options.durability == .sync { try packs.sync(locations) }
+            if options.durability == .sync {
+                // Unsynced, they are dead space whatever the caller does next (a group commit
+                // refuses this operation alone and writes the others' batch).
+                do { try packs.sync(locations) } catch {
+                    countDead(appended)
+                    throw error
+                }
+            }
+            batch.appended += appended
         }
         // Nothing is added to the batch before the pack bytes are appended (and synced).
         for (k, v) in linksRecords { batch.put(k, v) }

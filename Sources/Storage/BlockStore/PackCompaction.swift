@@ -95,35 +95,36 @@ extension LevelDBBlockStore {
             pendingOld.removeAll(keepingCapacity: true)
             pendingBytes = 0
         }
-        let whole = try packs.scan(pack) { mh, location, data in
-            // Live: the block's record points at this very entry.
-            guard case .packed(let l)? = try record(mh), l == location else { return }
-            pending.append((mh, Array(data)))
-            pendingOld.append(location)
-            pendingBytes += data.count
-            copied += PackStore.entrySize(multihash: mh, length: location.length)
-            if pendingBytes >= 32 << 20 { try flush() }
-        }
-        try flush()
-        try packs.sync(moves.map(\.2))
-        // Every byte of the pack must be accounted for: it parses to its end, and (for a pack this
-        // open appended to, where a put's record may still be coming) live entries copied plus
-        // entries counted dead are all of it. Otherwise the pack stays as it is, and the copies
-        // made are counted as the dead space they are, or their own pack would not be accounted
-        // for either, and the pack is not tried again in this open (it would be copied again).
-        let size = packs.size(of: pack) ?? 0
-        guard whole, try pack < packs.firstPackOfThisOpen || copied + deadBytes(of: pack) == size else {
-            let batch = WriteBatch()
-            for (mh, _, copy) in moves {
-                var bytes: [UInt8] = []
-                Varint.append(PackStore.entrySize(multihash: mh, length: copy.length), to: &bytes)
-                batch.put(Self.deadEntryKey(copy), bytes)
+        // Copies made for nothing (the pack left as it is, or a failure on the way) are counted as
+        // the dead space they are: uncounted, their own pack would not be accounted for either.
+        do {
+            let whole = try packs.scan(pack) { mh, location, data in
+                // Live: the block's record points at this very entry.
+                guard case .packed(let l)? = try record(mh), l == location else { return }
+                pending.append((mh, Array(data)))
+                pendingOld.append(location)
+                pendingBytes += data.count
+                copied += PackStore.entrySize(multihash: mh, length: location.length)
+                if pendingBytes >= 32 << 20 { try flush() }
             }
-            try db.write(batch, sync: false)
-            packs.refusedForCompaction.locked { $0[pack] = size }
-            return nil
+            try flush()
+            try packs.sync(moves.map(\.2))
+            // Every byte of the pack must be accounted for: it parses to its end, and (for a pack
+            // this open appended to, where a put's record may still be coming) live entries copied
+            // plus entries counted dead are all of it. Otherwise the pack stays as it is; one that
+            // ends torn is not tried again in this open (nothing will change that; a pack short of
+            // an in-flight put's record is, once the put has landed or been counted dead).
+            let size = packs.size(of: pack) ?? 0
+            guard whole, try pack < packs.firstPackOfThisOpen || copied + deadBytes(of: pack) == size else {
+                countDead(moves.map { ($0.0, $0.2) })
+                if !whole { packs.refusedForCompaction.locked { $0[pack] = size } }
+                return nil
+            }
+            return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: copied)
+        } catch {
+            countDead(moves.map { ($0.0, $0.2) })
+            throw error
         }
-        return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: copied)
     }
 
     /// Step 2, into the caller's batch, inside `exclusively` (the caller writes the batch there):
@@ -131,6 +132,8 @@ extension LevelDBBlockStore {
     /// old entries (a block deleted or moved meanwhile is left alone), drops the pack's dead-entry
     /// records, marks the pack retired.
     public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
+        // Should this batch be dropped, the copies are dead space (`recordDropped`).
+        batch.appended += c.moves.map { ($0.0, $0.2) }
         for (mh, old, new) in c.moves {
             let bytes = try db.get(Self.dataKey(mh))
             guard let bytes, case .packed(let l) = try Record(bytes), l == old else {

@@ -31,9 +31,8 @@ final class PackStore: Sendable {
     /// The pack this open began appending to. Every pack before it was written by a process
     /// that is gone (the repository's lock), so no append to it is still waiting for its record.
     let firstPackOfThisOpen: UInt32
-    /// Packs compaction refused in this open, with their size then (`copyLiveEntries`): what
-    /// made it refuse (a torn end, bytes not accounted for in a pack of this open) lasts as long
-    /// as the open does, or until the file changes.
+    /// Packs compaction refused in this open for a torn end, with their size then
+    /// (`copyLiveEntries`): nothing changes that while the file stays as it is.
     let refusedForCompaction = Mutex([UInt32: UInt64]())
 
     private struct Writer {

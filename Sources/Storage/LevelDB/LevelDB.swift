@@ -455,9 +455,9 @@ public final class WriteBatch {
     /// same batch reads them here, since the database does not have them until the batch is
     /// written (`LevelDBBlockStore`).
     var blockRecords: [[UInt8]: [UInt8]?] = [:]
-    /// What to write instead if this batch is dropped unwritten: the dead-entry records of the pack
-    /// bytes its stages appended (`LevelDBBlockStore.recordDropped`).
-    var ifDropped: [([UInt8], [UInt8])] = []
+    /// The pack entries its stages appended: dead space if this batch is dropped unwritten
+    /// (`LevelDBBlockStore.recordDropped`).
+    var appended: [(Multihash, PackLocation)] = []
 
     /// An empty batch.
     public init() { pointer = leveldb_writebatch_create() }
@@ -489,7 +489,7 @@ public final class WriteBatch {
         byteCount = 0
         count = 0
         blockRecords = [:]
-        ifDropped = []
+        appended = []
     }
 }
 
