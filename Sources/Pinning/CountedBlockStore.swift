@@ -94,7 +94,11 @@ public final class CountedBlockStore: BlockStore, Sendable {
         var reclaimed: UInt64 = 0
         for usage in try base.packUsage() where !usage.current && usage.size > 0 && Double(usage.dead) >= threshold * Double(usage.size) {
             guard let compaction = try base.copyLiveEntries(of: usage.pack) else { continue }
-            try transaction { txn in try base.stageRetirement(compaction, into: txn.batch) }
+            do {
+                try transaction { txn in try base.stageRetirement(compaction, into: txn.batch) }
+            } catch is LevelDBBlockStore.PackChangedDuringCompaction {
+                continue  // its copies counted dead with the dropped batch; tried again next time
+            }
             try base.removeRetiredPacks()
             packs += 1
             reclaimed += compaction.packBytes - min(compaction.packBytes, compaction.copiedBytes)

@@ -45,14 +45,14 @@ enum DaemonHTTP {
         let name = components.scheme?.lowercased() == "https" ? "https_proxy" : "http_proxy"
         guard let setting = env[name] ?? env[name.uppercased()], !setting.isEmpty else { return nil }
         let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        if bare == "localhost" || bare.hasSuffix(".localhost") || ["::1", "0.0.0.0", "::"].contains(bare) || bare.hasPrefix("127.") { return nil }
+        let literal = bare.contains(":") || bare.allSatisfy { $0.isNumber || $0 == "." }
+        if bare == "localhost" || bare.hasSuffix(".localhost") || ["::1", "0.0.0.0", "::"].contains(bare) || (literal && bare.hasPrefix("127.")) { return nil }
         let exclusions = (env["no_proxy"] ?? env["NO_PROXY"] ?? "").split(separator: ",").map {
             var entry = $0.trimmingCharacters(in: .whitespaces).lowercased()
             if entry.hasPrefix("[") { entry = String(entry.dropFirst().prefix { $0 != "]" }) }
             else if entry.filter({ $0 == ":" }).count == 1 { entry = String(entry.prefix { $0 != ":" }) }  // host:port
             return entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
         }
-        let literal = bare.contains(":") || bare.allSatisfy { $0.isNumber || $0 == "." }
         for entry in exclusions where !entry.isEmpty {
             if entry == "*" || bare == entry || (!literal && bare.hasSuffix("." + entry)) { return nil }
         }
@@ -60,17 +60,20 @@ enum DaemonHTTP {
     }
 
     /// `[http://][user:password@]host[:port]` (port 80 when not given) as AsyncHTTPClient's proxy.
+    /// As in a URL (and as curl and Go read it), the authority ends at the first `/`, `?` or `#`:
+    /// such characters in a password are percent-encoded.
     static func parseProxy(_ setting: String) throws -> HTTPClient.Configuration.Proxy {
-        // Messages name the proxy without its credentials.
-        let shown = setting.lastIndex(of: "@").map { at in
-            (setting.range(of: "://").map { String(setting[..<$0.upperBound]) } ?? "") + "…" + setting[at...]
-        } ?? setting
         var rest = Substring(setting)
-        if let scheme = rest.range(of: "://") {
-            guard rest[..<scheme.lowerBound].lowercased() == "http" else {
-                throw CLIError("proxy \(shown): only an http:// proxy is supported")
-            }
-            rest = rest[scheme.upperBound...]
+        var scheme = ""
+        if let separator = rest.range(of: "://") {
+            scheme = String(rest[..<separator.upperBound])
+            rest = rest[separator.upperBound...]
+        }
+        if let end = rest.firstIndex(where: { "/?#".contains($0) }) { rest = rest[..<end] }
+        // Messages name the proxy without its credentials.
+        let shown = scheme + (rest.lastIndex(of: "@").map { "…" + rest[$0...] } ?? String(rest))
+        guard scheme.isEmpty || scheme.lowercased() == "http://" else {
+            throw CLIError("proxy \(shown): only an http:// proxy is supported")
         }
         var authorization: HTTPClient.Authorization?
         if let at = rest.lastIndex(of: "@") {
@@ -79,7 +82,6 @@ enum DaemonHTTP {
             authorization = .basic(username: name.removingPercentEncoding ?? String(name), password: password.removingPercentEncoding ?? String(password))
             rest = rest[rest.index(after: at)...]
         }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
         var host = rest
         var port = 80
         if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("]") {

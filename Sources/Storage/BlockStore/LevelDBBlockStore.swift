@@ -262,10 +262,14 @@ public final class LevelDBBlockStore: BlockStore {
     /// any that a block's record points at after all (a write that reported a failure may still
     /// have been applied: a reopen after a full disk replays LevelDB's log). Best effort.
     func countDead(_ entries: [(Multihash, PackLocation)]) {
-        guard !entries.isEmpty else { return }
+        // While a reopen is pending, the log it will replay may still hold the failed batch.
+        guard !entries.isEmpty, !db.isWaitingToReopen else { return }
         let dead = WriteBatch()
         for (mh, location) in entries {
-            if case .packed(let l)? = try? record(mh), l == location { continue }
+            // A record that cannot be read might point here: the entry stays uncounted.
+            let current: Record?
+            do { current = try record(mh) } catch { continue }
+            if case .packed(let l)? = current, l == location { continue }
             var size: [UInt8] = []
             Varint.append(PackStore.entrySize(multihash: mh, length: location.length), to: &size)
             dead.put(Self.deadEntryKey(location), size)

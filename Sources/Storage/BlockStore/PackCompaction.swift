@@ -83,11 +83,28 @@ extension LevelDBBlockStore {
     public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction? {
         precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
         if let refused = packs.refusedForCompaction.locked({ $0[pack] }), refused == packs.size(of: pack) { return nil }
+        // What is live, decided before anything is copied: the entries a block's record points at.
+        var live: [(Multihash, PackLocation)] = []
+        var liveBytes: UInt64 = 0
+        let whole = try packs.scan(pack) { mh, location, _ in
+            guard case .packed(let l)? = try record(mh), l == location else { return }
+            live.append((mh, location))
+            liveBytes += PackStore.entrySize(multihash: mh, length: location.length)
+        }
+        // Every byte of the pack must be accounted for: it parses to its end (one that ends torn
+        // is not tried again in this open: nothing changes that), and, for a pack this open
+        // appended to, where a put's record may still be coming, live entries plus entries counted
+        // dead are all of it. (Checked again under the writer lock: `stageRetirement`.)
+        let size = packs.size(of: pack) ?? 0
+        guard whole else {
+            packs.refusedForCompaction.locked { $0[pack] = size }
+            return nil
+        }
+        guard try pack < packs.firstPackOfThisOpen || liveBytes + deadBytes(of: pack) == size else { return nil }
         var moves: [(Multihash, PackLocation, PackLocation)] = []
         var pending: [(Multihash, [UInt8])] = []
         var pendingOld: [PackLocation] = []
         var pendingBytes = 0
-        var copied: UInt64 = 0
         func flush() throws {
             guard !pending.isEmpty else { return }
             for (i, location) in try packs.append(pending).enumerated() { moves.append((pending[i].0, pendingOld[i], location)) }
@@ -95,36 +112,29 @@ extension LevelDBBlockStore {
             pendingOld.removeAll(keepingCapacity: true)
             pendingBytes = 0
         }
-        // Copies made for nothing (the pack left as it is, or a failure on the way) are counted as
-        // the dead space they are: uncounted, their own pack would not be accounted for either.
         do {
-            let whole = try packs.scan(pack) { mh, location, data in
-                // Live: the block's record points at this very entry.
-                guard case .packed(let l)? = try record(mh), l == location else { return }
-                pending.append((mh, Array(data)))
+            for (mh, location) in live {
+                let data = try packs.read(location)
+                pending.append((mh, data))
                 pendingOld.append(location)
                 pendingBytes += data.count
-                copied += PackStore.entrySize(multihash: mh, length: location.length)
                 if pendingBytes >= 32 << 20 { try flush() }
             }
             try flush()
             try packs.sync(moves.map(\.2))
-            // Every byte of the pack must be accounted for: it parses to its end, and (for a pack
-            // this open appended to, where a put's record may still be coming) live entries copied
-            // plus entries counted dead are all of it. Otherwise the pack stays as it is; one that
-            // ends torn is not tried again in this open (nothing will change that; a pack short of
-            // an in-flight put's record is, once the put has landed or been counted dead).
-            let size = packs.size(of: pack) ?? 0
-            guard whole, try pack < packs.firstPackOfThisOpen || copied + deadBytes(of: pack) == size else {
-                countDead(moves.map { ($0.0, $0.2) })
-                if !whole { packs.refusedForCompaction.locked { $0[pack] = size } }
-                return nil
-            }
-            return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: copied)
         } catch {
+            // Copies made for nothing are the dead space they are: uncounted, their own pack
+            // would not be accounted for either.
             countDead(moves.map { ($0.0, $0.2) })
             throw error
         }
+        return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: liveBytes)
+    }
+
+    /// The pack gained a live entry that was not copied (a put's record landed after the scan):
+    /// its retirement is dropped, and it is tried again at the next compaction.
+    public struct PackChangedDuringCompaction: Error, Sendable {
+        public let pack: UInt32
     }
 
     /// Step 2, into the caller's batch, inside `exclusively` (the caller writes the batch there):
@@ -134,6 +144,7 @@ extension LevelDBBlockStore {
     public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
         // Should this batch be dropped, the copies are dead space (`recordDropped`).
         batch.appended += c.moves.map { ($0.0, $0.2) }
+        var stillLive: UInt64 = 0
         for (mh, old, new) in c.moves {
             let bytes = try db.get(Self.dataKey(mh))
             guard let bytes, case .packed(let l) = try Record(bytes), l == old else {
@@ -144,6 +155,15 @@ extension LevelDBBlockStore {
                 continue
             }
             batch.put(Self.dataKey(mh), Record.packed(new).encode(codecs: try Record.codecs(bytes)))
+            stillLive += PackStore.entrySize(multihash: mh, length: old.length)
+        }
+        // A pack this open appended to may have gained a live entry since its scan: a put whose
+        // record was still coming, which no check outside this lock can rule out (and a deletion
+        // of the same size since could make the sums agree). Here no put is halfway, so its live
+        // entries are exactly the moves still pointing at it, and with its counted dead entries
+        // they must be all of it.
+        if try c.pack >= packs.firstPackOfThisOpen && stillLive + deadBytes(of: c.pack) != c.packBytes {
+            throw PackChangedDuringCompaction(pack: c.pack)
         }
         try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.packs.key([1] + withUnsafeBytes(of: c.pack.bigEndian, Array.init))) { k, _ in
             batch.delete(k)
