@@ -164,9 +164,11 @@ struct BlockRecordCodecTests {
         #expect(inPack.count >= 2)
         for b in inPack.dropFirst() { #expect(try f.store.delete(b.cid)) }
         let c = try #require(try f.store.copyLiveEntries(of: pack))
-        let batch = WriteBatch()
-        try f.store.stageRetirement(c, into: batch)
-        try f.store.db.write(batch, sync: true)
+        try f.store.exclusively {
+            let batch = WriteBatch()
+            try f.store.stageRetirement(c, into: batch)
+            try f.store.db.write(batch, sync: true)
+        }
         try f.store.removeRetiredPacks()
         let moved = inPack[0].cid.multihash
         guard case .packed(let l)? = try f.store.record(moved) else { Issue.record("not packed"); return }

@@ -34,9 +34,11 @@ struct PackCompactionTests {
         func compact(_ pack: UInt32, on store: LevelDBBlockStore, between: () throws -> Void = {}) throws -> LevelDBBlockStore.PackCompaction {
             let c = try #require(try store.copyLiveEntries(of: pack))
             try between()
-            let batch = WriteBatch()
-            try store.stageRetirement(c, into: batch)
-            try store.db.write(batch, sync: true)
+            try store.exclusively {
+                let batch = WriteBatch()
+                try store.stageRetirement(c, into: batch)
+                try store.db.write(batch, sync: true)
+            }
             try store.removeRetiredPacks()
             return c
         }
@@ -68,9 +70,11 @@ struct PackCompactionTests {
         let inPack = try f.blocks(in: pack, of: f.store)
         for b in inPack.dropFirst() { try f.store.delete(b.cid) }
         let c = try #require(try f.store.copyLiveEntries(of: pack))
-        let batch = WriteBatch()
-        try f.store.stageRetirement(c, into: batch)
-        try f.store.db.write(batch, sync: true)
+        try f.store.exclusively {
+            let batch = WriteBatch()
+            try f.store.stageRetirement(c, into: batch)
+            try f.store.db.write(batch, sync: true)
+        }
         // "Crash": the file is still there; a fresh store over the same database removes it.
         #expect(FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
         f.store.db.close()
@@ -209,7 +213,7 @@ struct PackCompactionTests {
         let missed = try #require(c.moves.last)
         let partial = LevelDBBlockStore.PackCompaction(pack: c.pack, moves: Array(c.moves.dropLast()), packBytes: c.packBytes,
                                                        copiedBytes: c.copiedBytes - PackStore.entrySize(multihash: missed.0, length: missed.1.length))
-        #expect(throws: LevelDBBlockStore.PackChangedDuringCompaction.self) { try f.store.stageRetirement(partial, into: WriteBatch()) }
+        #expect(throws: LevelDBBlockStore.PackChangedDuringCompaction.self) { try f.store.exclusively { try f.store.stageRetirement(partial, into: WriteBatch()) } }
         #expect(FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
         for b in inPack { #expect(try f.store.get(b.cid) == b.data) }
         _ = try f.compact(pack, on: f.store)
@@ -253,6 +257,18 @@ struct PackCompactionTests {
         batch.appended = [(live.cid.multihash, location)]
         f.store.recordDropped(batch)
         #expect(try f.store.deadBytes(of: location.pack) == 0, "a live entry was counted dead")
+    }
+
+    /// A writer's reads come after a pending reopen (which replays LevelDB's log, where a write
+    /// that reported failing may sit): `exclusively` makes it before its body runs.
+    @Test func aPendingReopenIsMadeBeforeAWriterReads() throws {
+        let f = try Fixture(count: 2)
+        f.store.db.markWaitingToReopen()
+        try f.store.exclusively {
+            #expect(!f.store.db.isWaitingToReopen && f.store.db.reopenCount == 1, "the writer ran before the pending reopen")
+        }
+        for b in f.blocks { #expect(try f.store.get(b.cid) == b.data) }
+        try f.store.put(try Block(data: [UInt8](repeating: 6, count: 30_000)))
     }
 
     /// After every open, appends go to a fresh pack, so a torn entry can only end its pack.

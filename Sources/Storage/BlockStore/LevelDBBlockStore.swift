@@ -262,8 +262,9 @@ public final class LevelDBBlockStore: BlockStore {
     /// any that a block's record points at after all (a write that reported a failure may still
     /// have been applied: a reopen after a full disk replays LevelDB's log). Best effort.
     func countDead(_ entries: [(Multihash, PackLocation)]) {
-        // While a reopen is pending, the log it will replay may still hold the failed batch.
-        guard !entries.isEmpty, !db.isWaitingToReopen else { return }
+        // A pending reopen first: the log it replays may hold the batch that reported failing, and
+        // the records are read after it (when it cannot be made yet, nothing is counted).
+        guard !entries.isEmpty, db.reopenIfWaiting() else { return }
         let dead = WriteBatch()
         for (mh, location) in entries {
             // A record that cannot be read might point here: the entry stays uncounted.
@@ -286,7 +287,12 @@ public final class LevelDBBlockStore: BlockStore {
     /// into the one batch instead), so every batch is written under exactly one acquisition and no
     /// caller can assume a lock it does not hold. Reentry is a programming error, stopped at once
     /// rather than left to deadlock.
-    public func exclusively<R>(_ body: () throws -> R) rethrows -> R {
+    ///
+    /// A reopen left pending by a write that found the disk full is made first (or `body` is
+    /// refused, as its write would be): the reopen replays LevelDB's log, which may hold that
+    /// "failed" write, and a batch built on reads from before it would undo it (a retirement
+    /// replayed under a re-put pointing back into the removed pack).
+    public func exclusively<R>(_ body: () throws -> R) throws -> R {
         let me = Self.threadID
         precondition(writerThread.load(ordering: .relaxed) != me, "LevelDBBlockStore.exclusively reentered: stage into the batch instead")
         writer.lock()
@@ -296,7 +302,15 @@ public final class LevelDBBlockStore: BlockStore {
             writerThread.store(0, ordering: .relaxed)
             writer.unlock()
         }
+        guard db.reopenIfWaiting() else {
+            throw LevelDBError(operation: "write", message: "refused until the database is opened again: an earlier write found No space left on device (free some space)")
+        }
         return try body()
+    }
+
+    /// Stops a caller that stages records without holding `exclusively`.
+    func requireExclusive(_ what: String) {
+        precondition(writerThread.load(ordering: .relaxed) == Self.threadID, "LevelDBBlockStore.\(what) outside exclusively")
     }
 
     /// The calling thread's identity (pthread_t, never 0 for a running thread).
@@ -327,6 +341,7 @@ public final class LevelDBBlockStore: BlockStore {
     /// `guarded`: false for the repository's own records (audit entries) that go with a change,
     /// which the free-space guard must not refuse: a pin removal is how space is made.
     public func stage(_ blocks: [Block], into batch: WriteBatch, guarded: Bool = true) throws -> [Staged] {
+        requireExclusive("stage")
         // One entry per multihash of the batch: its data record as stored, read once (absent, the
         // block is new under every codec, invariant 2; present, its codec list says whether a
         // codec is: a version 1 record, without a list, leaves the links record to ask), the
@@ -455,7 +470,7 @@ public final class LevelDBBlockStore: BlockStore {
     /// nil when the block is absent. Deleting many blocks, pass one `iterator` for all of them:
     /// making an iterator costs more as the database grows.
     public func stageDelete(_ mh: Multihash, into batch: WriteBatch, iterator: LevelDB.Iterator? = nil) throws -> (links: [CID], size: Int)? {
-        precondition(writerThread.load(ordering: .relaxed) == Self.threadID, "LevelDBBlockStore.stageDelete outside exclusively")
+        requireExclusive("stageDelete")
         guard let bytes = try db.get(Self.dataKey(mh)) else { return nil }
         let record = try Record(bytes)
         hot.evict(mh)

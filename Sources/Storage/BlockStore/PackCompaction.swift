@@ -113,9 +113,13 @@ extension LevelDBBlockStore {
             pendingBytes = 0
         }
         do {
-            for (mh, location) in live {
-                let data = try packs.read(location)
-                pending.append((mh, data))
+            // A second scan reads them (through a descriptor of its own, closed at its end: one kept
+            // among the readers' would hold the file's space after its removal, until the next
+            // compaction run).
+            let wanted = Set(live.map(\.1.offset))
+            _ = try packs.scan(pack) { mh, location, data in
+                guard wanted.contains(location.offset) else { return }
+                pending.append((mh, Array(data)))
                 pendingOld.append(location)
                 pendingBytes += data.count
                 if pendingBytes >= 32 << 20 { try flush() }
@@ -142,6 +146,7 @@ extension LevelDBBlockStore {
     /// old entries (a block deleted or moved meanwhile is left alone), drops the pack's dead-entry
     /// records, marks the pack retired.
     public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
+        requireExclusive("stageRetirement")
         // Should this batch be dropped, the copies are dead space (`recordDropped`).
         batch.appended += c.moves.map { ($0.0, $0.2) }
         var stillLive: UInt64 = 0

@@ -146,6 +146,17 @@ public final class LevelDB: @unchecked Sendable {
     /// Whether writes are refused until the database can be opened again (the disk was full).
     public var isWaitingToReopen: Bool { recovery.locked { $0.needed } }
 
+    /// Tests: as if a write had just found the disk full.
+    func markWaitingToReopen() { recovery.locked { $0.needed = true } }
+
+    /// When a reopen is pending, makes it now (if it can be made); whether writes may go on. A
+    /// writer that reads before it writes calls this first: the reopen replays LevelDB's log, which
+    /// may hold a write that reported failing, and reads taken before it would be stale after it.
+    public func reopenIfWaiting() -> Bool {
+        let (generation, needed) = recovery.locked { ($0.generation, $0.needed) }
+        return !needed || recover(since: generation)
+    }
+
     /// Bytes LevelDB's recovery may write when it opens: a table for each log, a new manifest.
     private func bytesToReopen() -> UInt64 {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
