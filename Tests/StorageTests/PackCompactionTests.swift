@@ -282,6 +282,22 @@ struct PackCompactionTests {
         #expect(after.last == (before.last ?? 0) + 1)
     }
 
+    /// A pack number is never used twice: the empty pack an open made and did not append to is
+    /// removed at the next open, which starts the next number (records of an earlier life of a
+    /// number would be taken for new entries at the same offsets).
+    @Test func anEmptyLastPackIsRemovedNotReused() throws {
+        let f = try Fixture(count: 3)
+        let before = try #require(try PackStore.packNumbers(in: f.dir.path + "/packs").last)
+        f.store.db.close()
+        let idle = try f.reopen()
+        #expect(idle.packs.currentPack == before + 1)
+        idle.db.close()
+        let again = try f.reopen()
+        #expect(again.packs.currentPack == before + 2)
+        #expect(!FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", before + 1)), "the empty pack was kept")
+        for b in f.blocks { #expect(try again.get(b.cid) == b.data) }
+    }
+
     /// A block deleted between the copy and the retirement stays deleted (its copy counts as
     /// dead); one read with a location taken before the move still gets its bytes.
     @Test func concurrentChangesAreRespected() throws {

@@ -81,9 +81,14 @@ final class PackStore: Sendable {
         let existing = try PackStore.packNumbers(in: directory)
         // Appends go to a fresh pack after every open: if the process died during an append, the
         // last pack may end with a torn entry, and it must stay at its end (a pack is scanned
-        // entry by entry when compacted).
-        var number = existing.last ?? 1
-        if let last = existing.last, (PackStore.fileSize(PackStore.path(directory, last)) ?? 0) > 0 { number = last + 1 }
+        // entry by entry when compacted). A number is never used twice: an empty last pack (made
+        // by an open that appended nothing, or whose bytes a power failure lost) is removed, not
+        // reused, since records of its earlier life (dead-entry counts, locations) may remain and
+        // would be taken for the new entries at the same offsets.
+        let number = (existing.last ?? 0) + 1
+        if let last = existing.last, PackStore.fileSize(PackStore.path(directory, last)) == 0 {
+            unlink(PackStore.path(directory, last))
+        }
         let path = PackStore.path(directory, number)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw PackStore.error("open \(path)") }
