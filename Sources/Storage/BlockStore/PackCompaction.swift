@@ -116,15 +116,23 @@ extension LevelDBBlockStore {
             // A second scan reads them (through a descriptor of its own, closed at its end: one kept
             // among the readers' would hold the file's space after its removal, until the next
             // compaction run).
-            let wanted = Set(live.map(\.1.offset))
-            _ = try packs.scan(pack) { mh, location, data in
-                guard wanted.contains(location.offset) else { return }
+            let wanted = Dictionary(uniqueKeysWithValues: live.map { ($0.1.offset, ($0.0, $0.1.length)) })
+            var found = 0
+            let again = try packs.scan(pack) { mh, location, data in
+                guard let (expected, length) = wanted[location.offset] else { return }
+                guard expected == mh, length == location.length else { return }
+                found += 1
                 pending.append((mh, Array(data)))
                 pendingOld.append(location)
                 pendingBytes += data.count
                 if pendingBytes >= 32 << 20 { try flush() }
             }
             try flush()
+            // The pack is sealed and never rewritten, so the second scan finds what the first did;
+            // if it ever does not, nothing is retired on its strength.
+            guard again, found == live.count else {
+                throw BlockStoreError.io("pack \(pack) read differently on its second scan (\(found) of \(live.count) live entries): not compacted")
+            }
             try packs.sync(moves.map(\.2))
         } catch {
             // Copies made for nothing are the dead space they are: uncounted, their own pack
@@ -186,13 +194,14 @@ extension LevelDBBlockStore {
             return true
         }
         guard !retired.isEmpty else { return 0 }
+        // The files first, whatever comes next: a retired pack's mark is written, so nothing
+        // points into it, and on a full disk its space is what is needed (dropping the marks may
+        // be refused then, until LevelDB is opened again; they are dropped at a later run).
         let current = packs.currentPack
+        for (pack, _) in retired where pack != current { packs.remove(pack) }
         return try exclusively {
             let batch = WriteBatch()
-            for (pack, key) in retired {
-                if pack != current { packs.remove(pack) }
-                batch.delete(key)
-            }
+            for (_, key) in retired { batch.delete(key) }
             try db.write(batch, sync: options.durability == .sync)
             return retired.count
         }

@@ -86,12 +86,16 @@ final class PackStore: Sendable {
         // reused, since records of its earlier life (dead-entry counts, locations) may remain and
         // would be taken for the new entries at the same offsets.
         let number = (existing.last ?? 0) + 1
-        if let last = existing.last, PackStore.fileSize(PackStore.path(directory, last)) == 0 {
-            unlink(PackStore.path(directory, last))
-        }
         let path = PackStore.path(directory, number)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw PackStore.error("open \(path)") }
+        // The new pack exists (and the directory is synced) before the empty one goes: a crash in
+        // between leaves both, never a number to take again.
+        if let last = existing.last, PackStore.fileSize(PackStore.path(directory, last)) == 0 {
+            let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dir >= 0 { _ = fsync(dir); _ = close(dir) }
+            unlink(PackStore.path(directory, last))
+        }
         let end = UInt64(lseek(fd, 0, SEEK_END))
         writer = Mutex(Writer(pack: number, descriptor: fd, end: end, synced: end))
         firstPackOfThisOpen = number
