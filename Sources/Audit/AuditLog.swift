@@ -58,6 +58,8 @@ public final class AuditLog: AuditSink {
         var head: CID?
         /// The time of the first event not covered by a checkpoint.
         var uncoveredSince: UInt64?
+        /// The database's reopen count when this was read (`LevelDB.reopenCount`).
+        var generation = 0
     }
 
     /// The latest checkpoint.
@@ -81,7 +83,13 @@ public final class AuditLog: AuditSink {
         self.every = max(1, checkpointEvery)
         self.interval = interval
         self.clock = clock
+        state = Mutex(try Self.readState(store))
+    }
+
+    /// The log's state as stored: its right edge, latest checkpoint and head.
+    static func readState(_ store: CountedBlockStore) throws -> State {
         let db = store.db
+        let generation = db.reopenCount
         let edge = try Self.readEdge(db)
         var latest: Latest?
         let it = db.makeIterator()
@@ -92,7 +100,7 @@ public final class AuditLog: AuditSink {
             latest = try Self.readCheckpoint(cid, store: store)
         }
         let head = try db.get(Self.headKey).map { try CID(bytes: $0) }
-        state = Mutex(State(edge: edge, checkpoint: latest, head: head, uncoveredSince: edge.tiles.size > (latest?.size ?? 0) ? 0 : nil))
+        return State(edge: edge, checkpoint: latest, head: head, uncoveredSince: edge.tiles.size > (latest?.size ?? 0) ? 0 : nil, generation: generation)
     }
 
     // MARK: keys
@@ -241,6 +249,14 @@ public final class AuditLog: AuditSink {
     }
 
     public func stage(_ items: [AuditItem], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable {
+        // LevelDB was opened again after a full disk (the writer lock made that reopen before this
+        // transaction read anything): its log's replay may have applied a batch of ours that
+        // reported failing — entries, a checkpoint, the head — which this process never settled.
+        // The log goes on from what is stored, or the next entry would take a stored one's index.
+        if state.locked({ $0.generation }) != store.db.reopenCount {
+            let stored = try Self.readState(store)
+            state.locked { $0 = stored }
+        }
         let (committed, latest, head) = state.locked { ($0.edge, $0.checkpoint, $0.head) }
         var edge = committed
         var blocks: [Block] = []

@@ -135,6 +135,33 @@ import TestSupport
     /// 710 events (two full tiles, then a partial one), the node reopened in between: the root,
     /// every checkpoint, proofs at sizes around the tile edges and the tiles served all match a
     /// tree recomputed here from the event blocks alone.
+    /// A batch of the log's that reported failing and yet was applied (LevelDB's reopen after a
+    /// full disk replays its log): the log goes on after it, not over it. Simulated by a sink that
+    /// settles a written batch as abandoned, then a pending reopen.
+    @Test func theLogGoesOnAfterABatchAReopenReplayed() throws {
+        let f = try Fixture()
+        try f.put(3, tag: "before")
+        struct Misreporting: AuditSink {
+            let log: AuditLog
+            var isRecording: Bool { log.isRecording }
+            func prepare(_ entry: AuditEntry, at ts: UInt64) throws -> any Sendable { try log.prepare(entry, at: ts) }
+            func stage(_ items: [AuditItem], checkpoint: Bool, in txn: CountTransaction, store: CountedBlockStore) throws -> any Sendable {
+                try log.stage(items, checkpoint: checkpoint, in: txn, store: store)
+            }
+            func settle(_ staged: any Sendable, written: Bool) { log.settle(staged, written: false) }
+        }
+        f.node.blocks.setAuditSink(Misreporting(log: f.node.audit))
+        try f.put(1, tag: "replayed")
+        f.node.blocks.setAuditSink(f.node.audit)
+        f.db.markWaitingToReopen()
+        try f.put(2, tag: "after")
+        #expect(f.db.reopenCount == 1)
+        let events = try f.events()
+        #expect(try f.node.verifyAudit().ok, "the log does not verify after the replayed batch")
+        let puts = events.filter { $0.event.type == "q.block.put.v1" }.count
+        #expect(puts == 6, "\(puts) put events of 6: one was written over")
+    }
+
     @Test func theLogMatchesAnIndependentRecomputationAcrossReopening() throws {
         let f = try Fixture(checkpointEvery: 100)
         try f.put(400, tag: "a")

@@ -147,7 +147,7 @@ public final class LevelDB: @unchecked Sendable {
     public var isWaitingToReopen: Bool { recovery.locked { $0.needed } }
 
     /// Tests: as if a write had just found the disk full.
-    func markWaitingToReopen() { recovery.locked { $0.needed = true } }
+    package func markWaitingToReopen() { recovery.locked { $0.needed = true } }
 
     /// When a reopen is pending, makes it now (if it can be made); whether writes may go on. A
     /// writer that reads before it writes calls this first: the reopen replays LevelDB's log, which
