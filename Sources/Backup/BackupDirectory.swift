@@ -159,12 +159,7 @@ public struct BackupDirectory: Sendable {
         try out.flush()
         try out.sync()
         guard rename(tmp, dir + "/manifest.car") == 0 else { throw BackupError.invalid("cannot write \(dir)/manifest.car: \(String(cString: strerror(errno)))") }
-        Self.syncDirectory(dir)
-    }
-
-    static func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
+        syncDirectory(dir)
     }
 }
 
@@ -239,7 +234,7 @@ public final class PartWriter {
     /// (size, SHA-256).
     public func finish() throws -> [BackupManifest.Part] {
         try close()
-        BackupDirectory.syncDirectory(directory)
+        syncDirectory(directory)
         hashing.wait()
         return try finished.map { f in
             guard let r = digests.table.locked({ $0[f.name] }) else { throw BackupError.corrupt("\(f.name) was not hashed") }

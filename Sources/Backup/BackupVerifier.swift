@@ -143,9 +143,9 @@ extension BackupDirectory {
         let dir = "\(path)/\(id)"
         if FileManager.default.fileExists(atPath: dir + "/manifest.car") {
             try FileManager.default.removeItem(atPath: dir + "/manifest.car")
-            Self.syncDirectory(dir)
+            syncDirectory(dir)
         }
         try FileManager.default.removeItem(atPath: dir)
-        Self.syncDirectory(path)
+        syncDirectory(path)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Locking
+import Storage
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -73,7 +74,7 @@ public struct Keystore: Sendable {
                 if errno == EEXIST { throw KeystoreError.exists(name) }
                 throw KeystoreError.io("\(path(name)): \(String(cString: strerror(errno)))")
             }
-            syncDirectory()
+            Storage.syncDirectory(directory)
         }
         return Entry(name: name, key: key)
     }
@@ -102,7 +103,7 @@ public struct Keystore: Sendable {
                 }
                 unlink(path(old))
             }
-            syncDirectory()
+            Storage.syncDirectory(directory)
             return (Entry(name: new, key: key), exists && force)
         }
     }
@@ -117,7 +118,7 @@ public struct Keystore: Sendable {
                 guard unlink(path(name)) == 0 else { throw KeystoreError.io("remove \(name): \(String(cString: strerror(errno)))") }
                 out.append(entry)
             }
-            syncDirectory()
+            Storage.syncDirectory(directory)
             return out
         }
     }
@@ -136,10 +137,6 @@ public struct Keystore: Sendable {
         return tmp
     }
 
-    private func syncDirectory() {
-        let dir = open(directory, O_RDONLY)
-        if dir >= 0 { fsync(dir); close(dir) }
-    }
 }
 
 /// POSIX rename(2) (atomic replacement), out of reach of `Keystore.rename`'s name.

@@ -30,7 +30,7 @@ enum DaemonHTTP {
     /// unless the host is loopback or matches `no_proxy` (comma-separated names, each matching
     /// itself and its subdomains, IP addresses only themselves; `*` matches every host).
     static func client(for url: String, proxied: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> HTTPClient {
-        guard proxied, let setting = try proxySetting(for: url, environment: environment) else { return client }
+        guard proxied, let setting = proxySetting(for: url, environment: environment) else { return client }
         return try proxiedClients.locked { clients in
             if let c = clients[setting] { return c }
             let c = makeClient(proxy: try parseProxy(setting))
@@ -40,7 +40,7 @@ enum DaemonHTTP {
     }
 
     /// The proxy setting that applies to `url` (nil: none, go direct).
-    static func proxySetting(for url: String, environment env: [String: String]) throws -> String? {
+    static func proxySetting(for url: String, environment env: [String: String]) -> String? {
         guard let components = URLComponents(string: url), let host = components.host?.lowercased() else { return nil }
         let name = components.scheme?.lowercased() == "https" ? "https_proxy" : "http_proxy"
         guard let setting = env[name] ?? env[name.uppercased()], !setting.isEmpty else { return nil }

@@ -271,9 +271,7 @@ public final class LevelDBBlockStore: BlockStore {
             let current: Record?
             do { current = try record(mh) } catch { continue }
             if case .packed(let l)? = current, l == location { continue }
-            var size: [UInt8] = []
-            Varint.append(PackStore.entrySize(multihash: mh, length: location.length), to: &size)
-            dead.put(Self.deadEntryKey(location), size)
+            Self.stageDead(mh, at: location, into: dead)
         }
         if dead.count > 0 { try? db.write(dead, sync: false) }
     }
@@ -302,9 +300,7 @@ public final class LevelDBBlockStore: BlockStore {
             writerThread.store(0, ordering: .relaxed)
             writer.unlock()
         }
-        guard db.reopenIfWaiting() else {
-            throw LevelDBError(operation: "write", message: "refused until the database is opened again: an earlier write found No space left on device (free some space)")
-        }
+        guard db.reopenIfWaiting() else { throw LevelDBError.refusedUntilReopened }
         return try body()
     }
 
@@ -478,9 +474,7 @@ public final class LevelDBBlockStore: BlockStore {
         batch.blockRecords[Self.dataKey(mh)] = .some(nil)
         if case .packed(let l) = record {
             // Its pack entry becomes dead space, counted for compaction.
-            var size: [UInt8] = []
-            Varint.append(PackStore.entrySize(multihash: mh, length: l.length), to: &size)
-            batch.put(Self.deadEntryKey(l), size)
+            Self.stageDead(mh, at: l, into: batch)
         }
         var links: [CID] = []
         func remove(_ k: [UInt8], _ v: [UInt8]) throws {

@@ -43,6 +43,13 @@ extension LevelDBBlockStore {
         KeySpace.packs.key([1] + withUnsafeBytes(of: location.pack.bigEndian, Array.init) + withUnsafeBytes(of: location.offset.bigEndian, Array.init))
     }
 
+    /// Counts the entry of `mh` at `location` as dead space (its `K 01` record, the entry's bytes).
+    static func stageDead(_ mh: Multihash, at location: PackLocation, into batch: WriteBatch) {
+        var size: [UInt8] = []
+        Varint.append(PackStore.entrySize(multihash: mh, length: location.length), to: &size)
+        batch.put(deadEntryKey(location), size)
+    }
+
     /// The dead bytes counted for one pack.
     func deadBytes(of pack: UInt32) throws -> UInt64 {
         var dead: UInt64 = 0
@@ -162,9 +169,7 @@ extension LevelDBBlockStore {
             let bytes = try db.get(Self.dataKey(mh))
             guard let bytes, case .packed(let l) = try Record(bytes), l == old else {
                 // Deleted (or put anew) since the copy: the copy is dead space of its own pack.
-                var size: [UInt8] = []
-                Varint.append(PackStore.entrySize(multihash: mh, length: new.length), to: &size)
-                batch.put(Self.deadEntryKey(new), size)
+                Self.stageDead(mh, at: new, into: batch)
                 continue
             }
             batch.put(Self.dataKey(mh), Record.packed(new).encode(codecs: try Record.codecs(bytes)))

@@ -92,8 +92,7 @@ final class PackStore: Sendable {
         // The new pack exists (and the directory is synced) before the empty one goes: a crash in
         // between leaves both, never a number to take again.
         if let last = existing.last, PackStore.fileSize(PackStore.path(directory, last)) == 0 {
-            let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if dir >= 0 { _ = fsync(dir); _ = close(dir) }
+            syncDirectory(directory)
             unlink(PackStore.path(directory, last))
         }
         let end = UInt64(lseek(fd, 0, SEEK_END))

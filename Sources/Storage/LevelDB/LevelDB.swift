@@ -243,7 +243,7 @@ public final class LevelDB: @unchecked Sendable {
             let (generation, needed) = recovery.locked { ($0.generation, $0.needed) }
             if needed {
                 guard recover(since: generation) else {
-                    throw failure ?? LevelDBError(operation: "write", message: "refused until the database is opened again: an earlier write found No space left on device (free some space)")
+                    throw failure ?? LevelDBError.refusedUntilReopened
                 }
                 continue
             }
@@ -511,6 +511,10 @@ public struct LevelDBError: Error, Equatable, Sendable, CustomStringConvertible 
     /// LevelDB's message.
     public let message: String
     public var description: String { "LevelDB \(operation): \(message)" }
+
+    /// A write refused while a reopen after a full disk is pending and cannot be made yet.
+    public static let refusedUntilReopened = LevelDBError(
+        operation: "write", message: "refused until the database is opened again: an earlier write found No space left on device (free some space)")
 
     static func take(_ err: UnsafeMutablePointer<CChar>?, _ operation: String) -> LevelDBError? {
         guard let err else { return nil }

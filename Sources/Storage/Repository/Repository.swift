@@ -178,11 +178,7 @@ public final class Repository: Sendable {
             throw fail("write")
         }
         guard rename(tmp, file) == 0 else { throw fail("rename") }
-        let dir = open((file as NSString).deletingLastPathComponent, O_RDONLY)
-        if dir >= 0 {
-            _ = fsync(dir)
-            Glibc.close(dir)
-        }
+        syncDirectory((file as NSString).deletingLastPathComponent)
     }
 
     private static func writeSecret(_ file: String, _ data: Data) throws {
