@@ -34,9 +34,11 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private var readCheck: Scheduled<Void>?
     private var readCheckAt: NIODeadline = .distantFuture
     private var sendTimer: Scheduled<Void>?
-    /// Whether the response being sent is a `CallerResponse`, and whether the timer running is
-    /// `callerSend`'s.
+    /// Whether the response being sent is a `CallerResponse` (from its head to the next
+    /// response's head: its last bytes may still be queued after its end is written), whether the
+    /// next one is, and whether the timer running is `callerSend`'s.
     private var callerResponse = false
+    private var nextIsCallers = false
     private var sendTimerIsCallers = false
     private var quiescing = false
     /// Requests whose head was read and whose response has not ended.
@@ -123,11 +125,16 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            callerResponse = false
+        switch unwrapOutboundIn(data) {
+        case .head:
+            callerResponse = nextIsCallers
+            nextIsCallers = false
+        case .end:
             open = max(0, open - 1)
             // Waiting for the next request's headers again (unless its body is still coming).
             if open == 0 && !readingBody { armRead(context, header) }
+        case .body:
+            break
         }
         context.write(data, promise: promise)
     }
@@ -149,7 +156,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard event is CallerResponse else { return context.triggerUserOutboundEvent(event, promise: promise) }
-        callerResponse = true
+        nextIsCallers = true
         promise?.succeed(())
     }
 
