@@ -137,7 +137,7 @@ struct PackCompactionTests {
     /// In a pack from before this open, an entry nothing points at is dead, counted or not (no
     /// append of this process can be waiting for its record): the pack compacts, its live block
     /// moves to a pack of this open, the stray entry goes — also one under the live block's own
-    /// multihash. A torn entry still keeps such a pack as it is.
+    /// multihash, and a torn entry at its end (a crash during an append).
     @Test func strayEntriesOfAnEarlierOpenAreDead() throws {
         for variant in ["stray", "same multihash", "torn"] {
             let f = try Fixture()
@@ -151,21 +151,50 @@ struct PackCompactionTests {
             #expect(try f.store.copyLiveEntries(of: pack) == nil, "\(variant): compacted in the open that may still be writing its record")
             f.store.db.close()
             let again = try f.reopen()
-            if variant == "torn" {
-                #expect(try again.copyLiveEntries(of: pack) == nil, "a pack ending with a torn entry was compacted")
-                #expect(FileManager.default.fileExists(atPath: path))
-            } else {
-                let c = try f.compact(pack, on: again)
-                #expect(c.packBytes == withStray && c.copiedBytes + UInt64(added) < withStray)
-                #expect(!FileManager.default.fileExists(atPath: path), "\(variant): the pack was not removed")
-                #expect(try again.packUsage().allSatisfy { $0.pack != pack })
-                let moved = try #require(try again.record(inPack[0].cid.multihash)?.packLocation)
-                #expect(moved.pack >= again.packs.firstPackOfThisOpen, "\(variant): the live block was not moved")
-            }
+            let c = try f.compact(pack, on: again)
+            #expect(c.packBytes == withStray && c.copiedBytes + UInt64(added) < withStray)
+            #expect(!FileManager.default.fileExists(atPath: path), "\(variant): the pack was not removed")
+            #expect(try again.packUsage().allSatisfy { $0.pack != pack })
+            let moved = try #require(try again.record(inPack[0].cid.multihash)?.packLocation)
+            #expect(moved.pack >= again.packs.firstPackOfThisOpen, "\(variant): the live block was not moved")
             #expect(try again.get(inPack[0].cid) == inPack[0].data, "\(variant): the live block was lost")
             for b in f.blocks where !inPack.dropFirst().contains(where: { $0.cid == b.cid }) {
                 #expect(try again.get(b.cid) == b.data)
             }
+        }
+    }
+
+    /// A pack from before this open that stops parsing before an entry a record points at is
+    /// damaged, not torn by a crash (a crash tears only the last append): it is left as it is,
+    /// and the live entry after the damage stays readable. Damage after every live entry looks
+    /// like a torn append and goes with the pack.
+    @Test func damageBeforeALiveEntryKeepsThePack() throws {
+        for liveAfterDamage in [true, false] {
+            let f = try Fixture()
+            let pack = try #require(try f.store.packUsage().first).pack
+            let inPack = try f.blocks(in: pack, of: f.store)
+            try #require(inPack.count >= 2)
+            let (live, damaged) = liveAfterDamage ? (inPack.last!, inPack.first!) : (inPack.first!, inPack.last!)
+            let at = try #require(try f.store.record(damaged.cid.multihash)?.packLocation)
+            for b in inPack where b.cid != live.cid { try f.store.delete(b.cid) }
+            f.store.db.close()
+            // The damaged entry's multihash length becomes 16,383 (more than any multihash): the
+            // scan stops at that entry.
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: PackStore.path(f.dir.path + "/packs", pack)))
+            try handle.seek(toOffset: at.offset - (PackStore.entrySize(multihash: damaged.cid.multihash, length: at.length) - UInt64(at.length)))
+            try handle.write(contentsOf: [0xFF, 0x7F])
+            try handle.close()
+            let again = try f.reopen()
+            if liveAfterDamage {
+                #expect(try again.copyLiveEntries(of: pack) == nil, "a damaged pack with a live entry after the damage was compacted")
+                #expect(again.packs.refusedForCompaction.locked { $0[pack] != nil })
+                #expect(FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
+            } else {
+                _ = try f.compact(pack, on: again)
+                #expect(!FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
+            }
+            #expect(try again.get(live.cid) == live.data, "live after damage \(liveAfterDamage): the live block was lost")
+            for b in f.blocks where !inPack.contains(where: { $0.cid == b.cid }) { #expect(try again.get(b.cid) == b.data) }
         }
     }
 

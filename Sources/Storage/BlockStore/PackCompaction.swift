@@ -11,11 +11,13 @@ import Multiformats
 /// 3. `removeRetiredPacks`, after that batch is written (and at every open, for a crash between
 ///    the two): the files of retired packs are removed and their marks dropped.
 /// Readers that looked a block up before step 2 follow the move (`readFollowingMoves`).
-/// A pack whose bytes are not exactly its live entries plus its counted dead entries is never
-/// compacted (an entry the scan could not account for might be live); appends go to a fresh pack
-/// after every open, so a torn entry from a crash can only be the last of its pack. A pack
-/// written before this open that parses to its end is compacted even so: no append to it can
-/// still be waiting for its record, so an entry nothing points at is dead, counted or not.
+/// A pack of this open whose bytes are not exactly its live entries plus its counted dead
+/// entries is never compacted (an entry the scan could not account for might be live). A pack
+/// written before this open is compacted even so: no append to it can still be waiting for its
+/// record, so an entry nothing points at is dead, counted or not. Appends go to a fresh pack
+/// after every open, so a torn entry from a crash can only be the last of its pack: such a pack
+/// from before this open is compacted once no block record points at or beyond the entry that did
+/// not parse (what follows it is then the crash's torn append, not damage to a live entry).
 extension LevelDBBlockStore {
     /// A pack's share of dead space.
     public struct PackUsage: Sendable, Equatable {
@@ -81,29 +83,32 @@ extension LevelDBBlockStore {
     }
 
     /// Step 1: appends the pack's live entries to the current pack, synced. Memory: one batch
-    /// of up to 32 MiB of copies. Nil when the pack does not parse to its end (a torn entry from
-    /// a crash), or, for a pack this open appended to, when its bytes are not exactly its live
-    /// entries plus its counted dead ones (bytes of a put whose record may still be coming): an
-    /// entry the scan missed could be live. A pack from before this open may hold entries nothing
-    /// points at and no deletion counted (a put whose batch never landed, a poisoned pack's failed
-    /// batch): they are dead, and go with it.
+    /// of up to 32 MiB of copies. Nil, for a pack this open appended to, when its bytes are not
+    /// exactly its live entries plus its counted dead ones (bytes of a put whose record may still
+    /// be coming: an entry the scan missed could be live) or it does not parse to its end. A pack
+    /// from before this open may hold entries nothing points at and no deletion counted (a put
+    /// whose batch never landed, a poisoned pack's failed batch): they are dead, and go with it;
+    /// so does a torn end (a crash during an append), once no record points at or beyond it
+    /// (nil otherwise: damage, with live entries after it).
     public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction? {
         precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
         if let refused = packs.refusedForCompaction.locked({ $0[pack] }), refused == packs.size(of: pack) { return nil }
         // What is live, decided before anything is copied: the entries a block's record points at.
         var live: [(Multihash, PackLocation)] = []
         var liveBytes: UInt64 = 0
-        let whole = try packs.scan(pack) { mh, location, _ in
+        let stopped = try packs.scan(pack) { mh, location, _ in
             guard case .packed(let l)? = try record(mh), l == location else { return }
             live.append((mh, location))
             liveBytes += PackStore.entrySize(multihash: mh, length: location.length)
         }
-        // Every byte of the pack must be accounted for: it parses to its end (one that ends torn
-        // is not tried again in this open: nothing changes that), and, for a pack this open
-        // appended to, where a put's record may still be coming, live entries plus entries counted
-        // dead are all of it. (Checked again under the writer lock: `stageRetirement`.)
+        // Every byte of the pack must be accounted for. For a pack this open appended to, where a
+        // put's record may still be coming, it parses to its end and live entries plus entries
+        // counted dead are all of it (checked again under the writer lock: `stageRetirement`).
+        // For one from before this open, what did not parse is a torn append only if no record
+        // points at or beyond it: read every block record once to know (a crash tears at most one
+        // pack; a refusal is not tried again in this open, since nothing changes it).
         let size = packs.size(of: pack) ?? 0
-        guard whole else {
+        if let stopped, try pack >= packs.firstPackOfThisOpen || recordPoints(into: pack, atOrAfter: stopped) {
             packs.refusedForCompaction.locked { $0[pack] = size }
             return nil
         }
@@ -137,7 +142,7 @@ extension LevelDBBlockStore {
             try flush()
             // The pack is sealed and never rewritten, so the second scan finds what the first did;
             // if it ever does not, nothing is retired on its strength.
-            guard again, found == live.count else {
+            guard again == stopped, found == live.count else {
                 throw BlockStoreError.io("pack \(pack) read differently on its second scan (\(found) of \(live.count) live entries): not compacted")
             }
             try packs.sync(moves.map(\.2))
@@ -148,6 +153,18 @@ extension LevelDBBlockStore {
             throw error
         }
         return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: liveBytes)
+    }
+
+    /// Whether a block record points into `pack` at `offset` or after (reads every record).
+    func recordPoints(into pack: UInt32, atOrAfter offset: UInt64) throws -> Bool {
+        var found = false
+        try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.blockData.prefix) { _, v in
+            // Kinds 1 and 3 are packed (an inline record is not parsed: its body is the block).
+            guard let kind = v.first, kind == 1 || kind == 3 else { return true }
+            if case .packed(let l) = try Record(v), l.pack == pack, l.offset + UInt64(l.length) > offset { found = true }
+            return !found
+        }
+        return found
     }
 
     /// The pack gained a live entry that was not copied (a put's record landed after the scan):

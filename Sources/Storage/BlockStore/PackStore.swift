@@ -123,11 +123,11 @@ final class PackStore: Sendable {
     }
 
     /// Reads a pack from start to end, entry by entry: `body` gets each entry's multihash, its
-    /// data's location and the data (valid during the call). Returns whether every byte of the
-    /// pack parsed as entries: false when it stopped early (a torn entry at the end, from a crash
-    /// during an append).
+    /// data's location and the data (valid during the call). Returns nil when every byte of the
+    /// pack parsed as entries, else the offset of the entry that did not parse, where the scan
+    /// stopped (a torn entry at the end, from a crash during an append; or damage).
     @discardableResult
-    func scan(_ pack: UInt32, _ body: (Multihash, PackLocation, UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+    func scan(_ pack: UInt32, _ body: (Multihash, PackLocation, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64? {
         let fd = open(PackStore.path(directory, pack), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PackStore.error("open pack \(pack)") }
         defer { close(fd) }
@@ -164,11 +164,12 @@ final class PackStore: Sendable {
             return v
         }
         while true {
-            guard try ensure(1) else { return true }  // the clean end
-            guard let mhLength = try varint(), mhLength <= 128, try ensure(Int(mhLength)) else { return false }
-            guard let mh = try? Multihash(bytes: Array(window[at..<at + Int(mhLength)])) else { return false }
+            guard try ensure(1) else { return nil }  // the clean end
+            let entry = windowStart + UInt64(at)
+            guard let mhLength = try varint(), mhLength <= 128, try ensure(Int(mhLength)) else { return entry }
+            guard let mh = try? Multihash(bytes: Array(window[at..<at + Int(mhLength)])) else { return entry }
             at += Int(mhLength)
-            guard let length = try varint(), length <= UInt64(UInt32.max), try ensure(Int(length)) else { return false }
+            guard let length = try varint(), length <= UInt64(UInt32.max), try ensure(Int(length)) else { return entry }
             let location = PackLocation(pack: pack, offset: windowStart + UInt64(at), length: UInt32(length))
             try window.withUnsafeBytes { try body(mh, location, UnsafeRawBufferPointer(rebasing: $0[at..<at + Int(length)])) }
             at += Int(length)
