@@ -37,7 +37,9 @@ struct PackCompactionTests {
             try store.exclusively {
                 let batch = WriteBatch()
                 try store.stageRetirement(c, into: batch)
-                try store.db.write(batch, sync: true)
+                // Written synced whatever the durability: the file goes right after.
+                #expect(batch.mustSync, "a retirement batch may be written unsynced")
+                try store.db.write(batch, sync: false)
             }
             try store.removeRetiredPacks()
             return c
@@ -164,36 +166,45 @@ struct PackCompactionTests {
         }
     }
 
-    /// A pack from before this open that stops parsing before an entry a record points at is
-    /// damaged, not torn by a crash (a crash tears only the last append): it is left as it is,
-    /// and the live entry after the damage stays readable. Damage after every live entry looks
-    /// like a torn append and goes with the pack.
-    @Test func damageBeforeALiveEntryKeepsThePack() throws {
-        for liveAfterDamage in [true, false] {
+    /// A pack from before this open whose scan stops early is compacted only when every record
+    /// pointing into it points at an entry the scan found: damage before a live entry (a
+    /// multihash length no multihash has), or a length grown by one flipped bit so that the scan
+    /// steps over a live entry and stops in the garbage after it, leaves the pack as it is and the
+    /// live block readable. Damage after every live entry looks like a torn append and goes.
+    @Test func damageThatHidesALiveEntryKeepsThePack() throws {
+        for variant in ["bad multihash length before the live entry", "length grown over the live entry", "damage after every live entry"] {
             let f = try Fixture()
             let pack = try #require(try f.store.packUsage().first).pack
             let inPack = try f.blocks(in: pack, of: f.store)
-            try #require(inPack.count >= 2)
-            let (live, damaged) = liveAfterDamage ? (inPack.last!, inPack.first!) : (inPack.first!, inPack.last!)
+            try #require(inPack.count >= 3)
+            let (live, damaged) = variant == "damage after every live entry" ? (inPack[0], inPack.last!) : (inPack[1], inPack[0])
             let at = try #require(try f.store.record(damaged.cid.multihash)?.packLocation)
             for b in inPack where b.cid != live.cid { try f.store.delete(b.cid) }
             f.store.db.close()
-            // The damaged entry's multihash length becomes 16,383 (more than any multihash): the
-            // scan stops at that entry.
             let handle = try FileHandle(forUpdating: URL(fileURLWithPath: PackStore.path(f.dir.path + "/packs", pack)))
-            try handle.seek(toOffset: at.offset - (PackStore.entrySize(multihash: damaged.cid.multihash, length: at.length) - UInt64(at.length)))
-            try handle.write(contentsOf: [0xFF, 0x7F])
+            if variant == "length grown over the live entry" {
+                // 30,000 is B0 EA 01; its last byte 03 makes it 62,768: past the live entry,
+                // into the next one's data.
+                try #require(at.length == 30_000)
+                try handle.seek(toOffset: at.offset - 1)
+                try handle.write(contentsOf: [0x03])
+            } else {
+                // A multihash length of 16,383, more than any multihash has: the scan stops there.
+                try handle.seek(toOffset: at.offset - (PackStore.entrySize(multihash: damaged.cid.multihash, length: at.length) - UInt64(at.length)))
+                try handle.write(contentsOf: [0xFF, 0x7F])
+            }
             try handle.close()
             let again = try f.reopen()
-            if liveAfterDamage {
-                #expect(try again.copyLiveEntries(of: pack) == nil, "a damaged pack with a live entry after the damage was compacted")
-                #expect(again.packs.refusedForCompaction.locked { $0[pack] != nil })
-                #expect(FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
-            } else {
+            try #require(try again.packs.scan(pack) { _, _, _ in } != nil, "\(variant): the damaged pack parsed to its end")
+            if variant == "damage after every live entry" {
                 _ = try f.compact(pack, on: again)
                 #expect(!FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
+            } else {
+                #expect(try again.copyLiveEntries(of: pack) == nil, "\(variant): the damaged pack was compacted")
+                #expect(again.packs.refusedForCompaction.locked { $0[pack] != nil })
+                #expect(FileManager.default.fileExists(atPath: PackStore.path(f.dir.path + "/packs", pack)))
             }
-            #expect(try again.get(live.cid) == live.data, "live after damage \(liveAfterDamage): the live block was lost")
+            #expect(try again.get(live.cid) == live.data, "\(variant): the live block was lost")
             for b in f.blocks where !inPack.contains(where: { $0.cid == b.cid }) { #expect(try again.get(b.cid) == b.data) }
         }
     }

@@ -125,7 +125,10 @@ public final class LevelDBBlockStore: BlockStore {
                 let (p, a) = try Varint.decode(bytes, at: body)
                 let (o, b) = try Varint.decode(bytes, at: body + a)
                 let (l, _) = try Varint.decode(bytes, at: body + a + b)
-                self = .packed(PackLocation(pack: UInt32(p), offset: o, length: UInt32(l)))
+                guard let pack = UInt32(exactly: p), let length = UInt32(exactly: l) else {
+                    throw BlockStoreError.invalidBlock(reason: "block record names pack \(p), length \(l)")
+                }
+                self = .packed(PackLocation(pack: pack, offset: o, length: length))
             }
         }
 

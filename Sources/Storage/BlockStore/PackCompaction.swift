@@ -16,8 +16,9 @@ import Multiformats
 /// written before this open is compacted even so: no append to it can still be waiting for its
 /// record, so an entry nothing points at is dead, counted or not. Appends go to a fresh pack
 /// after every open, so a torn entry from a crash can only be the last of its pack: such a pack
-/// from before this open is compacted once no block record points at or beyond the entry that did
-/// not parse (what follows it is then the crash's torn append, not damage to a live entry).
+/// from before this open is compacted once every block record pointing into it is known to point
+/// at an entry its scan found (what did not parse is then a torn append, not damage hiding a live
+/// entry).
 extension LevelDBBlockStore {
     /// A pack's share of dead space.
     public struct PackUsage: Sendable, Equatable {
@@ -88,8 +89,8 @@ extension LevelDBBlockStore {
     /// be coming: an entry the scan missed could be live) or it does not parse to its end. A pack
     /// from before this open may hold entries nothing points at and no deletion counted (a put
     /// whose batch never landed, a poisoned pack's failed batch): they are dead, and go with it;
-    /// so does a torn end (a crash during an append), once no record points at or beyond it
-    /// (nil otherwise: damage, with live entries after it).
+    /// so does a torn end (a crash during an append), once every record pointing into the pack
+    /// is known to point at an entry the scan found (nil otherwise: damage, hiding live entries).
     public func copyLiveEntries(of pack: UInt32) throws -> PackCompaction? {
         precondition(pack != packs.currentPack, "the pack being appended to is never compacted")
         if let refused = packs.refusedForCompaction.locked({ $0[pack] }), refused == packs.size(of: pack) { return nil }
@@ -104,11 +105,13 @@ extension LevelDBBlockStore {
         // Every byte of the pack must be accounted for. For a pack this open appended to, where a
         // put's record may still be coming, it parses to its end and live entries plus entries
         // counted dead are all of it (checked again under the writer lock: `stageRetirement`).
-        // For one from before this open, what did not parse is a torn append only if no record
-        // points at or beyond it: read every block record once to know (a crash tears at most one
-        // pack; a refusal is not tried again in this open, since nothing changes it).
+        // For one from before this open, what did not parse is a torn append only if every record
+        // pointing into the pack points at an entry the scan found (a damaged length can also
+        // make the scan skip live entries before stopping): read every block record once to know
+        // (a crash tears at most one pack; a refusal is not tried again in this open, since
+        // nothing changes it).
         let size = packs.size(of: pack) ?? 0
-        if let stopped, try pack >= packs.firstPackOfThisOpen || recordPoints(into: pack, atOrAfter: stopped) {
+        if stopped != nil, try pack >= packs.firstPackOfThisOpen || recordPoints(into: pack, elsewhereThan: Set(live.map { $0.1.offset })) {
             packs.refusedForCompaction.locked { $0[pack] = size }
             return nil
         }
@@ -155,16 +158,25 @@ extension LevelDBBlockStore {
         return PackCompaction(pack: pack, moves: moves, packBytes: size, copiedBytes: liveBytes)
     }
 
-    /// Whether a block record points into `pack` at `offset` or after (reads every record).
-    func recordPoints(into pack: UInt32, atOrAfter offset: UInt64) throws -> Bool {
-        var found = false
-        try db.makeIterator(fillCache: false).forEach(prefix: KeySpace.blockData.prefix) { _, v in
-            // Kinds 1 and 3 are packed (an inline record is not parsed: its body is the block).
-            guard let kind = v.first, kind == 1 || kind == 3 else { return true }
-            if case .packed(let l) = try Record(v), l.pack == pack, l.offset + UInt64(l.length) > offset { found = true }
-            return !found
+    /// Whether a block record points into `pack` at data not at one of `offsets`, or cannot be
+    /// read (it might). Reads every record, copying only those of packed blocks.
+    func recordPoints(into pack: UInt32, elsewhereThan offsets: Set<UInt64>) throws -> Bool {
+        let it = db.makeIterator(fillCache: false)
+        let prefix = KeySpace.blockData.prefix
+        it.seek(prefix)
+        while it.isValid, it.withKey({ $0.starts(with: prefix) }) {
+            // Kinds 1 and 3 are packed (an inline record, whose body is the block, is not copied).
+            let record = it.withValue { v -> [UInt8]? in v.first == 1 || v.first == 3 ? Array(v) : nil }
+            if let record {
+                guard case .packed(let l)? = try? Record(record) else { return true }
+                if l.pack == pack && !offsets.contains(l.offset) { return true }
+            } else if it.withValue({ $0.isEmpty || $0[0] > 3 }) {
+                return true
+            }
+            it.next()
         }
-        return found
+        try it.checkError()
+        return false
     }
 
     /// The pack gained a live entry that was not copied (a put's record landed after the scan):
@@ -179,6 +191,10 @@ extension LevelDBBlockStore {
     /// records, marks the pack retired.
     public func stageRetirement(_ c: PackCompaction, into batch: WriteBatch) throws {
         requireExclusive("stageRetirement")
+        // The file is removed once this batch is written: under `buffered` durability too, the
+        // records pointing away from it must be on disk first, or a power failure could leave
+        // them pointing into a removed file.
+        batch.mustSync = true
         // Should this batch be dropped, the copies are dead space (`recordDropped`).
         batch.appended += c.moves.map { ($0.0, $0.2) }
         var stillLive: UInt64 = 0

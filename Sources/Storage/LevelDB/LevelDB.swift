@@ -235,9 +235,10 @@ public final class LevelDB: @unchecked Sendable {
         return [UInt8](UnsafeRawBufferPointer(start: value, count: length))
     }
 
-    /// Applies `batch` atomically; with `sync` the write is on disk (the log fsynced) before this returns.
-    /// When the disk is full: see the type's documentation.
+    /// Applies `batch` atomically; with `sync` (or the batch's `mustSync`) the write is on disk
+    /// (the log fsynced) before this returns. When the disk is full: see the type's documentation.
     public func write(_ batch: WriteBatch, sync: Bool) throws {
+        let sync = sync || batch.mustSync
         var failure: LevelDBError?
         for _ in 0..<3 {
             let (generation, needed) = recovery.locked { ($0.generation, $0.needed) }
@@ -399,6 +400,13 @@ public final class LevelDB: @unchecked Sendable {
             return try body(UnsafeRawBufferPointer(start: p, count: n))
         }
 
+        /// Calls `body` with the current value without copying it.
+        public func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            var n = 0
+            let p = leveldb_iter_value(pointer, &n)
+            return try body(UnsafeRawBufferPointer(start: p, count: p == nil ? 0 : n))
+        }
+
         /// The error that stopped the iteration, if any.
         public func checkError() throws {
             var err: UnsafeMutablePointer<CChar>?
@@ -469,6 +477,9 @@ public final class WriteBatch {
     /// The pack entries its stages appended: dead space if this batch is dropped unwritten
     /// (`LevelDBBlockStore.recordDropped`).
     var appended: [(Multihash, PackLocation)] = []
+    /// Written synced whatever the writer's durability (a pack's retirement: the file goes right
+    /// after, and must not outlive on disk the records that point away from it).
+    public var mustSync = false
 
     /// An empty batch.
     public init() { pointer = leveldb_writebatch_create() }
