@@ -79,11 +79,12 @@ struct KuboRPC: Sendable {
         let owner = RequestCaller.owner
         let files = try await multipartFiles(request, limit: limits.maximumBlockRequest)
         let chosenCodec = codec
-        // Held from put to pin, so a collection in between cannot take the blocks.
+        // Held from put to pin, so a collection in between cannot take the blocks. The request's
+        // blocks are one commit (one sync, not one per file), stored all or none.
         let out = try await node.withLease { () async throws -> ByteBuffer in
             var out = ByteBuffer()
-            for data in files {
-                let block = try await node.putBlock(data, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
+            let blocks = try await node.putBlocks(files, codec: chosenCodec, hash: hash, hashLength: mhlen < 0 ? nil : mhlen)
+            for (block, data) in zip(blocks, files) {
                 if pin {
                     var request = Pinner.Request(cid: block.cid)
                     request.owner = owner

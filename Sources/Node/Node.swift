@@ -130,13 +130,20 @@ public final class Node: Sendable {
     /// blocking form would hold a storage thread per put for the commit (measured: block/put 11%
     /// slower). A put then pinned runs both inside `withLease`, then `pin`.
     public func putBlock(_ data: [UInt8], codec: Multicodec, hash: Multicodec, hashLength: Int?) async throws -> Block {
-        let block = try Block(data: data, codec: codec, hash: hash, hashLength: hashLength)
-        let event = try auditPut(block, "q.block.put.v1")
+        try await putBlocks([data], codec: codec, hash: hash, hashLength: hashLength)[0]
+    }
+
+    /// `putBlock` of several blocks as one operation of the group commit: all of them are
+    /// checked and hashed first, then stored together (each with its audit event), durable when
+    /// this returns — or none is stored.
+    public func putBlocks(_ datas: [[UInt8]], codec: Multicodec, hash: Multicodec, hashLength: Int?) async throws -> [Block] {
+        let blocks = try datas.map { try Block(data: $0, codec: codec, hash: hash, hashLength: hashLength) }
+        let events = try blocks.map { try auditPut($0, "q.block.put.v1") }
         try await commits.run { txn, batch in
-            batch.blocks.append(block)
-            txn.audit(event)
+            batch.blocks += blocks
+            for e in events { txn.audit(e) }
         }
-        return block
+        return blocks
     }
 
     /// Stores `data` as the block `cid` names, refusing data that does not hash to it

@@ -60,6 +60,24 @@ import TestSupport
         await d.stop()
     }
 
+    /// A request's file parts are one commit: a part that does not parse as its codec refuses
+    /// the request and stores none of them, the one before it included (Kubo keeps those).
+    @Test func aRequestsBlocksAreStoredTogetherOrNotAtAll() async throws {
+        let d = try await DaemonHarness()
+        let good = try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: [("a", .int(1))])))
+        let other = try DAGCBOR().encode(.map(IPLDMap(uniqueKeysWithValues: [("b", .int(2))])))
+        let (bad, type) = DaemonHarness.multipart([good, [0xFF, 0x00]])
+        let refused = try await d.rpc("block/put?cid-codec=dag-cbor", body: bad, headers: ["Content-Type": type])
+        #expect(refused.status == 400)
+        let cid = try Block(data: good, codec: .dagCBOR).cid
+        #expect(try !d.repository.blocks.has(cid), "the part before the bad one was stored")
+        let (both, t) = DaemonHarness.multipart([good, other])
+        let lines = try await d.rpc("block/put?cid-codec=dag-cbor", body: both, headers: ["Content-Type": t]).jsonLines()
+        #expect(lines.compactMap { $0["Key"] as? String } == [cid.string, try Block(data: other, codec: .dagCBOR).cid.string])
+        #expect(try d.repository.blocks.has(cid))
+        await d.stop()
+    }
+
     @Test func badInputGetsAClearErrorAndChangesNothing() async throws {
         var limits = ServerLimits()
         limits.maximumBlockRequest = 1000
