@@ -24,6 +24,13 @@ enum RequestCaller {
         guard let p = principal, p.credential != .adminToken else { return nil }
         return p.subject
     }
+
+    /// What listings and the event stream show the caller (`Visibility`): everything when there
+    /// is no caller (the node's own work).
+    static var visibility: Visibility {
+        guard let p = principal else { return .everything }
+        return Visibility(auditLog: p.allows(.auditRead), everyOwner: p.allows(.admin), owner: owner)
+    }
 }
 
 /// The one place identity, grants, limits and idempotency are applied (Docs/access.md), in order:

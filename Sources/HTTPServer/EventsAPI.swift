@@ -99,10 +99,9 @@ struct EventsAPI {
         }
         // The caller as of now: a stream that follows ends when its token or grant goes.
         let caller = RequestCaller.principal
-        // The audit log's events (who did what) only for callers that may read the log.
-        let seesAudit = caller?.allows(.auditRead) ?? true
-        // Media events name owners, ids and CIDs: for the admin only (Docs/media.md).
-        let seesMedia = caller?.allows(.admin) ?? true
+        // The audit log's events (who did what) only for callers that may read the log; media
+        // events (owners, ids, CIDs) and other owners' drive pointers not at all (`Visibility`).
+        let visibility = RequestCaller.visibility
         return Response(status: .ok, headers: headers, body: .streamed { writer in
             let (signals, poke) = follow ? try node.followEvents() : AsyncStream<Void>.makeStream()
             let beat = Task {
@@ -127,7 +126,7 @@ struct EventsAPI {
                     while true {
                         let want = min(256, (limit ?? .max) - sent)
                         let after = cursor
-                        let page = try await io.run { try node.events(after: after, limit: want, matching: { topics.matches($0) && (seesAudit || !$0.hasPrefix("q.qerberos.")) && (seesMedia || !$0.hasPrefix("q.qpic.")) }) }
+                        let page = try await io.run { try node.events(after: after, limit: want, matching: { topics.matches($0.topic) && node.shows($0, to: visibility) }) }
                         var out = ByteBuffer()
                         for e in page.events { out.writeString(Self.render(e)) }
                         if out.readableBytes > 0 {

@@ -91,19 +91,19 @@ extension KuboRPC {
         let type = String(q.get("type") ?? "all")
         let stream = Self.flag(q.get("stream")), names = Self.flag(q.get("names"))
         let nameFilter = q.get("name")
-        let showAudit = RequestCaller.principal?.allows(.auditRead) ?? true
+        let visibility = RequestCaller.visibility
         let rows: [PinListing]
         if q.getAll("arg").isEmpty {
             rows = try await io.run {
                 var out: [PinListing] = []
-                try self.node.listPins(type: type, nameContains: nameFilter, showingAuditLog: showAudit) { out.append($0) }
+                try self.node.listPins(type: type, nameContains: nameFilter, visibility: visibility) { out.append($0) }
                 return out
             }
         } else {
             let cids = try await resolvedArguments(request)
             rows = try await io.run {
                 try cids.map { c in
-                    guard let l = try self.node.pinListing(of: c, type: type, showingAuditLog: showAudit) else { throw RequestError(.notFound, "path '\(c)' is not pinned") }
+                    guard let l = try self.node.pinListing(of: c, type: type, visibility: visibility) else { throw RequestError(.notFound, "path '\(c)' is not pinned") }
                     return l
                 }
             }
@@ -124,10 +124,12 @@ extension KuboRPC {
     func pinVerify(_ request: Request) async throws -> Response {
         let verbose = Self.flag(request.uri.queryParameters.get("verbose"))
         let quiet = Self.flag(request.uri.queryParameters.get("quiet"))
+        let visibility = RequestCaller.visibility
         let out = try await io.run { () throws -> ByteBuffer in
             var out = ByteBuffer()
+            let hidden = try self.node.hiddenPinRoots(from: visibility)
             try self.node.verifyPins { v in
-                guard !v.ok || verbose else { return }
+                guard !v.ok || verbose, !hidden.contains(v.cid) else { return }
                 var line = JSONOutput.line(PinVerifyResult(v, quiet: quiet))
                 out.writeBuffer(&line)
             }

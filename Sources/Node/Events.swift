@@ -3,7 +3,7 @@ import Storage
 /// The event stream every layer publishes to (`/q/v1/events`).
 extension Node {
     /// Up to `limit` stored events after `after` whose topic `matches`, and the last sequence looked at.
-    public func events(after: UInt64, limit: Int, matching matches: (String) -> Bool) throws -> (events: [EventLog.Event], through: UInt64) {
+    public func events(after: UInt64, limit: Int, matching matches: (EventLog.Event) -> Bool) throws -> (events: [EventLog.Event], through: UInt64) {
         try events.read(after: after, limit: limit, matching: matches)
     }
 

@@ -638,11 +638,12 @@ public final class Pinner: Sendable {
     /// Every CID below a recursive pin (not counting the roots themselves), each once, with a
     /// recursive root it is under (Kubo's indirect pins). Walks every recursive DAG.
     /// `layerHeads`: also below the direct pins of `walkedHeadTypes`, whose links hold their DAGs.
-    public func indirect(layerHeads: Bool = false, _ body: (CID, CID) throws -> Bool) throws {
+    /// Only the DAGs of pins `including` takes are walked.
+    public func indirect(layerHeads: Bool = false, including: (Pin) -> Bool = { _ in true }, _ body: (CID, CID) throws -> Bool) throws {
         var seen = Set<CID>()
         var roots: [CID] = []
         try forEachPin { p in
-            if p.status == .pinned, p.type == .recursive || (layerHeads && walkedHeadTypes.contains(p.resourceType)) {
+            if p.status == .pinned, p.type == .recursive || (layerHeads && walkedHeadTypes.contains(p.resourceType)), including(p) {
                 roots.append(p.cid)
             }
             return true
@@ -658,9 +659,9 @@ public final class Pinner: Sendable {
     }
 
     /// The recursive pin (or layer head) whose DAG holds `cid`, if any (walks their DAGs until found).
-    public func recursiveRoot(containing cid: CID) throws -> CID? {
+    public func recursiveRoot(containing cid: CID, including: (Pin) -> Bool = { _ in true }) throws -> CID? {
         var found: CID?
-        try indirect(layerHeads: true) { c, root in
+        try indirect(layerHeads: true, including: including) { c, root in
             if c.multihash == cid.multihash { found = root; return false }
             return true
         }

@@ -109,6 +109,12 @@ import TestSupport
             let asReader = try await h.request("/api/v0/pin/ls?arg=" + headCID, method: "POST", api: true,
                                                headers: ["Authorization": "Bearer \(reader.secret)"], authorized: false)
             #expect(asReader.status != 200, "\(asReader.text)")
+            for path in ["pin/ls?type=direct", "pin/verify?verbose=true"] {
+                let listing = try await h.request("/api/v0/" + path, method: "POST", api: true,
+                                                  headers: ["Authorization": "Bearer \(reader.secret)"], authorized: false)
+                #expect(listing.status == 200 && !listing.text.contains(headCID), "reader: \(path): \(listing.text)")
+                #expect(try await h.rpc(path).text.contains(headCID), "admin: \(path)")
+            }
             let rm = try await h.rpc("block/rm?arg=" + headCID)
             #expect(rm.text.contains("audit log"), "\(rm.text)")
             // An index past 2^64 is a malformed path, not a crash.

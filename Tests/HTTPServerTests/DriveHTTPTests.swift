@@ -69,6 +69,21 @@ import TestSupport
             let listed = try await call("/q/v1/index", reader)
             #expect(listed.status == 200 && !listed.text.contains("\"drive\""), "\(listed.text)")
             #expect(try await h.request("/q/v1/index/drive/alice", api: true).status == 200)
+            // Nor named anywhere a reader lists (the gateway serves any CID it is given, so the
+            // pointer's CID is the way into alice's files): not by pin/ls, pin/verify or the
+            // event stream; the admin sees it in each.
+            let pins = try await h.rpc("pin/ls?names=true")
+            let keys = try #require(try pins.json()["Keys"] as? [String: [String: Any]], "\(pins.text)")
+            let pointer = try #require(keys.first { $0.value["Name"] as? String == "qindex:drive/alice" }?.key, "\(pins.text)")
+            for (path, method) in [("/api/v0/pin/ls?names=true", "POST"), ("/api/v0/pin/ls?names=true&type=direct", "POST"),
+                                   ("/api/v0/pin/verify?verbose=true", "POST"), ("/q/v1/events?follow=false&since=0", "GET")] {
+                let asReader = try await call(path, method, reader)
+                #expect(asReader.status == 200 && !asReader.text.contains(pointer) && !asReader.text.contains("\"type\":\"drive\""), "reader: \(path): \(asReader.text)")
+                let asAdmin = try await h.request(path, method: method, api: true)
+                #expect(asAdmin.status == 200 && asAdmin.text.contains(pointer), "admin: \(path): \(asAdmin.text)")
+            }
+            let through = try await call("/api/v0/pin/ls?arg=\(pointer)", "POST", reader)
+            #expect(through.status != 200, "\(through.text)")
         }
     }
 

@@ -34,7 +34,7 @@ import TestSupport
             #expect(e.timestamp == r.clock.now)
         }
         // A filter skips, and says how far it looked.
-        let deleted = try r.events.read(after: 0, limit: 100) { $0.hasSuffix("deleted.v1") }
+        let deleted = try r.events.read(after: 0, limit: 100) { $0.topic.hasSuffix("deleted.v1") }
         #expect(deleted.events.map(\.sequence) == [3] && deleted.through == 3)
         #expect(try r.events.read(after: 3, limit: 100).events.isEmpty)
     }

@@ -106,10 +106,10 @@ public final class EventLog: Sendable {
         return Self.sequence(of: it.key)
     }
 
-    /// Up to `limit` stored events after `after`, oldest first, whose topic `matches`, and the
+    /// Up to `limit` stored events after `after`, oldest first, that `matches`, and the
     /// last sequence looked at (where the next read goes on from: a filtered reader does not rescan
     /// what it skipped). At most `limit × 64` events are looked at per call.
-    public func read(after: UInt64, limit: Int, matching matches: (String) -> Bool = { _ in true }) throws -> (events: [Event], through: UInt64) {
+    public func read(after: UInt64, limit: Int, matching matches: (Event) -> Bool = { _ in true }) throws -> (events: [Event], through: UInt64) {
         var out: [Event] = []
         var through = after
         guard after < .max else { return (out, through) }
@@ -122,7 +122,7 @@ public final class EventLog: Sendable {
             scanned += 1
             through = Self.sequence(of: k)
             let e = try Self.decode(sequence: through, it.value)
-            if matches(e.topic) { out.append(e) }
+            if matches(e) { out.append(e) }
             it.next()
         }
         return (out, through)
