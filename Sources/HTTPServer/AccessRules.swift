@@ -72,7 +72,7 @@ enum AccessRules {
         var rules: [RouteRule] = [
             .open(.get, "/health"), .open(.head, "/health"),
             RouteRule(.get, "/metrics", .metrics),
-            .open(.get, "/q/v1/openapi.yaml"),
+            .open(.get, "/q/v1/openapi.yaml"), .open(.head, "/q/v1/openapi.yaml"),
             RouteRule(.get, "/q/v1/whoami", summary: "any authenticated caller") { _ in [] },
             RouteRule(.put, "/ipfs/{cid}", .write),
             .writing("/api/v0/block/put", pinFlag: "pin", pinByDefault: false),

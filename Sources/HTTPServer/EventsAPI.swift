@@ -31,11 +31,13 @@ struct EventsAPI {
 
     func register(on router: Router<ServerContext>) {
         router.get("/q/v1/events") { request, _ in await qAsync { try await self.stream(request) } }
-        router.get("/q/v1/openapi.yaml") { _, _ in
+        let document: @Sendable (Request, ServerContext) -> Response = { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "application/yaml"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: Self.openAPIDocument))
         }
+        router.get("/q/v1/openapi.yaml", use: document)
+        router.head("/q/v1/openapi.yaml", use: document)
     }
 
     /// A topic filter: exact topics and prefixes.

@@ -174,7 +174,7 @@ struct Gateway: Sendable {
             if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
             // The terminal block must exist before a 200 is promised.
             _ = try await io.run { try self.node.blockSize(terminal) }
-            if head { return Response(status: .ok, headers: headers) }
+            if head { return Self.headOfStream(.ok, headers) }
             let node = self.node
             return Response(status: .ok, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 let range = entityBytes.map { (from: $0.from, to: $0.to) }
@@ -191,7 +191,7 @@ struct Gateway: Sendable {
             headers[.contentDisposition] = Self.disposition("attachment", filename: filename, default: terminalString + ".tar")
             if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }
             _ = try await io.run { try self.node.blockSize(terminal) }
-            if head { return Response(status: .ok, headers: headers) }
+            if head { return Self.headOfStream(.ok, headers) }
             // The top entry is named after the last path segment (else the CID). An entry whose
             // name would leave the archive ends the stream with the reason as its last bytes (a
             // browser cannot read a trailer), as boxo does.
@@ -273,6 +273,13 @@ struct Gateway: Sendable {
 
     /// One block's bytes as the whole body (or, with `Range`, the first range asked: `206`), after
     /// the `If-None-Match` check against the ETag already in `headers`.
+    /// The answer to `HEAD` for a representation `GET` streams: no `Content-Length` (the length
+    /// is not known ahead, and `0` would be a lie), so it advertises the chunked coding `GET` uses;
+    /// NIO's encoder sends no body for a `HEAD`.
+    static func headOfStream(_ status: HTTPResponse.Status, _ headers: HTTPFields) -> Response {
+        Response(status: status, headers: headers, body: ResponseBody { writer in try await writer.finish(nil) })
+    }
+
     func blockBody(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
         var headers = baseHeaders
         if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }

@@ -8,7 +8,8 @@ import Prometheus
 import Storage
 import Synchronization
 
-/// `/health` on both listeners: status, version, repository and store state, uptime.
+/// `/health` on both listeners: status, version, repository and store state, uptime; the
+/// repository's path on the API listener only (the gateway may face the public).
 struct Health: Sendable {
     let node: Node
     let listener: String
@@ -20,13 +21,15 @@ struct Health: Sendable {
 
     func response() -> Response {
         let storeOK = node.storeIsHealthy
+        var repository: [String: Any] = ["version": Repository.currentVersion, "store": storeOK ? "ok" : "failing"]
+        if listener == "api" { repository["path"] = node.repositoryPath }
         let body: [String: Any] = [
             "status": storeOK ? "ok" : "degraded",
             "version": Node.version,
             "listener": listener,
             "peerID": node.identity.peerID,
             "uptimeSeconds": Int(node.uptime),
-            "repository": ["path": node.repositoryPath, "version": Repository.currentVersion, "store": storeOK ? "ok" : "failing"],
+            "repository": repository,
         ]
         return JSONOutput.response(body, status: storeOK ? .ok : .serviceUnavailable)
     }

@@ -89,7 +89,7 @@ extension Gateway {
             let partType = headers[.contentType] ?? "application/octet-stream"
             headers[.contentType] = "multipart/byteranges; boundary=\(boundary)"
             headers[.contentLength] = nil
-            if head { return Response(status: .partialContent, headers: headers) }
+            if head { return Gateway.headOfStream(.partialContent, headers) }
             return Response(status: .partialContent, headers: headers, body: try await KuboRPC.stream(downloads) { channel in
                 for r in list {
                     try channel.send(Array("--\(boundary)\r\nContent-Type: \(partType)\r\nContent-Range: bytes \(r.lowerBound)-\(r.upperBound)/\(size)\r\n\r\n".utf8))

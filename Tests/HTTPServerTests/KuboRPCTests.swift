@@ -20,6 +20,13 @@ import TestSupport
         let health = try await d.request("/health").json()
         #expect(health["status"] as? String == "ok")
         #expect((health["repository"] as? [String: Any])?["store"] as? String == "ok")
+        // The gateway may face the public: its /health does not tell where the repository is.
+        #expect((health["repository"] as? [String: Any])?["path"] == nil)
+        let apiHealth = try await d.request("/health", api: true, authorized: false).json()
+        #expect((apiHealth["repository"] as? [String: Any])?["path"] as? String == d.repository.path)
+        // The open OpenAPI document answers HEAD as GET, without credentials.
+        let yaml = try await d.request("/q/v1/openapi.yaml", method: "HEAD", api: true, authorized: false)
+        #expect(yaml.status == 200 && yaml.header("Content-Type") == "application/yaml", "\(yaml.status)")
         await d.stop()
     }
 

@@ -31,6 +31,19 @@ import TestSupport
         #expect(try await d.request("/ipfs/\(root)/ascii.txt", headers: ["If-None-Match": "\"x\", W/\"\(try files.cid("/ascii.txt"))\""]).status == 304)
         let head = try await d.request("/ipfs/\(root)/multiblock.txt", method: "HEAD")
         #expect(head.status == 200 && head.header("Content-Length") == "1026" && head.body.isEmpty)
+        // HEAD of what GET streams (a CAR, a tar, several ranges) has the headers GET has: no
+        // Content-Length (not "0"), and no body bytes on the connection — the next response on it
+        // follows the head at once.
+        for (query, range, status) in [("?format=car", "", "200"), ("?format=tar", "", "200"), ("", "Range: bytes=0-1,3-4\r\n", "206")] {
+            let target = "/ipfs/\(root)/" + (range.isEmpty ? "" : "ascii.txt") + query
+            let c = try RawConnection(port: d.gatewayPort)
+            try c.send("HEAD \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(range)\r\nGET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            let (_, bytes) = try await ThirdPartyClientTests.aside { c.readUntilClosed(timeout: 30) }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let parts = text.components(separatedBy: "\r\n\r\n")
+            #expect(parts.count >= 2 && parts[0].hasPrefix("HTTP/1.1 \(status)") && parts[1].hasPrefix("HTTP/1.1 200"), "\(target): \(text)")
+            #expect(!parts[0].lowercased().contains("\r\ncontent-length:"), "\(target): \(parts[0])")
+        }
         await d.stop()
     }
 
