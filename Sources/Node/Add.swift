@@ -49,6 +49,9 @@ public final class AddSession {
     /// Top-level entries, in the order they came.
     private var top: [(name: String, cid: CID, dagSize: UInt64)] = []
     private var ended = false
+    /// The paths this add has given, as files (and symlinks) and as directories: a path given
+    /// twice, or as a file and as a directory, is refused (the tree would keep one, silently).
+    private var filePaths = Set<String>(), directoryPaths = Set<String>()
 
     /// `batcher`: where `node`'s blocks go (nil: nothing is stored).
     init(node: Node?, batcher: BlockBatcher?, options: Options, report: @escaping (AddEvent) throws -> Void) {
@@ -85,6 +88,28 @@ public final class AddSession {
         do { return try DirectoryImporter.pathComponents(name) } catch { throw NodeError.badInput("\(error)") }
     }
 
+    /// Claims the path `parts` as a directory or as a file; `NodeError.badInput` when the add gave
+    /// it already, or gave one of its parents as a file. Two top-level entries of one name are two
+    /// roots, not a conflict, unless they are to be wrapped in one directory.
+    private func claim(_ parts: [String], directory: Bool) throws {
+        let path = parts.joined(separator: "/")
+        func conflict(_ p: String) -> NodeError { .badInput("invalid UnixFS: the add gives \"\(p)\" twice, or as a file and as a directory") }
+        var prefix = ""
+        for p in parts.dropLast() {
+            prefix = prefix.isEmpty ? p : prefix + "/" + p
+            if filePaths.contains(prefix) { throw conflict(prefix) }
+            directoryPaths.insert(prefix)
+        }
+        if directory {
+            if filePaths.contains(path) { throw conflict(path) }
+            directoryPaths.insert(path)
+        } else {
+            let separateRoot = parts.count == 1 && !options.wrap
+            if directoryPaths.contains(path) || (!separateRoot && filePaths.contains(path)) { throw conflict(path) }
+            filePaths.insert(path)
+        }
+    }
+
     private func record(_ name: String, _ cid: CID, _ dagSize: UInt64) throws {
         let parts = try segments(name)
         if parts.count == 1 { top.append((parts[0], cid, dagSize)) } else { nested.append((parts.joined(separator: "/"), cid, dagSize)) }
@@ -96,6 +121,7 @@ public final class AddSession {
     @discardableResult
     public func file<S: ByteSource>(_ name: String, _ source: S, progressEvery: UInt64? = nil) throws -> ImportedFile {
         let parts = try segments(name)
+        try claim(parts, directory: false)
         let shown = parts.joined(separator: "/")
         let observed = ObservedSource(source, every: progressEvery ?? .max) { bytes, _ in
             if progressEvery != nil { try self.report(.progress(name: shown, bytes: bytes)) }
@@ -108,7 +134,7 @@ public final class AddSession {
 
     /// Adds a symbolic link `name` → `target`.
     public func symlink(_ name: String, target: String) throws {
-        _ = try segments(name)
+        try claim(try segments(name), directory: false)
         let link = try DirectoryImporter(options: options.importing) { try self.emit($0) }.makeSymlink(target)
         try batcher?.finish()
         try record(name, link.cid, link.dagSize)
@@ -116,7 +142,9 @@ public final class AddSession {
 
     /// Declares the directory `name` (so an empty one is kept).
     public func directory(_ name: String) throws {
-        directories.append(try segments(name).joined(separator: "/"))
+        let parts = try segments(name)
+        try claim(parts, directory: true)
+        directories.append(parts.joined(separator: "/"))
     }
 
     /// Imports the file, directory or symlink at `path` on local disk as the top-level entry named
@@ -130,6 +158,7 @@ public final class AddSession {
         let root = try importer.importTree(at: path)
         try batcher?.finish()
         let name = path.split(separator: "/").last.map(String.init) ?? path
+        try claim(try segments(name), directory: false)
         for (p, c, s) in events.dropLast() { try report(.added(name: p, cid: c, dagSize: s)) }
         try record(name, root.cid, root.dagSize)
         return root

@@ -94,6 +94,35 @@ import UnixFS
         #expect(entries.map(\.name) == ["a"], "a/ is the file a, not dropped")
     }
 
+    /// A path given twice, or as a file and as a directory, is refused rather than one of them
+    /// silently dropped from the tree; two top-level entries of one name are two roots (unless
+    /// wrapped together).
+    @Test func addRefusesAPathGivenTwice() throws {
+        let f = try Fixture()
+        var wrap = AddSession.Options()
+        wrap.wrap = true
+        typealias Step = (AddSession) throws -> Void
+        let cases: [(String, AddSession.Options, [Step])] = [
+            ("a file twice", AddSession.Options(), [{ try $0.directory("d") }, { try $0.file("d/a", Bytes(data: [1])) }, { try $0.file("d/a", Bytes(data: [2])) }]),
+            ("a file, then a directory under it", AddSession.Options(), [{ try $0.file("d", Bytes(data: [1])) }, { try $0.file("d/a", Bytes(data: [2])) }]),
+            ("a directory, then a file of its name", AddSession.Options(), [{ try $0.file("d/a", Bytes(data: [1])) }, { try $0.file("d", Bytes(data: [2])) }]),
+            ("a file, then a directory of its name", AddSession.Options(), [{ try $0.file("d/a", Bytes(data: [1])) }, { try $0.directory("d/a") }]),
+            ("a top-level name twice, wrapped", wrap, [{ try $0.file("x", Bytes(data: [1])) }, { try $0.file("x", Bytes(data: [2])) }]),
+        ]
+        for (what, options, steps) in cases {
+            let s = try f.node.add(options)
+            #expect(throws: NodeError.self, "\(what)") { for step in steps { try step(s) } }
+            s.cancel()
+        }
+        let s = try f.node.add(AddSession.Options())
+        try s.file("x", Bytes(data: [1]))
+        try s.file("x", Bytes(data: [2]))
+        try s.directory("d")
+        try s.directory("d")
+        try s.file("d/a", Bytes(data: [3]))
+        #expect(try s.finish().count == 3, "two roots named x and the directory d")
+    }
+
     /// A cancelled add pins nothing, and what it stored is garbage at once: it gives up the put
     /// grace period (a disk filled by a failed add can be emptied by `repo gc`, Docs/storage.md).
     /// Every block goes, also past the first few thousand (they are let go a chunk at a time). A
