@@ -133,10 +133,7 @@ enum DaemonHTTP {
             // process by SIGPIPE, as it does when the CLI reads the repository itself (the write
             // failed on an event loop thread, which blocks the signal).
             if let failure = reply.failure {
-                if let io = failure as? CAR.IOError, io.code == EPIPE {
-                    signal(SIGPIPE, SIG_DFL)
-                    raise(SIGPIPE)
-                }
+                endIfPipeClosed(failure)
                 throw failure
             }
             // An upload the daemon refused before taking it all: its answer.

@@ -1,3 +1,4 @@
+import CAR
 import Foundation
 import Storage
 
@@ -9,5 +10,18 @@ func openRepository(purpose: String) throws -> Repository {
 
 /// Runs `body`, reporting any error as a CLIError that names `what`.
 func reporting<T>(_ what: String, _ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as CLIError { throw e } catch { throw CLIError("\(what): \(error)") }
+    do { return try body() } catch let e as CLIError { throw e } catch {
+        endIfPipeClosed(error)
+        throw CLIError("\(what): \(error)")
+    }
+}
+
+/// A write to a closed pipe (`qstore cat … | head`) ends the process by SIGPIPE, quietly and with
+/// the shell's status 141, as a plain write does when the CLI reads the repository itself; the
+/// writes that report EPIPE instead are those of a process where NIO ignores the signal, and of
+/// threads that block it.
+func endIfPipeClosed(_ error: any Error) {
+    guard let io = error as? CAR.IOError, io.code == EPIPE else { return }
+    signal(SIGPIPE, SIG_DFL)
+    raise(SIGPIPE)
 }

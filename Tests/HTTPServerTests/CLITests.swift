@@ -96,6 +96,40 @@ import TestSupport
     /// A pager left open on `qstore cat` through a daemon is not cut off after the gateway's
     /// `http.sendTimeout` (its caller has a token: `http.apiSendTimeout`), and does not hold up
     /// the daemon's stop for as long: stopping, the daemon gives it `http.sendTimeout` again.
+    /// `qstore cat X | head -c1`: a reader that goes ends the CLI by SIGPIPE, quietly (the
+    /// shell's status 141), through a daemon as on the repository itself — also for a file small
+    /// enough that the broken pipe shows only when the last bytes are flushed.
+    @Test func aClosedPipeEndsTheCLIQuietlyBothWays() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: true)
+        let repo = dir + "/d/repo"
+        #expect(try Self.qstore(["init"], repository: repo, home: dir).0 == 0)
+        try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: dir + "/small"))
+        let (rc, added) = try Self.qstore(["add", "-Q", dir + "/small"], repository: repo, home: dir)
+        #expect(rc == 0, "\(added)")
+        func catIntoAClosedPipe() throws -> (Process.TerminationReason, Int32, String) {
+            let cat = Process()
+            cat.executableURL = URL(fileURLWithPath: ChildDaemon.binary)
+            cat.arguments = ["cat", added.trimmingCharacters(in: .whitespacesAndNewlines)]
+            cat.environment = ChildEnvironment.with(["QSTORE_PATH": repo, "HOME": dir])
+            let out = Pipe(), err = Pipe()
+            cat.standardOutput = out
+            cat.standardError = err
+            try out.fileHandleForReading.close()
+            try cat.run()
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            cat.waitUntilExit()
+            return (cat.terminationReason, cat.terminationStatus, message)
+        }
+        let offline = try catIntoAClosedPipe()
+        #expect(offline.0 == .uncaughtSignal && offline.1 == SIGPIPE && offline.2.isEmpty, "offline: \(offline)")
+        let daemon = try ChildDaemon(directory: dir + "/d")
+        defer { daemon.kill9() }
+        let remote = try catIntoAClosedPipe()
+        #expect(remote.0 == .uncaughtSignal && remote.1 == SIGPIPE && remote.2.isEmpty, "through the daemon: \(remote)")
+    }
+
     @Test func aPausedPagerLastsButDoesNotHoldUpAStop() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
