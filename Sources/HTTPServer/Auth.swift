@@ -127,7 +127,10 @@ struct AccessMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let rule = rules.rule(method: request.method, path: request.uri.path)
-        if rule?.isPublic == true { return try await next(request, context) }
+        if rule?.isPublic == true {
+            ExpectContinueHandler.sendIfExpected(request.headers, on: context.channel)
+            return try await next(request, context)
+        }
         var request = request
         let requestId = Self.requestID(request)
         let principal: Principal
@@ -157,6 +160,7 @@ struct AccessMiddleware: RouterMiddleware {
                 // Anyone who knows an identity's name can send such a body: what is held before the
                 // signature is checked is bounded, in all and per client address (else 503).
                 let declared = Self.bytesToHold(h, limit: limit)
+                ExpectContinueHandler.sendIfExpected(h, on: context.channel)
                 let body = try await unverified.holding(declared, client: context.client) {
                     try await RequestBodies.collect(request, limit: limit, timeout: limits.requestTimeout)
                 }
@@ -177,7 +181,9 @@ struct AccessMiddleware: RouterMiddleware {
             for scope in rule?.scopes(request) ?? [.admin] { try principal.require(scope) }
             try access.admit(principal, bytes: max(0, request.headers[.contentLength].flatMap(Int.init) ?? 0))
             // The nonce last: a refused request takes no room among the nonces.
-            if let signedRequest { try access.recordNonce(signedRequest) }
+            if let signedRequest { try access.recordNonce(signedRequest) } else {
+                ExpectContinueHandler.sendIfExpected(h, on: context.channel)
+            }
         } catch {
             if (error as? AccessError)?.kind == .unauthenticated { access.recordFailure(client: context.client) }
             if let entry = refusalEntry(error, request: request, context: context, principal: authenticated,

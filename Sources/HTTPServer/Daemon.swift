@@ -160,6 +160,7 @@ public final class Daemon: Sendable {
     func server(_ open: ConnectionCount, callerSend: Duration? = nil) -> HTTPServerBuilder {
         let limits = configuration.limits
         return .http1(configuration: .init(additionalChannelHandlers: [
+            ExpectContinueHandler(),
             ConnectionLimitHandler(open: open, limits: limits),
             ConnectionTimeoutHandler(header: limits.headerTimeout, bodyIdle: limits.bodyIdleTimeout, send: limits.sendTimeout, callerSend: callerSend),
         ]))

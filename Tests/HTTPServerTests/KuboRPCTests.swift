@@ -67,6 +67,41 @@ import TestSupport
         await d.stop()
     }
 
+    /// `Expect: 100-continue`: an admitted upload gets `100 Continue` before it sends its body
+    /// (curl waits a second for it), then its answer; a refused one gets its final status instead.
+    @Test func anUploadThatExpectsContinueGetsIt() async throws {
+        let d = try await DaemonHarness()
+        let (body, type) = DaemonHarness.multipart([Array("continued".utf8)])
+        for authorized in [true, false] {
+            let c = try RawConnection(port: d.apiPort)
+            try c.send("POST /api/v0/block/put HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (authorized ? "Authorization: Bearer \(d.token)\r\n" : "")
+                       + "Content-Type: \(type)\r\nContent-Length: \(body.count)\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+            // What comes before the body is sent (curl would wait a second, then send it anyway).
+            let first = try await ThirdPartyClientTests.aside { () -> String in
+                var seen: [UInt8] = []
+                let deadline = Date().addingTimeInterval(5)
+                while Date() < deadline, !String(decoding: seen, as: UTF8.self).contains("\r\n\r\n") {
+                    let (got, end) = c.receive(upTo: 4096, timeout: 1)
+                    seen += got
+                    if end == .end || end == .failed { break }
+                }
+                return String(decoding: seen, as: UTF8.self)
+            }
+            if authorized {
+                #expect(first.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(first)")
+                try c.send(body)
+                let (_, rest) = try await ThirdPartyClientTests.aside { c.readUntilClosed(timeout: 30) }
+                let text = first + String(decoding: rest, as: UTF8.self)
+                let cid = try Block(data: Array("continued".utf8)).cid.string
+                #expect(text.contains("HTTP/1.1 200") && text.contains(cid), "\(text)")
+            } else {
+                #expect(first.hasPrefix("HTTP/1.1 401"), "\(first)")
+            }
+            c.close()
+        }
+        await d.stop()
+    }
+
     /// A request's file parts are one commit: a part that does not parse as its codec refuses
     /// the request and stores none of them, the one before it included (Kubo keeps those).
     @Test func aRequestsBlocksAreStoredTogetherOrNotAtAll() async throws {
