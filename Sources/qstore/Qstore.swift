@@ -46,7 +46,7 @@ struct Qstore: AsyncParsableCommand {
         let context = AuditContext(actor: IdentityRef(squidId: "admin"), requestId: AuditContext.newRequestID(prefix: "cli-"))
         await AuditContext.$current.withValue(context) {
             do {
-                var command = try parseAsRoot()
+                var command = try parseAsRoot(KuboBooleans.rewrite(Array(CommandLine.arguments.dropFirst())))
                 if var c = command as? any AsyncParsableCommand { try await c.run() } else { try command.run() }
             } catch {
                 exit(withError: error)

@@ -9,6 +9,34 @@ import TestSupport
         try ThirdPartyClientTests.run(ChildDaemon.binary, args, environment: ["QSTORE_PATH": repository, "HOME": home])
     }
 
+    /// Kubo's boolean options take no value: `--pin` alone is `--pin=true`, as `ipfs` reads it
+    /// (`--pin=false` and `--pin false` still work, and a flag of the same name elsewhere, `add
+    /// --recursive`, is still a flag).
+    @Test func booleanOptionsTakeNoValueAsKubosDo() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/tree", withIntermediateDirectories: true)
+        let repo = dir + "/repo"
+        #expect(try Self.qstore(["init"], repository: repo, home: dir).0 == 0)
+        let file = dir + "/tree/f"
+        try Data("bare booleans\n".utf8).write(to: URL(fileURLWithPath: file))
+        func q(_ args: [String]) throws -> String {
+            let (rc, out) = try Self.qstore(args, repository: repo, home: dir)
+            #expect(rc == 0, "\(args): \(out)")
+            return out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let block = try q(["block", "put", "--pin", file])
+        #expect(try q(["pin", "ls", "--type", "recursive"]).contains(block), "block put --pin did not pin")
+        let unpinned = try q(["block", "put", "--pin=false", "--cid-codec", "raw", "--mhtype", "sha2-512", file])
+        #expect(try !q(["pin", "ls", "--type", "recursive"]).contains(unpinned))
+        // --raw-leaves alone: the one-chunk file is its raw leaf (bafk…), not a dag-pb node (Qm…).
+        #expect(try q(["add", "-Q", "--raw-leaves", file]).hasPrefix("bafk"))
+        #expect(try q(["add", "-Q", "--raw-leaves", "false", file]).hasPrefix("Qm"))
+        #expect(try q(["add", "-Q", "--recursive", "--pin", dir + "/tree"]).hasPrefix("Qm"))
+        _ = try q(["pin", "rm", "--recursive", block])
+        #expect(try !q(["pin", "ls", "--type", "recursive"]).contains(block))
+    }
+
     /// `add`'s output, `-q` and `-Q` (Kubo's "only the final hash"), without and with a daemon.
     @Test func addQuietAndQuieterBothWays() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
