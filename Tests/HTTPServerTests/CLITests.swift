@@ -9,15 +9,21 @@ import TestSupport
         try ThirdPartyClientTests.run(ChildDaemon.binary, args, environment: ["QSTORE_PATH": repository, "HOME": home])
     }
 
+    /// A scratch directory with `sub` in it and a repository made by `qstore init` at `repo`
+    /// (paths under the directory); the caller removes the directory.
+    static func scratch(_ sub: String, repo: String) throws -> (dir: String, repo: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
+        #expect(try Self.qstore(["init"], repository: dir + "/" + repo, home: dir).0 == 0)
+        return (dir, dir + "/" + repo)
+    }
+
     /// Kubo's boolean options take no value: `--pin` alone is `--pin=true`, as `ipfs` reads it
     /// (`--pin=false` and `--pin false` still work, and a flag of the same name elsewhere, `add
     /// --recursive`, is still a flag).
     @Test func booleanOptionsTakeNoValueAsKubosDo() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        let (dir, repo) = try Self.scratch("tree", repo: "repo")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir + "/tree", withIntermediateDirectories: true)
-        let repo = dir + "/repo"
-        #expect(try Self.qstore(["init"], repository: repo, home: dir).0 == 0)
         let file = dir + "/tree/f"
         try Data("bare booleans\n".utf8).write(to: URL(fileURLWithPath: file))
         func q(_ args: [String]) throws -> String {
@@ -121,18 +127,12 @@ import TestSupport
         #expect(peak > 0 && peak < 192 << 20, "the CLI's peak memory: \(peak >> 20) MiB for a \(size >> 20) MiB reply")
     }
 
-    /// A pager left open on `qstore cat` through a daemon is not cut off after the gateway's
-    /// `http.sendTimeout` (its caller has a token: `http.apiSendTimeout`), and does not hold up
-    /// the daemon's stop for as long: stopping, the daemon gives it `http.sendTimeout` again.
     /// `qstore cat X | head -c1`: a reader that goes ends the CLI by SIGPIPE, quietly (the
     /// shell's status 141), through a daemon as on the repository itself — also for a file small
     /// enough that the broken pipe shows only when the last bytes are flushed.
     @Test func aClosedPipeEndsTheCLIQuietlyBothWays() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        let (dir, repo) = try Self.scratch("d", repo: "d/repo")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: true)
-        let repo = dir + "/d/repo"
-        #expect(try Self.qstore(["init"], repository: repo, home: dir).0 == 0)
         try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: dir + "/small"))
         let (rc, added) = try Self.qstore(["add", "-Q", dir + "/small"], repository: repo, home: dir)
         #expect(rc == 0, "\(added)")
@@ -158,12 +158,12 @@ import TestSupport
         #expect(remote.0 == .uncaughtSignal && remote.1 == SIGPIPE && remote.2.isEmpty, "through the daemon: \(remote)")
     }
 
+    /// A pager left open on `qstore cat` through a daemon is not cut off after the gateway's
+    /// `http.sendTimeout` (its caller has a token: `http.apiSendTimeout`), and does not hold up
+    /// the daemon's stop for as long: stopping, the daemon gives it `http.sendTimeout` again.
     @Test func aPausedPagerLastsButDoesNotHoldUpAStop() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qstore-cli-\(UUID().uuidString)").path
+        let (dir, repo) = try Self.scratch("d", repo: "d/repo")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: true)
-        let repo = dir + "/d/repo"
-        #expect(try Self.qstore(["init"], repository: repo, home: dir).0 == 0)
         let configURL = URL(fileURLWithPath: repo + "/config.json")
         var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
         var http = config["http"] as? [String: Any] ?? [:]
