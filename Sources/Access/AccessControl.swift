@@ -306,7 +306,12 @@ public final class AccessControl: Sendable {
         if let label { try Self.checkLabel(label) }
         let now = clock.now
         return try change { s in
-            guard s.identities[squidId] == nil else { throw AccessError.exists("identity \(squidId) exists (rotate its key: qstore identity rotate-key)") }
+            if let existing = s.identities[squidId] {
+                // A revoked identity stays revoked (its grants, tokens and audit trail name it): its
+                // name is not given to a new key.
+                throw AccessError.exists(existing.revoked == nil ? "identity \(squidId) exists (rotate its key: qstore identity rotate-key)"
+                    : "identity \(squidId) was revoked; a revoked name is not used again (register the new key under another name)")
+            }
             let i = Identity(squidId: squidId, label: label, keys: [IdentityKey(publicKey: Data(raw).base64EncodedString(), notBefore: now)], created: now)
             return try .record(Self.identityPrefix + Array(squidId.utf8), i, AuditEntry("q.access.identity.add.v1", ref: squidId, details: [
                 ("key", .string(i.keys[0].publicKey)), ("label", label.map { .string($0) } ?? .null),

@@ -255,6 +255,11 @@ extension Curve25519.Signing.PrivateKey {
         _ = try h.access.revokeIdentity("alice")
         try h.reopen()
         #expect(throws: AccessError.self) { try h.accept(h.signed(alice, squid: "alice")) }
+        // A revoked name is not registered again, and the refusal says so (not "rotate its key",
+        // which a revoked identity cannot).
+        #expect(throws: AccessError.exists("identity alice was revoked; a revoked name is not used again (register the new key under another name)")) {
+            try h.access.addIdentity("alice", key: Curve25519.Signing.PrivateKey().publicBase64)
+        }
     }
 
     /// Only the token's hash is stored; a token acts with its scopes (and grants to `token:ID`),
