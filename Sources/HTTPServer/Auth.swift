@@ -72,6 +72,8 @@ struct AccessMiddleware: RouterMiddleware {
         squidId: HTTPField.Name("x-squid-id")!, subId: HTTPField.Name("x-subid")!, ts: HTTPField.Name("x-ts")!,
         nonce: HTTPField.Name("x-nonce")!, sig: HTTPField.Name("x-sig")!
     )
+    /// Their names, in the order a signed request carries them.
+    static let signatureHeaderNames = [signatureHeaders.squidId, signatureHeaders.subId, signatureHeaders.ts, signatureHeaders.nonce, signatureHeaders.sig].map(\.rawName)
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
     static let requestID = HTTPField.Name("X-Request-Id")!

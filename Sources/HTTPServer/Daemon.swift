@@ -212,7 +212,7 @@ public final class Daemon: Sendable {
         router.add(middleware: SurfaceErrorMiddleware())
         router.add(middleware: RequestMetricsMiddleware<ServerContext>())
         router.add(middleware: ByteCountingMiddleware(bytesIn: metrics.bytesIn("gateway"), bytesOut: metrics.bytesOut("gateway")))
-        router.add(middleware: GatewayCORSMiddleware())
+        router.add(middleware: GatewayCORSMiddleware(credentials: node.access.configuration.gatewayRequiresRead))
         router.add(middleware: TransferCodingMiddleware())
         if node.access.configuration.gatewayRequiresRead {
             router.add(middleware: AccessMiddleware(access: node.access, rules: AccessRules.gateway(requiresRead: true), limits: configuration.limits,
@@ -319,18 +319,25 @@ struct AuditCheckpointer: Service {
 }
 
 /// The gateway's CORS headers: any origin may read (the gateway is public, read-only content).
-private let gatewayCORSFields = [
-    HTTPField(name: .accessControlAllowOrigin, value: "*"),
-    HTTPField(name: .accessControlAllowMethods, value: "GET, HEAD, OPTIONS"),
-    HTTPField(name: .accessControlAllowHeaders, value: "Content-Type, Range, User-Agent, X-Requested-With"),
-    HTTPField(name: .accessControlExposeHeaders, value: "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, X-Chunked-Output, X-Stream-Output"),
-]
-
+/// When the gateway needs `read` (`access.gatewayRequiresRead`), a page may send the credentials
+/// too: a bearer token, or a signed request's headers (preflights are open).
 struct GatewayCORSMiddleware<Context: RequestContext>: RouterMiddleware {
+    let fields: [HTTPField]
+
+    init(credentials: Bool) {
+        let credentialHeaders = credentials ? ", Authorization, " + AccessMiddleware.signatureHeaderNames.joined(separator: ", ") : ""
+        fields = [
+            HTTPField(name: .accessControlAllowOrigin, value: "*"),
+            HTTPField(name: .accessControlAllowMethods, value: "GET, HEAD, OPTIONS"),
+            HTTPField(name: .accessControlAllowHeaders, value: "Content-Type, Range, User-Agent, X-Requested-With" + credentialHeaders),
+            HTTPField(name: .accessControlExposeHeaders, value: "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, X-Chunked-Output, X-Stream-Output"),
+        ]
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
         // Appended (nothing else writes these): a set would first search every field already there.
-        response.headers.append(contentsOf: gatewayCORSFields)
+        response.headers.append(contentsOf: fields)
         return response
     }
 }

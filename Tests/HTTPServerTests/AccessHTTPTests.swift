@@ -340,6 +340,12 @@ extension DaemonHarness {
             let (writer, _) = try await h.token(["write"])
             #expect(try await h.request("/ipfs/\(cid)?format=raw", headers: ["Authorization": "Bearer " + reader]).status == 200)
             #expect(try await h.request("/ipfs/\(cid)?format=raw", headers: ["Authorization": "Bearer " + writer]).status == 403)
+            // A page on another origin may send the credentials: the preflight (no credentials,
+            // as browsers send it) allows their headers.
+            let preflight = try await h.request("/ipfs/\(cid)?format=raw", method: "OPTIONS",
+                                                headers: ["Origin": "https://app.example", "Access-Control-Request-Headers": "authorization"])
+            let allowed = preflight.header("Access-Control-Allow-Headers") ?? ""
+            #expect((200..<300).contains(preflight.status) && allowed.contains("Authorization") && allowed.contains("x-sig"), "\(preflight.status) \(allowed)")
         }
     }
 
