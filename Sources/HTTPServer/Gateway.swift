@@ -219,6 +219,7 @@ struct Gateway: Sendable {
                     headers[.contentType] = "text/html; charset=utf-8"
                     headers[.eTag] = "\"DagIndex-qstore1_CID-\(terminal.string)\""
                     if !Self.isMutable(request) { headers[.cacheControl] = "public, max-age=604800, stale-while-revalidate=2678400" }
+                    headers[.contentLength] = String(html.utf8.count)
                     return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(string: html)))
                 }
                 headers[.contentType] = Self.mediaType(of: terminal.codec)
@@ -271,8 +272,6 @@ struct Gateway: Sendable {
         return Response(status: .ok, headers: headers, body: head ? .init() : .init(byteBuffer: ByteBuffer(bytes: record.bytes)))
     }
 
-    /// One block's bytes as the whole body (or, with `Range`, the first range asked: `206`), after
-    /// the `If-None-Match` check against the ETag already in `headers`.
     /// The answer to `HEAD` for a representation `GET` streams: no `Content-Length` (the length
     /// is not known ahead, and `0` would be a lie), so it advertises the chunked coding `GET` uses;
     /// NIO's encoder sends no body for a `HEAD`.
@@ -280,6 +279,8 @@ struct Gateway: Sendable {
         Response(status: status, headers: headers, body: ResponseBody { writer in try await writer.finish(nil) })
     }
 
+    /// One block's bytes as the whole body (or, with `Range`, the first range asked: `206`), after
+    /// the `If-None-Match` check against the ETag already in `headers`.
     func blockBody(_ request: Request, terminal: CID, head: Bool, headers baseHeaders: HTTPFields) async throws -> Response {
         var headers = baseHeaders
         if Self.matches(request, etag: headers[.eTag]!) { return Response(status: .notModified, headers: headers) }

@@ -127,9 +127,8 @@ extension KuboRPC {
         let visibility = RequestCaller.visibility
         let out = try await io.run { () throws -> ByteBuffer in
             var out = ByteBuffer()
-            let hidden = try self.node.hiddenPinRoots(from: visibility)
-            try self.node.verifyPins { v in
-                guard !v.ok || verbose, !hidden.contains(v.cid) else { return }
+            try self.node.verifyPins(visibility: visibility) { v in
+                guard !v.ok || verbose else { return }
                 var line = JSONOutput.line(PinVerifyResult(v, quiet: quiet))
                 out.writeBuffer(&line)
             }

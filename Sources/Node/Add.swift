@@ -151,14 +151,14 @@ public final class AddSession {
     /// after its last component, reporting every entry of it.
     @discardableResult
     public func tree(at path: String) throws -> (cid: CID, dagSize: UInt64) {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        try claim(try segments(name), directory: false)
         var importer = DirectoryImporter(options: options.importing) { try self.emit($0) }
         importer.includeHidden = options.includeHidden
         var events: [(String, CID, UInt64)] = []
         importer.onAdded = { events.append(($0, $1, $2)) }
         let root = try importer.importTree(at: path)
         try batcher?.finish()
-        let name = path.split(separator: "/").last.map(String.init) ?? path
-        try claim(try segments(name), directory: false)
         for (p, c, s) in events.dropLast() { try report(.added(name: p, cid: c, dagSize: s)) }
         try record(name, root.cid, root.dagSize)
         return root

@@ -24,10 +24,9 @@ extension Node {
         }
         var last: (CID, PinType)?
         var roots = Set<Multihash>()
-        let head = audit.head
         // The multihash index lists pins without decoding records; entries of one CID are adjacent.
         try pins.forEachListing { cid, pinType, status, name in
-            guard status == .pinned, !hides(cid, named: name, from: visibility, auditHead: head) else { return true }
+            guard status == .pinned, !visibility.hides(pinNamed: name) else { return true }
             if pinType == .recursive { roots.insert(cid.multihash) }
             guard type == "all" || type == pinType.rawValue else { return true }
             if let nameContains, !name.contains(nameContains) { return true }
@@ -37,7 +36,7 @@ extension Node {
             return true
         }
         guard type == "all" || type == "indirect", nameContains == nil else { return }
-        try pins.indirect(including: { !hides($0.cid, named: $0.name ?? "", from: visibility, auditHead: head) }) { c, _ in
+        try pins.indirect(including: { !visibility.hides(pinNamed: $0.name ?? "") }) { c, _ in
             if !roots.contains(c.multihash) { try body(PinListing(cid: c, type: "indirect", name: "")) }
             return true
         }
@@ -47,8 +46,7 @@ extension Node {
     /// Pins `visibility` hides are answered as absent, and never named as the root a CID is
     /// pinned through (see `listPins`).
     public func pinListing(of cid: CID, type: String = "all", visibility: Visibility = .everything) throws -> PinListing? {
-        let head = audit.head
-        let shown = { (p: Pin) in !self.hides(p.cid, named: p.name ?? "", from: visibility, auditHead: head) }
+        let shown = { (p: Pin) in !visibility.hides(pinNamed: p.name ?? "") }
         let on = try pins.pins(of: cid.multihash).filter { $0.status == .pinned && $0.cid.codec == cid.codec && shown($0) }
         if let p = on.first(where: { $0.type == .recursive }) ?? on.first, type == "all" || type == p.type.rawValue {
             return PinListing(cid: cid, type: p.type.rawValue, name: p.name ?? "")

@@ -52,7 +52,10 @@ extension Node {
     }
 
     /// Kubo's `pin verify`: each pin's verdict (recursive pins' DAGs, direct pins' own blocks).
-    public func verifyPins(_ body: (Pinner.Verification) throws -> Void) throws { try pins.verify(body) }
+    /// Pins `visibility` hides are left out (`Visibility`).
+    public func verifyPins(visibility: Visibility = .everything, _ body: (Pinner.Verification) throws -> Void) throws {
+        try pins.verify(including: { !visibility.hides(pinNamed: $0.name ?? "") }, body)
+    }
 
     /// The pinning policies in force.
     public var pinningPolicies: PolicySet { pins.policies }

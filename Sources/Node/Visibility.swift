@@ -1,3 +1,4 @@
+import Audit
 import Multiformats
 import Pinning
 import Storage
@@ -28,8 +29,11 @@ public struct Visibility: Sendable {
     /// Everything (the node itself, the command line on the repository).
     public static let everything = Visibility()
 
-    /// Whether a pin named `name` is a drive pointer's pin this caller may not see.
-    func hidesDrive(named name: String) -> Bool {
+    /// Whether a pin named `name` is one this caller may not see: the audit log's, or another
+    /// owner's drive pointer. Decided by the pin itself, in the pass that lists it (a CID read
+    /// apart would go stale while a drive write or a checkpoint moves the pin).
+    public func hides(pinNamed name: String) -> Bool {
+        if !auditLog && name == AuditLog.pinName { return true }
         guard !everyOwner, name.hasPrefix(Self.drivePinPrefix) else { return false }
         return owner.map { name != Self.drivePinPrefix + $0 } ?? true
     }
@@ -39,24 +43,6 @@ public struct Visibility: Sendable {
 }
 
 extension Node {
-    /// Whether `v` hides the pin of `cid` named `name`.
-    func hides(_ cid: CID, named name: String, from v: Visibility, auditHead: CID?) -> Bool {
-        (!v.auditLog && cid == auditHead) || v.hidesDrive(named: name)
-    }
-
-    /// The roots of the pins `v` hides (by CID: a root also pinned under another name is hidden too).
-    public func hiddenPinRoots(from v: Visibility) throws -> Set<CID> {
-        var hidden = Set<CID>()
-        let head = audit.head
-        if !v.auditLog, let head { hidden.insert(head) }
-        guard !v.everyOwner else { return hidden }
-        try pins.forEachListing { cid, _, _, name in
-            if v.hidesDrive(named: name) { hidden.insert(cid) }
-            return true
-        }
-        return hidden
-    }
-
     /// Whether the event stream shows `event` to a caller with `v`.
     public func shows(_ event: EventLog.Event, to v: Visibility) -> Bool {
         if event.topic.hasPrefix("q.qerberos.") { return v.auditLog }

@@ -680,10 +680,10 @@ public final class Pinner: Sendable {
 
     /// Checks every pin, as Kubo's `pin verify`: a recursive pin's whole DAG, a direct pin's own
     /// block only (it promises nothing of the blocks it links to) — present, and hashing to its CID.
-    public func verify(_ body: (Verification) throws -> Void) throws {
+    public func verify(including: (Pin) -> Bool = { _ in true }, _ body: (Verification) throws -> Void) throws {
         var recursive: [CID: Bool] = [:]
         try forEachPin { p in
-            if p.status == .pinned { recursive[p.cid, default: false] = recursive[p.cid, default: false] || p.type == .recursive }
+            if p.status == .pinned, including(p) { recursive[p.cid, default: false] = recursive[p.cid, default: false] || p.type == .recursive }
             return true
         }
         // Each block's own problem (nil: fine), and whether its links have been followed.

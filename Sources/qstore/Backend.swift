@@ -280,8 +280,7 @@ struct LocalBackend: Backend {
     }
 
     func cat(_ root: CID, path: [String], offset: UInt64, length: UInt64?) throws {
-        let out = FileHandle.standardOutput
-        try reporting("cat") { try node.cat(root, path: path, offset: offset, length: length) { out.write(Data($0)) } }
+        try reporting("cat") { try node.cat(root, path: path, offset: offset, length: length) { Output.bytes($0) } }
     }
 
     func tar(_ root: CID, path: [String], name: String, write: ([UInt8]) throws -> Void) throws {

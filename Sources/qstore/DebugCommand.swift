@@ -29,7 +29,7 @@ struct DebugCommand: ParsableCommand {
                 guard let f = MediaFormat(rawValue: name) else { throw ValidationError("--format: jpeg, png, webp, avif or heic") }
                 return f
             } ?? (png ? .png : .jpeg)
-            FileHandle.standardOutput.write(Data(try MediaProcessor.testImage(width: width, height: height, format: chosen, noise: noise)))
+            Output.write(Data(try MediaProcessor.testImage(width: width, height: height, format: chosen, noise: noise)))
         }
     }
 

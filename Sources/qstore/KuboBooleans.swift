@@ -4,17 +4,18 @@
 /// for the options of this table only (a flag of the same name elsewhere, such as `add
 /// --recursive`, is left alone); `--pin true` still parses as ArgumentParser reads it.
 enum KuboBooleans {
-    /// Command path → its options that take true or false.
-    static let options: [[String]: Set<String>] = [
-        ["add"]: ["pin", "raw-leaves"],
-        ["block", "put"]: ["pin"],
-        ["dag", "put"]: ["pin"],
-        ["dag", "import"]: ["pin-roots"],
-        ["name", "publish"]: ["resolve"],
-        ["name", "resolve"]: ["recursive"],
-        ["pin", "add"]: ["recursive"],
-        ["pin", "rm"]: ["recursive"],
-        ["pin", "update"]: ["unpin"],
+    /// Command path → its options that take true or false: each spelling (long, and short where
+    /// the command has one) → the long name.
+    static let options: [[String]: [String: String]] = [
+        ["add"]: ["--pin": "pin", "--raw-leaves": "raw-leaves"],
+        ["block", "put"]: ["--pin": "pin"],
+        ["dag", "put"]: ["--pin": "pin"],
+        ["dag", "import"]: ["--pin-roots": "pin-roots"],
+        ["name", "publish"]: ["--resolve": "resolve"],
+        ["name", "resolve"]: ["--recursive": "recursive", "-r": "recursive"],
+        ["pin", "add"]: ["--recursive": "recursive"],
+        ["pin", "rm"]: ["--recursive": "recursive"],
+        ["pin", "update"]: ["--unpin": "unpin"],
     ]
 
     /// `arguments` (without the program's name) with each bare boolean option of its command
@@ -23,11 +24,10 @@ enum KuboBooleans {
         let words = Array(arguments.prefix { !$0.hasPrefix("-") }.prefix(2))
         guard let names = options[words] ?? options[Array(words.prefix(1))] else { return arguments }
         var out = arguments
-        for i in out.indices where out[i].hasPrefix("--") {
+        for i in out.indices {
             if out[i] == "--" { break }
-            let name = String(out[i].dropFirst(2))
             let next = i + 1 < out.count ? out[i + 1] : nil
-            if names.contains(name), next != "true" && next != "false" { out[i] += "=true" }
+            if let name = names[out[i]], next != "true" && next != "false" { out[i] = "--\(name)=true" }
         }
         return out
     }

@@ -38,18 +38,39 @@ enum Output {
     /// Prints `value` as one line of JSON (keys sorted, so output is stable).
     static func json(_ value: Any) throws {
         let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        write(data + Data("\n".utf8))
     }
 
     /// Prints a wire value (KuboAPI) as one line of JSON (keys sorted).
     static func json<T: Encodable>(_ value: T, to handle: FileHandle = .standardOutput) throws {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        handle.write(try e.encode(value) + Data("\n".utf8))
+        let line = try e.encode(value) + Data("\n".utf8)
+        if handle === FileHandle.standardOutput { write(line) } else { handle.write(line) }
     }
 
     /// Writes raw bytes to standard output.
-    static func bytes(_ b: [UInt8]) { FileHandle.standardOutput.write(Data(b)) }
+    static func bytes(_ b: [UInt8]) { b.withUnsafeBytes { write($0) } }
+
+    static func write(_ data: Data) { data.withUnsafeBytes { write($0) } }
+
+    /// Writes all of `bytes` to standard output. A reader that went (a closed pipe) ends the
+    /// process by SIGPIPE, quietly; any other failure with a message and status 1 (Foundation's
+    /// `FileHandle.write` traps on both).
+    static func write(_ bytes: UnsafeRawBufferPointer) {
+        var at = 0
+        while at < bytes.count {
+            let n = Glibc.write(1, bytes.baseAddress! + at, bytes.count - at)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                endIfPipeClosed(errno: code)
+                FileHandle.standardError.write(Data("Error: write to standard output: \(String(cString: strerror(code)))\n".utf8))
+                exit(1)
+            }
+            at += n
+        }
+    }
 
     /// All of standard input, or of the file at `path` ("-" is standard input).
     static func readInput(_ path: String?) throws -> [UInt8] {
