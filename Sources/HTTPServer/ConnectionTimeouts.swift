@@ -57,7 +57,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     private func armRead(_ context: ChannelHandlerContext, _ after: TimeAmount) {
-        let deadline = NIODeadline.now() + after
+        let deadline = context.eventLoop.now + after
         readDeadline = deadline
         // A check already due by then follows the deadline; one due later is moved up.
         if readCheck != nil && readCheckAt <= deadline { return }
@@ -71,7 +71,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
             self.readCheck = nil
             self.readCheckAt = .distantFuture
             guard let due = self.readDeadline else { return }
-            if due <= .now() { context.close(promise: nil) } else { self.scheduleCheck(context, at: due) }
+            if due <= context.eventLoop.now { context.close(promise: nil) } else { self.scheduleCheck(context, at: due) }
         }
     }
 
@@ -131,8 +131,16 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
             nextIsCallers = false
         case .end:
             open = max(0, open - 1)
-            // Waiting for the next request's headers again (unless its body is still coming).
-            if open == 0 && !readingBody { armRead(context, header) }
+            // Waiting for the next request's headers again (unless its body is still coming) once
+            // the response's last bytes are handed to the kernel, not when its end is queued: a
+            // reader paused near the end of a long reply has its tail waiting here, and the header
+            // timeout would otherwise close the connection under it.
+            let sent = promise ?? context.eventLoop.makePromise(of: Void.self)
+            sent.futureResult.assumeIsolated().whenSuccess {
+                if self.open == 0 && !self.readingBody && context.channel.isActive { self.armRead(context, self.header) }
+            }
+            context.write(data, promise: sent)
+            return
         case .body:
             break
         }
