@@ -89,16 +89,20 @@ final class RawConnection: @unchecked Sendable {
     func read(upTo count: Int, timeout: Int = 30) -> [UInt8] { receive(upTo: count, timeout: timeout).0 }
 
     /// Reads until what arrived contains `text`; false if the stream ends or `timeout` seconds pass first.
-    func read(until text: String, timeout: Int) -> Bool {
+    func read(until text: String, timeout: Int) -> Bool { arrived(until: text, timeout: timeout) != nil }
+
+    /// What arrived by the time it contains `text` (which may run past it: bytes come in the
+    /// pieces the kernel gives); nil if the stream ends or `timeout` seconds pass first.
+    func arrived(until text: String, timeout: Int) -> [UInt8]? {
         let deadline = Date().addingTimeInterval(Double(timeout))
         var seen: [UInt8] = []
         while Date() < deadline {
             let (got, end) = receive(upTo: 65536, timeout: 1)
-            if end == .end || end == .failed { return false }
+            if end == .end || end == .failed { return nil }
             seen += got
-            if String(decoding: seen, as: UTF8.self).contains(text) { return true }
+            if String(decoding: seen, as: UTF8.self).contains(text) { return seen }
         }
-        return false
+        return nil
     }
 
     /// Reads everything until the server ends the connection (true, with what came) or
