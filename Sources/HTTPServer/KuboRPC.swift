@@ -311,7 +311,8 @@ struct KuboRPC: Sendable {
     func get(_ request: Request) async throws -> Response {
         let (cid, path) = try Self.argument(request)
         let name = path.last ?? cid.string
-        _ = try await io.run { try self.node.resolve(cid, path: path) }
+        // What would cut the archive short (an unsafe name, a missing node) gets its status first.
+        try await io.run { try self.node.checkTar(cid, path: path, name: name) }
         var headers = HTTPFields()
         headers[.contentType] = "application/x-tar"
         headers[.xStreamOutput] = "1"

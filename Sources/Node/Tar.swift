@@ -9,8 +9,18 @@ extension Node {
     /// Entry names that would escape the archive's root (`..`, absolute, containing `/`) are refused.
     public func tar(_ root: CID, path: [String] = [], name: String, write: ([UInt8]) throws -> Void) throws {
         let cid = path.isEmpty ? root : try resolve(root, path: path).terminal
-        try tarEntry(cid, path: try Self.safeName(name), write: write)
+        let top = try Self.safeName(name)
+        try withoutActuallyEscaping(write) { write in try tarEntry(cid, path: top, write: write) }
         try write([UInt8](repeating: 0, count: 1024))  // end of archive
+    }
+
+    /// Throws what `tar` of the same tree would throw on its way for the tree's shape — an unsafe
+    /// entry name, a directory or file node missing, a file too large for ustar — reading each
+    /// entry's node but no file's data: a streamed `get` checks first, so those errors get a
+    /// status and a message instead of a reply cut short.
+    public func checkTar(_ root: CID, path: [String] = [], name: String) throws {
+        let cid = path.isEmpty ? root : try resolve(root, path: path).terminal
+        try tarEntry(cid, path: try Self.safeName(name), write: nil)
     }
 
     static func safeName(_ name: String) throws -> String {
@@ -22,19 +32,23 @@ extension Node {
         return name
     }
 
-    private func tarEntry(_ cid: CID, path: String, write: ([UInt8]) throws -> Void) throws {
+    /// One entry and what is under it; `write` nil: only checked (`checkTar`).
+    private func tarEntry(_ cid: CID, path: String, write: (([UInt8]) throws -> Void)?) throws {
         let node: UnixFSNode
         do { node = try UnixFSNode.load(cid, from: blocks) } catch UnixFSError.missingBlock(let c) { throw NodeError.notFound(c) }
         switch node {
         case .file(let size):
-            try write(TarHeader.make(name: path, type: "0", size: size, mode: 0o644))
+            let header = try TarHeader.make(name: path, type: "0", size: size, mode: 0o644)
+            guard let write else { return }
+            try write(header)
             try cat(cid) { try write($0) }
             let pad = Int((512 - size % 512) % 512)
             if pad > 0 { try write([UInt8](repeating: 0, count: pad)) }
         case .symlink(let target):
-            try write(TarHeader.make(name: path, type: "2", size: 0, mode: 0o777, linkTarget: target))
+            let header = try TarHeader.make(name: path, type: "2", size: 0, mode: 0o777, linkTarget: target)
+            try write?(header)
         case .directory, .shardedDirectory:
-            try write(TarHeader.make(name: path + "/", type: "5", size: 0, mode: 0o755))
+            try write?(TarHeader.make(name: path + "/", type: "5", size: 0, mode: 0o755))
             let entries: [DirectoryEntry]
             if case .directory(let e) = node { entries = e } else { entries = try HAMT.entries(cid, store: blocks) }
             for e in entries { try tarEntry(e.cid, path: path + "/" + (try Self.safeName(e.name)), write: write) }

@@ -102,6 +102,29 @@ import TestSupport
         await d.stop()
     }
 
+    /// `get` of a tree whose tar would stop on its way (an entry name that would escape the
+    /// archive, a node missing) answers with an error status and Kubo's message before any byte,
+    /// instead of a 200 cut short, which the command line could only report as "ended early".
+    @Test func getChecksTheTreeBeforeItStreams() async throws {
+        let d = try await DaemonHarness()
+        let (file, type) = DaemonHarness.multipart([Array("inside".utf8)])
+        let leaf = try #require(try await d.rpc("block/put", body: file, headers: ["Content-Type": type]).jsonLines().first?["Key"] as? String)
+        func directory(_ name: String, _ target: CID) async throws -> String {
+            let node = try DAGPB.encodeNode(PBNode(links: [PBLink(hash: target, name: name, tsize: 6)], data: [8, 1]))
+            let (body, t) = DaemonHarness.multipart([node])
+            return try #require(try await d.rpc("block/put?cid-codec=dag-pb", body: body, headers: ["Content-Type": t]).jsonLines().first?["Key"] as? String)
+        }
+        let evil = try await directory("../evil", try CID(leaf))
+        let unsafe = try await d.rpc("get?arg=\(evil)")
+        #expect(unsafe.status == 400 && unsafe.text.contains("unsafe entry name"), "\(unsafe.status) \(unsafe.text)")
+        let missing = try await directory("gone", try Block(data: Array("never stored".utf8)).cid)
+        let absent = try await d.rpc("get?arg=\(missing)")
+        #expect(absent.status != 200 && absent.text.contains("Message"), "\(absent.status) \(absent.text)")
+        let fine = try await directory("ok", try CID(leaf))
+        #expect(try await d.rpc("get?arg=\(fine)").status == 200)
+        await d.stop()
+    }
+
     /// A request's file parts are one commit: a part that does not parse as its codec refuses
     /// the request and stores none of them, the one before it included (Kubo keeps those).
     @Test func aRequestsBlocksAreStoredTogetherOrNotAtAll() async throws {
