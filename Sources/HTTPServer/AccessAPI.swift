@@ -1,5 +1,6 @@
 import Access
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -16,7 +17,7 @@ struct AccessAPI {
     /// The `{id}` path parameter, percent-decoded (sQuid ids may hold `:` and `@`).
     static func id(_ context: ServerContext) -> String {
         let raw = context.parameters.get("id") ?? ""
-        return raw.removingPercentEncoding ?? raw
+        return raw.decodingPercentEscapes() ?? raw
     }
 
     func register(on router: Router<ServerContext>) {

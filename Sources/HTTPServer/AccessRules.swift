@@ -1,5 +1,6 @@
 import Access
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 
@@ -156,7 +157,7 @@ enum AccessRules {
     /// `registry:publish:{name}` of `/q/v1/modules/{name}[@…][/…]`.
     static func registryScope(_ path: String) -> Scope {
         let ref = path.dropFirst("/q/v1/modules/".count).prefix { $0 != "/" }
-        let decoded = String(ref).removingPercentEncoding ?? String(ref)
+        let decoded = String(ref).decodingPercentEscapes() ?? String(ref)
         return .registryPublish(module: String(decoded.prefix { $0 != "@" }))
     }
 
@@ -171,7 +172,7 @@ enum AccessRules {
         if rest.hasSuffix("/publish") { rest = rest.dropLast("/publish".count) }
         guard let slash = rest.firstIndex(of: "/") else { return .indexWrite(type: String(rest), key: "") }
         let key = String(rest[rest.index(after: slash)...])
-        return .indexWrite(type: String(rest[..<slash]), key: key.removingPercentEncoding ?? key)
+        return .indexWrite(type: String(rest[..<slash]), key: key.decodingPercentEscapes() ?? key)
     }
 }
 

@@ -1,6 +1,7 @@
 import Access
 import CAR
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import Multiformats
@@ -37,7 +38,7 @@ struct DriveAPI {
         }
         router.get(RouterPath("/q/v1/drive-keys/{owner}")) { _, context in
             await qAsync {
-                guard let owner = (context.parameters.get("owner") ?? "").removingPercentEncoding else { throw DriveError.invalid("the owner is not valid percent-encoding") }
+                guard let owner = (context.parameters.get("owner") ?? "").decodingPercentEscapes() else { throw DriveError.invalid("the owner is not valid percent-encoding") }
                 try Self.checkOwner(owner)
                 let pub = try await io.run { try node.drivePublicKey(owner) }
                 return QindexAPI.ok(DriveKeyWire(owner: owner, keyId: KeyWrap.keyID(pub), publicKey: DriveKeyWire.encode(pub), wrappedKey: nil))
@@ -55,7 +56,7 @@ struct DriveAPI {
     static func parse(_ path: String) throws -> (owner: String, path: String) {
         let rest = path.dropFirst(prefix.count + 1)
         let owner = rest.prefix { $0 != "/" }
-        guard let o = String(owner).removingPercentEncoding, let p = String(rest.dropFirst(owner.count)).removingPercentEncoding else {
+        guard let o = String(owner).decodingPercentEscapes(), let p = String(rest.dropFirst(owner.count)).decodingPercentEscapes() else {
             throw DriveError.invalid("the path is not valid percent-encoding")
         }
         try checkOwner(o)

@@ -418,9 +418,8 @@ struct Gateway: Sendable {
 
     /// `text` with its percent-escapes decoded (as it is when it has none, or a malformed one).
     static func percentDecoded(_ text: String) -> String {
-        // Foundation's decoding goes through CFString: a few percent of a small GET when always called.
         guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
-        return text.removingPercentEncoding ?? text
+        return text.decodingPercentEscapes() ?? text
     }
 
     /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII

@@ -341,7 +341,7 @@ struct KuboRPC: Sendable {
         guard let d = disposition, let r = d.range(of: "filename=") else { return nil }
         var v = String(d[r.upperBound...])
         if v.hasPrefix("\"") { v = String(v.dropFirst().prefix { $0 != "\"" }) } else { v = String(v.prefix { $0 != ";" }) }
-        return v.removingPercentEncoding ?? v
+        return v.decodingPercentEscapes() ?? v
     }
 
     func repoStat(_ request: Request) async throws -> Response {

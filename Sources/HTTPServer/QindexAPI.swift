@@ -1,5 +1,6 @@
 import CAR
 import Foundation
+import HTTPMessages
 import HTTPTypes
 import Hummingbird
 import KuboAPI
@@ -44,7 +45,7 @@ struct QindexAPI {
         }
         guard let slash = rest.firstIndex(of: "/") else { throw QindexError.invalid("expected /q/v1/index/{type}/{key}") }
         let type = String(rest[..<slash])
-        guard let key = String(rest[rest.index(after: slash)...]).removingPercentEncoding else { throw QindexError.invalid("key: bad percent-encoding") }
+        guard let key = String(rest[rest.index(after: slash)...]).decodingPercentEscapes() else { throw QindexError.invalid("key: bad percent-encoding") }
         try Self.hideDrives(type)
         let q = request.uri.queryParameters
         switch request.method {

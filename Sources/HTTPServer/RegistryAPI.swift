@@ -45,7 +45,7 @@ struct RegistryAPI {
     /// `{ref}` (percent-decoded) and the action after it, if any.
     static func parse(_ path: String) throws -> (ref: String, action: String?) {
         let parts = path.dropFirst(prefix.count + 1).split(separator: "/", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), !parts[0].isEmpty, let ref = String(parts[0]).removingPercentEncoding else {
+        guard (1...2).contains(parts.count), !parts[0].isEmpty, let ref = String(parts[0]).decodingPercentEscapes() else {
             throw RequestError(.notFound, "expected /q/v1/modules/{name}[@range][/verify|graph|rdeps|docs|package|promote|deprecate|yank]")
         }
         return (ref, parts.count == 2 ? String(parts[1]) : nil)
