@@ -154,17 +154,27 @@ public final class Qindex: Sendable {
         return u
     }
 
-    /// Refuses a client record signed by a key that is neither the node's, nor one the pointer's
-    /// key is made of, nor one registered for its author.
+    /// Refuses a client record signed by a key that is neither the node's, nor one registered for
+    /// its author, nor the one the pointer's key is made of with that key's peer ID as the author.
     ///
     /// `allowingSelfCertifiedNodes` (imports): a record whose author is the peer ID of the very
     /// key that signed it — a node's own record, as every node signs them — is accepted too, so
     /// histories merge between nodes; who may move which pointer is the grants' business.
     func checkSigner(_ r: IndexRecord, allowingSelfCertifiedNodes: Bool = false) throws {
         guard let pub = r.sig?.pub else { throw SigningError.invalid("the record is not signed") }
-        if pub == nodeKey.publicKey || Libp2pKey.publicKey(ofName: r.key) == pub { return }
-        if allowingSelfCertifiedNodes, r.author.squidId == NodeIdentity.peerID(ofPublicKey: pub) { return }
+        // The node signs for the callers it authenticated, naming them.
+        if pub == nodeKey.publicKey { return }
         if authority.isKey(pub, of: r.author, at: r.createdAtMilliseconds) { return }
+        // Any other key vouches only for itself: the record's author is that key's peer ID, so it
+        // cannot claim to be someone registered (or the node).
+        let ownPeer = r.author.squidId == NodeIdentity.peerID(ofPublicKey: pub)
+        if allowingSelfCertifiedNodes && ownPeer { return }
+        if Libp2pKey.publicKey(ofName: r.key) == pub {
+            guard ownPeer && r.author.subId == nil else {
+                throw SigningError.invalid("a record signed with the key the pointer's name is made of names that key's peer ID as its author, not \(r.author.squidId)")
+            }
+            return
+        }
         throw SigningError.invalid("sig.pub is not a key of \(r.author.squidId) (register it, or sign with the key the pointer's name is made of)")
     }
 

@@ -290,10 +290,19 @@ final class Replica: @unchecked Sendable {
         let n = try Replica()
         let a = try n.target("a")
         let client = SigningKey()
-        // The pointer's key is the client key's name: the client may sign it.
+        // The pointer's key is the client key's name: the client may sign it, as itself (its key's
+        // peer ID the author); naming anyone else as the author is a forgery.
         let name = Libp2pKey.name(client.publicKey).string
+        for forged in [IdentityRef(squidId: "alice"), IdentityRef(squidId: n.index.nodeAuthor.squidId),
+                       IdentityRef(squidId: NodeIdentity.peerID(ofPublicKey: client.publicKey), subId: "phone")] {
+            var f = IndexRecord(type: "ipns", key: name, cid: a, version: 1, prev: nil, tags: [], createdAt: Timestamps.format(n.clock.now), author: forged)
+            f.sign(with: client, ts: Int64(n.clock.now))
+            var u = Qindex.Update(type: "ipns", key: name, target: a)
+            u.signed = f
+            await #expect(throws: SigningError.self, "author \(forged)") { try await n.index.put(u) }
+        }
         var r = IndexRecord(type: "ipns", key: name, cid: a, version: 1, prev: nil, tags: [], createdAt: Timestamps.format(n.clock.now),
-                            author: IdentityRef(squidId: "client"))
+                            author: IdentityRef(squidId: NodeIdentity.peerID(ofPublicKey: client.publicKey)))
         r.sign(with: client, ts: Int64(n.clock.now))
         var u = Qindex.Update(type: "ipns", key: name, target: a)
         u.signed = r
