@@ -51,6 +51,15 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
                     let q = text.dropFirst(root.count + 1)
                     let type = q.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)[0]
                     guard !type.isEmpty else { throw AccessError.invalid("scope \"\(text)\": index:write:TYPE[/KEY-PREFIX] needs a type") }
+                    // A type is compared whole, so it must be one a pointer can have (Qindex's
+                    // [a-z0-9][a-z0-9._-]{0,63}): "NOTES" or "n*" would match nothing, or more than meant.
+                    let u = Array(type.utf8)
+                    func allowed(_ c: UInt8, first: Bool) -> Bool {
+                        (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || (!first && (c == 0x2e || c == 0x5f || c == 0x2d))
+                    }
+                    guard u.count <= 64, allowed(u[0], first: true), u.dropFirst().allSatisfy({ allowed($0, first: false) }) else {
+                        throw AccessError.invalid("scope \"\(text)\": a pointer type is [a-z0-9][a-z0-9._-]{0,63}, compared whole")
+                    }
                 }
                 self.value = text
                 return
@@ -95,7 +104,10 @@ public struct Scope: Hashable, Sendable, Comparable, CustomStringConvertible, Co
     public var description: String { value }
     public static func < (a: Scope, b: Scope) -> Bool { a.value < b.value }
 
-    public init(from decoder: any Decoder) throws { try self.init(try decoder.singleValueContainer().decode(String.self)) }
+    /// A stored scope (a grant's, a token's) as it was checked when it was given: a rule added
+    /// since must not make a repository's access records unreadable. Input from callers goes
+    /// through `init(_:)` and `list(_:)`.
+    public init(from decoder: any Decoder) throws { self.init(trusted: try decoder.singleValueContainer().decode(String.self)) }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(value)

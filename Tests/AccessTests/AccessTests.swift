@@ -74,8 +74,12 @@ extension Curve25519.Signing.PrivateKey {
     }
 
     @Test func unknownAndMalformedScopesAreRefused() throws {
-        for bad in ["", "reed", "admin:all", "index:write:", "index:write:/key", "drive:erase", "read write", "read,pin", "gc\u{0}"] {
+        for bad in ["", "reed", "admin:all", "index:write:", "index:write:/key", "index:write:NOTES", "index:write:n*", "index:write:-x/k",
+                    "index:write:" + String(repeating: "t", count: 65), "drive:erase", "read write", "read,pin", "gc\u{0}"] {
             #expect(throws: AccessError.self, "\(bad)") { try Scope(bad) }
+        }
+        for good in ["index:write:notes", "index:write:my-type.v2_x/any*key", "index:write:" + String(repeating: "t", count: 64)] {
+            #expect(throws: Never.self, "\(good)") { try Scope(good) }
         }
         #expect(throws: AccessError.self) { try Scope.list("read,,pin") }
         #expect(try Scope.list("pin, read,pin").map(\.value) == ["pin", "read"])
