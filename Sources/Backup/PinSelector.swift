@@ -31,6 +31,10 @@ public struct PinSelector: Sendable, Equatable, CustomStringConvertible {
             }
             let values = term[term.index(after: eq)...].split(separator: "|", omittingEmptySubsequences: false).map(String.init)
             guard !values.contains(where: \.isEmpty) else { throw BackupError.invalid("--pins: \(key) has an empty value") }
+            // A value that cannot name a CID would select nothing, silently: a typo, refused.
+            if key == "cid", let bad = values.first(where: { (try? CID($0)) == nil }) {
+                throw BackupError.invalid("--pins: cid=\(bad.prefix(100)) is not a CID")
+            }
             terms.append(Term(key: key, values: values))
         }
         guard !terms.isEmpty, text.utf8.count <= 4096 else { throw BackupError.invalid("--pins: give at least one KEY=VALUE term (at most 4 KiB)") }

@@ -197,7 +197,7 @@ import TestSupport
     }
 
     @Test func pinFiltersParseAndMatch() throws {
-        for bad in ["", "type", "=x", "colour=red", "name=", "type=a|"] {
+        for bad in ["", "type", "=x", "colour=red", "name=", "type=a|", "cid=notacid", "cid=bafkqaaa|typo"] {
             #expect(throws: BackupError.self, "\(bad)") { try PinSelector(bad) }
         }
         let pin = Pin(id: PinID(created: 1), cid: try CID("bafkqaaa"), type: .recursive, status: .pinned, name: "photos-2026-summer", resourceType: "qdrive-files",
