@@ -653,21 +653,49 @@ extension Node {
     /// Takes `who` (an identity, or `key:<keyId>`) off the file's recipients and destroys its wrap.
     /// A recipient who already read the file has had it; `rotate` re-encrypts the file under a new
     /// key for the others, so the old key (if kept) opens nothing new.
+    ///
+    /// The wraps `who` holds of the keys the path had in the drive's earlier versions go too: an
+    /// overwrite makes a new key shared with nobody, and the version before it (`?version=N`)
+    /// would otherwise still open for `who`.
     public func driveRevoke(owner: String, path text: String, who: String, rotate: Bool = false) throws -> DriveFileInfo {
         let path = try DrivePath.parse(text)
         let info = try driveInfo(owner: owner, path: text)
         guard var e = info.file.encryption else { throw DriveError.invalid("\(text) is not encrypted") }
-        guard let r = e.recipients.first(where: { $0.identity == who || $0.keyId == who }) else { throw DriveError.notFound("\(who) is not a recipient of \(text)") }
-        guard r.identity != owner else { throw DriveError.invalid("the owner's own key is not revoked (rm --erase ends the file)") }
+        let current = e.recipients.first(where: { $0.identity == who || $0.keyId == who })
+        guard current?.identity != owner else { throw DriveError.invalid("the owner's own key is not revoked (rm --erase ends the file)") }
+        var wraps = try driveEarlierWraps(owner: owner, path: path, before: info.version, of: who)
+        if let current { wraps.append((e.id, current.keyId)) }
+        guard !wraps.isEmpty else { throw DriveError.notFound("\(who) is not a recipient of \(text) (nor of its earlier versions)") }
         let batch = WriteBatch()
-        batch.delete(Self.wrapKey(e.id, r.keyId))
+        for (id, keyId) in wraps { batch.delete(Self.wrapKey(id, keyId)) }
         try repository.blocks.db.write(batch, sync: true)
-        repository.blocks.db.compact(from: Self.wrapKey(e.id, r.keyId), to: Self.wrapKey(e.id, r.keyId))
+        for (id, keyId) in wraps { repository.blocks.db.compact(from: Self.wrapKey(id, keyId), to: Self.wrapKey(id, keyId)) }
+        guard let r = current else {
+            try auditDrive("q.qdrive.file.revoked.v1", owner: owner, path: path, cid: info.cid, [("who", .string(who)), ("rotated", .bool(false)), ("earlierKeys", .int(wraps.count))])
+            return info
+        }
         e.recipients.removeAll { $0.keyId == r.keyId }
         var updated = try driveRewrite(owner, path, info) { $0.encryption = e }
         if rotate { updated = try driveRotate(owner: owner, info: updated) }
         try auditDrive("q.qdrive.file.revoked.v1", owner: owner, path: path, cid: updated.cid, [("who", .string(who)), ("rotated", .bool(rotate))])
         return updated
+    }
+
+    /// `who`'s wraps (key id, recipient key id) of the keys `path` had in the drive's kept versions
+    /// before `version`, whose wrap is still stored.
+    func driveEarlierWraps(owner: String, path: [String], before version: Int64, of who: String) throws -> [(String, String)] {
+        var found: [(String, String)] = []
+        var seen = Set<String>()
+        var v = version - 1
+        while v >= 1 {
+            defer { v -= 1 }
+            let tree: (root: DriveDirectory, cid: CID?, version: Int64)
+            do { tree = try driveTree(owner, version: v) } catch QindexError.notFound { break }
+            guard let file = (try? driveLookup(tree.root, tree.cid, path))?.file, let e = file.encryption, seen.insert(e.id).inserted else { continue }
+            guard let r = e.recipients.first(where: { $0.identity == who || $0.keyId == who }), r.identity != owner else { continue }
+            if try driveWraps(e.id)[r.keyId] != nil { found.append((e.id, r.keyId)) }
+        }
+        return found
     }
 
     /// Re-encrypts a file under a new key for its remaining recipients the node holds keys for

@@ -87,6 +87,34 @@ import TestSupport
         }
     }
 
+    /// A file shared, then overwritten (a new key, shared with nobody), then revoked: the revoke
+    /// destroys the recipient's wrap of the earlier version's key too, so `?version=` of that
+    /// version no longer opens for them (it answered 404 "not a recipient" and left it readable).
+    @Test func aRevokeReachesTheVersionsBeforeAnOverwrite() async throws {
+        try await DaemonHarness.run { h in
+            _ = try await h.register("alice", scopes: [])
+            _ = try await h.register("bob", scopes: [])
+            let (alice, _) = try await h.token(["drive:*"], identity: "alice")
+            let (bob, _) = try await h.token(["drive:read"], identity: "bob")
+            func call(_ path: String, _ method: String, _ bearer: String, body: [UInt8]? = nil) async throws -> DaemonHarness.Reply {
+                try await h.request(path, method: method, api: true, headers: ["Authorization": "Bearer " + bearer, "Content-Type": "application/json"],
+                                    body: body, authorized: false)
+            }
+            #expect(try await call("/q/v1/drive/alice/s.txt", "PUT", alice, body: Array("secret".utf8)).status == 201)
+            let shared = try await call("/q/v1/drive/alice/s.txt?action=share", "POST", alice, body: Array(#"{"identity": "bob"}"#.utf8))
+            let version = try #require((try shared.json()["data"] as? [String: Any])?["version"] as? Int, "\(shared.text)")
+            #expect(try await call("/q/v1/drive/alice/s.txt", "PUT", alice, body: Array("secret v2".utf8)).status == 201)
+            #expect(try await call("/q/v1/drive/alice/s.txt?version=\(version)", "GET", bob).body == Array("secret".utf8))
+            let revoked = try await call("/q/v1/drive/alice/s.txt?action=revoke", "POST", alice, body: Array(#"{"who": "bob"}"#.utf8))
+            #expect(revoked.status == 200, "\(revoked.text)")
+            let old = try await call("/q/v1/drive/alice/s.txt?version=\(version)", "GET", bob)
+            #expect(old.status != 200, "the version shared before the overwrite still opens for bob: \(old.status)")
+            #expect(try await call("/q/v1/drive/alice/s.txt?version=\(version)", "GET", alice).body == Array("secret".utf8))
+            let again = try await call("/q/v1/drive/alice/s.txt?action=revoke", "POST", alice, body: Array(#"{"who": "bob"}"#.utf8))
+            #expect(again.status == 404, "\(again.text)")
+        }
+    }
+
     /// Client-held keys with the `qstore` binary, through a daemon and on the repository itself:
     /// `drive put --recipient` seals before the upload (the daemon stores the bytes it was sent:
     /// `?sealed=true` gives them back, and they open with the client's key only); `drive get
