@@ -77,6 +77,21 @@ struct QindexAPI {
         }
     }
 
+    /// A JSON number that is an integer, exactly (not a boolean, not a float rounded to one: a
+    /// version past 2^53 given as a double would become its neighbour).
+    static func jsonInteger(_ v: Any) -> Int64? {
+        guard let n = v as? NSNumber else { return nil }
+        switch String(cString: n.objCType) {
+        case "c": return nil
+        case "q", "l", "i", "s": return n.int64Value
+        case "Q", "L", "I", "S": return n.uint64Value <= UInt64(Int64.max) ? Int64(n.uint64Value) : nil
+        default:
+            let d = n.doubleValue
+            guard d.rounded() == d, abs(d) <= 9_007_199_254_740_992 else { return nil }
+            return Int64(exactly: d)
+        }
+    }
+
     /// `PUT …/{type}/{key}` `{cid, tags?, expectedVersion?, expectedHead?, allowMissing?, record?}`;
     /// `record` is a client-signed record (dag-cbor, standard base64) to store instead of one the node signs.
     func put(_ request: Request, type: String, key: String) async throws -> Response {
@@ -94,9 +109,7 @@ struct QindexAPI {
             u.tags = tags
         }
         if let v = object["expectedVersion"] {
-            guard let n = v as? NSNumber, String(cString: n.objCType) != "c", let i = Int64(exactly: n.doubleValue), i >= 0 else {
-                throw QindexError.invalid("expectedVersion: an integer ≥ 0")
-            }
+            guard let i = Self.jsonInteger(v), i >= 0 else { throw QindexError.invalid("expectedVersion: an integer ≥ 0") }
             u.expectedVersion = i
         }
         if let h = object["expectedHead"] {
@@ -104,8 +117,9 @@ struct QindexAPI {
             u.expectedHead = try CID(s)
         }
         if let a = object["allowMissing"] {
-            guard let b = a as? Bool else { throw QindexError.invalid("allowMissing: a boolean") }
-            u.allowMissing = b
+            // JSON's true or false, not a number Foundation would also bridge to a Bool.
+            guard let n = a as? NSNumber, String(cString: n.objCType) == "c" else { throw QindexError.invalid("allowMissing: true or false") }
+            u.allowMissing = n.boolValue
         }
         if request.uri.queryParameters.get("allow-missing") == "true" { u.allowMissing = true }
         if let r = object["record"] {

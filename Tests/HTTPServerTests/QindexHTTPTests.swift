@@ -1,5 +1,7 @@
 import Foundation
 import HTTPMessages
+@testable import HTTPServer
+import Storage
 import Testing
 
 /// `/q/v1/index` over loopback HTTP against a real daemon: the Q envelope, CAS, history, lists,
@@ -41,6 +43,21 @@ import Testing
             #expect(marked.text.contains("\"key\":\"\u{FEFF}a\""), "\(marked.text)")
             #expect(try Self.data(try await h.request("/q/v1/index/docs/a", api: true))["cid"] as? String == a, "the marked key's write landed on a")
             #expect(try await put(h, "docs/%C3", ["cid": a]).status == 400)
+        }
+    }
+
+    /// A body's fields have their JSON types: 1 is not `true` (Foundation bridges it to a Bool),
+    /// `true` and 1.5 are not versions; integers are read exactly.
+    @Test func bodyFieldsHaveTheirJSONTypes() async throws {
+        #expect(QindexAPI.jsonInteger(NSNumber(value: Int64(9_007_199_254_740_993))) == 9_007_199_254_740_993)
+        #expect(QindexAPI.jsonInteger(NSNumber(value: true)) == nil && QindexAPI.jsonInteger(NSNumber(value: 1.5)) == nil)
+        try await DaemonHarness.run { h in
+            let missing = try Block(data: Array("not stored".utf8)).cid.string
+            for body: [String: Any] in [["cid": missing, "allowMissing": 1], ["cid": missing, "expectedVersion": true], ["cid": missing, "expectedVersion": 1.5]] {
+                let r = try await put(h, "docs/typed", body)
+                #expect(r.status == 400, "\(body): \(r.status) \(r.text)")
+            }
+            #expect((200...201).contains(try await put(h, "docs/typed", ["cid": missing, "allowMissing": true]).status))
         }
     }
 
