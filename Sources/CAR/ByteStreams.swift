@@ -208,7 +208,10 @@ public final class FileSink: SeekableByteSink {
         guard fsync(descriptor) == 0 else { throw IOError(operation: "fsync", code: errno) }
     }
 
-    private func writeAll(_ b: UnsafeRawBufferPointer) throws {
+    private func writeAll(_ b: UnsafeRawBufferPointer) throws { try Self.writeAll(b, to: descriptor) }
+
+    /// Writes all of `b` to `descriptor`, unbuffered (`IOError` with the write's errno).
+    public static func writeAll(_ b: UnsafeRawBufferPointer, to descriptor: Int32) throws {
         var done = 0
         while done < b.count {
             #if canImport(Glibc)

@@ -417,10 +417,7 @@ struct Gateway: Sendable {
     }
 
     /// `text` with its percent-escapes decoded (as it is when it has none, or a malformed one).
-    static func percentDecoded(_ text: String) -> String {
-        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
-        return text.decodingPercentEscapes() ?? text
-    }
+    static func percentDecoded(_ text: String) -> String { text.decodingPercentEscapes() ?? text }
 
     /// A `Content-Disposition` value for the requested `?filename=` (else `name`): an ASCII
     /// `filename` (other characters as `_`) and, when the name is not ASCII, RFC 5987's

@@ -58,17 +58,10 @@ enum Output {
     /// process by SIGPIPE, quietly; any other failure with a message and status 1 (Foundation's
     /// `FileHandle.write` traps on both).
     static func write(_ bytes: UnsafeRawBufferPointer) {
-        var at = 0
-        while at < bytes.count {
-            let n = Glibc.write(1, bytes.baseAddress! + at, bytes.count - at)
-            if n < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                endIfPipeClosed(errno: code)
-                FileHandle.standardError.write(Data("Error: write to standard output: \(String(cString: strerror(code)))\n".utf8))
-                exit(1)
-            }
-            at += n
+        do { try FileSink.writeAll(bytes, to: 1) } catch {
+            endIfPipeClosed(error)
+            FileHandle.standardError.write(Data("Error: standard output: \(error)\n".utf8))
+            exit(1)
         }
     }
 

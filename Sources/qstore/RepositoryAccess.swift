@@ -21,12 +21,7 @@ func reporting<T>(_ what: String, _ body: () throws -> T) throws -> T {
 /// writes that report EPIPE instead are those of a process where NIO ignores the signal, and of
 /// threads that block it.
 func endIfPipeClosed(_ error: any Error) {
-    if let io = error as? CAR.IOError { endIfPipeClosed(errno: io.code) }
-}
-
-/// `endIfPipeClosed` for a failed write's `errno`.
-func endIfPipeClosed(errno code: Int32) {
-    guard code == EPIPE else { return }
+    guard let io = error as? CAR.IOError, io.code == EPIPE else { return }
     signal(SIGPIPE, SIG_DFL)
     raise(SIGPIPE)
 }

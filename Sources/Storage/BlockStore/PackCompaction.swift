@@ -165,14 +165,15 @@ extension LevelDBBlockStore {
         let prefix = KeySpace.blockData.prefix
         it.seek(prefix)
         while it.isValid, it.withKey({ $0.starts(with: prefix) }) {
-            // Kinds 1 and 3 are packed (an inline record, whose body is the block, is not copied).
-            let record = it.withValue { v -> [UInt8]? in v.first == 1 || v.first == 3 ? Array(v) : nil }
-            if let record {
-                guard case .packed(let l)? = try? Record(record) else { return true }
-                if l.pack == pack && !offsets.contains(l.offset) { return true }
-            } else if it.withValue({ $0.isEmpty || $0[0] > 3 }) {
-                return true
+            let pointsElsewhere = it.withValue { v -> Bool in
+                // An unknown kind might point here; kinds 0 and 2 are inline (their body, the block,
+                // is not copied); 1 and 3 are packed.
+                guard let kind = v.first, kind <= 3 else { return true }
+                guard kind == 1 || kind == 3 else { return false }
+                guard case .packed(let l)? = try? Record(Array(v)) else { return true }
+                return l.pack == pack && !offsets.contains(l.offset)
             }
+            if pointsElsewhere { return true }
             it.next()
         }
         try it.checkError()
